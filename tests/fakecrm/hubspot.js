@@ -1833,7 +1833,7 @@ module.exports = function create(fake) {
       const custom = [...defs.values()].filter((d) => !d.hubspotDefined);
       if (custom.length) customProperties[name] = custom;
     }
-    return { objects, associations, merged: Object.fromEntries(st.merged), owners: st.owners, customProperties, requestsInWindow: st.window.length };
+    return { objects, associations, merged: Object.fromEntries(st.merged), owners: st.owners, customProperties };
   }
 
   return {

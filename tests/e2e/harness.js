@@ -1,0 +1,257 @@
+'use strict';
+/*
+ * Shared e2e harness: starts the fake CRM (tests/fakecrm/server.js) and crmgate as child
+ * processes on loopback, waits until each is ready, and kills every child when the test
+ * process exits (normally, on failure, or on a signal) so `node --test` never hangs.
+ *
+ *   const { startFake, startCrmgate, startStack } = require('./harness.js');
+ *   const stack = await startStack();          // fake + crmgate in front of it
+ *   ... stack.hubspotBase, stack.fake.seed({hubspot: {...}}), stack.fake.state() ...
+ *   await stack.stop();
+ *
+ * crmgate binary: $CRMGATE_BIN or <repo>/crmgate. Set CRMGATE_LOG=1 to echo crmgate's stderr.
+ */
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const http = require('node:http');
+const https = require('node:https');
+
+const REPO = path.resolve(__dirname, '..', '..');
+const FAKE_SERVER = path.join(REPO, 'tests', 'fakecrm', 'server.js');
+const READY_TIMEOUT_MS = 10000;
+
+/* ---------------- child process bookkeeping ---------------- */
+
+const children = new Set();
+const tmpdirs = new Set();
+
+function killAll() {
+  for (const c of children) {
+    try { c.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+  children.clear();
+  for (const d of tmpdirs) {
+    try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+  tmpdirs.clear();
+}
+
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => { killAll(); process.exit(128 + (os.constants.signals[sig] || 1)); });
+}
+
+function track(proc) {
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return proc;
+}
+
+function exited(proc) {
+  return proc.exitCode !== null || proc.signalCode !== null;
+}
+
+/*
+ * Children are unref'd once ready (so a forgotten stop() cannot keep the test process alive;
+ * the 'exit' hook kills them), which means a wait on them must hold the event loop itself.
+ */
+function detach(proc) {
+  proc.unref();
+  for (const s of [proc.stdout, proc.stderr]) if (s && typeof s.unref === 'function') s.unref();
+}
+
+/* Resolves with the exit code (or the signal name) once the process has ended. */
+function waitExit(proc) {
+  if (exited(proc)) return Promise.resolve(proc.exitCode !== null ? proc.exitCode : proc.signalCode);
+  const keepAlive = setInterval(() => {}, 1000);
+  return new Promise((resolve) => proc.once('exit', (code, signal) => {
+    clearInterval(keepAlive);
+    resolve(code !== null ? code : signal);
+  }));
+}
+
+/* Sends a signal, waits up to `graceMs`, then SIGKILLs. Resolves with the exit code or signal. */
+async function stopProc(proc, { signal = 'SIGTERM', graceMs = 5000 } = {}) {
+  if (exited(proc)) return waitExit(proc);
+  const done = waitExit(proc);
+  proc.kill(signal);
+  const timer = setTimeout(() => { if (!exited(proc)) proc.kill('SIGKILL'); }, graceMs);
+  try { return await done; } finally { clearTimeout(timer); }
+}
+
+/* Waits until `re` matches the accumulated text of a stream; rejects on exit or timeout. */
+function waitForLine(proc, stream, re, what, captured) {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d) => {
+      buf += d.toString();
+      const m = re.exec(buf);
+      if (m) { cleanup(); resolve(m); }
+    };
+    const onExit = (code, signal) => {
+      cleanup();
+      reject(new Error(`${what} exited (${code !== null ? `code ${code}` : signal}) before it was ready.\n--- output ---\n${captured()}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`${what} not ready after ${READY_TIMEOUT_MS} ms (waiting for ${re}).\n--- output ---\n${captured()}`));
+    }, READY_TIMEOUT_MS);
+    function cleanup() {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      proc.off('exit', onExit);
+    }
+    stream.on('data', onData);
+    proc.on('exit', onExit);
+  });
+}
+
+/* ---------------- tiny JSON client for the control API ---------------- */
+
+/* One HTTP(S) request with a JSON body; resolves {status, headers, body (parsed when JSON)}. */
+function requestJson(url, { method = 'GET', body, headers = {} } = {}) {
+  const u = new URL(url);
+  const lib = u.protocol === 'https:' ? https : http;
+  const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = lib.request(u, {
+      method,
+      headers: { ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}), ...headers },
+      rejectUnauthorized: false, /* the fake's own test certificate; loopback only */
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed = text;
+        if (/json/.test(res.headers['content-type'] || '') && text) parsed = JSON.parse(text);
+        resolve({ status: res.statusCode, headers: res.headers, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+async function control(base, method, p, body) {
+  const r = await requestJson(`${base}${p}`, { method, body });
+  if (r.status !== 200) throw new Error(`fakecrm control ${method} ${p} -> ${r.status}: ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+/* ---------------- the fake CRM ---------------- */
+
+/*
+ * Starts tests/fakecrm/server.js on a free loopback port.
+ * opts: {tls, cert, key, gzip (default true)}.
+ */
+async function startFake(opts = {}) {
+  const args = [FAKE_SERVER, '--port', '0', '--host', '127.0.0.1'];
+  if (opts.tls) args.push('--tls', '--cert', opts.cert, '--key', opts.key);
+  if (opts.gzip === false) args.push('--no-gzip');
+  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; if (process.env.FAKECRM_LOG) process.stderr.write(d); });
+  const m = await waitForLine(proc, proc.stdout, /fakecrm listening on (https?:\/\/[0-9.]+:(\d+))\n/, 'fakecrm', () => out);
+  const url = m[1];
+  detach(proc);
+  return {
+    url,
+    port: Number(m[2]),
+    proc,
+    output: () => out,
+    reset: () => control(url, 'POST', '/_fake/reset'),
+    seed: (obj) => control(url, 'POST', '/_fake/seed', obj),
+    requests: (since) => control(url, 'GET', `/_fake/requests${since ? `?since=${since}` : ''}`),
+    clearRequests: () => control(url, 'DELETE', '/_fake/requests'),
+    state: () => control(url, 'GET', '/_fake/state'),
+    fault: (spec) => control(url, 'POST', '/_fake/faults', spec),
+    clearFaults: () => control(url, 'DELETE', '/_fake/faults'),
+    revokeToken: (token) => control(url, 'POST', '/_fake/tokens/revoke', { token }),
+    stop: () => stopProc(proc, { graceMs: 2000 }),
+  };
+}
+
+/* ---------------- crmgate ---------------- */
+
+function crmgateBinary() {
+  return process.env.CRMGATE_BIN || path.join(REPO, 'crmgate');
+}
+
+/* True when the crmgate binary exists, so suites can skip the gate path until it is built. */
+function crmgateAvailable() {
+  try { fs.accessSync(crmgateBinary(), fs.constants.X_OK); return true; } catch { return false; }
+}
+
+/*
+ * Starts `crmgate serve` on 127.0.0.1:0 with a fresh state directory.
+ * opts: {upstreams: {hubspot?, salesforce?}, args: [], env: {}, config: object written as JSON
+ * and passed with --config, workers (default 2)}.
+ */
+async function startCrmgate(opts = {}) {
+  const bin = crmgateBinary();
+  if (!fs.existsSync(bin)) throw new Error(`crmgate binary not found at ${bin} (build it with make, or set CRMGATE_BIN)`);
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-'));
+  tmpdirs.add(stateDir);
+  const args = ['serve', '--listen', '127.0.0.1:0', '--workers', String(opts.workers || 2), '--state-dir', stateDir];
+  if (opts.config) {
+    const file = path.join(stateDir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify(opts.config, null, 2));
+    args.push('--config', file);
+  }
+  for (const [crm, url] of Object.entries(opts.upstreams || {})) if (url) args.push('--upstream', `${crm}=${url}`);
+  args.push(...(opts.args || []));
+  const proc = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) } }));
+  let err = '';
+  let out = '';
+  proc.stderr.on('data', (d) => { err += d; if (process.env.CRMGATE_LOG) process.stderr.write(d); });
+  proc.stdout.on('data', (d) => { out += d; });
+  const m = await waitForLine(proc, proc.stderr, /reverse listener on ([0-9.]+):(\d+)/, `crmgate (${bin} ${args.join(' ')})`, () => err + out);
+  const port = Number(m[2]);
+  detach(proc);
+  return {
+    url: `http://${m[1]}:${port}`,
+    port,
+    proc,
+    stateDir,
+    args,
+    stderr: () => err,
+    stdout: () => out,
+    stop: ({ signal = 'SIGTERM', graceMs = 10000 } = {}) => stopProc(proc, { signal, graceMs }),
+    waitExit: () => waitExit(proc),
+  };
+}
+
+/* ---------------- both ---------------- */
+
+/* Fake CRM plus crmgate in front of it for both CRMs. opts: {fake: {...}, gate: {...}}. */
+async function startStack(opts = {}) {
+  const fake = await startFake(opts.fake || {});
+  let gate;
+  try {
+    gate = await startCrmgate({ ...(opts.gate || {}), upstreams: { hubspot: fake.url, salesforce: fake.url } });
+  } catch (e) {
+    await fake.stop();
+    throw e;
+  }
+  return {
+    fake,
+    gate,
+    hubspotBase: `${gate.url}/hubspot`,
+    salesforceBase: `${gate.url}/salesforce`,
+    directHubspotBase: fake.url,
+    directSalesforceBase: fake.url,
+    stop: async () => {
+      const code = await gate.stop();
+      await fake.stop();
+      return code;
+    },
+  };
+}
+
+module.exports = { startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, REPO };
