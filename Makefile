@@ -1,0 +1,116 @@
+# crmgate - one plain GNU Makefile (see STYLE.md).
+#
+#   make            build ./crmgate
+#   make run        install what is missing, build, start on the embedded default
+#   make test       install what is missing, build, run every test
+#   make asan       build ./crmgate-asan (ASan + UBSan) and run the suite with it
+#   make bench      crmgate vs nginx vs direct, side by side (tests/bench/)
+#   make install    PREFIX=/usr DESTDIR=... binary, unit, sysusers, tmpfiles, rules
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+DATADIR    ?= $(PREFIX)/share/crmgate
+CONFDIR    ?= /etc/crmgate
+
+CC         ?= cc
+PKGS       := libevent libevent_openssl libevent_pthreads libcurl jansson openssl lmdb zlib
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
+OPT        ?= -O2 -g
+CPPFLAGS   += -D_GNU_SOURCE -DCRMGATE_VERSION='"$(VERSION)"' -I$(LLHTTP_INC)
+CFLAGS     += $(OPT) -std=c11 -pthread -fno-strict-aliasing
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS     += $(PKG_LIBS) -pthread
+
+B          ?= build
+PROG       ?= crmgate
+
+SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.c \
+              proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c
+SRC_POLICY := policy/crm.c
+SRC        := $(SRC_PROXY) $(SRC_POLICY)
+SRC_LLHTTP := $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c
+
+OBJ        := $(SRC:%.c=$(B)/%.o)
+OBJ_LLHTTP := $(SRC_LLHTTP:$(LLHTTP_DIR)/%.c=$(B)/llhttp/%.o)
+
+UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify
+UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
+
+.PHONY: all deps run test unit e2e systemd-check asan bench install clean format format-check
+
+all: $(PROG)
+
+$(PROG): $(OBJ) $(OBJ_LLHTTP)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+
+# llhttp from Debian's node-llhttp: its own object group, strict mode, its warnings off.
+$(B)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 $(CFLAGS) -w -c -o $@ $<
+
+# Unit tests (cmocka) may #include the .c under test to reach statics.
+$(B)/tests/unit/%: tests/unit/%.c $(OBJ) $(OBJ_LLHTTP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy $(CFLAGS) $(WARN) -Wno-missing-prototypes \
+	    -o $@ $< $(filter-out $(B)/proxy/main.o,$(OBJ)) $(OBJ_LLHTTP) $(LDLIBS) -lcmocka
+
+deps:
+	@./scripts/deps.sh
+
+run: deps all
+	./$(PROG) serve
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: $(PROG)
+	CRMGATE_BIN=$(abspath $(PROG)) node --test --test-concurrency=2 tests/e2e/
+
+systemd-check: $(PROG)
+	@sh tests/systemd/check.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory systemd-check
+	@$(MAKE) --no-print-directory e2e
+
+asan: deps
+	@$(MAKE) --no-print-directory B=build-asan PROG=crmgate-asan \
+	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	    LDFLAGS="-fsanitize=address,undefined" all unit e2e
+
+bench: deps all
+	@CRMGATE_BIN=$(abspath $(PROG)) sh tests/bench/run.sh
+
+install: $(PROG)
+	install -D -m 0755 $(PROG) $(DESTDIR)$(SBINDIR)/crmgate
+	install -D -m 0644 systemd/crmgate.service $(DESTDIR)$(UNITDIR)/crmgate.service
+	install -D -m 0644 systemd/crmgate.sysusers $(DESTDIR)$(SYSUSERSDIR)/crmgate.conf
+	install -D -m 0644 systemd/crmgate.tmpfiles $(DESTDIR)$(TMPFILESDIR)/crmgate.conf
+	install -D -m 0640 systemd/crmgate.json.example $(DESTDIR)$(CONFDIR)/crmgate.json.example
+	install -d $(DESTDIR)$(DATADIR)/rules
+	for f in rules/*; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(DATADIR)/rules/; done; true
+
+format:
+	clang-format -i proxy/*.[ch] policy/*.[ch] $(wildcard certs/*.[ch] tests/unit/*.c)
+
+format-check:
+	clang-format --dry-run --Werror proxy/*.[ch] policy/*.[ch] $(wildcard certs/*.[ch] tests/unit/*.c)
+
+clean:
+	rm -rf build build-asan crmgate crmgate-asan
+
+-include $(OBJ:.o=.d)

@@ -1,0 +1,518 @@
+/*
+ * config.c - load, override and validate the configuration.
+ *
+ * The file is JSON, loaded with JSON_REJECT_DUPLICATES, and unknown keys are
+ * errors: a misspelt limit must not silently fall back to a default. Every
+ * error names the file and the JSON pointer of the offending value.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "config.h"
+
+#define CONFIG_MAX_FILE_BYTES (1024 * 1024)
+
+static const struct config_limits config_default_limits = {
+    .header_bytes = 64 * 1024,
+    .header_count = 100,
+    .body_bytes = 1024 * 1024,
+    .response_bytes = 32 * 1024 * 1024,
+    .header_timeout_ms = 10000,
+    .body_timeout_ms = 30000,
+    .idle_timeout_ms = 60000,
+    .write_timeout_ms = 30000,
+};
+
+struct config *config_ref(struct config *cfg)
+{
+    __atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+    return cfg;
+}
+
+void config_unref(struct config *cfg)
+{
+    if (cfg == NULL || __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    free(cfg->path);
+    free(cfg->listen);
+    free(cfg->listen_host);
+    free(cfg->listen_port);
+    free(cfg->upstream_hubspot);
+    free(cfg->upstream_salesforce);
+    free(cfg->state_dir);
+    free(cfg->ca_bundle);
+    free(cfg);
+}
+
+static int config_set_str(char **dst, const char *src)
+{
+    char *copy = strdup(src);
+
+    if (copy == NULL)
+        return -1;
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+/* "ADDR:PORT", "[v6]:PORT"; the port may be 0 (pick one, as the tests do). */
+static int config_parse_listen(struct config *cfg, const char *where, char *err, size_t errlen)
+{
+    const char *s = cfg->listen, *colon;
+    char host[256];
+    size_t hl;
+    char *end;
+    long port;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            goto bad;
+        hl = (size_t)(close - s - 1);
+        if (hl == 0 || hl >= sizeof(host))
+            goto bad;
+        memcpy(host, s + 1, hl);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || colon == s)
+            goto bad;
+        hl = (size_t)(colon - s);
+        if (hl >= sizeof(host))
+            goto bad;
+        memcpy(host, s, hl);
+    }
+    host[hl] = '\0';
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+        goto bad;
+    if (config_set_str(&cfg->listen_host, host) < 0 ||
+        config_set_str(&cfg->listen_port, colon + 1) < 0)
+        goto oom;
+    return 0;
+bad:
+    snprintf(err, errlen, "%s: listen address \"%s\" is not ADDR:PORT (e.g. 127.0.0.1:8080)", where,
+             s);
+    return -1;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+/*
+ * An upstream base URL: http or https, a host, an optional path, no query,
+ * no fragment, no credentials. Stored without a trailing slash so that the
+ * request path can be appended as is.
+ */
+static int config_set_upstream(char **dst, const char *url, const char *where, char *err,
+                               size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *query = NULL, *frag = NULL, *user = NULL, *out = NULL;
+    int rc = -1;
+    size_t n;
+
+    if (u == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where, url);
+        goto done;
+    }
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
+    curl_url_get(u, CURLUPART_USER, &user, 0);
+    if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(err, errlen, "%s: \"%s\" must be an http:// or https:// URL", where, url);
+        goto done;
+    }
+    if (host == NULL || host[0] == '\0') {
+        snprintf(err, errlen, "%s: \"%s\" has no host", where, url);
+        goto done;
+    }
+    if (query != NULL || frag != NULL || user != NULL) {
+        snprintf(err, errlen, "%s: \"%s\" must not carry a query, fragment or credentials", where,
+                 url);
+        goto done;
+    }
+    if (curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK) {
+        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where, url);
+        goto done;
+    }
+    n = strlen(out);
+    while (n > 0 && out[n - 1] == '/')
+        out[--n] = '\0';
+    if (config_set_str(dst, out) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(query);
+    curl_free(frag);
+    curl_free(user);
+    curl_free(out);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* Read a JSON unsigned integer in [min, max] at obj[key], if present. */
+static int config_get_uint(json_t *obj, const char *key, unsigned long long min,
+                           unsigned long long max, unsigned long long *out, const char *file,
+                           const char *ptr, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (v == NULL)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (unsigned long long)json_integer_value(v) < min ||
+        (unsigned long long)json_integer_value(v) > max) {
+        snprintf(err, errlen, "%s: %s/%s: must be an integer between %llu and %llu", file, ptr, key,
+                 min, max);
+        return -1;
+    }
+    *out = (unsigned long long)json_integer_value(v);
+    return 0;
+}
+
+static int config_check_keys(json_t *obj, const char *const *allowed, const char *file,
+                             const char *ptr, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(obj, key, v)
+    {
+        int ok = 0;
+        for (size_t i = 0; allowed[i] != NULL; i++)
+            ok |= strcmp(key, allowed[i]) == 0;
+        if (!ok) {
+            snprintf(err, errlen, "%s: %s/%s: unknown key", file, ptr, key);
+            return -1;
+        }
+    }
+    (void)v;
+    return 0;
+}
+
+static int config_get_string(json_t *obj, const char *key, const char **out, const char *file,
+                             char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(err, errlen, "%s: /%s: must be a non-empty string", file, key);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int config_apply_limits(struct config *cfg, json_t *lim, const char *file, char *err,
+                               size_t errlen)
+{
+    static const char *const keys[] = {"header_bytes",    "header_count",      "body_bytes",
+                                       "response_bytes",  "header_timeout_ms", "body_timeout_ms",
+                                       "idle_timeout_ms", "write_timeout_ms",  NULL};
+    struct config_limits *l = &cfg->limits;
+    unsigned long long v;
+
+    if (!json_is_object(lim)) {
+        snprintf(err, errlen, "%s: /limits: must be an object", file);
+        return -1;
+    }
+    if (config_check_keys(lim, keys, file, "/limits", err, errlen) < 0)
+        return -1;
+#define LIMIT(key, min, max, field, type)                                                          \
+    do {                                                                                           \
+        v = l->field;                                                                              \
+        if (config_get_uint(lim, key, min, max, &v, file, "/limits", err, errlen) < 0)             \
+            return -1;                                                                             \
+        l->field = (type)v;                                                                        \
+    } while (0)
+    LIMIT("header_bytes", 1024, 1024 * 1024, header_bytes, size_t);
+    LIMIT("header_count", 8, 10000, header_count, size_t);
+    LIMIT("body_bytes", 0, 256ULL * 1024 * 1024, body_bytes, size_t);
+    LIMIT("response_bytes", 1024, 1024ULL * 1024 * 1024, response_bytes, size_t);
+    LIMIT("header_timeout_ms", 10, 3600000, header_timeout_ms, unsigned);
+    LIMIT("body_timeout_ms", 10, 3600000, body_timeout_ms, unsigned);
+    LIMIT("idle_timeout_ms", 10, 3600000, idle_timeout_ms, unsigned);
+    LIMIT("write_timeout_ms", 10, 3600000, write_timeout_ms, unsigned);
+#undef LIMIT
+    return 0;
+}
+
+static int config_apply_file(struct config *cfg, const char *file, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"listen",
+                                       "workers",
+                                       "state_dir",
+                                       "upstreams",
+                                       "ca_bundle",
+                                       "log_level",
+                                       "limits",
+                                       "upstream_connect_timeout_ms",
+                                       "upstream_timeout_ms",
+                                       "drain_timeout_ms",
+                                       NULL};
+    static const char *const upstream_keys[] = {"hubspot", "salesforce", NULL};
+    json_error_t jerr;
+    json_t *root, *ups, *lim;
+    const char *s = NULL;
+    unsigned long long v;
+    int rc = -1;
+    FILE *f;
+
+    f = fopen(file, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+        return -1;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > CONFIG_MAX_FILE_BYTES) {
+        fclose(f);
+        snprintf(err, errlen, "%s: larger than %d bytes", file, CONFIG_MAX_FILE_BYTES);
+        return -1;
+    }
+    rewind(f);
+    root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    fclose(f);
+    if (root == NULL) {
+        snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", file, jerr.line, jerr.column,
+                 jerr.text);
+        return -1;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s: the top level must be an object", file);
+        goto done;
+    }
+    if (config_check_keys(root, keys, file, "", err, errlen) < 0)
+        goto done;
+
+    if (config_get_string(root, "listen", &s, file, err, errlen) < 0)
+        goto done;
+    if (s != NULL && config_set_str(&cfg->listen, s) < 0)
+        goto oom;
+    s = NULL;
+    if (config_get_string(root, "state_dir", &s, file, err, errlen) < 0)
+        goto done;
+    if (s != NULL && config_set_str(&cfg->state_dir, s) < 0)
+        goto oom;
+    s = NULL;
+    if (config_get_string(root, "ca_bundle", &s, file, err, errlen) < 0)
+        goto done;
+    if (s != NULL && config_set_str(&cfg->ca_bundle, s) < 0)
+        goto oom;
+    s = NULL;
+    if (config_get_string(root, "log_level", &s, file, err, errlen) < 0)
+        goto done;
+    if (s != NULL && log_level_parse(s, &cfg->log_level) < 0) {
+        snprintf(err, errlen, "%s: /log_level: must be error, warn, info or debug", file);
+        goto done;
+    }
+    v = (unsigned long long)cfg->workers;
+    if (config_get_uint(root, "workers", 0, CONFIG_MAX_WORKERS, &v, file, "", err, errlen) < 0)
+        goto done;
+    cfg->workers = (int)v;
+    v = cfg->upstream_connect_timeout_ms;
+    if (config_get_uint(root, "upstream_connect_timeout_ms", 10, 600000, &v, file, "", err,
+                        errlen) < 0)
+        goto done;
+    cfg->upstream_connect_timeout_ms = (unsigned)v;
+    v = cfg->upstream_timeout_ms;
+    if (config_get_uint(root, "upstream_timeout_ms", 10, 3600000, &v, file, "", err, errlen) < 0)
+        goto done;
+    cfg->upstream_timeout_ms = (unsigned)v;
+    v = cfg->drain_timeout_ms;
+    if (config_get_uint(root, "drain_timeout_ms", 0, 3600000, &v, file, "", err, errlen) < 0)
+        goto done;
+    cfg->drain_timeout_ms = (unsigned)v;
+
+    ups = json_object_get(root, "upstreams");
+    if (ups != NULL) {
+        json_t *hs, *sf;
+        if (!json_is_object(ups)) {
+            snprintf(err, errlen, "%s: /upstreams: must be an object", file);
+            goto done;
+        }
+        if (config_check_keys(ups, upstream_keys, file, "/upstreams", err, errlen) < 0)
+            goto done;
+        hs = json_object_get(ups, "hubspot");
+        sf = json_object_get(ups, "salesforce");
+        if (hs != NULL && (!json_is_string(hs) ||
+                           config_set_upstream(&cfg->upstream_hubspot, json_string_value(hs),
+                                               "/upstreams/hubspot", err, errlen) < 0)) {
+            if (!json_is_string(hs))
+                snprintf(err, errlen, "%s: /upstreams/hubspot: must be a URL string", file);
+            goto prefixed;
+        }
+        if (sf != NULL && !json_is_null(sf) &&
+            (!json_is_string(sf) ||
+             config_set_upstream(&cfg->upstream_salesforce, json_string_value(sf),
+                                 "/upstreams/salesforce", err, errlen) < 0)) {
+            if (!json_is_string(sf))
+                snprintf(err, errlen, "%s: /upstreams/salesforce: must be a URL string", file);
+            goto prefixed;
+        }
+    }
+    lim = json_object_get(root, "limits");
+    if (lim != NULL && config_apply_limits(cfg, lim, file, err, errlen) < 0)
+        goto done;
+    rc = 0;
+    goto done;
+prefixed:
+    /* config_set_upstream names the pointer but not the file. */
+    if (strncmp(err, file, strlen(file)) != 0) {
+        char tmp[512];
+        snprintf(tmp, sizeof(tmp), "%s", err);
+        snprintf(err, errlen, "%s: %s", file, tmp);
+    }
+    goto done;
+oom:
+    snprintf(err, errlen, "out of memory");
+done:
+    json_decref(root);
+    return rc;
+}
+
+static int config_apply_overrides(struct config *cfg, const struct config_overrides *ov, char *err,
+                                  size_t errlen)
+{
+    if (ov->listen != NULL && config_set_str(&cfg->listen, ov->listen) < 0)
+        goto oom;
+    if (ov->state_dir != NULL && config_set_str(&cfg->state_dir, ov->state_dir) < 0)
+        goto oom;
+    if (ov->ca_bundle != NULL && config_set_str(&cfg->ca_bundle, ov->ca_bundle) < 0)
+        goto oom;
+    if (ov->upstream_hubspot != NULL &&
+        config_set_upstream(&cfg->upstream_hubspot, ov->upstream_hubspot, "--upstream hubspot", err,
+                            errlen) < 0)
+        return -1;
+    if (ov->upstream_salesforce != NULL &&
+        config_set_upstream(&cfg->upstream_salesforce, ov->upstream_salesforce,
+                            "--upstream salesforce", err, errlen) < 0)
+        return -1;
+    if (ov->workers != NULL) {
+        char *end;
+        long n;
+        errno = 0;
+        n = strtol(ov->workers, &end, 10);
+        if (errno != 0 || end == ov->workers || *end != '\0' || n < 0 || n > CONFIG_MAX_WORKERS) {
+            snprintf(err, errlen, "--workers: must be an integer between 0 and %d",
+                     CONFIG_MAX_WORKERS);
+            return -1;
+        }
+        cfg->workers = (int)n;
+    }
+    if (ov->log_level != NULL && log_level_parse(ov->log_level, &cfg->log_level) < 0) {
+        snprintf(err, errlen, "--log-level: must be error, warn, info or debug");
+        return -1;
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+/* The embedded default: loopback only, HubSpot's public API, no Salesforce. */
+static struct config *config_new_default(void)
+{
+    struct config *cfg = calloc(1, sizeof(*cfg));
+    const char *sd = getenv("STATE_DIRECTORY");
+    char first[PATH_MAX];
+
+    if (cfg == NULL)
+        return NULL;
+    cfg->refs = 1;
+    cfg->limits = config_default_limits;
+    cfg->log_level = LOG_LEVEL_INFO;
+    cfg->upstream_connect_timeout_ms = 5000;
+    cfg->upstream_timeout_ms = 30000;
+    cfg->drain_timeout_ms = 30000;
+    /* systemd may pass several directories separated by ':'; ours is the first. */
+    if (sd != NULL && sd[0] != '\0') {
+        size_t n = strcspn(sd, ":");
+        if (n >= sizeof(first))
+            n = sizeof(first) - 1;
+        memcpy(first, sd, n);
+        first[n] = '\0';
+    } else {
+        snprintf(first, sizeof(first), "./var");
+    }
+    if (config_set_str(&cfg->listen, "127.0.0.1:8080") < 0 ||
+        config_set_str(&cfg->upstream_hubspot, "https://api.hubapi.com") < 0 ||
+        config_set_str(&cfg->state_dir, first) < 0) {
+        config_unref(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+struct config *config_load(const char *path, const struct config_overrides *ov, char *err,
+                           size_t errlen)
+{
+    struct config *cfg = config_new_default();
+    static const struct config_overrides none;
+
+    if (cfg == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (path != NULL) {
+        if (config_set_str(&cfg->path, path) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (config_apply_file(cfg, path, err, errlen) < 0)
+            goto fail;
+    }
+    if (config_apply_overrides(cfg, ov != NULL ? ov : &none, err, errlen) < 0)
+        goto fail;
+    if (config_parse_listen(cfg, path != NULL ? path : "listen", err, errlen) < 0)
+        goto fail;
+    if (cfg->ca_bundle != NULL && access(cfg->ca_bundle, R_OK) != 0) {
+        snprintf(err, errlen, "ca_bundle %s: %s", cfg->ca_bundle, strerror(errno));
+        goto fail;
+    }
+    return cfg;
+fail:
+    config_unref(cfg);
+    return NULL;
+}
+
+void config_print(const struct config *cfg)
+{
+    const struct config_limits *l = &cfg->limits;
+
+    printf("config: %s\n", cfg->path != NULL ? cfg->path : "(embedded default)");
+    printf("listen: %s (reverse, plain HTTP)\n", cfg->listen);
+    printf("workers: %d%s\n", cfg->workers, cfg->workers == 0 ? " (one per core)" : "");
+    printf("state_dir: %s\n", cfg->state_dir);
+    printf("upstream hubspot: %s\n", cfg->upstream_hubspot);
+    printf("upstream salesforce: %s\n", cfg->upstream_salesforce != NULL
+                                            ? cfg->upstream_salesforce
+                                            : "(none: /salesforce/ requests are refused)");
+    printf("ca_bundle: %s\n", cfg->ca_bundle != NULL ? cfg->ca_bundle : "(system trust store)");
+    printf("limits: header_bytes=%zu header_count=%zu body_bytes=%zu response_bytes=%zu\n",
+           l->header_bytes, l->header_count, l->body_bytes, l->response_bytes);
+    printf("timeouts: header=%ums body=%ums idle=%ums write=%ums upstream_connect=%ums "
+           "upstream=%ums drain=%ums\n",
+           l->header_timeout_ms, l->body_timeout_ms, l->idle_timeout_ms, l->write_timeout_ms,
+           cfg->upstream_connect_timeout_ms, cfg->upstream_timeout_ms, cfg->drain_timeout_ms);
+}

@@ -1,0 +1,75 @@
+/*
+ * config.h - crmgate's configuration: a JSON file, command-line overrides,
+ * and an embedded safe default when neither is given.
+ *
+ * A loaded config is immutable and reference-counted: a worker holds a
+ * reference for as long as it uses one, so SIGHUP can publish a new one
+ * without pausing anyone.
+ */
+#ifndef CRMGATE_CONFIG_H
+#define CRMGATE_CONFIG_H
+
+#include <stddef.h>
+
+#include "log.h"
+
+#define CONFIG_MAX_WORKERS 64
+
+struct config_limits {
+    size_t header_bytes;        /* request line + header block; 431 beyond */
+    size_t header_count;        /* number of header fields; 431 beyond */
+    size_t body_bytes;          /* request body; 413 beyond */
+    size_t response_bytes;      /* upstream response body; 502 beyond */
+    unsigned header_timeout_ms; /* first byte to end of headers; 408 */
+    unsigned body_timeout_ms;   /* end of headers to end of body; 408 */
+    unsigned idle_timeout_ms;   /* keep-alive wait for the next request */
+    unsigned write_timeout_ms;  /* a client that does not read its answer */
+};
+
+struct config {
+    int refs;
+    char *path;        /* config file, or NULL for the embedded default */
+    char *listen;      /* "ADDR:PORT" as given */
+    char *listen_host; /* parsed from listen */
+    char *listen_port;
+    char *upstream_hubspot;    /* base URL without trailing slash */
+    char *upstream_salesforce; /* NULL: no instance configured */
+    char *state_dir;
+    char *ca_bundle; /* NULL: the system trust store */
+    int workers;     /* 0: number of cores */
+    enum log_level log_level;
+    struct config_limits limits;
+    unsigned upstream_connect_timeout_ms;
+    unsigned upstream_timeout_ms; /* whole upstream exchange; 504 beyond */
+    unsigned drain_timeout_ms;    /* SIGTERM: longest wait for in-flight requests */
+};
+
+/* Command-line flags; each non-NULL field overrides the file's value. */
+struct config_overrides {
+    const char *listen;
+    const char *upstream_hubspot;
+    const char *upstream_salesforce;
+    const char *state_dir;
+    const char *ca_bundle;
+    const char *workers;
+    const char *log_level;
+};
+
+/*
+ * Load the file at path (NULL: embedded default), apply the overrides and
+ * validate everything. Returns a config with one reference, or NULL with a
+ * message in err naming the file, the JSON pointer and the problem.
+ */
+struct config *config_load(const char *path, const struct config_overrides *ov, char *err,
+                           size_t errlen);
+
+/* Take another reference; returns cfg. Thread-safe. */
+struct config *config_ref(struct config *cfg);
+
+/* Drop a reference, freeing on the last. Thread-safe; NULL is ignored. */
+void config_unref(struct config *cfg);
+
+/* Print a human summary of the effective config to stdout (for --check). */
+void config_print(const struct config *cfg);
+
+#endif

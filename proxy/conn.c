@@ -1,0 +1,720 @@
+/*
+ * conn.c - client connections: pre-scan, llhttp (strict), limits, timeouts,
+ * keep-alive, pipelining and answers.
+ *
+ * States: IDLE (between requests) -> HEAD (first byte seen) -> BODY (headers
+ * complete) -> EXCHANGE (request handed to the exchange, reading stopped)
+ * -> WRITING (answer queued) -> IDLE again, or closed. Every protocol
+ * violation goes through conn_abort().
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <llhttp.h>
+
+#include "../policy/crm.h"
+#include "config.h"
+#include "conn.h"
+#include "exchange.h"
+#include "log.h"
+#include "route.h"
+#include "server.h"
+
+enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_EXCHANGE, CONN_WRITING };
+
+struct conn {
+    TAILQ_ENTRY(conn) link;
+    struct worker *w;
+    struct bufferevent *bev;
+    struct event *timer;
+    llhttp_t parser;
+    struct http_prescan ps;
+    int head_scanned;
+    enum conn_state state;
+    struct http_request req;
+    int last_was_value;
+    size_t head_bytes;
+    char peer[INET6_ADDRSTRLEN];
+    char request_id[40];
+    int close_after;
+    int responded; /* an answer has been queued for the current request */
+    unsigned long requests;
+    struct exchange *ex;
+    int abort_status;
+    const char *abort_code;
+    char abort_msg[256];
+    struct timespec t_start;
+};
+
+static void conn_readcb(struct bufferevent *bev, void *arg);
+static void conn_writecb(struct bufferevent *bev, void *arg);
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
+static void conn_timercb(evutil_socket_t fd, short what, void *arg);
+static void conn_process(struct conn *c);
+
+static const struct config_limits *conn_limits(const struct conn *c)
+{
+    return &worker_config(c->w)->limits;
+}
+
+static void conn_arm(struct conn *c, unsigned ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    evtimer_add(c->timer, &tv);
+}
+
+static void conn_free(struct conn *c)
+{
+    if (c->ex != NULL) {
+        exchange_cancel(c->ex);
+        c->ex = NULL;
+    }
+    TAILQ_REMOVE(&c->w->conns, c, link);
+    c->w->nconns--;
+    worker_conn_removed(c->w);
+    event_free(c->timer);
+    c->timer = NULL;
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    http_fields_free(&c->req.headers);
+    evbuffer_free(c->req.body);
+    c->req.body = NULL;
+    free(c->req.target);
+    c->req.target = NULL;
+    free(c);
+}
+
+void conn_close(struct conn *c)
+{
+    conn_free(c);
+}
+
+static int conn_is_idle(const struct conn *c)
+{
+    return c->state == CONN_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
+}
+
+void conn_drain_all(struct conn_list *list)
+{
+    struct conn *c, *next;
+
+    for (c = TAILQ_FIRST(list); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (conn_is_idle(c))
+            conn_free(c);
+        else
+            c->close_after = 1;
+    }
+}
+
+void conn_close_all(struct conn_list *list)
+{
+    while (!TAILQ_EMPTY(list))
+        conn_free(TAILQ_FIRST(list));
+}
+
+const char *conn_peer(const struct conn *c)
+{
+    return c->peer;
+}
+
+struct worker *conn_worker(const struct conn *c)
+{
+    return c->w;
+}
+
+const char *conn_request_id(const struct conn *c)
+{
+    return c->request_id;
+}
+
+void conn_set_close(struct conn *c)
+{
+    c->close_after = 1;
+}
+
+/* Record a limit or validation failure inside an llhttp callback. */
+static int conn_fail(struct conn *c, int status, const char *code, const char *msg)
+{
+    c->abort_status = status;
+    c->abort_code = code;
+    snprintf(c->abort_msg, sizeof(c->abort_msg), "%s", msg);
+    llhttp_set_error_reason(&c->parser, code);
+    return HPE_USER;
+}
+
+static int conn_count_head(struct conn *c, size_t n)
+{
+    c->head_bytes += n;
+    if (c->head_bytes > conn_limits(c)->header_bytes) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "request head is larger than %zu bytes (limits.header_bytes)",
+                 conn_limits(c)->header_bytes);
+        return conn_fail(c, 431, "header_too_large", msg);
+    }
+    return 0;
+}
+
+static struct conn *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int conn_on_message_begin(llhttp_t *p)
+{
+    struct conn *c = conn_of(p);
+
+    c->req.target_len = 0;
+    c->req.target[0] = '\0';
+    http_fields_reset(&c->req.headers);
+    evbuffer_drain(c->req.body, evbuffer_get_length(c->req.body));
+    c->last_was_value = 1;
+    return 0;
+}
+
+static int conn_on_url(llhttp_t *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+    int rc = conn_count_head(c, n);
+
+    if (rc != 0)
+        return rc;
+    if (c->req.target_len + n + 1 > c->req.target_cap) {
+        size_t cap = c->req.target_cap * 2;
+        char *nt;
+        while (cap < c->req.target_len + n + 1)
+            cap *= 2;
+        nt = realloc(c->req.target, cap);
+        if (nt == NULL)
+            return conn_fail(c, 500, "out_of_memory", "out of memory");
+        c->req.target = nt;
+        c->req.target_cap = cap;
+    }
+    memcpy(c->req.target + c->req.target_len, at, n);
+    c->req.target_len += n;
+    c->req.target[c->req.target_len] = '\0';
+    return 0;
+}
+
+static int conn_on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+    int rc = conn_count_head(c, n);
+
+    if (rc != 0)
+        return rc;
+    if (c->last_was_value) {
+        if (c->req.headers.n >= conn_limits(c)->header_count) {
+            char msg[160];
+            snprintf(msg, sizeof(msg),
+                     "request has more than %zu header fields "
+                     "(limits.header_count)",
+                     conn_limits(c)->header_count);
+            return conn_fail(c, 431, "too_many_headers", msg);
+        }
+        if (http_fields_add(&c->req.headers, at, n, "", 0) < 0)
+            return conn_fail(c, 500, "out_of_memory", "out of memory");
+        c->last_was_value = 0;
+        return 0;
+    }
+    if (http_fields_append_name(&c->req.headers, at, n) < 0)
+        return conn_fail(c, 500, "out_of_memory", "out of memory");
+    return 0;
+}
+
+static int conn_on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+    int rc = conn_count_head(c, n);
+
+    if (rc != 0)
+        return rc;
+    c->last_was_value = 1;
+    if (http_fields_append_value(&c->req.headers, at, n) < 0)
+        return conn_fail(c, 500, "out_of_memory", "out of memory");
+    return 0;
+}
+
+/* Authority characters we accept in Host: names, IPv4, [IPv6], port. */
+static int conn_host_valid(const char *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '_' || ch == ':' || ch == '[' || ch == ']'))
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * Everything llhttp lets through that a proxy must still refuse (nghttpx's
+ * list): versions, Host, framing, CONNECT/Upgrade, body limits, Expect,
+ * compressed bodies.
+ */
+static int conn_check_head(llhttp_t *p)
+{
+    struct conn *c = conn_of(p);
+    struct http_request *r = &c->req;
+    const struct config_limits *lim = conn_limits(c);
+    size_t hosts, vlen;
+    long i;
+
+    http_fields_trim(&r->headers);
+    r->method = llhttp_get_method(p);
+    r->method_name = llhttp_method_name((llhttp_method_t)r->method);
+    r->http_major = llhttp_get_http_major(p);
+    r->http_minor = llhttp_get_http_minor(p);
+    c->state = CONN_BODY;
+    conn_arm(c, lim->body_timeout_ms);
+
+    if (r->http_major != 1 || r->http_minor > 1)
+        return conn_fail(c, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported");
+    if (r->method == HTTP_CONNECT)
+        return conn_fail(c, 405, "connect_not_allowed",
+                         "CONNECT is not accepted on the reverse listener: point the SDK's "
+                         "base URL at /hubspot or /salesforce instead");
+    if (llhttp_get_upgrade(p) || http_fields_find(&r->headers, "upgrade", 0) >= 0)
+        return conn_fail(c, 501, "upgrade_not_supported",
+                         "protocol upgrades (WebSocket, h2c) are not supported");
+    if (r->target[0] != '/')
+        return conn_fail(c, 400, "bad_request_target",
+                         "the request target must be a path (origin-form) such as "
+                         "/hubspot/crm/v3/objects/contacts");
+    hosts = http_fields_count(&r->headers, "host");
+    if (hosts > 1)
+        return conn_fail(c, 400, "duplicate_host", "more than one Host header");
+    if (hosts == 0 && r->http_minor == 1)
+        return conn_fail(c, 400, "missing_host", "HTTP/1.1 request without a Host header");
+    if (hosts == 1) {
+        const char *hv =
+            http_field_value(&r->headers, (size_t)http_fields_find(&r->headers, "host", 0), &vlen);
+        if (!conn_host_valid(hv, vlen))
+            return conn_fail(c, 400, "bad_host", "malformed Host header");
+    }
+    i = http_fields_find(&r->headers, "transfer-encoding", 0);
+    if (i >= 0) {
+        const char *te = http_field_value(&r->headers, (size_t)i, &vlen);
+        if (r->http_minor == 0)
+            return conn_fail(c, 400, "bad_framing", "Transfer-Encoding in an HTTP/1.0 request");
+        if (http_fields_count(&r->headers, "transfer-encoding") != 1 || vlen != 7 ||
+            strncasecmp(te, "chunked", 7) != 0)
+            return conn_fail(c, 501, "transfer_encoding",
+                             "only \"Transfer-Encoding: chunked\" is accepted on requests");
+    }
+    i = http_fields_find(&r->headers, "content-encoding", 0);
+    if (i >= 0) {
+        const char *ce = http_field_value(&r->headers, (size_t)i, &vlen);
+        if (!(vlen == 8 && strncasecmp(ce, "identity", 8) == 0))
+            return conn_fail(c, 415, "content_encoding",
+                             "compressed request bodies are not accepted: crmgate must read "
+                             "every body it forwards (send it without Content-Encoding)");
+    }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > lim->body_bytes) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "request body is larger than %zu bytes (limits.body_bytes)",
+                 lim->body_bytes);
+        return conn_fail(c, 413, "body_too_large", msg);
+    }
+    i = http_fields_find(&r->headers, "expect", 0);
+    if (i >= 0) {
+        const char *ex = http_field_value(&r->headers, (size_t)i, &vlen);
+        if (!(vlen == 12 && strncasecmp(ex, "100-continue", 12) == 0))
+            return conn_fail(c, 417, "expectation", "only \"Expect: 100-continue\" is supported");
+        if (r->http_minor == 1)
+            bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+    return 0;
+}
+
+static int conn_on_headers_complete(llhttp_t *p)
+{
+    /* Only 0, 1, 2, -1 or HPE_PAUSED may come back from this callback. */
+    return conn_check_head(p) == 0 ? 0 : -1;
+}
+
+static int conn_on_body(llhttp_t *p, const char *at, size_t n)
+{
+    struct conn *c = conn_of(p);
+    size_t limit = conn_limits(c)->body_bytes;
+
+    if (evbuffer_get_length(c->req.body) + n > limit) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "request body is larger than %zu bytes (limits.body_bytes)",
+                 limit);
+        return conn_fail(c, 413, "body_too_large", msg);
+    }
+    if (evbuffer_add(c->req.body, at, n) < 0)
+        return conn_fail(c, 500, "out_of_memory", "out of memory");
+    return 0;
+}
+
+static int conn_on_message_complete(llhttp_t *p)
+{
+    struct conn *c = conn_of(p);
+
+    c->req.keep_alive = llhttp_should_keep_alive(p);
+    /* Stop here: one request at a time; pipelined bytes wait in the input. */
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t conn_http_settings = {
+    .on_message_begin = conn_on_message_begin,
+    .on_url = conn_on_url,
+    .on_header_field = conn_on_header_field,
+    .on_header_value = conn_on_header_value,
+    .on_headers_complete = conn_on_headers_complete,
+    .on_body = conn_on_body,
+    .on_message_complete = conn_on_message_complete,
+};
+
+struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    struct timeval wt;
+
+    (void)salen;
+    if (c == NULL)
+        goto fail;
+    c->w = w;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof(c->peer));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
+                  sizeof(c->peer));
+    else
+        snprintf(c->peer, sizeof(c->peer), "unix");
+    c->req.target_cap = 256;
+    c->req.target = malloc(c->req.target_cap);
+    c->req.body = evbuffer_new();
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(w->base, conn_timercb, c);
+    if (c->req.target == NULL || c->req.body == NULL || c->bev == NULL || c->timer == NULL) {
+        if (c->bev == NULL)
+            evutil_closesocket(fd);
+        goto fail_conn;
+    }
+    c->req.target[0] = '\0';
+    llhttp_init(&c->parser, HTTP_REQUEST, &conn_http_settings);
+    c->parser.data = c;
+    c->state = CONN_IDLE;
+    wt.tv_sec = conn_limits(c)->write_timeout_ms / 1000;
+    wt.tv_usec = (conn_limits(c)->write_timeout_ms % 1000) * 1000;
+    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    bufferevent_setcb(c->bev, conn_readcb, NULL, conn_eventcb, c);
+    bufferevent_enable(c->bev, EV_READ);
+    TAILQ_INSERT_TAIL(&w->conns, c, link);
+    w->nconns++;
+    /* A fresh connection gets the header timeout to send its first byte. */
+    conn_arm(c, conn_limits(c)->header_timeout_ms);
+    return c;
+fail_conn:
+    if (c->timer != NULL)
+        event_free(c->timer);
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
+    if (c->req.body != NULL)
+        evbuffer_free(c->req.body);
+    free(c->req.target);
+    free(c);
+    log_error("out of memory accepting a connection");
+    return NULL;
+fail:
+    evutil_closesocket(fd);
+    log_error("out of memory accepting a connection");
+    return NULL;
+}
+
+static long long conn_elapsed_us(const struct conn *c)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)(now.tv_sec - c->t_start.tv_sec) * 1000000 +
+           (now.tv_nsec - c->t_start.tv_nsec) / 1000;
+}
+
+/* The path of the target without its query: queries may carry secrets. */
+static int conn_log_path_len(const struct conn *c)
+{
+    size_t n = strcspn(c->req.target, "?");
+
+    return (int)(n > 512 ? 512 : n);
+}
+
+void conn_respond(struct conn *c, int status, const struct http_fields *fields,
+                  struct evbuffer *body, long long content_length)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t blen = body != NULL ? evbuffer_get_length(body) : 0;
+    int head = c->req.method == HTTP_HEAD;
+    int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+
+    c->ex = NULL;
+    if (c->responded)
+        return;
+    c->responded = 1;
+    if (!c->req.keep_alive || c->w->draining)
+        c->close_after = 1;
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, crm_status_reason(status));
+    for (size_t i = 0; fields != NULL && i < fields->n; i++) {
+        size_t nl, vl;
+        const char *n = http_field_name(fields, i, &nl);
+        const char *v = http_field_value(fields, i, &vl);
+        evbuffer_add(out, n, nl);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, v, vl);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    if (!no_body) {
+        long long cl = head && content_length >= 0 ? content_length : (long long)blen;
+        evbuffer_add_printf(out, "Content-Length: %lld\r\n", cl);
+    }
+    if (c->close_after)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    evbuffer_add(out, "\r\n", 2);
+    if (body != NULL) {
+        if (!head && !no_body)
+            evbuffer_add_buffer(out, body);
+        else
+            evbuffer_drain(body, blen);
+    }
+    log_info("%s \"%s %.*s\" %d %zu %lldus", c->peer,
+             c->req.method_name != NULL ? c->req.method_name : "-", conn_log_path_len(c),
+             c->req.target, status, head || no_body ? (size_t)0 : blen, conn_elapsed_us(c));
+    c->state = CONN_WRITING;
+    evtimer_del(c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
+}
+
+void conn_abort(struct conn *c, int status, const char *code, const char *message)
+{
+    struct http_fields f = {0};
+    struct evbuffer *body;
+    const char *rest;
+    enum crm crm = c->req.target[0] == '/' ? route_reverse(c->req.target, &rest) : CRM_NONE;
+    char *json;
+
+    if (c->state == CONN_WRITING || c->responded) {
+        /* Part of an answer is out already: all we can do is close. */
+        c->close_after = 1;
+        return;
+    }
+    log_warn("%s \"%.*s\": %d %s: %s", c->peer, conn_log_path_len(c), c->req.target, status, code,
+             message);
+    /* Called by the exchange itself (which frees itself afterwards) or by
+     * conn before any exchange exists: either way, just detach. */
+    c->ex = NULL;
+    c->close_after = 1;
+    json = crm_error_body(crm, status, code, message, c->request_id);
+    body = evbuffer_new();
+    if (json == NULL || body == NULL ||
+        http_fields_add(&f, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0 ||
+        http_fields_add(&f, "X-Crmgate-Error", 15, code, strlen(code)) < 0) {
+        free(json);
+        if (body != NULL)
+            evbuffer_free(body);
+        http_fields_free(&f);
+        conn_free(c);
+        return;
+    }
+    evbuffer_add(body, json, strlen(json));
+    free(json);
+    if (c->state == CONN_IDLE)
+        clock_gettime(CLOCK_MONOTONIC, &c->t_start);
+    conn_respond(c, status, &f, body, -1);
+    evbuffer_free(body);
+    http_fields_free(&f);
+}
+
+static void conn_new_request_id(struct conn *c)
+{
+    uint64_t a = worker_random(c->w), b = worker_random(c->w);
+
+    /* UUID v4 layout, as HubSpot's correlationId. */
+    snprintf(c->request_id, sizeof(c->request_id), "%08x-%04x-4%03x-%04x-%012llx",
+             (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+             ((unsigned)(b >> 48) & 0x3fff) | 0x8000, (unsigned long long)(b & 0xffffffffffffULL));
+}
+
+static void conn_begin(struct conn *c)
+{
+    c->state = CONN_HEAD;
+    c->head_scanned = 0;
+    c->head_bytes = 0;
+    c->responded = 0;
+    c->abort_status = 0;
+    c->req.method_name = NULL;
+    c->req.target_len = 0;
+    c->req.target[0] = '\0';
+    http_prescan_init(&c->ps);
+    clock_gettime(CLOCK_MONOTONIC, &c->t_start);
+    conn_new_request_id(c);
+    conn_arm(c, conn_limits(c)->header_timeout_ms);
+}
+
+static void conn_dispatch(struct conn *c)
+{
+    c->state = CONN_EXCHANGE;
+    evtimer_del(c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    c->requests++;
+    c->ex = exchange_start(c, &c->req);
+}
+
+/* Skip CRLFs between messages (RFC 9112 §2.2 lets a server ignore them). */
+static void conn_skip_crlf(struct evbuffer *in)
+{
+    unsigned char two[2];
+
+    while (evbuffer_copyout(in, two, 2) == 2 && two[0] == '\r' && two[1] == '\n')
+        evbuffer_drain(in, 2);
+}
+
+static void conn_process(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    while (c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_BODY) {
+        enum llhttp_errno err;
+        const char *buf;
+        size_t len;
+
+        if (c->state == CONN_IDLE) {
+            conn_skip_crlf(in);
+            if (evbuffer_get_length(in) == 0)
+                return;
+            conn_begin(c);
+        }
+        len = evbuffer_get_length(in);
+        if (len == 0)
+            return;
+        buf = (const char *)evbuffer_pullup(in, -1);
+        if (c->state == CONN_HEAD && !c->head_scanned) {
+            size_t end;
+            const char *why = NULL;
+            size_t cap = conn_limits(c)->header_bytes;
+            enum http_prescan_result r =
+                http_prescan_run(&c->ps, buf, len < cap + 1 ? len : cap + 1, &end, &why);
+            if (r == HTTP_PRESCAN_ERROR) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "malformed request head: %s", why);
+                conn_abort(c, 400, "malformed_request", msg);
+                return;
+            }
+            if (r == HTTP_PRESCAN_MORE) {
+                if (len > cap) {
+                    char msg[160];
+                    snprintf(msg, sizeof(msg),
+                             "request head is larger than %zu bytes (limits.header_bytes)", cap);
+                    conn_abort(c, 431, "header_too_large", msg);
+                }
+                return;
+            }
+            c->head_scanned = 1;
+        }
+        err = llhttp_execute(&c->parser, buf, len);
+        if (err == HPE_OK) {
+            evbuffer_drain(in, len);
+            return;
+        }
+        if (err == HPE_PAUSED) {
+            evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&c->parser) - buf));
+            conn_dispatch(c);
+            return;
+        }
+        /* A callback recorded why; on_headers_complete can only say -1. */
+        if (c->abort_status != 0) {
+            conn_abort(c, c->abort_status, c->abort_code, c->abort_msg);
+        } else {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "malformed request: %s", llhttp_errno_name(err));
+            if (llhttp_get_error_reason(&c->parser) != NULL)
+                snprintf(msg, sizeof(msg), "malformed request: %s (%s)",
+                         llhttp_get_error_reason(&c->parser), llhttp_errno_name(err));
+            conn_abort(c, err == HPE_INVALID_METHOD ? 501 : 400, "malformed_request", msg);
+        }
+        return;
+    }
+}
+
+static void conn_readcb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_process(arg);
+}
+
+static void conn_writecb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    if (c->state != CONN_WRITING || evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
+    if (c->close_after) {
+        conn_free(c);
+        return;
+    }
+    /* Ready for the next request: idle timer, resume the paused parser. */
+    c->state = CONN_IDLE;
+    bufferevent_setcb(c->bev, conn_readcb, NULL, conn_eventcb, c);
+    if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
+        llhttp_resume(&c->parser);
+    conn_arm(c, conn_limits(c)->idle_timeout_ms);
+    bufferevent_enable(c->bev, EV_READ);
+    conn_process(c);
+}
+
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)bev;
+    if (what & BEV_EVENT_TIMEOUT)
+        log_warn("%s: client did not read its answer within %ums; closing", c->peer,
+                 conn_limits(c)->write_timeout_ms);
+    else if ((what & BEV_EVENT_ERROR) && c->state != CONN_IDLE)
+        log_debug("%s: connection error in state %d", c->peer, (int)c->state);
+    /* EOF mid-request or an error: nobody is left to answer. */
+    conn_free(c);
+}
+
+static void conn_timercb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    switch (c->state) {
+    case CONN_IDLE:
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+            conn_free(c); /* quiet keep-alive connection: just close */
+            return;
+        }
+        conn_abort(c, 408, "header_timeout", "request head not received in time");
+        return;
+    case CONN_HEAD:
+        conn_abort(c, 408, "header_timeout",
+                   "request head not received in time "
+                   "(limits.header_timeout_ms)");
+        return;
+    case CONN_BODY:
+        conn_abort(c, 408, "body_timeout",
+                   "request body not received in time "
+                   "(limits.body_timeout_ms)");
+        return;
+    case CONN_EXCHANGE:
+    case CONN_WRITING:
+        break;
+    }
+}

@@ -1,0 +1,237 @@
+/*
+ * main.c - the crmgate command: subcommands and start-up.
+ *
+ * Start-up runs in one fixed order, and any failure before READY=1 exits
+ * with one line saying what and where:
+ *   parse arguments and config -> open the state directory -> bind the
+ *   listeners -> start the workers -> READY=1.
+ * (Later stages slot in where DESIGN.md puts them: LMDB, CA and secrets,
+ * compiled rules.)
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#ifndef CRMGATE_VERSION
+#define CRMGATE_VERSION "0.0.0-dev"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "crmgate %s - policy-enforcing proxy for AI agents' HubSpot and Salesforce API calls\n"
+            "\n"
+            "Usage:\n"
+            "  crmgate serve [options]    run the proxy\n"
+            "  crmgate version            print the version and library versions\n"
+            "  crmgate help               this text (also -h, --help)\n"
+            "\n"
+            "serve options (each overrides the config file):\n"
+            "  -c, --config FILE          JSON config file (default: embedded safe default)\n"
+            "      --listen ADDR:PORT     reverse listener (default 127.0.0.1:8080)\n"
+            "      --upstream CRM=URL     hubspot=URL or salesforce=URL (repeatable)\n"
+            "      --state-dir DIR        state directory (default $STATE_DIRECTORY or ./var)\n"
+            "      --workers N            worker threads (default: number of cores)\n"
+            "      --ca-bundle FILE       CA certificates to verify upstream TLS with\n"
+            "      --log-level LEVEL      error, warn, info (default) or debug\n"
+            "      --check                validate the configuration, print it, and exit\n"
+            "\n"
+            "Agents point their SDK at the proxy:\n"
+            "  HubSpot:    basePath    http://HOST:8080/hubspot\n"
+            "  Salesforce: instanceUrl http://HOST:8080/salesforce\n"
+            "\n"
+            "Signals: SIGHUP reloads the config, SIGTERM drains in-flight requests and exits.\n",
+            CRMGATE_VERSION);
+}
+
+static int cmd_version(void)
+{
+    curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+
+    printf("crmgate %s\n", CRMGATE_VERSION);
+    printf("libevent %s, %s, libcurl %s, jansson %s\n", event_get_version(),
+           OpenSSL_version(OPENSSL_VERSION), cv->version, jansson_version_str());
+    return 0;
+}
+
+/* mkdir -p with mode 0750, then require write access. */
+static int state_dir_prepare(const char *dir, int create)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+    struct stat st;
+
+    if (n == 0 || n >= sizeof(path)) {
+        fprintf(stderr, "crmgate: state directory \"%s\": bad path\n", dir);
+        return -1;
+    }
+    memcpy(path, dir, n + 1);
+    if (create) {
+        for (char *p = path + 1; *p != '\0'; p++) {
+            if (*p != '/')
+                continue;
+            *p = '\0';
+            if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+                fprintf(stderr, "crmgate: state directory %s: cannot create %s: %s\n", dir, path,
+                        strerror(errno));
+                return -1;
+            }
+            *p = '/';
+        }
+        if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+            fprintf(stderr, "crmgate: state directory %s: %s\n", dir, strerror(errno));
+            return -1;
+        }
+    }
+    if (stat(path, &st) < 0) {
+        if (!create && errno == ENOENT)
+            return 0; /* --check: serve would create it */
+        fprintf(stderr, "crmgate: state directory %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "crmgate: state directory %s: not a directory\n", dir);
+        return -1;
+    }
+    if (access(path, W_OK | X_OK) < 0) {
+        fprintf(stderr, "crmgate: state directory %s: not writable: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_UPSTREAM,
+    OPT_STATE_DIR,
+    OPT_WORKERS,
+    OPT_CA_BUNDLE,
+    OPT_LOG_LEVEL,
+    OPT_CHECK,
+};
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"upstream", required_argument, NULL, OPT_UPSTREAM},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"ca-bundle", required_argument, NULL, OPT_CA_BUNDLE},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static struct config_overrides ov; /* outlives server_run for SIGHUP reloads */
+    const char *config_path = NULL;
+    struct config *cfg;
+    char err[1024];
+    int check = 0, ch, status;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case OPT_LISTEN:
+            ov.listen = optarg;
+            break;
+        case OPT_UPSTREAM:
+            if (strncmp(optarg, "hubspot=", 8) == 0) {
+                ov.upstream_hubspot = optarg + 8;
+            } else if (strncmp(optarg, "salesforce=", 11) == 0) {
+                ov.upstream_salesforce = optarg + 11;
+            } else {
+                fprintf(stderr,
+                        "crmgate: --upstream %s: expected hubspot=URL or "
+                        "salesforce=URL\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case OPT_STATE_DIR:
+            ov.state_dir = optarg;
+            break;
+        case OPT_WORKERS:
+            ov.workers = optarg;
+            break;
+        case OPT_CA_BUNDLE:
+            ov.ca_bundle = optarg;
+            break;
+        case OPT_LOG_LEVEL:
+            ov.log_level = optarg;
+            break;
+        case OPT_CHECK:
+            check = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "crmgate serve: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    cfg = config_load(config_path, &ov, err, sizeof(err));
+    if (cfg == NULL) {
+        fprintf(stderr, "crmgate: %s\n", err);
+        return 1;
+    }
+    log_set_level(cfg->log_level);
+    if (state_dir_prepare(cfg->state_dir, !check) < 0) {
+        config_unref(cfg);
+        return 1;
+    }
+    if (check) {
+        config_print(cfg);
+        printf("OK\n");
+        config_unref(cfg);
+        return 0;
+    }
+    status = server_run(cfg, config_path, &ov);
+    config_unref(cfg);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+
+    /* A peer that vanished must be an error on write, not a process kill. */
+    signal(SIGPIPE, SIG_IGN);
+    if (cmd == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return cmd_version();
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "crmgate: unknown command \"%s\" (try crmgate --help)\n", cmd);
+    return 2;
+}

@@ -1,0 +1,29 @@
+/*
+ * route.h - which CRM a reverse-mode request is for.
+ *
+ * The reverse listener serves /hubspot/... and /salesforce/...; anything
+ * else is refused (crmgate is never an open proxy).
+ */
+#ifndef CRMGATE_ROUTE_H
+#define CRMGATE_ROUTE_H
+
+#include <stddef.h>
+
+#include "../policy/crm.h"
+
+/*
+ * Match target (origin-form, "/hubspot/crm/v3/...?x") against the reverse
+ * prefixes. Returns the CRM and sets *rest to the part after the prefix
+ * ("/crm/v3/...?x", or "" for the bare prefix); CRM_NONE when nothing matches.
+ * The prefix match is exact and case-sensitive: "/hubspotx" does not match.
+ */
+enum crm route_reverse(const char *target, const char **rest);
+
+/*
+ * Build the upstream URL: base + rest, with runs of '/' in the path part
+ * collapsed to one (the HubSpot SDK with a trailing-slash basePath sends
+ * "//crm/..."), and "/" when rest has no path. Returns a malloc'ed string.
+ */
+char *route_upstream_url(const char *base, const char *rest);
+
+#endif

@@ -1,0 +1,426 @@
+/*
+ * server.c - listeners, worker threads, signals, reload and drain.
+ *
+ * Start-up binds one SO_REUSEPORT socket per worker in the main thread (so
+ * a bind error is reported before READY=1, and port 0 resolves to one port
+ * for all), then starts the workers. The main thread's loop only handles
+ * signals:
+ *   SIGHUP  re-read the config; on success hand each worker the new one
+ *           (it swaps its own pointer, so no lock is taken per request);
+ *           on failure keep the old one and log why.
+ *   SIGTERM stop accepting, let in-flight requests finish (at most
+ *   SIGINT  drain_timeout_ms), then exit 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/thread.h>
+
+#include "conn.h"
+#include "log.h"
+#include "sdnotify.h"
+#include "server.h"
+#include "upstream.h"
+
+struct server {
+    struct event_base *base;
+    struct worker *workers;
+    int nworkers;
+    const char *config_path;
+    const struct config_overrides *ov;
+    struct config *cfg;
+    int stopping;
+};
+
+struct config *worker_config(struct worker *w)
+{
+    return w->cfg;
+}
+
+void worker_conn_removed(struct worker *w)
+{
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+uint64_t worker_random(struct worker *w)
+{
+    /* xorshift64*: request ids only, never secrets */
+    w->rng ^= w->rng >> 12;
+    w->rng ^= w->rng << 25;
+    w->rng ^= w->rng >> 27;
+    return w->rng * 0x2545F4914F6CDD1DULL;
+}
+
+static void worker_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                            int salen, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)l;
+    if (w->draining) {
+        evutil_closesocket(fd);
+        return;
+    }
+    conn_new(w, fd, sa, salen);
+}
+
+static void worker_accept_retrycb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (w->listener != NULL && !w->draining)
+        evconnlistener_enable(w->listener);
+}
+
+static void worker_accept_errorcb(struct evconnlistener *l, void *arg)
+{
+    struct worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, 100000};
+
+    /* EMFILE and friends: back off instead of spinning on a readable socket. */
+    log_error("worker %d: accept failed: %s; pausing the listener for 100ms", w->id,
+              evutil_socket_error_to_string(err));
+    evconnlistener_disable(l);
+    evtimer_add(w->accept_retry, &tv);
+}
+
+static void worker_drain_deadlinecb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    log_warn("worker %d: drain deadline reached with %zu connections left; closing them", w->id,
+             w->nconns);
+    conn_close_all(&w->conns);
+    event_base_loopexit(w->base, NULL);
+}
+
+static void worker_start_drain(struct worker *w)
+{
+    unsigned ms = w->cfg->drain_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    w->draining = 1;
+    if (w->listener != NULL) {
+        evconnlistener_free(w->listener); /* closes our listening socket */
+        w->listener = NULL;
+    }
+    conn_drain_all(&w->conns);
+    if (w->nconns == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    w->drain_deadline = evtimer_new(w->base, worker_drain_deadlinecb, w);
+    if (w->drain_deadline != NULL)
+        evtimer_add(w->drain_deadline, &tv);
+}
+
+/* Woken by the main thread: a new config, or the order to drain. */
+static void worker_ctlcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct config *cfg;
+    int drain;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->lock);
+    cfg = w->pending_cfg;
+    w->pending_cfg = NULL;
+    drain = w->pending_drain;
+    w->pending_drain = 0;
+    pthread_mutex_unlock(&w->lock);
+    if (cfg != NULL) {
+        config_unref(w->cfg);
+        w->cfg = cfg;
+    }
+    if (drain && !w->draining)
+        worker_start_drain(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static void worker_notify(struct worker *w, struct config *cfg, int drain)
+{
+    pthread_mutex_lock(&w->lock);
+    if (cfg != NULL) {
+        if (w->pending_cfg != NULL)
+            config_unref(w->pending_cfg);
+        w->pending_cfg = config_ref(cfg);
+    }
+    if (drain)
+        w->pending_drain = 1;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->ctl, EV_READ, 0);
+}
+
+/* One listening socket: SO_REUSEPORT so every worker gets its own. */
+static evutil_socket_t server_bind(const char *host, const char *port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    evutil_socket_t fd = -1;
+    int one = 1, rc;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(host, port, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen %s:%s: %s", host, port, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        snprintf(err, errlen, "listen %s:%s: %s", host, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static int server_bound_port(evutil_socket_t fd, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return -1;
+    snprintf(out, outlen, "%s", serv);
+    return 0;
+}
+
+static int server_workers_default(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        return 1;
+    return n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (int)n;
+}
+
+static void server_sighupcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    struct config *cfg;
+    char err[512];
+
+    (void)fd;
+    (void)what;
+    sdnotify_reloading();
+    cfg = config_load(s->config_path, s->ov, err, sizeof(err));
+    if (cfg == NULL) {
+        log_error("reload failed, keeping the current configuration: %s", err);
+        sdnotify("READY=1\nSTATUS=reload failed; running with the previous configuration");
+        return;
+    }
+    if (strcmp(cfg->listen, s->cfg->listen) != 0 || cfg->workers != s->cfg->workers)
+        log_warn("reload: listen and workers changes take effect only after a restart");
+    log_set_level(cfg->log_level);
+    for (int i = 0; i < s->nworkers; i++)
+        worker_notify(&s->workers[i], cfg, 0);
+    config_unref(s->cfg);
+    s->cfg = cfg;
+    log_info("configuration reloaded from %s",
+             s->config_path != NULL ? s->config_path : "the embedded default");
+    sdnotify("READY=1\nSTATUS=serving");
+}
+
+static void server_sigtermcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+
+    (void)what;
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    log_info("signal %d: draining in-flight requests (at most %ums), then exiting", (int)fd,
+             s->cfg->drain_timeout_ms);
+    sdnotify("STOPPING=1\nSTATUS=draining");
+    for (int i = 0; i < s->nworkers; i++)
+        worker_notify(&s->workers[i], NULL, 1);
+    event_base_loopexit(s->base, NULL);
+}
+
+static int worker_init(struct worker *w, int id, struct config *cfg, evutil_socket_t lfd, char *err,
+                       size_t errlen)
+{
+    uint64_t seed = 0;
+
+    w->id = id;
+    w->lfd = lfd;
+    TAILQ_INIT(&w->conns);
+    pthread_mutex_init(&w->lock, NULL);
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed) || seed == 0)
+        seed = 0x9E3779B97F4A7C15ULL ^ (uint64_t)time(NULL) ^ (uint64_t)id;
+    w->rng = seed;
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        snprintf(err, errlen, "worker %d: cannot create an event base", id);
+        return -1;
+    }
+    w->upstream = upstream_new(w->base, err, errlen);
+    if (w->upstream == NULL)
+        return -1;
+    w->ctl = event_new(w->base, -1, EV_READ, worker_ctlcb, w);
+    w->accept_retry = evtimer_new(w->base, worker_accept_retrycb, w);
+    w->listener = evconnlistener_new(w->base, worker_acceptcb, w,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, lfd);
+    if (w->ctl == NULL || w->accept_retry == NULL || w->listener == NULL) {
+        snprintf(err, errlen, "worker %d: cannot create its listener", id);
+        return -1;
+    }
+    w->lfd = -1; /* owned by the listener now */
+    evconnlistener_set_error_cb(w->listener, worker_accept_errorcb);
+    w->cfg = config_ref(cfg);
+    return 0;
+}
+
+static void worker_destroy(struct worker *w)
+{
+    conn_close_all(&w->conns);
+    if (w->listener != NULL)
+        evconnlistener_free(w->listener);
+    w->listener = NULL;
+    if (w->lfd >= 0)
+        close(w->lfd);
+    w->lfd = -1;
+    if (w->drain_deadline != NULL)
+        event_free(w->drain_deadline);
+    w->drain_deadline = NULL;
+    if (w->ctl != NULL)
+        event_free(w->ctl);
+    w->ctl = NULL;
+    if (w->accept_retry != NULL)
+        event_free(w->accept_retry);
+    w->accept_retry = NULL;
+    upstream_free(w->upstream);
+    w->upstream = NULL;
+    if (w->base != NULL)
+        event_base_free(w->base);
+    w->base = NULL;
+    config_unref(w->cfg);
+    w->cfg = NULL;
+    config_unref(w->pending_cfg);
+    w->pending_cfg = NULL;
+    pthread_mutex_destroy(&w->lock);
+}
+
+int server_run(struct config *cfg, const char *config_path, const struct config_overrides *ov)
+{
+    struct server s = {0};
+    struct event *ev_hup = NULL, *ev_term = NULL, *ev_int = NULL;
+    char err[512], port[NI_MAXSERV];
+    int started = 0, status = 1;
+
+    s.config_path = config_path;
+    s.ov = ov;
+    s.cfg = config_ref(cfg);
+    s.nworkers = cfg->workers > 0 ? cfg->workers : server_workers_default();
+    if (evthread_use_pthreads() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("cannot initialise libevent threads or libcurl");
+        goto out;
+    }
+    s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
+    s.base = event_base_new();
+    if (s.workers == NULL || s.base == NULL) {
+        log_error("out of memory");
+        goto out;
+    }
+    snprintf(port, sizeof(port), "%s", cfg->listen_port);
+    for (int i = 0; i < s.nworkers; i++) {
+        evutil_socket_t fd = server_bind(cfg->listen_host, port, err, sizeof(err));
+        s.workers[i].lfd = -1;
+        if (fd < 0) {
+            log_error("%s", err);
+            goto out;
+        }
+        /* Port 0: the first bind picks the port, the others join it. */
+        if (i == 0 && server_bound_port(fd, port, sizeof(port)) < 0) {
+            log_error("cannot read the bound port: %s", strerror(errno));
+            close(fd);
+            goto out;
+        }
+        if (worker_init(&s.workers[i], i, cfg, fd, err, sizeof(err)) < 0) {
+            if (s.workers[i].lfd >= 0)
+                close(s.workers[i].lfd);
+            s.workers[i].lfd = -1;
+            log_error("%s", err);
+            goto out;
+        }
+    }
+    ev_hup = evsignal_new(s.base, SIGHUP, server_sighupcb, &s);
+    ev_term = evsignal_new(s.base, SIGTERM, server_sigtermcb, &s);
+    ev_int = evsignal_new(s.base, SIGINT, server_sigtermcb, &s);
+    if (ev_hup == NULL || ev_term == NULL || ev_int == NULL || evsignal_add(ev_hup, NULL) < 0 ||
+        evsignal_add(ev_term, NULL) < 0 || evsignal_add(ev_int, NULL) < 0) {
+        log_error("cannot install signal handlers");
+        goto out;
+    }
+    for (; started < s.nworkers; started++) {
+        if (pthread_create(&s.workers[started].thread, NULL, worker_main, &s.workers[started]) !=
+            0) {
+            log_error("cannot start worker thread %d", started);
+            for (int i = 0; i < started; i++)
+                worker_notify(&s.workers[i], NULL, 1);
+            goto join;
+        }
+    }
+    log_info("reverse listener on %s:%s (%d workers); hubspot -> %s; salesforce -> %s",
+             cfg->listen_host, port, s.nworkers, cfg->upstream_hubspot,
+             cfg->upstream_salesforce != NULL ? cfg->upstream_salesforce : "(not configured)");
+    sdnotify("READY=1\nSTATUS=serving");
+    event_base_dispatch(s.base);
+    status = 0;
+join:
+    for (int i = 0; i < started; i++)
+        pthread_join(s.workers[i].thread, NULL);
+    if (status == 0)
+        log_info("all workers drained; exiting");
+out:
+    for (int i = 0; s.workers != NULL && i < s.nworkers; i++) {
+        if (s.workers[i].base != NULL || s.workers[i].lfd >= 0)
+            worker_destroy(&s.workers[i]);
+    }
+    free(s.workers);
+    if (ev_hup != NULL)
+        event_free(ev_hup);
+    if (ev_term != NULL)
+        event_free(ev_term);
+    if (ev_int != NULL)
+        event_free(ev_int);
+    if (s.base != NULL)
+        event_base_free(s.base);
+    config_unref(s.cfg);
+    curl_global_cleanup();
+    libevent_global_shutdown();
+    return status;
+}

@@ -1,0 +1,66 @@
+/*
+ * server.h - the worker threads and their listeners.
+ *
+ * Each worker owns an event_base, an SO_REUSEPORT listening socket, a curl
+ * multi handle (via upstream) and its connections; nothing on the request
+ * path is shared between workers. The main thread only handles signals and
+ * hands new configs and the drain order to workers through their control
+ * event.
+ */
+#ifndef CRMGATE_SERVER_H
+#define CRMGATE_SERVER_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config.h"
+
+struct conn;
+struct upstream;
+
+TAILQ_HEAD(conn_list, conn);
+
+struct worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    evutil_socket_t lfd;
+    struct upstream *upstream;
+    struct config *cfg; /* this worker's reference to the current config */
+    struct conn_list conns;
+    size_t nconns;
+    int draining;
+    uint64_t rng; /* xorshift state for request ids */
+
+    /* Written by the main thread under lock, read on the control event. */
+    pthread_mutex_t lock;
+    struct event *ctl;
+    struct config *pending_cfg;
+    int pending_drain;
+    struct event *drain_deadline;
+    struct event *accept_retry; /* re-enables the listener after accept errors */
+};
+
+/* The worker's current config (valid while the worker runs one callback). */
+struct config *worker_config(struct worker *w);
+
+/* A conn left w->conns: lets a draining worker exit when none are left. */
+void worker_conn_removed(struct worker *w);
+
+/* 64 random bits from the worker's generator (not for secrets). */
+uint64_t worker_random(struct worker *w);
+
+/*
+ * Bind the listeners, start the workers and run until SIGTERM/SIGINT has
+ * drained them. cfg is the loaded config (one reference is taken);
+ * config_path and ov are kept to re-read the config on SIGHUP. Returns the
+ * process exit status.
+ */
+int server_run(struct config *cfg, const char *config_path, const struct config_overrides *ov);
+
+#endif

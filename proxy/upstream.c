@@ -1,0 +1,448 @@
+/*
+ * upstream.c - libcurl multi-socket on a libevent base.
+ *
+ * Follows curl's hiperfifo.c: curl tells us which sockets to watch
+ * (upstream_sockcb) and when to wake it (upstream_timerfunc); we call
+ * curl_multi_socket_action from libevent callbacks and drain
+ * curl_multi_info_read after every call. Nothing here calls libcurl from
+ * inside a libcurl callback, and a socket context may be freed during
+ * socket_action, so it is never touched afterwards.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "upstream.h"
+
+#define UPSTREAM_POOL_MAX         64          /* idle easy handles kept for reuse */
+#define UPSTREAM_MAX_HEADER_BYTES (64 * 1024) /* upstream response head */
+#define UPSTREAM_MAX_CONNECTS     256         /* idle connections kept by the multi */
+
+struct upstream {
+    struct event_base *base;
+    CURLM *multi;
+    CURLSH *share;
+    struct event *timer;
+    CURL *pool[UPSTREAM_POOL_MAX];
+    size_t npool;
+    size_t active;
+    struct upstream_xfer *xfers; /* doubly linked, for upstream_free */
+};
+
+struct upstream_sock {
+    struct upstream *u;
+    struct event *ev;
+};
+
+struct upstream_xfer {
+    struct upstream *u;
+    struct upstream_xfer *prev, *next;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    upstream_done_cb cb;
+    void *arg;
+    size_t max_response;
+    size_t head_bytes;
+    int body_started;
+    struct upstream_response rsp;
+};
+
+static void upstream_drive(struct upstream *u, curl_socket_t fd, int sel);
+
+static void upstream_eventcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream_sock *us = arg;
+    struct upstream *u = us->u;
+    int sel = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+
+    us = NULL; /* may be freed inside socket_action */
+    upstream_drive(u, fd, sel);
+}
+
+static void upstream_timercb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    upstream_drive(arg, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static int upstream_sockcb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct upstream *u = userp;
+    struct upstream_sock *us = socketp;
+    short kind;
+
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (us != NULL) {
+            event_free(us->ev);
+            free(us);
+        }
+        return 0;
+    }
+    kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) |
+                   EV_PERSIST);
+    if (us == NULL) {
+        us = calloc(1, sizeof(*us));
+        if (us == NULL)
+            return -1;
+        us->u = u;
+        us->ev = event_new(u->base, s, kind, upstream_eventcb, us);
+        if (us->ev == NULL) {
+            free(us);
+            return -1;
+        }
+        curl_multi_assign(u->multi, s, us);
+    } else {
+        event_del(us->ev);
+        event_assign(us->ev, u->base, s, kind, upstream_eventcb, us);
+    }
+    event_add(us->ev, NULL);
+    return 0;
+}
+
+/* Only arm the timer: calling curl from here would recurse. */
+static int upstream_timerfunc(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct upstream *u = userp;
+    struct timeval tv;
+
+    (void)multi;
+    if (timeout_ms < 0) {
+        evtimer_del(u->timer);
+        return 0;
+    }
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    evtimer_add(u->timer, &tv);
+    return 0;
+}
+
+struct upstream *upstream_new(struct event_base *base, char *err, size_t errlen)
+{
+    struct upstream *u = calloc(1, sizeof(*u));
+
+    if (u == NULL)
+        goto oom;
+    u->base = base;
+    u->multi = curl_multi_init();
+    u->share = curl_share_init();
+    u->timer = evtimer_new(base, upstream_timercb, u);
+    if (u->multi == NULL || u->share == NULL || u->timer == NULL)
+        goto oom;
+    /* Same thread only, so no lock functions: DNS and TLS sessions. */
+    curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, upstream_sockcb);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, upstream_timerfunc);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long)UPSTREAM_MAX_CONNECTS);
+    return u;
+oom:
+    snprintf(err, errlen, "cannot create the libcurl multi handle (out of memory)");
+    upstream_free(u);
+    return NULL;
+}
+
+static void upstream_xfer_release(struct upstream_xfer *x)
+{
+    struct upstream *u = x->u;
+
+    if (x->prev != NULL)
+        x->prev->next = x->next;
+    else
+        u->xfers = x->next;
+    if (x->next != NULL)
+        x->next->prev = x->prev;
+    u->active--;
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    http_fields_free(&x->rsp.headers);
+    if (x->rsp.body != NULL)
+        evbuffer_free(x->rsp.body);
+    x->rsp.body = NULL;
+    if (u->npool < UPSTREAM_POOL_MAX) {
+        /* reset keeps the session-id cache and the share; the multi keeps connections */
+        curl_easy_reset(x->easy);
+        u->pool[u->npool++] = x->easy;
+    } else {
+        curl_easy_cleanup(x->easy);
+    }
+    x->easy = NULL;
+    free(x);
+}
+
+void upstream_free(struct upstream *u)
+{
+    if (u == NULL)
+        return;
+    while (u->xfers != NULL) {
+        curl_multi_remove_handle(u->multi, u->xfers->easy);
+        upstream_xfer_release(u->xfers);
+    }
+    for (size_t i = 0; i < u->npool; i++)
+        curl_easy_cleanup(u->pool[i]);
+    u->npool = 0;
+    if (u->multi != NULL)
+        curl_multi_cleanup(u->multi);
+    u->multi = NULL;
+    if (u->share != NULL)
+        curl_share_cleanup(u->share);
+    u->share = NULL;
+    if (u->timer != NULL)
+        event_free(u->timer);
+    u->timer = NULL;
+    free(u);
+}
+
+size_t upstream_active(const struct upstream *u)
+{
+    return u->active;
+}
+
+static void upstream_finish(struct upstream_xfer *x, CURLcode result)
+{
+    struct upstream_response *rsp = &x->rsp;
+
+    rsp->result = result;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &rsp->status);
+    if (result != CURLE_OK && rsp->error[0] == '\0')
+        snprintf(rsp->error, sizeof(rsp->error), "%s", curl_easy_strerror(result));
+    x->cb(rsp, x->arg);
+    upstream_xfer_release(x);
+}
+
+/* Fail every transfer: after a socket_action error the multi is unusable. */
+static void upstream_fail_all(struct upstream *u, CURLMcode mc)
+{
+    log_error("libcurl multi handle failed (%s); failing %zu transfers", curl_multi_strerror(mc),
+              u->active);
+    while (u->xfers != NULL) {
+        struct upstream_xfer *x = u->xfers;
+        curl_multi_remove_handle(u->multi, x->easy);
+        snprintf(x->rsp.error, sizeof(x->rsp.error), "libcurl: %s", curl_multi_strerror(mc));
+        upstream_finish(x, CURLE_SEND_ERROR);
+    }
+}
+
+static void upstream_drive(struct upstream *u, curl_socket_t fd, int sel)
+{
+    CURLMcode mc;
+    CURLMsg *m;
+    int running, left;
+
+    mc = curl_multi_socket_action(u->multi, fd, sel, &running);
+    if (mc != CURLM_OK) {
+        upstream_fail_all(u, mc);
+        return;
+    }
+    while ((m = curl_multi_info_read(u->multi, &left)) != NULL) {
+        CURL *e = m->easy_handle; /* copy: *m dies in remove_handle */
+        CURLcode rc = m->data.result;
+        struct upstream_xfer *x = NULL;
+
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(u->multi, e);
+        if (x != NULL)
+            upstream_finish(x, rc);
+    }
+}
+
+static size_t upstream_headercb(char *buf, size_t size, size_t n, void *arg)
+{
+    struct upstream_xfer *x = arg;
+    size_t len = size * n, nl, vs;
+
+    x->head_bytes += len;
+    if (x->head_bytes > UPSTREAM_MAX_HEADER_BYTES) {
+        snprintf(x->rsp.error, sizeof(x->rsp.error), "upstream response head larger than %d bytes",
+                 UPSTREAM_MAX_HEADER_BYTES);
+        return 0;
+    }
+    if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+        /* A new status line: 1xx heads before the final one are forgotten. */
+        http_fields_reset(&x->rsp.headers);
+        x->body_started = 0;
+        return len;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    if (len == 0) {
+        x->body_started = 1; /* end of a head; a later head resets this */
+        return size * n;
+    }
+    if (x->body_started)
+        return size * n; /* trailers: not forwarded */
+    if (buf[0] == ' ' || buf[0] == '\t') {
+        /* obs-fold continuation: join with a single space */
+        if (x->rsp.headers.n == 0 || http_fields_append_value(&x->rsp.headers, " ", 1) < 0 ||
+            http_fields_append_value(&x->rsp.headers, buf + 1, len - 1) < 0)
+            return 0;
+        return size * n;
+    }
+    for (nl = 0; nl < len && buf[nl] != ':'; nl++)
+        ;
+    if (nl == len || nl == 0)
+        return size * n; /* not a field line: ignore it */
+    vs = nl + 1;
+    while (vs < len && (buf[vs] == ' ' || buf[vs] == '\t'))
+        vs++;
+    while (len > vs && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+        len--;
+    if (http_fields_add(&x->rsp.headers, buf, nl, buf + vs, len - vs) < 0)
+        return 0;
+    return size * n;
+}
+
+static size_t upstream_writecb(char *buf, size_t size, size_t n, void *arg)
+{
+    struct upstream_xfer *x = arg;
+    size_t len = size * n;
+
+    if (evbuffer_get_length(x->rsp.body) + len > x->max_response) {
+        x->rsp.too_large = 1;
+        snprintf(x->rsp.error, sizeof(x->rsp.error),
+                 "upstream response body larger than %zu bytes (limits.response_bytes)",
+                 x->max_response);
+        return 0;
+    }
+    if (evbuffer_add(x->rsp.body, buf, len) < 0)
+        return 0;
+    return len;
+}
+
+static int upstream_add_header(struct upstream_xfer *x, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(x->hdrs, line);
+
+    if (l == NULL)
+        return -1;
+    x->hdrs = l;
+    return 0;
+}
+
+/* Header list for curl: "Name: value", or "Name;" for an empty value. */
+static int upstream_build_headers(struct upstream_xfer *x, const struct upstream_request *r)
+{
+    const struct http_fields *fs = r->headers;
+    char stack[1024];
+
+    for (size_t i = 0; fs != NULL && i < fs->n; i++) {
+        size_t nl, vl, need;
+        const char *nm = http_field_name(fs, i, &nl);
+        const char *v = http_field_value(fs, i, &vl);
+        char *line = stack;
+        int rc;
+
+        need = nl + vl + 3;
+        if (need > sizeof(stack) && (line = malloc(need)) == NULL)
+            return -1;
+        if (vl == 0)
+            snprintf(line, need, "%.*s;", (int)nl, nm);
+        else
+            snprintf(line, need, "%.*s: %.*s", (int)nl, nm, (int)vl, v);
+        rc = upstream_add_header(x, line);
+        if (line != stack)
+            free(line);
+        if (rc < 0)
+            return -1;
+    }
+    /* Suppress what curl would add on its own. */
+    if (upstream_add_header(x, "Expect:") < 0)
+        return -1;
+    if (http_fields_find(fs, "accept", 0) < 0 && upstream_add_header(x, "Accept:") < 0)
+        return -1;
+    if (r->has_body && http_fields_find(fs, "content-type", 0) < 0 &&
+        upstream_add_header(x, "Content-Type:") < 0)
+        return -1;
+    return 0;
+}
+
+struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_request *r,
+                                     upstream_done_cb cb, void *arg)
+{
+    struct upstream_xfer *x = calloc(1, sizeof(*x));
+    CURL *e;
+
+    if (x == NULL)
+        return NULL;
+    e = u->npool > 0 ? u->pool[--u->npool] : curl_easy_init();
+    x->rsp.body = evbuffer_new();
+    if (e == NULL || x->rsp.body == NULL)
+        goto fail;
+    x->u = u;
+    x->easy = e;
+    x->cb = cb;
+    x->arg = arg;
+    x->max_response = r->max_response;
+    if (upstream_build_headers(x, r) < 0)
+        goto fail;
+
+    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_SHARE, u->share);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* Forward the path exactly as classified: no dot-segment squashing. */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    /* Ask for identity; should gzip or deflate come anyway, curl decodes it. */
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "identity");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, upstream_headercb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, upstream_writecb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->rsp.error);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (r->ca_bundle != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_bundle);
+
+    if (strcmp(r->method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (r->has_body) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body_len > 0 ? r->body : "");
+        if (strcmp(r->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        if (strcmp(r->method, "GET") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+    }
+
+    x->next = u->xfers;
+    if (u->xfers != NULL)
+        u->xfers->prev = x;
+    u->xfers = x;
+    u->active++;
+    if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
+        upstream_cancel(x);
+        return NULL;
+    }
+    return x;
+fail:
+    curl_slist_free_all(x->hdrs);
+    if (x->rsp.body != NULL)
+        evbuffer_free(x->rsp.body);
+    if (e != NULL)
+        curl_easy_cleanup(e);
+    free(x);
+    return NULL;
+}
+
+void upstream_cancel(struct upstream_xfer *x)
+{
+    curl_multi_remove_handle(x->u->multi, x->easy);
+    upstream_xfer_release(x);
+}
