@@ -60,11 +60,16 @@ $(B)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 $(CFLAGS) -w -c -o $@ $<
 
-# Unit tests (cmocka) may #include the .c under test to reach statics.
-$(B)/tests/unit/%: tests/unit/%.c $(OBJ) $(OBJ_LLHTTP)
+# Everything but main, as an archive: a unit test gets only the members it
+# needs, so it may #include the .c under test to reach statics.
+$(B)/libcrmgate.a: $(filter-out $(B)/proxy/main.o,$(OBJ)) $(OBJ_LLHTTP)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/tests/unit/%: tests/unit/%.c $(B)/libcrmgate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy $(CFLAGS) $(WARN) -Wno-missing-prototypes \
-	    -o $@ $< $(filter-out $(B)/proxy/main.o,$(OBJ)) $(OBJ_LLHTTP) $(LDLIBS) -lcmocka
+	    -o $@ $< $(B)/libcrmgate.a $(LDLIBS) -lcmocka
 
 deps:
 	@./scripts/deps.sh

@@ -1,0 +1,144 @@
+/*
+ * test_config.c - config files, overrides and their errors (file, JSON
+ * pointer, problem).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char config_path[64];
+
+static const char *write_config(const char *text)
+{
+    FILE *f;
+
+    snprintf(config_path, sizeof(config_path), "/tmp/crmgate-test-config-%d.json", (int)getpid());
+    f = fopen(config_path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return config_path;
+}
+
+static void test_default(void **state)
+{
+    struct config_overrides ov = {0};
+    char err[512];
+    struct config *cfg;
+
+    (void)state;
+    unsetenv("STATE_DIRECTORY");
+    cfg = config_load(NULL, &ov, err, sizeof(err));
+    assert_non_null(cfg);
+    assert_string_equal(cfg->listen_host, "127.0.0.1");
+    assert_string_equal(cfg->listen_port, "8080");
+    assert_string_equal(cfg->upstream_hubspot, "https://api.hubapi.com");
+    assert_null(cfg->upstream_salesforce);
+    assert_string_equal(cfg->state_dir, "./var");
+    assert_int_equal(cfg->limits.header_bytes, 64 * 1024);
+    config_unref(cfg);
+
+    setenv("STATE_DIRECTORY", "/var/lib/crmgate:/var/lib/other", 1);
+    cfg = config_load(NULL, &ov, err, sizeof(err));
+    assert_string_equal(cfg->state_dir, "/var/lib/crmgate");
+    config_unref(cfg);
+    unsetenv("STATE_DIRECTORY");
+}
+
+static void test_file_and_overrides(void **state)
+{
+    struct config_overrides ov = {
+        .listen = "[::1]:0", .upstream_salesforce = "http://127.0.0.1:9/", .workers = "3"};
+    char err[512];
+    struct config *cfg;
+    const char *path = write_config(
+        "{\"listen\":\"0.0.0.0:9000\",\"upstreams\":{\"hubspot\":\"http://127.0.0.1:1/hs/\"},"
+        "\"limits\":{\"body_bytes\":2048,\"header_timeout_ms\":500},\"upstream_timeout_ms\":700}");
+
+    (void)state;
+    cfg = config_load(path, &ov, err, sizeof(err));
+    if (cfg == NULL)
+        fail_msg("%s", err);
+    assert_string_equal(cfg->listen_host, "::1");
+    assert_string_equal(cfg->listen_port, "0");
+    assert_string_equal(cfg->upstream_hubspot, "http://127.0.0.1:1/hs");
+    assert_string_equal(cfg->upstream_salesforce, "http://127.0.0.1:9");
+    assert_int_equal(cfg->workers, 3);
+    assert_int_equal(cfg->limits.body_bytes, 2048);
+    assert_int_equal(cfg->limits.header_timeout_ms, 500);
+    assert_int_equal(cfg->upstream_timeout_ms, 700);
+    config_unref(cfg);
+    unlink(path);
+}
+
+static void test_errors(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *want; /* substring of the error */
+    } cases[] = {
+        {"{\"listen\":\"127.0.0.1:8080\",\"listen\":\"x\"}", "duplicate object key"},
+        {"{\"lisen\":\"127.0.0.1:8080\"}", "/lisen: unknown key"},
+        {"{\"limits\":{\"body_byte\":1}}", "/limits/body_byte: unknown key"},
+        {"{\"limits\":{\"header_bytes\":10}}", "/limits/header_bytes: must be an integer"},
+        {"{\"listen\":\"nocolon\"}", "not ADDR:PORT"},
+        {"{\"listen\":\"127.0.0.1:70000\"}", "not ADDR:PORT"},
+        {"{\"upstreams\":{\"hubspot\":\"ftp://x\"}}", "/upstreams/hubspot"},
+        {"{\"upstreams\":{\"hubspot\":\"https://x/?token=1\"}}", "must not carry a query"},
+        {"{\"upstreams\":{\"hubspot\":\"https://user:pw@x\"}}", "credentials"},
+        {"{\"upstreams\":{\"pipedrive\":\"https://x\"}}", "/upstreams/pipedrive: unknown key"},
+        {"{\"workers\":-1}", "/workers: must be an integer"},
+        {"{\"log_level\":\"loud\"}", "/log_level"},
+        {"[1]", "top level must be an object"},
+        {"{", "invalid JSON"},
+    };
+    struct config_overrides ov = {0};
+    char err[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *path = write_config(cases[i].text);
+        struct config *cfg = config_load(path, &ov, err, sizeof(err));
+        if (cfg != NULL)
+            fail_msg("config %s was accepted", cases[i].text);
+        if (strstr(err, cases[i].want) == NULL || strstr(err, path) == NULL)
+            fail_msg("config %s: error \"%s\" lacks \"%s\" or the file name", cases[i].text, err,
+                     cases[i].want);
+    }
+    unlink(config_path);
+    assert_null(config_load("/nonexistent/crmgate.json", &ov, err, sizeof(err)));
+    assert_non_null(strstr(err, "cannot open"));
+}
+
+static void test_override_errors(void **state)
+{
+    char err[512];
+    struct config_overrides bad_workers = {.workers = "two"};
+    struct config_overrides bad_up = {.upstream_hubspot = "not a url"};
+
+    (void)state;
+    assert_null(config_load(NULL, &bad_workers, err, sizeof(err)));
+    assert_non_null(strstr(err, "--workers"));
+    assert_null(config_load(NULL, &bad_up, err, sizeof(err)));
+    assert_non_null(strstr(err, "--upstream hubspot"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default),
+        cmocka_unit_test(test_file_and_overrides),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_override_errors),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
