@@ -124,6 +124,9 @@ function requestJson(url, { method = 'GET', body, headers = {} } = {}) {
     }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
+      /* A connection cut mid-body must fail the call, not leave it pending forever. */
+      res.on('error', reject);
+      res.on('aborted', () => reject(Object.assign(new Error('response aborted mid-body'), { code: 'ECONNRESET' })));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         let parsed = text;

@@ -818,7 +818,8 @@ module.exports = function create(fake) {
         good.push(input);
       } catch (e) {
         if (!(e instanceof HsError) || !traced) throw e;
-        errors.push({ ...batchError(e.category, e.message, { objectWriteTraceId: [String(input.objectWriteTraceId)] }), ...e.extra, objectWriteTraceId: String(input.objectWriteTraceId) });
+        const context = { ...(e.extra.context || {}), objectWriteTraceId: [String(input.objectWriteTraceId)] };
+        errors.push({ ...batchError(e.category, e.message, context), errors: e.extra.errors || [], objectWriteTraceId: String(input.objectWriteTraceId) });
       }
     }
     const ms = tick();
