@@ -34,7 +34,8 @@
  * ---------------------------------------------------------------------------------------------
  *
  * Control API (JSON, no auth, never logged): POST /_fake/reset, POST /_fake/seed,
- * GET|DELETE /_fake/requests (?since=N), GET /_fake/state, POST|DELETE /_fake/faults,
+ * GET|DELETE /_fake/requests (?since=N; entries {seq, method, path, query, headers, body,
+ * response: {status, gzip} | null}), GET /_fake/state, POST|DELETE /_fake/faults,
  * POST /_fake/tokens/revoke {token}.
  */
 
@@ -134,6 +135,7 @@ function bearerToken(headers) {
 
 /* Writes one answer: JSON body (or none for 204), gzip when the client asked and it is allowed. */
 function writeAnswer(state, req, res, status, body, headers) {
+  if (req.logEntry) req.logEntry.response = { status, gzip: false };
   const out = { ...headers };
   let payload = null;
   if (status !== 204 && status !== 304 && body !== null && body !== undefined) {
@@ -143,6 +145,7 @@ function writeAnswer(state, req, res, status, body, headers) {
   if (payload && payload.length > 0 && state.opts.gzip && /\bgzip\b/i.test(req.headers['accept-encoding'] || '')) {
     payload = zlib.gzipSync(payload);
     out['Content-Encoding'] = 'gzip';
+    if (req.logEntry) req.logEntry.response.gzip = true;
     out['Vary'] = 'Accept-Encoding';
   }
   if (payload) out['Content-Length'] = String(payload.length);
@@ -280,14 +283,16 @@ function makeCtx(state, req, res, mod, rawPath, rawQuery, body) {
 }
 
 function logRequest(state, req, rawPath, rawQuery, body) {
-  state.requests.push({
+  req.logEntry = {
     seq: ++state.requestSeq,
     method: req.method,
     path: rawPath,
     query: rawQuery,
     headers: { ...req.headers },
     body: body.toString('utf8'),
-  });
+    response: null, /* {status, gzip} once answered; stays null for reset/close/garbage faults */
+  };
+  state.requests.push(req.logEntry);
 }
 
 /* Default bodies when a module has no faultBody(): shapes from the references (§7 / §8). */
