@@ -115,6 +115,19 @@ test('transport: --no-gzip never compresses', async () => {
   }
 });
 
+test('transport: options {gzip: always} compresses unasked CRM answers, reset restores auto', async () => {
+  await fake.options({ gzip: 'always' });
+  const r = await rawGet('/crm/v3/objects/contacts', {});
+  assert.equal(r.headers['content-encoding'], 'gzip');
+  assert.deepEqual(JSON.parse(zlib.gunzipSync(r.body)), { results: [] });
+  const log = await fake.requests();
+  assert.deepEqual(log.map((x) => x.response), [{ status: 200, gzip: true }]);
+  await fake.reset();
+  assert.equal((await rawGet('/crm/v3/objects/contacts', {})).headers['content-encoding'], undefined);
+  const bad = await requestJson(`${fake.url}/_fake/options`, { method: 'POST', body: { gzip: 'sometimes' } });
+  assert.equal(bad.status, 400);
+});
+
 function rawGet(path, headers, base = fake.url) {
   return new Promise((resolve, reject) => {
     http.get(`${base}${path}`, { headers: { authorization: `Bearer ${TOKEN}`, ...headers } }, (res) => {

@@ -18,6 +18,7 @@ const os = require('node:os');
 const path = require('node:path');
 const http = require('node:http');
 const https = require('node:https');
+const zlib = require('node:zlib');
 
 const REPO = path.resolve(__dirname, '..', '..');
 const FAKE_SERVER = path.join(REPO, 'tests', 'fakecrm', 'server.js');
@@ -128,7 +129,9 @@ function requestJson(url, { method = 'GET', body, headers = {} } = {}) {
       res.on('error', reject);
       res.on('aborted', () => reject(Object.assign(new Error('response aborted mid-body'), { code: 'ECONNRESET' })));
       res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
+        let raw = Buffer.concat(chunks);
+        if (res.headers['content-encoding'] === 'gzip' && raw.length) raw = zlib.gunzipSync(raw);
+        const text = raw.toString('utf8');
         let parsed = text;
         if (/json/.test(res.headers['content-type'] || '') && text) parsed = JSON.parse(text);
         resolve({ status: res.statusCode, headers: res.headers, body: parsed });
@@ -176,6 +179,7 @@ async function startFake(opts = {}) {
     fault: (spec) => control(url, 'POST', '/_fake/faults', spec),
     clearFaults: () => control(url, 'DELETE', '/_fake/faults'),
     revokeToken: (token) => control(url, 'POST', '/_fake/tokens/revoke', { token }),
+    options: (o) => control(url, 'POST', '/_fake/options', o),
     stop: () => stopProc(proc, { graceMs: 2000 }),
   };
 }

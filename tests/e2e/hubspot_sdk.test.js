@@ -312,6 +312,23 @@ test('through crmgate: gzip from the fake reaches clients intact', { skip: GATE 
   }
 });
 
+test('through crmgate: an upstream that gzips unasked still reaches the SDK intact', { skip: GATE }, async () => {
+  await fake.reset();
+  await fake.seed(SEED);
+  await fake.options({ gzip: 'always' });
+  try {
+    const hs = client(gateBase());
+    const got = await hs.crm.contacts.basicApi.getById('8001', ['email']);
+    assert.equal(got.properties.email, 'seeded@example.com');
+    const upd = await hs.crm.contacts.basicApi.update('8001', { properties: { firstname: 'Zipped' } });
+    assert.equal(upd.properties.firstname, 'Zipped');
+    const log = await fake.requests();
+    assert.ok(log.length >= 2 && log.every((r) => r.response && r.response.gzip), 'the fake compressed every answer');
+  } finally {
+    await fake.options({ gzip: 'auto' });
+  }
+});
+
 test('through crmgate: rate-limit headers and the 429 body reach the SDK', { skip: GATE }, async () => {
   await fake.reset();
   await fake.fault({ match: { path: '^/crm/v3/objects/contacts$' }, action: 'ratelimit' });

@@ -36,7 +36,8 @@
  * Control API (JSON, no auth, never logged): POST /_fake/reset, POST /_fake/seed,
  * GET|DELETE /_fake/requests (?since=N; entries {seq, method, path, query, headers, body,
  * response: {status, gzip} | null}), GET /_fake/state, POST|DELETE /_fake/faults,
- * POST /_fake/tokens/revoke {token}.
+ * POST /_fake/tokens/revoke {token}, POST /_fake/options {gzip: 'auto'|'always'|'off'} (reset
+ * restores the command-line setting).
  */
 
 const http = require('node:http');
@@ -91,7 +92,8 @@ function createFake(opts) {
     clearRevoked: () => revoked.clear(),
   };
   const modules = [loadModule('hubspot.js', fake), loadModule('salesforce.js', fake)].filter(Boolean);
-  return { fake, modules, opts, requests: [], requestSeq: 0, faults: [] };
+  /* gzip: 'auto' = when the client asks (real CRMs), 'always' = even when it does not (robustness), 'off'. */
+  return { fake, modules, opts, requests: [], requestSeq: 0, faults: [], gzipMode: opts.gzip ? 'auto' : 'off' };
 }
 
 /* '//' collapses to '/', so SDK base URLs with a trailing slash still work (reference §11.2). */
@@ -142,7 +144,8 @@ function writeAnswer(state, req, res, status, body, headers) {
     payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
     if (!hasHeader(out, 'content-type')) out['Content-Type'] = 'application/json;charset=utf-8';
   }
-  if (payload && payload.length > 0 && state.opts.gzip && /\bgzip\b/i.test(req.headers['accept-encoding'] || '')) {
+  const asked = /\bgzip\b/i.test(req.headers['accept-encoding'] || '');
+  if (payload && payload.length > 0 && (state.gzipMode === 'always' ? asked || req.logEntry : state.gzipMode === 'auto' && asked)) {
     payload = zlib.gzipSync(payload);
     out['Content-Encoding'] = 'gzip';
     if (req.logEntry) req.logEntry.response.gzip = true;
@@ -178,6 +181,7 @@ async function handleControl(state, req, res, rawPath, query, body) {
       state.requestSeq = 0;
       state.faults = [];
       state.fake.clearRevoked();
+      state.gzipMode = state.opts.gzip ? 'auto' : 'off';
       return controlAnswer(state, req, res, 200, { ok: true });
     case 'POST /_fake/seed': {
       const data = json || {};
@@ -206,6 +210,12 @@ async function handleControl(state, req, res, rawPath, query, body) {
       state.faults.push(f);
       return controlAnswer(state, req, res, 200, { ok: true, faults: state.faults.length });
     }
+    case 'POST /_fake/options':
+      if (!json || !['auto', 'always', 'off'].includes(json.gzip)) {
+        return controlAnswer(state, req, res, 400, { error: 'body must be {gzip: "auto"|"always"|"off"}' });
+      }
+      state.gzipMode = json.gzip;
+      return controlAnswer(state, req, res, 200, { ok: true, gzip: state.gzipMode });
     case 'GET /_fake/faults':
       return controlAnswer(state, req, res, 200, state.faults.map(({ re, ...f }) => f));
     case 'DELETE /_fake/faults':
