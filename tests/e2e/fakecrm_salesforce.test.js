@@ -573,3 +573,206 @@ test('search: FIND {term} RETURNING with field lists, WHERE and scopes; short te
   const noBraces = await sf('GET', `${V}/search?q=${encodeURIComponent('FIND Acme')}`);
   assert.equal(noBraces.body[0].errorCode, 'MALFORMED_SEARCH');
 });
+
+/* ---------------- composite ---------------- */
+
+test('composite: @{ref} references, per-subrequest headers, Location, 204 body null', async () => {
+  const r = await sf('POST', `${V}/composite`, {
+    allOrNone: true,
+    compositeRequest: [
+      { method: 'POST', url: `${V}/sobjects/Account`, referenceId: 'refAccount', body: { Name: 'Sample Account' } },
+      { method: 'POST', url: `${V}/sobjects/Contact`, referenceId: 'refContact', body: { LastName: 'Sample', AccountId: '@{refAccount.id}' } },
+      { method: 'GET', url: `${V}/sobjects/Account/@{refAccount.id}?fields=Name`, referenceId: 'getAcc' },
+      { method: 'PATCH', url: `${V}/sobjects/Contact/@{refContact.id}`, referenceId: 'upd', body: { FirstName: '@{getAcc.Name}' } },
+      { method: 'GET', url: `${V}/query?q=${encodeURIComponent("SELECT Id, Name FROM Contact WHERE LastName = 'Sample'")}`, referenceId: 'q' },
+    ],
+  });
+  assert.equal(r.status, 200);
+  const [acc, con, get, upd, qr] = r.body.compositeResponse;
+  assert.deepEqual(acc.httpHeaders, { Location: `${V}/sobjects/Account/${acc.body.id}` });
+  assert.deepEqual([acc.httpStatusCode, acc.referenceId, acc.body.success], [201, 'refAccount', true]);
+  assert.equal(con.httpStatusCode, 201);
+  assert.equal(get.body.Name, 'Sample Account');
+  assert.ok(get.httpHeaders['Last-Modified']);
+  assert.deepEqual([upd.httpStatusCode, upd.body, upd.referenceId], [204, null, 'upd']);
+  assert.equal(qr.body.records[0].Name, 'Sample Account Sample', 'FirstName came from a reference to a GET body');
+  const st = await fake.state();
+  assert.equal(st.salesforce.objects.Contact[0].AccountId, acc.body.id);
+
+  const cond = await sf('POST', `${V}/composite`, { compositeRequest: [{
+    method: 'PATCH', url: `${V}/sobjects/Account/${acc.body.id}`, referenceId: 'guarded',
+    httpHeaders: { 'If-Unmodified-Since': 'Mon, 01 Jan 2001 00:00:00 GMT' }, body: { Name: 'x' } }] });
+  assert.equal(cond.body.compositeResponse[0].httpStatusCode, 412);
+});
+
+test('composite allOrNone: one failure rolls everything back; the others get PROCESSING_HALTED', async () => {
+  const r = await sf('POST', `${V}/composite`, {
+    allOrNone: true,
+    compositeRequest: [
+      { method: 'POST', url: `${V}/sobjects/Account`, referenceId: 'refAccount', body: { Name: 'Rolled back' } },
+      { method: 'POST', url: `${V}/sobjects/Contact`, referenceId: 'refContact', body: { FirstName: 'No last name', AccountId: '@{refAccount.id}' } },
+      { method: 'POST', url: `${V}/sobjects/Lead`, referenceId: 'refLead', body: { LastName: 'L', Company: 'C' } },
+    ],
+  });
+  assert.equal(r.status, 200);
+  const [a, c, l] = r.body.compositeResponse;
+  const halted = [{ errorCode: 'PROCESSING_HALTED', message: 'The transaction was rolled back since another operation in the same transaction failed.' }];
+  assert.deepEqual(a, { body: halted, httpHeaders: {}, httpStatusCode: 400, referenceId: 'refAccount' });
+  assert.deepEqual([c.httpStatusCode, c.body[0].errorCode], [400, 'REQUIRED_FIELD_MISSING']);
+  assert.deepEqual(l, { body: halted, httpHeaders: {}, httpStatusCode: 400, referenceId: 'refLead' });
+  const st = await fake.state();
+  assert.deepEqual([st.salesforce.objects.Account, st.salesforce.objects.Contact, st.salesforce.objects.Lead], [undefined, undefined, undefined]);
+
+  const partial = await sf('POST', `${V}/composite`, {
+    allOrNone: false,
+    compositeRequest: [
+      { method: 'POST', url: `${V}/sobjects/Account`, referenceId: 'bad', body: { Industry: 'no name' } },
+      { method: 'POST', url: `${V}/sobjects/Contact`, referenceId: 'dependent', body: { LastName: 'x', AccountId: '@{bad.id}' } },
+      { method: 'POST', url: `${V}/sobjects/Account`, referenceId: 'good', body: { Name: 'Kept' } },
+    ],
+  });
+  const [bad, dep, good] = partial.body.compositeResponse;
+  assert.equal(bad.body[0].errorCode, 'REQUIRED_FIELD_MISSING');
+  assert.equal(dep.body[0].errorCode, 'PROCESSING_HALTED');
+  assert.match(dep.body[0].message, /^Invalid reference specified\. No value for bad\.id found in bad\./);
+  assert.equal(good.httpStatusCode, 201);
+  assert.deepEqual((await fake.state()).salesforce.objects.Account.map((x) => x.Name), ['Kept']);
+
+  const dup = await sf('POST', `${V}/composite`, { compositeRequest: [
+    { method: 'GET', url: `${V}/limits`, referenceId: 'a' }, { method: 'GET', url: `${V}/limits`, referenceId: 'a' }] });
+  assert.equal(dup.status, 400);
+});
+
+test('composite/batch: relative urls, richInput, haltOnError -> 412 BATCH_PROCESSING_HALTED, no rollback', async () => {
+  const id = await create('Account', { Name: 'Before' });
+  const r = await sf('POST', `${V}/composite/batch`, {
+    haltOnError: true,
+    batchRequests: [
+      { method: 'PATCH', url: `v62.0/sobjects/account/${id}`, richInput: { Name: 'NewName', BillingPostalCode: '94105' } },
+      { method: 'GET', url: `v62.0/sobjects/account/${id}?fields=Name,BillingPostalCode` },
+      { method: 'PATCH', url: `v62.0/sobjects/Account/${id}`, richInput: { Nope__c: 1 } },
+      { method: 'GET', url: 'v62.0/limits' },
+    ],
+  });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.hasErrors, true);
+  const [p, g, bad, halted] = r.body.results;
+  assert.deepEqual(p, { statusCode: 204, result: null });
+  assert.deepEqual(g.result, { attributes: { type: 'Account', url: `${V}/sobjects/Account/${id}` }, Name: 'NewName', BillingPostalCode: '94105', Id: id });
+  assert.equal(bad.statusCode, 400);
+  assert.deepEqual(halted, { statusCode: 412, result: [{ errorCode: 'BATCH_PROCESSING_HALTED', message: 'Batch processing halted per the request' }] });
+  assert.equal((await fake.state()).salesforce.objects.Account[0].Name, 'NewName', 'batch does not roll back');
+});
+
+/* ---------------- collections ---------------- */
+
+test('collections: create mixed types, update (lower-case id), retrieve, delete; per-record errors use statusCode', async () => {
+  const c = await sf('POST', `${V}/composite/sobjects`, { allOrNone: false, records: [
+    { attributes: { type: 'Account' }, Name: 'example.com' },
+    { attributes: { type: 'Contact' }, LastName: 'Johnson' },
+    { attributes: { type: 'Contact' }, FirstName: 'NoLast' },
+    { attributes: { type: 'Account' }, Id: sid('001', 5), Name: 'with id' },
+  ] });
+  assert.equal(c.status, 200);
+  assert.equal(c.body[0].success, true);
+  assert.match(c.body[0].id, /^001/);
+  assert.match(c.body[1].id, /^003/);
+  assert.deepEqual(c.body[2], { success: false, errors: [{ statusCode: 'REQUIRED_FIELD_MISSING', message: 'Required fields are missing: [LastName]', fields: ['LastName'] }] });
+  assert.equal(c.body[3].errors[0].statusCode, 'INVALID_FIELD');
+
+  const [accId, conId] = [c.body[0].id, c.body[1].id];
+  const u = await sf('PATCH', `${V}/composite/sobjects`, { allOrNone: false, records: [
+    { attributes: { type: 'Account' }, id: accId, Industry: 'Tech' },
+    { attributes: { type: 'Contact' }, id: conId, Email: 'bad' },
+    { attributes: { type: 'Contact' }, LastName: 'no id' },
+  ] });
+  assert.deepEqual(u.body[0], { id: accId, success: true, errors: [] });
+  assert.deepEqual(u.body[1], { id: conId, success: false, errors: [{ statusCode: 'INVALID_EMAIL_ADDRESS', message: 'Email: invalid email address: bad', fields: ['Email'] }] });
+  assert.equal(u.body[2].errors[0].statusCode, 'MISSING_ARGUMENT');
+
+  const got = await sf('POST', `${V}/composite/sobjects/Account`, { ids: [accId, sid('001', 42)], fields: ['Id', 'Name', 'Industry'] });
+  assert.deepEqual(got.body, [{ attributes: { type: 'Account', url: `${V}/sobjects/Account/${accId}` }, Id: accId, Name: 'example.com', Industry: 'Tech' }, null]);
+  const viaGet = await sf('GET', `${V}/composite/sobjects/Account?ids=${accId}&fields=Name`);
+  assert.equal(viaGet.body[0].Name, 'example.com');
+  const badField = await sf('POST', `${V}/composite/sobjects/Account`, { ids: [accId], fields: ['Nope'] });
+  assert.deepEqual([badField.status, badField.body[0].errorCode], [400, 'INVALID_FIELD']);
+
+  const d = await sf('DELETE', `${V}/composite/sobjects?ids=${accId},${conId},bogus&allOrNone=false`);
+  assert.deepEqual(d.body.slice(0, 2), [{ id: accId, success: true, errors: [] }, { id: conId, success: true, errors: [] }]);
+  assert.equal(d.body[2].errors[0].statusCode, 'MALFORMED_ID');
+  const st = await fake.state();
+  assert.deepEqual([st.salesforce.objects.Account, st.salesforce.objects.Contact], [undefined, undefined]);
+});
+
+test('collections allOrNone: a failure rolls the whole call back with ALL_OR_NONE_OPERATION_ROLLED_BACK', async () => {
+  const keep = await create('Account', { Name: 'Keep' });
+  const rolled = { statusCode: 'ALL_OR_NONE_OPERATION_ROLLED_BACK', message: 'Record rolled back because not all records were valid and the request was using AllOrNone header', fields: [] };
+  const c = await sf('POST', `${V}/composite/sobjects`, { allOrNone: true, records: [
+    { attributes: { type: 'Account' }, Name: 'A1' },
+    { attributes: { type: 'Opportunity' }, Name: 'No stage' },
+    { attributes: { type: 'Account' }, Name: 'A2' },
+  ] });
+  assert.deepEqual(c.body[0], { success: false, errors: [rolled] });
+  assert.equal(c.body[1].errors[0].statusCode, 'REQUIRED_FIELD_MISSING');
+  assert.deepEqual(c.body[2], { success: false, errors: [rolled] });
+  assert.deepEqual((await fake.state()).salesforce.objects.Account.map((a) => a.Name), ['Keep']);
+
+  const u = await sf('PATCH', `${V}/composite/sobjects`, { allOrNone: true, records: [
+    { attributes: { type: 'Account' }, id: keep, Name: 'Changed' },
+    { attributes: { type: 'Account' }, id: keep, CreatedDate: '2020-01-01T00:00:00.000Z' },
+  ] });
+  assert.deepEqual(u.body[0], { id: keep, success: false, errors: [rolled] });
+  assert.equal(u.body[1].errors[0].statusCode, 'INVALID_FIELD_FOR_INSERT_UPDATE');
+  assert.equal((await fake.state()).salesforce.objects.Account[0].Name, 'Keep');
+
+  const d = await sf('DELETE', `${V}/composite/sobjects?ids=${keep},${sid('001', 77)}&allOrNone=true`);
+  assert.deepEqual(d.body[0], { id: keep, success: false, errors: [rolled] });
+  assert.equal(d.body[1].success, false);
+  assert.equal((await fake.state()).salesforce.objects.Account.length, 1);
+});
+
+test('collections upsert by external id, and composite/tree', async () => {
+  await seed({ customFields: { Account: [{ name: 'Ext__c', type: 'string', externalId: true }] }, objects: { Account: [{ Name: 'Old', Ext__c: 'E1' }] } });
+  const r = await sf('PATCH', `${V}/composite/sobjects/Account/Ext__c`, { allOrNone: false, records: [
+    { attributes: { type: 'Account' }, Ext__c: 'E1', Name: 'Updated' },
+    { attributes: { type: 'Account' }, Ext__c: 'E2', Name: 'Inserted' },
+    { attributes: { type: 'Account' }, Name: 'No key' },
+  ] });
+  assert.equal(r.status, 200);
+  assert.deepEqual([r.body[0].created, r.body[0].success, r.body[1].created, r.body[1].success, r.body[2].success], [false, true, true, true, false]);
+  const names = (await okQuery('SELECT Ext__c, Name FROM Account ORDER BY Ext__c')).records.map((a) => `${a.Ext__c}=${a.Name}`);
+  assert.deepEqual(names, ['E1=Updated', 'E2=Inserted']);
+
+  const t = await sf('POST', `${V}/composite/tree/Account`, { records: [{
+    attributes: { type: 'Account', referenceId: 'ref1' }, name: 'SampleAccount',
+    Contacts: { records: [{ attributes: { type: 'Contact', referenceId: 'ref2' }, lastname: 'Smith' }] },
+  }] });
+  assert.equal(t.status, 201);
+  assert.equal(t.body.hasErrors, false);
+  assert.deepEqual(t.body.results.map((x) => x.referenceId), ['ref1', 'ref2']);
+  const child = (await sf('GET', `${V}/sobjects/Contact/${t.body.results[1].id}?fields=AccountId,LastName`)).body;
+  assert.deepEqual([child.AccountId, child.LastName], [t.body.results[0].id, 'Smith']);
+  const bad = await sf('POST', `${V}/composite/tree/Account`, { records: [{
+    attributes: { type: 'Account', referenceId: 'ok' }, Name: 'Tree2',
+    Contacts: { records: [{ attributes: { type: 'Contact', referenceId: 'bad' }, Email: '123' }] },
+  }] });
+  assert.equal(bad.status, 400);
+  assert.deepEqual(bad.body.results.map((x) => x.referenceId), ['bad']);
+  assert.equal((await okQuery("SELECT COUNT() FROM Account WHERE Name = 'Tree2'")).totalSize, 0, 'tree is all or none');
+});
+
+test('updated/deleted replication endpoints and state() system fields', async () => {
+  const id = await create('Lead', { LastName: 'Lee', Company: 'Co' });
+  await sf('DELETE', `${V}/sobjects/Lead/${id}`);
+  const start = new Date(Date.now() - 3600e3).toISOString();
+  const end = new Date(Date.now() + 120e3).toISOString();
+  const del = await sf('GET', `${V}/sobjects/Lead/deleted?start=${start}&end=${end}`);
+  assert.deepEqual(del.body.deletedRecords.map((d) => d.id), [id]);
+  const upd = await sf('GET', `${V}/sobjects/Lead/updated?start=${start}&end=${end}`);
+  assert.deepEqual(upd.body.ids, []);
+  const st = (await fake.state()).salesforce;
+  const lead = st.deleted.Lead[0];
+  for (const f of ['CreatedDate', 'LastModifiedDate', 'SystemModstamp', 'CreatedById', 'LastModifiedById']) assert.ok(lead[f], f);
+  assert.equal(lead.IsDeleted, true);
+  assert.equal(lead.Status, 'Open - Not Contacted', 'defaulted on create');
+});
