@@ -12,6 +12,11 @@ const assert = require('node:assert/strict');
 const http = require('node:http');
 const zlib = require('node:zlib');
 const net = require('node:net');
+const https = require('node:https');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
 const { startFake, requestJson } = require('./harness.js');
 
 const TOKEN = 'pat-na1-00000000-0000-0000-0000-000000000001';
@@ -126,6 +131,50 @@ test('transport: options {gzip: always} compresses unasked CRM answers, reset re
   assert.equal((await rawGet('/crm/v3/objects/contacts', {})).headers['content-encoding'], undefined);
   const bad = await requestJson(`${fake.url}/_fake/options`, { method: 'POST', body: { gzip: 'sometimes' } });
   assert.equal(bad.status, 400);
+});
+
+test('transport: --tls serves https and says so in the listening line', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fakecrm-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  if (gen.error || gen.status !== 0) return t.skip(`openssl unavailable: ${gen.error || gen.stderr}`);
+  const tls = await startFake({ tls: true, cert, key });
+  try {
+    assert.match(tls.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const r = await new Promise((resolve, reject) => {
+      https.get(`${tls.url}/crm/v3/objects/contacts`, { ca: fs.readFileSync(cert), headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
+        let body = '';
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(body) }));
+      }).on('error', reject);
+    });
+    assert.deepEqual(r, { status: 200, body: { results: [] } });
+  } finally {
+    await tls.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('limits.enforce: the 10 s rolling window answers the exact TEN_SECONDLY_ROLLING 429', async () => {
+  await fake.seed({ hubspot: { limits: { tenSecondly: 3, enforce: true } } });
+  const statuses = [];
+  for (let i = 0; i < 5; i++) statuses.push((await hs('GET', '/crm/v3/objects/contacts')).status);
+  assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+  const r = await hs('GET', '/crm/v3/objects/contacts');
+  assert.equal(r.body.policyName, 'TEN_SECONDLY_ROLLING');
+  assert.equal(r.headers['x-hubspot-ratelimit-max'], '3');
+  assert.equal(r.headers['x-hubspot-ratelimit-remaining'], '0');
+});
+
+test('searchLagMs: fresh writes are invisible to search until the lag has passed', async () => {
+  await fake.seed({ hubspot: { searchLagMs: 400 } });
+  const c = await createContact({ email: 'lag@example.com' });
+  assert.equal((await search('contacts', {})).total, 0);
+  assert.equal((await hs('GET', `/crm/v3/objects/contacts/${c.id}`)).status, 200, 'reads are immediate');
+  await new Promise((res) => setTimeout(res, 450));
+  assert.deepEqual(ids(await search('contacts', {})), [c.id]);
 });
 
 function rawGet(path, headers, base = fake.url) {
