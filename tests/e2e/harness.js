@@ -159,7 +159,9 @@ async function startFake(opts = {}) {
   const args = [FAKE_SERVER, '--port', '0', '--host', '127.0.0.1'];
   if (opts.tls) args.push('--tls', '--cert', opts.cert, '--key', opts.key);
   if (opts.gzip === false) args.push('--no-gzip');
-  const proc = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const proc = track(spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FAKECRM_EXIT_WITH_PARENT: '1' },
+  }));
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; if (process.env.FAKECRM_LOG) process.stderr.write(d); });

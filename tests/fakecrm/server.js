@@ -442,6 +442,13 @@ function main() {
     state.fake.setBaseUrl(url);
     process.stdout.write(`fakecrm listening on ${url}\n`);
   });
+  /* Spawned by the e2e harness: do not outlive a test process that was SIGKILLed. */
+  if (process.env.FAKECRM_EXIT_WITH_PARENT) {
+    const parent = process.ppid; /* cached by Node: probe the parent instead of re-reading it */
+    setInterval(() => {
+      try { process.kill(parent, 0); } catch { process.exit(0); }
+    }, 500).unref();
+  }
   const stop = () => server.close(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
