@@ -695,4 +695,18 @@ test('legacy contacts v1: profile read, update 204, createOrUpdate, create 409',
   assert.equal(r.status, 409);
   assert.equal(r.body.error, 'CONTACT_EXISTS');
   assert.equal((await hs('GET', '/contacts/v1/contact/vid/1/profile')).status, 404);
+
+  await fake.seed({ hubspot: { objects: { companies: [{ id: '77', properties: { name: 'Old Co' } }], deals: [{ id: '78', properties: { dealname: 'Old deal' } }] } } });
+  r = await hs('PUT', '/companies/v2/companies/77', { properties: [{ name: 'name', value: 'New Co' }] });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.companyId, 77);
+  assert.equal(r.body.properties.name.value, 'New Co');
+  r = await hs('PUT', '/deals/v1/deal/78', { properties: [{ name: 'amount', value: '5' }] });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.dealId, 78);
+  r = await hs('PUT', '/deals/v1/deal/78', { properties: [{ name: 'bogus', value: '5' }] });
+  assert.equal(r.status, 400);
+  const st = (await fake.state()).hubspot.objects;
+  assert.equal(st.companies[0].properties.name, 'New Co');
+  assert.equal(st.deals[0].properties.amount, '5');
 });
