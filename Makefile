@@ -84,7 +84,7 @@ e2e: $(PROG)
 	CRMGATE_BIN=$(abspath $(PROG)) node --test --test-concurrency=2 tests/e2e/
 
 systemd-check: $(PROG)
-	@sh tests/systemd/check.sh
+	@bash tests/systemd/check.sh
 
 test: deps
 	@$(MAKE) --no-print-directory all
@@ -98,7 +98,7 @@ asan: deps
 	    LDFLAGS="-fsanitize=address,undefined" all unit e2e
 
 bench: deps all
-	@CRMGATE_BIN=$(abspath $(PROG)) sh tests/bench/run.sh
+	@CRMGATE_BIN=$(abspath $(PROG)) bash tests/bench/run.sh
 
 install: $(PROG)
 	install -D -m 0755 $(PROG) $(DESTDIR)$(SBINDIR)/crmgate

@@ -44,6 +44,7 @@ struct conn {
     char peer[INET6_ADDRSTRLEN];
     char request_id[40];
     int close_after;
+    int read_eof;  /* the client half-closed; answer, then close */
     int responded; /* an answer has been queued for the current request */
     unsigned long requests;
     struct exchange *ex;
@@ -494,7 +495,8 @@ void conn_respond(struct conn *c, int status, const struct http_fields *fields,
              c->req.target, status, head || no_body ? (size_t)0 : blen, conn_elapsed_us(c));
     c->state = CONN_WRITING;
     evtimer_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
+    if (c->close_after)
+        bufferevent_disable(c->bev, EV_READ);
     bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
 }
 
@@ -568,7 +570,6 @@ static void conn_dispatch(struct conn *c)
 {
     c->state = CONN_EXCHANGE;
     evtimer_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
     c->requests++;
     c->ex = exchange_start(c, &c->req);
 }
@@ -651,8 +652,21 @@ static void conn_process(struct conn *c)
 
 static void conn_readcb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    conn_process(arg);
+    struct conn *c = arg;
+
+    /*
+     * Reading stays on while a request is in flight (toggling it costs two
+     * epoll_ctl calls per request); pipelined bytes wait in the input, up
+     * to one full request's worth, then reading pauses until the answer is
+     * out.
+     */
+    if (c->state == CONN_EXCHANGE || c->state == CONN_WRITING) {
+        const struct config_limits *lim = conn_limits(c);
+        if (evbuffer_get_length(bufferevent_get_input(bev)) > lim->header_bytes + lim->body_bytes)
+            bufferevent_disable(bev, EV_READ);
+        return;
+    }
+    conn_process(c);
 }
 
 static void conn_writecb(struct bufferevent *bev, void *arg)
@@ -671,7 +685,8 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
     if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
         llhttp_resume(&c->parser);
     conn_arm(c, conn_limits(c)->idle_timeout_ms);
-    bufferevent_enable(c->bev, EV_READ);
+    if (!(bufferevent_get_enabled(c->bev) & EV_READ))
+        bufferevent_enable(c->bev, EV_READ);
     conn_process(c);
 }
 
@@ -680,6 +695,13 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
 
     (void)bev;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        (c->state == CONN_EXCHANGE || c->state == CONN_WRITING)) {
+        /* Half-close after a complete request: still answer it. */
+        c->read_eof = 1;
+        c->close_after = 1;
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT)
         log_warn("%s: client did not read its answer within %ums; closing", c->peer,
                  conn_limits(c)->write_timeout_ms);

@@ -270,6 +270,24 @@ static void server_sigtermcb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(s->base, NULL);
 }
 
+/*
+ * The epoll changelist folds an event_del + event_add of the same fd within
+ * one loop iteration into one epoll_ctl (or none); curl's socket callback
+ * and the bufferevents do that on every request.
+ */
+static struct event_base *worker_base_new(void)
+{
+    struct event_config *ec = event_config_new();
+    struct event_base *base;
+
+    if (ec == NULL)
+        return NULL;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
+}
+
 static int worker_init(struct worker *w, int id, struct config *cfg, evutil_socket_t lfd, char *err,
                        size_t errlen)
 {
@@ -282,7 +300,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, evutil_sock
     if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed) || seed == 0)
         seed = 0x9E3779B97F4A7C15ULL ^ (uint64_t)time(NULL) ^ (uint64_t)id;
     w->rng = seed;
-    w->base = event_base_new();
+    w->base = worker_base_new();
     if (w->base == NULL) {
         snprintf(err, errlen, "worker %d: cannot create an event base", id);
         return -1;
