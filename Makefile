@@ -44,7 +44,7 @@ OBJ_LLHTTP := $(SRC_LLHTTP:$(LLHTTP_DIR)/%.c=$(B)/llhttp/%.o)
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
-.PHONY: all deps run test unit e2e systemd-check asan bench install clean format format-check
+.PHONY: all deps run test unit e2e systemd-check asan valgrind bench install clean format format-check
 
 all: $(PROG)
 
@@ -96,6 +96,11 @@ asan: deps
 	@$(MAKE) --no-print-directory B=build-asan PROG=crmgate-asan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	    LDFLAGS="-fsanitize=address,undefined" all unit e2e
+
+# The e2e suite with crmgate under valgrind (slow: not part of make test).
+valgrind: deps all
+	CRMGATE_BIN=$(abspath tests/valgrind/crmgate) CRMGATE_SLOW=1 node --test --test-concurrency=1 \
+	    tests/e2e/
 
 bench: deps all
 	@CRMGATE_BIN=$(abspath $(PROG)) bash tests/bench/run.sh

@@ -323,7 +323,7 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     if (config_get_string(root, "log_level", &s, file, err, errlen) < 0)
         goto done;
     if (s != NULL && log_level_parse(s, &cfg->log_level) < 0) {
-        snprintf(err, errlen, "%s: /log_level: must be error, warn, info or debug", file);
+        snprintf(err, errlen, "%s: /log_level: must be error, warn, notice, info or debug", file);
         goto done;
     }
     v = (unsigned long long)cfg->workers;
@@ -421,7 +421,7 @@ static int config_apply_overrides(struct config *cfg, const struct config_overri
         cfg->workers = (int)n;
     }
     if (ov->log_level != NULL && log_level_parse(ov->log_level, &cfg->log_level) < 0) {
-        snprintf(err, errlen, "--log-level: must be error, warn, info or debug");
+        snprintf(err, errlen, "--log-level: must be error, warn, notice, info or debug");
         return -1;
     }
     return 0;

@@ -11,7 +11,7 @@
 
 static volatile int log_max = LOG_LEVEL_INFO;
 
-static const char *const log_names[] = {"error", "warn", "info", "debug"};
+static const char *const log_names[] = {"error", "warn", "notice", "info", "debug"};
 
 void log_set_level(enum log_level level)
 {

@@ -47,7 +47,7 @@ static void usage(FILE *out)
             "      --state-dir DIR        state directory (default $STATE_DIRECTORY or ./var)\n"
             "      --workers N            worker threads (default: number of cores)\n"
             "      --ca-bundle FILE       CA certificates to verify upstream TLS with\n"
-            "      --log-level LEVEL      error, warn, info (default) or debug\n"
+            "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
             "      --check                validate the configuration, print it, and exit\n"
             "\n"
             "Agents point their SDK at the proxy:\n"

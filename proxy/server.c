@@ -249,8 +249,8 @@ static void server_sighupcb(evutil_socket_t fd, short what, void *arg)
         worker_notify(&s->workers[i], cfg, 0);
     config_unref(s->cfg);
     s->cfg = cfg;
-    log_info("configuration reloaded from %s",
-             s->config_path != NULL ? s->config_path : "the embedded default");
+    log_notice("configuration reloaded from %s",
+               s->config_path != NULL ? s->config_path : "the embedded default");
     sdnotify("READY=1\nSTATUS=serving");
 }
 
@@ -262,8 +262,8 @@ static void server_sigtermcb(evutil_socket_t fd, short what, void *arg)
     if (s->stopping)
         return;
     s->stopping = 1;
-    log_info("signal %d: draining in-flight requests (at most %ums), then exiting", (int)fd,
-             s->cfg->drain_timeout_ms);
+    log_notice("signal %d: draining in-flight requests (at most %ums), then exiting", (int)fd,
+               s->cfg->drain_timeout_ms);
     sdnotify("STOPPING=1\nSTATUS=draining");
     for (int i = 0; i < s->nworkers; i++)
         worker_notify(&s->workers[i], NULL, 1);
@@ -412,9 +412,9 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
             goto join;
         }
     }
-    log_info("reverse listener on %s:%s (%d workers); hubspot -> %s; salesforce -> %s",
-             cfg->listen_host, port, s.nworkers, cfg->upstream_hubspot,
-             cfg->upstream_salesforce != NULL ? cfg->upstream_salesforce : "(not configured)");
+    log_notice("reverse listener on %s:%s (%d workers); hubspot -> %s; salesforce -> %s",
+               cfg->listen_host, port, s.nworkers, cfg->upstream_hubspot,
+               cfg->upstream_salesforce != NULL ? cfg->upstream_salesforce : "(not configured)");
     sdnotify("READY=1\nSTATUS=serving");
     event_base_dispatch(s.base);
     status = 0;
@@ -422,7 +422,7 @@ join:
     for (int i = 0; i < started; i++)
         pthread_join(s.workers[i].thread, NULL);
     if (status == 0)
-        log_info("all workers drained; exiting");
+        log_notice("all workers drained; exiting");
 out:
     for (int i = 0; s.workers != NULL && i < s.nworkers; i++) {
         if (s.workers[i].base != NULL || s.workers[i].lfd >= 0)

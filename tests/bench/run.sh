@@ -118,7 +118,7 @@ gate_note=""
 if [ -x "$bin" ]; then
     mkdir -p "$dir/state"
     "$bin" serve --listen "127.0.0.1:$gate_port" --upstream "hubspot=http://127.0.0.1:$up_port" \
-        --state-dir "$dir/state" --workers "$workers" 2>"$dir/crmgate.log" &
+        --state-dir "$dir/state" --workers "$workers" --log-level notice 2>"$dir/crmgate.log" &
     gate_pid=$!
     pids+=("$gate_pid")
     for _ in $(seq 100); do
