@@ -776,3 +776,26 @@ test('updated/deleted replication endpoints and state() system fields', async ()
   assert.equal(lead.IsDeleted, true);
   assert.equal(lead.Status, 'Open - Not Contacted', 'defaulted on create');
 });
+
+test('describe and describe global honour If-Modified-Since (304 when the schema is unchanged)', async () => {
+  const later = new Date(Date.now() + 60e3).toUTCString();
+  const earlier = 'Mon, 01 Jan 2001 00:00:00 GMT';
+  assert.equal((await sf('GET', `${V}/sobjects`, undefined, { headers: { 'if-modified-since': later } })).status, 304);
+  assert.equal((await sf('GET', `${V}/sobjects/Account/describe`, undefined, { headers: { 'if-modified-since': later } })).status, 304);
+  assert.equal((await sf('GET', `${V}/sobjects/Account/describe`, undefined, { headers: { 'if-modified-since': earlier } })).status, 200);
+});
+
+test('SOQL: FIELDS(), toLabel(), unknown versions and resources', async () => {
+  await seedSmallOrg();
+  const all = await okQuery("SELECT FIELDS(STANDARD) FROM Account WHERE Name = 'Acme'");
+  assert.equal(all.records[0].Industry, 'Manufacturing');
+  assert.equal(all.records[0].BillingAddress, null);
+  const custom = await q('SELECT FIELDS(ALL) FROM Account');
+  assert.equal(custom.body[0].errorCode, 'MALFORMED_QUERY', 'FIELDS(ALL) needs LIMIT 200');
+  assert.equal((await okQuery('SELECT FIELDS(ALL) FROM Account LIMIT 200')).totalSize, 2);
+  const label = await okQuery("SELECT toLabel(Industry) FROM Account WHERE Name = 'Acme'");
+  assert.equal(label.records[0].Industry, 'Manufacturing');
+  assert.equal((await sf('GET', '/services/data/v19.0/sobjects')).status, 404);
+  assert.equal((await sf('GET', `${V}/nope`)).body[0].errorCode, 'NOT_FOUND');
+  assert.equal((await sf('PUT', `${V}/sobjects/Account`, {})).body[0].errorCode, 'METHOD_NOT_ALLOWED');
+});

@@ -756,7 +756,7 @@ function coerceReference(schema, meta, f, value) {
 
 function emptyData() {
   return {
-    live: {},          /* object name -> { id -> record } (insertion order kept by JS objects? no: ids are strings, so yes) */
+    live: {},          /* object name -> { id -> record }; ids are non-numeric keys, so insertion order is kept */
     bin: {},           /* object name -> { id -> { record, deletedDate } } */
     counters: {},      /* key prefix -> last counter */
     caseNumber: 1000,
@@ -1703,7 +1703,7 @@ function objectUrls(ver, name) {
 function objectSummary(ver, meta) {
   return {
     activateable: false, associateEntityType: null, associateParentEntity: null,
-    createable: meta.name !== 'User' || true, custom: false, customSetting: false, deepCloneable: false,
+    createable: true, custom: false, customSetting: false, deepCloneable: false,
     deletable: !meta.notDeletable, deprecatedAndHidden: false, feedEnabled: true, hasSubtypes: false,
     isInterface: false, isSubtype: false, keyPrefix: meta.keyPrefix, label: meta.label, labelPlural: meta.labelPlural,
     layoutable: true, mergeable: ['Account', 'Contact', 'Lead', 'Case'].includes(meta.name), mruEnabled: true,
@@ -2226,8 +2226,8 @@ module.exports = function create(fake) {
       const need = []; const not = [];
       for (let k = 0; k < words.length; k++) {
         const w = words[k];
-        if (w === 'AND') continue;
-        if (w === 'NOT' || (w === 'AND' && words[k + 1] === 'NOT')) { if (words[k + 1]) not.push(wordRe(words[++k])); continue; }
+        if (w === 'AND') continue;                 /* AND is implicit; "AND NOT x" leaves NOT x */
+        if (w === 'NOT') { if (words[k + 1]) not.push(wordRe(words[++k])); continue; }
         need.push(wordRe(w));
       }
       return { need, not };
