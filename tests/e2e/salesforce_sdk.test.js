@@ -1,6 +1,6 @@
 'use strict';
 /*
- * The unmodified official jsforce 3.10.26 against the fake Salesforce, directly and through
+ * The unmodified official jsforce 3.10.16 (pinned; 3.10.19+ needs undici 8 and Node >= 22) against the fake Salesforce, directly and through
  * crmgate (instanceUrl = http://127.0.0.1:GATE/salesforce). The same scenario runs on a freshly
  * reset and seeded fake each time; jsforce must see the same results both ways (timestamps,
  * record ids and API-usage counters aside) and the fake must end in the same state.
@@ -20,14 +20,7 @@ const VERSION = '62.0';
 const GATE = harness.crmgateAvailable() ? false : `crmgate binary not built (${harness.crmgateBinary()})`;
 const BULK = 450;
 
-/*
- * jsforce 3.10.26 depends on undici 8, which needs Node >= 22.19 (zstd, markAsUncloneable): on
- * an older Node, require('jsforce') throws. Say so plainly in every test rather than crash.
- */
-let jsforce = null;
-let jsforceLoadError = null;
-try { jsforce = require('jsforce'); }
-catch (e) { jsforceLoadError = new Error(`jsforce cannot load on Node ${process.version} (jsforce 3.10.26 needs undici 8, which needs Node >= 22.19): ${e.message}`); }   /* > 2 pages of batchSize=200, so autoFetch must follow nextRecordsUrl twice */
+const jsforce = require('jsforce');
 
 function sid(prefix, n) {
   const id15 = prefix + 'Seed' + String(n).padStart(8, '0');
@@ -58,7 +51,6 @@ let fake;  /* one fake for every run; reset and reseeded before each scenario */
 let gate;  /* crmgate in front of the same fake, when built */
 
 before(async () => {
-  if (jsforceLoadError) throw jsforceLoadError;
   fake = await harness.startFake();
   if (!GATE) gate = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url } });
 });
