@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -145,4 +146,172 @@ char *crm_error_body(enum crm crm, int status, const char *code, const char *mes
     out = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     return out;
+}
+
+const char *crm_verb_name(enum crm_verb verb)
+{
+    static const char *const names[] = {
+        [CRM_VERB_UNKNOWN] = "unknown",
+        [CRM_VERB_LIST] = "list",
+        [CRM_VERB_READ] = "read",
+        [CRM_VERB_SEARCH] = "search",
+        [CRM_VERB_CREATE] = "create",
+        [CRM_VERB_UPDATE] = "update",
+        [CRM_VERB_UPSERT] = "upsert",
+        [CRM_VERB_DELETE] = "delete",
+        [CRM_VERB_MERGE] = "merge",
+        [CRM_VERB_GDPR_DELETE] = "gdpr_delete",
+        [CRM_VERB_ASSOCIATE] = "associate",
+        [CRM_VERB_DISSOCIATE] = "dissociate",
+        [CRM_VERB_SCHEMA_READ] = "schema_read",
+        [CRM_VERB_AUTH] = "auth",
+    };
+
+    if ((size_t)verb >= sizeof(names) / sizeof(names[0]))
+        return "unknown";
+    return names[verb];
+}
+
+struct crm_op *crm_ops_add(struct crm_ops *ops, enum crm crm, enum crm_verb verb)
+{
+    struct crm_op *op;
+
+    if (ops->n == ops->cap) {
+        size_t cap = ops->cap ? ops->cap * 2 : 4;
+        struct crm_op *nv = realloc(ops->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            return NULL;
+        ops->v = nv;
+        ops->cap = cap;
+    }
+    op = &ops->v[ops->n++];
+    memset(op, 0, sizeof(*op));
+    op->crm = crm;
+    op->verb = verb;
+    return op;
+}
+
+int crm_op_set(char **member, const char *s, size_t len)
+{
+    char *copy = malloc(len + 1);
+
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    free(*member);
+    *member = copy;
+    return 0;
+}
+
+int crm_op_add_read(struct crm_op *op, const char *name, size_t len)
+{
+    char **nr;
+
+    for (size_t i = 0; i < op->nreads; i++) {
+        if (strlen(op->reads[i]) == len && memcmp(op->reads[i], name, len) == 0)
+            return 0;
+    }
+    nr = realloc(op->reads, (op->nreads + 1) * sizeof(*nr));
+    if (nr == NULL)
+        return -1;
+    op->reads = nr;
+    op->reads[op->nreads] = NULL;
+    if (crm_op_set(&op->reads[op->nreads], name, len) < 0)
+        return -1;
+    op->nreads++;
+    return 0;
+}
+
+int crm_op_add_write(struct crm_op *op, const char *name, json_t *value)
+{
+    struct crm_write *nw = realloc(op->writes, (op->nwrites + 1) * sizeof(*nw));
+
+    if (nw == NULL)
+        return -1;
+    op->writes = nw;
+    nw[op->nwrites].name = strdup(name);
+    if (nw[op->nwrites].name == NULL)
+        return -1;
+    nw[op->nwrites].value = json_incref(value);
+    op->nwrites++;
+    return 0;
+}
+
+void crm_ops_free(struct crm_ops *ops)
+{
+    for (size_t i = 0; i < ops->n; i++) {
+        struct crm_op *op = &ops->v[i];
+        for (size_t k = 0; k < op->nreads; k++)
+            free(op->reads[k]);
+        free(op->reads);
+        for (size_t k = 0; k < op->nwrites; k++) {
+            free(op->writes[k].name);
+            json_decref(op->writes[k].value);
+        }
+        free(op->writes);
+        free(op->object);
+        free(op->record_id);
+        free(op->id_property);
+        free(op->to_object);
+        free(op->to_id);
+        free(op->locator);
+        free(op->detail);
+    }
+    free(ops->v);
+    ops->v = NULL;
+    ops->n = ops->cap = 0;
+}
+
+static int crm_json_set_str(json_t *o, const char *key, const char *v)
+{
+    return v == NULL ? 0 : json_object_set_new(o, key, json_string(v));
+}
+
+json_t *crm_ops_to_json(const struct crm_ops *ops)
+{
+    json_t *arr = json_array();
+
+    if (arr == NULL)
+        return NULL;
+    for (size_t i = 0; i < ops->n; i++) {
+        const struct crm_op *op = &ops->v[i];
+        json_t *o = json_object();
+        if (o == NULL || json_array_append_new(arr, o) < 0)
+            goto fail;
+        if (json_object_set_new(o, "crm", json_string(crm_name(op->crm))) < 0 ||
+            json_object_set_new(o, "verb", json_string(crm_verb_name(op->verb))) < 0 ||
+            crm_json_set_str(o, "object", op->object) < 0 ||
+            crm_json_set_str(o, "id", op->record_id) < 0 ||
+            crm_json_set_str(o, "id_property", op->id_property) < 0 ||
+            crm_json_set_str(o, "to_object", op->to_object) < 0 ||
+            crm_json_set_str(o, "to_id", op->to_id) < 0 ||
+            crm_json_set_str(o, "locator", op->locator) < 0 ||
+            crm_json_set_str(o, "detail", op->detail) < 0)
+            goto fail;
+        if (op->reads_default && json_object_set_new(o, "reads_default", json_true()) < 0)
+            goto fail;
+        if (op->nreads > 0) {
+            json_t *r = json_array();
+            if (r == NULL || json_object_set_new(o, "reads", r) < 0)
+                goto fail;
+            for (size_t k = 0; k < op->nreads; k++) {
+                if (json_array_append_new(r, json_string(op->reads[k])) < 0)
+                    goto fail;
+            }
+        }
+        if (op->nwrites > 0) {
+            json_t *w = json_object();
+            if (w == NULL || json_object_set_new(o, "writes", w) < 0)
+                goto fail;
+            for (size_t k = 0; k < op->nwrites; k++) {
+                if (json_object_set(w, op->writes[k].name, op->writes[k].value) < 0)
+                    goto fail;
+            }
+        }
+    }
+    return arr;
+fail:
+    json_decref(arr);
+    return NULL;
 }

@@ -1,16 +1,120 @@
 /*
  * crm.h - the CRM model shared by every module: which CRM a request is for,
- * and how that CRM spells an error.
+ * how that CRM spells an error, and what a request does in CRM terms.
  *
- * Pure: no I/O. The policy engine extends this header with operations,
- * verbs and fields.
+ * A classifier (hubspot.c, salesforce.c) turns one HTTP request into a list
+ * of operations: {crm, object, record id, verb, fields read, fields written
+ * with their values}. Batch, search, composite and collection calls yield
+ * one operation per record. A request the classifier cannot understand
+ * yields one CRM_VERB_UNKNOWN operation (denied), never zero operations.
+ *
+ * Pure: no I/O. Memory: everything an operation points to is owned by its
+ * struct crm_ops and released by crm_ops_free().
  */
 #ifndef CRMGATE_CRM_H
 #define CRMGATE_CRM_H
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 enum crm { CRM_NONE, CRM_HUBSPOT, CRM_SALESFORCE };
+
+enum crm_verb {
+    CRM_VERB_UNKNOWN,
+    CRM_VERB_LIST,
+    CRM_VERB_READ,
+    CRM_VERB_SEARCH,
+    CRM_VERB_CREATE,
+    CRM_VERB_UPDATE,
+    CRM_VERB_UPSERT,
+    CRM_VERB_DELETE,
+    CRM_VERB_MERGE,
+    CRM_VERB_GDPR_DELETE,
+    CRM_VERB_ASSOCIATE,
+    CRM_VERB_DISSOCIATE,
+    CRM_VERB_SCHEMA_READ,
+    CRM_VERB_AUTH,
+};
+
+/* A field written, with the value the request sets it to (a json_t reference). */
+struct crm_write {
+    char *name;
+    json_t *value;
+};
+
+struct crm_op {
+    enum crm crm;
+    enum crm_verb verb;
+    /*
+     * Canonical object name. HubSpot: the lower-case plural for standard
+     * types ("contacts", "companies", "deals", "tickets", "notes", "tasks",
+     * ...; "0-1" and "contact" become "contacts"), "2-123" / "p_x" as given
+     * in lower case for custom ones. Salesforce: the sObject API name as
+     * written in the request (Salesforce names are case-insensitive: compare
+     * with strcasecmp). NULL only for CRM_VERB_UNKNOWN / AUTH.
+     */
+    char *object;
+    char *record_id;   /* NULL when not addressed by id (list, search, create) */
+    char *id_property; /* HubSpot idProperty / Salesforce external-id field, or NULL */
+    char **reads;      /* fields read: requested, filtered on, sorted by */
+    size_t nreads;
+    int reads_default; /* no explicit field list: the CRM returns its default set */
+    struct crm_write *writes;
+    size_t nwrites;
+    char *to_object; /* associate/dissociate/merge: the other side, canonical */
+    char *to_id;
+    char *locator; /* Salesforce queryMore locator, resolved by the proxy */
+    char *detail;  /* for UNKNOWN: what was not understood (for the denial) */
+};
+
+struct crm_ops {
+    struct crm_op *v;
+    size_t n, cap;
+};
+
+/*
+ * The HTTP request a classifier sees: the part after the /hubspot or
+ * /salesforce prefix (or the full path in forward/transparent modes).
+ * path is raw (still percent-encoded), query is raw without '?' (or NULL).
+ * body is the whole, de-chunked request body (may be NULL if body_len 0).
+ */
+struct crm_request {
+    const char *method; /* as sent; classifiers apply overrides */
+    const char *path;
+    const char *query;
+    const char *content_type; /* header value or NULL */
+    const char *content_encoding;
+    const char *method_override; /* X-HTTP-Method-Override header or NULL */
+    const char *body;
+    size_t body_len;
+};
+
+/* "read", "update", ... (the names used in rules and audit records). */
+const char *crm_verb_name(enum crm_verb verb);
+
+/* Append a zeroed operation with crm and verb set; NULL when out of memory. */
+struct crm_op *crm_ops_add(struct crm_ops *ops, enum crm crm, enum crm_verb verb);
+
+/* Add a read field (copied; duplicates are kept once); 0 / -1. */
+int crm_op_add_read(struct crm_op *op, const char *name, size_t len);
+
+/* Add a written field (name copied, value's reference count taken); 0 / -1. */
+int crm_op_add_write(struct crm_op *op, const char *name, json_t *value);
+
+/* Set one of op's string members from a counted string (copied); 0 / -1. */
+int crm_op_set(char **member, const char *s, size_t len);
+
+/*
+ * The operations as JSON, for policy explain and for the table-driven tests:
+ * [{"crm","verb","object","id","id_property","reads":[...],"reads_default",
+ *   "writes":{name:value},"to_object","to_id","locator","detail"}], keys
+ * omitted when NULL, empty or false. Returns a new reference or NULL.
+ */
+json_t *crm_ops_to_json(const struct crm_ops *ops);
+
+/* Release every operation and reset ops to empty. */
+void crm_ops_free(struct crm_ops *ops);
 
 /* "hubspot", "salesforce" or "none". */
 const char *crm_name(enum crm crm);
