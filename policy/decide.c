@@ -1,0 +1,176 @@
+/*
+ * decide.c - the policy decision for each operation.
+ *
+ * Order of checks, each a denial on failure: the call must be understood;
+ * the workspace must list the CRM; auth and schema calls need their switch;
+ * the object must be listed (or "*"); the verb must be allowed for it;
+ * every field read must be readable; every field written must be writable
+ * and never a read-only system field. Nothing is dropped silently: one bad
+ * field denies the whole request, and the reason lists every bad field.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "decide.h"
+
+static void verdict_set(struct policy_verdict *v, int allow, const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void verdict_set(struct policy_verdict *v, int allow, const char *rule, const char *fmt, ...)
+{
+    va_list ap;
+
+    v->allow = allow;
+    snprintf(v->rule, sizeof(v->rule), "%s", rule);
+    va_start(ap, fmt);
+    vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+    va_end(ap);
+}
+
+static const char *crm_title(enum crm crm)
+{
+    return crm == CRM_SALESFORCE ? "Salesforce" : "HubSpot";
+}
+
+/* Append name to a comma-separated list, truncating politely. */
+static void list_append(char *buf, size_t len, const char *name)
+{
+    size_t used = strlen(buf);
+
+    if (used + strlen(name) + 3 >= len) {
+        if (used + 4 < len && strcmp(buf + (used >= 3 ? used - 3 : 0), "...") != 0)
+            snprintf(buf + used, len - used, "...");
+        return;
+    }
+    snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
+}
+
+static void verb_rule(char *out, size_t len, const struct rules_object *o, enum crm_verb verb)
+{
+    if (verb == CRM_VERB_UPDATE)
+        snprintf(out, len, "%s/write", o->ptr);
+    else
+        snprintf(out, len, "%s/actions/%s", o->ptr, crm_verb_name(verb));
+}
+
+void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct policy_verdict *v)
+{
+    const struct rules_crm *rc;
+    const struct rules_object *o;
+    char rule[256], bad[512] = "";
+    int is_read;
+
+    v->fields[0] = '\0';
+    if (op->verb == CRM_VERB_UNKNOWN) {
+        verdict_set(v, 0, "builtin:unknown-call",
+                    "crmgate does not recognise this %s call, so it is denied: %s",
+                    crm_title(op->crm), op->detail ? op->detail : "unsupported endpoint");
+        return;
+    }
+    if (ws == NULL) {
+        verdict_set(v, 0, "builtin:no-workspace",
+                    "no rules are loaded for this caller's workspace");
+        return;
+    }
+    rc = rules_crm_of(ws, op->crm);
+    if (!rc->listed) {
+        verdict_set(v, 0, "builtin:crm-not-listed", "workspace %s has no %s rules (%s)", ws->name,
+                    crm_title(op->crm), ws->file);
+        return;
+    }
+    if (op->verb == CRM_VERB_AUTH || op->verb == CRM_VERB_SCHEMA_READ) {
+        const char *sw = op->verb == CRM_VERB_AUTH ? "auth" : "schema_read";
+        int on = op->verb == CRM_VERB_AUTH ? rc->auth : rc->schema_read;
+        snprintf(rule, sizeof(rule), "%s#/%s/%s", ws->file, crm_name(op->crm), sw);
+        if (on)
+            verdict_set(v, 1, rule, "%s calls are allowed", sw);
+        else
+            verdict_set(v, 0, rule, "workspace %s does not allow %s %s calls (set %s: true)",
+                        ws->name, crm_title(op->crm), sw, sw);
+        return;
+    }
+    o = rules_object_find(rc, op->object);
+    if (o == NULL) {
+        snprintf(rule, sizeof(rule), "%s#/%s/objects", ws->file, crm_name(op->crm));
+        verdict_set(v, 0, rule, "workspace %s does not allow any access to %s object %s", ws->name,
+                    crm_title(op->crm), op->object ? op->object : "(none)");
+        return;
+    }
+    is_read = op->verb == CRM_VERB_READ || op->verb == CRM_VERB_LIST || op->verb == CRM_VERB_SEARCH;
+    if (is_read) {
+        snprintf(rule, sizeof(rule), "%s/read", o->ptr);
+        if (!o->read_all && o->read.n == 0) {
+            verdict_set(v, 0, rule, "workspace %s does not allow reading %s", ws->name, op->object);
+            return;
+        }
+    } else {
+        verb_rule(rule, sizeof(rule), o, op->verb);
+        if (!(o->actions & (1u << op->verb))) {
+            verdict_set(v, 0, rule, "workspace %s does not allow %s on %s", ws->name,
+                        crm_verb_name(op->verb), op->object);
+            return;
+        }
+    }
+    /* Fields read, by any verb: a filter or sort on a field reveals it. */
+    for (size_t i = 0; i < op->nreads; i++) {
+        if (!rules_can_read(o, op->reads[i]))
+            list_append(bad, sizeof(bad), op->reads[i]);
+    }
+    if (bad[0] != '\0') {
+        snprintf(rule, sizeof(rule), "%s/read", o->ptr);
+        snprintf(v->fields, sizeof(v->fields), "%s", bad);
+        verdict_set(v, 0, rule, "workspace %s does not allow reading these %s fields: %s", ws->name,
+                    op->object, bad);
+        return;
+    }
+    for (size_t i = 0; i < op->nwrites; i++) {
+        if (rules_field_read_only(op->crm, op->writes[i].name)) {
+            snprintf(rule, sizeof(rule), "builtin:read-only-field");
+            snprintf(v->fields, sizeof(v->fields), "%s", op->writes[i].name);
+            verdict_set(v, 0, rule, "%s.%s is a read-only system field and can never be written",
+                        op->object, op->writes[i].name);
+            return;
+        }
+        if (!rules_can_write(o, op->writes[i].name))
+            list_append(bad, sizeof(bad), op->writes[i].name);
+    }
+    if (bad[0] != '\0') {
+        snprintf(rule, sizeof(rule), "%s/write", o->ptr);
+        snprintf(v->fields, sizeof(v->fields), "%s", bad);
+        verdict_set(v, 0, rule, "workspace %s does not allow writing these %s fields: %s", ws->name,
+                    op->object, bad);
+        return;
+    }
+    if (op->to_object != NULL && rules_object_find(rc, op->to_object) == NULL) {
+        snprintf(rule, sizeof(rule), "%s#/%s/objects", ws->file, crm_name(op->crm));
+        verdict_set(v, 0, rule, "workspace %s does not allow any access to %s object %s", ws->name,
+                    crm_title(op->crm), op->to_object);
+        return;
+    }
+    verdict_set(v, 1, rule, "%s on %s is allowed", crm_verb_name(op->verb), op->object);
+}
+
+int policy_decide(const struct rules_ws *ws, const struct crm_ops *ops, struct policy_verdict *v,
+                  size_t *denied_op)
+{
+    struct policy_verdict first;
+
+    if (ops->n == 0) {
+        verdict_set(v, 0, "builtin:unknown-call", "crmgate found no CRM operation in this call");
+        v->fields[0] = '\0';
+        *denied_op = 0;
+        return 0;
+    }
+    for (size_t i = 0; i < ops->n; i++) {
+        policy_decide_op(ws, &ops->v[i], v);
+        if (!v->allow) {
+            *denied_op = i;
+            return 0;
+        }
+        if (i == 0)
+            first = *v;
+    }
+    *v = first;
+    return 1;
+}
