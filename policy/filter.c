@@ -86,7 +86,8 @@ static const char *filter_sf_type(json_t *obj)
 static size_t filter_sf_walk(const struct rules_crm *rc, json_t *v, int depth, int *too_deep);
 
 /* A record of type: keep attributes, Id, readable fields, nested records. */
-static size_t filter_sf_record(const struct rules_crm *rc, const char *type, json_t *rec, int depth)
+static size_t filter_sf_record(const struct rules_crm *rc, const char *type, json_t *rec, int depth,
+                               int *too_deep)
 {
     const struct rules_object *o = rules_object_find(rc, type);
     const char *key;
