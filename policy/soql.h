@@ -21,7 +21,8 @@
 
 #include <stddef.h>
 
-#define SOQL_MAX_LEN 100000 /* Salesforce's own cap on a SOQL statement */
+#define SOQL_MAX_LEN   100000 /* Salesforce's own cap on a SOQL statement */
+#define SOQL_MAX_DEPTH 16     /* nesting of parentheses, NOT, functions and subqueries */
 
 enum soql_clause { SOQL_SELECT, SOQL_WHERE, SOQL_GROUP_BY, SOQL_HAVING, SOQL_ORDER_BY };
 
@@ -54,5 +55,8 @@ struct soql_query *soql_parse(const char *text, size_t len, char *err, size_t er
 
 /* Free a tree returned by soql_parse; NULL is ignored. */
 void soql_free(struct soql_query *q);
+
+/* "SELECT", "WHERE", "GROUP BY", "HAVING" or "ORDER BY"; a static string. */
+const char *soql_clause_name(enum soql_clause clause);
 
 #endif
