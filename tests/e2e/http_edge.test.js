@@ -716,6 +716,31 @@ test('unknown prefix /foo → 404 with a clear body, nothing forwarded', async (
   await assertNothingForwarded('GET /foo/...');
 });
 
+/*
+ * Dot segments: policy classifies the path crmgate sees; an upstream (or anything in front of
+ * it) that resolves "." and ".." would serve a different endpoint. crmgate may refuse such a
+ * path or resolve it itself, but must never forward a dot segment, raw or percent-encoded.
+ */
+const DOT_SEGMENTS = [
+  ['raw ../', `/hubspot${CONTACTS}/1/../../../../crm/v3/objects/deals/1`],
+  ['percent-encoded %2e%2e/', `/hubspot${CONTACTS}/1/%2e%2e/%2E%2E/%2e%2e/%2e%2e/crm/v3/objects/deals/1`],
+  ['raw ./', `/hubspot/crm/v3/objects/./contacts/1`],
+];
+
+for (const [name, path] of DOT_SEGMENTS) {
+  test(`path with dot segments (${name}) is never forwarded as is`, async () => {
+    const port = stack.gate.port;
+    const bytes = request('GET', path, { port, headers: [['Authorization', `Bearer ${TOKEN}`]] });
+    const { conn } = await exchange(port, bytes, `dot segments ${name}`);
+    conn.destroy();
+    const log = await upstreamLog();
+    for (const r of log) {
+      assert.doesNotMatch(r.path, /(^|\/)(\.|%2e){1,2}(\/|$)/i,
+        `request ${show(bytes)} reached the upstream as ${r.method} ${r.path}`);
+    }
+  });
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* signals                                                                                     */
 
