@@ -117,6 +117,16 @@ if [ -x "$bin" ]; then
     fi
 fi
 
+# WatchdogSec= makes systemd kill a service that stops sending WATCHDOG=1: the binary must
+# contain the message (sdnotify("WATCHDOG=1") from a timer at half of sdnotify_watchdog_usec()).
+if [ -x "$bin" ] && grep -q '^WatchdogSec=' "$src/crmgate.service"; then
+    if grep -aq 'WATCHDOG=1' "$bin"; then
+        echo "ok: the binary sends WATCHDOG=1 (unit has $(grep '^WatchdogSec=' "$src/crmgate.service"))"
+    else
+        fail "crmgate.service sets WatchdogSec= but $bin never sends WATCHDOG=1: systemd would kill it every interval"
+    fi
+fi
+
 echo "== systemd-analyze security --offline=true crmgate.service (report only)"
 set +e
 sec=$(systemd-analyze security --offline=true --no-pager --root="$root" crmgate.service 2>&1)
