@@ -148,6 +148,37 @@ char *crm_error_body(enum crm crm, int status, const char *code, const char *mes
     return out;
 }
 
+char *crm_denial_body(enum crm crm, const char *message, const char *fields,
+                      const char *correlation_id)
+{
+    json_t *body, *list;
+    char *out;
+
+    if (crm != CRM_SALESFORCE)
+        return crm_error_body(crm, 403, "policy_denied", message, correlation_id);
+    list = json_array();
+    while (list != NULL && fields != NULL && *fields != '\0') {
+        size_t n = strcspn(fields, ",");
+        const char *start = fields;
+        fields += n;
+        while (*fields == ',' || *fields == ' ')
+            fields++;
+        while (n > 0 && *start == ' ') {
+            start++;
+            n--;
+        }
+        if (n > 0 && json_array_append_new(list, json_stringn(start, n)) < 0)
+            break;
+    }
+    body = json_pack("[{s:s, s:s, s:o}]", "message", message, "errorCode",
+                     "INSUFFICIENT_ACCESS_OR_READONLY", "fields", list);
+    if (body == NULL)
+        return NULL;
+    out = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return out;
+}
+
 const char *crm_verb_name(enum crm_verb verb)
 {
     static const char *const names[] = {

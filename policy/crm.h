@@ -133,6 +133,14 @@ const char *crm_name(enum crm crm);
 char *crm_error_body(enum crm crm, int status, const char *code, const char *message,
                      const char *correlation_id);
 
+/*
+ * The same, for a policy denial (403): HubSpot category MISSING_SCOPES,
+ * Salesforce errorCode INSUFFICIENT_ACCESS_OR_READONLY with "fields" taken
+ * from the comma-separated list fields (may be empty).
+ */
+char *crm_denial_body(enum crm crm, const char *message, const char *fields,
+                      const char *correlation_id);
+
 /* The reason phrase for an HTTP status crmgate emits ("Bad Gateway"). */
 const char *crm_status_reason(int status);
 

@@ -46,9 +46,12 @@ static void list_append(char *buf, size_t len, const char *name)
     snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
 }
 
+/* Where the rule for verb lives: updates follow "write" unless switched off in "actions". */
 static void verb_rule(char *out, size_t len, const struct rules_object *o, enum crm_verb verb)
 {
-    if (verb == CRM_VERB_UPDATE)
+    if (verb == CRM_VERB_UPDATE && (o->actions & (1u << CRM_VERB_UPDATE)))
+        snprintf(out, len, "%s/write", o->ptr);
+    else if (verb == CRM_VERB_UPDATE && !o->write_all && o->write.n == 0)
         snprintf(out, len, "%s/write", o->ptr);
     else
         snprintf(out, len, "%s/actions/%s", o->ptr, crm_verb_name(verb));
@@ -90,6 +93,13 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
                         ws->name, crm_title(op->crm), sw, sw);
         return;
     }
+    if (op->object == NULL) {
+        verdict_set(v, 0, "builtin:unknown-call",
+                    "crmgate could not tell which %s object this "
+                    "call touches, so it is denied",
+                    crm_title(op->crm));
+        return;
+    }
     o = rules_object_find(rc, op->object);
     if (o == NULL) {
         snprintf(rule, sizeof(rule), "%s#/%s/objects", ws->file, crm_name(op->crm));
@@ -114,8 +124,16 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
     }
     /* Fields read, by any verb: a filter or sort on a field reveals it. */
     for (size_t i = 0; i < op->nreads; i++) {
-        if (!rules_can_read(o, op->reads[i]))
-            list_append(bad, sizeof(bad), op->reads[i]);
+        const char *f = op->reads[i];
+        if (strncmp(f, "associations.", 13) == 0) {
+            /* Ids and labels of linked records: allowed when that type may be read. */
+            const struct rules_object *to = rules_object_find(rc, f + 13);
+            if (to != NULL && (to->read_all || to->read.n > 0))
+                continue;
+        } else if (rules_can_read(o, f)) {
+            continue;
+        }
+        list_append(bad, sizeof(bad), f);
     }
     if (bad[0] != '\0') {
         snprintf(rule, sizeof(rule), "%s/read", o->ptr);

@@ -95,6 +95,26 @@ void rules_set_free(struct rules_set *s)
     s->cap = s->n = 0;
 }
 
+static int rules_name_cmp(const void *a, const void *b)
+{
+    return strcasecmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char **rules_set_sorted(const struct rules_set *s, size_t *n)
+{
+    const char **v = malloc((s->n ? s->n : 1) * sizeof(*v));
+
+    *n = 0;
+    if (v == NULL)
+        return NULL;
+    for (size_t i = 0; i < s->cap; i++) {
+        if (s->slot[i] != NULL)
+            v[(*n)++] = s->slot[i];
+    }
+    qsort(v, *n, sizeof(*v), rules_name_cmp);
+    return v;
+}
+
 /* ---- read-only system fields ---- */
 
 static const char *const rules_hubspot_read_only[] = {"hs_object_id",

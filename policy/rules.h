@@ -98,4 +98,7 @@ int rules_set_add(struct rules_set *s, const char *name);
 int rules_set_has(const struct rules_set *s, const char *name);
 void rules_set_free(struct rules_set *s);
 
+/* The names of s in case-insensitive order, as a malloc'ed array of *n pointers into s. */
+const char **rules_set_sorted(const struct rules_set *s, size_t *n);
+
 #endif

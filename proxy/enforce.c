@@ -1,0 +1,234 @@
+/*
+ * enforce.c - identify, classify, decide, filter.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../policy/filter.h"
+#include "../policy/hubspot.h"
+#include "../policy/salesforce.h"
+#include "enforce.h"
+#include "identify.h"
+#include "locators.h"
+#include "log.h"
+
+#define ENFORCE_MAX_HEADER_VALUE 1024 /* content-type and friends, copied for classify */
+
+static void enforce_deny(struct enforce *ef, int status, const char *code, const char *rule,
+                         const char *reason)
+{
+    ef->status = status;
+    ef->code = code;
+    ef->verdict.allow = 0;
+    snprintf(ef->verdict.rule, sizeof(ef->verdict.rule), "%s", rule);
+    snprintf(ef->verdict.reason, sizeof(ef->verdict.reason), "%s", reason);
+    ef->verdict.fields[0] = '\0';
+}
+
+/* A header value as a NUL-terminated copy in buf, or NULL when absent. */
+static const char *enforce_header(const struct http_fields *hs, const char *name, char *buf,
+                                  size_t buflen)
+{
+    long i = http_fields_find(hs, name, 0);
+    size_t vl;
+    const char *v;
+
+    if (i < 0)
+        return NULL;
+    v = http_field_value(hs, (size_t)i, &vl);
+    if (vl >= buflen)
+        vl = buflen - 1; /* only compared against short tokens by the classifiers */
+    memcpy(buf, v, vl);
+    buf[vl] = '\0';
+    return buf;
+}
+
+/* Replace locator ops by the operations of the query that handed the locator out. */
+static int enforce_resolve_locators(struct enforce *ef)
+{
+    struct crm_ops out = {0};
+    time_t now = time(NULL);
+
+    for (size_t i = 0; i < ef->ops.n; i++) {
+        if (ef->ops.v[i].locator != NULL)
+            goto resolve;
+    }
+    return 0;
+resolve:
+    for (size_t i = 0; i < ef->ops.n; i++) {
+        struct crm_op *op = &ef->ops.v[i];
+        if (op->locator == NULL || op->verb == CRM_VERB_UNKNOWN) {
+            crm_ops_free(&out);
+            return 0; /* mixed: decide sees the unresolved op and denies */
+        }
+        if (locators_lookup(ef->ws->name, op->locator, &out, now) < 0) {
+            crm_ops_free(&out);
+            enforce_deny(ef, 403, "unknown_locator", "builtin:unknown-query-locator",
+                         "unknown or expired query locator: crmgate only follows nextRecordsUrl "
+                         "values it handed to this workspace; run the query again");
+            return 1;
+        }
+    }
+    crm_ops_free(&ef->ops);
+    ef->ops = out;
+    ef->soql = 1;
+    return 0;
+}
+
+int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
+                    const struct http_request *req, const char *rest)
+{
+    struct crm_request cr = {0};
+    char ctype[ENFORCE_MAX_HEADER_VALUE], cenc[ENFORCE_MAX_HEADER_VALUE],
+        override[ENFORCE_MAX_HEADER_VALUE], fp[65], why[256];
+    const char *q = strchr(rest, '?');
+    char *path = NULL;
+    size_t denied_op = 0;
+    int rc;
+
+    ef->crm = crm;
+    ef->caller = identify_caller(cfg, &req->headers, fp, why, sizeof(why));
+    if (ef->caller == NULL) {
+        enforce_deny(ef, 403, "unknown_caller", "builtin:unknown-caller", why);
+        return 0;
+    }
+    ef->ws = rules_workspace(cfg->rules, ef->caller->workspace);
+    if (ef->ws == NULL) {
+        snprintf(why, sizeof(why), "no rules are loaded for workspace %s", ef->caller->workspace);
+        enforce_deny(ef, 403, "no_workspace", "builtin:no-workspace", why);
+        return 0;
+    }
+    path = q != NULL ? strndup(rest, (size_t)(q - rest)) : strdup(rest);
+    if (path == NULL)
+        return -1;
+    cr.method = req->method_name;
+    cr.path = path[0] != '\0' ? path : "/";
+    cr.query = q != NULL ? q + 1 : NULL;
+    cr.content_type = enforce_header(&req->headers, "content-type", ctype, sizeof(ctype));
+    cr.content_encoding = enforce_header(&req->headers, "content-encoding", cenc, sizeof(cenc));
+    cr.method_override =
+        enforce_header(&req->headers, "x-http-method-override", override, sizeof(override));
+    cr.body_len = evbuffer_get_length(req->body);
+    cr.body = cr.body_len > 0 ? (const char *)evbuffer_pullup(req->body, -1) : NULL;
+    rc = crm == CRM_SALESFORCE ? salesforce_classify(&cr, NULL, &ef->ops)
+                               : hubspot_classify(&cr, &ef->ops);
+    free(path);
+    if (rc < 0)
+        return -1;
+    if (crm == CRM_SALESFORCE) {
+        if (enforce_resolve_locators(ef) != 0)
+            return 0;
+        for (size_t i = 0; i < ef->ops.n && !ef->soql; i++)
+            ef->soql = ef->ops.v[i].verb == CRM_VERB_LIST;
+    }
+    if (policy_decide(ef->ws, &ef->ops, &ef->verdict, &denied_op))
+        return 1;
+    ef->status = 403;
+    ef->code = "policy_denied";
+    /* A query crmgate cannot parse is the agent's to rewrite: Salesforce's own 400. */
+    if (crm == CRM_SALESFORCE && ef->ops.v[denied_op].verb == CRM_VERB_UNKNOWN &&
+        ef->ops.v[denied_op].detail != NULL &&
+        strncmp(ef->ops.v[denied_op].detail, "MALFORMED_QUERY", 15) == 0) {
+        ef->status = 400;
+        ef->code = "malformed_query";
+    }
+    return 0;
+}
+
+/* Collect every nextRecordsUrl in the answer (top level and child queries). */
+static void enforce_remember_locators(struct enforce *ef, json_t *v, int depth, time_t now)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (depth > 16)
+        return;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, item) enforce_remember_locators(ef, item, depth + 1, now);
+        return;
+    }
+    if (!json_is_object(v))
+        return;
+    json_object_foreach(v, key, item)
+    {
+        if (strcmp(key, "nextRecordsUrl") == 0 && json_is_string(item)) {
+            const char *url = json_string_value(item), *slash = strrchr(url, '/');
+            if (slash != NULL && slash[1] != '\0')
+                locators_remember(ef->ws->name, slash + 1, &ef->ops, now);
+        } else {
+            enforce_remember_locators(ef, item, depth + 1, now);
+        }
+    }
+}
+
+static int enforce_json_add(const char *buf, size_t size, void *data)
+{
+    return evbuffer_add(data, buf, size);
+}
+
+int enforce_response(struct enforce *ef, long status, const char *content_type,
+                     struct evbuffer *body, char *why, size_t whylen)
+{
+    size_t len = evbuffer_get_length(body), removed = 0;
+    const char *object = NULL;
+    json_error_t jerr;
+    json_t *root;
+
+    if (status < 200 || status > 299 || len == 0 || ef->ws == NULL)
+        return 0;
+    for (size_t i = 0; i < ef->ops.n; i++) {
+        enum crm_verb v = ef->ops.v[i].verb;
+        if (v == CRM_VERB_AUTH)
+            return 0; /* token answers carry no CRM records */
+        if (object == NULL && v != CRM_VERB_SCHEMA_READ)
+            object = ef->ops.v[i].object;
+    }
+    if (content_type == NULL || strstr(content_type, "json") == NULL) {
+        snprintf(why, whylen,
+                 "the CRM answered with a body that is not JSON (%s), which crmgate "
+                 "cannot inspect",
+                 content_type != NULL ? content_type : "no Content-Type");
+        return -1;
+    }
+    root = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, &jerr);
+    if (root == NULL) {
+        snprintf(why, whylen,
+                 "the CRM's answer is not valid JSON (%s), so crmgate cannot "
+                 "inspect it",
+                 jerr.text);
+        return -1;
+    }
+    if (ef->crm == CRM_SALESFORCE) {
+        if (policy_filter_salesforce(ef->ws, root, &removed) < 0) {
+            json_decref(root);
+            snprintf(why, whylen, "the CRM's answer nests too deep to inspect");
+            return -1;
+        }
+        if (ef->soql)
+            enforce_remember_locators(ef, root, 0, time(NULL));
+    } else if (object != NULL) {
+        removed = policy_filter_hubspot(ef->ws, object, root);
+    }
+    if (removed > 0) {
+        evbuffer_drain(body, len);
+        if (json_dump_callback(root, enforce_json_add, body, JSON_COMPACT) < 0) {
+            json_decref(root);
+            snprintf(why, whylen, "out of memory filtering the answer");
+            return -1;
+        }
+        log_debug("filtered %zu values from the %s answer", removed, crm_name(ef->crm));
+    }
+    json_decref(root);
+    return 0;
+}
+
+void enforce_free(struct enforce *ef)
+{
+    crm_ops_free(&ef->ops);
+}

@@ -1,0 +1,48 @@
+/*
+ * enforce.h - the policy steps of the request pipeline, between route and
+ * forward: identify the caller, classify the request into CRM operations,
+ * decide, and later filter the CRM's answer. The CRM logic itself is pure
+ * and lives in policy/; this module feeds it and keeps per-request state.
+ */
+#ifndef CRMGATE_ENFORCE_H
+#define CRMGATE_ENFORCE_H
+
+#include <event2/buffer.h>
+
+#include "../policy/crm.h"
+#include "../policy/decide.h"
+#include "config.h"
+#include "conn.h"
+
+struct enforce {
+    enum crm crm;
+    const struct config_caller *caller; /* points into the config the exchange holds */
+    const struct rules_ws *ws;
+    struct crm_ops ops;
+    struct policy_verdict verdict;
+    int status;       /* the answer when denied: 403, or 400 for a malformed query */
+    const char *code; /* crmgate reason code of the denial */
+    int soql;         /* a Salesforce query: its answer may hand out locators */
+};
+
+/*
+ * Run identify, classify and decide for req (rest = the target after the
+ * CRM prefix). Returns 1 when the request may be forwarded, 0 when it must
+ * be answered with the denial in ef (status, code, verdict), -1 when out of
+ * memory. ef must be zeroed first and released with enforce_free.
+ */
+int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
+                    const struct http_request *req, const char *rest);
+
+/*
+ * Filter a successful answer in place: body (the whole JSON answer) loses
+ * every field the workspace may not read. Returns 0, or -1 with why set
+ * when the answer cannot be inspected (it must then not be relayed).
+ */
+int enforce_response(struct enforce *ef, long status, const char *content_type,
+                     struct evbuffer *body, char *why, size_t whylen);
+
+/* Release what ef holds. */
+void enforce_free(struct enforce *ef);
+
+#endif
