@@ -700,7 +700,7 @@ static int soql_add_sub(struct soql_parser *p, struct soql_query *q, struct soql
  */
 static int soql_parse_path(struct soql_parser *p, struct soql_query *q, enum soql_clause clause)
 {
-    const struct soql_tok *first = soql_peek(p, 0), *last;
+    const struct soql_tok *first = soql_peek(p, 0), *last, *t;
     struct soql_ref *v;
     size_t plen = 0, nseg = 1;
     char *path = NULL, *field = NULL;
@@ -714,8 +714,9 @@ static int soql_parse_path(struct soql_parser *p, struct soql_query *q, enum soq
     last = first;
     while (soql_is(p, 0, SOQL_TOK_DOT)) {
         soql_next(p);
-        if (!soql_is(p, 0, SOQL_TOK_IDENT)) {
-            soql_unexpected(p, soql_peek(p, 0), "a field name after '.'");
+        t = soql_peek(p, 0);
+        if (t->kind != SOQL_TOK_IDENT || soql_in_list(p->text + t->off, t->len, soql_reserved)) {
+            soql_unexpected(p, t, "a field name after '.'");
             return -1;
         }
         plen += last->len + 1;
@@ -724,9 +725,9 @@ static int soql_parse_path(struct soql_parser *p, struct soql_query *q, enum soq
     }
     if (nseg > 1) {
         /* Rebuild "A.B" from the segments: the text may hold spaces around dots. */
-        const struct soql_tok *t = first;
         size_t at = 0;
 
+        t = first;
         if ((path = malloc(plen)) == NULL)
             goto oom;
         while (t != last) {
