@@ -960,7 +960,9 @@ static int soql_reject_alias(struct soql_parser *p, const char *where)
 {
     const struct soql_tok *t = soql_peek(p, 0);
 
-    if (t->kind != SOQL_TOK_IDENT)
+    /* A keyword out of place is a syntax error reported later, not an alias. */
+    if (t->kind != SOQL_TOK_IDENT || soql_in_list(p->text + t->off, t->len, soql_reserved) ||
+        soql_in_list(p->text + t->off, t->len, soql_after_from))
         return 0;
     soql_fail(p, "construct not allowed: %s alias '%.*s' at offset %zu", where,
               (int)(t->len > 40 ? 40 : t->len), p->text + t->off, t->off);
@@ -1014,7 +1016,7 @@ static int soql_parse_select_list(struct soql_parser *p, struct soql_query *q)
                 count_empty = 1;
                 count_off = t->off;
             }
-            if (!soql_kw(p, 0, "FROM") && soql_reject_alias(p, "column") < 0)
+            if (soql_reject_alias(p, "column") < 0)
                 return -1;
         }
         nitems++;
@@ -1127,7 +1129,7 @@ static struct soql_query *soql_parse_query(struct soql_parser *p, int kind)
                       soql_peek(p, 0)->off);
             goto fail;
         }
-        if (!soql_kw(p, 0, "FROM") && soql_reject_alias(p, "column") < 0)
+        if (soql_reject_alias(p, "column") < 0)
             goto fail;
     } else if (soql_parse_select_list(p, q) < 0) {
         goto fail;
@@ -1156,9 +1158,7 @@ static struct soql_query *soql_parse_query(struct soql_parser *p, int kind)
         soql_fail(p, "construct not allowed: USING SCOPE at offset %zu", soql_peek(p, 0)->off);
         goto fail;
     }
-    t = soql_peek(p, 0);
-    if (t->kind == SOQL_TOK_IDENT && !soql_in_list(p->text + t->off, t->len, soql_after_from) &&
-        soql_reject_alias(p, "FROM") < 0)
+    if (soql_reject_alias(p, "FROM") < 0)
         goto fail;
 
     if (soql_kw(p, 0, "WHERE")) {

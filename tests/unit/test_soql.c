@@ -343,6 +343,11 @@ static void test_soql_reject(void **state)
         {"SELECT Id, (SELECT Id FROM Contacts GROUP BY Id) FROM Account", "unexpected 'GROUP'"},
         {"SELECT Id, (Id) FROM Account", "expected SELECT to start a subquery"},
         {"SELECT Id FROM Account WITH", "expected SECURITY_ENFORCED or USER_MODE"},
+        {"SELECT COUNT(Id) FROM Account HAVING COUNT(Id) > 1",
+         "unexpected 'HAVING' at offset 30 (expected end of query)"},
+        {"SELECT Id WHERE Name = 'x'", "unexpected 'WHERE' at offset 10 (expected FROM)"},
+        {"SELECT Id FROM Account Name", "construct not allowed: FROM alias 'Name'"},
+        {"SELECT Id FROM Account GROUP Id", "unexpected 'GROUP' at offset 23"},
         {"SELECT Id FROM Account FOR", "expected VIEW or REFERENCE"},
         {"SELECT Id FROM Account UPDATE", "expected TRACKING or VIEWSTAT"},
         {"SELECT Id FROM Account WHERE Id IN (SELECT Id FROM Account WHERE Id IN (SELECT Id FROM "
