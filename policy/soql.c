@@ -235,21 +235,21 @@ static int soql_check_bytes(struct soql_parser *p)
         } else if (c >= 0xf0 && c <= 0xf4) {
             need = 3, cp = c & 0x07, min = 0x10000;
         } else {
-            goto bad;
+            goto fail;
         }
         if (n - i - 1 < need)
-            goto bad;
+            goto fail;
         for (size_t k = 1; k <= need; k++) {
             if ((s[i + k] & 0xc0) != 0x80)
-                goto bad;
+                goto fail;
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
         if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            goto bad;
+            goto fail;
         i += need + 1;
     }
     return 0;
-bad:
+fail:
     soql_fail(p, "invalid UTF-8 at offset %zu", i);
     return -1;
 }
@@ -307,7 +307,7 @@ static size_t soql_lex_date(struct soql_parser *p, size_t i, enum soql_tok_kind 
     if (!(soql_digits(s, j, n, 4) == 4 && j + 4 < n && s[j + 4] == '-' &&
           soql_two(s, j + 5, n, 1, 12) && j + 7 < n && s[j + 7] == '-' &&
           soql_two(s, j + 8, n, 1, 31)))
-        goto bad;
+        goto fail;
     j += 10;
     *kind = SOQL_TOK_DATE;
     if (j < n && s[j] == 'T') {
@@ -315,13 +315,13 @@ static size_t soql_lex_date(struct soql_parser *p, size_t i, enum soql_tok_kind 
         if (!(soql_two(s, j, n, 0, 23) && j + 2 < n && s[j + 2] == ':' &&
               soql_two(s, j + 3, n, 0, 59) && j + 5 < n && s[j + 5] == ':' &&
               soql_two(s, j + 6, n, 0, 60)))
-            goto bad;
+            goto fail;
         j += 8;
         if (j < n && s[j] == '.') {
             size_t k = soql_digits(s, j + 1, n, 9);
 
             if (k == 0)
-                goto bad;
+                goto fail;
             j += 1 + k;
         }
         if (j < n && s[j] == 'Z') {
@@ -329,17 +329,17 @@ static size_t soql_lex_date(struct soql_parser *p, size_t i, enum soql_tok_kind 
         } else if (j < n && (s[j] == '+' || s[j] == '-')) {
             if (!(soql_two(s, j + 1, n, 0, 23) && j + 3 < n && s[j + 3] == ':' &&
                   soql_two(s, j + 4, n, 0, 59)))
-                goto bad;
+                goto fail;
             j += 6;
         } else {
-            goto bad;
+            goto fail;
         }
         *kind = SOQL_TOK_DATETIME;
     }
     if (j < n && soql_is_identc((unsigned char)s[j]))
-        goto bad;
+        goto fail;
     return j - i;
-bad:
+fail:
     soql_fail(p, "malformed date or datetime at offset %zu", i);
     return 0;
 }
@@ -407,13 +407,13 @@ static size_t soql_lex_number(struct soql_parser *p, size_t i)
         size_t k = soql_digits(s, j + 1, n, n);
 
         if (k == 0)
-            goto bad;
+            goto fail;
         j += 1 + k;
     }
     if (j < n && (soql_is_identc((unsigned char)s[j]) || s[j] == '.'))
-        goto bad;
+        goto fail;
     return j - i;
-bad:
+fail:
     soql_fail(p, "malformed number at offset %zu", i);
     return 0;
 }
@@ -442,7 +442,10 @@ static int soql_lex_ident(struct soql_parser *p, size_t i, size_t *out)
         size_t k;
 
         if (!soql_in_list(s + i, j - i, soql_date_n_literals)) {
-            soql_fail(p, "unexpected ':' at offset %zu", j);
+            if (j + 1 < n && soql_is_alpha((unsigned char)s[j + 1]))
+                soql_fail(p, "construct not allowed: bind variable at offset %zu", j);
+            else
+                soql_fail(p, "unexpected ':' at offset %zu", j);
             return -1;
         }
         k = soql_digits(s, j + 1, n, 9);
@@ -729,7 +732,7 @@ static int soql_parse_path(struct soql_parser *p, struct soql_query *q, enum soq
 
         t = first;
         if ((path = malloc(plen)) == NULL)
-            goto oom;
+            goto fail;
         while (t != last) {
             memcpy(path + at, p->text + t->off, t->len);
             at += t->len;
@@ -738,16 +741,16 @@ static int soql_parse_path(struct soql_parser *p, struct soql_query *q, enum soq
         }
     }
     if ((field = strndup(p->text + last->off, last->len)) == NULL)
-        goto oom;
+        goto fail;
     if ((v = realloc(q->refs, (q->nrefs + 1) * sizeof(*v))) == NULL)
-        goto oom;
+        goto fail;
     q->refs = v;
     q->refs[q->nrefs].path = path;
     q->refs[q->nrefs].field = field;
     q->refs[q->nrefs].clause = clause;
     q->nrefs++;
     return 0;
-oom:
+fail:
     free(path);
     path = NULL;
     free(field);
@@ -765,7 +768,6 @@ static int soql_parse_expr(struct soql_parser *p, struct soql_query *q, enum soq
 {
     const struct soql_tok *name = soql_peek(p, 0);
     const char *s = p->text + name->off;
-    int rc = -1;
 
     if (name->kind != SOQL_TOK_IDENT || !soql_is(p, 1, SOQL_TOK_LPAREN))
         return soql_parse_path(p, q, clause);
@@ -790,17 +792,14 @@ static int soql_parse_expr(struct soql_parser *p, struct soql_query *q, enum soq
     soql_next(p);
     soql_next(p);
     if (soql_is(p, 0, SOQL_TOK_RPAREN) && name->len == 5 && strncasecmp(s, "COUNT", 5) == 0 &&
-        count_empty != NULL) {
+        count_empty != NULL)
         *count_empty = 1;
-    } else if (soql_parse_expr(p, q, clause, NULL) < 0) {
-        goto out;
-    }
+    else if (soql_parse_expr(p, q, clause, NULL) < 0)
+        return -1;
     if (soql_expect(p, SOQL_TOK_RPAREN, "')'") < 0)
-        goto out;
-    rc = 0;
-out:
+        return -1;
     p->depth--;
-    return rc;
+    return 0;
 }
 
 /* A literal on the right of a comparison. SOQL never compares two fields. */
@@ -857,89 +856,83 @@ static struct soql_query *soql_parse_query(struct soql_parser *p, int kind);
 
 static int soql_parse_cond(struct soql_parser *p, struct soql_query *q, enum soql_clause clause);
 
+/* After "[NOT] IN (": a semi-join (WHERE only) or a list of literals. */
+static int soql_parse_in(struct soql_parser *p, struct soql_query *q, enum soql_clause clause)
+{
+    struct soql_query *sub;
+
+    if (!soql_kw(p, 0, "SELECT"))
+        return soql_parse_value_list(p);
+    if (clause != SOQL_WHERE) {
+        soql_fail(p, "construct not allowed: semi-join in %s at offset %zu",
+                  soql_clause_name(clause), soql_peek(p, 0)->off);
+        return -1;
+    }
+    if ((sub = soql_parse_query(p, SOQL_SEMIJOIN)) == NULL)
+        return -1;
+    if (soql_add_sub(p, q, sub) < 0) {
+        soql_free(sub);
+        return -1;
+    }
+    return soql_expect(p, SOQL_TOK_RPAREN, "')'");
+}
+
 /*
  * term := NOT term | '(' cond ')' | expr op value | expr LIKE value
  *       | expr [NOT] IN '(' (values | semijoin) ')' | expr (INCLUDES|EXCLUDES) '(' values ')'
+ * Every term is one nesting level (NOT and parentheses recurse).
  */
 static int soql_parse_term(struct soql_parser *p, struct soql_query *q, enum soql_clause clause)
 {
     const struct soql_tok *t;
-    int rc = -1;
 
     if (soql_enter(p) < 0)
         return -1;
     if (soql_kw(p, 0, "NOT")) {
         soql_next(p);
-        rc = soql_parse_term(p, q, clause);
-        goto out;
-    }
-    if (soql_is(p, 0, SOQL_TOK_LPAREN)) {
+        if (soql_parse_term(p, q, clause) < 0)
+            return -1;
+    } else if (soql_is(p, 0, SOQL_TOK_LPAREN)) {
         soql_next(p);
         if (soql_parse_cond(p, q, clause) < 0 || soql_expect(p, SOQL_TOK_RPAREN, "')'") < 0)
-            goto out;
-        rc = 0;
-        goto out;
-    }
-    if (soql_kw(p, 0, "DISTANCE") || soql_kw(p, 0, "GEOLOCATION")) {
-        soql_fail(p, "construct not allowed: %s at offset %zu", "DISTANCE/GEOLOCATION",
+            return -1;
+    } else if (soql_kw(p, 0, "DISTANCE") || soql_kw(p, 0, "GEOLOCATION")) {
+        soql_fail(p, "construct not allowed: DISTANCE/GEOLOCATION at offset %zu",
                   soql_peek(p, 0)->off);
-        goto out;
-    }
-    if (soql_parse_expr(p, q, clause, NULL) < 0)
-        goto out;
-    t = soql_peek(p, 0);
-    if (t->kind == SOQL_TOK_OP) {
-        soql_next(p);
-        rc = soql_parse_value(p);
-        goto out;
-    }
-    if (soql_kw(p, 0, "LIKE")) {
-        soql_next(p);
-        if (!soql_is(p, 0, SOQL_TOK_STRING)) {
-            soql_unexpected(p, soql_peek(p, 0), "a string after LIKE");
-            goto out;
-        }
-        soql_next(p);
-        rc = 0;
-        goto out;
-    }
-    if (soql_kw(p, 0, "INCLUDES") || soql_kw(p, 0, "EXCLUDES")) {
-        soql_next(p);
-        if (soql_expect(p, SOQL_TOK_LPAREN, "'('") < 0)
-            goto out;
-        rc = soql_parse_value_list(p);
-        goto out;
-    }
-    if (soql_kw(p, 0, "IN") || (soql_kw(p, 0, "NOT") && soql_kw(p, 1, "IN"))) {
-        soql_next(p);
-        if (soql_kw(p, 0, "IN"))
+        return -1;
+    } else {
+        if (soql_parse_expr(p, q, clause, NULL) < 0)
+            return -1;
+        t = soql_peek(p, 0);
+        if (t->kind == SOQL_TOK_OP) {
             soql_next(p);
-        if (soql_expect(p, SOQL_TOK_LPAREN, "'('") < 0)
-            goto out;
-        if (soql_kw(p, 0, "SELECT")) {
-            struct soql_query *sub;
-
-            if (clause != SOQL_WHERE) {
-                soql_fail(p, "construct not allowed: semi-join in %s at offset %zu",
-                          soql_clause_name(clause), soql_peek(p, 0)->off);
-                goto out;
+            if (soql_parse_value(p) < 0)
+                return -1;
+        } else if (soql_kw(p, 0, "LIKE")) {
+            soql_next(p);
+            if (!soql_is(p, 0, SOQL_TOK_STRING)) {
+                soql_unexpected(p, soql_peek(p, 0), "a string after LIKE");
+                return -1;
             }
-            if ((sub = soql_parse_query(p, SOQL_SEMIJOIN)) == NULL)
-                goto out;
-            if (soql_add_sub(p, q, sub) < 0) {
-                soql_free(sub);
-                goto out;
-            }
-            rc = soql_expect(p, SOQL_TOK_RPAREN, "')'");
-            goto out;
+            soql_next(p);
+        } else if (soql_kw(p, 0, "INCLUDES") || soql_kw(p, 0, "EXCLUDES")) {
+            soql_next(p);
+            if (soql_expect(p, SOQL_TOK_LPAREN, "'('") < 0 || soql_parse_value_list(p) < 0)
+                return -1;
+        } else if (soql_kw(p, 0, "IN") || (soql_kw(p, 0, "NOT") && soql_kw(p, 1, "IN"))) {
+            if (soql_kw(p, 0, "NOT"))
+                soql_next(p);
+            soql_next(p);
+            if (soql_expect(p, SOQL_TOK_LPAREN, "'('") < 0 || soql_parse_in(p, q, clause) < 0)
+                return -1;
+        } else {
+            soql_unexpected(p, t, "a comparison operator");
+            return -1;
         }
-        rc = soql_parse_value_list(p);
-        goto out;
     }
-    soql_unexpected(p, t, "a comparison operator");
-out:
+    /* Depth is only restored on success: a failure abandons the parse. */
     p->depth--;
-    return rc;
+    return 0;
 }
 
 /* cond := term ((AND|OR) term)* */

@@ -244,6 +244,8 @@ static void test_soql_reject(void **state)
          "construct not allowed: TYPEOF"},
         {"SELECT Id FROM Account WHERE Name = :name", "construct not allowed: bind variable"},
         {"SELECT Id FROM Account WHERE Id IN :ids", "construct not allowed: bind variable"},
+        {"SELECT Id FROM Account WHERE Id IN:ids",
+         "construct not allowed: bind variable at offset 34"},
         {"SELECT Id FROM Account /* x */", "construct not allowed: comment ('/*')"},
         {"SELECT Id FROM Account -- x", "construct not allowed: comment ('--')"},
         {"SELECT Id FROM Account WHERE Amount = --1", "construct not allowed: comment ('--')"},
