@@ -137,6 +137,29 @@ static const char *const soql_functions[] = {
 };
 
 /*
+ * Functions Salesforce refuses at the top of a GROUP BY or ORDER BY item
+ * (convertTimezone is only valid inside a date function).
+ */
+static const char *const soql_not_in_group_by[] = {
+    "toLabel",
+    "FORMAT",
+    "convertCurrency",
+    "convertTimezone",
+    "COUNT",
+    "COUNT_DISTINCT",
+    "SUM",
+    "AVG",
+    "MIN",
+    "MAX",
+    "GROUPING",
+    NULL,
+};
+
+static const char *const soql_not_in_order_by[] = {
+    "toLabel", "FORMAT", "convertCurrency", "convertTimezone", NULL,
+};
+
+/*
  * Words that can never be a field or object name (Salesforce's reserved
  * list, without GROUP and ORDER, which are also object names).
  */
@@ -703,9 +726,8 @@ static int soql_add_sub(struct soql_parser *p, struct soql_query *q, struct soql
  */
 static int soql_parse_path(struct soql_parser *p, struct soql_query *q, enum soql_clause clause)
 {
-    const struct soql_tok *first = soql_peek(p, 0), *last, *t;
+    const struct soql_tok *first = soql_peek(p, 0), *last, *dot, *t;
     struct soql_ref *v;
-    size_t plen = 0, nseg = 1;
     char *path = NULL, *field = NULL;
 
     if (first->kind != SOQL_TOK_IDENT ||
@@ -713,33 +735,28 @@ static int soql_parse_path(struct soql_parser *p, struct soql_query *q, enum soq
         soql_unexpected(p, first, "a field name");
         return -1;
     }
-    soql_next(p);
-    last = first;
+    last = soql_next(p);
     while (soql_is(p, 0, SOQL_TOK_DOT)) {
-        soql_next(p);
+        dot = soql_next(p);
         t = soql_peek(p, 0);
+        /*
+         * "Account. Name" is not one path to Salesforce, and parsers disagree
+         * on what it is (soql-parser-js reads a path with an empty field):
+         * a path is written without spaces.
+         */
+        if (dot->off != last->off + last->len ||
+            (t->kind != SOQL_TOK_EOF && t->off != dot->off + 1)) {
+            soql_fail(p, "space around '.' in a field path at offset %zu", dot->off);
+            return -1;
+        }
         if (t->kind != SOQL_TOK_IDENT || soql_in_list(p->text + t->off, t->len, soql_reserved)) {
             soql_unexpected(p, t, "a field name after '.'");
             return -1;
         }
-        plen += last->len + 1;
         last = soql_next(p);
-        nseg++;
     }
-    if (nseg > 1) {
-        /* Rebuild "A.B" from the segments: the text may hold spaces around dots. */
-        size_t at = 0;
-
-        t = first;
-        if ((path = malloc(plen)) == NULL)
-            goto fail;
-        while (t != last) {
-            memcpy(path + at, p->text + t->off, t->len);
-            at += t->len;
-            t += 2;
-            path[at++] = t != last ? '.' : '\0';
-        }
-    }
+    if (last != first && (path = strndup(p->text + first->off, last->off - 1 - first->off)) == NULL)
+        goto fail;
     if ((field = strndup(p->text + last->off, last->len)) == NULL)
         goto fail;
     if ((v = realloc(q->refs, (q->nrefs + 1) * sizeof(*v))) == NULL)
@@ -1057,10 +1074,20 @@ static int soql_parse_int(struct soql_parser *p, const char *what, long *out)
 static int soql_parse_expr_list(struct soql_parser *p, struct soql_query *q,
                                 enum soql_clause clause)
 {
+    const struct soql_tok *t;
+
     for (;;) {
         if (soql_kw(p, 0, "DISTANCE") || soql_kw(p, 0, "GEOLOCATION")) {
             soql_fail(p, "construct not allowed: DISTANCE/GEOLOCATION at offset %zu",
                       soql_peek(p, 0)->off);
+            return -1;
+        }
+        t = soql_peek(p, 0);
+        if (t->kind == SOQL_TOK_IDENT && soql_is(p, 1, SOQL_TOK_LPAREN) &&
+            soql_in_list(p->text + t->off, t->len,
+                         clause == SOQL_GROUP_BY ? soql_not_in_group_by : soql_not_in_order_by)) {
+            soql_fail(p, "construct not allowed: %.*s() in %s at offset %zu", (int)t->len,
+                      p->text + t->off, soql_clause_name(clause), t->off);
             return -1;
         }
         if (soql_parse_expr(p, q, clause, NULL) < 0)
@@ -1177,7 +1204,7 @@ static struct soql_query *soql_parse_query(struct soql_parser *p, int kind)
     if (soql_kw(p, 0, "GROUP") && soql_kw(p, 1, "BY") && kind == SOQL_TOP) {
         soql_next(p);
         soql_next(p);
-        if ((soql_kw(p, 0, "ROLLUP") || soql_kw(p, 0, "CUBE")) && soql_is(p, 1, SOQL_TOK_LPAREN)) {
+        if (soql_kw(p, 0, "ROLLUP") || soql_kw(p, 0, "CUBE")) {
             t = soql_peek(p, 0);
             soql_fail(p, "construct not allowed: GROUP BY %s at offset %zu",
                       soql_kw(p, 0, "ROLLUP") ? "ROLLUP" : "CUBE", t->off);

@@ -37,6 +37,12 @@ const STRICTER = new Map([
   ['SELECT COUNT(), Id FROM Contact', 'COUNT() stands alone'],
   ["SELECT Id FROM Account WHERE Name = 'bad \\q escape'", 'not a SOQL escape'],
   ["SELECT Id FROM Account WHERE Name INCLUDES 'x'", 'INCLUDES takes a parenthesised list'],
+  ['SELECT Id. Name FROM Account', 'soql-parser-js reads path "Id" with an empty field'],
+  ['SELECT Id, Account. Name FROM Contact', 'soql-parser-js reads path "Account" with an empty field'],
+  ["SELECT Id FROM Account WHERE Name = 'x' AN = 0", 'trailing garbage'],
+  ['SELECT Id FROM Contact ALL', 'trailing garbage'],
+  ['SELECT Id FROM Account OFFSET', 'OFFSET without a number'],
+  ["SELECT Id FROM Account WHERE Name INCLUDES ''", 'INCLUDES takes a parenthesised list'],
 ]);
 
 function splitPath(raw) {
