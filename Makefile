@@ -33,8 +33,10 @@ B          ?= build
 PROG       ?= crmgate
 
 SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.c \
-              proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c
-SRC_POLICY := policy/crm.c
+              proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
+              proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c
+SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/soql.c \
+              policy/hubspot.c policy/salesforce.c
 SRC        := $(SRC_PROXY) $(SRC_POLICY)
 SRC_LLHTTP := $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c
 
@@ -46,7 +48,8 @@ OBJ_LLHTTP := $(SRC_LLHTTP:$(LLHTTP_DIR)/%.c=$(B)/llhttp/%.o)
 NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.split(".").map(Number); \
               if (a > 20 || (a === 20 && b >= 10)) console.log("--test-concurrency=2")' 2>/dev/null)
 
-UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify
+UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
+              test_classify_hubspot test_classify_salesforce
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run test unit e2e systemd-check asan valgrind bench install clean format format-check
@@ -73,7 +76,7 @@ $(B)/libcrmgate.a: $(filter-out $(B)/proxy/main.o,$(OBJ)) $(OBJ_LLHTTP)
 
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libcrmgate.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy $(CFLAGS) $(WARN) -Wno-missing-prototypes \
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy -Itests/unit $(CFLAGS) $(WARN) -Wno-missing-prototypes \
 	    -o $@ $< $(B)/libcrmgate.a $(LDLIBS) -lcmocka
 
 deps:
@@ -111,12 +114,20 @@ bench: deps all
 
 install: $(PROG)
 	install -D -m 0755 $(PROG) $(DESTDIR)$(SBINDIR)/crmgate
-	install -D -m 0644 systemd/crmgate.service $(DESTDIR)$(UNITDIR)/crmgate.service
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|^ExecStart=/usr/sbin/crmgate|ExecStart=$(SBINDIR)/crmgate|' systemd/crmgate.service \
+	    > $(DESTDIR)$(UNITDIR)/crmgate.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/crmgate.service
 	install -D -m 0644 systemd/crmgate.sysusers $(DESTDIR)$(SYSUSERSDIR)/crmgate.conf
 	install -D -m 0644 systemd/crmgate.tmpfiles $(DESTDIR)$(TMPFILESDIR)/crmgate.conf
 	install -D -m 0640 systemd/crmgate.json.example $(DESTDIR)$(CONFDIR)/crmgate.json.example
-	install -d $(DESTDIR)$(DATADIR)/rules
-	for f in rules/*; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(DATADIR)/rules/; done; true
+	install -D -m 0644 rules/README.md $(DESTDIR)$(DATADIR)/rules/README.md
+	install -D -m 0644 rules/default.json $(DESTDIR)$(DATADIR)/rules/default.json
+	install -d $(DESTDIR)$(DATADIR)/rules/examples
+	install -m 0644 rules/examples/*.json $(DESTDIR)$(DATADIR)/rules/examples/
+	install -d -m 0750 $(DESTDIR)$(CONFDIR)/rules
+	[ -e $(DESTDIR)$(CONFDIR)/rules/default.json ] || \
+	    install -m 0640 rules/default.json $(DESTDIR)$(CONFDIR)/rules/default.json
 
 format:
 	clang-format -i proxy/*.[ch] policy/*.[ch] $(wildcard certs/*.[ch] tests/unit/*.c)

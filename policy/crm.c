@@ -322,6 +322,8 @@ json_t *crm_ops_to_json(const struct crm_ops *ops)
             goto fail;
         if (op->reads_default && json_object_set_new(o, "reads_default", json_true()) < 0)
             goto fail;
+        if (op->malformed && json_object_set_new(o, "malformed", json_true()) < 0)
+            goto fail;
         if (op->nreads > 0) {
             json_t *r = json_array();
             if (r == NULL || json_object_set_new(o, "reads", r) < 0)

@@ -66,6 +66,7 @@ struct crm_op {
     char *to_id;
     char *locator; /* Salesforce queryMore locator, resolved by the proxy */
     char *detail;  /* for UNKNOWN: what was not understood (for the denial) */
+    int malformed; /* UNKNOWN because a SOQL query was rejected: the agent must rewrite it */
 };
 
 struct crm_ops {

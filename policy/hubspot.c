@@ -268,6 +268,72 @@ static int hs_hex(char ch)
 }
 
 /*
+ * Make a denial reason safe to put in JSON and logs: bytes that are not
+ * part of well-formed UTF-8 (input echoed, or a sequence cut by a %.64s)
+ * and control characters become '?'.
+ */
+static int hs_utf8_ok(const unsigned char *s, size_t len);
+
+static void hs_sanitize(char *s)
+{
+    size_t len = strlen(s);
+
+    for (size_t i = 0; i < len;) {
+        unsigned char b = (unsigned char)s[i];
+        size_t n = b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
+        if (b < 0x20 || b == 0x7f) {
+            s[i++] = '?';
+        } else if (b < 0x80) {
+            i++;
+        } else if (i + n <= len && hs_utf8_ok((const unsigned char *)s + i, n)) {
+            i += n;
+        } else {
+            s[i++] = '?';
+        }
+    }
+}
+
+/* Whether s[0..len) is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
+static int hs_utf8_ok(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char b = s[i];
+        size_t n;
+        unsigned long cp;
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        if (b >= 0xc2 && b <= 0xdf) {
+            n = 1;
+            cp = b & 0x1f;
+        } else if (b >= 0xe0 && b <= 0xef) {
+            n = 2;
+            cp = b & 0x0f;
+        } else if (b >= 0xf0 && b <= 0xf4) {
+            n = 3;
+            cp = b & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + n >= len)
+            return 0;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
+/*
  * Percent-decode src[0..len) once into dst (room for len bytes); plus_space
  * for query strings. Denies invalid escapes, NUL and control bytes, and a
  * '%' that survives decoding (a double encoding another layer might decode
@@ -309,6 +375,10 @@ static long hs_pct_decode(struct hs_ctx *c, const char *src, size_t len, char *d
             return -1;
         }
         dst[o++] = (char)ch;
+    }
+    if (!hs_utf8_ok((const unsigned char *)dst, o)) {
+        hs_deny(c, "invalid UTF-8 in the URL");
+        return -1;
     }
     return (long)o;
 }
@@ -488,8 +558,8 @@ static int hs_json_id(struct hs_ctx *c, json_t *v, const char *what, char *buf, 
 static int hs_set_json_id(struct hs_ctx *c, char **member, json_t *v, const char *what)
 {
     char buf[32];
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     int rc = hs_json_id(c, v, what, buf, sizeof(buf), &s, &len);
 
     if (rc != HS_OK)
@@ -1866,34 +1936,34 @@ static int hs_classify(struct hs_ctx *c)
 
 int hubspot_classify(const struct crm_request *req, struct crm_ops *out)
 {
-    struct hs_ctx *c = malloc(sizeof(*c));
+    /*
+     * On the stack (about 20 KB): a heap block this size would make glibc
+     * consolidate its fast bins on every call.
+     */
+    struct hs_ctx c;
     struct crm_op *op;
     int rc;
 
-    if (c == NULL)
-        return -1;
-    c->req = req;
-    c->out = out;
-    snprintf(c->why, sizeof(c->why), "request not understood");
-    c->nseg = c->nqp = 0;
-    c->qseen = 0;
-    c->body = NULL;
-    rc = hs_classify(c);
-    json_decref(c->body);
-    c->body = NULL;
+    c.req = req;
+    c.out = out;
+    snprintf(c.why, sizeof(c.why), "request not understood");
+    c.nseg = c.nqp = 0;
+    c.qseen = 0;
+    c.body = NULL;
+    rc = hs_classify(&c);
+    json_decref(c.body);
+    c.body = NULL;
     if (rc == HS_OK && out->n > 0)
-        goto done;
+        return 0;
     crm_ops_free(out);
     if (rc == HS_NOMEM)
-        goto fail;
+        return -1;
+    hs_sanitize(c.why);
     op = crm_ops_add(out, CRM_HUBSPOT, CRM_VERB_UNKNOWN);
-    if (op == NULL || crm_op_set(&op->detail, c->why, strlen(c->why)) < 0)
+    if (op == NULL || crm_op_set(&op->detail, c.why, strlen(c.why)) < 0)
         goto fail;
-done:
-    free(c);
     return 0;
 fail:
     crm_ops_free(out);
-    free(c);
     return -1;
 }

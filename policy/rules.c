@@ -262,7 +262,7 @@ static int rules_parse_read(struct rules_ctx *cx, struct rules_object *o, json_t
         return rules_fail(cx, ptr, "must be a list of field names, or \"*\" for every field");
     json_array_foreach(v, i, f)
     {
-        char p[512];
+        char p[544];
         int rc;
         snprintf(p, sizeof(p), "%s/%zu", ptr, i);
         if (!json_is_string(f) || !rules_field_name_ok(json_string_value(f)))
@@ -308,7 +308,7 @@ static int rules_parse_write(struct rules_ctx *cx, enum crm crm, struct rules_ob
     if (json_is_array(v)) {
         json_array_foreach(v, i, f)
         {
-            char p[512];
+            char p[544];
             snprintf(p, sizeof(p), "%s/%zu", ptr, i);
             if (!json_is_string(f))
                 return rules_fail(cx, p, "must be a field name");

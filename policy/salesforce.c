@@ -35,6 +35,7 @@ struct sf_ctx {
     const struct sf_schema *schema;
     struct crm_ops *ops;
     char why[512];
+    int malformed; /* the rejection is the SOQL parser's */
 };
 
 /* A request body: raw bytes from the client, or a JSON value from a subrequest. */
@@ -436,6 +437,11 @@ __attribute__((format(printf, 2, 3))) static int sf_reject(struct sf_ctx *c, con
     va_start(ap, fmt);
     vsnprintf(c->why, sizeof(c->why), fmt, ap);
     va_end(ap);
+    /* The reason quotes request bytes: keep it printable ASCII for JSON and logs. */
+    for (char *p = c->why; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+    }
     return SF_REJECT;
 }
 
@@ -497,10 +503,52 @@ static int sf_space(char ch)
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
 }
 
+/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+static int sf_utf8(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char ch = s[i];
+        size_t n;
+        unsigned long cp;
+
+        if (ch < 0x80) {
+            i++;
+            continue;
+        }
+        if (ch >= 0xc2 && ch <= 0xdf) {
+            n = 1;
+            cp = ch & 0x1f;
+        } else if (ch >= 0xe0 && ch <= 0xef) {
+            n = 2;
+            cp = ch & 0x0f;
+        } else if (ch >= 0xf0 && ch <= 0xf4) {
+            n = 3;
+            cp = ch & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + n >= len)
+            return 0;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
 /*
  * Percent-decode src[0..len) into dst (room for len bytes), once. form: '+'
  * is a space and tab/CR/LF are allowed (query strings). Returns the decoded
- * length, or -1 on a bad escape, a NUL or another control character.
+ * length, or -1 on a bad escape, a NUL or another control character, or
+ * a result that is not UTF-8.
  */
 static long sf_decode(const char *src, size_t len, char *dst, int form)
 {
@@ -525,6 +573,9 @@ static long sf_decode(const char *src, size_t len, char *dst, int form)
             return -1;
         dst[o++] = (char)ch;
     }
+    /* Names, ids and values end up in JSON (audit, explain): UTF-8 only. */
+    if (!sf_utf8((const unsigned char *)dst, o))
+        return -1;
     return (long)o;
 }
 
@@ -601,7 +652,8 @@ static int sf_query_parse(struct sf_ctx *c, const char *query, struct sf_query *
     len = strlen(query);
     if (memchr(query, ';', len) != NULL)
         return sf_reject(c, "';' in the query string");
-    q->buf = malloc(len + 2);
+    /* Each parameter may grow by two NULs (no "=": an empty value). */
+    q->buf = malloc(len + 2 * SF_MAX_PARAMS + 2);
     if (q->buf == NULL)
         return SF_NOMEM;
     d = q->buf;
@@ -994,6 +1046,7 @@ static int sf_soql(struct sf_ctx *c, enum crm_verb verb, const char *text, size_
     if (q == NULL) {
         if (err[0] == '\0')
             return SF_NOMEM;
+        c->malformed = 1;
         if (prefix != NULL)
             return sf_reject(c, "%s: %s", prefix, err);
         return sf_reject(c, "%s", err);
@@ -2359,6 +2412,7 @@ int salesforce_classify(const struct crm_request *req, const struct sf_schema *s
         op = crm_ops_add(&tmp, CRM_SALESFORCE, CRM_VERB_UNKNOWN);
         if (op == NULL || crm_op_set(&op->detail, c.why, strlen(c.why)) < 0)
             goto fail;
+        op->malformed = c.malformed;
     }
     if (out->n == 0) {
         free(out->v);

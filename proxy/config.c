@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "rulesdir.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
 
@@ -48,6 +49,13 @@ void config_unref(struct config *cfg)
     free(cfg->upstream_salesforce);
     free(cfg->state_dir);
     free(cfg->ca_bundle);
+    free(cfg->rules_dir);
+    rules_unref(cfg->rules);
+    for (size_t i = 0; i < cfg->ncallers; i++) {
+        free(cfg->callers[i].workspace);
+        free(cfg->callers[i].user);
+    }
+    free(cfg->callers);
     free(cfg);
 }
 
@@ -259,6 +267,105 @@ static int config_apply_limits(struct config *cfg, json_t *lim, const char *file
     return 0;
 }
 
+static int config_caller_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct config_caller *)a)->token_sha256,
+                  ((const struct config_caller *)b)->token_sha256);
+}
+
+const struct config_caller *config_caller_find(const struct config *cfg, const char *sha256_hex)
+{
+    struct config_caller key;
+
+    if (cfg->ncallers == 0 || strlen(sha256_hex) != 64)
+        return NULL;
+    memcpy(key.token_sha256, sha256_hex, 65);
+    return bsearch(&key, cfg->callers, cfg->ncallers, sizeof(key), config_caller_cmp);
+}
+
+const char *config_kind_name(enum config_kind kind)
+{
+    return kind == CONFIG_KIND_WORKFLOW ? "workflow" : "chat";
+}
+
+/*
+ * "callers": [{"token_sha256": "<64 hex>", "workspace": "acme", "user": "ana@acme.com",
+ *              "kind": "chat" | "workflow"}]
+ * Only the fingerprint of a token is ever configured, never the token.
+ */
+static int config_apply_callers(struct config *cfg, json_t *arr, const char *file, char *err,
+                                size_t errlen)
+{
+    static const char *const keys[] = {"token_sha256", "workspace", "user", "kind", NULL};
+    size_t i;
+    json_t *c;
+
+    if (!json_is_array(arr)) {
+        snprintf(err, errlen, "%s: /callers: must be a list", file);
+        return -1;
+    }
+    cfg->callers = calloc(json_array_size(arr) ? json_array_size(arr) : 1, sizeof(*cfg->callers));
+    if (cfg->callers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    json_array_foreach(arr, i, c)
+    {
+        struct config_caller *cc = &cfg->callers[i];
+        const char *fp, *ws, *user, *kind;
+        char ptr[64];
+
+        snprintf(ptr, sizeof(ptr), "/callers/%zu", i);
+        cfg->ncallers = i + 1;
+        if (!json_is_object(c)) {
+            snprintf(err, errlen, "%s: %s: must be an object", file, ptr);
+            return -1;
+        }
+        if (config_check_keys(c, keys, file, ptr, err, errlen) < 0)
+            return -1;
+        fp = json_string_value(json_object_get(c, "token_sha256"));
+        ws = json_string_value(json_object_get(c, "workspace"));
+        user = json_string_value(json_object_get(c, "user"));
+        kind = json_string_value(json_object_get(c, "kind"));
+        if (fp == NULL || strlen(fp) != 64 || strspn(fp, "0123456789abcdef") != 64) {
+            snprintf(err, errlen,
+                     "%s: %s/token_sha256: must be 64 lower-case hex digits (crmgate "
+                     "token fingerprint prints it)",
+                     file, ptr);
+            return -1;
+        }
+        if (ws == NULL || ws[0] == '\0') {
+            snprintf(err, errlen, "%s: %s/workspace: required", file, ptr);
+            return -1;
+        }
+        if (json_object_get(c, "user") != NULL && user == NULL) {
+            snprintf(err, errlen, "%s: %s/user: must be a string", file, ptr);
+            return -1;
+        }
+        if (kind == NULL || (strcmp(kind, "chat") != 0 && strcmp(kind, "workflow") != 0)) {
+            snprintf(err, errlen, "%s: %s/kind: must be \"chat\" or \"workflow\"", file, ptr);
+            return -1;
+        }
+        memcpy(cc->token_sha256, fp, 65);
+        cc->kind = strcmp(kind, "workflow") == 0 ? CONFIG_KIND_WORKFLOW : CONFIG_KIND_CHAT;
+        cc->workspace = strdup(ws);
+        cc->user = user != NULL ? strdup(user) : NULL;
+        if (cc->workspace == NULL || (user != NULL && cc->user == NULL)) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    qsort(cfg->callers, cfg->ncallers, sizeof(*cfg->callers), config_caller_cmp);
+    for (i = 1; i < cfg->ncallers; i++) {
+        if (strcmp(cfg->callers[i - 1].token_sha256, cfg->callers[i].token_sha256) == 0) {
+            snprintf(err, errlen, "%s: /callers: token fingerprint %.12s... is registered twice",
+                     file, cfg->callers[i].token_sha256);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int config_apply_file(struct config *cfg, const char *file, char *err, size_t errlen)
 {
     static const char *const keys[] = {"listen",
@@ -271,6 +378,8 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
                                        "upstream_connect_timeout_ms",
                                        "upstream_timeout_ms",
                                        "drain_timeout_ms",
+                                       "rules_dir",
+                                       "callers",
                                        NULL};
     static const char *const upstream_keys[] = {"hubspot", "salesforce", NULL};
     json_error_t jerr;
@@ -318,6 +427,11 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     if (config_get_string(root, "ca_bundle", &s, file, err, errlen) < 0)
         goto done;
     if (s != NULL && config_set_str(&cfg->ca_bundle, s) < 0)
+        goto oom;
+    s = NULL;
+    if (config_get_string(root, "rules_dir", &s, file, err, errlen) < 0)
+        goto done;
+    if (s != NULL && config_set_str(&cfg->rules_dir, s) < 0)
         goto oom;
     s = NULL;
     if (config_get_string(root, "log_level", &s, file, err, errlen) < 0)
@@ -374,6 +488,9 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     lim = json_object_get(root, "limits");
     if (lim != NULL && config_apply_limits(cfg, lim, file, err, errlen) < 0)
         goto done;
+    if (json_object_get(root, "callers") != NULL &&
+        config_apply_callers(cfg, json_object_get(root, "callers"), file, err, errlen) < 0)
+        goto done;
     rc = 0;
     goto done;
 prefixed:
@@ -399,6 +516,8 @@ static int config_apply_overrides(struct config *cfg, const struct config_overri
     if (ov->state_dir != NULL && config_set_str(&cfg->state_dir, ov->state_dir) < 0)
         goto oom;
     if (ov->ca_bundle != NULL && config_set_str(&cfg->ca_bundle, ov->ca_bundle) < 0)
+        goto oom;
+    if (ov->rules_dir != NULL && config_set_str(&cfg->rules_dir, ov->rules_dir) < 0)
         goto oom;
     if (ov->upstream_hubspot != NULL &&
         config_set_upstream(&cfg->upstream_hubspot, ov->upstream_hubspot, "--upstream hubspot", err,
@@ -457,7 +576,8 @@ static struct config *config_new_default(void)
     }
     if (config_set_str(&cfg->listen, "127.0.0.1:8080") < 0 ||
         config_set_str(&cfg->upstream_hubspot, "https://api.hubapi.com") < 0 ||
-        config_set_str(&cfg->state_dir, first) < 0) {
+        config_set_str(&cfg->state_dir, first) < 0 ||
+        config_set_str(&cfg->rules_dir, "./rules") < 0) {
         config_unref(cfg);
         return NULL;
     }
@@ -490,6 +610,18 @@ struct config *config_load(const char *path, const struct config_overrides *ov, 
         snprintf(err, errlen, "ca_bundle %s: %s", cfg->ca_bundle, strerror(errno));
         goto fail;
     }
+    cfg->rules = rulesdir_load(cfg->rules_dir, err, errlen);
+    if (cfg->rules == NULL)
+        goto fail;
+    for (size_t i = 0; i < cfg->ncallers; i++) {
+        if (rules_workspace(cfg->rules, cfg->callers[i].workspace) == NULL) {
+            snprintf(err, errlen,
+                     "callers: workspace \"%s\" has no rules file in %s and there "
+                     "is no default.json",
+                     cfg->callers[i].workspace, cfg->rules_dir);
+            goto fail;
+        }
+    }
     return cfg;
 fail:
     config_unref(cfg);
@@ -509,6 +641,12 @@ void config_print(const struct config *cfg)
                                             ? cfg->upstream_salesforce
                                             : "(none: /salesforce/ requests are refused)");
     printf("ca_bundle: %s\n", cfg->ca_bundle != NULL ? cfg->ca_bundle : "(system trust store)");
+    printf("rules_dir: %s (%zu workspaces%s)\n", cfg->rules_dir, cfg->rules->n,
+           cfg->rules->fallback != NULL ? ", with default" : ", no default");
+    for (size_t i = 0; i < cfg->rules->n; i++)
+        printf("  workspace %s: %s, %s\n", cfg->rules->ws[i]->name, cfg->rules->ws[i]->file,
+               rules_mode_name(cfg->rules->ws[i]->mode));
+    printf("callers: %zu registered token fingerprints\n", cfg->ncallers);
     printf("limits: header_bytes=%zu header_count=%zu body_bytes=%zu response_bytes=%zu\n",
            l->header_bytes, l->header_count, l->body_bytes, l->response_bytes);
     printf("timeouts: header=%ums body=%ums idle=%ums write=%ums upstream_connect=%ums "

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "../policy/rules.h"
 #include "log.h"
 
 #define CONFIG_MAX_WORKERS 64
@@ -26,6 +27,16 @@ struct config_limits {
     unsigned write_timeout_ms;  /* a client that does not read its answer */
 };
 
+enum config_kind { CONFIG_KIND_CHAT, CONFIG_KIND_WORKFLOW };
+
+/* A registered caller: the SHA-256 of the CRM token it sends, and who it is. */
+struct config_caller {
+    char token_sha256[65]; /* lower-case hex */
+    char *workspace;
+    char *user; /* may be NULL */
+    enum config_kind kind;
+};
+
 struct config {
     int refs;
     char *path;        /* config file, or NULL for the embedded default */
@@ -36,7 +47,11 @@ struct config {
     char *upstream_salesforce; /* NULL: no instance configured */
     char *state_dir;
     char *ca_bundle; /* NULL: the system trust store */
-    int workers;     /* 0: number of cores */
+    char *rules_dir;
+    struct rules *rules;           /* compiled from rules_dir; one reference */
+    struct config_caller *callers; /* sorted by token_sha256 */
+    size_t ncallers;
+    int workers; /* 0: number of cores */
     enum log_level log_level;
     struct config_limits limits;
     unsigned upstream_connect_timeout_ms;
@@ -51,6 +66,7 @@ struct config_overrides {
     const char *upstream_salesforce;
     const char *state_dir;
     const char *ca_bundle;
+    const char *rules_dir;
     const char *workers;
     const char *log_level;
 };
@@ -68,6 +84,12 @@ struct config *config_ref(struct config *cfg);
 
 /* Drop a reference, freeing on the last. Thread-safe; NULL is ignored. */
 void config_unref(struct config *cfg);
+
+/* The caller registered for a token fingerprint (hex), or NULL. */
+const struct config_caller *config_caller_find(const struct config *cfg, const char *sha256_hex);
+
+/* "chat" or "workflow". */
+const char *config_kind_name(enum config_kind kind);
 
 /* Print a human summary of the effective config to stdout (for --check). */
 void config_print(const struct config *cfg);

@@ -80,30 +80,17 @@ resolve:
     return 0;
 }
 
-int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
-                    const struct http_request *req, const char *rest)
+/* Classify req into ef->ops (rest = the target after the CRM prefix). 0 / -1. */
+static int enforce_classify(struct enforce *ef, enum crm crm, const struct http_request *req,
+                            const char *rest)
 {
     struct crm_request cr = {0};
     char ctype[ENFORCE_MAX_HEADER_VALUE], cenc[ENFORCE_MAX_HEADER_VALUE],
-        override[ENFORCE_MAX_HEADER_VALUE], fp[65], why[256];
+        override[ENFORCE_MAX_HEADER_VALUE];
     const char *q = strchr(rest, '?');
-    char *path = NULL;
-    size_t denied_op = 0;
+    char *path = q != NULL ? strndup(rest, (size_t)(q - rest)) : strdup(rest);
     int rc;
 
-    ef->crm = crm;
-    ef->caller = identify_caller(cfg, &req->headers, fp, why, sizeof(why));
-    if (ef->caller == NULL) {
-        enforce_deny(ef, 403, "unknown_caller", "builtin:unknown-caller", why);
-        return 0;
-    }
-    ef->ws = rules_workspace(cfg->rules, ef->caller->workspace);
-    if (ef->ws == NULL) {
-        snprintf(why, sizeof(why), "no rules are loaded for workspace %s", ef->caller->workspace);
-        enforce_deny(ef, 403, "no_workspace", "builtin:no-workspace", why);
-        return 0;
-    }
-    path = q != NULL ? strndup(rest, (size_t)(q - rest)) : strdup(rest);
     if (path == NULL)
         return -1;
     cr.method = req->method_name;
@@ -118,8 +105,33 @@ int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
     rc = crm == CRM_SALESFORCE ? salesforce_classify(&cr, NULL, &ef->ops)
                                : hubspot_classify(&cr, &ef->ops);
     free(path);
-    if (rc < 0)
+    ef->oauth = ef->ops.n > 0;
+    for (size_t i = 0; i < ef->ops.n; i++)
+        ef->oauth &= ef->ops.v[i].verb == CRM_VERB_AUTH;
+    return rc;
+}
+
+int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
+                    const struct http_request *req, const char *rest)
+{
+    char fp[65], why[256];
+    size_t denied_op = 0;
+
+    ef->crm = crm;
+    /* Classified first (it is pure) so that even a refusal takes the right shape. */
+    if (enforce_classify(ef, crm, req, rest) < 0)
         return -1;
+    ef->caller = identify_caller(cfg, &req->headers, fp, why, sizeof(why));
+    if (ef->caller == NULL) {
+        enforce_deny(ef, 403, "unknown_caller", "builtin:unknown-caller", why);
+        return 0;
+    }
+    ef->ws = rules_workspace(cfg->rules, ef->caller->workspace);
+    if (ef->ws == NULL) {
+        snprintf(why, sizeof(why), "no rules are loaded for workspace %s", ef->caller->workspace);
+        enforce_deny(ef, 403, "no_workspace", "builtin:no-workspace", why);
+        return 0;
+    }
     if (crm == CRM_SALESFORCE) {
         if (enforce_resolve_locators(ef) != 0)
             return 0;
@@ -131,9 +143,7 @@ int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
     ef->status = 403;
     ef->code = "policy_denied";
     /* A query crmgate cannot parse is the agent's to rewrite: Salesforce's own 400. */
-    if (crm == CRM_SALESFORCE && ef->ops.v[denied_op].verb == CRM_VERB_UNKNOWN &&
-        ef->ops.v[denied_op].detail != NULL &&
-        strncmp(ef->ops.v[denied_op].detail, "MALFORMED_QUERY", 15) == 0) {
+    if (crm == CRM_SALESFORCE && denied_op < ef->ops.n && ef->ops.v[denied_op].malformed) {
         ef->status = 400;
         ef->code = "malformed_query";
     }

@@ -23,6 +23,7 @@ struct enforce {
     int status;       /* the answer when denied: 403, or 400 for a malformed query */
     const char *code; /* crmgate reason code of the denial */
     int soql;         /* a Salesforce query: its answer may hand out locators */
+    int oauth;        /* an OAuth call: errors take the OAuth shape {error, error_description} */
 };
 
 /*

@@ -13,10 +13,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
 #include <llhttp.h>
 
 #include "config.h"
 #include "conn.h"
+#include "enforce.h"
 #include "exchange.h"
 #include "log.h"
 #include "route.h"
@@ -30,6 +32,7 @@ struct exchange {
     char *url;
     struct http_fields fwd;
     struct upstream_xfer *xfer;
+    struct enforce ef;
 };
 
 static void exchange_free(struct exchange *ex)
@@ -39,7 +42,64 @@ static void exchange_free(struct exchange *ex)
     free(ex->url);
     ex->url = NULL;
     http_fields_free(&ex->fwd);
+    enforce_free(&ex->ef);
     free(ex);
+}
+
+/* The decision headers every answer to a classified request carries. */
+static int exchange_decision_headers(struct exchange *ex, struct http_fields *f)
+{
+    const char *d = ex->ef.verdict.allow ? "allow" : "deny";
+
+    return http_fields_add(f, "X-Crmgate-Decision", 18, d, strlen(d)) < 0 ||
+                   http_fields_add(f, "X-Crmgate-Rule", 14, ex->ef.verdict.rule,
+                                   strlen(ex->ef.verdict.rule)) < 0
+               ? -1
+               : 0;
+}
+
+/*
+ * Answer a denied request in the CRM's own error shape: 403 (never 401,
+ * 429 or 5xx: SDKs refresh or retry on those), or Salesforce's 400
+ * MALFORMED_QUERY for a query crmgate cannot parse. The connection stays
+ * open: a denial is not a protocol error.
+ */
+static void exchange_deny(struct exchange *ex)
+{
+    const struct enforce *ef = &ex->ef;
+    const struct config_caller *who = ef->caller;
+    struct http_fields f = {0};
+    struct evbuffer *body = evbuffer_new();
+    char msg[1100], *json = NULL;
+
+    snprintf(msg, sizeof(msg), "crmgate denied this call (rule %s): %s", ef->verdict.rule,
+             ef->verdict.reason);
+    log_info("%s deny workspace=%s user=%s kind=%s rule=%s: %s", conn_peer(ex->c),
+             who != NULL ? who->workspace : "-", who != NULL && who->user ? who->user : "-",
+             who != NULL ? config_kind_name(who->kind) : "-", ef->verdict.rule, ef->verdict.reason);
+    if (ef->oauth || (ef->status == 400 && ex->crm == CRM_SALESFORCE)) {
+        /* OAuth endpoints answer {error, error_description} in both CRMs. */
+        json_t *j =
+            ef->oauth ? json_pack("{s:s, s:s}", "error", "access_denied", "error_description", msg)
+                      : json_pack("[{s:s, s:s}]", "message", msg, "errorCode", "MALFORMED_QUERY");
+        json = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+    } else {
+        json = crm_denial_body(ex->crm, msg, ef->verdict.fields, conn_request_id(ex->c));
+    }
+    if (body == NULL || json == NULL ||
+        http_fields_add(&f, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0 ||
+        exchange_decision_headers(ex, &f) < 0 ||
+        http_fields_add(&f, "X-Crmgate-Error", 15, ef->code, strlen(ef->code)) < 0 ||
+        evbuffer_add(body, json, strlen(json)) < 0) {
+        conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+    } else {
+        conn_respond(ex->c, ef->status, &f, body, -1);
+    }
+    free(json);
+    if (body != NULL)
+        evbuffer_free(body);
+    http_fields_free(&f);
 }
 
 void exchange_cancel(struct exchange *ex)
@@ -186,6 +246,27 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
         exchange_free(ex);
         return;
     }
+    {
+        char ctype[256], why[512];
+        long ci = http_fields_find(&rsp->headers, "content-type", 0);
+        size_t cl = 0;
+        const char *cv = ci >= 0 ? http_field_value(&rsp->headers, (size_t)ci, &cl) : NULL;
+        if (cv != NULL) {
+            snprintf(ctype, sizeof(ctype), "%.*s", (int)cl, cv);
+            cv = ctype;
+        }
+        if (enforce_response(&ex->ef, rsp->status, cv, rsp->body, why, sizeof(why)) < 0) {
+            conn_abort(ex->c, 502, "uninspectable_answer", why);
+            exchange_free(ex);
+            return;
+        }
+    }
+    if (exchange_decision_headers(ex, &out) < 0) {
+        http_fields_free(&out);
+        conn_abort(ex->c, 502, "out_of_memory", "out of memory relaying the answer");
+        exchange_free(ex);
+        return;
+    }
     for (size_t k = 0; k < rsp->headers.n; k++) {
         size_t nl, vl;
         const char *n = http_field_name(&rsp->headers, k, &nl);
@@ -266,6 +347,16 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     ex->c = c;
     ex->crm = crm;
     ex->cfg = config_ref(cfg);
+    switch (enforce_request(&ex->ef, cfg, crm, req, rest)) {
+    case 1:
+        break;
+    case 0:
+        exchange_deny(ex);
+        exchange_free(ex);
+        return NULL;
+    default:
+        goto oom_ex;
+    }
     ex->url = route_upstream_url(base, rest);
     if (ex->url == NULL || exchange_build_request_headers(ex, req) < 0)
         goto oom_ex;

@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "cli_policy.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -37,6 +38,10 @@ static void usage(FILE *out)
             "\n"
             "Usage:\n"
             "  crmgate serve [options]    run the proxy\n"
+            "  crmgate policy check|explain|prompt ...\n"
+            "                             validate rules, explain a call's decision, or print\n"
+            "                             an agent's limits (crmgate policy help)\n"
+            "  crmgate token fingerprint  SHA-256 of a CRM token read on stdin, to register it\n"
             "  crmgate version            print the version and library versions\n"
             "  crmgate help               this text (also -h, --help)\n"
             "\n"
@@ -47,6 +52,7 @@ static void usage(FILE *out)
             "      --state-dir DIR        state directory (default $STATE_DIRECTORY or ./var)\n"
             "      --workers N            worker threads (default: number of cores)\n"
             "      --ca-bundle FILE       CA certificates to verify upstream TLS with\n"
+            "      --rules-dir DIR        workspace rules (default ./rules)\n"
             "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
             "      --check                validate the configuration, print it, and exit\n"
             "\n"
@@ -120,6 +126,7 @@ enum {
     OPT_STATE_DIR,
     OPT_WORKERS,
     OPT_CA_BUNDLE,
+    OPT_RULES_DIR,
     OPT_LOG_LEVEL,
     OPT_CHECK,
 };
@@ -133,6 +140,7 @@ static int cmd_serve(int argc, char **argv)
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"ca-bundle", required_argument, NULL, OPT_CA_BUNDLE},
+        {"rules-dir", required_argument, NULL, OPT_RULES_DIR},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"check", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'},
@@ -174,6 +182,9 @@ static int cmd_serve(int argc, char **argv)
             break;
         case OPT_CA_BUNDLE:
             ov.ca_bundle = optarg;
+            break;
+        case OPT_RULES_DIR:
+            ov.rules_dir = optarg;
             break;
         case OPT_LOG_LEVEL:
             ov.log_level = optarg;
@@ -226,6 +237,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "policy") == 0)
+        return cli_policy(argc - 1, argv + 1);
+    if (strcmp(cmd, "token") == 0)
+        return cli_token(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version();
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -35,6 +35,9 @@
 
 struct server {
     struct event_base *base;
+    struct event *watchdog;
+    uint64_t watchdog_usec;
+    unsigned long *last_beats;
     struct worker *workers;
     int nworkers;
     const char *config_path;
@@ -152,6 +155,39 @@ static void worker_ctlcb(evutil_socket_t fd, short what, void *arg)
     }
     if (drain && !w->draining)
         worker_start_drain(w);
+}
+
+static void worker_heartbeatcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    __atomic_add_fetch(&w->beats, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * systemd's watchdog: WATCHDOG=1 at half the interval, but only when every
+ * worker's loop has ticked since the last check. A wedged worker thus gets
+ * the service restarted instead of silently dropping its connections.
+ */
+static void server_watchdogcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    int healthy = 1;
+
+    (void)fd;
+    (void)what;
+    for (int i = 0; i < s->nworkers; i++) {
+        unsigned long b = __atomic_load_n(&s->workers[i].beats, __ATOMIC_RELAXED);
+        if (b == s->last_beats[i]) {
+            healthy = 0;
+            log_error("watchdog: worker %d has not run for a watchdog period", i);
+        }
+        s->last_beats[i] = b;
+    }
+    if (healthy)
+        sdnotify("WATCHDOG=1");
 }
 
 static void *worker_main(void *arg)
@@ -310,9 +346,10 @@ static int worker_init(struct worker *w, int id, struct config *cfg, evutil_sock
         return -1;
     w->ctl = event_new(w->base, -1, EV_READ, worker_ctlcb, w);
     w->accept_retry = evtimer_new(w->base, worker_accept_retrycb, w);
+    w->heartbeat = event_new(w->base, -1, EV_PERSIST, worker_heartbeatcb, w);
     w->listener = evconnlistener_new(w->base, worker_acceptcb, w,
                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, lfd);
-    if (w->ctl == NULL || w->accept_retry == NULL || w->listener == NULL) {
+    if (w->ctl == NULL || w->accept_retry == NULL || w->heartbeat == NULL || w->listener == NULL) {
         snprintf(err, errlen, "worker %d: cannot create its listener", id);
         return -1;
     }
@@ -340,6 +377,9 @@ static void worker_destroy(struct worker *w)
     if (w->accept_retry != NULL)
         event_free(w->accept_retry);
     w->accept_retry = NULL;
+    if (w->heartbeat != NULL)
+        event_free(w->heartbeat);
+    w->heartbeat = NULL;
     upstream_free(w->upstream);
     w->upstream = NULL;
     if (w->base != NULL)
@@ -403,6 +443,24 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
         log_error("cannot install signal handlers");
         goto out;
     }
+    s.watchdog_usec = sdnotify_watchdog_usec();
+    if (s.watchdog_usec > 0) {
+        /* Workers beat four times per check; the check runs at half the interval. */
+        uint64_t beat = s.watchdog_usec / 8, check = s.watchdog_usec / 2;
+        struct timeval btv = {.tv_sec = (time_t)(beat / 1000000),
+                              .tv_usec = (suseconds_t)(beat % 1000000)};
+        struct timeval ctv = {.tv_sec = (time_t)(check / 1000000),
+                              .tv_usec = (suseconds_t)(check % 1000000)};
+        s.last_beats = calloc((size_t)s.nworkers, sizeof(*s.last_beats));
+        s.watchdog = event_new(s.base, -1, EV_PERSIST, server_watchdogcb, &s);
+        if (s.last_beats == NULL || s.watchdog == NULL) {
+            log_error("out of memory");
+            goto out;
+        }
+        for (int i = 0; i < s.nworkers; i++)
+            event_add(s.workers[i].heartbeat, &btv);
+        event_add(s.watchdog, &ctv);
+    }
     for (; started < s.nworkers; started++) {
         if (pthread_create(&s.workers[started].thread, NULL, worker_main, &s.workers[started]) !=
             0) {
@@ -429,6 +487,9 @@ out:
             worker_destroy(&s.workers[i]);
     }
     free(s.workers);
+    free(s.last_beats);
+    if (s.watchdog != NULL)
+        event_free(s.watchdog);
     if (ev_hup != NULL)
         event_free(ev_hup);
     if (ev_term != NULL)

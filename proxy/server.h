@@ -44,6 +44,8 @@ struct worker {
     int pending_drain;
     struct event *drain_deadline;
     struct event *accept_retry; /* re-enables the listener after accept errors */
+    struct event *heartbeat;    /* watchdog: proves this loop still runs */
+    unsigned long beats;        /* written by the worker, read by the main thread */
 };
 
 /* The worker's current config (valid while the worker runs one callback). */

@@ -203,15 +203,53 @@ function crmgateAvailable() {
  * opts: {upstreams: {hubspot?, salesforce?}, args: [], env: {}, config: object written as JSON
  * and passed with --config, workers (default 2)}.
  */
+/*
+ * crmgate enforces policy on every call, so each crmgate the harness starts gets rules and
+ * registered callers. Unless a test brings its own (opts.rules: {file: workspaceObject},
+ * opts.callers: [{token, workspace, user?, kind?}] or a config with rules_dir/callers), it gets
+ * OPEN_RULES: one workspace that may read and write every object and field (read-only system
+ * fields stay unwritable: no rule can change that), for the tokens the suites use.
+ */
+const OPEN_ACTIONS = { create: true, update: true, upsert: true, delete: true, merge: true,
+  gdpr_delete: true, associate: true, dissociate: true };
+const OPEN_CRM = { schema_read: true, auth: true, objects: { '*': { read: '*', write: '*', actions: OPEN_ACTIONS } } };
+const OPEN_RULES = { 'e2e-open.json': { workspace: 'e2e-open', hubspot: OPEN_CRM, salesforce: OPEN_CRM } };
+const OPEN_TOKENS = [
+  'pat-na1-00000000-0000-0000-0000-000000000001',
+  'pat-na1-11111111-2222-3333-4444-555555555555',
+  '00DHs0000000001!AQtesttoken',
+  '00DHs0000000001!AQsdktesttoken',
+];
+
+function sha256(text) {
+  return require('node:crypto').createHash('sha256').update(text).digest('hex');
+}
+
+/* Writes rules files into dir/rules and returns the config keys that point crmgate at them. */
+function policyConfig(dir, opts) {
+  const rules = opts.rules || OPEN_RULES;
+  const callers = opts.callers || OPEN_TOKENS.map((token) => ({ token, workspace: 'e2e-open' }));
+  const rulesDir = path.join(dir, 'rules');
+  fs.mkdirSync(rulesDir, { recursive: true });
+  for (const [file, ws] of Object.entries(rules)) fs.writeFileSync(path.join(rulesDir, file), JSON.stringify(ws, null, 2));
+  return {
+    rules_dir: rulesDir,
+    callers: callers.map((c) => ({ token_sha256: sha256(c.token), workspace: c.workspace,
+      ...(c.user ? { user: c.user } : {}), kind: c.kind || 'workflow' })),
+  };
+}
+
 async function startCrmgate(opts = {}) {
   const bin = crmgateBinary();
   if (!fs.existsSync(bin)) throw new Error(`crmgate binary not found at ${bin} (build it with make, or set CRMGATE_BIN)`);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-'));
   tmpdirs.add(stateDir);
   const args = ['serve', '--listen', '127.0.0.1:0', '--workers', String(opts.workers || 2), '--state-dir', stateDir];
-  if (opts.config) {
+  {
+    const config = { ...(opts.config || {}) };
+    if (config.rules_dir === undefined && config.callers === undefined) Object.assign(config, policyConfig(stateDir, opts));
     const file = path.join(stateDir, 'config.json');
-    fs.writeFileSync(file, JSON.stringify(opts.config, null, 2));
+    fs.writeFileSync(file, JSON.stringify(config, null, 2));
     args.push('--config', file);
   }
   for (const [crm, url] of Object.entries(opts.upstreams || {})) if (url) args.push('--upstream', `${crm}=${url}`);
@@ -274,4 +312,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, REPO };
+module.exports = { startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, OPEN_TOKENS, REPO };

@@ -136,7 +136,8 @@ async function scenario(hs) {
 }
 
 /* Semantic checks of one transcript; the same for the direct and the gate run. */
-function checkTranscript(t) {
+/* gated: the run went through crmgate, whose policy denies what HubSpot itself would reject. */
+function checkTranscript(t, gated = false) {
   const ok = (name) => {
     assert.ok(t[name], `step ${name} ran`);
     assert.ok('ok' in t[name], `${name} failed: ${JSON.stringify(t[name].error)}`);
@@ -202,7 +203,15 @@ function checkTranscript(t) {
   assert.equal(t.err400.error.body.errors[0].code, 'PROPERTY_DOESNT_EXIST');
   err('err409', 409, 'CONFLICT');
   assert.equal(t.err409.error.body.message, `Contact already exists. Existing ID: ${ada.id}`);
-  err('errAssoc', 400, 'VALIDATION_ERROR');
+  if (gated) {
+    /* A HUBSPOT_DEFINED type id that does not start at deals: crmgate cannot tell which objects
+     * HubSpot would link, so it denies the call (fail closed) instead of forwarding it. */
+    err('errAssoc', 403, 'MISSING_SCOPES');
+    assert.match(t.errAssoc.error.body.message, /association type id 1 does not start at deals/);
+    assert.equal(t.errAssoc.error.body.subCategory, 'crmgate.policy_denied');
+  } else {
+    err('errAssoc', 400, 'VALIDATION_ERROR');
+  }
 }
 
 /* The fake's final state after the scenario, checked field by field. */
@@ -259,10 +268,18 @@ test('SDK against the fake directly: every call behaves as HubSpot does', async 
 test('SDK through crmgate sees exactly what it sees directly', { skip: GATE }, async () => {
   if (!direct) direct = await runOn(fake.url);
   const via = await runOn(gateBase());
-  checkTranscript(via.t);
+  checkTranscript(via.t, true);
   checkState(via.state);
-  assert.deepEqual(normalise(via.t), normalise(direct.t));
+  /* Identical, but for the one call crmgate's policy denies (checked above)... */
+  const { errAssoc: deniedVia, ...restVia } = via.t;
+  const { errAssoc: deniedDirect, ...restDirect } = direct.t;
+  assert.ok(deniedVia && deniedDirect);
+  assert.deepEqual(normalise(restVia), normalise(restDirect));
   assert.deepEqual(normalise(via.state), normalise(direct.state));
+  /* ...which never reached the CRM. */
+  const assocPut = (r) => r.method === 'PUT' && r.path === '/crm/v4/objects/deals/7001/associations/companies/9001';
+  assert.ok(direct.log.some(assocPut), 'the direct run sent the association call');
+  assert.ok(!via.log.some(assocPut), 'a denied call must not reach the CRM');
 });
 
 test('through crmgate: ApiException code and body intact for 404 and 400', { skip: GATE }, async () => {

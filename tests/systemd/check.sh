@@ -109,7 +109,7 @@ if [ -x "$bin" ]; then
     # Against the real config parser; a temp state dir so nothing under /var is touched.
     state="$root/state"
     mkdir -p "$state"
-    if out=$("$bin" serve --check -c "$src/crmgate.json.example" --state-dir "$state" 2>&1); then
+    if out=$("$bin" serve --check -c "$src/crmgate.json.example" --state-dir "$state" --rules-dir "$top/rules" 2>&1); then
         echo "ok: crmgate serve --check: $out"
     else
         echo "$out"
@@ -125,6 +125,11 @@ if [ -x "$bin" ] && grep -q '^WatchdogSec=' "$src/crmgate.service"; then
     else
         fail "crmgate.service sets WatchdogSec= but $bin never sends WATCHDOG=1: systemd would kill it every interval"
     fi
+fi
+
+# The notify protocol end to end: the real binary, a real notify socket, real signals.
+if [ -x "$bin" ]; then
+    python3 "$top/tests/systemd/notify_test.py" "$bin" || fail "notify protocol (see above)"
 fi
 
 echo "== systemd-analyze security --offline=true crmgate.service (report only)"
