@@ -553,6 +553,7 @@ static int sf_utf8(const unsigned char *s, size_t len)
 static long sf_decode(const char *src, size_t len, char *dst, int form)
 {
     size_t o = 0;
+    int high = 0;
 
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)src[i];
@@ -571,10 +572,11 @@ static long sf_decode(const char *src, size_t len, char *dst, int form)
         }
         if ((ch < 0x20 && !(form && sf_space((char)ch))) || ch == 0x7f)
             return -1;
+        high |= ch & 0x80;
         dst[o++] = (char)ch;
     }
     /* Names, ids and values end up in JSON (audit, explain): UTF-8 only. */
-    if (!sf_utf8((const unsigned char *)dst, o))
+    if (high && !sf_utf8((const unsigned char *)dst, o))
         return -1;
     return (long)o;
 }

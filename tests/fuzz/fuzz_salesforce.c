@@ -87,8 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (fuzz_schema == NULL) {
         fuzz_schema = sf_schema_new();
-        if (fuzz_schema == NULL || sf_schema_add(fuzz_schema, "Invoice__c", "Project__r",
-                                                 "Project__c", 0) < 0 ||
+        if (fuzz_schema == NULL ||
+            sf_schema_add(fuzz_schema, "Invoice__c", "Project__r", "Project__c", 0) < 0 ||
             sf_schema_add(fuzz_schema, "Project__c", "Invoices__r", "Invoice__c", 1) < 0 ||
             sf_schema_add(fuzz_schema, "Project__c", "Owner", "User", 0) < 0 ||
             sf_schema_add(fuzz_schema, "Project__c", "Owner", "Group", 0) < 0 ||
