@@ -34,6 +34,7 @@ enum { SF_OK = 0, SF_REJECT = -1, SF_NOMEM = -2 };
 struct sf_ctx {
     const struct sf_schema *schema;
     struct crm_ops *ops;
+    size_t merge_from; /* sf_op_for merges only ops of the current query or search */
     char why[512];
     int malformed; /* the rejection is the SOQL parser's */
 };
@@ -935,7 +936,7 @@ static int sf_add_field_array(struct sf_ctx *c, struct crm_op *op, json_t *arr)
 /* The op for (verb, object), merging case-insensitively; its index, or -1 (see sf_op). */
 static long sf_op_for(struct sf_ctx *c, enum crm_verb verb, const char *object)
 {
-    for (size_t i = 0; i < c->ops->n; i++) {
+    for (size_t i = c->merge_from; i < c->ops->n; i++) {
         struct crm_op *op = &c->ops->v[i];
         if (op->verb == verb && op->object != NULL && strcasecmp(op->object, object) == 0)
             return (long)i;
@@ -1612,6 +1613,7 @@ static int sf_route_query(struct sf_ctx *c, const struct sf_req *r)
         q = ex;
     if (q->vlen > SOQL_MAX_LEN)
         return sf_reject(c, "query longer than %d characters", SOQL_MAX_LEN);
+    c->merge_from = c->ops->n;
     return sf_soql(c, CRM_VERB_LIST, q->val, q->vlen, NULL, 0);
 }
 
@@ -1691,6 +1693,7 @@ static int sf_route_psearch(struct sf_ctx *c, const struct sf_req *r)
 
     if (r->n != 1)
         return sf_reject(c, "parameterizedSearch path not classified");
+    c->merge_from = c->ops->n;
     if (sf_get(r)) {
         const struct sf_param *so = sf_param(r->q, "sobject"), *pf = NULL, *pw = NULL;
         rc = sf_body_absent(c, r->body, r->m);
@@ -2294,6 +2297,7 @@ static int sf_route_data(struct sf_ctx *c, const struct sf_req *r)
             return rc;
         if (q == NULL)
             return sf_reject(c, "search without q");
+        c->merge_from = c->ops->n;
         return sf_sosl(c, q->val, q->vlen);
     }
     if (sf_is(r, 0, "parameterizedSearch"))
