@@ -23,7 +23,7 @@ LLHTTP_INC := /usr/share/include/llhttp
 
 WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
 OPT        ?= -O2 -g
-CPPFLAGS   += -D_GNU_SOURCE -DCRMGATE_VERSION='"$(VERSION)"' -I$(LLHTTP_INC)
+CPPFLAGS   += -D_GNU_SOURCE -DCRMGATE_VERSION='"$(VERSION)"' -I$(LLHTTP_INC) $(EXTRA_CPPFLAGS)
 CFLAGS     += $(OPT) -std=c11 -pthread -fno-strict-aliasing
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -52,7 +52,8 @@ UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_polic
               test_classify_hubspot test_classify_salesforce
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
-.PHONY: all deps run test unit e2e systemd-check asan valgrind bench install clean format format-check
+.PHONY: all deps run test unit e2e systemd-check asan valgrind bench fuzz install clean format \
+        format-check
 
 all: $(PROG)
 
@@ -109,8 +110,38 @@ asan: deps
 valgrind: deps all
 	CRMGATE_BIN=$(abspath tests/valgrind/crmgate) CRMGATE_SLOW=1 node --test tests/e2e/
 
-bench: deps all
-	@CRMGATE_BIN=$(abspath $(PROG)) bash tests/bench/run.sh
+# The bench also builds crmgate-passthrough (policy compiled out) to measure what enforcement
+# costs, and the policy micro-benchmark (classify + decide + filter).
+# libFuzzer targets for the pure parsers (clang, ASan+UBSan), FUZZ_SECONDS each (default 600).
+# New inputs go to build-fuzz/corpus/NAME; the committed seeds in tests/fuzz/corpus/NAME are read.
+FUZZERS      := soql hubspot salesforce
+FUZZ_SECONDS ?= 600
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC_POLICY)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -Ipolicy -o $@ $< $(SRC_POLICY) -ljansson
+
+fuzz: deps $(FUZZERS:%=build-fuzz/fuzz_%)
+	@set -e; for f in $(FUZZERS); do \
+	    mkdir -p build-fuzz/corpus/$$f; \
+	    dict=; [ -f tests/fuzz/$$f.dict ] && dict=-dict=tests/fuzz/$$f.dict; \
+	    echo "== fuzz $$f for $(FUZZ_SECONDS)s"; \
+	    build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
+	        build-fuzz/corpus/$$f tests/fuzz/corpus/$$f 2>&1 | tail -n 12; \
+	done
+
+bench: deps all $(B)/tests/bench/policy_bench
+	@$(MAKE) --no-print-directory B=build-bench PROG=build-bench/crmgate-passthrough \
+	    EXTRA_CPPFLAGS=-DCRMGATE_BENCH_PASSTHROUGH build-bench/crmgate-passthrough
+	@$(B)/tests/bench/policy_bench
+	@CRMGATE_BIN=$(abspath $(PROG)) CRMGATE_PASSTHROUGH_BIN=$(abspath build-bench/crmgate-passthrough) \
+	    bash tests/bench/run.sh
+
+$(B)/tests/bench/policy_bench: tests/bench/policy_bench.c $(B)/libcrmgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy $(CFLAGS) $(WARN) -Wno-missing-prototypes \
+	    -o $@ $< $(B)/libcrmgate.a $(LDLIBS)
 
 install: $(PROG)
 	install -D -m 0755 $(PROG) $(DESTDIR)$(SBINDIR)/crmgate
@@ -136,6 +167,6 @@ format-check:
 	clang-format --dry-run --Werror proxy/*.[ch] policy/*.[ch] $(wildcard certs/*.[ch] tests/unit/*.c)
 
 clean:
-	rm -rf build build-asan crmgate crmgate-asan
+	rm -rf build build-asan build-bench build-fuzz crmgate crmgate-asan
 
 -include $(OBJ:.o=.d)

@@ -2,7 +2,11 @@
 # crmgate bench (`make bench`): one run, three targets side by side, all on loopback.
 #   direct   wrk → nginx upstream serving a canned HubSpot contact
 #   nginx    wrk → nginx reverse proxy (keep-alive pool, /hubspot/ stripped) → upstream
-#   crmgate  wrk → crmgate serve (reverse, /hubspot/) → upstream
+#   crmgate-passthrough  wrk → a bench-only build with policy compiled out → upstream
+#   crmgate  wrk → crmgate serve (reverse, /hubspot/, policy enforced) → upstream
+# crmgate runs with a rules file under which every property of the canned contact is readable
+# (so the pre-flight body stays byte-identical): it classifies, decides, parses and filters every
+# answer, and removes nothing. The policy micro-benchmark covers answers that lose fields.
 # Each target: a pre-flight request (status 200 and the exact body), a warm-up, then a bounded
 # wrk run. A run counts only if it had 0 non-2xx/3xx responses, 0 socket errors and every
 # response carried at least the body's bytes: a proxy answering errors fast must not look fast.
@@ -23,6 +27,8 @@ threads=${BENCH_THREADS:-2}
 workers=${BENCH_WORKERS:-2}
 up_workers=${BENCH_UPSTREAM_WORKERS:-1}
 bin=${CRMGATE_BIN:-$top/crmgate}
+passthrough_bin=${CRMGATE_PASSTHROUGH_BIN:-}
+token=pat-na1-bench-0000-0000-000000000000
 path=/crm/v3/objects/contacts/1
 
 for v in secs warm conns threads workers up_workers; do
@@ -113,25 +119,47 @@ pids+=("$ngx_pid")
 wait_http "http://127.0.0.1:$up_port/" 10 "$up_pid" || { echo "bench: upstream nginx did not start" >&2; cat "$dir"/upstream*.log >&2; exit 1; }
 wait_http "http://127.0.0.1:$ngx_port/" 10 "$ngx_pid" || { echo "bench: proxy nginx did not start" >&2; cat "$dir"/proxy*.log >&2; exit 1; }
 
-gate_pid=""
-gate_note=""
-if [ -x "$bin" ]; then
-    mkdir -p "$dir/state"
-    "$bin" serve --listen "127.0.0.1:$gate_port" --upstream "hubspot=http://127.0.0.1:$up_port" \
-        --state-dir "$dir/state" --workers "$workers" --log-level notice 2>"$dir/crmgate.log" &
-    gate_pid=$!
-    pids+=("$gate_pid")
+# The policy every crmgate target runs with: one workspace, the contact's properties readable.
+mkdir -p "$dir/rules"
+cat >"$dir/rules/bench.json" <<'JSON'
+{"workspace": "bench", "hubspot": {"objects": {"contacts": {"read": ["createdate", "email",
+ "firstname", "hs_object_id", "lastmodifieddate", "lastname", "lifecyclestage"]}}}}
+JSON
+fingerprint=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+printf '{"rules_dir": "%s", "callers": [{"token_sha256": "%s", "workspace": "bench", "kind": "workflow"}]}\n' \
+    "$dir/rules" "$fingerprint" >"$dir/crmgate.json"
+
+# start_gate NAME BINARY PORT: sets gate_pid[NAME] or gate_note[NAME].
+declare -A gate_pid gate_note
+start_gate() {
+    local name=$1 b=$2 port=$3 log="$dir/$1.log" p
+    if [ ! -x "$b" ]; then
+        gate_note[$name]="binary not found at $b (build it, or set CRMGATE_BIN / CRMGATE_PASSTHROUGH_BIN)"
+        return
+    fi
+    mkdir -p "$dir/state-$name"
+    "$b" serve -c "$dir/crmgate.json" --listen "127.0.0.1:$port" \
+        --upstream "hubspot=http://127.0.0.1:$up_port" --state-dir "$dir/state-$name" \
+        --workers "$workers" --log-level notice 2>"$log" &
+    p=$!
+    pids+=("$p")
     for _ in $(seq 100); do
-        grep -q "reverse listener on 127.0.0.1:$gate_port" "$dir/crmgate.log" && break
-        kill -0 "$gate_pid" 2>/dev/null || break
+        grep -q "reverse listener on 127.0.0.1:$port" "$log" && break
+        kill -0 "$p" 2>/dev/null || break
         sleep 0.1
     done
-    if ! grep -q "reverse listener on 127.0.0.1:$gate_port" "$dir/crmgate.log"; then
-        gate_note="crmgate did not log 'reverse listener on 127.0.0.1:$gate_port' within 10 s: $(tail -n 5 "$dir/crmgate.log" | tr '\n' ' ')"
-        gate_pid=""
+    if grep -q "reverse listener on 127.0.0.1:$port" "$log"; then
+        gate_pid[$name]=$p
+    else
+        gate_note[$name]="did not log 'reverse listener on 127.0.0.1:$port' within 10 s: $(tail -n 5 "$log" | tr '\n' ' ')"
     fi
+}
+pass_port=$(free_port)
+start_gate crmgate "$bin" "$gate_port"
+if [ -n "$passthrough_bin" ]; then
+    start_gate passthrough "$passthrough_bin" "$pass_port"
 else
-    gate_note="crmgate binary not found at $bin (build it, or set CRMGATE_BIN)"
+    gate_note[passthrough]="no passthrough build (make bench builds one; set CRMGATE_PASSTHROUGH_BIN)"
 fi
 
 declare -A url pid_of label rps p50 p99 rss clean note
@@ -142,17 +170,21 @@ label[direct]="direct (nginx upstream, $up_workers worker)"
 url[nginx]="http://127.0.0.1:$ngx_port/hubspot$path"
 pid_of[nginx]=$ngx_pid
 label[nginx]="nginx proxy ($workers workers)"
-if [ -n "$gate_pid" ]; then
-    targets+=(crmgate)
-    url[crmgate]="http://127.0.0.1:$gate_port/hubspot$path"
-    pid_of[crmgate]=$gate_pid
-fi
-label[crmgate]="crmgate ($workers workers)"
+for t in passthrough crmgate; do
+    [ -n "${gate_pid[$t]:-}" ] || continue
+    targets+=("$t")
+    pid_of[$t]=${gate_pid[$t]}
+done
+url[passthrough]="http://127.0.0.1:$pass_port/hubspot$path"
+url[crmgate]="http://127.0.0.1:$gate_port/hubspot$path"
+label[passthrough]="crmgate, policy compiled out ($workers workers)"
+label[crmgate]="crmgate, policy enforced ($workers workers)"
 
 # Pre-flight: status 200 and byte-identical body, or the target is not benchmarked.
 preflight() {
     local t=$1 code
-    code=$(curl -s -o "$dir/preflight.$t" -w '%{http_code} %{content_type}' --max-time 5 "${url[$t]}" || true)
+    code=$(curl -s -o "$dir/preflight.$t" -w '%{http_code} %{content_type}' --max-time 5 \
+        -H "Authorization: Bearer $token" "${url[$t]}" || true)
     if [ "${code%% *}" != 200 ] || ! cmp -s "$dir/preflight.$t" "$here/contact.json"; then
         note[$t]="pre-flight GET ${url[$t]} gave '$code' and $(wc -c <"$dir/preflight.$t" 2>/dev/null || echo 0) bytes, want 200 + the canned $body_len-byte body"
         return 1
@@ -162,7 +194,7 @@ preflight() {
 
 wrk_run() { # target duration logfile
     timeout $(($2 + 30)) wrk -t"$threads" -c"$conns" -d"${2}s" --latency -s "$here/report.lua" \
-        "${url[$1]}" >"$3" 2>&1
+        -H "Authorization: Bearer $token" "${url[$1]}" >"$3" 2>&1
 }
 
 failures=0
@@ -226,7 +258,7 @@ report="$here/out/latest.md"
     echo
     echo "| target | req/s | p50 | p99 | RSS (MiB) | clean |"
     echo "|---|---:|---:|---:|---:|---|"
-    for t in direct nginx crmgate; do
+    for t in direct nginx passthrough crmgate; do
         if [ -n "${rps[$t]:-}" ]; then
             echo "| ${label[$t]} | ${rps[$t]} | $(ms "${p50[$t]}") | $(ms "${p99[$t]}") | $(mib "${rss[$t]}") | ${clean[$t]} |"
         else
@@ -237,16 +269,16 @@ report="$here/out/latest.md"
     if [ -n "${rps[crmgate]:-}" ]; then
         echo "| ratio | req/s | p50 | p99 | RSS |"
         echo "|---|---:|---:|---:|---:|"
-        for base in nginx direct; do
+        for base in nginx passthrough direct; do
             [ -n "${rps[$base]:-}" ] || continue
             echo "| crmgate / $base | $(ratio "${rps[crmgate]}" "${rps[$base]}") | $(ratio "${p50[crmgate]}" "${p50[$base]}") | $(ratio "${p99[crmgate]}" "${p99[$base]}") | $(ratio "${rss[crmgate]}" "${rss[$base]}") |"
         done
         echo
     fi
     echo "Checks (every wrk run must have 0 non-2xx/3xx responses and 0 socket errors):"
-    for t in direct nginx crmgate; do
-        if [ "$t" = crmgate ] && [ -n "$gate_note" ]; then
-            echo "- crmgate: not benchmarked: $gate_note"
+    for t in direct nginx passthrough crmgate; do
+        if [ -n "${gate_note[$t]:-}" ]; then
+            echo "- $t: not benchmarked: ${gate_note[$t]}"
         elif [ -n "${note[$t]:-}" ]; then
             echo "- $t: ${note[$t]}"
         fi
@@ -257,7 +289,5 @@ echo
 cat "$report"
 echo
 echo "written to ${report#"$top"/}"
-if [ -n "$gate_note" ]; then
-    failures=$((failures + 1))
-fi
+[ -z "${gate_note[crmgate]:-}" ] || failures=$((failures + 1))
 [ "$failures" -eq 0 ] || { echo "bench: $failures problem(s), see above" >&2; exit 1; }
