@@ -120,6 +120,8 @@ static const char *crm_error_category(enum crm crm, int status)
         return "SERVER_UNAVAILABLE";
     case 504:
         return "GATEWAY_TIMEOUT";
+    case 505:
+        return "HTTP_VERSION_NOT_SUPPORTED";
     default:
         break;
     }

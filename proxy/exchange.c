@@ -125,7 +125,20 @@ static int exchange_drop_request_header(const char *name, size_t nlen)
         if (http_name_eq(name, nlen, drop[i]))
             return 1;
     }
-    return nlen >= 10 && strncasecmp(name, "x-crmgate-", 10) == 0;
+    /* crmgate's context headers, also spelt with underscores (X_Crmgate_Reason): some
+     * stacks map '_' to '-', so both spellings are crmgate's and never go upstream. */
+    if (nlen < 10)
+        return 0;
+    for (size_t i = 0; i < 10; i++) {
+        char a = name[i], b = "x-crmgate-"[i];
+        if (a == '_')
+            a = '-';
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a + 32);
+        if (a != b)
+            return 0;
+    }
+    return 1;
 }
 
 static int exchange_build_request_headers(struct exchange *ex, const struct http_request *req)
