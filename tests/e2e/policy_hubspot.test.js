@@ -524,3 +524,17 @@ test('filtered: a batch answer from the CRM with extra properties in every recor
   for (const r of res.results) assertOnlyReadable('contacts', r, 'canned batch');
   assert.deepEqual(res.results.map((r) => r.properties.email), ['ada@acme.test', 'grace@acme.test']);
 });
+
+test('filtered: legacy v1 contact profile and date-based API paths carry only readable properties', { skip: GATE }, async () => {
+  const v1 = await raw('GET', '/hubspot/contacts/v1/contact/vid/101/profile');
+  assert.equal(v1.status, 200, v1.text);
+  assert.equal(v1.json.properties.email.value, 'ada@acme.test');
+  const extra = Object.keys(v1.json.properties).filter((k) => !READ.contacts.includes(k));
+  assert.deepEqual(extra, [], `v1 profile properties outside the read list: ${extra}`);
+  assert.ok(!v1.text.includes('+1 555 0101') && !v1.text.includes('CTO'), 'unreadable values appear nowhere in the answer');
+  await expectRawDenied('GET', '/hubspot/contacts/v1/contact/vid/101/profile?property=phone', {}, /phone/);
+  const dated = await raw('GET', '/hubspot/crm/objects/2026-03/contacts/101');
+  assert.equal(dated.status, 200, dated.text);
+  assertOnlyReadable('contacts', dated.json, 'date-based API');
+  await expectRawDenied('GET', '/hubspot/crm/objects/2026-03/tickets/401', {}, /tickets/);
+});
