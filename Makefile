@@ -7,6 +7,7 @@
 #   make bench      crmgate vs nginx vs direct, side by side (tests/bench/)
 #   make install    PREFIX=/usr DESTDIR=... binary, unit, sysusers, tmpfiles, rules
 
+SHELL      := bash
 VERSION    := 0.1.0
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
@@ -52,8 +53,8 @@ UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_polic
               test_classify_hubspot test_classify_salesforce
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
-.PHONY: all deps run test unit e2e systemd-check asan valgrind bench fuzz install clean format \
-        format-check
+.PHONY: all deps run test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \
+        soql-crosscheck install clean format format-check
 
 all: $(PROG)
 
@@ -98,6 +99,8 @@ systemd-check: $(PROG)
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory soql-crosscheck
+	@$(MAKE) --no-print-directory fuzz-seeds
 	@$(MAKE) --no-print-directory systemd-check
 	@$(MAKE) --no-print-directory e2e
 
@@ -123,13 +126,25 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC_POLICY)
 	clang $(FUZZ_CFLAGS) -Ipolicy -o $@ $< $(SRC_POLICY) -ljansson
 
 fuzz: deps $(FUZZERS:%=build-fuzz/fuzz_%)
-	@set -e; for f in $(FUZZERS); do \
+	@set -e -o pipefail; for f in $(FUZZERS); do \
 	    mkdir -p build-fuzz/corpus/$$f; \
 	    dict=; [ -f tests/fuzz/$$f.dict ] && dict=-dict=tests/fuzz/$$f.dict; \
 	    echo "== fuzz $$f for $(FUZZ_SECONDS)s"; \
 	    build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
 	        build-fuzz/corpus/$$f tests/fuzz/corpus/$$f 2>&1 | tail -n 12; \
 	done
+
+# Every committed seed once through its fuzz target (invariants, ASan, UBSan): crashers found
+# by make fuzz stay fixed.
+fuzz-seeds: $(FUZZERS:%=build-fuzz/fuzz_%)
+	@set -e; for f in $(FUZZERS); do \
+	    build-fuzz/fuzz_$$f -runs=0 tests/fuzz/corpus/$$f 2>&1 | grep -E 'Done|ERROR|SUMMARY' || true; \
+	    build-fuzz/fuzz_$$f -runs=0 tests/fuzz/corpus/$$f >/dev/null 2>&1; \
+	done
+
+# crmgate's SOQL parser against @jetstreamapp/soql-parser-js on the corpus (objects and fields).
+soql-crosscheck: $(B)/tests/unit/soql_dump
+	node tests/unit/soql_crosscheck.js $(B)/tests/unit/soql_dump tests/unit/cases/soql_corpus.txt
 
 bench: deps all $(B)/tests/bench/policy_bench
 	@$(MAKE) --no-print-directory B=build-bench PROG=build-bench/crmgate-passthrough \

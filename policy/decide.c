@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "decide.h"
 
@@ -130,8 +131,9 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
             const struct rules_object *to = rules_object_find(rc, f + 13);
             if (to != NULL && (to->read_all || to->read.n > 0))
                 continue;
-        } else if (rules_can_read(o, f)) {
-            continue;
+        } else if (rules_can_read(o, f) ||
+                   (op->crm == CRM_SALESFORCE && strcasecmp(f, "Id") == 0)) {
+            continue; /* a Salesforce record's Id is always readable */
         }
         list_append(bad, sizeof(bad), f);
     }

@@ -175,7 +175,8 @@ const char *rules_mode_name(enum rules_mode mode)
 /* ---- errors and JSON pointers ---- */
 
 struct rules_ctx {
-    const char *file;
+    const char *file; /* as given: errors name it */
+    const char *id;   /* its base name: rule ids use it */
     char *err;
     size_t errlen;
 };
@@ -209,6 +210,69 @@ static void rules_ptr(char *out, size_t outlen, const char *ptr, const char *key
         }
     }
     out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+/*
+ * The JSON pointer of the member key that ends at byte pos of text (jansson
+ * reports a duplicate key there). The text before pos is valid JSON, so a
+ * plain scan that tracks the open containers and their current key or
+ * index is enough. 0, or -1 when pos is not inside an object.
+ */
+static int rules_pointer_at(const char *text, size_t len, size_t pos, char *out, size_t outlen)
+{
+    enum { MAXD = 64 };
+    struct {
+        int object, want_key;
+        size_t index;
+        char key[128];
+    } st[MAXD];
+    int d = -1;
+
+    if (pos > len)
+        pos = len;
+    for (size_t i = 0; i < pos; i++) {
+        char ch = text[i];
+        if (ch == '{' || ch == '[') {
+            if (++d == MAXD)
+                return -1;
+            st[d].object = ch == '{';
+            st[d].want_key = st[d].object;
+            st[d].index = 0;
+            st[d].key[0] = '\0';
+        } else if (ch == '}' || ch == ']') {
+            if (d-- < 0)
+                return -1;
+        } else if (ch == ',' && d >= 0) {
+            if (st[d].object)
+                st[d].want_key = 1;
+            else
+                st[d].index++;
+        } else if (ch == '"') {
+            size_t start = ++i, n;
+            while (i < len && text[i] != '"')
+                i += text[i] == '\\' ? 2 : 1;
+            if (d >= 0 && st[d].object && st[d].want_key) {
+                n = i - start < sizeof(st[d].key) - 1 ? i - start : sizeof(st[d].key) - 1;
+                memcpy(st[d].key, text + start, n);
+                st[d].key[n] = '\0';
+                st[d].want_key = 0;
+            }
+        }
+    }
+    if (d < 0 || !st[d].object)
+        return -1;
+    out[0] = '\0';
+    for (int k = 0; k <= d; k++) {
+        char seg[160], tmp[512];
+        if (st[k].object)
+            rules_ptr(tmp, sizeof(tmp), out, st[k].key);
+        else {
+            snprintf(seg, sizeof(seg), "%zu", st[k].index);
+            rules_ptr(tmp, sizeof(tmp), out, seg);
+        }
+        snprintf(out, outlen, "%s", tmp);
+    }
+    return 0;
 }
 
 static int rules_check_keys(struct rules_ctx *cx, json_t *obj, const char *ptr,
@@ -472,12 +536,12 @@ static int rules_parse_object(struct rules_ctx *cx, enum crm crm, struct rules_c
                           name);
     o = calloc(1, sizeof(*o));
     if (o == NULL || (o->name = strdup(name)) == NULL ||
-        (o->ptr = malloc(strlen(cx->file) + strlen(ptr) + 2)) == NULL) {
+        (o->ptr = malloc(strlen(cx->id) + strlen(ptr) + 2)) == NULL) {
         if (o != NULL)
             rules_object_clear(o);
         return rules_fail(cx, ptr, "out of memory");
     }
-    snprintf(o->ptr, strlen(cx->file) + strlen(ptr) + 2, "%s#%s", cx->file, ptr);
+    snprintf(o->ptr, strlen(cx->id) + strlen(ptr) + 2, "%s#%s", cx->id, ptr);
     if ((f = json_object_get(v, "read")) != NULL) {
         char p[512];
         rules_ptr(p, sizeof(p), ptr, "read");
@@ -596,7 +660,9 @@ struct rules_ws *rules_ws_parse(const char *file, const char *text, size_t len, 
 {
     static const char *const keys[] = {"workspace",  "mode",        "hubspot",
                                        "salesforce", "description", NULL};
-    struct rules_ctx cx = {.file = file, .err = err, .errlen = errlen};
+    /* Rule ids reach agents in denials: they name the file, never the server's path to it. */
+    const char *base = strrchr(file, '/') != NULL ? strrchr(file, '/') + 1 : file;
+    struct rules_ctx cx = {.file = file, .id = base, .err = err, .errlen = errlen};
     struct rules_ws *ws = NULL;
     json_error_t jerr;
     json_t *root, *v;
@@ -608,8 +674,13 @@ struct rules_ws *rules_ws_parse(const char *file, const char *text, size_t len, 
     }
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", file, jerr.line, jerr.column,
-                 jerr.text);
+        char ptr[512];
+        if (json_error_code(&jerr) == json_error_duplicate_key &&
+            rules_pointer_at(text, len, (size_t)jerr.position, ptr, sizeof(ptr)) == 0)
+            rules_fail(&cx, ptr, "duplicate key");
+        else
+            snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", file, jerr.line, jerr.column,
+                     jerr.text);
         return NULL;
     }
     if (!json_is_object(root)) {
@@ -619,7 +690,7 @@ struct rules_ws *rules_ws_parse(const char *file, const char *text, size_t len, 
     if (rules_check_keys(&cx, root, "", keys) < 0)
         goto fail;
     ws = calloc(1, sizeof(*ws));
-    if (ws == NULL || (ws->file = strdup(file)) == NULL) {
+    if (ws == NULL || (ws->file = strdup(base)) == NULL) {
         rules_fail(&cx, "", "out of memory");
         goto fail;
     }

@@ -155,7 +155,9 @@ static int cli_check(int argc, char **argv)
         return 1;
     }
     for (size_t i = 0; i < r->n; i++) {
-        printf("%s: workspace %s, mode %s\n", r->ws[i]->file, r->ws[i]->name,
+        /* The path as given (files keep their order), else the file's name in rules_dir. */
+        printf("%s: workspace %s, mode %s\n",
+               optind < argc ? argv[optind + (int)i] : r->ws[i]->file, r->ws[i]->name,
                rules_mode_name(r->ws[i]->mode));
         cli_warn_wildcards(r->ws[i]);
     }

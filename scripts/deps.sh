@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev node-llhttp libcurl4-openssl-dev
       liblmdb-dev lmdb-utils libjansson-dev libcmocka-dev zlib1g-dev nginx-light wrk curl
-      python3 systemd clang-format valgrind iproute2 iptables openssl ca-certificates"
+      python3 systemd clang-format clang libclang-rt-14-dev valgrind iproute2 iptables
+      openssl ca-certificates"
 
 missing=""
 for p in $PKGS; do
