@@ -350,3 +350,44 @@ fail:
     json_decref(arr);
     return NULL;
 }
+
+size_t crm_utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned long cp, min;
+    size_t n;
+
+    if (len == 0)
+        return 0;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 1, cp = s[0] & 0x1f, min = 0x80;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 2, cp = s[0] & 0x0f, min = 0x800;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 3, cp = s[0] & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len <= n)
+        return 0;
+    for (size_t k = 1; k <= n; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n + 1;
+}
+
+int crm_utf8_valid(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        size_t n = crm_utf8_seq(s + i, len - i);
+        if (n == 0)
+            return 0;
+        i += n;
+    }
+    return 1;
+}

@@ -114,6 +114,15 @@ int crm_op_set(char **member, const char *s, size_t len);
  */
 json_t *crm_ops_to_json(const struct crm_ops *ops);
 
+/*
+ * The length (1-4) of the well-formed UTF-8 sequence at s[0..len), or 0 when
+ * it is malformed: overlong, a surrogate, past U+10FFFF, or cut short.
+ */
+size_t crm_utf8_seq(const unsigned char *s, size_t len);
+
+/* Whether s[0..len) is entirely well-formed UTF-8. */
+int crm_utf8_valid(const unsigned char *s, size_t len);
+
 /* Release every operation and reset ops to empty. */
 void crm_ops_free(struct crm_ops *ops);
 

@@ -272,7 +272,6 @@ static int hs_hex(char ch)
  * part of well-formed UTF-8 (input echoed, or a sequence cut by a %.64s)
  * and control characters become '?'.
  */
-static int hs_utf8_ok(const unsigned char *s, size_t len);
 
 static void hs_sanitize(char *s)
 {
@@ -285,52 +284,12 @@ static void hs_sanitize(char *s)
             s[i++] = '?';
         } else if (b < 0x80) {
             i++;
-        } else if (i + n <= len && hs_utf8_ok((const unsigned char *)s + i, n)) {
+        } else if (i + n <= len && crm_utf8_valid((const unsigned char *)s + i, n)) {
             i += n;
         } else {
             s[i++] = '?';
         }
     }
-}
-
-/* Whether s[0..len) is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
-static int hs_utf8_ok(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char b = s[i];
-        size_t n;
-        unsigned long cp;
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        if (b >= 0xc2 && b <= 0xdf) {
-            n = 1;
-            cp = b & 0x1f;
-        } else if (b >= 0xe0 && b <= 0xef) {
-            n = 2;
-            cp = b & 0x0f;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-            n = 3;
-            cp = b & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + n >= len)
-            return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
 }
 
 /*
@@ -376,7 +335,7 @@ static long hs_pct_decode(struct hs_ctx *c, const char *src, size_t len, char *d
         }
         dst[o++] = (char)ch;
     }
-    if (!hs_utf8_ok((const unsigned char *)dst, o)) {
+    if (!crm_utf8_valid((const unsigned char *)dst, o)) {
         hs_deny(c, "invalid UTF-8 in the URL");
         return -1;
     }

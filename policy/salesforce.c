@@ -504,47 +504,6 @@ static int sf_space(char ch)
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
 }
 
-/* 1 when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-static int sf_utf8(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char ch = s[i];
-        size_t n;
-        unsigned long cp;
-
-        if (ch < 0x80) {
-            i++;
-            continue;
-        }
-        if (ch >= 0xc2 && ch <= 0xdf) {
-            n = 1;
-            cp = ch & 0x1f;
-        } else if (ch >= 0xe0 && ch <= 0xef) {
-            n = 2;
-            cp = ch & 0x0f;
-        } else if (ch >= 0xf0 && ch <= 0xf4) {
-            n = 3;
-            cp = ch & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + n >= len)
-            return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
-}
-
 /*
  * Percent-decode src[0..len) into dst (room for len bytes), once. form: '+'
  * is a space and tab/CR/LF are allowed (query strings). Returns the decoded
@@ -577,7 +536,7 @@ static long sf_decode(const char *src, size_t len, char *dst, int form)
         dst[o++] = (char)ch;
     }
     /* Names, ids and values end up in JSON (audit, explain): UTF-8 only. */
-    if (high && !sf_utf8((const unsigned char *)dst, o))
+    if (high && !crm_utf8_valid((const unsigned char *)dst, o))
         return -1;
     return (long)o;
 }

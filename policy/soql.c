@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "crm.h"
 #include "soql.h"
 
 enum soql_tok_kind {
@@ -241,7 +242,6 @@ static int soql_check_bytes(struct soql_parser *p)
     while (i < n) {
         unsigned c = s[i];
         size_t need;
-        unsigned cp, min;
 
         if (c < 0x80) {
             if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
@@ -251,25 +251,10 @@ static int soql_check_bytes(struct soql_parser *p)
             i++;
             continue;
         }
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1, cp = c & 0x1f, min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2, cp = c & 0x0f, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3, cp = c & 0x07, min = 0x10000;
-        } else {
+        need = crm_utf8_seq(s + i, n - i);
+        if (need == 0)
             goto fail;
-        }
-        if (n - i - 1 < need)
-            goto fail;
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                goto fail;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            goto fail;
-        i += need + 1;
+        i += need;
     }
     return 0;
 fail:
