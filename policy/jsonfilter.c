@@ -1,0 +1,1226 @@
+/*
+ * jsonfilter.c - single-pass response filtering (see jsonfilter.h).
+ *
+ * One recursive-descent pass validates the answer and decides, member by
+ * member, what to keep. The output is the input with holes: jf_emit copies
+ * the bytes since the last edit, so an answer with nothing to remove costs
+ * one memcpy on top of the scan. A decision that depends on a member that
+ * may come later in the same object (a Salesforce object's "attributes", a
+ * HubSpot root's "properties") is taken from a look-ahead over that object
+ * first (jf_prescan), which reads the keys and skips the values without
+ * validating them; the main pass validates everything.
+ *
+ * Recursion is bounded by JSONFILTER_MAX_DEPTH. Memory: the output, and
+ * only for keys longer than 255 bytes, objects with more than 32 members or
+ * duplicate keys, a little scratch.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "jsonfilter.h"
+
+#define JF_NONE        ((size_t)-1)
+#define JF_SMALL_SLOTS 64 /* duplicate-key table for objects of up to 32 members */
+#define JF_SMALL_WORDS 4  /* superseded-member bits for objects of up to 256 members */
+
+/* Bytes that may stand for themselves inside a string: printable ASCII but '"' and '\\'. */
+static const unsigned char jf_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20: '"' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50: '\\' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x70 */
+};
+
+/* An unescaped string, NUL-terminated; short ones stay in small. */
+struct jf_str {
+    char small[256];
+    char *heap;
+    size_t cap; /* of heap */
+    char *s;    /* small or heap */
+    size_t len;
+};
+
+/* Duplicate-key table entry: the latest member (ord) with this key. */
+struct jf_slot {
+    uint64_t hash;
+    size_t koff; /* the key's opening quote */
+    uint32_t gen, ord;
+};
+
+struct jf {
+    const unsigned char *in;
+    size_t len, pos;
+    size_t copied; /* in[0..copied) is in the output or cut */
+    size_t removed;
+    struct jsonfilter_out *out;
+    const struct rules_crm *rc;
+    char *err;
+    size_t errlen;
+    int failed;
+    struct jf_str key, aux;
+    struct jf_slot *slots; /* small_slots or heap; NULL until first used */
+    size_t nslots;
+    uint32_t gen;
+    uint64_t *bits; /* small_bits or heap */
+    size_t nwords;
+    struct jf_slot small_slots[JF_SMALL_SLOTS];
+    uint64_t small_bits[JF_SMALL_WORDS];
+};
+
+/* What the look-ahead found in one object (the last occurrence of each key counts). */
+struct jf_info {
+    size_t type_off;   /* quote of attributes.type when both are the right kind, else JF_NONE */
+    size_t assoc_koff; /* key of the last "associations", else JF_NONE */
+    int records;       /* "records" is an array */
+    int props, hist;   /* "properties" / "propertiesWithHistory" are objects */
+    uint64_t *dropped; /* bit per member superseded by a later duplicate; NULL: none */
+};
+
+/* Iteration over one object's members, cutting some. */
+struct jf_members {
+    size_t ks;       /* current member's key */
+    size_t last_end; /* end of the previous member's value */
+    size_t kept;
+    uint32_t ord;
+};
+
+static int jf_fail(struct jf *j, size_t at, const char *what)
+{
+    if (!j->failed && j->err != NULL && j->errlen > 0)
+        snprintf(j->err, j->errlen, "%s at byte %zu", what, at);
+    j->failed = 1;
+    return -1;
+}
+
+static int jf_oom(struct jf *j)
+{
+    return jf_fail(j, j->pos, "out of memory");
+}
+
+static size_t jf_ws(const struct jf *j, size_t p)
+{
+    while (p < j->len &&
+           (j->in[p] == ' ' || j->in[p] == '\n' || j->in[p] == '\r' || j->in[p] == '\t'))
+        p++;
+    return p;
+}
+
+static int jf_isdigit(size_t p, const struct jf *j)
+{
+    return p < j->len && j->in[p] >= '0' && j->in[p] <= '9';
+}
+
+/* Output: append n bytes. */
+static int jf_put(struct jf *j, const void *p, size_t n)
+{
+    struct jsonfilter_out *o = j->out;
+
+    if (o->cap - o->len < n) {
+        size_t cap = o->cap > 0 ? o->cap : 256;
+        char *b;
+
+        while (cap - o->len < n)
+            cap *= 2;
+        b = realloc(o->buf, cap);
+        if (b == NULL)
+            return jf_oom(j);
+        o->buf = b;
+        o->cap = cap;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+/* Output: copy the input up to upto. */
+static int jf_emit(struct jf *j, size_t upto)
+{
+    int rc = jf_put(j, j->in + j->copied, upto - j->copied);
+
+    j->copied = upto;
+    return rc;
+}
+
+/* Output: leave in[from..to) out, writing s instead. */
+static int jf_cut(struct jf *j, size_t from, size_t to, const char *s)
+{
+    if (jf_emit(j, from) < 0 || (s != NULL && jf_put(j, s, strlen(s)) < 0))
+        return -1;
+    j->copied = to;
+    return 0;
+}
+
+static int jf_str_add(struct jf *j, struct jf_str *s, const void *p, size_t n)
+{
+    size_t cap = s->s == s->small ? sizeof(s->small) : s->cap;
+
+    if (cap - s->len < n + 1) {
+        char *b;
+
+        while (cap - s->len < n + 1)
+            cap *= 2;
+        b = realloc(s->heap, cap);
+        if (b == NULL)
+            return jf_oom(j);
+        if (s->s == s->small)
+            memcpy(b, s->small, s->len);
+        s->heap = s->s = b;
+        s->cap = cap;
+    }
+    memcpy(s->s + s->len, p, n);
+    s->len += n;
+    s->s[s->len] = '\0';
+    return 0;
+}
+
+/*
+ * The end of the run of plain string bytes from p: eight at a time while no
+ * byte of the word is '"', '\\', a control character or non-ASCII.
+ */
+static size_t jf_plain_run(const unsigned char *in, size_t p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+
+    while (p < n && n - p >= 8) {
+        uint64_t w, q, b;
+
+        memcpy(&w, in + p, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        if ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w) & high)
+            break;
+        p += 8;
+    }
+    while (p < n && jf_plain[in[p]])
+        p++;
+    return p;
+}
+
+/* The length of the UTF-8 sequence at p (2 to 4), or 0 when jansson would refuse it. */
+static size_t jf_utf8(const unsigned char *p, size_t avail)
+{
+    uint32_t v;
+    size_t n;
+
+    if (p[0] >= 0xC2 && p[0] <= 0xDF) {
+        n = 2;
+        v = p[0] & 0x1F;
+    } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
+        n = 3;
+        v = p[0] & 0x0F;
+    } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
+        n = 4;
+        v = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (avail < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (p[i] & 0x3F);
+    }
+    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
+        (n == 4 && v < 0x10000))
+        return 0;
+    return n;
+}
+
+static long jf_hex4(const struct jf *j, size_t p)
+{
+    long v = 0;
+
+    if (j->len - p < 4)
+        return -1;
+    for (size_t i = 0; i < 4; i++) {
+        unsigned c = j->in[p + i];
+
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v += c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v += c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v += c - 'A' + 10;
+        else
+            return -1;
+    }
+    return v;
+}
+
+static size_t jf_encode(uint32_t cp, char *u)
+{
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        u[0] = (char)(0xC0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    u[0] = (char)(0xF0 | (cp >> 18));
+    u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/*
+ * The string whose opening quote is at *pp: refuse what jansson refuses
+ * (control characters, unknown escapes, broken surrogate pairs, \u0000,
+ * invalid UTF-8) and leave *pp after the closing quote. When s is not NULL
+ * it receives the unescaped text.
+ */
+static int jf_string(struct jf *j, size_t *pp, struct jf_str *s)
+{
+    const unsigned char *in = j->in;
+    size_t p = *pp + 1, seg = p, n = j->len;
+
+    if (s != NULL) {
+        s->len = 0;
+        s->s[0] = '\0';
+    }
+    for (;;) {
+        unsigned c;
+
+        p = jf_plain_run(in, p, n);
+        if (p >= n)
+            return jf_fail(j, p, "unterminated string");
+        c = in[p];
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            char u[4];
+            size_t ulen = 1;
+            long cp, lo;
+
+            if (s != NULL && jf_str_add(j, s, in + seg, p - seg) < 0)
+                return -1;
+            if (p + 1 >= n)
+                return jf_fail(j, p, "unterminated string");
+            switch (in[p + 1]) {
+            case '"':
+            case '\\':
+            case '/':
+                u[0] = (char)in[p + 1];
+                break;
+            case 'b':
+                u[0] = '\b';
+                break;
+            case 'f':
+                u[0] = '\f';
+                break;
+            case 'n':
+                u[0] = '\n';
+                break;
+            case 'r':
+                u[0] = '\r';
+                break;
+            case 't':
+                u[0] = '\t';
+                break;
+            case 'u':
+                cp = jf_hex4(j, p + 2);
+                if (cp < 0)
+                    return jf_fail(j, p, "invalid escape");
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    /* A high surrogate must be followed by an escaped low one. */
+                    if (j->len - (p + 6) < 2 || in[p + 6] != '\\' || in[p + 7] != 'u')
+                        return jf_fail(j, p, "invalid Unicode escape");
+                    lo = jf_hex4(j, p + 8);
+                    if (lo < 0xDC00 || lo > 0xDFFF)
+                        return jf_fail(j, p, "invalid Unicode escape");
+                    cp = ((cp - 0xD800) << 10) + (lo - 0xDC00) + 0x10000;
+                    p += 6;
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return jf_fail(j, p, "invalid Unicode escape");
+                } else if (cp == 0) {
+                    /* jansson refuses NUL without JSON_ALLOW_NUL; so do we. */
+                    return jf_fail(j, p, "\\u0000 in a string");
+                }
+                ulen = jf_encode((uint32_t)cp, u);
+                p += 4;
+                break;
+            default:
+                return jf_fail(j, p, "invalid escape");
+            }
+            p += 2;
+            if (s != NULL && jf_str_add(j, s, u, ulen) < 0)
+                return -1;
+            seg = p;
+            continue;
+        }
+        if (c < 0x20)
+            return jf_fail(j, p, "control character in a string");
+        c = (unsigned)jf_utf8(in + p, n - p);
+        if (c == 0)
+            return jf_fail(j, p, "invalid UTF-8");
+        p += c;
+    }
+    if (s != NULL && jf_str_add(j, s, in + seg, p - seg) < 0)
+        return -1;
+    *pp = p + 1;
+    return 0;
+}
+
+/*
+ * Whether the real number in[start..end) (already checked against the
+ * grammar) overflows a double, which jansson refuses. The decimal exponent
+ * of its first significant digit settles every case but 1e308..1e309,
+ * which strtod settles.
+ */
+static int jf_real_overflows(const struct jf *j, size_t start, size_t end)
+{
+    const unsigned char *in = j->in;
+    size_t p = start, d0;
+    long long e10, x = 0;
+    int xneg = 0;
+    double v;
+
+    if (in[p] == '-')
+        p++;
+    d0 = p;
+    while (p < end && in[p] >= '0' && in[p] <= '9')
+        p++;
+    if (p - d0 > 1 || in[d0] != '0') {
+        e10 = (long long)(p - d0) - 1;
+    } else {
+        /* 0.000ddd: the first non-zero digit of the fraction, if any. */
+        size_t q = p + 1;
+
+        if (p >= end || in[p] != '.')
+            return 0;
+        while (q < end && in[q] == '0')
+            q++;
+        if (q >= end || in[q] < '1' || in[q] > '9')
+            return 0;
+        e10 = -(long long)(q - p);
+    }
+    while (p < end && in[p] != 'e' && in[p] != 'E')
+        p++;
+    if (p < end) {
+        p++;
+        if (in[p] == '+' || in[p] == '-')
+            xneg = in[p++] == '-';
+        for (; p < end; p++) {
+            if (x < 1000000000LL) /* beyond any input length: saturate */
+                x = x * 10 + (in[p] - '0');
+        }
+        e10 += xneg ? -x : x;
+    }
+    if (e10 < 308)
+        return 0;
+    if (e10 > 308)
+        return 1;
+    /* The caller made sure a byte that ends the number follows it in the buffer. */
+    errno = 0;
+    v = strtod((const char *)in + start, NULL);
+    return (v == HUGE_VAL || v == -HUGE_VAL) && errno == ERANGE;
+}
+
+/* The number at *pp, with jansson's grammar and range (integers fit in 64 bits). */
+static int jf_number(struct jf *j, size_t *pp)
+{
+    const unsigned char *in = j->in;
+    size_t p = *pp, start = p, d0, nd;
+    int neg = 0, real = 0;
+
+    if (in[p] == '-') {
+        neg = 1;
+        p++;
+    }
+    if (!jf_isdigit(p, j))
+        return jf_fail(j, p, "invalid number");
+    d0 = p;
+    if (in[p] == '0') {
+        p++;
+        if (jf_isdigit(p, j))
+            return jf_fail(j, p, "invalid number");
+    } else {
+        while (jf_isdigit(p, j))
+            p++;
+    }
+    nd = p - d0;
+    if (p < j->len && in[p] == '.') {
+        real = 1;
+        p++;
+        if (!jf_isdigit(p, j))
+            return jf_fail(j, p, "invalid number");
+        while (jf_isdigit(p, j))
+            p++;
+    }
+    if (p < j->len && (in[p] == 'e' || in[p] == 'E')) {
+        real = 1;
+        p++;
+        if (p < j->len && (in[p] == '+' || in[p] == '-'))
+            p++;
+        if (!jf_isdigit(p, j))
+            return jf_fail(j, p, "invalid number");
+        while (jf_isdigit(p, j))
+            p++;
+    }
+    if (p >= j->len)
+        return jf_fail(j, p, "premature end of input");
+    if (!real) {
+        const char *max = neg ? "9223372036854775808" : "9223372036854775807";
+
+        if (nd > 19 || (nd == 19 && memcmp(in + d0, max, 19) > 0))
+            return jf_fail(j, start, "integer out of range");
+    } else if (jf_real_overflows(j, start, p)) {
+        return jf_fail(j, start, "real number overflow");
+    }
+    *pp = p;
+    return 0;
+}
+
+static int jf_literal(struct jf *j, const char *lit)
+{
+    size_t n = strlen(lit), p = j->pos;
+
+    if (j->len - p < n || memcmp(j->in + p, lit, n) != 0)
+        return jf_fail(j, p, "invalid token");
+    p += n;
+    if (p < j->len && ((j->in[p] | 0x20) >= 'a' && (j->in[p] | 0x20) <= 'z'))
+        return jf_fail(j, p, "invalid token");
+    j->pos = p;
+    return 0;
+}
+
+static int jf_depth(struct jf *j, int depth)
+{
+    if (depth > JSONFILTER_MAX_DEPTH)
+        return jf_fail(j, j->pos, "nests deeper than 64 levels");
+    if (j->pos >= j->len)
+        return jf_fail(j, j->pos, "premature end of input");
+    return 0;
+}
+
+/* Arrays and objects: after '[' or '{' (at pos), whether a first element follows. */
+static int jf_open(struct jf *j, char close)
+{
+    j->pos = jf_ws(j, j->pos + 1);
+    if (j->pos < j->len && j->in[j->pos] == close) {
+        j->pos++;
+        return 0;
+    }
+    if (close == '}' && (j->pos >= j->len || j->in[j->pos] != '"'))
+        return jf_fail(j, j->pos, "string or '}' expected");
+    return 1;
+}
+
+/*
+ * After an element: whether another follows (pos on it), 0 at the closing
+ * bracket (consumed). cut_comma: no member kept yet, so the comma goes too.
+ */
+static int jf_next(struct jf *j, char close, int cut_comma)
+{
+    size_t p = jf_ws(j, j->pos);
+
+    if (p < j->len && j->in[p] == ',') {
+        if (cut_comma && jf_cut(j, p, p + 1, NULL) < 0)
+            return -1;
+        j->pos = jf_ws(j, p + 1);
+        if (close == '}' && (j->pos >= j->len || j->in[j->pos] != '"'))
+            return jf_fail(j, j->pos, "string expected");
+        return 1;
+    }
+    if (p < j->len && j->in[p] == close) {
+        j->pos = p + 1;
+        return 0;
+    }
+    return jf_fail(j, p, close == '}' ? "',' or '}' expected" : "',' or ']' expected");
+}
+
+/* A member's key (unescaped into s when not NULL) and ':'; pos ends on the value. */
+static int jf_key(struct jf *j, struct jf_members *m, struct jf_str *s)
+{
+    m->ks = j->pos;
+    if (jf_string(j, &j->pos, s) < 0)
+        return -1;
+    j->pos = jf_ws(j, j->pos);
+    if (j->pos >= j->len || j->in[j->pos] != ':')
+        return jf_fail(j, j->pos, "':' expected");
+    j->pos = jf_ws(j, j->pos + 1);
+    return 0;
+}
+
+static void jf_keep(struct jf *j, struct jf_members *m)
+{
+    m->kept++;
+    m->last_end = j->pos;
+}
+
+/* Cut the member just read: with the comma before it, or (first) the one after. */
+static int jf_drop(struct jf *j, struct jf_members *m)
+{
+    if (jf_cut(j, m->kept > 0 ? m->last_end : m->ks, j->pos, NULL) < 0)
+        return -1;
+    m->last_end = j->pos;
+    j->removed++;
+    return 0;
+}
+
+/* Validate the value at pos, at depth, and step over it. */
+static int jf_skip(struct jf *j, int depth)
+{
+    int more;
+
+    if (jf_depth(j, depth) < 0)
+        return -1;
+    switch (j->in[j->pos]) {
+    case '{':
+        for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', 0)) {
+            struct jf_members m;
+
+            if (jf_key(j, &m, NULL) < 0 || jf_skip(j, depth + 1) < 0)
+                return -1;
+        }
+        return more;
+    case '[':
+        for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
+            if (jf_skip(j, depth + 1) < 0)
+                return -1;
+        }
+        return more;
+    case '"':
+        return jf_string(j, &j->pos, NULL);
+    case 't':
+        return jf_literal(j, "true");
+    case 'f':
+        return jf_literal(j, "false");
+    case 'n':
+        return jf_literal(j, "null");
+    default:
+        if (j->in[j->pos] == '-' || jf_isdigit(j->pos, j))
+            return jf_number(j, &j->pos);
+        return jf_fail(j, j->pos, "invalid token");
+    }
+}
+
+/*
+ * Look-ahead: step over the value at *pp without validating it (the main
+ * pass does). Exact on valid JSON; on invalid JSON it only has to stop.
+ */
+static int jf_fast_skip(struct jf *j, size_t *pp)
+{
+    const unsigned char *in = j->in;
+    size_t p = *pp, n = j->len, depth = 0;
+
+    do {
+        if (p >= n)
+            return jf_fail(j, p, "premature end of input");
+        switch (in[p]) {
+        case '"':
+            p++;
+            for (;;) {
+                p = jf_plain_run(in, p, n);
+                while (p < n && in[p] != '"' && in[p] != '\\')
+                    p++;
+                if (p >= n)
+                    return jf_fail(j, p, "unterminated string");
+                if (in[p] == '"')
+                    break;
+                p += 2; /* the backslash and the byte it escapes */
+            }
+            p++;
+            break;
+        case '{':
+        case '[':
+            depth++;
+            p++;
+            break;
+        case '}':
+        case ']':
+            if (depth == 0)
+                return jf_fail(j, p, "unexpected bracket");
+            depth--;
+            p++;
+            break;
+        default:
+            if (depth > 0) {
+                p++;
+                break;
+            }
+            /* A scalar: up to the next delimiter. */
+            while (p < n && in[p] != ',' && in[p] != '}' && in[p] != ']' && in[p] != ' ' &&
+                   in[p] != '\n' && in[p] != '\r' && in[p] != '\t')
+                p++;
+            break;
+        }
+    } while (depth > 0);
+    *pp = p;
+    return 0;
+}
+
+static int jf_is(const struct jf_str *s, const char *lit, size_t n)
+{
+    return s->len == n && memcmp(s->s, lit, n) == 0;
+}
+
+/* FNV-1a: keys are short and the table checks equality anyway. */
+static uint64_t jf_hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static int jf_slots_grow(struct jf *j)
+{
+    size_t n = j->nslots * 2;
+    struct jf_slot *t = calloc(n, sizeof(*t));
+
+    if (t == NULL)
+        return jf_oom(j);
+    for (size_t i = 0; i < j->nslots; i++) {
+        size_t k;
+
+        if (j->slots[i].gen != j->gen)
+            continue;
+        for (k = j->slots[i].hash & (n - 1); t[k].gen == j->gen; k = (k + 1) & (n - 1))
+            ;
+        t[k] = j->slots[i];
+    }
+    if (j->slots != j->small_slots)
+        free(j->slots);
+    j->slots = t;
+    j->nslots = n;
+    return 0;
+}
+
+/*
+ * Record member ord (key in j->key, quote at koff) in the current object's
+ * table; when an earlier member had the same key, mark that one superseded.
+ */
+static int jf_dup_add(struct jf *j, size_t koff, uint32_t ord, size_t *ndup)
+{
+    uint64_t h = jf_hash(j->key.s, j->key.len);
+    size_t w = ord / 64, k;
+
+    if (ord % 64 == 0) {
+        if (w >= j->nwords) {
+            size_t nw = j->nwords * 2;
+            uint64_t *b = j->bits == j->small_bits ? malloc(nw * sizeof(*b))
+                                                   : realloc(j->bits, nw * sizeof(*b));
+
+            if (b == NULL)
+                return jf_oom(j);
+            if (j->bits == j->small_bits)
+                memcpy(b, j->small_bits, sizeof(j->small_bits));
+            j->bits = b;
+            j->nwords = nw;
+        }
+        j->bits[w] = 0;
+    }
+    if (((size_t)ord + 1) * 2 > j->nslots && jf_slots_grow(j) < 0)
+        return -1;
+    for (k = h & (j->nslots - 1); j->slots[k].gen == j->gen; k = (k + 1) & (j->nslots - 1)) {
+        struct jf_slot *e = &j->slots[k];
+        size_t q = e->koff;
+
+        if (e->hash != h)
+            continue;
+        if (jf_string(j, &q, &j->aux) < 0)
+            return -1;
+        if (j->aux.len != j->key.len || memcmp(j->aux.s, j->key.s, j->key.len) != 0)
+            continue;
+        j->bits[e->ord / 64] |= (uint64_t)1 << (e->ord % 64);
+        e->ord = ord;
+        e->koff = koff;
+        (*ndup)++;
+        return 0;
+    }
+    j->slots[k].hash = h;
+    j->slots[k].koff = koff;
+    j->slots[k].gen = j->gen;
+    j->slots[k].ord = ord;
+    return 0;
+}
+
+/* Look-ahead into attributes (the object at at): the quote of its last "type", if a string. */
+static int jf_peek_type(struct jf *j, size_t at, size_t *type_off)
+{
+    size_t p = jf_ws(j, at + 1);
+
+    *type_off = JF_NONE;
+    if (p < j->len && j->in[p] == '}')
+        return 0;
+    for (;;) {
+        int is_type;
+
+        if (p >= j->len || j->in[p] != '"')
+            return jf_fail(j, p, "string or '}' expected");
+        if (jf_string(j, &p, &j->key) < 0)
+            return -1;
+        is_type = jf_is(&j->key, "type", 4);
+        p = jf_ws(j, p);
+        if (p >= j->len || j->in[p] != ':')
+            return jf_fail(j, p, "':' expected");
+        p = jf_ws(j, p + 1);
+        if (is_type)
+            *type_off = p < j->len && j->in[p] == '"' ? p : JF_NONE;
+        if (jf_fast_skip(j, &p) < 0)
+            return -1;
+        p = jf_ws(j, p);
+        if (p < j->len && j->in[p] == ',') {
+            p = jf_ws(j, p + 1);
+            continue;
+        }
+        if (p < j->len && j->in[p] == '}')
+            return 0;
+        return jf_fail(j, p, "',' or '}' expected");
+    }
+}
+
+/*
+ * Look-ahead over the object at at: what decides how it is filtered, and
+ * with dups, which members a later duplicate supersedes (info->dropped,
+ * malloc'ed, for the caller to free).
+ */
+static int jf_prescan(struct jf *j, size_t at, struct jf_info *info, int dups)
+{
+    size_t p = jf_ws(j, at + 1), ndup = 0;
+    uint32_t ord = 0;
+
+    info->type_off = info->assoc_koff = JF_NONE;
+    info->records = info->props = info->hist = 0;
+    info->dropped = NULL;
+    if (dups) {
+        if (j->slots == NULL) {
+            memset(j->small_slots, 0, sizeof(j->small_slots));
+            j->slots = j->small_slots;
+            j->nslots = JF_SMALL_SLOTS;
+        }
+        j->gen++;
+    }
+    if (p < j->len && j->in[p] == '}')
+        return 0;
+    for (;; ord++) {
+        size_t koff = p;
+        unsigned char c;
+
+        if (p >= j->len || j->in[p] != '"')
+            return jf_fail(j, p, "string or '}' expected");
+        if (jf_string(j, &p, &j->key) < 0)
+            return -1;
+        p = jf_ws(j, p);
+        if (p >= j->len || j->in[p] != ':')
+            return jf_fail(j, p, "':' expected");
+        p = jf_ws(j, p + 1);
+        if (p >= j->len)
+            return jf_fail(j, p, "premature end of input");
+        c = j->in[p];
+        if (dups && jf_dup_add(j, koff, ord, &ndup) < 0)
+            return -1;
+        if (jf_is(&j->key, "attributes", 10)) {
+            info->type_off = JF_NONE;
+            if (c == '{' && jf_peek_type(j, p, &info->type_off) < 0)
+                return -1;
+        } else if (jf_is(&j->key, "records", 7)) {
+            info->records = c == '[';
+        } else if (jf_is(&j->key, "properties", 10)) {
+            info->props = c == '{';
+        } else if (jf_is(&j->key, "propertiesWithHistory", 21)) {
+            info->hist = c == '{';
+        } else if (jf_is(&j->key, "associations", 12)) {
+            info->assoc_koff = koff;
+        }
+        if (jf_fast_skip(j, &p) < 0)
+            return -1;
+        p = jf_ws(j, p);
+        if (p < j->len && j->in[p] == ',') {
+            p = jf_ws(j, p + 1);
+            continue;
+        }
+        if (p < j->len && j->in[p] == '}')
+            break;
+        return jf_fail(j, p, "',' or '}' expected");
+    }
+    if (ndup > 0) {
+        size_t nw = (size_t)ord / 64 + 1;
+
+        info->dropped = malloc(nw * sizeof(uint64_t));
+        if (info->dropped == NULL)
+            return jf_oom(j);
+        memcpy(info->dropped, j->bits, nw * sizeof(uint64_t));
+    }
+    return 0;
+}
+
+/* ---- HubSpot ---- */
+
+/*
+ * properties / propertiesWithHistory (members readable under o; none when
+ * o is NULL), or with listed, associations (members naming a listed type).
+ */
+static int jf_hs_members(struct jf *j, const struct rules_object *o, int listed, int depth)
+{
+    struct jf_members m = {0, 0, 0, 0};
+    int more;
+
+    if (jf_depth(j, depth) < 0)
+        return -1;
+    for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', m.kept == 0)) {
+        int keep;
+
+        if (jf_key(j, &m, &j->key) < 0)
+            return -1;
+        if (listed)
+            keep = rules_object_find(j->rc, j->key.s) != NULL;
+        else
+            keep = o != NULL && rules_can_read(o, j->key.s);
+        if (jf_skip(j, depth + 1) < 0)
+            return -1;
+        if (keep)
+            jf_keep(j, &m);
+        else if (jf_drop(j, &m) < 0)
+            return -1;
+    }
+    return more;
+}
+
+static int jf_hs_results(struct jf *j, const struct rules_object *o, int depth);
+
+/*
+ * The root object. Whether it is a record matters only for its
+ * associations, so the look-ahead runs only when there are some.
+ */
+struct jf_hs_root {
+    size_t start;
+    int scanned;
+    struct jf_info info;
+};
+
+/*
+ * Whether the root's associations at key ks are filtered: when the root is
+ * a record, and always for an occurrence a later duplicate replaces.
+ */
+static int jf_hs_root_filters(struct jf *j, struct jf_hs_root *root, size_t ks)
+{
+    if (!root->scanned) {
+        if (jf_prescan(j, root->start, &root->info, 0) < 0)
+            return -1;
+        root->scanned = 1;
+    }
+    return root->info.props || root->info.hist || ks != root->info.assoc_koff;
+}
+
+/*
+ * A record (root NULL: an element of the root's results) or the root. As
+ * filter_hubspot_record; the root's associations only when the root is a
+ * record, and its results.
+ */
+static int jf_hs_record(struct jf *j, const struct rules_object *o, int depth,
+                        struct jf_hs_root *root)
+{
+    struct jf_members m = {0, 0, 0, 0};
+    int more;
+
+    if (jf_depth(j, depth) < 0)
+        return -1;
+    for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', 0)) {
+        unsigned char c;
+        int rc;
+
+        if (jf_key(j, &m, &j->key) < 0)
+            return -1;
+        if (j->pos >= j->len)
+            return jf_fail(j, j->pos, "premature end of input");
+        c = j->in[j->pos];
+        /*
+         * At the root, properties objects are filtered even when the root is
+         * not a record: that happens only to occurrences a later duplicate
+         * replaces, which a first-wins parser would otherwise see whole.
+         */
+        if (c == '{' &&
+            (jf_is(&j->key, "properties", 10) || jf_is(&j->key, "propertiesWithHistory", 21)))
+            rc = jf_hs_members(j, o, 0, depth + 1);
+        else if (c == '{' && jf_is(&j->key, "associations", 12) &&
+                 (rc = root == NULL ? 1 : jf_hs_root_filters(j, root, m.ks)) != 0)
+            rc = rc < 0 ? -1 : jf_hs_members(j, NULL, 1, depth + 1);
+        else if (c == '[' && root != NULL && jf_is(&j->key, "results", 7))
+            rc = jf_hs_results(j, o, depth + 1);
+        else
+            rc = jf_skip(j, depth + 1);
+        if (rc < 0)
+            return -1;
+    }
+    return more;
+}
+
+static int jf_hs_results(struct jf *j, const struct rules_object *o, int depth)
+{
+    int more;
+
+    if (jf_depth(j, depth) < 0)
+        return -1;
+    for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
+        int rc = j->pos < j->len && j->in[j->pos] == '{' ? jf_hs_record(j, o, depth + 1, NULL)
+                                                         : jf_skip(j, depth + 1);
+        if (rc < 0)
+            return -1;
+    }
+    return more;
+}
+
+/* ---- Salesforce ---- */
+
+static int jf_sf_object(struct jf *j, const struct jf_info *info, int depth);
+
+static int jf_sf_value(struct jf *j, int depth)
+{
+    struct jf_info info;
+    int more, rc;
+
+    if (jf_depth(j, depth) < 0)
+        return -1;
+    if (j->in[j->pos] == '[') {
+        for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
+            if (jf_sf_value(j, depth + 1) < 0)
+                return -1;
+        }
+        return more;
+    }
+    if (j->in[j->pos] != '{')
+        return jf_skip(j, depth);
+    if (jf_prescan(j, j->pos, &info, 1) < 0) {
+        free(info.dropped);
+        return -1;
+    }
+    rc = jf_sf_object(j, &info, depth);
+    free(info.dropped);
+    return rc;
+}
+
+/* Whether the record type whose quote is at type_off has rules; its rules in *o. */
+static int jf_sf_type(struct jf *j, size_t type_off, const struct rules_object **o)
+{
+    if (jf_string(j, &type_off, &j->aux) < 0)
+        return -1;
+    *o = rules_object_find(j->rc, j->aux.s);
+    return 0;
+}
+
+/*
+ * A record of the type at info->type_off, as filter_sf_record: attributes,
+ * Id, nested records and child-query results (filtered by their own type,
+ * null when that type has no rules) and readable fields stay.
+ */
+static int jf_sf_record(struct jf *j, const struct jf_info *info, int depth)
+{
+    const struct rules_object *o, *no;
+    struct jf_members m = {0, 0, 0, 0};
+    struct jf_info ni;
+    int more;
+
+    ni.dropped = NULL;
+    if (jf_sf_type(j, info->type_off, &o) < 0)
+        return -1;
+    for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', m.kept == 0), m.ord++) {
+        size_t vs;
+        int readable;
+
+        if (jf_key(j, &m, &j->key) < 0)
+            goto fail;
+        if (j->pos >= j->len) {
+            jf_fail(j, j->pos, "premature end of input");
+            goto fail;
+        }
+        vs = j->pos;
+        if (info->dropped != NULL && (info->dropped[m.ord / 64] >> (m.ord % 64) & 1)) {
+            /* A later member has this key: it alone counts, as in a parsed tree. */
+            if (jf_skip(j, depth + 1) < 0 || jf_drop(j, &m) < 0)
+                goto fail;
+            continue;
+        }
+        if (jf_is(&j->key, "attributes", 10) || strcasecmp(j->key.s, "Id") == 0) {
+            if (jf_skip(j, depth + 1) < 0)
+                goto fail;
+            jf_keep(j, &m);
+            continue;
+        }
+        readable = o != NULL && rules_can_read(o, j->key.s);
+        if (j->in[vs] == '{') {
+            if (jf_prescan(j, vs, &ni, 1) < 0)
+                goto fail;
+            if (ni.type_off != JF_NONE || ni.records) {
+                if (ni.type_off != JF_NONE && jf_sf_type(j, ni.type_off, &no) < 0)
+                    goto fail;
+                if (ni.type_off != JF_NONE && no == NULL) {
+                    if (jf_skip(j, depth + 1) < 0 || jf_cut(j, vs, j->pos, "null") < 0)
+                        goto fail;
+                    j->removed++;
+                } else if (jf_sf_object(j, &ni, depth + 1) < 0) {
+                    goto fail;
+                }
+                free(ni.dropped);
+                ni.dropped = NULL;
+                jf_keep(j, &m);
+                continue;
+            }
+            free(ni.dropped);
+            ni.dropped = NULL;
+        }
+        if (jf_skip(j, depth + 1) < 0)
+            goto fail;
+        if (readable)
+            jf_keep(j, &m);
+        else if (jf_drop(j, &m) < 0)
+            goto fail;
+    }
+    return more;
+
+fail:
+    free(ni.dropped);
+    return -1;
+}
+
+/* An object: a record when it has attributes.type, else every member is walked. */
+static int jf_sf_object(struct jf *j, const struct jf_info *info, int depth)
+{
+    struct jf_members m = {0, 0, 0, 0};
+    int more;
+
+    if (jf_depth(j, depth) < 0)
+        return -1;
+    if (info->type_off != JF_NONE)
+        return jf_sf_record(j, info, depth);
+    for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', 0)) {
+        if (jf_key(j, &m, NULL) < 0 || jf_sf_value(j, depth + 1) < 0)
+            return -1;
+    }
+    return more;
+}
+
+/* ---- entry points ---- */
+
+static void jf_init(struct jf *j, const char *in, size_t len, struct jsonfilter_out *out,
+                    const struct rules_crm *rc, char *err, size_t errlen)
+{
+    j->in = (const unsigned char *)in;
+    j->len = len;
+    j->pos = j->copied = j->removed = 0;
+    j->out = out;
+    j->rc = rc;
+    j->err = err;
+    j->errlen = errlen;
+    j->failed = 0;
+    j->key.heap = j->aux.heap = NULL;
+    j->key.s = j->key.small;
+    j->aux.s = j->aux.small;
+    j->key.len = j->aux.len = j->key.cap = j->aux.cap = 0;
+    j->slots = NULL;
+    j->nslots = 0;
+    j->gen = 0;
+    j->bits = j->small_bits;
+    j->nwords = JF_SMALL_WORDS;
+    out->len = 0;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+}
+
+/* Check what surrounds the root, run filter on it, finish the output. */
+static int jf_run(struct jf *j, int salesforce, const struct rules_object *o, size_t *removed)
+{
+    int rc;
+
+    *removed = 0;
+    if (j->len > JSONFILTER_MAX_BYTES) {
+        jf_fail(j, 0, "answer larger than 64 MiB");
+        goto fail;
+    }
+    j->pos = jf_ws(j, 0);
+    if (j->pos >= j->len || (j->in[j->pos] != '{' && j->in[j->pos] != '[')) {
+        jf_fail(j, j->pos, "'[' or '{' expected");
+        goto fail;
+    }
+    /* The output is never longer than the input: one allocation. */
+    if (j->out->cap < j->len) {
+        char *b = realloc(j->out->buf, j->len);
+
+        if (b == NULL) {
+            jf_oom(j);
+            goto fail;
+        }
+        j->out->buf = b;
+        j->out->cap = j->len;
+    }
+    if (salesforce) {
+        rc = jf_sf_value(j, 0);
+    } else if (j->in[j->pos] == '{') {
+        struct jf_hs_root root = {j->pos, 0, {JF_NONE, JF_NONE, 0, 0, 0, NULL}};
+
+        rc = jf_hs_record(j, o, 0, &root);
+    } else {
+        rc = jf_skip(j, 0); /* filter.c leaves a root array alone */
+    }
+    if (rc < 0)
+        goto fail;
+    j->pos = jf_ws(j, j->pos);
+    if (j->pos != j->len) {
+        jf_fail(j, j->pos, "end of input expected");
+        goto fail;
+    }
+    if (jf_emit(j, j->len) < 0)
+        goto fail;
+    *removed = j->removed;
+    rc = 0;
+    goto done;
+
+fail:
+    j->out->len = 0;
+    rc = -1;
+done:
+    if (j->slots != j->small_slots)
+        free(j->slots);
+    if (j->bits != j->small_bits)
+        free(j->bits);
+    free(j->key.heap);
+    free(j->aux.heap);
+    return rc;
+}
+
+int jsonfilter_hubspot(const struct rules_ws *ws, const char *object, const char *in, size_t len,
+                       struct jsonfilter_out *out, size_t *removed, char *err, size_t errlen)
+{
+    const struct rules_crm *rc = rules_crm_of(ws, CRM_HUBSPOT);
+    struct jf j;
+
+    jf_init(&j, in, len, out, rc, err, errlen);
+    return jf_run(&j, 0, object != NULL ? rules_object_find(rc, object) : NULL, removed);
+}
+
+int jsonfilter_salesforce(const struct rules_ws *ws, const char *in, size_t len,
+                          struct jsonfilter_out *out, size_t *removed, char *err, size_t errlen)
+{
+    struct jf j;
+
+    jf_init(&j, in, len, out, rules_crm_of(ws, CRM_SALESFORCE), err, errlen);
+    return jf_run(&j, 1, NULL, removed);
+}
+
+void jsonfilter_out_free(struct jsonfilter_out *out)
+{
+    free(out->buf);
+    out->buf = NULL;
+    out->len = out->cap = 0;
+}

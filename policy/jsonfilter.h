@@ -1,0 +1,67 @@
+/*
+ * jsonfilter.h - the response filter of filter.h in one pass over the
+ * CRM's bytes, without building a tree. Pure (libc only).
+ *
+ * The answer is validated as strictly as jansson's json_loadb(.., 0, ..)
+ * does (strings, escapes, UTF-8, numbers and their range, literals,
+ * structure, nothing after the root) and copied to the output in spans: a
+ * filtered member is cut out together with its comma, a nested record of a
+ * type that may not be read is replaced by null. Everything else, the
+ * whitespace included, is the CRM's own bytes.
+ *
+ * Keys are compared after JSON unescaping ("\u0070hone" is "phone").
+ * Duplicate keys: what a record is, and of which type, is decided by the
+ * last occurrence (as jansson, JavaScript, Python and Go decide when they
+ * parse); within a HubSpot record every occurrence of properties,
+ * propertiesWithHistory and associations is filtered; within a Salesforce
+ * record every occurrence but the last of a key is removed. The output
+ * therefore parses (last one wins) to exactly what policy_filter_hubspot /
+ * policy_filter_salesforce leave, and a parser that keeps the first
+ * occurrence sees nothing more.
+ */
+#ifndef CRMGATE_JSONFILTER_H
+#define CRMGATE_JSONFILTER_H
+
+#include <stddef.h>
+
+#include "rules.h"
+
+/*
+ * A value nested inside more than this many arrays and objects is refused
+ * (filter.c refuses the same depth where it walks; here it holds anywhere).
+ */
+#define JSONFILTER_MAX_DEPTH 64
+/* Answers larger than this are refused. */
+#define JSONFILTER_MAX_BYTES ((size_t)64 << 20)
+
+/* A growable byte buffer. Start it zeroed; the filters reuse its memory. */
+struct jsonfilter_out {
+    char *buf; /* not NUL-terminated */
+    size_t len, cap;
+};
+
+/* Release out's memory; out is zeroed and may be used again. */
+void jsonfilter_out_free(struct jsonfilter_out *out);
+
+/*
+ * HubSpot: filter the answer in[0..len) to a request on object (its type
+ * name, e.g. "contacts"; NULL counts as unlisted) as policy_filter_hubspot
+ * does. Returns 0 with out holding the filtered JSON and *removed the
+ * number of values taken out; when *removed is 0, out holds a copy of the
+ * input and the caller may keep the original bytes. Returns -1 with err set
+ * when the input is not valid JSON, is deeper than JSONFILTER_MAX_DEPTH,
+ * larger than JSONFILTER_MAX_BYTES, or memory runs out: the answer must then
+ * be refused. out->len is 0 after a failure.
+ */
+int jsonfilter_hubspot(const struct rules_ws *ws, const char *object, const char *in, size_t len,
+                       struct jsonfilter_out *out, size_t *removed, char *err, size_t errlen);
+
+/*
+ * Salesforce: as jsonfilter_hubspot, with the semantics of
+ * policy_filter_salesforce (records are found anywhere by
+ * "attributes": {"type": T}).
+ */
+int jsonfilter_salesforce(const struct rules_ws *ws, const char *in, size_t len,
+                          struct jsonfilter_out *out, size_t *removed, char *err, size_t errlen);
+
+#endif
