@@ -36,8 +36,8 @@ PROG       ?= crmgate
 SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.c \
               proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c
-SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/soql.c \
-              policy/hubspot.c policy/salesforce.c
+SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
+              policy/soql.c policy/hubspot.c policy/salesforce.c
 SRC        := $(SRC_PROXY) $(SRC_POLICY)
 SRC_LLHTTP := $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c
 
@@ -50,7 +50,7 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
               if (a > 20 || (a === 20 && b >= 10)) console.log("--test-concurrency=2")' 2>/dev/null)
 
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
-              test_classify_hubspot test_classify_salesforce
+              test_classify_hubspot test_classify_salesforce test_jsonfilter
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \
@@ -117,7 +117,7 @@ valgrind: deps all
 # costs, and the policy micro-benchmark (classify + decide + filter).
 # libFuzzer targets for the pure parsers (clang, ASan+UBSan), FUZZ_SECONDS each (default 600).
 # New inputs go to build-fuzz/corpus/NAME; the committed seeds in tests/fuzz/corpus/NAME are read.
-FUZZERS      := soql hubspot salesforce
+FUZZERS      := soql hubspot salesforce jsonfilter
 FUZZ_SECONDS ?= 600
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE
 

@@ -7,9 +7,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include <jansson.h>
 
-#include "../policy/filter.h"
+#include "../policy/jsonfilter.h"
 #include "../policy/hubspot.h"
 #include "../policy/salesforce.h"
 #include "enforce.h"
@@ -160,45 +159,47 @@ int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
     return 0;
 }
 
-/* Collect every nextRecordsUrl in the answer (top level and child queries). */
-static void enforce_remember_locators(struct enforce *ef, json_t *v, int depth, time_t now)
+/*
+ * Remember every locator the answer hands out: each "nextRecordsUrl": "<url>"
+ * (top level and child queries) in the filtered bytes. A locator written in
+ * any other way (escaped, say) is not remembered, so its follow-up is
+ * denied: the safe side.
+ */
+static void enforce_remember_locators(struct enforce *ef, const char *p, size_t len, time_t now)
 {
-    const char *key;
-    json_t *item;
-    size_t i;
+    static const char key[] = "\"nextRecordsUrl\"";
+    const char *end = p + len;
 
-    if (depth > 16)
-        return;
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, item) enforce_remember_locators(ef, item, depth + 1, now);
-        return;
+    while ((p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)) != NULL) {
+        const char *v = p + sizeof(key) - 1, *close, *slash;
+        char locator[256];
+        p = v;
+        while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r' || *v == ':'))
+            v++;
+        if (v >= end || *v != '"')
+            continue;
+        close = memchr(v + 1, '"', (size_t)(end - v - 1));
+        if (close == NULL)
+            break;
+        slash = close;
+        while (slash > v && *slash != '/')
+            slash--;
+        if (*slash != '/' || close - slash - 1 <= 0 || (size_t)(close - slash) > sizeof(locator) ||
+            memchr(slash, '\\', (size_t)(close - slash)) != NULL)
+            continue;
+        memcpy(locator, slash + 1, (size_t)(close - slash - 1));
+        locator[close - slash - 1] = '\0';
+        locators_remember(ef->ws->name, locator, &ef->ops, now);
     }
-    if (!json_is_object(v))
-        return;
-    json_object_foreach(v, key, item)
-    {
-        if (strcmp(key, "nextRecordsUrl") == 0 && json_is_string(item)) {
-            const char *url = json_string_value(item), *slash = strrchr(url, '/');
-            if (slash != NULL && slash[1] != '\0')
-                locators_remember(ef->ws->name, slash + 1, &ef->ops, now);
-        } else {
-            enforce_remember_locators(ef, item, depth + 1, now);
-        }
-    }
-}
-
-static int enforce_json_add(const char *buf, size_t size, void *data)
-{
-    return evbuffer_add(data, buf, size);
 }
 
 int enforce_response(struct enforce *ef, long status, const char *content_type,
                      struct evbuffer *body, char *why, size_t whylen)
 {
     size_t len = evbuffer_get_length(body), removed = 0;
-    const char *object = NULL;
-    json_error_t jerr;
-    json_t *root;
+    struct jsonfilter_out out = {0};
+    const char *object = NULL, *in;
+    int rc;
 
     if (status < 200 || status > 299 || len == 0 || ef->ws == NULL)
         return 0; /* also the bench's passthrough build, which has no workspace */
@@ -216,35 +217,29 @@ int enforce_response(struct enforce *ef, long status, const char *content_type,
                  content_type != NULL ? content_type : "no Content-Type");
         return -1;
     }
-    root = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, &jerr);
-    if (root == NULL) {
-        snprintf(why, whylen,
-                 "the CRM's answer is not valid JSON (%s), so crmgate cannot "
-                 "inspect it",
-                 jerr.text);
+    /* One pass over the bytes (policy/jsonfilter.c): no tree, no re-serialisation. */
+    in = (const char *)evbuffer_pullup(body, -1);
+    if (ef->crm == CRM_SALESFORCE)
+        rc = jsonfilter_salesforce(ef->ws, in, len, &out, &removed, why, whylen);
+    else
+        rc = jsonfilter_hubspot(ef->ws, object, in, len, &out, &removed, why, whylen);
+    if (rc < 0) {
+        jsonfilter_out_free(&out);
         return -1;
-    }
-    if (ef->crm == CRM_SALESFORCE) {
-        if (policy_filter_salesforce(ef->ws, root, &removed) < 0) {
-            json_decref(root);
-            snprintf(why, whylen, "the CRM's answer nests too deep to inspect");
-            return -1;
-        }
-        if (ef->soql)
-            enforce_remember_locators(ef, root, 0, time(NULL));
-    } else if (object != NULL) {
-        removed = policy_filter_hubspot(ef->ws, object, root);
     }
     if (removed > 0) {
         evbuffer_drain(body, len);
-        if (json_dump_callback(root, enforce_json_add, body, JSON_COMPACT) < 0) {
-            json_decref(root);
+        if (evbuffer_add(body, out.buf, out.len) < 0) {
+            jsonfilter_out_free(&out);
             snprintf(why, whylen, "out of memory filtering the answer");
             return -1;
         }
         log_debug("filtered %zu values from the %s answer", removed, crm_name(ef->crm));
     }
-    json_decref(root);
+    jsonfilter_out_free(&out);
+    if (ef->crm == CRM_SALESFORCE && ef->soql)
+        enforce_remember_locators(ef, (const char *)evbuffer_pullup(body, -1),
+                                  evbuffer_get_length(body), time(NULL));
     return 0;
 }
 

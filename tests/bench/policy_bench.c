@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "decide.h"
-#include "filter.h"
+#include "jsonfilter.h"
 #include "hubspot.h"
 #include "rules.h"
 #include "salesforce.h"
@@ -103,13 +103,6 @@ static int bench_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int bench_json_sink(const char *buf, size_t size, void *data)
-{
-    (void)buf;
-    *(size_t *)data += size;
-    return 0;
-}
-
 /* One request through the policy, as the proxy runs it; returns 1 when allowed. */
 static int bench_once(const struct bench_case *bc, const struct rules_ws *ws)
 {
@@ -121,7 +114,7 @@ static int bench_once(const struct bench_case *bc, const struct rules_ws *ws)
                               .body_len = bc->body ? strlen(bc->body) : 0};
     struct crm_ops ops = {0};
     struct policy_verdict v;
-    size_t denied = 0, removed = 0, out = 0;
+    size_t denied = 0, removed = 0;
     int allowed;
 
     if ((bc->crm == CRM_HUBSPOT ? hubspot_classify(&req, &ops)
@@ -129,14 +122,19 @@ static int bench_once(const struct bench_case *bc, const struct rules_ws *ws)
         exit(1);
     allowed = policy_decide(ws, &ops, &v, &denied);
     if (allowed && bc->answer != NULL) {
-        json_t *root = json_loadb(bc->answer, strlen(bc->answer), 0, NULL);
-        if (bc->crm == CRM_HUBSPOT)
-            removed = policy_filter_hubspot(ws, ops.v[0].object, root);
-        else
-            policy_filter_salesforce(ws, root, &removed);
-        if (removed > 0)
-            json_dump_callback(root, bench_json_sink, &out, JSON_COMPACT);
-        json_decref(root);
+        /* As the proxy does it: one pass over the answer's bytes. */
+        struct jsonfilter_out out = {0};
+        char err[256];
+        int rc = bc->crm == CRM_HUBSPOT
+                     ? jsonfilter_hubspot(ws, ops.v[0].object, bc->answer, strlen(bc->answer), &out,
+                                          &removed, err, sizeof(err))
+                     : jsonfilter_salesforce(ws, bc->answer, strlen(bc->answer), &out, &removed,
+                                             err, sizeof(err));
+        if (rc < 0) {
+            fprintf(stderr, "policy_bench: %s: %s\n", bc->name, err);
+            exit(1);
+        }
+        jsonfilter_out_free(&out);
     }
     crm_ops_free(&ops);
     return allowed;
