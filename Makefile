@@ -37,8 +37,9 @@ SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.
               proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
-              policy/soql.c policy/hubspot.c policy/salesforce.c
-SRC        := $(SRC_PROXY) $(SRC_POLICY)
+              policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c
+SRC_CERTS  := certs/ca.c certs/mint.c certs/cli_ca.c
+SRC        := $(SRC_PROXY) $(SRC_POLICY) $(SRC_CERTS)
 SRC_LLHTTP := $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c
 
 OBJ        := $(SRC:%.c=$(B)/%.o)
@@ -50,11 +51,11 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
               if (a > 20 || (a === 20 && b >= 10)) console.log("--test-concurrency=2")' 2>/dev/null)
 
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
-              test_classify_hubspot test_classify_salesforce test_jsonfilter
+              test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \
-        soql-crosscheck install clean format format-check
+        soql-crosscheck certs-check install clean format format-check
 
 all: $(PROG)
 
@@ -78,7 +79,7 @@ $(B)/libcrmgate.a: $(filter-out $(B)/proxy/main.o,$(OBJ)) $(OBJ_LLHTTP)
 
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libcrmgate.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy -Itests/unit $(CFLAGS) $(WARN) -Wno-missing-prototypes \
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy -Icerts -Itests/unit $(CFLAGS) $(WARN) -Wno-missing-prototypes \
 	    -o $@ $< $(B)/libcrmgate.a $(LDLIBS) -lcmocka
 
 deps:
@@ -96,12 +97,17 @@ e2e: $(PROG)
 systemd-check: $(PROG)
 	@bash tests/systemd/check.sh
 
+# The CA and leaves as openssl itself sees them (constraints, chain, a forged leaf refused).
+certs-check: $(PROG)
+	@CRMGATE_BIN=$(abspath $(PROG)) bash tests/certs/openssl_check.sh
+
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory soql-crosscheck
 	@$(MAKE) --no-print-directory fuzz-seeds
 	@$(MAKE) --no-print-directory systemd-check
+	@$(MAKE) --no-print-directory certs-check
 	@$(MAKE) --no-print-directory e2e
 
 asan: deps
@@ -176,10 +182,10 @@ install: $(PROG)
 	    install -m 0640 rules/default.json $(DESTDIR)$(CONFDIR)/rules/default.json
 
 format:
-	clang-format -i proxy/*.[ch] policy/*.[ch] $(wildcard certs/*.[ch] tests/unit/*.c)
+	clang-format -i proxy/*.[ch] policy/*.[ch] certs/*.[ch] tests/unit/*.c
 
 format-check:
-	clang-format --dry-run --Werror proxy/*.[ch] policy/*.[ch] $(wildcard certs/*.[ch] tests/unit/*.c)
+	clang-format --dry-run --Werror proxy/*.[ch] policy/*.[ch] certs/*.[ch] tests/unit/*.c
 
 clean:
 	rm -rf build build-asan build-bench build-fuzz crmgate crmgate-asan

@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "../certs/cli_ca.h"
 #include "cli_policy.h"
 #include "config.h"
 #include "log.h"
@@ -42,6 +43,9 @@ static void usage(FILE *out)
             "                             validate rules, explain a call's decision, or print\n"
             "                             an agent's limits (crmgate policy help)\n"
             "  crmgate token fingerprint  SHA-256 of a CRM token read on stdin, to register it\n"
+            "  crmgate ca init|export|mint ...\n"
+            "                             create the name-constrained CA, print its certificate\n"
+            "                             (crmgate ca help)\n"
             "  crmgate version            print the version and library versions\n"
             "  crmgate help               this text (also -h, --help)\n"
             "\n"
@@ -239,6 +243,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "policy") == 0)
         return cli_policy(argc - 1, argv + 1);
+    if (strcmp(cmd, "ca") == 0)
+        return cli_ca(argc - 1, argv + 1);
     if (strcmp(cmd, "token") == 0)
         return cli_token(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
