@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "rulesdir.h"
+#include "tls.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
 
@@ -50,6 +51,9 @@ void config_unref(struct config *cfg)
     free(cfg->state_dir);
     free(cfg->ca_bundle);
     free(cfg->rules_dir);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    SSL_CTX_free(cfg->tls_ctx); /* connections hold their own references */
     rules_unref(cfg->rules);
     for (size_t i = 0; i < cfg->ncallers; i++) {
         free(cfg->callers[i].workspace);
@@ -267,6 +271,32 @@ static int config_apply_limits(struct config *cfg, json_t *lim, const char *file
     return 0;
 }
 
+/* "tls": {"cert": "reverse.pem", "key": "reverse.key"}: the reverse listener speaks HTTPS. */
+static int config_apply_tls(struct config *cfg, json_t *tls, const char *file, char *err,
+                            size_t errlen)
+{
+    static const char *const keys[] = {"cert", "key", NULL};
+    const char *cert, *key;
+
+    if (!json_is_object(tls)) {
+        snprintf(err, errlen, "%s: /tls: must be an object with cert and key", file);
+        return -1;
+    }
+    if (config_check_keys(tls, keys, file, "/tls", err, errlen) < 0)
+        return -1;
+    cert = json_string_value(json_object_get(tls, "cert"));
+    key = json_string_value(json_object_get(tls, "key"));
+    if (cert == NULL || key == NULL || cert[0] == '\0' || key[0] == '\0') {
+        snprintf(err, errlen, "%s: /tls: needs both cert and key (PEM file paths)", file);
+        return -1;
+    }
+    if (config_set_str(&cfg->tls_cert, cert) < 0 || config_set_str(&cfg->tls_key, key) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static int config_caller_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct config_caller *)a)->token_sha256,
@@ -380,6 +410,7 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
                                        "drain_timeout_ms",
                                        "rules_dir",
                                        "callers",
+                                       "tls",
                                        NULL};
     static const char *const upstream_keys[] = {"hubspot", "salesforce", NULL};
     json_error_t jerr;
@@ -488,6 +519,9 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     lim = json_object_get(root, "limits");
     if (lim != NULL && config_apply_limits(cfg, lim, file, err, errlen) < 0)
         goto done;
+    if (json_object_get(root, "tls") != NULL &&
+        config_apply_tls(cfg, json_object_get(root, "tls"), file, err, errlen) < 0)
+        goto done;
     if (json_object_get(root, "callers") != NULL &&
         config_apply_callers(cfg, json_object_get(root, "callers"), file, err, errlen) < 0)
         goto done;
@@ -518,6 +552,10 @@ static int config_apply_overrides(struct config *cfg, const struct config_overri
     if (ov->ca_bundle != NULL && config_set_str(&cfg->ca_bundle, ov->ca_bundle) < 0)
         goto oom;
     if (ov->rules_dir != NULL && config_set_str(&cfg->rules_dir, ov->rules_dir) < 0)
+        goto oom;
+    if (ov->tls_cert != NULL && config_set_str(&cfg->tls_cert, ov->tls_cert) < 0)
+        goto oom;
+    if (ov->tls_key != NULL && config_set_str(&cfg->tls_key, ov->tls_key) < 0)
         goto oom;
     if (ov->upstream_hubspot != NULL &&
         config_set_upstream(&cfg->upstream_hubspot, ov->upstream_hubspot, "--upstream hubspot", err,
@@ -610,6 +648,15 @@ struct config *config_load(const char *path, const struct config_overrides *ov, 
         snprintf(err, errlen, "ca_bundle %s: %s", cfg->ca_bundle, strerror(errno));
         goto fail;
     }
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        snprintf(err, errlen,
+                 "TLS needs both a certificate and a key (tls.cert and tls.key, or "
+                 "--tls-cert and --tls-key)");
+        goto fail;
+    }
+    if (cfg->tls_cert != NULL &&
+        (cfg->tls_ctx = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, errlen)) == NULL)
+        goto fail;
     cfg->rules = rulesdir_load(cfg->rules_dir, err, errlen);
     if (cfg->rules == NULL)
         goto fail;
@@ -633,7 +680,10 @@ void config_print(const struct config *cfg)
     const struct config_limits *l = &cfg->limits;
 
     printf("config: %s\n", cfg->path != NULL ? cfg->path : "(embedded default)");
-    printf("listen: %s (reverse, plain HTTP)\n", cfg->listen);
+    printf("listen: %s (reverse, %s)\n", cfg->listen,
+           cfg->tls_ctx != NULL ? "HTTPS" : "plain HTTP");
+    if (cfg->tls_ctx != NULL)
+        printf("tls: cert %s, key %s (TLS 1.2+, ALPN http/1.1)\n", cfg->tls_cert, cfg->tls_key);
     printf("workers: %d%s\n", cfg->workers, cfg->workers == 0 ? " (one per core)" : "");
     printf("state_dir: %s\n", cfg->state_dir);
     printf("upstream hubspot: %s\n", cfg->upstream_hubspot);

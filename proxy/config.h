@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include <openssl/ssl.h>
+
 #include "../policy/rules.h"
 #include "log.h"
 
@@ -48,6 +50,9 @@ struct config {
     char *state_dir;
     char *ca_bundle; /* NULL: the system trust store */
     char *rules_dir;
+    char *tls_cert; /* reverse listener over TLS when both are set */
+    char *tls_key;
+    SSL_CTX *tls_ctx;              /* built from tls_cert/tls_key; NULL: plain HTTP */
     struct rules *rules;           /* compiled from rules_dir; one reference */
     struct config_caller *callers; /* sorted by token_sha256 */
     size_t ncallers;
@@ -67,6 +72,8 @@ struct config_overrides {
     const char *state_dir;
     const char *ca_bundle;
     const char *rules_dir;
+    const char *tls_cert;
+    const char *tls_key;
     const char *workers;
     const char *log_level;
 };

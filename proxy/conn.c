@@ -16,7 +16,9 @@
 #include <time.h>
 
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <llhttp.h>
 
 #include "../policy/crm.h"
@@ -398,7 +400,24 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
     c->req.target_cap = 256;
     c->req.target = malloc(c->req.target_cap);
     c->req.body = evbuffer_new();
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (worker_config(w)->tls_ctx != NULL) {
+        /* HTTPS from the first byte; the bufferevent owns ssl and fd from here on. */
+        SSL *ssl = SSL_new(worker_config(w)->tls_ctx);
+        if (ssl == NULL) {
+            evutil_closesocket(fd);
+            goto fail_conn;
+        }
+        c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev == NULL) {
+            SSL_free(ssl);
+            evutil_closesocket(fd);
+            goto fail_conn;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     c->timer = evtimer_new(w->base, conn_timercb, c);
     if (c->req.target == NULL || c->req.body == NULL || c->bev == NULL || c->timer == NULL) {
         if (c->bev == NULL)
@@ -695,6 +714,8 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
 
     (void)bev;
+    if (what == BEV_EVENT_CONNECTED)
+        return; /* TLS handshake done: requests follow */
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
         (c->state == CONN_EXCHANGE || c->state == CONN_WRITING)) {
         /* Half-close after a complete request: still answer it. */

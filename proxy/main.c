@@ -57,6 +57,8 @@ static void usage(FILE *out)
             "      --workers N            worker threads (default: number of cores)\n"
             "      --ca-bundle FILE       CA certificates to verify upstream TLS with\n"
             "      --rules-dir DIR        workspace rules (default ./rules)\n"
+            "      --tls-cert FILE        serve the reverse listener over HTTPS with this\n"
+            "      --tls-key FILE         PEM certificate chain and key\n"
             "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
             "      --check                validate the configuration, print it, and exit\n"
             "\n"
@@ -131,6 +133,8 @@ enum {
     OPT_WORKERS,
     OPT_CA_BUNDLE,
     OPT_RULES_DIR,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
     OPT_LOG_LEVEL,
     OPT_CHECK,
 };
@@ -145,6 +149,8 @@ static int cmd_serve(int argc, char **argv)
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"ca-bundle", required_argument, NULL, OPT_CA_BUNDLE},
         {"rules-dir", required_argument, NULL, OPT_RULES_DIR},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"check", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'},
@@ -189,6 +195,12 @@ static int cmd_serve(int argc, char **argv)
             break;
         case OPT_RULES_DIR:
             ov.rules_dir = optarg;
+            break;
+        case OPT_TLS_CERT:
+            ov.tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            ov.tls_key = optarg;
             break;
         case OPT_LOG_LEVEL:
             ov.log_level = optarg;

@@ -470,8 +470,9 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
             goto join;
         }
     }
-    log_notice("reverse listener on %s:%s (%d workers); hubspot -> %s; salesforce -> %s",
-               cfg->listen_host, port, s.nworkers, cfg->upstream_hubspot,
+    log_notice("reverse listener on %s:%s (%s, %d workers); hubspot -> %s; salesforce -> %s",
+               cfg->listen_host, port, cfg->tls_ctx != NULL ? "https" : "http", s.nworkers,
+               cfg->upstream_hubspot,
                cfg->upstream_salesforce != NULL ? cfg->upstream_salesforce : "(not configured)");
     sdnotify("READY=1\nSTATUS=serving");
     event_base_dispatch(s.base);

@@ -1,0 +1,74 @@
+/*
+ * tls.c - server TLS contexts.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "tls.h"
+
+static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
+
+/* Pick http/1.1 when offered (a client offering h2,http/1.1 gets http/1.1), else no ALPN. */
+static int tls_alpn_selectcb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                             const unsigned char *in, unsigned int inlen, void *arg)
+{
+    unsigned char *sel;
+
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&sel, outlen, tls_alpn_http11, sizeof(tls_alpn_http11) - 1, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* The last OpenSSL error as text (and the queue cleared). */
+static const char *tls_error(char *buf, size_t len)
+{
+    unsigned long e = ERR_get_error();
+
+    ERR_clear_error();
+    if (e == 0)
+        return "unknown error";
+    ERR_error_string_n(e, buf, len);
+    return buf;
+}
+
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    char ebuf[256];
+
+    if (ctx == NULL) {
+        snprintf(err, errlen, "tls: cannot create a context: %s", tls_error(ebuf, sizeof(ebuf)));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* IGNORE_UNEXPECTED_EOF: libevent 2.1.12 would report a peer that closes without
+     * close_notify as an error; HTTP framing tells a truncated request anyway. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_selectcb, NULL);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"crmgate", 7);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        snprintf(err, errlen, "tls cert %s: %s", cert_file, tls_error(ebuf, sizeof(ebuf)));
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        snprintf(err, errlen, "tls key %s: %s", key_file, tls_error(ebuf, sizeof(ebuf)));
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen, "tls key %s does not match the certificate in %s", key_file,
+                 cert_file);
+        ERR_clear_error();
+        goto fail;
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
