@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "crm.h"
 #include "jsonfilter.h"
 
 #define JF_NONE        ((size_t)-1)
@@ -205,37 +206,6 @@ static size_t jf_plain_run(const unsigned char *in, size_t p, size_t n)
     return p;
 }
 
-/* The length of the UTF-8 sequence at p (2 to 4), or 0 when jansson would refuse it. */
-static size_t jf_utf8(const unsigned char *p, size_t avail)
-{
-    uint32_t v;
-    size_t n;
-
-    if (p[0] >= 0xC2 && p[0] <= 0xDF) {
-        n = 2;
-        v = p[0] & 0x1F;
-    } else if (p[0] >= 0xE0 && p[0] <= 0xEF) {
-        n = 3;
-        v = p[0] & 0x0F;
-    } else if (p[0] >= 0xF0 && p[0] <= 0xF4) {
-        n = 4;
-        v = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
-        (n == 4 && v < 0x10000))
-        return 0;
-    return n;
-}
-
 static long jf_hex4(const struct jf *j, size_t p)
 {
     long v = 0;
@@ -369,7 +339,7 @@ static int jf_string(struct jf *j, size_t *pp, struct jf_str *s)
         }
         if (c < 0x20)
             return jf_fail(j, p, "control character in a string");
-        c = (unsigned)jf_utf8(in + p, n - p);
+        c = (unsigned)crm_utf8_seq(in + p, n - p); /* jansson's rules too */
         if (c == 0)
             return jf_fail(j, p, "invalid UTF-8");
         p += c;
