@@ -10,9 +10,13 @@
  *   await stack.stop();
  *
  * crmgate binary: $CRMGATE_BIN or <repo>/crmgate. Set CRMGATE_LOG=1 to echo crmgate's stderr.
+ *
+ * HTTPS reverse listener: makeTestCerts() makes a throwaway CA and a 127.0.0.1/localhost server
+ * certificate; startCrmgate({tls: {cert, key}}) (or startStack({gate: {tls}})) passes
+ * --tls-cert/--tls-key and returns https:// URLs.
  */
 
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -201,7 +205,9 @@ function crmgateAvailable() {
 /*
  * Starts `crmgate serve` on 127.0.0.1:0 with a fresh state directory.
  * opts: {upstreams: {hubspot?, salesforce?}, args: [], env: {}, config: object written as JSON
- * and passed with --config, workers (default 2)}.
+ * and passed with --config, workers (default 2), tls: {cert, key} (PEM file paths: passed as
+ * --tls-cert/--tls-key, and the returned url is https://; a config with a tls key also gives an
+ * https:// url)}.
  */
 /*
  * crmgate enforces policy on every call, so each crmgate the harness starts gets rules and
@@ -253,6 +259,7 @@ async function startCrmgate(opts = {}) {
     args.push('--config', file);
   }
   for (const [crm, url] of Object.entries(opts.upstreams || {})) if (url) args.push('--upstream', `${crm}=${url}`);
+  if (opts.tls) args.push('--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key);
   args.push(...(opts.args || []));
   const proc = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) } }));
   let err = '';
@@ -263,7 +270,7 @@ async function startCrmgate(opts = {}) {
   const port = Number(m[2]);
   detach(proc);
   return {
-    url: `http://${m[1]}:${port}`,
+    url: `${opts.tls || (opts.config && opts.config.tls) ? 'https' : 'http'}://${m[1]}:${port}`,
     port,
     proc,
     stateDir,
@@ -283,6 +290,61 @@ async function startCrmgate(opts = {}) {
     },
     waitExit: () => waitExit(proc),
   };
+}
+
+/* ---------------- test certificates ---------------- */
+
+function openssl(args, cwd) {
+  try {
+    return execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  } catch (e) {
+    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ? e.stderr.toString() : e.message}`);
+  }
+}
+
+/*
+ * A throwaway test CA and a server certificate for 127.0.0.1 and localhost, both P-256, made
+ * with the openssl CLI. opts: {dir (default: a fresh temporary directory, removed at exit),
+ * ca: {cert, key} (reuse an existing CA: only a new server key and certificate are made),
+ * cn, san (default 'IP:127.0.0.1,DNS:localhost'), days (default 2)}.
+ * Returns {dir, ca, caKey, cert, key} (absolute paths; cert.pem holds the server certificate
+ * alone, the chain is that plus ca.pem).
+ */
+function makeTestCerts(opts = {}) {
+  let dir = opts.dir;
+  if (!dir) {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-certs-'));
+    tmpdirs.add(dir);
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  const days = String(opts.days || 2);
+  const ca = opts.ca ? opts.ca.cert : path.join(dir, 'ca.pem');
+  const caKey = opts.ca ? opts.ca.key : path.join(dir, 'ca.key');
+  if (!opts.ca) {
+    openssl(['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', caKey, '-out', ca, '-days', days, '-subj', '/CN=crmgate e2e test CA',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  }
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  const csr = path.join(dir, 'server.csr');
+  const ext = path.join(dir, 'server.ext');
+  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', key, '-out', csr, '-subj', `/CN=${opts.cn || 'crmgate e2e 127.0.0.1'}`]);
+  fs.writeFileSync(ext, [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature',
+    'extendedKeyUsage=serverAuth',
+    `subjectAltName=${opts.san || 'IP:127.0.0.1,DNS:localhost'}`,
+    'subjectKeyIdentifier=hash',
+    'authorityKeyIdentifier=keyid',
+    '',
+  ].join('\n'));
+  openssl(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-set_serial',
+    `0x${require('node:crypto').randomBytes(8).toString('hex')}`, '-days', days, '-extfile', ext, '-out', cert]);
+  fs.rmSync(csr, { force: true });
+  fs.rmSync(ext, { force: true });
+  return { dir, ca, caKey, cert, key };
 }
 
 /* ---------------- both ---------------- */
@@ -312,4 +374,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, OPEN_TOKENS, REPO };
+module.exports = { startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, OPEN_TOKENS, REPO };
