@@ -47,6 +47,7 @@ struct conn {
     char request_id[40];
     int close_after;
     int read_eof;  /* the client half-closed; answer, then close */
+    int tls;       /* HTTPS: c->bev is an OpenSSL bufferevent */
     int responded; /* an answer has been queued for the current request */
     unsigned long requests;
     struct exchange *ex;
@@ -85,6 +86,15 @@ static void conn_free(struct conn *c)
     worker_conn_removed(c->w);
     event_free(c->timer);
     c->timer = NULL;
+    if (c->tls) {
+        /* Say goodbye (close_notify), as libevent's le-proxy does: without it a client
+         * cannot tell a complete answer from a cut one. Best effort: the peer may be gone. */
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        if (ssl != NULL) {
+            SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
+            SSL_shutdown(ssl);
+        }
+    }
     bufferevent_free(c->bev);
     c->bev = NULL;
     http_fields_free(&c->req.headers);
@@ -415,6 +425,7 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
             goto fail_conn;
         }
         bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        c->tls = 1;
     } else {
         c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
@@ -716,7 +727,13 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what == BEV_EVENT_CONNECTED)
         return; /* TLS handshake done: requests follow */
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+    /*
+     * Plain TCP: an EOF after a complete request is a half-close, and the answer can still
+     * be written. TLS: libevent's OpenSSL bufferevent stops writing as well as reading at
+     * EOF, so the answer could never leave and the connection would linger past every
+     * timeout; the peer is gone, so close (which also cancels the upstream call).
+     */
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && !c->tls &&
         (c->state == CONN_EXCHANGE || c->state == CONN_WRITING)) {
         /* Half-close after a complete request: still answer it. */
         c->read_eof = 1;
