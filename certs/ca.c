@@ -180,7 +180,7 @@ static int ca_mkdirs(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-static int ca_random_serial(X509 *x)
+int certs_random_serial(X509 *x)
 {
     unsigned char b[CA_SERIAL_BYTES];
     BIGNUM *bn = NULL;
@@ -306,7 +306,7 @@ static X509 *ca_build_cert(EVP_PKEY *key, char names[][CERTS_MAX_HOST + 1], size
     X509V3_CTX v3;
     char cn[64];
 
-    if (x == NULL || X509_set_version(x, X509_VERSION_3) != 1 || ca_random_serial(x) != 0)
+    if (x == NULL || X509_set_version(x, X509_VERSION_3) != 1 || certs_random_serial(x) != 0)
         goto fail;
     ca_common_name(cn, sizeof(cn));
     name = X509_get_subject_name(x);

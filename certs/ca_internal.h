@@ -37,6 +37,9 @@ struct certs_ca {
  * letters, digits, '-' and '.', wildcards, and an all-numeric last label
  * (an IP address in disguise). Returns 0, or -1 with the reason in err.
  */
+/* Give x a random 16-byte positive serial (CA and leaves alike); 0 / -1. */
+int certs_random_serial(X509 *x);
+
 int certs_dns_name_normalize(const char *in, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Append OpenSSL's queued error reason (if any) to "what" in err, then clear the queue. */

@@ -27,8 +27,7 @@
 #include "ca_internal.h"
 #include "mint.h"
 
-#define MINT_SERIAL_BYTES 16
-#define MINT_MAX_CN       64 /* ub-common-name: longer names go in the SAN only */
+#define MINT_MAX_CN 64 /* ub-common-name: longer names go in the SAN only */
 
 int certs_host_normalize(const char *host, char *out, size_t outlen, char *err, size_t errlen)
 {
@@ -194,25 +193,6 @@ static int mint_set_pubkey(X509 *x, EVP_PKEY *key)
     return rc;
 }
 
-static int mint_serial(X509 *x)
-{
-    unsigned char b[MINT_SERIAL_BYTES];
-    BIGNUM *bn = NULL;
-    int rc = -1;
-
-    if (RAND_bytes(b, sizeof(b)) != 1)
-        goto fail;
-    /* Positive (top bit clear) and exactly 16 bytes long (next bit set). */
-    b[0] = (unsigned char)((b[0] & 0x7f) | 0x40);
-    bn = BN_bin2bn(b, sizeof(b), NULL);
-    if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
-        goto fail;
-    rc = 0;
-fail:
-    BN_free(bn);
-    return rc;
-}
-
 static int mint_add_akid(X509 *x, const struct certs_ca *ca)
 {
     AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
@@ -261,7 +241,8 @@ X509 *certs_mint_leaf(const struct certs_ca *ca, const char *host, time_t now, E
         return NULL;
 
     if ((x = X509_new()) == NULL || X509_set_version(x, X509_VERSION_3) != 1 ||
-        mint_serial(x) != 0 || X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
+        certs_random_serial(x) != 0 ||
+        X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) != 1 ||
         ASN1_TIME_set(X509_getm_notBefore(x), not_before) == NULL ||
         ASN1_TIME_set(X509_getm_notAfter(x), not_after) == NULL || mint_set_pubkey(x, key) != 0 ||
         mint_set_names(x, name, kind) != 0)
