@@ -137,6 +137,10 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
         }
         list_append(bad, sizeof(bad), f);
     }
+    /* Looking a record up by a field (idProperty, external id) is an equality filter on it. */
+    if (op->id_property != NULL && !rules_can_read(o, op->id_property) &&
+        !(op->crm == CRM_SALESFORCE && strcasecmp(op->id_property, "Id") == 0))
+        list_append(bad, sizeof(bad), op->id_property);
     if (bad[0] != '\0') {
         snprintf(rule, sizeof(rule), "%s/read", o->ptr);
         snprintf(v->fields, sizeof(v->fields), "%s", bad);

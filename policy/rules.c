@@ -122,10 +122,7 @@ static const char *const rules_hubspot_read_only[] = {"hs_object_id",
                                                       "hs_lastmodifieddate",
                                                       "createdate",
                                                       "hs_createdate",
-                                                      "hs_object_source",
-                                                      "hs_object_source_id",
-                                                      "hs_object_source_label",
-                                                      "hs_object_source_detail_1",
+                                                      "hs_object_source*",
                                                       "hs_updated_by_user_id",
                                                       "hs_created_by_user_id",
                                                       "hs_all_owner_ids",
@@ -153,7 +150,10 @@ int rules_field_read_only(enum crm crm, const char *field)
         crm == CRM_SALESFORCE ? rules_salesforce_read_only : rules_hubspot_read_only;
 
     for (size_t i = 0; list[i] != NULL; i++) {
-        if (strcasecmp(list[i], field) == 0)
+        size_t n = strlen(list[i]);
+        /* "name*" covers a family (hs_object_source, hs_object_source_detail_2, ...) */
+        if (list[i][n - 1] == '*' ? strncasecmp(list[i], field, n - 1) == 0
+                                  : strcasecmp(list[i], field) == 0)
             return 1;
     }
     return 0;

@@ -42,6 +42,7 @@ struct conn {
     enum conn_state state;
     struct http_request req;
     int last_was_value;
+    int head_done; /* the head is parsed: further header callbacks are trailers */
     size_t head_bytes;
     char peer[INET6_ADDRSTRLEN];
     char request_id[40];
@@ -224,6 +225,9 @@ static int conn_on_header_field(llhttp_t *p, const char *at, size_t n)
 
     if (rc != 0)
         return rc;
+    /* Trailers skip the pre-scan and the head checks: no CRM client sends them. */
+    if (c->head_done)
+        return conn_fail(c, 400, "trailers", "chunked trailers are not accepted");
     if (c->last_was_value) {
         if (c->req.headers.n >= conn_limits(c)->header_count) {
             char msg[160];
@@ -283,6 +287,7 @@ static int conn_check_head(llhttp_t *p)
     size_t hosts, vlen;
     long i;
 
+    c->head_done = 1;
     http_fields_trim(&r->headers);
     r->method = llhttp_get_method(p);
     r->method_name = llhttp_method_name((llhttp_method_t)r->method);
@@ -304,6 +309,28 @@ static int conn_check_head(llhttp_t *p)
         return conn_fail(c, 400, "bad_request_target",
                          "the request target must be a path (origin-form) such as "
                          "/hubspot/crm/v3/objects/contacts");
+    {
+        /* Checked once, forwarded as sent: each may appear once, so what crmgate checks is
+         * what the CRM sees. Method overrides other than the one the classifiers
+         * understand could turn a checked read into a write: refused. */
+        static const char *const once[] = {"content-type",           "content-encoding", "expect",
+                                           "x-http-method-override", "authorization",    NULL};
+        static const char *const never[] = {"x-http-method", "x-method-override", NULL};
+        for (size_t k = 0; once[k] != NULL; k++) {
+            if (http_fields_count(&r->headers, once[k]) > 1) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "more than one %s header", once[k]);
+                return conn_fail(c, 400, "duplicate_header", msg);
+            }
+        }
+        for (size_t k = 0; never[k] != NULL; k++) {
+            if (http_fields_find(&r->headers, never[k], 0) >= 0) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "the %s header is not accepted", never[k]);
+                return conn_fail(c, 400, "method_override", msg);
+            }
+        }
+    }
     hosts = http_fields_count(&r->headers, "host");
     if (hosts > 1)
         return conn_fail(c, 400, "duplicate_host", "more than one Host header");
@@ -475,11 +502,26 @@ static long long conn_elapsed_us(const struct conn *c)
            (now.tv_nsec - c->t_start.tv_nsec) / 1000;
 }
 
-/* The path of the target without its query: queries may carry secrets. */
+/*
+ * The length of the target to log: the path without its query (queries may
+ * carry secrets), and for OAuth paths only up to the resource, because
+ * /oauth/v1/access-tokens/{token} and /refresh-tokens/{token} carry tokens.
+ */
 static int conn_log_path_len(const struct conn *c)
 {
-    size_t n = strcspn(c->req.target, "?");
+    const char *t = c->req.target, *o = strstr(t, "/oauth/");
+    size_t n = strcspn(t, "?");
 
+    if (o != NULL && (size_t)(o - t) < n) {
+        const char *p = o + 7;
+        /* keep "/oauth/<version>/<resource>" and drop what follows */
+        for (int seg = 0; seg < 2 && *p != '\0' && *p != '?'; seg++) {
+            p += strcspn(p, "/?");
+            if (seg == 0 && *p == '/')
+                p++;
+        }
+        n = (size_t)(p - t);
+    }
     return (int)(n > 512 ? 512 : n);
 }
 
@@ -507,8 +549,8 @@ void conn_respond(struct conn *c, int status, const struct http_fields *fields,
         evbuffer_add(out, v, vl);
         evbuffer_add(out, "\r\n", 2);
     }
-    if (!no_body) {
-        long long cl = head && content_length >= 0 ? content_length : (long long)blen;
+    if (!no_body && !(head && content_length < 0)) {
+        long long cl = head ? content_length : (long long)blen;
         evbuffer_add_printf(out, "Content-Length: %lld\r\n", cl);
     }
     if (c->close_after)
@@ -584,6 +626,7 @@ static void conn_begin(struct conn *c)
 {
     c->state = CONN_HEAD;
     c->head_scanned = 0;
+    c->head_done = 0;
     c->head_bytes = 0;
     c->responded = 0;
     c->abort_status = 0;
@@ -623,8 +666,14 @@ static void conn_process(struct conn *c)
         size_t len;
 
         if (c->state == CONN_IDLE) {
+            unsigned char first;
             conn_skip_crlf(in);
             if (evbuffer_get_length(in) == 0)
+                return;
+            /* A lone CR may be the start of a CRLF still in flight: wait for its pair, or a
+             * split "\r" + "\n<head>" would pass as an empty head and skip the pre-scan. */
+            if (evbuffer_get_length(in) == 1 && evbuffer_copyout(in, &first, 1) == 1 &&
+                first == '\r')
                 return;
             conn_begin(c);
         }

@@ -7,7 +7,6 @@
 #include <strings.h>
 #include <time.h>
 
-
 #include "../policy/jsonfilter.h"
 #include "../policy/hubspot.h"
 #include "../policy/salesforce.h"
@@ -201,8 +200,14 @@ int enforce_response(struct enforce *ef, long status, const char *content_type,
     const char *object = NULL, *in;
     int rc;
 
-    if (status < 200 || status > 299 || len == 0 || ef->ws == NULL)
+    if (len == 0 || ef->ws == NULL)
         return 0; /* also the bench's passthrough build, which has no workspace */
+    /* Error answers can carry records too (Salesforce DUPLICATES_DETECTED lists the
+     * matching records' fields): JSON ones are filtered like any answer. An error page that
+     * is not JSON carries no CRM record and is relayed as it is. */
+    if ((status < 200 || status > 299) &&
+        (content_type == NULL || strstr(content_type, "json") == NULL))
+        return 0;
     for (size_t i = 0; i < ef->ops.n; i++) {
         enum crm_verb v = ef->ops.v[i].verb;
         if (v == CRM_VERB_AUTH)

@@ -252,6 +252,11 @@ enum http_prescan_result http_prescan_run(struct http_prescan *ps, const char *b
                 return HTTP_PRESCAN_ERROR;
             }
             if (ps->line_empty) {
+                if (ps->pos == 1) {
+                    /* the first line must be the request line, never empty */
+                    *why = "empty request line";
+                    return HTTP_PRESCAN_ERROR;
+                }
                 *end = ++ps->pos;
                 return HTTP_PRESCAN_DONE;
             }

@@ -60,6 +60,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
     n += m;
     if ((size_t)n > sizeof(line) - 2)
         n = (int)sizeof(line) - 2; /* truncated record: keep the newline */
+    /* One record, one line: control bytes from requests (decoded names in deny reasons)
+     * must not forge records of their own. */
+    for (int i = 0; i < n; i++) {
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = '?';
+    }
     line[n++] = '\n';
     /* One write per record; a short write to stderr is not worth retrying. */
     if (write(STDERR_FILENO, line, (size_t)n) < 0)

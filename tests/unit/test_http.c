@@ -37,6 +37,8 @@ static const struct prescan_case {
      HTTP_PRESCAN_ERROR, 0, "bare CR"},
     {"bare LF line ending", "GET / HTTP/1.1\nHost: x\r\n\r\n", HTTP_PRESCAN_ERROR, 0, "bare LF"},
     {"bare LF empty line", "GET / HTTP/1.1\r\nHost: x\r\n\n", HTTP_PRESCAN_ERROR, 0, "bare LF"},
+    {"empty line first (a split CR, LF)", "\r\nGET / HTTP/1.1\r\n\r\n", HTTP_PRESCAN_ERROR, 0,
+     "empty request line"},
 };
 
 static void test_prescan_table(void **state)

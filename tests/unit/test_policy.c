@@ -128,13 +128,14 @@ static void ops_from_json(json_t *arr, struct crm_ops *ops)
         struct crm_op *op =
             crm_ops_add(ops, crm && strcmp(crm, "salesforce") == 0 ? CRM_SALESFORCE : CRM_HUBSPOT,
                         verb_of(json_string_value(json_object_get(o, "verb"))));
-        const char *keys[] = {"object", "id", "to_object", "detail", "locator"};
-        char **members[] = {&op->object, &op->record_id, &op->to_object, &op->detail, &op->locator};
+        const char *keys[] = {"object", "id", "to_object", "detail", "locator", "id_property"};
+        char **members[] = {&op->object, &op->record_id, &op->to_object,
+                            &op->detail, &op->locator,   &op->id_property};
         json_t *v;
         size_t k;
         const char *key;
 
-        for (k = 0; k < 5; k++) {
+        for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
             const char *s = json_string_value(json_object_get(o, keys[k]));
             if (s != NULL)
                 crm_op_set(members[k], s, strlen(s));

@@ -1,0 +1,136 @@
+'use strict';
+/*
+ * Regressions for what the code reviews of crmgate found: each case is one way the edge or the
+ * policy could have been got around, and what crmgate does instead.
+ *
+ *   node --test tests/e2e/hardening.test.js
+ */
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const harness = require('./harness.js');
+
+const TOKEN = 'pat-na1-11111111-2222-3333-4444-555555555555';
+const SF_TOKEN = '00DHs0000000001!AQsdktesttoken';
+const GATE = harness.crmgateAvailable() ? false : 'crmgate binary not built';
+
+/* A workspace that reads little, so that leaks show. */
+const RULES = {
+  'acme.json': {
+    workspace: 'acme',
+    hubspot: { objects: { contacts: { read: ['email', 'firstname'], write: ['firstname'] } } },
+    salesforce: { objects: { Lead: { read: ['LastName', 'Company'], write: ['LastName', 'Company'], actions: { create: true } },
+      Account: { read: ['Name'] } } },
+  },
+};
+const CALLERS = [{ token: TOKEN, workspace: 'acme' }, { token: SF_TOKEN, workspace: 'acme' }];
+
+let stack;
+before(async () => {
+  if (GATE) return;
+  stack = await harness.startStack({ gate: { rules: RULES, callers: CALLERS } });
+  await stack.fake.seed({ hubspot: { objects: { contacts: [{ id: '101', properties: { email: 'ada@example.com', firstname: 'Ada', phone: '555-0100' } }] } } });
+});
+after(async () => { if (stack) await stack.stop(); });
+
+/* Send raw bytes in the given pieces (with a pause between), return everything read until close or timeout. */
+function raw(pieces, { pauseMs = 150, waitMs = 1500 } = {}) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(stack.gate.port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d) => { out += d.toString('latin1'); });
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+    s.on('connect', async () => {
+      for (const p of pieces) {
+        s.write(Buffer.from(p, 'latin1'));
+        await new Promise((r) => setTimeout(r, pauseMs));
+      }
+      setTimeout(() => s.destroy(), waitMs);
+    });
+  });
+}
+
+const statusOf = (text) => Number((/^HTTP\/1\.1 (\d{3})/.exec(text) || [])[1]);
+const head = (path, extra = '') => `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n${extra}`;
+
+async function fakeSaw(fn) {
+  await stack.fake.clearRequests();
+  const r = await fn();
+  return { r, log: await stack.fake.requests() };
+}
+
+test('a lone CR, then LF and an obs-folded head, cannot skip the pre-scan', { skip: GATE }, async () => {
+  const { r, log } = await fakeSaw(() => raw(['\r', `\n${head('/hubspot/crm/v3/objects/contacts/101?properties=email')}X-A: 1\r\n folded\r\n\r\n`]));
+  assert.equal(statusOf(r), 400, r);
+  assert.equal(log.length, 0, 'nothing reaches the CRM');
+});
+
+test('a CRLF split across segments before a good request is still skipped', { skip: GATE }, async () => {
+  const { r, log } = await fakeSaw(() => raw(['\r', `\n${head('/hubspot/crm/v3/objects/contacts/101?properties=email')}Connection: close\r\n\r\n`]));
+  assert.equal(statusOf(r), 200, r);
+  assert.equal(log.length, 1);
+});
+
+for (const [name, extra] of [
+  ['two Content-Type headers', 'Content-Type: application/json\r\nContent-Type: text/plain\r\n'],
+  ['two X-HTTP-Method-Override headers', 'X-HTTP-Method-Override: GET\r\nX-HTTP-Method-Override: DELETE\r\n'],
+  ['two Authorization headers', `Authorization: Bearer ${TOKEN}\r\n`],
+  ['an X-HTTP-Method header', 'X-HTTP-Method: DELETE\r\n'],
+  ['an X-Method-Override header', 'X-Method-Override: DELETE\r\n'],
+]) {
+  test(`${name}: 400, nothing forwarded`, { skip: GATE }, async () => {
+    const { r, log } = await fakeSaw(() => raw([`${head('/hubspot/crm/v3/objects/contacts/101?properties=email', extra)}\r\n`]));
+    assert.equal(statusOf(r), 400, r);
+    assert.equal(log.length, 0);
+  });
+}
+
+test('chunked trailers are refused, not forwarded as headers', { skip: GATE }, async () => {
+  const body = '0\r\nX-Method-Override: DELETE\r\nCookie: sid=abc\r\n\r\n';
+  const { r, log } = await fakeSaw(() => raw([`${head('/hubspot/crm/v3/objects/contacts/101?properties=email', 'Transfer-Encoding: chunked\r\n')}\r\n${body}`]));
+  assert.equal(statusOf(r), 400, r);
+  assert.match(r, /trailers are not accepted/);
+  assert.equal(log.length, 0);
+});
+
+test('tokens in OAuth paths never reach the log', { skip: GATE }, async () => {
+  const secret = 'SECRET-REFRESH-TOKEN-4567';
+  await raw([`DELETE /hubspot/oauth/v1/refresh-tokens/${secret} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+  await raw([`GET /hubspot/oauth/v1/access-tokens/${secret}?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(!stack.gate.stderr().includes(secret), 'the token is not logged');
+  assert.match(stack.gate.stderr(), /\/hubspot\/oauth\/v1\/refresh-tokens"/);
+});
+
+test('a newline smuggled into a denial reason cannot forge a log record', { skip: GATE }, async () => {
+  const forged = 'email\n2026-01-01T00:00:00.000Z crmgate[1] error: FORGED';
+  const body = JSON.stringify({ properties: [forged], limit: 1 });
+  await raw([`POST /hubspot/crm/v3/objects/contacts/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`]);
+  await new Promise((r) => setTimeout(r, 200));
+  const lines = stack.gate.stderr().split('\n');
+  assert.ok(!lines.some((l) => l.startsWith('2026-01-01T00:00:00.000Z crmgate[1] error: FORGED')), 'no forged record');
+});
+
+test('looking a record up by an unreadable idProperty is denied', { skip: GATE }, async () => {
+  const { r, log } = await fakeSaw(() => raw([`${head('/hubspot/crm/v3/objects/contacts/555-0100?idProperty=phone&properties=email', 'Connection: close\r\n')}\r\n`]));
+  assert.equal(statusOf(r), 403, r);
+  assert.match(r, /phone/);
+  assert.equal(log.length, 0);
+});
+
+test('a JSON error answer is filtered too (Salesforce DUPLICATES_DETECTED with matching records)', { skip: GATE }, async () => {
+  const dup = [{
+    message: 'Use one of these records?', errorCode: 'DUPLICATES_DETECTED', fields: [],
+    duplicateResult: { matchResults: [{ matchRecords: [{ record: { attributes: { type: 'Lead' }, Id: '00QHs0000000001AAA', LastName: 'Lovelace', Email: 'secret@example.com', Phone: '555' } }] }] },
+  }];
+  await stack.fake.fault({ match: { method: 'POST', path: '/sobjects/Lead$' }, action: 'status', status: 400, body: dup });
+  const payload = JSON.stringify({ LastName: 'Lovelace', Company: 'X' });
+  const r = await raw([`POST /salesforce/services/data/v62.0/sobjects/Lead HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SF_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\nConnection: close\r\n\r\n${payload}`]);
+  await stack.fake.clearFaults();
+  assert.equal(statusOf(r), 400, r);
+  const json = JSON.parse(r.slice(r.indexOf('\r\n\r\n') + 4));
+  const rec = json[0].duplicateResult.matchResults[0].matchRecords[0].record;
+  assert.deepEqual(rec, { attributes: { type: 'Lead' }, Id: '00QHs0000000001AAA', LastName: 'Lovelace' });
+});
