@@ -457,6 +457,17 @@ static int hs_parse_query(struct hs_ctx *c, const char *q)
     return HS_OK;
 }
 
+/*
+ * A v1 contact profile (GET .../profile, and the answer to a v1 create)
+ * carries, beside "properties", identity profiles (every email of the
+ * contact), form submissions, list memberships and the associated company's
+ * properties: data the response filter cannot cut to the read rules. Those
+ * two calls are denied; v3 gives the same records in a shape crmgate filters.
+ */
+#define HS_V1_PROFILE_DENIED                                                                       \
+    "legacy v1 contact profiles carry identity, form and company data crmgate cannot filter: "     \
+    "use /crm/v3/objects/contacts"
+
 /* ---------------- op helpers ---------------- */
 
 static struct crm_op *hs_op(struct hs_ctx *c, enum crm_verb verb, const char *object)
@@ -1579,17 +1590,8 @@ static int hs_legacy_contacts(struct hs_ctx *c)
 
     if (n < 3 || !hs_eq(s[1], l[1], "v1") || !hs_eq(s[2], l[2], "contact"))
         return hs_deny(c, "unknown legacy contacts endpoint");
-    if (n == 3 && c->method == HS_POST) {
-        rc = hs_load_object(c);
-        if (rc == HS_OK)
-            rc = hs_keys_ok(c, c->body, "the legacy contact body", k_body);
-        if (rc != HS_OK)
-            return rc;
-        op = hs_op(c, CRM_VERB_CREATE, "contacts");
-        if (op == NULL)
-            return HS_NOMEM;
-        return hs_legacy_writes(c, op, json_object_get(c->body, "properties"), "property");
-    }
+    if (n == 3 && c->method == HS_POST) /* its answer is a whole v1 profile */
+        return hs_deny(c, HS_V1_PROFILE_DENIED);
     if (n == 4 && c->method == HS_POST && hs_eq(s[3], l[3], "batch")) {
         json_t *in;
         size_t i;
@@ -1655,23 +1657,8 @@ static int hs_legacy_contacts(struct hs_ctx *c)
         rc = hs_id_ok(c, s[4], l[4]);
         if (rc != HS_OK)
             return rc;
-        if (n == 6 && hs_eq(s[5], l[5], "profile") && c->method == HS_GET) {
-            rc = hs_no_body(c);
-            if (rc != HS_OK)
-                return rc;
-            op = hs_op(c, CRM_VERB_READ, "contacts");
-            if (op == NULL || hs_set(&op->record_id, s[4], l[4]) != HS_OK ||
-                (by_email && hs_set(&op->id_property, "email", 5) != HS_OK))
-                return HS_NOMEM;
-            /* v1 profiles carry every property with a value, whatever is asked */
-            op->reads_default = 1;
-            for (size_t i = 0; i < c->nqp; i++) {
-                if (c->qp[i].kind == HS_P_PROPERTY &&
-                    hs_add_read_list(op, c->qp[i].v, c->qp[i].len) != HS_OK)
-                    return HS_NOMEM;
-            }
-            return HS_OK;
-        }
+        if (n == 6 && hs_eq(s[5], l[5], "profile") && c->method == HS_GET)
+            return hs_deny(c, HS_V1_PROFILE_DENIED);
         if (n == 6 && hs_eq(s[5], l[5], "profile") && c->method == HS_POST) {
             rc = hs_load_object(c);
             if (rc == HS_OK)

@@ -1716,6 +1716,66 @@ static int sf_route(struct sf_ctx *c, const char *method, const char *path, cons
 
 enum sf_sub_kind { SF_SUB_COMPOSITE, SF_SUB_BATCH, SF_SUB_GRAPH };
 
+/*
+ * Composite references: Salesforce replaces @{ref.path} with a value from an
+ * earlier subrequest's answer before it runs this one, so @{a.Phone} copies
+ * a field crmgate never saw being read into the url or the body. Only
+ * references to record ids (@{a.id}, @{a.records[0].Id}) are followed; any
+ * other reference is refused. SF_OK when s[0..len) is clean.
+ */
+static int sf_refs_check(struct sf_ctx *c, const char *s, size_t len, size_t i)
+{
+    const char *end = s + len, *p = s;
+
+    while (p < end && (p = memchr(p, '@', (size_t)(end - p))) != NULL) {
+        const char *close, *dot;
+        if (p + 1 >= end || p[1] != '{') {
+            p++;
+            continue;
+        }
+        close = memchr(p, '}', (size_t)(end - p));
+        if (close == NULL)
+            return sf_reject(c, "subrequest %zu: unterminated composite reference", i);
+        for (dot = close; dot > p && *dot != '.'; dot--)
+            ;
+        if (*dot != '.' || close - dot - 1 != 2 || strncasecmp(dot + 1, "id", 2) != 0)
+            return sf_reject(c,
+                             "subrequest %zu: composite reference %.*s reads a field other "
+                             "than a record id; crmgate only follows id references",
+                             i, (int)(close - p + 1 > 80 ? 80 : close - p + 1), p);
+        p = close + 1;
+    }
+    return SF_OK;
+}
+
+/* sf_refs_check on every key and string value of a JSON body. */
+static int sf_refs_check_json(struct sf_ctx *c, json_t *v, size_t i, int depth)
+{
+    const char *key;
+    json_t *item;
+    size_t k;
+
+    if (depth > 32)
+        return sf_reject(c, "subrequest %zu: body nests too deep", i);
+    if (json_is_string(v))
+        return sf_refs_check(c, json_string_value(v), json_string_length(v), i);
+    if (json_is_array(v)) {
+        json_array_foreach(v, k, item)
+        {
+            if (sf_refs_check_json(c, item, i, depth + 1) != SF_OK)
+                return SF_REJECT;
+        }
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, item)
+        {
+            if (sf_refs_check(c, key, strlen(key), i) != SF_OK ||
+                sf_refs_check_json(c, item, i, depth + 1) != SF_OK)
+                return SF_REJECT;
+        }
+    }
+    return SF_OK;
+}
+
 /* One subrequest of composite, batch or graph, classified like a request of its own. */
 static int sf_subrequest(struct sf_ctx *c, json_t *sub, size_t i, enum sf_sub_kind kind, int depth)
 {
@@ -1761,6 +1821,11 @@ static int sf_subrequest(struct sf_ctx *c, json_t *sub, size_t i, enum sf_sub_ki
     body.json = json_is_null(b) ? NULL : b;
     url = json_string_value(jurl);
     ulen = json_string_length(jurl);
+    if (sf_refs_check(c, url, ulen, i) != SF_OK ||
+        (b != NULL && sf_refs_check_json(c, b, i, 0) != SF_OK))
+        return SF_REJECT;
+    if (strcasestr(url, "%40%7B") != NULL || strcasestr(url, "@%7B") != NULL)
+        return sf_reject(c, "subrequest %zu: encoded composite reference in the url", i);
     if (memchr(url, '\0', ulen) != NULL)
         return sf_reject(c, "subrequest %zu: NUL in url", i);
     path = malloc(ulen + 16);
@@ -2017,6 +2082,18 @@ int salesforce_classify(const struct crm_request *req, const struct sf_schema *s
     body.json = NULL;
     if (rc == SF_OK && tmp.n == 0)
         rc = sf_reject(&c, "request has no operation");
+    if (rc == SF_NOMEM)
+        goto fail;
+    /*
+     * A SOSL FIND term (search, parameterizedSearch) matches text in fields the
+     * request does not name (ALL FIELDS, PHONE FIELDS, ...): a free-text read,
+     * the pseudo-field "*query" as for HubSpot, allowed only by read "*" or an
+     * explicit "*query".
+     */
+    for (size_t k = 0; rc == SF_OK && k < tmp.n; k++) {
+        if (tmp.v[k].verb == CRM_VERB_SEARCH && crm_op_add_read(&tmp.v[k], "*query", 6) < 0)
+            rc = SF_NOMEM;
+    }
     if (rc == SF_NOMEM)
         goto fail;
     if (rc == SF_REJECT) {
