@@ -29,7 +29,8 @@
 #include "route.h"
 #include "server.h"
 
-enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_EXCHANGE, CONN_WRITING };
+/* CLOSING: out of memory for an answer; freed from a zero timeout, never under a caller. */
+enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_EXCHANGE, CONN_WRITING, CONN_CLOSING };
 
 struct conn {
     TAILQ_ENTRY(conn) link;
@@ -596,11 +597,15 @@ void conn_abort(struct conn *c, int status, const char *code, const char *messag
     if (json == NULL || body == NULL ||
         http_fields_add(&f, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0 ||
         http_fields_add(&f, "X-Crmgate-Error", 15, code, strlen(code)) < 0) {
+        struct timeval now = {0, 0};
         free(json);
         if (body != NULL)
             evbuffer_free(body);
         http_fields_free(&f);
-        conn_free(c);
+        /* Callers may still hold c (conn_dispatch, conn_process): close from the loop. */
+        c->state = CONN_CLOSING;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        evtimer_add(c->timer, &now);
         return;
     }
     evbuffer_add(body, json, strlen(json));
@@ -821,6 +826,9 @@ static void conn_timercb(evutil_socket_t fd, short what, void *arg)
         conn_abort(c, 408, "body_timeout",
                    "request body not received in time "
                    "(limits.body_timeout_ms)");
+        return;
+    case CONN_CLOSING:
+        conn_free(c);
         return;
     case CONN_EXCHANGE:
     case CONN_WRITING:
