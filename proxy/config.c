@@ -30,6 +30,7 @@ static const struct config_limits config_default_limits = {
     .body_timeout_ms = 30000,
     .idle_timeout_ms = 60000,
     .write_timeout_ms = 30000,
+    .connections = 4096,
 };
 
 struct config *config_ref(struct config *cfg)
@@ -240,9 +241,11 @@ static int config_get_string(json_t *obj, const char *key, const char **out, con
 static int config_apply_limits(struct config *cfg, json_t *lim, const char *file, char *err,
                                size_t errlen)
 {
-    static const char *const keys[] = {"header_bytes",    "header_count",      "body_bytes",
-                                       "response_bytes",  "header_timeout_ms", "body_timeout_ms",
-                                       "idle_timeout_ms", "write_timeout_ms",  NULL};
+    static const char *const keys[] = {"header_bytes",      "header_count",
+                                       "body_bytes",        "response_bytes",
+                                       "header_timeout_ms", "body_timeout_ms",
+                                       "idle_timeout_ms",   "write_timeout_ms",
+                                       "connections",       NULL};
     struct config_limits *l = &cfg->limits;
     unsigned long long v;
 
@@ -267,6 +270,7 @@ static int config_apply_limits(struct config *cfg, json_t *lim, const char *file
     LIMIT("body_timeout_ms", 10, 3600000, body_timeout_ms, unsigned);
     LIMIT("idle_timeout_ms", 10, 3600000, idle_timeout_ms, unsigned);
     LIMIT("write_timeout_ms", 10, 3600000, write_timeout_ms, unsigned);
+    LIMIT("connections", 1, 1000000, connections, size_t);
 #undef LIMIT
     return 0;
 }
@@ -697,8 +701,9 @@ void config_print(const struct config *cfg)
         printf("  workspace %s: %s, %s\n", cfg->rules->ws[i]->name, cfg->rules->ws[i]->file,
                rules_mode_name(cfg->rules->ws[i]->mode));
     printf("callers: %zu registered token fingerprints\n", cfg->ncallers);
-    printf("limits: header_bytes=%zu header_count=%zu body_bytes=%zu response_bytes=%zu\n",
-           l->header_bytes, l->header_count, l->body_bytes, l->response_bytes);
+    printf("limits: header_bytes=%zu header_count=%zu body_bytes=%zu response_bytes=%zu "
+           "connections=%zu per worker\n",
+           l->header_bytes, l->header_count, l->body_bytes, l->response_bytes, l->connections);
     printf("timeouts: header=%ums body=%ums idle=%ums write=%ums upstream_connect=%ums "
            "upstream=%ums drain=%ums\n",
            l->header_timeout_ms, l->body_timeout_ms, l->idle_timeout_ms, l->write_timeout_ms,

@@ -27,6 +27,7 @@ struct config_limits {
     unsigned body_timeout_ms;   /* end of headers to end of body; 408 */
     unsigned idle_timeout_ms;   /* keep-alive wait for the next request */
     unsigned write_timeout_ms;  /* a client that does not read its answer */
+    size_t connections;         /* concurrent client connections per worker; more are closed */
 };
 
 enum config_kind { CONFIG_KIND_CHAT, CONFIG_KIND_WORKFLOW };

@@ -76,6 +76,15 @@ static void worker_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct
         evutil_closesocket(fd);
         return;
     }
+    if (w->nconns >= w->cfg->limits.connections) {
+        /* Each connection holds buffers and maybe TLS state: past the cap, refuse at once. */
+        evutil_closesocket(fd);
+        if (w->refused++ % 1000 == 0)
+            log_warn("worker %d: %zu connections open (limits.connections); refusing new ones "
+                     "(%lu so far)",
+                     w->id, w->nconns, w->refused);
+        return;
+    }
     conn_new(w, fd, sa, salen);
 }
 

@@ -34,6 +34,7 @@ struct worker {
     struct config *cfg; /* this worker's reference to the current config */
     struct conn_list conns;
     size_t nconns;
+    unsigned long refused; /* connections refused at limits.connections */
     int draining;
     uint64_t rng; /* xorshift state for request ids */
 

@@ -134,3 +134,37 @@ test('a JSON error answer is filtered too (Salesforce DUPLICATES_DETECTED with m
   const rec = json[0].duplicateResult.matchResults[0].matchRecords[0].record;
   assert.deepEqual(rec, { attributes: { type: 'Lead' }, Id: '00QHs0000000001AAA', LastName: 'Lovelace' });
 });
+
+test('past limits.connections a worker refuses new connections, and serves again once one closes', { skip: GATE }, async () => {
+  const capped = await harness.startCrmgate({
+    upstreams: { hubspot: stack.fake.url }, workers: 1, rules: RULES, callers: CALLERS,
+    config: { limits: { connections: 2 } },
+  });
+  try {
+    const open = () => new Promise((resolve) => {
+      const s = net.connect(capped.port, '127.0.0.1', () => resolve(s));
+    });
+    const a = await open();
+    const b = await open();
+    const c = await open();
+    const closed = await new Promise((resolve) => {
+      c.on('close', () => resolve(true));
+      setTimeout(() => resolve(false), 1500);
+    });
+    assert.ok(closed, 'the third connection is closed at once');
+    a.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    const d = await open();
+    const answer = await new Promise((resolve) => {
+      let out = '';
+      d.on('data', (x) => { out += x; });
+      d.on('close', () => resolve(out));
+      d.write(`GET /hubspot/crm/v3/objects/contacts/101?properties=email HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+    });
+    assert.equal(statusOf(answer), 200, answer);
+    b.destroy();
+    assert.match(capped.stderr(), /limits\.connections/);
+  } finally {
+    await capped.stop();
+  }
+});
