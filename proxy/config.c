@@ -55,6 +55,14 @@ void config_unref(struct config *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     SSL_CTX_free(cfg->tls_ctx); /* connections hold their own references */
+    SSL_CTX_free(cfg->mitm_ctx);
+    free(cfg->forward_listen);
+    free(cfg->forward_host);
+    free(cfg->forward_port);
+    free(cfg->ca_dir);
+    free(cfg->sf_instance_host);
+    certs_cache_free(cfg->leaf_cache);
+    certs_ca_free(cfg->ca);
     rules_unref(cfg->rules);
     for (size_t i = 0; i < cfg->ncallers; i++) {
         free(cfg->callers[i].workspace);
@@ -301,6 +309,90 @@ static int config_apply_tls(struct config *cfg, json_t *tls, const char *file, c
     return 0;
 }
 
+/* "forward": {"listen": "127.0.0.1:3128", "ca_dir": "/var/lib/crmgate/ca"} */
+static int config_apply_forward(struct config *cfg, json_t *fw, const char *file, char *err,
+                                size_t errlen)
+{
+    static const char *const keys[] = {"listen", "ca_dir", NULL};
+    const char *listen, *dir;
+
+    if (!json_is_object(fw)) {
+        snprintf(err, errlen, "%s: /forward: must be an object with listen and ca_dir", file);
+        return -1;
+    }
+    if (config_check_keys(fw, keys, file, "/forward", err, errlen) < 0)
+        return -1;
+    listen = json_string_value(json_object_get(fw, "listen"));
+    dir = json_string_value(json_object_get(fw, "ca_dir"));
+    if (listen == NULL || listen[0] == '\0') {
+        snprintf(err, errlen, "%s: /forward/listen: required, ADDR:PORT", file);
+        return -1;
+    }
+    if (config_set_str(&cfg->forward_listen, listen) < 0 ||
+        (dir != NULL && config_set_str(&cfg->ca_dir, dir) < 0)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Interception needs crmgate's CA: ca_dir/ca.pem, and the key from
+ * $CREDENTIALS_DIRECTORY/ca.key under systemd (LoadCredential=), else
+ * ca_dir/ca.key.
+ */
+static int config_load_interception(struct config *cfg, char *err, size_t errlen)
+{
+    char cert[4096], key[4096], where[600];
+    const char *creds = getenv("CREDENTIALS_DIRECTORY");
+    CURLU *u;
+    char *host = NULL;
+
+    snprintf(where, sizeof(where), "forward.listen %s", cfg->forward_listen);
+    {
+        /* reuse the listen parser on a scratch config */
+        struct config tmp = {0};
+        tmp.listen = cfg->forward_listen;
+        if (config_parse_listen(&tmp, where, err, errlen) < 0)
+            return -1;
+        cfg->forward_host = tmp.listen_host;
+        cfg->forward_port = tmp.listen_port;
+    }
+    if (cfg->ca_dir == NULL) {
+        snprintf(err, errlen,
+                 "forward.listen needs forward.ca_dir (or --ca-dir): the CA that "
+                 "signs intercepted connections (crmgate ca init --dir DIR)");
+        return -1;
+    }
+    snprintf(cert, sizeof(cert), "%s/ca.pem", cfg->ca_dir);
+    snprintf(key, sizeof(key), "%s/ca.key", cfg->ca_dir);
+    if (creds != NULL && creds[0] != '\0') {
+        char ck[4096];
+        snprintf(ck, sizeof(ck), "%s/ca.key", creds);
+        if (access(ck, R_OK) == 0)
+            snprintf(key, sizeof(key), "%s", ck);
+    }
+    cfg->ca = certs_ca_load(cert, key, err, errlen);
+    if (cfg->ca == NULL)
+        return -1;
+    cfg->leaf_cache = certs_cache_new(1024);
+    if (cfg->leaf_cache == NULL) {
+        snprintf(err, errlen, "cannot create the certificate cache");
+        return -1;
+    }
+    cfg->mitm_ctx = tls_mitm_ctx_new(err, errlen);
+    if (cfg->mitm_ctx == NULL)
+        return -1;
+    if (cfg->upstream_salesforce != NULL && (u = curl_url()) != NULL) {
+        if (curl_url_set(u, CURLUPART_URL, cfg->upstream_salesforce, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+            config_set_str(&cfg->sf_instance_host, host);
+        curl_free(host);
+        curl_url_cleanup(u);
+    }
+    return 0;
+}
+
 static int config_caller_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct config_caller *)a)->token_sha256,
@@ -415,6 +507,7 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
                                        "rules_dir",
                                        "callers",
                                        "tls",
+                                       "forward",
                                        NULL};
     static const char *const upstream_keys[] = {"hubspot", "salesforce", NULL};
     json_error_t jerr;
@@ -523,6 +616,9 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     lim = json_object_get(root, "limits");
     if (lim != NULL && config_apply_limits(cfg, lim, file, err, errlen) < 0)
         goto done;
+    if (json_object_get(root, "forward") != NULL &&
+        config_apply_forward(cfg, json_object_get(root, "forward"), file, err, errlen) < 0)
+        goto done;
     if (json_object_get(root, "tls") != NULL &&
         config_apply_tls(cfg, json_object_get(root, "tls"), file, err, errlen) < 0)
         goto done;
@@ -560,6 +656,10 @@ static int config_apply_overrides(struct config *cfg, const struct config_overri
     if (ov->tls_cert != NULL && config_set_str(&cfg->tls_cert, ov->tls_cert) < 0)
         goto oom;
     if (ov->tls_key != NULL && config_set_str(&cfg->tls_key, ov->tls_key) < 0)
+        goto oom;
+    if (ov->forward_listen != NULL && config_set_str(&cfg->forward_listen, ov->forward_listen) < 0)
+        goto oom;
+    if (ov->ca_dir != NULL && config_set_str(&cfg->ca_dir, ov->ca_dir) < 0)
         goto oom;
     if (ov->upstream_hubspot != NULL &&
         config_set_upstream(&cfg->upstream_hubspot, ov->upstream_hubspot, "--upstream hubspot", err,
@@ -661,6 +761,8 @@ struct config *config_load(const char *path, const struct config_overrides *ov, 
     if (cfg->tls_cert != NULL &&
         (cfg->tls_ctx = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, errlen)) == NULL)
         goto fail;
+    if (cfg->forward_listen != NULL && config_load_interception(cfg, err, errlen) < 0)
+        goto fail;
     cfg->rules = rulesdir_load(cfg->rules_dir, err, errlen);
     if (cfg->rules == NULL)
         goto fail;
@@ -688,6 +790,9 @@ void config_print(const struct config *cfg)
            cfg->tls_ctx != NULL ? "HTTPS" : "plain HTTP");
     if (cfg->tls_ctx != NULL)
         printf("tls: cert %s, key %s (TLS 1.2+, ALPN http/1.1)\n", cfg->tls_cert, cfg->tls_key);
+    if (cfg->forward_listen != NULL)
+        printf("forward: %s (CONNECT to CRM hosts, intercepted with the CA in %s)\n",
+               cfg->forward_listen, cfg->ca_dir);
     printf("workers: %d%s\n", cfg->workers, cfg->workers == 0 ? " (one per core)" : "");
     printf("state_dir: %s\n", cfg->state_dir);
     printf("upstream hubspot: %s\n", cfg->upstream_hubspot);

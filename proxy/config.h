@@ -13,6 +13,8 @@
 
 #include <openssl/ssl.h>
 
+#include "../certs/ca.h"
+#include "../certs/mint.h"
 #include "../policy/rules.h"
 #include "log.h"
 
@@ -53,9 +55,17 @@ struct config {
     char *rules_dir;
     char *tls_cert; /* reverse listener over TLS when both are set */
     char *tls_key;
-    SSL_CTX *tls_ctx;              /* built from tls_cert/tls_key; NULL: plain HTTP */
-    struct rules *rules;           /* compiled from rules_dir; one reference */
-    struct config_caller *callers; /* sorted by token_sha256 */
+    SSL_CTX *tls_ctx;     /* built from tls_cert/tls_key; NULL: plain HTTP */
+    char *forward_listen; /* "ADDR:PORT" of the forward (HTTPS_PROXY) listener, or NULL */
+    char *forward_host;
+    char *forward_port;
+    char *ca_dir;                   /* crmgate's CA for interception: ca.pem, ca.key */
+    struct certs_ca *ca;            /* loaded when forward_listen is set */
+    struct certs_cache *leaf_cache; /* minted leaves, shared by every worker */
+    SSL_CTX *mitm_ctx;              /* TLS inside intercepted tunnels */
+    char *sf_instance_host;         /* host of upstream_salesforce, intercepted too */
+    struct rules *rules;            /* compiled from rules_dir; one reference */
+    struct config_caller *callers;  /* sorted by token_sha256 */
     size_t ncallers;
     int workers; /* 0: number of cores */
     enum log_level log_level;
@@ -75,6 +85,8 @@ struct config_overrides {
     const char *rules_dir;
     const char *tls_cert;
     const char *tls_key;
+    const char *forward_listen;
+    const char *ca_dir;
     const char *workers;
     const char *log_level;
 };

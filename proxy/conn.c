@@ -25,9 +25,11 @@
 #include "config.h"
 #include "conn.h"
 #include "exchange.h"
+#include "identify.h"
 #include "log.h"
 #include "route.h"
 #include "server.h"
+#include "tls.h"
 
 /* CLOSING: out of memory for an answer; freed from a zero timeout, never under a caller. */
 enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_EXCHANGE, CONN_WRITING, CONN_CLOSING };
@@ -48,14 +50,19 @@ struct conn {
     char peer[INET6_ADDRSTRLEN];
     char request_id[40];
     int close_after;
-    int read_eof;  /* the client half-closed; answer, then close */
-    int tls;       /* HTTPS: c->bev is an OpenSSL bufferevent */
-    int responded; /* an answer has been queued for the current request */
+    int read_eof; /* the client half-closed; answer, then close */
+    int tls;      /* HTTPS: c->bev is an OpenSSL bufferevent */
+    enum conn_kind kind;
+    int tunnel;            /* forward mode: CONNECT accepted, TLS intercepted */
+    char tunnel_host[256]; /* the CONNECT host, lower case */
+    char proxy_fp[65];     /* fingerprint of Proxy-Authorization on CONNECT, or "" */
+    struct tls_mitm mitm;  /* what the interception handshake needs */
+    int responded;         /* an answer has been queued for the current request */
     unsigned long requests;
     struct exchange *ex;
     int abort_status;
     const char *abort_code;
-    char abort_msg[256];
+    char abort_msg[512];
     struct timespec t_start;
 };
 
@@ -280,6 +287,106 @@ static int conn_host_valid(const char *v, size_t n)
  * list): versions, Host, framing, CONNECT/Upgrade, body limits, Expect,
  * compressed bodies.
  */
+/*
+ * The forward listener before a tunnel: CONNECT to a CRM host on 443, and
+ * nothing else. Never an open proxy: any other authority is refused before
+ * a single outbound byte, and plain-HTTP requests are refused (the CRMs are
+ * HTTPS-only).
+ */
+static int conn_check_forward(struct conn *c, llhttp_t *p)
+{
+    struct http_request *r = &c->req;
+    const struct config *cfg = worker_config(c->w);
+    char host[256], why[256];
+    long port = 0;
+    long i;
+
+    if (r->method != HTTP_CONNECT) {
+        if (strncasecmp(r->target, "http://", 7) == 0)
+            return conn_fail(c, 403, "plain_http_refused",
+                             "plain HTTP is refused: the CRMs are HTTPS-only (use CONNECT)");
+        return conn_fail(c, 400, "forward_listener",
+                         "the forward listener takes CONNECT host:443 (set it as HTTPS_PROXY)");
+    }
+    if ((p->flags & F_CONTENT_LENGTH) || http_fields_find(&r->headers, "transfer-encoding", 0) >= 0)
+        return conn_fail(c, 400, "bad_framing", "CONNECT with a body");
+    if (route_authority(r->target, host, sizeof(host), &port) < 0 || port != 443 ||
+        route_forward_host(host, cfg->sf_instance_host) == CRM_NONE) {
+        char msg[400];
+        snprintf(msg, sizeof(msg),
+                 "CONNECT to %.200s is refused: crmgate intercepts only the "
+                 "HubSpot and Salesforce API hosts on port 443",
+                 r->target);
+        return conn_fail(c, 403, "connect_refused", msg);
+    }
+    /* Proxy-Authorization identifies the caller as a registered token would. */
+    i = http_fields_find(&r->headers, "proxy-authorization", 0);
+    if (i >= 0) {
+        struct http_fields one = {0};
+        size_t vl;
+        const char *v = http_field_value(&r->headers, (size_t)i, &vl);
+        char decoded[600], *tok = NULL;
+        int rc = -1;
+        if (vl > 6 && strncasecmp(v, "Basic ", 6) == 0 && vl - 6 < 800) {
+            /* Basic user:token (proxy URLs carry credentials this way): the token counts */
+            unsigned char out[600];
+            int n = EVP_DecodeBlock(out, (const unsigned char *)v + 6, (int)(vl - 6));
+            if (n > 0 && (size_t)n < sizeof(decoded)) {
+                memcpy(decoded, out, (size_t)n);
+                decoded[n] = '\0';
+                while (n > 0 && decoded[n - 1] == '\0')
+                    n--; /* EVP_DecodeBlock pads */
+                decoded[n] = '\0';
+                tok = strchr(decoded, ':');
+                tok = tok != NULL ? tok + 1 : NULL;
+            }
+        } else if (vl > 7 && strncasecmp(v, "Bearer ", 7) == 0 && vl - 7 < sizeof(decoded)) {
+            memcpy(decoded, v + 7, vl - 7);
+            decoded[vl - 7] = '\0';
+            tok = decoded;
+        }
+        if (tok != NULL && tok[0] != '\0' &&
+            http_fields_add(&one, "Authorization", 13, "Bearer ", 7) == 0 &&
+            http_fields_append_value(&one, tok, strlen(tok)) == 0 &&
+            identify_caller(cfg, &one, c->proxy_fp, why, sizeof(why)) != NULL)
+            rc = 0;
+        memset(decoded, 0, sizeof(decoded));
+        http_fields_free(&one);
+        if (rc < 0) {
+            c->proxy_fp[0] = '\0';
+            return conn_fail(c, 403, "unknown_caller",
+                             "Proxy-Authorization does not name a registered caller");
+        }
+    }
+    snprintf(c->tunnel_host, sizeof(c->tunnel_host), "%s", host);
+    return 0;
+}
+
+/* Inside a tunnel: origin-form requests for the tunnel's own host, under the name the client
+ * asked TLS for. Anything else is another site riding the tunnel: 421. */
+static int conn_check_tunnel(struct conn *c)
+{
+    struct http_request *r = &c->req;
+    long i = http_fields_find(&r->headers, "host", 0);
+    size_t vl = 0, hl;
+    const char *v = i >= 0 ? http_field_value(&r->headers, (size_t)i, &vl) : NULL;
+
+    if (r->method == HTTP_CONNECT || r->target[0] != '/')
+        return conn_fail(c, 400, "bad_request_target",
+                         "inside a tunnel, requests are origin-form paths");
+    if (http_fields_count(&r->headers, "host") != 1)
+        return conn_fail(c, 400, "missing_host", "exactly one Host header is required");
+    hl = strlen(c->tunnel_host);
+    if (!((vl == hl || (vl == hl + 4 && memcmp(v + hl, ":443", 4) == 0)) &&
+          strncasecmp(v, c->tunnel_host, hl) == 0))
+        return conn_fail(c, 421, "misdirected",
+                         "the Host header does not match the host this tunnel was opened for");
+    if (c->mitm.sni[0] != '\0' && strcasecmp(c->mitm.sni, c->tunnel_host) != 0)
+        return conn_fail(c, 421, "misdirected",
+                         "the TLS server name does not match the host this tunnel was opened for");
+    return 0;
+}
+
 static int conn_check_head(llhttp_t *p)
 {
     struct conn *c = conn_of(p);
@@ -299,6 +406,10 @@ static int conn_check_head(llhttp_t *p)
 
     if (r->http_major != 1 || r->http_minor > 1)
         return conn_fail(c, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported");
+    if (c->kind == CONN_KIND_FORWARD && !c->tunnel)
+        return conn_check_forward(c, p);
+    if (c->tunnel)
+        return conn_check_tunnel(c);
     if (r->method == HTTP_CONNECT)
         return conn_fail(c, 405, "connect_not_allowed",
                          "CONNECT is not accepted on the reverse listener: point the SDK's "
@@ -405,6 +516,11 @@ static int conn_on_message_complete(llhttp_t *p)
     struct conn *c = conn_of(p);
 
     c->req.keep_alive = llhttp_should_keep_alive(p);
+    /* A CONNECT accepted on the forward listener: let llhttp stop with
+     * HPE_PAUSED_UPGRADE, which starts the tunnel. */
+    if (c->kind == CONN_KIND_FORWARD && !c->tunnel && c->req.method == HTTP_CONNECT &&
+        c->tunnel_host[0] != '\0')
+        return 0;
     /* Stop here: one request at a time; pipelined bytes wait in the input. */
     return HPE_PAUSED;
 }
@@ -419,7 +535,18 @@ static const llhttp_settings_t conn_http_settings = {
     .on_message_complete = conn_on_message_complete,
 };
 
-struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+const char *conn_tunnel_host(const struct conn *c)
+{
+    return c->tunnel ? c->tunnel_host : NULL;
+}
+
+const char *conn_proxy_fingerprint(const struct conn *c)
+{
+    return c->proxy_fp[0] != '\0' ? c->proxy_fp : NULL;
+}
+
+struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen,
+                      enum conn_kind kind)
 {
     struct conn *c = calloc(1, sizeof(*c));
     struct timeval wt;
@@ -428,6 +555,7 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
     if (c == NULL)
         goto fail;
     c->w = w;
+    c->kind = kind;
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof(c->peer));
     else if (sa->sa_family == AF_INET6)
@@ -438,7 +566,7 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
     c->req.target_cap = 256;
     c->req.target = malloc(c->req.target_cap);
     c->req.body = evbuffer_new();
-    if (worker_config(w)->tls_ctx != NULL) {
+    if (kind == CONN_KIND_REVERSE && worker_config(w)->tls_ctx != NULL) {
         /* HTTPS from the first byte; the bufferevent owns ssl and fd from here on. */
         SSL *ssl = SSL_new(worker_config(w)->tls_ctx);
         if (ssl == NULL) {
@@ -661,6 +789,54 @@ static void conn_skip_crlf(struct evbuffer *in)
         evbuffer_drain(in, 2);
 }
 
+/*
+ * CONNECT accepted: answer 200, then terminate TLS on the same connection
+ * (bufferevent_openssl_filter_new over the plain bufferevent, so ClientHello
+ * bytes already read are used), with a leaf minted for the client's SNI.
+ * The requests inside run through the same pipeline as reverse mode.
+ */
+static void conn_start_tunnel(struct conn *c)
+{
+    const struct config *cfg = worker_config(c->w);
+    struct bufferevent *tls_bev;
+    struct timeval wt;
+    SSL *ssl;
+
+    log_info("%s CONNECT %s:443 intercepted", c->peer, c->tunnel_host);
+    bufferevent_write(c->bev, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
+    c->mitm.connect_host = c->tunnel_host;
+    c->mitm.sf_instance_host = cfg->sf_instance_host;
+    c->mitm.ca = cfg->ca;
+    c->mitm.cache = cfg->leaf_cache;
+    c->mitm.sni[0] = '\0';
+    ssl = SSL_new(cfg->mitm_ctx);
+    if (ssl == NULL) {
+        conn_free(c);
+        return;
+    }
+    SSL_set_app_data(ssl, &c->mitm);
+    tls_bev = bufferevent_openssl_filter_new(c->w->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
+    if (tls_bev == NULL) {
+        SSL_free(ssl);
+        conn_free(c);
+        return;
+    }
+    c->bev = tls_bev; /* owns the plain bufferevent and the socket from here on */
+    c->tls = 1;
+    c->tunnel = 1;
+    bufferevent_openssl_set_allow_dirty_shutdown(tls_bev, 1);
+    wt.tv_sec = conn_limits(c)->write_timeout_ms / 1000;
+    wt.tv_usec = (conn_limits(c)->write_timeout_ms % 1000) * 1000;
+    bufferevent_set_timeouts(tls_bev, NULL, &wt);
+    bufferevent_setcb(tls_bev, conn_readcb, NULL, conn_eventcb, c);
+    bufferevent_enable(tls_bev, EV_READ);
+    llhttp_init(&c->parser, HTTP_REQUEST, &conn_http_settings);
+    c->parser.data = c;
+    c->state = CONN_IDLE;
+    conn_arm(c, conn_limits(c)->header_timeout_ms);
+}
+
 static void conn_process(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -717,6 +893,12 @@ static void conn_process(struct conn *c)
         if (err == HPE_PAUSED) {
             evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&c->parser) - buf));
             conn_dispatch(c);
+            return;
+        }
+        if (err == HPE_PAUSED_UPGRADE && c->abort_status == 0 && c->kind == CONN_KIND_FORWARD &&
+            !c->tunnel && c->req.method == HTTP_CONNECT && c->tunnel_host[0] != '\0') {
+            evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&c->parser) - buf));
+            conn_start_tunnel(c);
             return;
         }
         /* A callback recorded why; on_headers_complete can only say -1. */

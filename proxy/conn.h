@@ -38,7 +38,16 @@ struct http_request {
  * Take over an accepted socket. Returns the connection, or NULL (and closes
  * fd) when out of memory. The connection frees itself when it closes.
  */
-struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+enum conn_kind { CONN_KIND_REVERSE, CONN_KIND_FORWARD };
+
+struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen,
+                      enum conn_kind kind);
+
+/* Forward mode: the intercepted tunnel's CRM host, or NULL (reverse mode, or before CONNECT). */
+const char *conn_tunnel_host(const struct conn *c);
+
+/* Forward mode: the caller's fingerprint from Proxy-Authorization on CONNECT, or NULL. */
+const char *conn_proxy_fingerprint(const struct conn *c);
 
 /*
  * Answer the current request. fields are written as given (the caller has

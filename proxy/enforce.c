@@ -110,7 +110,7 @@ static int enforce_classify(struct enforce *ef, enum crm crm, const struct http_
 }
 
 int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
-                    const struct http_request *req, const char *rest)
+                    const struct http_request *req, const char *rest, const char *proxy_fp)
 {
     char fp[65], why[256];
     size_t denied_op = 0;
@@ -121,7 +121,7 @@ int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
      * make bench only: a second binary with policy compiled out, to measure what enforcement
      * costs against the same proxy. Never built by make, make install or the tests.
      */
-    (void)cfg, (void)req, (void)rest, (void)fp, (void)why, (void)denied_op;
+    (void)cfg, (void)req, (void)rest, (void)fp, (void)why, (void)denied_op, (void)proxy_fp;
     ef->verdict.allow = 1;
     snprintf(ef->verdict.rule, sizeof(ef->verdict.rule), "bench:passthrough");
     return 1;
@@ -129,7 +129,10 @@ int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
     /* Classified first (it is pure) so that even a refusal takes the right shape. */
     if (enforce_classify(ef, crm, req, rest) < 0)
         return -1;
-    ef->caller = identify_caller(cfg, &req->headers, fp, why, sizeof(why));
+    ef->caller = proxy_fp != NULL ? config_caller_find(cfg, proxy_fp)
+                                  : identify_caller(cfg, &req->headers, fp, why, sizeof(why));
+    if (ef->caller == NULL && proxy_fp != NULL)
+        snprintf(why, sizeof(why), "the Proxy-Authorization caller is no longer registered");
     if (ef->caller == NULL) {
         enforce_deny(ef, 403, "unknown_caller", "builtin:unknown-caller", why);
         return 0;

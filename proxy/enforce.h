@@ -28,12 +28,13 @@ struct enforce {
 
 /*
  * Run identify, classify and decide for req (rest = the target after the
- * CRM prefix). Returns 1 when the request may be forwarded, 0 when it must
- * be answered with the denial in ef (status, code, verdict), -1 when out of
- * memory. ef must be zeroed first and released with enforce_free.
+ * CRM prefix). proxy_fp: the caller's fingerprint from a forward-mode
+ * Proxy-Authorization, or NULL to identify by the request's Authorization. Returns 1 when the
+ * request may be forwarded, 0 when it must be answered with the denial in ef (status, code,
+ * verdict), -1 when out of memory. ef must be zeroed first and released with enforce_free.
  */
 int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
-                    const struct http_request *req, const char *rest);
+                    const struct http_request *req, const char *rest, const char *proxy_fp);
 
 /*
  * Filter a successful answer in place: body (the whole JSON answer) loses

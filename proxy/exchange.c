@@ -331,9 +331,18 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     struct config *cfg = worker_config(w);
     struct upstream_request ur = {0};
     struct exchange *ex;
-    const char *rest, *base;
-    enum crm crm = route_reverse(req->target, &rest);
+    const char *rest, *base, *tunnel = conn_tunnel_host(c);
+    enum crm crm;
+    char tunnel_base[300];
     size_t blen;
+
+    /* Forward mode: the CRM is the tunnel's host, and the whole target is the path. */
+    if (tunnel != NULL) {
+        crm = route_forward_host(tunnel, cfg->sf_instance_host);
+        rest = req->target;
+    } else {
+        crm = route_reverse(req->target, &rest);
+    }
 
     if (crm == CRM_NONE) {
         conn_abort(c, 404, "unknown_route",
@@ -348,6 +357,11 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
         return NULL;
     }
     base = crm == CRM_HUBSPOT ? cfg->upstream_hubspot : cfg->upstream_salesforce;
+    /* An intercepted Salesforce host is its own upstream unless one is configured. */
+    if (tunnel != NULL && crm == CRM_SALESFORCE && base == NULL) {
+        snprintf(tunnel_base, sizeof(tunnel_base), "https://%s", tunnel);
+        base = tunnel_base;
+    }
     if (base == NULL) {
         conn_abort(c, 502, "no_upstream",
                    "no Salesforce instance URL is configured (set upstreams.salesforce or "
@@ -360,7 +374,7 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     ex->c = c;
     ex->crm = crm;
     ex->cfg = config_ref(cfg);
-    switch (enforce_request(&ex->ef, cfg, crm, req, rest)) {
+    switch (enforce_request(&ex->ef, cfg, crm, req, rest, conn_proxy_fingerprint(c))) {
     case 1:
         break;
     case 0:

@@ -34,40 +34,44 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "crmgate %s - policy-enforcing proxy for AI agents' HubSpot and Salesforce API calls\n"
-            "\n"
-            "Usage:\n"
-            "  crmgate serve [options]    run the proxy\n"
-            "  crmgate policy check|explain|prompt ...\n"
-            "                             validate rules, explain a call's decision, or print\n"
-            "                             an agent's limits (crmgate policy help)\n"
-            "  crmgate token fingerprint  SHA-256 of a CRM token read on stdin, to register it\n"
-            "  crmgate ca init|export|mint ...\n"
-            "                             create the name-constrained CA, print its certificate\n"
-            "                             (crmgate ca help)\n"
-            "  crmgate version            print the version and library versions\n"
-            "  crmgate help               this text (also -h, --help)\n"
-            "\n"
-            "serve options (each overrides the config file):\n"
-            "  -c, --config FILE          JSON config file (default: embedded safe default)\n"
-            "      --listen ADDR:PORT     reverse listener (default 127.0.0.1:8080)\n"
-            "      --upstream CRM=URL     hubspot=URL or salesforce=URL (repeatable)\n"
-            "      --state-dir DIR        state directory (default $STATE_DIRECTORY or ./var)\n"
-            "      --workers N            worker threads (default: number of cores)\n"
-            "      --ca-bundle FILE       CA certificates to verify upstream TLS with\n"
-            "      --rules-dir DIR        workspace rules (default ./rules)\n"
-            "      --tls-cert FILE        serve the reverse listener over HTTPS with this\n"
-            "      --tls-key FILE         PEM certificate chain and key\n"
-            "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
-            "      --check                validate the configuration, print it, and exit\n"
-            "\n"
-            "Agents point their SDK at the proxy:\n"
-            "  HubSpot:    basePath    http://HOST:8080/hubspot\n"
-            "  Salesforce: instanceUrl http://HOST:8080/salesforce\n"
-            "\n"
-            "Signals: SIGHUP reloads the config, SIGTERM drains in-flight requests and exits.\n",
-            CRMGATE_VERSION);
+    fprintf(
+        out,
+        "crmgate %s - policy-enforcing proxy for AI agents' HubSpot and Salesforce API calls\n"
+        "\n"
+        "Usage:\n"
+        "  crmgate serve [options]    run the proxy\n"
+        "  crmgate policy check|explain|prompt ...\n"
+        "                             validate rules, explain a call's decision, or print\n"
+        "                             an agent's limits (crmgate policy help)\n"
+        "  crmgate token fingerprint  SHA-256 of a CRM token read on stdin, to register it\n"
+        "  crmgate ca init|export|mint ...\n"
+        "                             create the name-constrained CA, print its certificate\n"
+        "                             (crmgate ca help)\n"
+        "  crmgate version            print the version and library versions\n"
+        "  crmgate help               this text (also -h, --help)\n"
+        "\n"
+        "serve options (each overrides the config file):\n"
+        "  -c, --config FILE          JSON config file (default: embedded safe default)\n"
+        "      --listen ADDR:PORT     reverse listener (default 127.0.0.1:8080)\n"
+        "      --upstream CRM=URL     hubspot=URL or salesforce=URL (repeatable)\n"
+        "      --state-dir DIR        state directory (default $STATE_DIRECTORY or ./var)\n"
+        "      --workers N            worker threads (default: number of cores)\n"
+        "      --ca-bundle FILE       CA certificates to verify upstream TLS with\n"
+        "      --rules-dir DIR        workspace rules (default ./rules)\n"
+        "      --forward-listen ADDR:PORT  forward (HTTPS_PROXY) listener: CONNECT to CRM hosts,\n"
+        "                             intercepted with the CA in --ca-dir\n"
+        "      --ca-dir DIR           crmgate's CA (crmgate ca init --dir DIR)\n"
+        "      --tls-cert FILE        serve the reverse listener over HTTPS with this\n"
+        "      --tls-key FILE         PEM certificate chain and key\n"
+        "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
+        "      --check                validate the configuration, print it, and exit\n"
+        "\n"
+        "Agents point their SDK at the proxy:\n"
+        "  HubSpot:    basePath    http://HOST:8080/hubspot\n"
+        "  Salesforce: instanceUrl http://HOST:8080/salesforce\n"
+        "\n"
+        "Signals: SIGHUP reloads the config, SIGTERM drains in-flight requests and exits.\n",
+        CRMGATE_VERSION);
 }
 
 static int cmd_version(void)
@@ -135,6 +139,8 @@ enum {
     OPT_RULES_DIR,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
+    OPT_FORWARD_LISTEN,
+    OPT_CA_DIR,
     OPT_LOG_LEVEL,
     OPT_CHECK,
 };
@@ -151,6 +157,8 @@ static int cmd_serve(int argc, char **argv)
         {"rules-dir", required_argument, NULL, OPT_RULES_DIR},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"forward-listen", required_argument, NULL, OPT_FORWARD_LISTEN},
+        {"ca-dir", required_argument, NULL, OPT_CA_DIR},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"check", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'},
@@ -201,6 +209,12 @@ static int cmd_serve(int argc, char **argv)
             break;
         case OPT_TLS_KEY:
             ov.tls_key = optarg;
+            break;
+        case OPT_FORWARD_LISTEN:
+            ov.forward_listen = optarg;
+            break;
+        case OPT_CA_DIR:
+            ov.ca_dir = optarg;
             break;
         case OPT_LOG_LEVEL:
             ov.log_level = optarg;

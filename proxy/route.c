@@ -1,8 +1,10 @@
 /*
  * route.c - reverse path prefixes and upstream URLs.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "route.h"
 
@@ -50,4 +52,54 @@ char *route_upstream_url(const char *base, const char *rest)
     }
     *o = '\0';
     return out;
+}
+
+/* Whether host ends with "." + suffix and has a non-empty label before it. */
+static int route_has_suffix(const char *host, const char *suffix)
+{
+    size_t hl = strlen(host), sl = strlen(suffix);
+
+    return hl > sl + 1 && host[hl - sl - 1] == '.' && strcasecmp(host + hl - sl, suffix) == 0;
+}
+
+enum crm route_forward_host(const char *host, const char *sf_instance_host)
+{
+    if (strcasecmp(host, "api.hubapi.com") == 0 || strcasecmp(host, "api.hubspot.com") == 0)
+        return CRM_HUBSPOT;
+    if (strcasecmp(host, "login.salesforce.com") == 0 ||
+        strcasecmp(host, "test.salesforce.com") == 0)
+        return CRM_SALESFORCE;
+    /* one label of My Domain before .my.salesforce.com, nothing deeper */
+    if (route_has_suffix(host, "my.salesforce.com") &&
+        strchr(host, '.') == host + strlen(host) - strlen("my.salesforce.com") - 1)
+        return CRM_SALESFORCE;
+    if (sf_instance_host != NULL && strcasecmp(host, sf_instance_host) == 0)
+        return CRM_SALESFORCE;
+    return CRM_NONE;
+}
+
+int route_authority(const char *authority, char *host, size_t hostlen, long *port)
+{
+    const char *colon = strrchr(authority, ':');
+    size_t n;
+    char *end;
+
+    if (colon == NULL || colon == authority || authority[0] == '[')
+        return -1;
+    n = (size_t)(colon - authority);
+    if (n >= hostlen)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = authority[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-'))
+            return -1;
+        host[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    host[n] = '\0';
+    errno = 0;
+    *port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || end == colon + 1 || *end != '\0' || *port <= 0 || *port > 65535)
+        return -1;
+    return 0;
 }

@@ -26,4 +26,20 @@ enum crm route_reverse(const char *target, const char **rest);
  */
 char *route_upstream_url(const char *base, const char *rest);
 
+/*
+ * Forward mode: which CRM a host (lower-case, no port) belongs to, if it is
+ * one crmgate intercepts: api.hubapi.com and api.hubspot.com for HubSpot;
+ * *.my.salesforce.com, login.salesforce.com, test.salesforce.com and
+ * sf_instance_host (the configured Salesforce upstream's host, may be NULL)
+ * for Salesforce. Anything else is CRM_NONE: crmgate is never an open proxy.
+ */
+enum crm route_forward_host(const char *host, const char *sf_instance_host);
+
+/*
+ * Split a CONNECT authority "host:port" into a lower-case host (no brackets:
+ * IP literals are refused by the allow-list anyway) and its port. 0, or -1
+ * when it is not host:port.
+ */
+int route_authority(const char *authority, char *host, size_t hostlen, long *port);
+
 #endif

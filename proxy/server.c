@@ -85,7 +85,20 @@ static void worker_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct
                      w->id, w->nconns, w->refused);
         return;
     }
-    conn_new(w, fd, sa, salen);
+    conn_new(w, fd, sa, salen, CONN_KIND_REVERSE);
+}
+
+static void worker_accept_forwardcb(struct evconnlistener *l, evutil_socket_t fd,
+                                    struct sockaddr *sa, int salen, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)l;
+    if (w->draining || w->nconns >= w->cfg->limits.connections) {
+        evutil_closesocket(fd);
+        return;
+    }
+    conn_new(w, fd, sa, salen, CONN_KIND_FORWARD);
 }
 
 static void worker_accept_retrycb(evutil_socket_t fd, short what, void *arg)
@@ -132,6 +145,10 @@ static void worker_start_drain(struct worker *w)
     if (w->listener != NULL) {
         evconnlistener_free(w->listener); /* closes our listening socket */
         w->listener = NULL;
+    }
+    if (w->flistener != NULL) {
+        evconnlistener_free(w->flistener);
+        w->flistener = NULL;
     }
     conn_drain_all(&w->conns);
     if (w->nconns == 0) {
@@ -364,6 +381,17 @@ static int worker_init(struct worker *w, int id, struct config *cfg, evutil_sock
     }
     w->lfd = -1; /* owned by the listener now */
     evconnlistener_set_error_cb(w->listener, worker_accept_errorcb);
+    if (w->flfd >= 0) {
+        w->flistener =
+            evconnlistener_new(w->base, worker_accept_forwardcb, w,
+                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, w->flfd);
+        if (w->flistener == NULL) {
+            snprintf(err, errlen, "worker %d: cannot create its forward listener", id);
+            return -1;
+        }
+        w->flfd = -1;
+        evconnlistener_set_error_cb(w->flistener, worker_accept_errorcb);
+    }
     w->cfg = config_ref(cfg);
     return 0;
 }
@@ -374,9 +402,15 @@ static void worker_destroy(struct worker *w)
     if (w->listener != NULL)
         evconnlistener_free(w->listener);
     w->listener = NULL;
+    if (w->flistener != NULL)
+        evconnlistener_free(w->flistener);
+    w->flistener = NULL;
     if (w->lfd >= 0)
         close(w->lfd);
     w->lfd = -1;
+    if (w->flfd >= 0)
+        close(w->flfd);
+    w->flfd = -1;
     if (w->drain_deadline != NULL)
         event_free(w->drain_deadline);
     w->drain_deadline = NULL;
@@ -405,7 +439,7 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
 {
     struct server s = {0};
     struct event *ev_hup = NULL, *ev_term = NULL, *ev_int = NULL;
-    char err[512], port[NI_MAXSERV];
+    char err[512], port[NI_MAXSERV], fport[NI_MAXSERV] = "";
     int started = 0, status = 1;
 
     s.config_path = config_path;
@@ -422,10 +456,26 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
         log_error("out of memory");
         goto out;
     }
+    for (int i = 0; i < s.nworkers; i++)
+        s.workers[i].lfd = s.workers[i].flfd = -1; /* calloc's 0 is stdin, not "none" */
     snprintf(port, sizeof(port), "%s", cfg->listen_port);
+    if (cfg->forward_listen != NULL)
+        snprintf(fport, sizeof(fport), "%s", cfg->forward_port);
     for (int i = 0; i < s.nworkers; i++) {
         evutil_socket_t fd = server_bind(cfg->listen_host, port, err, sizeof(err));
-        s.workers[i].lfd = -1;
+        if (fd >= 0 && cfg->forward_listen != NULL) {
+            s.workers[i].flfd = server_bind(cfg->forward_host, fport, err, sizeof(err));
+            if (s.workers[i].flfd < 0) {
+                close(fd);
+                fd = -1;
+            } else if (i == 0 && server_bound_port(s.workers[i].flfd, fport, sizeof(fport)) < 0) {
+                snprintf(err, sizeof(err), "cannot read the bound forward port");
+                close(fd);
+                close(s.workers[i].flfd);
+                s.workers[i].flfd = -1;
+                fd = -1;
+            }
+        }
         if (fd < 0) {
             log_error("%s", err);
             goto out;
@@ -483,6 +533,10 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
                cfg->listen_host, port, cfg->tls_ctx != NULL ? "https" : "http", s.nworkers,
                cfg->upstream_hubspot,
                cfg->upstream_salesforce != NULL ? cfg->upstream_salesforce : "(not configured)");
+    if (cfg->forward_listen != NULL)
+        log_notice("forward listener on %s:%s (CONNECT to CRM hosts only, intercepted with the "
+                   "CA in %s)",
+                   cfg->forward_host, fport, cfg->ca_dir);
     sdnotify("READY=1\nSTATUS=serving");
     event_base_dispatch(s.base);
     status = 0;
@@ -493,7 +547,7 @@ join:
         log_notice("all workers drained; exiting");
 out:
     for (int i = 0; s.workers != NULL && i < s.nworkers; i++) {
-        if (s.workers[i].base != NULL || s.workers[i].lfd >= 0)
+        if (s.workers[i].base != NULL || s.workers[i].lfd >= 0 || s.workers[i].flfd >= 0)
             worker_destroy(&s.workers[i]);
     }
     free(s.workers);

@@ -29,6 +29,8 @@ struct worker {
     pthread_t thread;
     struct event_base *base;
     struct evconnlistener *listener;
+    struct evconnlistener *flistener; /* forward (HTTPS_PROXY) listener, or NULL */
+    evutil_socket_t flfd;
     evutil_socket_t lfd;
     struct upstream *upstream;
     struct config *cfg; /* this worker's reference to the current config */

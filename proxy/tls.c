@@ -3,9 +3,14 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 
+#include "../certs/ca.h"
+#include "../certs/mint.h"
+#include "log.h"
+#include "route.h"
 #include "tls.h"
 
 static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
@@ -37,7 +42,8 @@ static const char *tls_error(char *buf, size_t len)
     return buf;
 }
 
-SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_t errlen)
+/* The protocol settings every crmgate server context shares. */
+static SSL_CTX *tls_ctx_base(char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     char ebuf[256];
@@ -53,6 +59,16 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *e
                                  SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_selectcb, NULL);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"crmgate", 7);
+    return ctx;
+}
+
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = tls_ctx_base(err, errlen);
+    char ebuf[256];
+
+    if (ctx == NULL)
+        return NULL;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         snprintf(err, errlen, "tls cert %s: %s", cert_file, tls_error(ebuf, sizeof(ebuf)));
         goto fail;
@@ -71,4 +87,70 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *e
 fail:
     SSL_CTX_free(ctx);
     return NULL;
+}
+
+/*
+ * Runs inside the handshake (libevent 2.1 cannot wait for an asynchronous
+ * one): parse SNI from the raw extension (SSL_get_servername is still NULL
+ * here), refuse names crmgate does not intercept, install a minted leaf.
+ */
+static int tls_mitm_hellocb(SSL *ssl, int *al, void *arg)
+{
+    struct tls_mitm *m = SSL_get_app_data(ssl);
+    char sni[256], host[256], err[256];
+    EVP_PKEY *key = NULL;
+    X509 *leaf = NULL;
+    int r, ok;
+
+    (void)arg;
+    if (m == NULL) {
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    r = certs_sni_from_hello(ssl, sni, sizeof(sni));
+    if (r < 0 ||
+        certs_host_normalize(r == 0 ? sni : m->connect_host, host, sizeof(host), err, sizeof(err)) <
+            0 ||
+        route_forward_host(host, m->sf_instance_host) == CRM_NONE) {
+        log_warn("intercept: refused a TLS handshake for \"%s\" (CONNECT %s): not a CRM host",
+                 r == 0 ? sni : "(no SNI)", m->connect_host);
+        *al = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    snprintf(m->sni, sizeof(m->sni), "%s", r == 0 ? host : "");
+    if (certs_cache_get_or_mint(m->cache, m->ca, host, time(NULL), &leaf, &key, err, sizeof(err)) <
+        0) {
+        log_error("intercept: cannot mint a certificate for %s: %s", host, err);
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    ok = SSL_use_cert_and_key(ssl, leaf, key, certs_ca_chain(m->ca), 1);
+    X509_free(leaf);
+    EVP_PKEY_free(key);
+    if (ok != 1) {
+        ERR_clear_error();
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Acknowledge the name (the ClientHello callback already chose by it). */
+static int tls_servernamecb(SSL *ssl, int *al, void *arg)
+{
+    (void)ssl;
+    (void)al;
+    (void)arg;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX *tls_mitm_ctx_new(char *err, size_t errlen)
+{
+    SSL_CTX *ctx = tls_ctx_base(err, errlen);
+
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_client_hello_cb(ctx, tls_mitm_hellocb, NULL);
+    SSL_CTX_set_tlsext_servername_callback(ctx, tls_servernamecb);
+    return ctx;
 }

@@ -23,4 +23,28 @@
  */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_t errlen);
 
+struct certs_ca;
+struct certs_cache;
+
+/*
+ * What the interception handshake needs to know about its tunnel, attached
+ * to the SSL with SSL_set_app_data before the handshake starts.
+ */
+struct tls_mitm {
+    const char *connect_host;     /* the CONNECT authority's host, lower case */
+    const char *sf_instance_host; /* also intercepted (the Salesforce upstream's host) */
+    const struct certs_ca *ca;
+    struct certs_cache *cache;
+    char sni[256]; /* the client's server name (canonical), "" when it sent none */
+};
+
+/*
+ * A server context for intercepted tunnels: same protocol settings as
+ * tls_server_ctx_new, and a ClientHello callback that mints (or takes from
+ * the cache) a leaf for the client's SNI, or the CONNECT host when there is
+ * none. A name crmgate does not intercept fails the handshake
+ * (unrecognized_name). NULL with err.
+ */
+SSL_CTX *tls_mitm_ctx_new(char *err, size_t errlen);
+
 #endif
