@@ -115,6 +115,33 @@ function waitForLine(proc, stream, re, what, captured) {
   });
 }
 
+/* Like waitForLine, but matches `re` against text() (all output captured so far, not only new data). */
+function waitForText(proc, stream, text, re, what, captured) {
+  const now = re.exec(text());
+  if (now) return Promise.resolve(now);
+  return new Promise((resolve, reject) => {
+    const onData = () => {
+      const m = re.exec(text());
+      if (m) { cleanup(); resolve(m); }
+    };
+    const onExit = (code, signal) => {
+      cleanup();
+      reject(new Error(`${what} exited (${code !== null ? `code ${code}` : signal}) before it was ready.\n--- output ---\n${captured()}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`${what} not ready after ${READY_TIMEOUT_MS} ms (waiting for ${re}).\n--- output ---\n${captured()}`));
+    }, READY_TIMEOUT_MS);
+    function cleanup() {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      proc.off('exit', onExit);
+    }
+    stream.on('data', onData);
+    proc.on('exit', onExit);
+  });
+}
+
 /* ---------------- tiny JSON client for the control API ---------------- */
 
 /* One HTTP(S) request with a JSON body; resolves {status, headers, body (parsed when JSON)}. */
@@ -207,7 +234,11 @@ function crmgateAvailable() {
  * opts: {upstreams: {hubspot?, salesforce?}, args: [], env: {}, config: object written as JSON
  * and passed with --config, workers (default 2), tls: {cert, key} (PEM file paths: passed as
  * --tls-cert/--tls-key, and the returned url is https://; a config with a tls key also gives an
- * https:// url)}.
+ * https:// url), forward: true | {caDir, listen, via: 'flags' (default) | 'config'} (the forward
+ * HTTPS_PROXY listener on 127.0.0.1:0 with --forward-listen/--ca-dir, or the config's
+ * {"forward": {"listen", "ca_dir"}}; the CA is made with `crmgate ca init --dir` unless caDir
+ * already holds one; waits for "forward listener on ADDR:PORT" and adds forwardPort, forwardUrl,
+ * caDir and caCert (caDir/ca.pem) to the result)}.
  */
 /*
  * crmgate enforces policy on every call, so each crmgate the harness starts gets rules and
@@ -260,6 +291,22 @@ async function startCrmgate(opts = {}) {
   }
   for (const [crm, url] of Object.entries(opts.upstreams || {})) if (url) args.push('--upstream', `${crm}=${url}`);
   if (opts.tls) args.push('--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key);
+  /* Forward (HTTPS_PROXY) listener: a CA made with `crmgate ca init` unless one is given. */
+  let forward = null;
+  if (opts.forward) {
+    const f = opts.forward === true ? {} : opts.forward;
+    const caDir = f.caDir || path.join(stateDir, 'forward-ca');
+    if (!fs.existsSync(path.join(caDir, 'ca.pem'))) execFileSync(bin, ['ca', 'init', '--dir', caDir], { stdio: 'ignore' });
+    forward = { caDir, listen: f.listen || '127.0.0.1:0' };
+    if (f.via === 'config') {
+      const file = args[args.indexOf('--config') + 1];
+      const cfg = JSON.parse(fs.readFileSync(file, 'utf8'));
+      cfg.forward = { listen: forward.listen, ca_dir: caDir };
+      fs.writeFileSync(file, JSON.stringify(cfg, null, 2));
+    } else {
+      args.push('--forward-listen', forward.listen, '--ca-dir', caDir);
+    }
+  }
   args.push(...(opts.args || []));
   const proc = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) } }));
   let err = '';
@@ -268,8 +315,19 @@ async function startCrmgate(opts = {}) {
   proc.stdout.on('data', (d) => { out += d; });
   const m = await waitForLine(proc, proc.stderr, /reverse listener on ([0-9.]+):(\d+)/, `crmgate (${bin} ${args.join(' ')})`, () => err + out);
   const port = Number(m[2]);
+  let fwd = null;
+  if (forward) {
+    /* The forward line may come before or after the reverse one: match on everything captured. */
+    fwd = await waitForText(proc, proc.stderr, () => err, /forward listener on ([0-9.]+):(\d+)/, `crmgate forward listener (${bin} ${args.join(' ')})`, () => err + out);
+  }
   detach(proc);
   return {
+    ...(fwd ? {
+      forwardPort: Number(fwd[2]),
+      forwardUrl: `http://${fwd[1]}:${fwd[2]}`,
+      caDir: forward.caDir,
+      caCert: path.join(forward.caDir, 'ca.pem'),
+    } : {}),
     url: `${opts.tls || (opts.config && opts.config.tls) ? 'https' : 'http'}://${m[1]}:${port}`,
     port,
     proc,
