@@ -53,11 +53,13 @@ struct conn {
     int read_eof; /* the client half-closed; answer, then close */
     int tls;      /* HTTPS: c->bev is an OpenSSL bufferevent */
     enum conn_kind kind;
-    int tunnel;            /* forward mode: CONNECT accepted, TLS intercepted */
-    char tunnel_host[256]; /* the CONNECT host, lower case */
-    char proxy_fp[65];     /* fingerprint of Proxy-Authorization on CONNECT, or "" */
-    struct tls_mitm mitm;  /* what the interception handshake needs */
-    int responded;         /* an answer has been queued for the current request */
+    int tunnel;                   /* forward mode: CONNECT accepted, TLS intercepted */
+    char tunnel_host[256];        /* the CONNECT host, lower case */
+    char proxy_fp[65];            /* fingerprint of Proxy-Authorization on CONNECT, or "" */
+    struct tls_mitm mitm;         /* what the interception handshake needs */
+    int shutdown_sent;            /* close_notify queued (tunnels flush it before closing) */
+    struct timespec linger_until; /* a closing tunnel waits this long for its bytes to leave */
+    int responded;                /* an answer has been queued for the current request */
     unsigned long requests;
     struct exchange *ex;
     int abort_status;
@@ -98,7 +100,7 @@ static void conn_free(struct conn *c)
     if (c->tls) {
         /* Say goodbye (close_notify), as libevent's le-proxy does: without it a client
          * cannot tell a complete answer from a cut one. Best effort: the peer may be gone. */
-        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        SSL *ssl = c->shutdown_sent ? NULL : bufferevent_openssl_get_ssl(c->bev);
         if (ssl != NULL) {
             SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
             SSL_shutdown(ssl);
@@ -666,6 +668,12 @@ void conn_respond(struct conn *c, int status, const struct http_fields *fields,
     if (c->responded)
         return;
     c->responded = 1;
+    /*
+     * State and write callback first: an OpenSSL bufferevent encrypts what is queued at once
+     * and only schedules (deferred) a write callback that is already installed.
+     */
+    c->state = CONN_WRITING;
+    bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
     if (!c->req.keep_alive || c->w->draining)
         c->close_after = 1;
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, crm_status_reason(status));
@@ -694,11 +702,9 @@ void conn_respond(struct conn *c, int status, const struct http_fields *fields,
     log_info("%s \"%s %.*s\" %d %zu %lldus", c->peer,
              c->req.method_name != NULL ? c->req.method_name : "-", conn_log_path_len(c),
              c->req.target, status, head || no_body ? (size_t)0 : blen, conn_elapsed_us(c));
-    c->state = CONN_WRITING;
     evtimer_del(c->timer);
     if (c->close_after)
         bufferevent_disable(c->bev, EV_READ);
-    bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
 }
 
 void conn_abort(struct conn *c, int status, const char *code, const char *message)
@@ -815,8 +821,13 @@ static void conn_start_tunnel(struct conn *c)
         return;
     }
     SSL_set_app_data(ssl, &c->mitm);
+    /*
+     * DEFER_CALLBACKS: a filter bufferevent encrypts what is written at once, so its write
+     * callback would run inside conn_respond, before the callback that ends the answer is
+     * even installed (and could free c under its caller). Deferred, it runs from the loop.
+     */
     tls_bev = bufferevent_openssl_filter_new(c->w->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                             BEV_OPT_CLOSE_ON_FREE);
+                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (tls_bev == NULL) {
         SSL_free(ssl);
         conn_free(c);
@@ -830,7 +841,7 @@ static void conn_start_tunnel(struct conn *c)
     wt.tv_usec = (conn_limits(c)->write_timeout_ms % 1000) * 1000;
     bufferevent_set_timeouts(tls_bev, NULL, &wt);
     bufferevent_setcb(tls_bev, conn_readcb, NULL, conn_eventcb, c);
-    bufferevent_enable(tls_bev, EV_READ);
+    bufferevent_enable(tls_bev, EV_READ | EV_WRITE);
     llhttp_init(&c->parser, HTTP_REQUEST, &conn_http_settings);
     c->parser.data = c;
     c->state = CONN_IDLE;
@@ -935,6 +946,38 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
+/*
+ * A tunnel's TLS bufferevent drains into the plain one below it: before
+ * closing, queue close_notify and wait (polling, bounded by the write
+ * timeout) until the plain one has sent everything. 1 while waiting.
+ */
+static int conn_tunnel_linger(struct conn *c)
+{
+    struct bufferevent *u = bufferevent_get_underlying(c->bev);
+    struct timespec now;
+
+    if (!c->shutdown_sent) {
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        unsigned ms = conn_limits(c)->write_timeout_ms;
+        c->shutdown_sent = 1;
+        if (ssl != NULL) {
+            SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
+            SSL_shutdown(ssl);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &c->linger_until);
+        c->linger_until.tv_sec += ms / 1000;
+        c->linger_until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    }
+    if (u == NULL || evbuffer_get_length(bufferevent_get_output(u)) == 0)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > c->linger_until.tv_sec ||
+        (now.tv_sec == c->linger_until.tv_sec && now.tv_nsec >= c->linger_until.tv_nsec))
+        return 0;
+    conn_arm(c, 5);
+    return 1;
+}
+
 static void conn_writecb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
@@ -942,6 +985,8 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
     if (c->state != CONN_WRITING || evbuffer_get_length(bufferevent_get_output(bev)) != 0)
         return;
     if (c->close_after) {
+        if (c->tunnel && conn_tunnel_linger(c))
+            return; /* the timer calls back until the bytes below have left */
         conn_free(c);
         return;
     }
@@ -1012,8 +1057,10 @@ static void conn_timercb(evutil_socket_t fd, short what, void *arg)
     case CONN_CLOSING:
         conn_free(c);
         return;
-    case CONN_EXCHANGE:
     case CONN_WRITING:
+        conn_writecb(c->bev, c); /* a closing tunnel, lingering */
+        return;
+    case CONN_EXCHANGE:
         break;
     }
 }

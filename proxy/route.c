@@ -64,6 +64,9 @@ static int route_has_suffix(const char *host, const char *suffix)
 
 enum crm route_forward_host(const char *host, const char *sf_instance_host)
 {
+    /* Names only: an IP literal is never a CRM host, whatever the config says. */
+    if (host[strspn(host, "0123456789.")] == '\0' || strchr(host, ':') != NULL)
+        return CRM_NONE;
     if (strcasecmp(host, "api.hubapi.com") == 0 || strcasecmp(host, "api.hubspot.com") == 0)
         return CRM_HUBSPOT;
     if (strcasecmp(host, "login.salesforce.com") == 0 ||
