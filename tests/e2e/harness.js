@@ -14,6 +14,11 @@
  * HTTPS reverse listener: makeTestCerts() makes a throwaway CA and a 127.0.0.1/localhost server
  * certificate; startCrmgate({tls: {cert, key}}) (or startStack({gate: {tls}})) passes
  * --tls-cert/--tls-key and returns https:// URLs.
+ *
+ * Network namespaces: startFake({netns}) and startCrmgate({netns}) run the child with
+ * `ip netns exec NAME` (the caller creates and removes the namespace); the fake's control API is
+ * then reached through a Unix socket relay. startCrmgate({transparent}) starts the transparent
+ * (iptables REDIRECT) listener.
  */
 
 const { spawn, execFileSync } = require('node:child_process');
@@ -142,16 +147,60 @@ function waitForText(proc, stream, text, re, what, captured) {
   });
 }
 
+/* ---------------- network namespaces ---------------- */
+
+/*
+ * opts.netns = NAME runs a child inside an existing network namespace (`ip netns exec NAME ...`,
+ * which execs in place: the child's pid is the program's own, so signals reach it directly).
+ */
+function nsSpawn(netns, cmd, args, options) {
+  if (!netns) return spawn(cmd, args, options);
+  return spawn('ip', ['netns', 'exec', netns, cmd, ...args], options);
+}
+
+/*
+ * A relay from a Unix socket (a filesystem path: reachable from every network namespace) to
+ * 127.0.0.1:port inside `netns`, so the test process can talk to a server that only listens on
+ * the namespace's loopback. Resolves {socketPath, proc}.
+ */
+const RELAY_SCRIPT = `
+const net = require('node:net');
+const [sock, port] = process.argv.slice(1);
+const server = net.createServer((c) => {
+  const u = net.connect(Number(port), '127.0.0.1');
+  c.on('error', () => u.destroy());
+  u.on('error', () => c.destroy());
+  c.pipe(u).pipe(c);
+});
+server.listen(sock, () => process.stdout.write('relay ready\\n'));
+process.stdin.on('end', () => process.exit(0)); /* exits with its parent */
+process.stdin.resume();
+`;
+async function startNsRelay(netns, port) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-relay-'));
+  tmpdirs.add(dir);
+  const socketPath = path.join(dir, 'relay.sock');
+  const proc = track(nsSpawn(netns, process.execPath, ['-e', RELAY_SCRIPT, socketPath, String(port)], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  await waitForLine(proc, proc.stdout, /relay ready\n/, `relay into netns ${netns}`, () => out);
+  detach(proc);
+  if (proc.stdin && typeof proc.stdin.unref === 'function') proc.stdin.unref();
+  return { socketPath, proc };
+}
+
 /* ---------------- tiny JSON client for the control API ---------------- */
 
 /* One HTTP(S) request with a JSON body; resolves {status, headers, body (parsed when JSON)}. */
-function requestJson(url, { method = 'GET', body, headers = {} } = {}) {
+function requestJson(url, { method = 'GET', body, headers = {}, socketPath } = {}) {
   const u = new URL(url);
   const lib = u.protocol === 'https:' ? https : http;
   const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = lib.request(u, {
       method,
+      ...(socketPath ? { socketPath } : {}), /* a Unix socket relay into a network namespace */
       headers: { ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}), ...headers },
       rejectUnauthorized: false, /* the fake's own test certificate; loopback only */
     }, (res) => {
@@ -175,8 +224,8 @@ function requestJson(url, { method = 'GET', body, headers = {} } = {}) {
   });
 }
 
-async function control(base, method, p, body) {
-  const r = await requestJson(`${base}${p}`, { method, body });
+async function control(base, method, p, body, socketPath) {
+  const r = await requestJson(`${base}${p}`, { method, body, socketPath });
   if (r.status !== 200) throw new Error(`fakecrm control ${method} ${p} -> ${r.status}: ${JSON.stringify(r.body)}`);
   return r.body;
 }
@@ -185,13 +234,15 @@ async function control(base, method, p, body) {
 
 /*
  * Starts tests/fakecrm/server.js on a free loopback port.
- * opts: {tls, cert, key, gzip (default true)}.
+ * opts: {tls, cert, key, gzip (default true), netns: NAME (run it inside that network namespace,
+ * on the namespace's 127.0.0.1; the control calls then go through a Unix socket relay, and
+ * `url` is the address inside the namespace)}.
  */
 async function startFake(opts = {}) {
   const args = [FAKE_SERVER, '--port', '0', '--host', '127.0.0.1'];
   if (opts.tls) args.push('--tls', '--cert', opts.cert, '--key', opts.key);
   if (opts.gzip === false) args.push('--no-gzip');
-  const proc = track(spawn(process.execPath, args, {
+  const proc = track(nsSpawn(opts.netns, process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FAKECRM_EXIT_WITH_PARENT: '1' },
   }));
   let out = '';
@@ -200,21 +251,29 @@ async function startFake(opts = {}) {
   const m = await waitForLine(proc, proc.stdout, /fakecrm listening on (https?:\/\/[0-9.]+:(\d+))\n/, 'fakecrm', () => out);
   const url = m[1];
   detach(proc);
+  let relay = null;
+  if (opts.netns) {
+    try { relay = await startNsRelay(opts.netns, Number(m[2])); } catch (e) { await stopProc(proc, { graceMs: 2000 }); throw e; }
+  }
+  const sp = relay ? relay.socketPath : undefined;
   return {
     url,
     port: Number(m[2]),
     proc,
     output: () => out,
-    reset: () => control(url, 'POST', '/_fake/reset'),
-    seed: (obj) => control(url, 'POST', '/_fake/seed', obj),
-    requests: (since) => control(url, 'GET', `/_fake/requests${since ? `?since=${since}` : ''}`),
-    clearRequests: () => control(url, 'DELETE', '/_fake/requests'),
-    state: () => control(url, 'GET', '/_fake/state'),
-    fault: (spec) => control(url, 'POST', '/_fake/faults', spec),
-    clearFaults: () => control(url, 'DELETE', '/_fake/faults'),
-    revokeToken: (token) => control(url, 'POST', '/_fake/tokens/revoke', { token }),
-    options: (o) => control(url, 'POST', '/_fake/options', o),
-    stop: () => stopProc(proc, { graceMs: 2000 }),
+    reset: () => control(url, 'POST', '/_fake/reset', undefined, sp),
+    seed: (obj) => control(url, 'POST', '/_fake/seed', obj, sp),
+    requests: (since) => control(url, 'GET', `/_fake/requests${since ? `?since=${since}` : ''}`, undefined, sp),
+    clearRequests: () => control(url, 'DELETE', '/_fake/requests', undefined, sp),
+    state: () => control(url, 'GET', '/_fake/state', undefined, sp),
+    fault: (spec) => control(url, 'POST', '/_fake/faults', spec, sp),
+    clearFaults: () => control(url, 'DELETE', '/_fake/faults', undefined, sp),
+    revokeToken: (token) => control(url, 'POST', '/_fake/tokens/revoke', { token }, sp),
+    options: (o) => control(url, 'POST', '/_fake/options', o, sp),
+    stop: async () => {
+      if (relay) await stopProc(relay.proc, { graceMs: 1000 });
+      return stopProc(proc, { graceMs: 2000 });
+    },
   };
 }
 
@@ -238,7 +297,13 @@ function crmgateAvailable() {
  * HTTPS_PROXY listener on 127.0.0.1:0 with --forward-listen/--ca-dir, or the config's
  * {"forward": {"listen", "ca_dir"}}; the CA is made with `crmgate ca init --dir` unless caDir
  * already holds one; waits for "forward listener on ADDR:PORT" and adds forwardPort, forwardUrl,
- * caDir and caCert (caDir/ca.pem) to the result)}.
+ * caDir and caCert (caDir/ca.pem) to the result), transparent: {caDir, listen (default
+ * 127.0.0.1:0), via: 'flags' (default) | 'config'} (the transparent listener for iptables REDIRECT
+ * with --transparent-listen/--ca-dir, or the config's {"transparent": {"listen", "ca_dir"}}; the
+ * same CA handling as forward, shared with it when both are asked for; waits for "transparent
+ * listener on ADDR:PORT" and adds transparentPort, caDir and caCert), netns: NAME (run crmgate
+ * inside that network namespace: `ip netns exec NAME crmgate serve ...`; its ports are then the
+ * namespace's)}.
  */
 /*
  * crmgate enforces policy on every call, so each crmgate the harness starts gets rules and
@@ -307,8 +372,25 @@ async function startCrmgate(opts = {}) {
       args.push('--forward-listen', forward.listen, '--ca-dir', caDir);
     }
   }
+  /* Transparent (iptables REDIRECT) listener: the same CA handling as forward. */
+  let transparent = null;
+  if (opts.transparent) {
+    const t = opts.transparent === true ? {} : opts.transparent;
+    const caDir = t.caDir || (forward ? forward.caDir : path.join(stateDir, 'forward-ca'));
+    if (!fs.existsSync(path.join(caDir, 'ca.pem'))) execFileSync(bin, ['ca', 'init', '--dir', caDir], { stdio: 'ignore' });
+    transparent = { caDir, listen: t.listen || '127.0.0.1:0' };
+    if (t.via === 'config') {
+      const file = args[args.indexOf('--config') + 1];
+      const cfg = JSON.parse(fs.readFileSync(file, 'utf8'));
+      cfg.transparent = { listen: transparent.listen, ca_dir: caDir };
+      fs.writeFileSync(file, JSON.stringify(cfg, null, 2));
+    } else {
+      args.push('--transparent-listen', transparent.listen);
+      if (!args.includes('--ca-dir')) args.push('--ca-dir', caDir);
+    }
+  }
   args.push(...(opts.args || []));
-  const proc = track(spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) } }));
+  const proc = track(nsSpawn(opts.netns, bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) } }));
   let err = '';
   let out = '';
   proc.stderr.on('data', (d) => { err += d; if (process.env.CRMGATE_LOG) process.stderr.write(d); });
@@ -320,8 +402,17 @@ async function startCrmgate(opts = {}) {
     /* The forward line may come before or after the reverse one: match on everything captured. */
     fwd = await waitForText(proc, proc.stderr, () => err, /forward listener on ([0-9.]+):(\d+)/, `crmgate forward listener (${bin} ${args.join(' ')})`, () => err + out);
   }
+  let tp = null;
+  if (transparent) {
+    tp = await waitForText(proc, proc.stderr, () => err, /transparent listener on ([0-9.]+):(\d+)/, `crmgate transparent listener (${bin} ${args.join(' ')})`, () => err + out);
+  }
   detach(proc);
   return {
+    ...(tp ? {
+      transparentPort: Number(tp[2]),
+      caDir: transparent.caDir,
+      caCert: path.join(transparent.caDir, 'ca.pem'),
+    } : {}),
     ...(fwd ? {
       forwardPort: Number(fwd[2]),
       forwardUrl: `http://${fwd[1]}:${fwd[2]}`,
@@ -432,4 +523,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, OPEN_TOKENS, REPO };
+module.exports = { startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
