@@ -59,6 +59,9 @@ void config_unref(struct config *cfg)
     free(cfg->forward_listen);
     free(cfg->forward_host);
     free(cfg->forward_port);
+    free(cfg->transparent_listen);
+    free(cfg->transparent_host);
+    free(cfg->transparent_port);
     free(cfg->ca_dir);
     free(cfg->sf_instance_host);
     certs_cache_free(cfg->leaf_cache);
@@ -309,26 +312,33 @@ static int config_apply_tls(struct config *cfg, json_t *tls, const char *file, c
     return 0;
 }
 
-/* "forward": {"listen": "127.0.0.1:3128", "ca_dir": "/var/lib/crmgate/ca"} */
-static int config_apply_forward(struct config *cfg, json_t *fw, const char *file, char *err,
-                                size_t errlen)
+/*
+ * "forward" and "transparent": {"listen": "ADDR:PORT", "ca_dir": "/var/lib/crmgate/ca"}.
+ * Both intercept with the same CA, so two different ca_dir values are an error.
+ */
+static int config_apply_forward(struct config *cfg, json_t *fw, const char *ptr, char **listen_out,
+                                const char *file, char *err, size_t errlen)
 {
     static const char *const keys[] = {"listen", "ca_dir", NULL};
     const char *listen, *dir;
 
     if (!json_is_object(fw)) {
-        snprintf(err, errlen, "%s: /forward: must be an object with listen and ca_dir", file);
+        snprintf(err, errlen, "%s: %s: must be an object with listen and ca_dir", file, ptr);
         return -1;
     }
-    if (config_check_keys(fw, keys, file, "/forward", err, errlen) < 0)
+    if (config_check_keys(fw, keys, file, ptr, err, errlen) < 0)
         return -1;
     listen = json_string_value(json_object_get(fw, "listen"));
     dir = json_string_value(json_object_get(fw, "ca_dir"));
     if (listen == NULL || listen[0] == '\0') {
-        snprintf(err, errlen, "%s: /forward/listen: required, ADDR:PORT", file);
+        snprintf(err, errlen, "%s: %s/listen: required, ADDR:PORT", file, ptr);
         return -1;
     }
-    if (config_set_str(&cfg->forward_listen, listen) < 0 ||
+    if (dir != NULL && cfg->ca_dir != NULL && strcmp(dir, cfg->ca_dir) != 0) {
+        snprintf(err, errlen, "%s: %s/ca_dir: forward and transparent must use one CA", file, ptr);
+        return -1;
+    }
+    if (config_set_str(listen_out, listen) < 0 ||
         (dir != NULL && config_set_str(&cfg->ca_dir, dir) < 0)) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -348,20 +358,30 @@ static int config_load_interception(struct config *cfg, char *err, size_t errlen
     CURLU *u;
     char *host = NULL;
 
-    snprintf(where, sizeof(where), "forward.listen %s", cfg->forward_listen);
-    {
-        /* reuse the listen parser on a scratch config */
+    /* reuse the listen parser on scratch configs */
+    if (cfg->forward_listen != NULL) {
         struct config tmp = {0};
+        snprintf(where, sizeof(where), "forward.listen %s", cfg->forward_listen);
         tmp.listen = cfg->forward_listen;
         if (config_parse_listen(&tmp, where, err, errlen) < 0)
             return -1;
         cfg->forward_host = tmp.listen_host;
         cfg->forward_port = tmp.listen_port;
     }
+    if (cfg->transparent_listen != NULL) {
+        struct config tmp = {0};
+        snprintf(where, sizeof(where), "transparent.listen %s", cfg->transparent_listen);
+        tmp.listen = cfg->transparent_listen;
+        if (config_parse_listen(&tmp, where, err, errlen) < 0)
+            return -1;
+        cfg->transparent_host = tmp.listen_host;
+        cfg->transparent_port = tmp.listen_port;
+    }
     if (cfg->ca_dir == NULL) {
         snprintf(err, errlen,
-                 "forward.listen needs forward.ca_dir (or --ca-dir): the CA that "
-                 "signs intercepted connections (crmgate ca init --dir DIR)");
+                 "interception (forward or transparent listen) needs a ca_dir (or "
+                 "--ca-dir): the CA that signs intercepted connections (crmgate ca init --dir "
+                 "DIR)");
         return -1;
     }
     snprintf(cert, sizeof(cert), "%s/ca.pem", cfg->ca_dir);
@@ -508,6 +528,7 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
                                        "callers",
                                        "tls",
                                        "forward",
+                                       "transparent",
                                        NULL};
     static const char *const upstream_keys[] = {"hubspot", "salesforce", NULL};
     json_error_t jerr;
@@ -617,7 +638,12 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     if (lim != NULL && config_apply_limits(cfg, lim, file, err, errlen) < 0)
         goto done;
     if (json_object_get(root, "forward") != NULL &&
-        config_apply_forward(cfg, json_object_get(root, "forward"), file, err, errlen) < 0)
+        config_apply_forward(cfg, json_object_get(root, "forward"), "/forward",
+                             &cfg->forward_listen, file, err, errlen) < 0)
+        goto done;
+    if (json_object_get(root, "transparent") != NULL &&
+        config_apply_forward(cfg, json_object_get(root, "transparent"), "/transparent",
+                             &cfg->transparent_listen, file, err, errlen) < 0)
         goto done;
     if (json_object_get(root, "tls") != NULL &&
         config_apply_tls(cfg, json_object_get(root, "tls"), file, err, errlen) < 0)
@@ -658,6 +684,9 @@ static int config_apply_overrides(struct config *cfg, const struct config_overri
     if (ov->tls_key != NULL && config_set_str(&cfg->tls_key, ov->tls_key) < 0)
         goto oom;
     if (ov->forward_listen != NULL && config_set_str(&cfg->forward_listen, ov->forward_listen) < 0)
+        goto oom;
+    if (ov->transparent_listen != NULL &&
+        config_set_str(&cfg->transparent_listen, ov->transparent_listen) < 0)
         goto oom;
     if (ov->ca_dir != NULL && config_set_str(&cfg->ca_dir, ov->ca_dir) < 0)
         goto oom;
@@ -761,7 +790,8 @@ struct config *config_load(const char *path, const struct config_overrides *ov, 
     if (cfg->tls_cert != NULL &&
         (cfg->tls_ctx = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, err, errlen)) == NULL)
         goto fail;
-    if (cfg->forward_listen != NULL && config_load_interception(cfg, err, errlen) < 0)
+    if ((cfg->forward_listen != NULL || cfg->transparent_listen != NULL) &&
+        config_load_interception(cfg, err, errlen) < 0)
         goto fail;
     cfg->rules = rulesdir_load(cfg->rules_dir, err, errlen);
     if (cfg->rules == NULL)
@@ -793,6 +823,9 @@ void config_print(const struct config *cfg)
     if (cfg->forward_listen != NULL)
         printf("forward: %s (CONNECT to CRM hosts, intercepted with the CA in %s)\n",
                cfg->forward_listen, cfg->ca_dir);
+    if (cfg->transparent_listen != NULL)
+        printf("transparent: %s (REDIRECTed TLS to CRM hosts, intercepted with the CA in %s)\n",
+               cfg->transparent_listen, cfg->ca_dir);
     printf("workers: %d%s\n", cfg->workers, cfg->workers == 0 ? " (one per core)" : "");
     printf("state_dir: %s\n", cfg->state_dir);
     printf("upstream hubspot: %s\n", cfg->upstream_hubspot);

@@ -59,6 +59,9 @@ struct config {
     char *forward_listen; /* "ADDR:PORT" of the forward (HTTPS_PROXY) listener, or NULL */
     char *forward_host;
     char *forward_port;
+    char *transparent_listen; /* "ADDR:PORT" for iptables-REDIRECTed connections, or NULL */
+    char *transparent_host;
+    char *transparent_port;
     char *ca_dir;                   /* crmgate's CA for interception: ca.pem, ca.key */
     struct certs_ca *ca;            /* loaded when forward_listen is set */
     struct certs_cache *leaf_cache; /* minted leaves, shared by every worker */
@@ -86,6 +89,7 @@ struct config_overrides {
     const char *tls_cert;
     const char *tls_key;
     const char *forward_listen;
+    const char *transparent_listen;
     const char *ca_dir;
     const char *workers;
     const char *log_level;

@@ -8,6 +8,7 @@
  * violation goes through conn_abort().
  */
 #include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,7 @@ static void conn_writecb(struct bufferevent *bev, void *arg);
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
 static void conn_timercb(evutil_socket_t fd, short what, void *arg);
 static void conn_process(struct conn *c);
+static void conn_transparent_ready(struct conn *c);
 
 static const struct config_limits *conn_limits(const struct conn *c)
 {
@@ -408,8 +410,11 @@ static int conn_check_head(llhttp_t *p)
 
     if (r->http_major != 1 || r->http_minor > 1)
         return conn_fail(c, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported");
+    conn_transparent_ready(c);
     if (c->kind == CONN_KIND_FORWARD && !c->tunnel)
         return conn_check_forward(c, p);
+    if (c->kind == CONN_KIND_TRANSPARENT && !c->tunnel)
+        return conn_fail(c, 421, "misdirected", "no intercepted host for this connection");
     if (c->tunnel)
         return conn_check_tunnel(c);
     if (r->method == HTTP_CONNECT)
@@ -537,6 +542,42 @@ static const llhttp_settings_t conn_http_settings = {
     .on_message_complete = conn_on_message_complete,
 };
 
+/*
+ * The address a REDIRECTed connection was originally sent to (iptables
+ * keeps it for SO_ORIGINAL_DST), as "ip:port" for the log; "" if unknown.
+ */
+static void conn_original_dst(evutil_socket_t fd, int family, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN];
+
+    out[0] = '\0';
+    /* SO_ORIGINAL_DST is 80 at SOL_IP, and IP6T_SO_ORIGINAL_DST 80 at SOL_IPV6 */
+    if (getsockopt(fd, family == AF_INET6 ? SOL_IPV6 : SOL_IP, SO_ORIGINAL_DST, &ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(out, outlen, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, outlen, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
+    }
+}
+
+/* Transparent mode: once TLS is up, the tunnel's host is the name the client asked for. */
+static void conn_transparent_ready(struct conn *c)
+{
+    if (c->kind != CONN_KIND_TRANSPARENT || c->tunnel || c->mitm.sni[0] == '\0')
+        return;
+    snprintf(c->tunnel_host, sizeof(c->tunnel_host), "%s", c->mitm.sni);
+    c->tunnel = 1;
+    log_info("%s TLS to %s (originally for %s) intercepted", c->peer, c->tunnel_host,
+             c->mitm.orig_dst[0] != '\0' ? c->mitm.orig_dst : "?");
+}
+
 const char *conn_tunnel_host(const struct conn *c)
 {
     return c->tunnel ? c->tunnel_host : NULL;
@@ -568,7 +609,30 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
     c->req.target_cap = 256;
     c->req.target = malloc(c->req.target_cap);
     c->req.body = evbuffer_new();
-    if (kind == CONN_KIND_REVERSE && worker_config(w)->tls_ctx != NULL) {
+    if (kind == CONN_KIND_TRANSPARENT) {
+        /* TLS from the first byte, for whichever CRM host the client names in its SNI. */
+        const struct config *cfg = worker_config(w);
+        SSL *ssl = cfg->mitm_ctx != NULL ? SSL_new(cfg->mitm_ctx) : NULL;
+        if (ssl == NULL) {
+            evutil_closesocket(fd);
+            goto fail_conn;
+        }
+        conn_original_dst(fd, sa->sa_family, c->mitm.orig_dst, sizeof(c->mitm.orig_dst));
+        c->mitm.connect_host = "";
+        c->mitm.sf_instance_host = cfg->sf_instance_host;
+        c->mitm.ca = cfg->ca;
+        c->mitm.cache = cfg->leaf_cache;
+        SSL_set_app_data(ssl, &c->mitm);
+        c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (c->bev == NULL) {
+            SSL_free(ssl);
+            evutil_closesocket(fd);
+            goto fail_conn;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        c->tls = 1;
+    } else if (kind == CONN_KIND_REVERSE && worker_config(w)->tls_ctx != NULL) {
         /* HTTPS from the first byte; the bufferevent owns ssl and fd from here on. */
         SSL *ssl = SSL_new(worker_config(w)->tls_ctx);
         if (ssl == NULL) {
@@ -1006,8 +1070,10 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
 
     (void)bev;
-    if (what == BEV_EVENT_CONNECTED)
-        return; /* TLS handshake done: requests follow */
+    if (what == BEV_EVENT_CONNECTED) {
+        conn_transparent_ready(c); /* TLS handshake done: requests follow */
+        return;
+    }
     /*
      * Plain TCP: an EOF after a complete request is a half-close, and the answer can still
      * be written. TLS: libevent's OpenSSL bufferevent stops writing as well as reading at

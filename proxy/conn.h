@@ -38,7 +38,7 @@ struct http_request {
  * Take over an accepted socket. Returns the connection, or NULL (and closes
  * fd) when out of memory. The connection frees itself when it closes.
  */
-enum conn_kind { CONN_KIND_REVERSE, CONN_KIND_FORWARD };
+enum conn_kind { CONN_KIND_REVERSE, CONN_KIND_FORWARD, CONN_KIND_TRANSPARENT };
 
 struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockaddr *sa, int salen,
                       enum conn_kind kind);

@@ -60,6 +60,8 @@ static void usage(FILE *out)
         "      --rules-dir DIR        workspace rules (default ./rules)\n"
         "      --forward-listen ADDR:PORT  forward (HTTPS_PROXY) listener: CONNECT to CRM hosts,\n"
         "                             intercepted with the CA in --ca-dir\n"
+        "      --transparent-listen ADDR:PORT  listener for connections redirected by\n"
+        "                             iptables REDIRECT (TLS to CRM hosts, intercepted)\n"
         "      --ca-dir DIR           crmgate's CA (crmgate ca init --dir DIR)\n"
         "      --tls-cert FILE        serve the reverse listener over HTTPS with this\n"
         "      --tls-key FILE         PEM certificate chain and key\n"
@@ -140,6 +142,7 @@ enum {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_FORWARD_LISTEN,
+    OPT_TRANSPARENT_LISTEN,
     OPT_CA_DIR,
     OPT_LOG_LEVEL,
     OPT_CHECK,
@@ -158,6 +161,7 @@ static int cmd_serve(int argc, char **argv)
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"forward-listen", required_argument, NULL, OPT_FORWARD_LISTEN},
+        {"transparent-listen", required_argument, NULL, OPT_TRANSPARENT_LISTEN},
         {"ca-dir", required_argument, NULL, OPT_CA_DIR},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"check", no_argument, NULL, OPT_CHECK},
@@ -212,6 +216,9 @@ static int cmd_serve(int argc, char **argv)
             break;
         case OPT_FORWARD_LISTEN:
             ov.forward_listen = optarg;
+            break;
+        case OPT_TRANSPARENT_LISTEN:
+            ov.transparent_listen = optarg;
             break;
         case OPT_CA_DIR:
             ov.ca_dir = optarg;

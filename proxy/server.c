@@ -101,6 +101,19 @@ static void worker_accept_forwardcb(struct evconnlistener *l, evutil_socket_t fd
     conn_new(w, fd, sa, salen, CONN_KIND_FORWARD);
 }
 
+static void worker_accept_transparentcb(struct evconnlistener *l, evutil_socket_t fd,
+                                        struct sockaddr *sa, int salen, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)l;
+    if (w->draining || w->nconns >= w->cfg->limits.connections) {
+        evutil_closesocket(fd);
+        return;
+    }
+    conn_new(w, fd, sa, salen, CONN_KIND_TRANSPARENT);
+}
+
 static void worker_accept_retrycb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -149,6 +162,10 @@ static void worker_start_drain(struct worker *w)
     if (w->flistener != NULL) {
         evconnlistener_free(w->flistener);
         w->flistener = NULL;
+    }
+    if (w->tlistener != NULL) {
+        evconnlistener_free(w->tlistener);
+        w->tlistener = NULL;
     }
     conn_drain_all(&w->conns);
     if (w->nconns == 0) {
@@ -392,6 +409,17 @@ static int worker_init(struct worker *w, int id, struct config *cfg, evutil_sock
         w->flfd = -1;
         evconnlistener_set_error_cb(w->flistener, worker_accept_errorcb);
     }
+    if (w->tlfd >= 0) {
+        w->tlistener =
+            evconnlistener_new(w->base, worker_accept_transparentcb, w,
+                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, w->tlfd);
+        if (w->tlistener == NULL) {
+            snprintf(err, errlen, "worker %d: cannot create its transparent listener", id);
+            return -1;
+        }
+        w->tlfd = -1;
+        evconnlistener_set_error_cb(w->tlistener, worker_accept_errorcb);
+    }
     w->cfg = config_ref(cfg);
     return 0;
 }
@@ -405,6 +433,12 @@ static void worker_destroy(struct worker *w)
     if (w->flistener != NULL)
         evconnlistener_free(w->flistener);
     w->flistener = NULL;
+    if (w->tlistener != NULL)
+        evconnlistener_free(w->tlistener);
+    w->tlistener = NULL;
+    if (w->tlfd >= 0)
+        close(w->tlfd);
+    w->tlfd = -1;
     if (w->lfd >= 0)
         close(w->lfd);
     w->lfd = -1;
@@ -439,7 +473,7 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
 {
     struct server s = {0};
     struct event *ev_hup = NULL, *ev_term = NULL, *ev_int = NULL;
-    char err[512], port[NI_MAXSERV], fport[NI_MAXSERV] = "";
+    char err[512], port[NI_MAXSERV], fport[NI_MAXSERV] = "", tport[NI_MAXSERV] = "";
     int started = 0, status = 1;
 
     s.config_path = config_path;
@@ -457,10 +491,12 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
         goto out;
     }
     for (int i = 0; i < s.nworkers; i++)
-        s.workers[i].lfd = s.workers[i].flfd = -1; /* calloc's 0 is stdin, not "none" */
+        s.workers[i].lfd = s.workers[i].flfd = s.workers[i].tlfd = -1; /* not stdin's 0 */
     snprintf(port, sizeof(port), "%s", cfg->listen_port);
     if (cfg->forward_listen != NULL)
         snprintf(fport, sizeof(fport), "%s", cfg->forward_port);
+    if (cfg->transparent_listen != NULL)
+        snprintf(tport, sizeof(tport), "%s", cfg->transparent_port);
     for (int i = 0; i < s.nworkers; i++) {
         evutil_socket_t fd = server_bind(cfg->listen_host, port, err, sizeof(err));
         if (fd >= 0 && cfg->forward_listen != NULL) {
@@ -473,6 +509,14 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
                 close(fd);
                 close(s.workers[i].flfd);
                 s.workers[i].flfd = -1;
+                fd = -1;
+            }
+        }
+        if (fd >= 0 && cfg->transparent_listen != NULL) {
+            s.workers[i].tlfd = server_bind(cfg->transparent_host, tport, err, sizeof(err));
+            if (s.workers[i].tlfd < 0 ||
+                (i == 0 && server_bound_port(s.workers[i].tlfd, tport, sizeof(tport)) < 0)) {
+                close(fd);
                 fd = -1;
             }
         }
@@ -537,6 +581,10 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
         log_notice("forward listener on %s:%s (CONNECT to CRM hosts only, intercepted with the "
                    "CA in %s)",
                    cfg->forward_host, fport, cfg->ca_dir);
+    if (cfg->transparent_listen != NULL)
+        log_notice("transparent listener on %s:%s (REDIRECTed TLS to CRM hosts only, intercepted "
+                   "with the CA in %s)",
+                   cfg->transparent_host, tport, cfg->ca_dir);
     sdnotify("READY=1\nSTATUS=serving");
     event_base_dispatch(s.base);
     status = 0;
@@ -547,7 +595,8 @@ join:
         log_notice("all workers drained; exiting");
 out:
     for (int i = 0; s.workers != NULL && i < s.nworkers; i++) {
-        if (s.workers[i].base != NULL || s.workers[i].lfd >= 0 || s.workers[i].flfd >= 0)
+        if (s.workers[i].base != NULL || s.workers[i].lfd >= 0 || s.workers[i].flfd >= 0 ||
+            s.workers[i].tlfd >= 0)
             worker_destroy(&s.workers[i]);
     }
     free(s.workers);

@@ -31,6 +31,8 @@ struct worker {
     struct evconnlistener *listener;
     struct evconnlistener *flistener; /* forward (HTTPS_PROXY) listener, or NULL */
     evutil_socket_t flfd;
+    struct evconnlistener *tlistener; /* transparent (REDIRECT) listener, or NULL */
+    evutil_socket_t tlfd;
     evutil_socket_t lfd;
     struct upstream *upstream;
     struct config *cfg; /* this worker's reference to the current config */

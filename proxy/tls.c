@@ -108,12 +108,20 @@ static int tls_mitm_hellocb(SSL *ssl, int *al, void *arg)
         return SSL_CLIENT_HELLO_ERROR;
     }
     r = certs_sni_from_hello(ssl, sni, sizeof(sni));
+    /* Transparent mode has no CONNECT host to fall back on: no SNI, no interception. */
+    if (r == 1 && (m->connect_host == NULL || m->connect_host[0] == '\0')) {
+        log_warn("intercept: refused a TLS handshake without SNI (to %s)",
+                 m->orig_dst[0] != '\0' ? m->orig_dst : "?");
+        *al = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
     if (r < 0 ||
         certs_host_normalize(r == 0 ? sni : m->connect_host, host, sizeof(host), err, sizeof(err)) <
             0 ||
         route_forward_host(host, m->sf_instance_host) == CRM_NONE) {
-        log_warn("intercept: refused a TLS handshake for \"%s\" (CONNECT %s): not a CRM host",
-                 r == 0 ? sni : "(no SNI)", m->connect_host);
+        log_warn("intercept: refused a TLS handshake for \"%s\" (%s %s): not a CRM host",
+                 r == 0 ? sni : "(no SNI)", m->orig_dst[0] != '\0' ? "to" : "CONNECT",
+                 m->orig_dst[0] != '\0' ? m->orig_dst : m->connect_host);
         *al = SSL_AD_UNRECOGNIZED_NAME;
         return SSL_CLIENT_HELLO_ERROR;
     }

@@ -35,7 +35,8 @@ struct tls_mitm {
     const char *sf_instance_host; /* also intercepted (the Salesforce upstream's host) */
     const struct certs_ca *ca;
     struct certs_cache *cache;
-    char sni[256]; /* the client's server name (canonical), "" when it sent none */
+    char sni[256];     /* the client's server name (canonical), "" when it sent none */
+    char orig_dst[64]; /* transparent mode: the original destination, for the log */
 };
 
 /*
