@@ -168,3 +168,40 @@ test('past limits.connections a worker refuses new connections, and serves again
     await capped.stop();
   }
 });
+
+/*
+ * Not an open proxy, reverse mode: the upstream comes from the path prefix and the config only.
+ * A spoofed Host (pointing at a listener that must stay untouched), an absolute-form target or a
+ * CONNECT on the reverse listener can never send a request anywhere else.
+ */
+test('reverse mode: a spoofed Host, an absolute-form target or CONNECT never chooses the upstream', { skip: GATE }, async () => {
+  let tripped = 0;
+  const trip = net.createServer((c) => { tripped++; c.destroy(); });
+  await new Promise((r) => trip.listen(0, '127.0.0.1', r));
+  const tp = trip.address().port;
+  const fakeHost = new URL(stack.fake.url).host;
+  try {
+    const path = '/hubspot/crm/v3/objects/contacts/101?properties=email';
+    for (const host of [`127.0.0.1:${tp}`, 'evil.example.com', 'api.hubapi.com']) {
+      const { r, log } = await fakeSaw(() => raw([`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`]));
+      assert.equal(statusOf(r), 200, r);
+      assert.match(r, /"email":"ada@example.com"/);
+      assert.equal(log.length, 1, `Host: ${host} reaches the configured upstream, once`);
+      assert.equal(log[0].headers.host, fakeHost, 'the upstream sees its own Host, not the spoofed one');
+    }
+    for (const [req, status] of [
+      [`GET http://127.0.0.1:${tp}${path} HTTP/1.1\r\nHost: 127.0.0.1:${tp}\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`, 400],
+      [`GET https://api.hubapi.com/crm/v3/objects/contacts/101 HTTP/1.1\r\nHost: api.hubapi.com\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`, 400],
+      [`CONNECT 127.0.0.1:${tp} HTTP/1.1\r\nHost: 127.0.0.1:${tp}\r\n\r\n`, 405],
+      [`CONNECT api.hubapi.com:443 HTTP/1.1\r\nHost: api.hubapi.com:443\r\n\r\n`, 405],
+    ]) {
+      const { r, log } = await fakeSaw(() => raw([req]));
+      assert.equal(statusOf(r), status, `${req.split('\r\n')[0]} -> ${r}`);
+      assert.match(r, /"status":"error"/, 'a HubSpot-shaped error');
+      assert.equal(log.length, 0, 'nothing reaches the CRM');
+    }
+    assert.equal(tripped, 0, 'the tripwire listener was never connected to');
+  } finally {
+    trip.close();
+  }
+});
