@@ -100,16 +100,17 @@ static int tls_mitm_hellocb(SSL *ssl, int *al, void *arg)
     char sni[256], host[256], err[256];
     EVP_PKEY *key = NULL;
     X509 *leaf = NULL;
-    int r, ok;
+    int r, ok, transparent;
 
     (void)arg;
     if (m == NULL) {
         *al = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }
+    transparent = m->connect_host == NULL || m->connect_host[0] == '\0';
     r = certs_sni_from_hello(ssl, sni, sizeof(sni));
     /* Transparent mode has no CONNECT host to fall back on: no SNI, no interception. */
-    if (r == 1 && (m->connect_host == NULL || m->connect_host[0] == '\0')) {
+    if (r == 1 && transparent) {
         log_warn("intercept: refused a TLS handshake without SNI (to %s)",
                  m->orig_dst[0] != '\0' ? m->orig_dst : "?");
         *al = SSL_AD_UNRECOGNIZED_NAME;
@@ -120,8 +121,8 @@ static int tls_mitm_hellocb(SSL *ssl, int *al, void *arg)
             0 ||
         route_forward_host(host, m->sf_instance_host) == CRM_NONE) {
         log_warn("intercept: refused a TLS handshake for \"%s\" (%s %s): not a CRM host",
-                 r == 0 ? sni : "(no SNI)", m->orig_dst[0] != '\0' ? "to" : "CONNECT",
-                 m->orig_dst[0] != '\0' ? m->orig_dst : m->connect_host);
+                 r == 0 ? sni : "(no SNI)", transparent ? "to" : "CONNECT",
+                 transparent ? (m->orig_dst[0] != '\0' ? m->orig_dst : "?") : m->connect_host);
         *al = SSL_AD_UNRECOGNIZED_NAME;
         return SSL_CLIENT_HELLO_ERROR;
     }
