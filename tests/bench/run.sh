@@ -4,6 +4,7 @@
 #   nginx    wrk → nginx reverse proxy (keep-alive pool, /hubspot/ stripped) → upstream
 #   crmgate-passthrough  wrk → a bench-only build with policy compiled out → upstream
 #   crmgate  wrk → crmgate serve (reverse, /hubspot/, policy enforced) → upstream
+#   crmgate-https  the same over HTTPS (TLS 1.3, keep-alive: the steady state, not handshakes)
 # crmgate runs with a rules file under which every property of the canned contact is readable
 # (so the pre-flight body stays byte-identical): it classifies, decides, parses and filters every
 # answer, and removes nothing. The policy micro-benchmark covers answers that lose fields.
@@ -129,10 +130,11 @@ fingerprint=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
 printf '{"rules_dir": "%s", "callers": [{"token_sha256": "%s", "workspace": "bench", "kind": "workflow"}]}\n' \
     "$dir/rules" "$fingerprint" >"$dir/crmgate.json"
 
-# start_gate NAME BINARY PORT: sets gate_pid[NAME] or gate_note[NAME].
+# start_gate NAME BINARY PORT [EXTRA ARGS...]: sets gate_pid[NAME] or gate_note[NAME].
 declare -A gate_pid gate_note
 start_gate() {
     local name=$1 b=$2 port=$3 log="$dir/$1.log" p
+    shift 3
     if [ ! -x "$b" ]; then
         gate_note[$name]="binary not found at $b (build it, or set CRMGATE_BIN / CRMGATE_PASSTHROUGH_BIN)"
         return
@@ -140,7 +142,7 @@ start_gate() {
     mkdir -p "$dir/state-$name"
     "$b" serve -c "$dir/crmgate.json" --listen "127.0.0.1:$port" \
         --upstream "hubspot=http://127.0.0.1:$up_port" --state-dir "$dir/state-$name" \
-        --workers "$workers" --log-level notice 2>"$log" &
+        --workers "$workers" --log-level notice "$@" 2>"$log" &
     p=$!
     pids+=("$p")
     for _ in $(seq 100); do
@@ -155,7 +157,12 @@ start_gate() {
     fi
 }
 pass_port=$(free_port)
+https_port=$(free_port)
 start_gate crmgate "$bin" "$gate_port"
+# A throw-away self-signed P-256 certificate for 127.0.0.1 (wrk does not verify).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/https.key" -out "$dir/https.pem" 2>/dev/null
+start_gate crmgate-https "$bin" "$https_port" --tls-cert "$dir/https.pem" --tls-key "$dir/https.key"
 if [ -n "$passthrough_bin" ]; then
     start_gate passthrough "$passthrough_bin" "$pass_port"
 else
@@ -170,7 +177,7 @@ label[direct]="direct (nginx upstream, $up_workers worker)"
 url[nginx]="http://127.0.0.1:$ngx_port/hubspot$path"
 pid_of[nginx]=$ngx_pid
 label[nginx]="nginx proxy ($workers workers)"
-for t in passthrough crmgate; do
+for t in passthrough crmgate crmgate-https; do
     [ -n "${gate_pid[$t]:-}" ] || continue
     targets+=("$t")
     pid_of[$t]=${gate_pid[$t]}
@@ -179,11 +186,13 @@ url[passthrough]="http://127.0.0.1:$pass_port/hubspot$path"
 url[crmgate]="http://127.0.0.1:$gate_port/hubspot$path"
 label[passthrough]="crmgate, policy compiled out ($workers workers)"
 label[crmgate]="crmgate, policy enforced ($workers workers)"
+url[crmgate-https]="https://127.0.0.1:$https_port/hubspot$path"
+label[crmgate-https]="crmgate over HTTPS, policy enforced ($workers workers)"
 
 # Pre-flight: status 200 and byte-identical body, or the target is not benchmarked.
 preflight() {
     local t=$1 code
-    code=$(curl -s -o "$dir/preflight.$t" -w '%{http_code} %{content_type}' --max-time 5 \
+    code=$(curl -s -k -o "$dir/preflight.$t" -w '%{http_code} %{content_type}' --max-time 5 \
         -H "Authorization: Bearer $token" "${url[$t]}" || true)
     if [ "${code%% *}" != 200 ] || ! cmp -s "$dir/preflight.$t" "$here/contact.json"; then
         note[$t]="pre-flight GET ${url[$t]} gave '$code' and $(wc -c <"$dir/preflight.$t" 2>/dev/null || echo 0) bytes, want 200 + the canned $body_len-byte body"
@@ -258,7 +267,7 @@ report="$here/out/latest.md"
     echo
     echo "| target | req/s | p50 | p99 | RSS (MiB) | clean |"
     echo "|---|---:|---:|---:|---:|---|"
-    for t in direct nginx passthrough crmgate; do
+    for t in direct nginx passthrough crmgate crmgate-https; do
         if [ -n "${rps[$t]:-}" ]; then
             echo "| ${label[$t]} | ${rps[$t]} | $(ms "${p50[$t]}") | $(ms "${p99[$t]}") | $(mib "${rss[$t]}") | ${clean[$t]} |"
         else
@@ -273,10 +282,13 @@ report="$here/out/latest.md"
             [ -n "${rps[$base]:-}" ] || continue
             echo "| crmgate / $base | $(ratio "${rps[crmgate]}" "${rps[$base]}") | $(ratio "${p50[crmgate]}" "${p50[$base]}") | $(ratio "${p99[crmgate]}" "${p99[$base]}") | $(ratio "${rss[crmgate]}" "${rss[$base]}") |"
         done
+        if [ -n "${rps[crmgate-https]:-}" ]; then
+            echo "| crmgate over HTTPS / crmgate over HTTP | $(ratio "${rps[crmgate-https]}" "${rps[crmgate]}") | $(ratio "${p50[crmgate-https]}" "${p50[crmgate]}") | $(ratio "${p99[crmgate-https]}" "${p99[crmgate]}") | $(ratio "${rss[crmgate-https]}" "${rss[crmgate]}") |"
+        fi
         echo
     fi
     echo "Checks (every wrk run must have 0 non-2xx/3xx responses and 0 socket errors):"
-    for t in direct nginx passthrough crmgate; do
+    for t in direct nginx passthrough crmgate crmgate-https; do
         if [ -n "${gate_note[$t]:-}" ]; then
             echo "- $t: not benchmarked: ${gate_note[$t]}"
         elif [ -n "${note[$t]:-}" ]; then
@@ -290,4 +302,5 @@ cat "$report"
 echo
 echo "written to ${report#"$top"/}"
 [ -z "${gate_note[crmgate]:-}" ] || failures=$((failures + 1))
+[ -z "${gate_note[crmgate-https]:-}" ] || failures=$((failures + 1))
 [ "$failures" -eq 0 ] || { echo "bench: $failures problem(s), see above" >&2; exit 1; }
