@@ -66,12 +66,10 @@ uint64_t worker_random(struct worker *w)
     return w->rng * 0x2545F4914F6CDD1DULL;
 }
 
-static void worker_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                            int salen, void *arg)
+/* Every listener: refuse while draining or past limits.connections, else a conn of its kind. */
+static void worker_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                          enum conn_kind kind)
 {
-    struct worker *w = arg;
-
-    (void)l;
     if (w->draining) {
         evutil_closesocket(fd);
         return;
@@ -85,33 +83,28 @@ static void worker_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct
                      w->id, w->nconns, w->refused);
         return;
     }
-    conn_new(w, fd, sa, salen, CONN_KIND_REVERSE);
+    conn_new(w, fd, sa, salen, kind);
+}
+
+static void worker_acceptcb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                            int salen, void *arg)
+{
+    (void)l;
+    worker_accept(arg, fd, sa, salen, CONN_KIND_REVERSE);
 }
 
 static void worker_accept_forwardcb(struct evconnlistener *l, evutil_socket_t fd,
                                     struct sockaddr *sa, int salen, void *arg)
 {
-    struct worker *w = arg;
-
     (void)l;
-    if (w->draining || w->nconns >= w->cfg->limits.connections) {
-        evutil_closesocket(fd);
-        return;
-    }
-    conn_new(w, fd, sa, salen, CONN_KIND_FORWARD);
+    worker_accept(arg, fd, sa, salen, CONN_KIND_FORWARD);
 }
 
 static void worker_accept_transparentcb(struct evconnlistener *l, evutil_socket_t fd,
                                         struct sockaddr *sa, int salen, void *arg)
 {
-    struct worker *w = arg;
-
     (void)l;
-    if (w->draining || w->nconns >= w->cfg->limits.connections) {
-        evutil_closesocket(fd);
-        return;
-    }
-    conn_new(w, fd, sa, salen, CONN_KIND_TRANSPARENT);
+    worker_accept(arg, fd, sa, salen, CONN_KIND_TRANSPARENT);
 }
 
 static void worker_accept_retrycb(evutil_socket_t fd, short what, void *arg)
@@ -367,6 +360,21 @@ static struct event_base *worker_base_new(void)
     return base;
 }
 
+/* An optional listener on *fd (-1: none); the listener owns the socket from here on. */
+static int worker_listen(struct worker *w, evutil_socket_t *fd, struct evconnlistener **out,
+                         evconnlistener_cb cb)
+{
+    if (*fd < 0)
+        return 0;
+    *out =
+        evconnlistener_new(w->base, cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, *fd);
+    if (*out == NULL)
+        return -1;
+    *fd = -1;
+    evconnlistener_set_error_cb(*out, worker_accept_errorcb);
+    return 0;
+}
+
 static int worker_init(struct worker *w, int id, struct config *cfg, evutil_socket_t lfd, char *err,
                        size_t errlen)
 {
@@ -398,27 +406,13 @@ static int worker_init(struct worker *w, int id, struct config *cfg, evutil_sock
     }
     w->lfd = -1; /* owned by the listener now */
     evconnlistener_set_error_cb(w->listener, worker_accept_errorcb);
-    if (w->flfd >= 0) {
-        w->flistener =
-            evconnlistener_new(w->base, worker_accept_forwardcb, w,
-                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, w->flfd);
-        if (w->flistener == NULL) {
-            snprintf(err, errlen, "worker %d: cannot create its forward listener", id);
-            return -1;
-        }
-        w->flfd = -1;
-        evconnlistener_set_error_cb(w->flistener, worker_accept_errorcb);
+    if (worker_listen(w, &w->flfd, &w->flistener, worker_accept_forwardcb) < 0) {
+        snprintf(err, errlen, "worker %d: cannot create its forward listener", id);
+        return -1;
     }
-    if (w->tlfd >= 0) {
-        w->tlistener =
-            evconnlistener_new(w->base, worker_accept_transparentcb, w,
-                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, w->tlfd);
-        if (w->tlistener == NULL) {
-            snprintf(err, errlen, "worker %d: cannot create its transparent listener", id);
-            return -1;
-        }
-        w->tlfd = -1;
-        evconnlistener_set_error_cb(w->tlistener, worker_accept_errorcb);
+    if (worker_listen(w, &w->tlfd, &w->tlistener, worker_accept_transparentcb) < 0) {
+        snprintf(err, errlen, "worker %d: cannot create its transparent listener", id);
+        return -1;
     }
     w->cfg = config_ref(cfg);
     return 0;
