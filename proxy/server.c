@@ -113,8 +113,15 @@ static void worker_accept_retrycb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (w->listener != NULL && !w->draining)
+    if (w->draining)
+        return;
+    /* Whichever listener hit the error was paused; enabling a running one is a no-op. */
+    if (w->listener != NULL)
         evconnlistener_enable(w->listener);
+    if (w->flistener != NULL)
+        evconnlistener_enable(w->flistener);
+    if (w->tlistener != NULL)
+        evconnlistener_enable(w->tlistener);
 }
 
 static void worker_accept_errorcb(struct evconnlistener *l, void *arg)

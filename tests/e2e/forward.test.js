@@ -832,6 +832,44 @@ test('config file {"forward": {"listen": "127.0.0.1:0", "ca_dir": DIR}} starts t
   }
 });
 
+/* ---------------- accept errors ---------------- */
+
+/*
+ * EMFILE on the forward listener pauses it for 100 ms: it must come back, not stay paused
+ * (the retry once re-enabled only the reverse listener). The fd limit is lowered on the running
+ * process with prlimit; not under valgrind, which keeps descriptors of its own.
+ */
+test('an accept error (EMFILE) pauses the forward listener, which then serves again', { skip: SKIP || (process.env.CRMGATE_SLOW ? 'valgrind keeps fds of its own' : false) }, async () => {
+  const { execFileSync } = require('node:child_process');
+  const g = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, rules: RULES, callers: CALLERS, forward: { caDir: gate.caDir }, workers: 1 });
+  const pid = g.proc.pid;
+  const socks = [];
+  try {
+    const open = fs.readdirSync(`/proc/${pid}/fd`).length;
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${open + 1}:`]);
+    for (let i = 0; i < 8; i++) {
+      const c = net.connect({ host: '127.0.0.1', port: g.forwardPort });
+      c.on('error', () => {});
+      socks.push(c);
+    }
+    for (let i = 0; i < 100 && !/accept failed/.test(g.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(g.stderr(), /accept failed: Too many open files; pausing the listener/, 'the limit was hit');
+    for (const c of socks) c.destroy();
+    execFileSync('prlimit', ['--pid', String(pid), '--nofile=4096:']);
+    await new Promise((r) => setTimeout(r, 400));
+    const c = net.connect({ host: '127.0.0.1', port: g.forwardPort });
+    c.on('error', () => {});
+    socks.push(c);
+    await new Promise((resolve, reject) => { c.once('connect', resolve); c.once('error', reject); });
+    c.write(connectHead(`${HS_HOST}:443`));
+    const h = await readHead(c);
+    assert.equal(h.status, 200, h.head);
+  } finally {
+    for (const c of socks) c.destroy();
+    await g.stop({ signal: 'SIGKILL' });
+  }
+});
+
 /* ---------------- shutdown ---------------- */
 
 test('a tunnel the client has closed does not hold up SIGTERM: exit 0 within 3 s', { skip: SKIP }, async () => {
