@@ -62,6 +62,17 @@ static void cli_ca_default_dir(char *dir, size_t dirlen)
         snprintf(dir, dirlen, "./var/ca");
 }
 
+/* --dir D: a name that does not fit is an error, not a silently different directory. */
+static int cli_ca_set_dir(char *dir, size_t dirlen, const char *arg)
+{
+    if (strlen(arg) >= dirlen) {
+        fprintf(stderr, "crmgate ca: --dir name too long\n");
+        return -1;
+    }
+    memcpy(dir, arg, strlen(arg) + 1);
+    return 0;
+}
+
 /* dir/file in buf; a path that does not fit is an error, not a silently different file. */
 static int cli_ca_path(char *buf, size_t buflen, const char *dir, const char *file)
 {
@@ -88,11 +99,8 @@ static int cli_ca_init(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", cli_ca_opts, NULL)) != -1) {
         switch (ch) {
         case OPT_DIR:
-            if (strlen(optarg) >= sizeof(dir)) {
-                fprintf(stderr, "crmgate ca: --dir name too long\n");
+            if (cli_ca_set_dir(dir, sizeof(dir), optarg) < 0)
                 return 2;
-            }
-            memcpy(dir, optarg, strlen(optarg) + 1);
             break;
         case OPT_PERMIT:
             if (npermit == CERTS_CA_MAX_PERMITTED) {
@@ -153,11 +161,8 @@ static int cli_ca_export(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", cli_ca_opts, NULL)) != -1) {
         switch (ch) {
         case OPT_DIR:
-            if (strlen(optarg) >= sizeof(dir)) {
-                fprintf(stderr, "crmgate ca: --dir name too long\n");
+            if (cli_ca_set_dir(dir, sizeof(dir), optarg) < 0)
                 return 2;
-            }
-            memcpy(dir, optarg, strlen(optarg) + 1);
             break;
         case OPT_FORMAT:
             if (strcmp(optarg, "pem") == 0) {
@@ -212,11 +217,8 @@ static int cli_ca_mint(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", cli_ca_opts, NULL)) != -1) {
         switch (ch) {
         case OPT_DIR:
-            if (strlen(optarg) >= sizeof(dir)) {
-                fprintf(stderr, "crmgate ca: --dir name too long\n");
+            if (cli_ca_set_dir(dir, sizeof(dir), optarg) < 0)
                 return 2;
-            }
-            memcpy(dir, optarg, strlen(optarg) + 1);
             break;
         case 'h':
             cli_ca_usage(stdout);
