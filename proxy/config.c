@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -17,6 +19,7 @@
 
 #include "config.h"
 #include "rulesdir.h"
+#include "store.h"
 #include "tls.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
@@ -50,6 +53,13 @@ void config_unref(struct config *cfg)
     free(cfg->upstream_hubspot);
     free(cfg->upstream_salesforce);
     free(cfg->state_dir);
+    free(cfg->admin_socket);
+    free(cfg->admin_listen);
+    free(cfg->admin_host);
+    free(cfg->admin_port);
+    if (cfg->admin_token != NULL)
+        OPENSSL_cleanse(cfg->admin_token, strlen(cfg->admin_token));
+    free(cfg->admin_token);
     free(cfg->ca_bundle);
     free(cfg->rules_dir);
     free(cfg->tls_cert);
@@ -313,6 +323,79 @@ static int config_apply_tls(struct config *cfg, json_t *tls, const char *file, c
 }
 
 /*
+ * "store": {"map_bytes": N, "max_map_bytes": N, "record_volatile_fields": false}: the LMDB
+ * map starts at map_bytes and doubles on demand up to max_map_bytes; past that, writes are
+ * refused (503) rather than forwarded unaudited.
+ */
+static int config_apply_store(struct config *cfg, json_t *st, const char *file, char *err,
+                              size_t errlen)
+{
+    static const char *const keys[] = {"map_bytes", "max_map_bytes", "record_volatile_fields",
+                                       NULL};
+    unsigned long long v;
+    json_t *rv;
+
+    if (!json_is_object(st)) {
+        snprintf(err, errlen, "%s: /store: must be an object", file);
+        return -1;
+    }
+    if (config_check_keys(st, keys, file, "/store", err, errlen) < 0)
+        return -1;
+    v = cfg->store_map_bytes;
+    if (config_get_uint(st, "map_bytes", 64 * 1024, 1ULL << 40, &v, file, "/store", err, errlen) <
+        0)
+        return -1;
+    cfg->store_map_bytes = (size_t)v;
+    v = cfg->store_max_map_bytes;
+    if (config_get_uint(st, "max_map_bytes", 64 * 1024, 1ULL << 40, &v, file, "/store", err,
+                        errlen) < 0)
+        return -1;
+    cfg->store_max_map_bytes = (size_t)v;
+    rv = json_object_get(st, "record_volatile_fields");
+    if (rv != NULL && !json_is_boolean(rv)) {
+        snprintf(err, errlen, "%s: /store/record_volatile_fields: must be true or false", file);
+        return -1;
+    }
+    if (rv != NULL)
+        cfg->store_record_volatile = json_is_true(rv);
+    return 0;
+}
+
+/*
+ * "admin": {"socket": PATH, "listen": "ADDR:PORT", "token": T}: the admin API always listens
+ * on its unix socket; TCP is optional and then requires a bearer token of 24+ characters.
+ */
+static int config_apply_admin(struct config *cfg, json_t *ad, const char *file, char *err,
+                              size_t errlen)
+{
+    static const char *const keys[] = {"socket", "listen", "token", NULL};
+    const char *sock = NULL, *listen = NULL, *token = NULL;
+
+    if (!json_is_object(ad)) {
+        snprintf(err, errlen, "%s: /admin: must be an object", file);
+        return -1;
+    }
+    if (config_check_keys(ad, keys, file, "/admin", err, errlen) < 0)
+        return -1;
+    if (config_get_string(ad, "socket", &sock, file, err, errlen) < 0 ||
+        config_get_string(ad, "listen", &listen, file, err, errlen) < 0 ||
+        config_get_string(ad, "token", &token, file, err, errlen) < 0) {
+        /* config_get_string names the key without its object */
+        char tmp[512];
+        snprintf(tmp, sizeof(tmp), "%s", err + strlen(file) + 2);
+        snprintf(err, errlen, "%s: /admin%s", file, tmp);
+        return -1;
+    }
+    if ((sock != NULL && config_set_str(&cfg->admin_socket, sock) < 0) ||
+        (listen != NULL && config_set_str(&cfg->admin_listen, listen) < 0) ||
+        (token != NULL && config_set_str(&cfg->admin_token, token) < 0)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * "forward" and "transparent": {"listen": "ADDR:PORT", "ca_dir": "/var/lib/crmgate/ca"}.
  * Both intercept with the same CA, so two different ca_dir values are an error.
  */
@@ -529,6 +612,8 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
                                        "tls",
                                        "forward",
                                        "transparent",
+                                       "store",
+                                       "admin",
                                        NULL};
     static const char *const upstream_keys[] = {"hubspot", "salesforce", NULL};
     json_error_t jerr;
@@ -648,6 +733,12 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     if (json_object_get(root, "tls") != NULL &&
         config_apply_tls(cfg, json_object_get(root, "tls"), file, err, errlen) < 0)
         goto done;
+    if (json_object_get(root, "store") != NULL &&
+        config_apply_store(cfg, json_object_get(root, "store"), file, err, errlen) < 0)
+        goto done;
+    if (json_object_get(root, "admin") != NULL &&
+        config_apply_admin(cfg, json_object_get(root, "admin"), file, err, errlen) < 0)
+        goto done;
     if (json_object_get(root, "callers") != NULL &&
         config_apply_callers(cfg, json_object_get(root, "callers"), file, err, errlen) < 0)
         goto done;
@@ -689,6 +780,10 @@ static int config_apply_overrides(struct config *cfg, const struct config_overri
         config_set_str(&cfg->transparent_listen, ov->transparent_listen) < 0)
         goto oom;
     if (ov->ca_dir != NULL && config_set_str(&cfg->ca_dir, ov->ca_dir) < 0)
+        goto oom;
+    if (ov->admin_socket != NULL && config_set_str(&cfg->admin_socket, ov->admin_socket) < 0)
+        goto oom;
+    if (ov->admin_listen != NULL && config_set_str(&cfg->admin_listen, ov->admin_listen) < 0)
         goto oom;
     if (ov->upstream_hubspot != NULL &&
         config_set_upstream(&cfg->upstream_hubspot, ov->upstream_hubspot, "--upstream hubspot", err,
@@ -735,6 +830,8 @@ static struct config *config_new_default(void)
     cfg->upstream_connect_timeout_ms = 5000;
     cfg->upstream_timeout_ms = 30000;
     cfg->drain_timeout_ms = 30000;
+    cfg->store_map_bytes = STORE_DEFAULT_MAP_BYTES;
+    cfg->store_max_map_bytes = STORE_DEFAULT_MAX_MAP_BYTES;
     /* systemd may pass several directories separated by ':'; ours is the first. */
     if (sd != NULL && sd[0] != '\0') {
         size_t n = strcspn(sd, ":");
@@ -753,6 +850,55 @@ static struct config *config_new_default(void)
         return NULL;
     }
     return cfg;
+}
+
+/*
+ * The admin socket defaults to <state_dir>/admin.sock. A TCP admin listener needs a token long
+ * enough not to be guessed: the admin API switches dry-run off and reads every audit record.
+ */
+static int config_check_admin(struct config *cfg, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    char where[600];
+
+    if (cfg->admin_socket == NULL) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/admin.sock", cfg->state_dir);
+        if (config_set_str(&cfg->admin_socket, path) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    if (strlen(cfg->admin_socket) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "admin.socket %s: longer than a unix socket path may be (%zu)",
+                 cfg->admin_socket, sizeof(sun.sun_path) - 1);
+        return -1;
+    }
+    if (cfg->admin_listen == NULL) {
+        if (cfg->admin_token != NULL) {
+            snprintf(err, errlen,
+                     "admin.token is set but admin.listen is not: the token "
+                     "guards the TCP admin listener only");
+            return -1;
+        }
+        return 0;
+    }
+    if (cfg->admin_token == NULL || strlen(cfg->admin_token) < CONFIG_ADMIN_TOKEN_MIN) {
+        snprintf(err, errlen,
+                 "admin.listen %s needs admin.token, a bearer token of at least %d characters",
+                 cfg->admin_listen, CONFIG_ADMIN_TOKEN_MIN);
+        return -1;
+    }
+    {
+        struct config tmp = {0};
+        snprintf(where, sizeof(where), "admin.listen %s", cfg->admin_listen);
+        tmp.listen = cfg->admin_listen;
+        if (config_parse_listen(&tmp, where, err, errlen) < 0)
+            return -1;
+        cfg->admin_host = tmp.listen_host;
+        cfg->admin_port = tmp.listen_port;
+    }
+    return 0;
 }
 
 struct config *config_load(const char *path, const struct config_overrides *ov, char *err,
@@ -793,6 +939,13 @@ struct config *config_load(const char *path, const struct config_overrides *ov, 
     if ((cfg->forward_listen != NULL || cfg->transparent_listen != NULL) &&
         config_load_interception(cfg, err, errlen) < 0)
         goto fail;
+    if (config_check_admin(cfg, err, errlen) < 0)
+        goto fail;
+    if (cfg->store_map_bytes > cfg->store_max_map_bytes) {
+        snprintf(err, errlen, "store.map_bytes (%zu) is larger than store.max_map_bytes (%zu)",
+                 cfg->store_map_bytes, cfg->store_max_map_bytes);
+        goto fail;
+    }
     cfg->rules = rulesdir_load(cfg->rules_dir, err, errlen);
     if (cfg->rules == NULL)
         goto fail;
@@ -828,6 +981,12 @@ void config_print(const struct config *cfg)
                cfg->transparent_listen, cfg->ca_dir);
     printf("workers: %d%s\n", cfg->workers, cfg->workers == 0 ? " (one per core)" : "");
     printf("state_dir: %s\n", cfg->state_dir);
+    printf("store: map %zu bytes, growing up to %zu\n", cfg->store_map_bytes,
+           cfg->store_max_map_bytes);
+    printf("admin: unix socket %s%s%s%s\n", cfg->admin_socket,
+           cfg->admin_listen != NULL ? ", TCP " : "",
+           cfg->admin_listen != NULL ? cfg->admin_listen : "",
+           cfg->admin_listen != NULL ? " (bearer token required)" : "");
     printf("upstream hubspot: %s\n", cfg->upstream_hubspot);
     printf("upstream salesforce: %s\n", cfg->upstream_salesforce != NULL
                                             ? cfg->upstream_salesforce

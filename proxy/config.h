@@ -18,7 +18,8 @@
 #include "../policy/rules.h"
 #include "log.h"
 
-#define CONFIG_MAX_WORKERS 64
+#define CONFIG_MAX_WORKERS     64
+#define CONFIG_ADMIN_TOKEN_MIN 24 /* characters of admin.token */
 
 struct config_limits {
     size_t header_bytes;        /* request line + header block; 431 beyond */
@@ -76,6 +77,14 @@ struct config {
     unsigned upstream_connect_timeout_ms;
     unsigned upstream_timeout_ms; /* whole upstream exchange; 504 beyond */
     unsigned drain_timeout_ms;    /* SIGTERM: longest wait for in-flight requests */
+    size_t store_map_bytes;       /* LMDB map at start (store.map_bytes) */
+    size_t store_max_map_bytes;   /* the map grows up to this; writes get 503 beyond */
+    int store_record_volatile;    /* store.record_volatile_fields: keep system timestamps */
+    char *admin_socket;           /* admin API unix socket (default <state_dir>/admin.sock) */
+    char *admin_listen;           /* optional TCP "ADDR:PORT" for the admin API, or NULL */
+    char *admin_host;
+    char *admin_port;
+    char *admin_token; /* bearer token the TCP admin listener requires (never logged) */
 };
 
 /* Command-line flags; each non-NULL field overrides the file's value. */
@@ -93,6 +102,8 @@ struct config_overrides {
     const char *ca_dir;
     const char *workers;
     const char *log_level;
+    const char *admin_socket;
+    const char *admin_listen;
 };
 
 /*

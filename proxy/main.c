@@ -65,6 +65,8 @@ static void usage(FILE *out)
         "      --ca-dir DIR           crmgate's CA (crmgate ca init --dir DIR)\n"
         "      --tls-cert FILE        serve the reverse listener over HTTPS with this\n"
         "      --tls-key FILE         PEM certificate chain and key\n"
+        "      --admin-socket PATH    admin API unix socket (default STATE_DIR/admin.sock)\n"
+        "      --admin-listen ADDR:PORT  admin API over TCP too (needs admin.token)\n"
         "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
         "      --check                validate the configuration, print it, and exit\n"
         "\n"
@@ -145,6 +147,8 @@ enum {
     OPT_TRANSPARENT_LISTEN,
     OPT_CA_DIR,
     OPT_LOG_LEVEL,
+    OPT_ADMIN_SOCKET,
+    OPT_ADMIN_LISTEN,
     OPT_CHECK,
 };
 
@@ -164,6 +168,8 @@ static int cmd_serve(int argc, char **argv)
         {"transparent-listen", required_argument, NULL, OPT_TRANSPARENT_LISTEN},
         {"ca-dir", required_argument, NULL, OPT_CA_DIR},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"admin-socket", required_argument, NULL, OPT_ADMIN_SOCKET},
+        {"admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN},
         {"check", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -225,6 +231,12 @@ static int cmd_serve(int argc, char **argv)
             break;
         case OPT_LOG_LEVEL:
             ov.log_level = optarg;
+            break;
+        case OPT_ADMIN_SOCKET:
+            ov.admin_socket = optarg;
+            break;
+        case OPT_ADMIN_LISTEN:
+            ov.admin_listen = optarg;
             break;
         case OPT_CHECK:
             check = 1;

@@ -1,0 +1,190 @@
+/*
+ * store.h - crmgate's durable state: one LMDB environment in <state_dir>/db
+ * holding the audit log, its indexes, workspace settings, the dry-run
+ * overlay and the stats counters (DESIGN.md §4).
+ *
+ * Writes: one writer thread owns every write transaction and commits in
+ * groups (up to STORE_BATCH_MAX items or STORE_BATCH_WAIT_US after the
+ * first), with LMDB's default durable sync: one fsync per batch, not per
+ * request. A loop thread submits work through its port; the callback runs
+ * on that port's event loop once the batch holding the work is committed,
+ * or has failed. Nothing is acknowledged before its commit.
+ *
+ * Reads (store_audit_get, store_query.c, store_overlay_get, ...) open short
+ * read transactions on the calling thread (MDB_NOTLS), under a read lock
+ * that map growth takes for writing: LMDB may only resize with no
+ * transaction live in the process.
+ *
+ * Layout (named databases; "\0" is one NUL byte; be64 = 8-byte big-endian):
+ *   audit         be64(id) -> audit record, compact JSON with sorted keys
+ *   idx_workspace ws \0 be64(id) -> ""
+ *   idx_record    crm \0 lower(object) \0 record \0 be64(id) -> ""
+ *   idx_workflow  ws \0 workflow \0 be64(id) -> ""
+ *   idx_call      ws \0 call \0 be64(id) -> ""
+ *   workspaces    ws -> {"dry_run": true|false, "updated_ms": N}
+ *   overlay       ws \0 crm \0 lower(object) \0 record -> overlay record
+ *                 {"object","id","fields":{...},"created":bool,"deleted":bool,"ts":ms}
+ *   stats         ws \0 workflow \0 user \0 crm \0 object \0 field \0 outcome
+ *                 -> be64(count)   ("-" stands for an absent workflow, user or
+ *                 field; a record that touched no field counts once as "-")
+ *   meta          "schema" -> "1"
+ *
+ * Audit ids are time-ordered: max(last + 1, unix_ms << 16), allocated by the
+ * writer, so keys only grow (MDB_APPEND) and byte order is time order. They
+ * are written as decimal strings in JSON (JavaScript clients round 64-bit
+ * numbers).
+ *
+ * An audit record (one per CRM operation; a batch of ten is ten records):
+ *   {"id":"N","ts":ms,"workspace","user","kind","workflow","call","reason",
+ *    "integration", "crm","object","record","verb",
+ *    "fields":[{"name","before","after"}],"decision","rule","outcome",
+ *    "upstream_status","latency_us","synthetic":bool,"request_id"}
+ * outcome: allowed | denied | dry_run | upstream_error | unknown. Absent
+ * strings are JSON null. No secret is ever part of a record.
+ */
+#ifndef CRMGATE_STORE_H
+#define CRMGATE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#define STORE_BATCH_MAX             256 /* items in one write transaction */
+#define STORE_BATCH_WAIT_US         500 /* how long the writer gathers a batch after its first item */
+#define STORE_QUEUE_MAX             16384 /* items waiting for the writer; more are refused */
+#define STORE_DEFAULT_MAP_BYTES     (64ull << 20)
+#define STORE_DEFAULT_MAX_MAP_BYTES (8ull << 30)
+#define STORE_QUERY_MAX             1000 /* records one query returns at most */
+
+struct store;
+struct store_port;
+
+enum store_status {
+    STORE_OK = 0,
+    STORE_FULL,   /* the map is at max_map_bytes, or the disk is full */
+    STORE_FAILED, /* any other LMDB or I/O error (logged) */
+    STORE_CLOSED, /* the store is shutting down */
+};
+
+struct store_options {
+    const char *dir;      /* the environment's directory (created 0750 if missing) */
+    size_t map_bytes;     /* initial map size; 0 = STORE_DEFAULT_MAP_BYTES */
+    size_t max_map_bytes; /* the map doubles on MDB_MAP_FULL up to this; 0 = default */
+    int readonly;         /* the CLI's --db: no writer thread, no changes */
+};
+
+/*
+ * Open (creating if needed) the environment and its databases, clear stale
+ * reader slots and, unless readonly, start the writer thread. NULL with err
+ * naming the directory and the problem.
+ */
+struct store *store_open(const struct store_options *o, char *err, size_t errlen);
+
+/* Commit what is queued, stop the writer and close; NULL is ignored. No port may be live. */
+void store_close(struct store *s);
+
+/* "ok", "full", "failed", "closed": for logs and error bodies. */
+const char *store_status_name(enum store_status st);
+
+/*
+ * A completion port for one event loop: callbacks of work submitted through
+ * it run on base. Create and free it on base's thread. Freeing it while work
+ * is pending is allowed: that work's callbacks then never run (its commit
+ * still happens).
+ */
+struct store_port *store_port_new(struct store *s, struct event_base *base);
+void store_port_free(struct store_port *p);
+
+/* first: the first id assigned (appends) or 0; n: how many records. */
+typedef void (*store_done_cb)(enum store_status st, uint64_t first, size_t n, void *arg);
+
+/*
+ * Append a request's audit records (a JSON array of record objects;
+ * ownership taken, not to be touched again). The writer assigns consecutive
+ * ids, sets each record's "id", writes the records and their index entries,
+ * counts records whose outcome is final in stats, and puts each overlay
+ * record (an array parallel to nothing: each element carries its own
+ * "workspace","crm","object","id"; may be NULL) in the same transaction.
+ * Returns 0, or -1 (callback never runs) when the queue is full or closed.
+ */
+int store_audit_append(struct store_port *p, json_t *records, json_t *overlay, store_done_cb cb,
+                       void *arg);
+
+/*
+ * Replace records appended earlier (a JSON array; each record carries its
+ * "id"), typically an intent's final outcome, and count them in stats.
+ * Ownership taken. 0 / -1 as store_audit_append.
+ */
+int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, void *arg);
+
+/*
+ * Set a workspace's runtime dry-run switch: 1 on, 0 off, -1 removed (the
+ * rules decide again). Durable once cb reports STORE_OK. 0 / -1.
+ */
+int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run, store_done_cb cb,
+                                void *arg);
+
+/* The runtime dry-run switch of ws: 1, 0, or -1 when none is set. Any thread; no I/O. */
+int store_workspace_dry_run(struct store *s, const char *ws);
+
+/* The audit record id as a new JSON reference, or NULL (not found: err ""; else err says). */
+json_t *store_audit_get(struct store *s, uint64_t id, char *err, size_t errlen);
+
+/* The overlay record of (ws, crm name, object, record id) as a new reference, or NULL. */
+json_t *store_overlay_get(struct store *s, const char *ws, const char *crm, const char *object,
+                          const char *id);
+
+/* Counters for /metrics and /healthz. */
+struct store_info {
+    size_t map_bytes;     /* current map size */
+    size_t max_map_bytes; /* the configured limit */
+    size_t used_bytes;    /* pages in use x page size */
+    uint64_t last_id;
+    uint64_t records;       /* audit records written since start */
+    uint64_t commits;       /* write transactions committed (each one sync) */
+    uint64_t commit_errors; /* batches that failed */
+    uint64_t queue_depth;   /* items waiting for the writer */
+    int full;               /* the last batch failed with STORE_FULL */
+    /* commit latency (submit to commit) histogram, microseconds */
+    uint64_t latency_count;
+    uint64_t latency_sum_us;
+    uint64_t latency_le[8]; /* cumulative counts for STORE_LATENCY_BOUNDS_US */
+};
+#define STORE_LATENCY_BOUNDS_US                                                                    \
+    {                                                                                              \
+        500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000                                       \
+    }
+
+/* Fill out; any thread. */
+void store_info(struct store *s, struct store_info *out);
+
+/* ----- reading the log (store_query.c) ----- */
+
+/* A query on the audit log; NULL/0 members do not filter. */
+struct store_query {
+    const char *workspace, *crm, *object, *record, *workflow, *call, *outcome;
+    long long since_ms, until_ms; /* ts within [since, until]; 0 = open */
+    size_t limit;                 /* 1..STORE_QUERY_MAX; 0 = 100 */
+    uint64_t cursor;              /* only ids below this (newest first); 0 = from the newest */
+};
+
+/*
+ * The records matching q, newest first, as a new JSON array in *out, and the
+ * cursor for the next page in *next (0 when there is none). Uses the most
+ * selective index q allows. 0, or -1 with err.
+ */
+int store_query_audit(struct store *s, const struct store_query *q, json_t **out, uint64_t *next,
+                      char *err, size_t errlen);
+
+/*
+ * Counts from the stats database, for one workspace or all (ws NULL):
+ * {"total":N,"by_outcome":{...},"by_workspace":{...},"by_workflow":{...},
+ *  "by_object":{"crm/object":N},"by_field":{"crm/object.field":N},"by_user":{...},
+ *  "rows":[{"workspace","workflow","user","crm","object","field","outcome","count"}]}.
+ * A new reference in *out; 0, or -1 with err.
+ */
+int store_query_stats(struct store *s, const char *ws, json_t **out, char *err, size_t errlen);
+
+#endif
