@@ -36,7 +36,7 @@ PROG       ?= crmgate
 SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.c \
               proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
-              proxy/tls.c
+              proxy/tls.c proxy/store.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
               policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c
 SRC_CERTS  := certs/ca.c certs/mint.c certs/cli_ca.c

@@ -3,10 +3,9 @@
  *
  * Start-up runs in one fixed order, and any failure before READY=1 exits
  * with one line saying what and where:
- *   parse arguments and config -> open the state directory -> bind the
- *   listeners -> start the workers -> READY=1.
- * (Later stages slot in where DESIGN.md puts them: LMDB, CA and secrets,
- * compiled rules.)
+ *   parse arguments and config (which loads the CA and compiles the rules)
+ *   -> open the state directory and its LMDB store -> bind the listeners ->
+ *   start the workers -> READY=1.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +26,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "store.h"
 
 #ifndef CRMGATE_VERSION
 #define CRMGATE_VERSION "0.0.0-dev"
@@ -269,7 +269,22 @@ static int cmd_serve(int argc, char **argv)
         config_unref(cfg);
         return 0;
     }
-    status = server_run(cfg, config_path, &ov);
+    {
+        char dbdir[4096];
+        struct store_options so = {.dir = dbdir,
+                                   .map_bytes = cfg->store_map_bytes,
+                                   .max_map_bytes = cfg->store_max_map_bytes};
+        struct store *store;
+        snprintf(dbdir, sizeof(dbdir), "%s/db", cfg->state_dir);
+        store = store_open(&so, err, sizeof(err));
+        if (store == NULL) {
+            fprintf(stderr, "crmgate: %s\n", err);
+            config_unref(cfg);
+            return 1;
+        }
+        status = server_run(cfg, store, config_path, &ov);
+        store_close(store);
+    }
     config_unref(cfg);
     return status;
 }

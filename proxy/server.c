@@ -31,6 +31,7 @@
 #include "log.h"
 #include "sdnotify.h"
 #include "server.h"
+#include "store.h"
 #include "upstream.h"
 
 struct server {
@@ -382,8 +383,8 @@ static int worker_listen(struct worker *w, evutil_socket_t *fd, struct evconnlis
     return 0;
 }
 
-static int worker_init(struct worker *w, int id, struct config *cfg, evutil_socket_t lfd, char *err,
-                       size_t errlen)
+static int worker_init(struct worker *w, int id, struct config *cfg, struct store *store,
+                       evutil_socket_t lfd, char *err, size_t errlen)
 {
     uint64_t seed = 0;
 
@@ -402,6 +403,12 @@ static int worker_init(struct worker *w, int id, struct config *cfg, evutil_sock
     w->upstream = upstream_new(w->base, err, errlen);
     if (w->upstream == NULL)
         return -1;
+    w->store = store;
+    w->port = store_port_new(store, w->base);
+    if (w->port == NULL) {
+        snprintf(err, errlen, "worker %d: out of memory", id);
+        return -1;
+    }
     w->ctl = event_new(w->base, -1, EV_READ, worker_ctlcb, w);
     w->accept_retry = evtimer_new(w->base, worker_accept_retrycb, w);
     w->heartbeat = event_new(w->base, -1, EV_PERSIST, worker_heartbeatcb, w);
@@ -460,6 +467,8 @@ static void worker_destroy(struct worker *w)
     w->heartbeat = NULL;
     upstream_free(w->upstream);
     w->upstream = NULL;
+    store_port_free(w->port); /* pending commits still happen; their callbacks do not run */
+    w->port = NULL;
     if (w->base != NULL)
         event_base_free(w->base);
     w->base = NULL;
@@ -470,7 +479,8 @@ static void worker_destroy(struct worker *w)
     pthread_mutex_destroy(&w->lock);
 }
 
-int server_run(struct config *cfg, const char *config_path, const struct config_overrides *ov)
+int server_run(struct config *cfg, struct store *store, const char *config_path,
+               const struct config_overrides *ov)
 {
     struct server s = {0};
     struct event *ev_hup = NULL, *ev_term = NULL, *ev_int = NULL;
@@ -531,7 +541,7 @@ int server_run(struct config *cfg, const char *config_path, const struct config_
             close(fd);
             goto out;
         }
-        if (worker_init(&s.workers[i], i, cfg, fd, err, sizeof(err)) < 0) {
+        if (worker_init(&s.workers[i], i, cfg, store, fd, err, sizeof(err)) < 0) {
             if (s.workers[i].lfd >= 0)
                 close(s.workers[i].lfd);
             s.workers[i].lfd = -1;

@@ -21,6 +21,8 @@
 
 struct conn;
 struct upstream;
+struct store;
+struct store_port;
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -35,7 +37,9 @@ struct worker {
     evutil_socket_t tlfd;
     evutil_socket_t lfd;
     struct upstream *upstream;
-    struct config *cfg; /* this worker's reference to the current config */
+    struct store *store;     /* the process's LMDB store */
+    struct store_port *port; /* its completions for this worker's loop */
+    struct config *cfg;      /* this worker's reference to the current config */
     struct conn_list conns;
     size_t nconns;
     unsigned long refused; /* connections refused at limits.connections */
@@ -64,10 +68,12 @@ uint64_t worker_random(struct worker *w);
 
 /*
  * Bind the listeners, start the workers and run until SIGTERM/SIGINT has
- * drained them. cfg is the loaded config (one reference is taken);
+ * drained them. store is the opened store (the caller closes it after this
+ * returns). cfg is the loaded config (one reference is taken);
  * config_path and ov are kept to re-read the config on SIGHUP. Returns the
  * process exit status.
  */
-int server_run(struct config *cfg, const char *config_path, const struct config_overrides *ov);
+int server_run(struct config *cfg, struct store *store, const char *config_path,
+               const struct config_overrides *ov);
 
 #endif

@@ -4,9 +4,9 @@
  * overlay and the stats counters (DESIGN.md §4).
  *
  * Writes: one writer thread owns every write transaction and commits in
- * groups (up to STORE_BATCH_MAX items or STORE_BATCH_WAIT_US after the
- * first), with LMDB's default durable sync: one fsync per batch, not per
- * request. A loop thread submits work through its port; the callback runs
+ * groups (whatever queued while the previous commit synced, up to
+ * STORE_BATCH_MAX items), with LMDB's default durable sync: one fsync per
+ * batch, not per request. A loop thread submits work through its port; the callback runs
  * on that port's event loop once the batch holding the work is committed,
  * or has failed. Nothing is acknowledged before its commit.
  *

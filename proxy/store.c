@@ -1,0 +1,1096 @@
+/*
+ * store.c - the LMDB environment and its single writer thread.
+ *
+ * Group commit without a delay: the writer takes everything queued (up to
+ * STORE_BATCH_MAX items) into one transaction; while that transaction
+ * syncs, new work queues up and becomes the next batch. Under load a batch
+ * holds many requests and costs one fsync; alone, a request waits for one
+ * commit and nothing else.
+ *
+ * Map growth follows Postfix's slmdb: MDB_MAP_FULL aborts the batch, the map
+ * doubles (up to max_map_bytes) under the resize lock that every read
+ * transaction holds for reading, and the batch is replayed from scratch. At
+ * the limit, or when the disk is full, the batch fails with STORE_FULL and
+ * the request path refuses writes (503) instead of forwarding them unaudited.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "store.h"
+#include "store_internal.h"
+
+#define STORE_MAX_READERS    510
+#define STORE_READER_CHECK_S 60
+#define STORE_MAX_WS_CACHE   4096 /* workspaces with a runtime switch kept in memory */
+
+static const char *const store_db_names[STORE_DB_COUNT] = {
+    "audit",      "idx_workspace", "idx_record", "idx_workflow", "idx_call",
+    "workspaces", "overlay",       "stats",      "meta",
+};
+
+enum store_item_kind { STORE_ITEM_APPEND, STORE_ITEM_UPDATE, STORE_ITEM_WORKSPACE };
+
+struct store_item {
+    struct store_item *next;
+    enum store_item_kind kind;
+    json_t *records;
+    json_t *overlay;
+    char *ws;
+    int dry_run;
+    store_done_cb cb;
+    void *arg;
+    struct store_port *port;
+    uint64_t submitted_us;
+    enum store_status status;
+    uint64_t first;
+    size_t n;
+};
+
+struct store_port {
+    struct store *s;
+    struct event *ev;
+    pthread_mutex_t lock;
+    struct store_item *done_head, *done_tail;
+    size_t pending; /* items submitted and not yet handed back */
+    int dead;       /* freed by its owner: free the struct when pending reaches 0 */
+};
+
+struct store_ws {
+    char *name;
+    int dry_run;
+};
+
+struct store {
+    MDB_env *env;
+    MDB_dbi dbi[STORE_DB_COUNT];
+    int readonly;
+    char *dir;
+    size_t map_bytes, max_map_bytes;
+    pthread_rwlock_t resize_lock;
+
+    /* the queue, guarded by qlock */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    struct store_item *qhead, *qtail;
+    size_t qlen;
+    int stopping;
+    pthread_t writer;
+    int writer_started;
+
+    uint64_t last_id; /* writer only */
+
+    /* runtime dry-run switches, guarded by wslock */
+    pthread_mutex_t wslock;
+    struct store_ws *ws;
+    size_t nws;
+
+    /* counters (relaxed atomics) */
+    uint64_t records, commits, commit_errors, latency_count, latency_sum_us;
+    uint64_t latency_le[8];
+    int full;
+};
+
+static const uint64_t store_latency_bounds[8] = STORE_LATENCY_BOUNDS_US;
+
+static uint64_t store_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t store_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *store_status_name(enum store_status st)
+{
+    switch (st) {
+    case STORE_OK:
+        return "ok";
+    case STORE_FULL:
+        return "full";
+    case STORE_FAILED:
+        return "failed";
+    case STORE_CLOSED:
+        return "closed";
+    }
+    return "failed";
+}
+
+void store_be64_put(unsigned char out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+uint64_t store_be64_get(const unsigned char in[8])
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | in[i];
+    return v;
+}
+
+size_t store_key(unsigned char *out, const char *const *parts, size_t nparts, int with_id,
+                 uint64_t id)
+{
+    size_t len = 0;
+
+    for (size_t i = 0; i < nparts; i++) {
+        size_t n = strlen(parts[i]);
+        if (len + n + 1 > STORE_MAX_KEY)
+            return 0;
+        memcpy(out + len, parts[i], n);
+        len += n;
+        out[len++] = '\0';
+    }
+    if (with_id) {
+        if (len + 8 > STORE_MAX_KEY)
+            return 0;
+        store_be64_put(out + len, id);
+        len += 8;
+    } else if (len > 0) {
+        len--; /* no separator after the last part */
+    }
+    return len;
+}
+
+MDB_dbi store_dbi(const struct store *s, enum store_db db)
+{
+    return s->dbi[db];
+}
+
+int store_read_begin(struct store *s, MDB_txn **txn, char *err, size_t errlen)
+{
+    int rc;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
+        pthread_rwlock_rdlock(&s->resize_lock);
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+        if (rc == 0)
+            return 0;
+        pthread_rwlock_unlock(&s->resize_lock);
+        if (rc == MDB_MAP_RESIZED) {
+            /* another process grew the map beyond ours: adopt its size, with no txn live */
+            pthread_rwlock_wrlock(&s->resize_lock);
+            mdb_env_set_mapsize(s->env, 0);
+            pthread_rwlock_unlock(&s->resize_lock);
+        } else if (rc == MDB_READERS_FULL) {
+            int dead = 0;
+            mdb_reader_check(s->env, &dead);
+        } else {
+            break;
+        }
+    }
+    snprintf(err, errlen, "cannot read the store in %s: %s", s->dir, mdb_strerror(rc));
+    return -1;
+}
+
+void store_read_end(struct store *s, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->resize_lock);
+}
+
+/* ----- workspace switches (in memory, loaded at open, updated after commits) ----- */
+
+static struct store_ws *store_ws_find(struct store *s, const char *ws)
+{
+    for (size_t i = 0; i < s->nws; i++) {
+        if (strcmp(s->ws[i].name, ws) == 0)
+            return &s->ws[i];
+    }
+    return NULL;
+}
+
+/* Record ws's switch in the cache (dry_run -1 removes it); 0 / -1 out of memory. */
+static int store_ws_cache_set(struct store *s, const char *ws, int dry_run)
+{
+    struct store_ws *e;
+    int rc = 0;
+
+    pthread_mutex_lock(&s->wslock);
+    e = store_ws_find(s, ws);
+    if (dry_run < 0) {
+        if (e != NULL) {
+            free(e->name);
+            e->name = NULL;
+            *e = s->ws[--s->nws];
+        }
+    } else if (e != NULL) {
+        e->dry_run = dry_run;
+    } else if (s->nws >= STORE_MAX_WS_CACHE) {
+        rc = -1;
+    } else {
+        struct store_ws *nv = realloc(s->ws, (s->nws + 1) * sizeof(*nv));
+        char *name = strdup(ws);
+        if (nv == NULL || name == NULL) {
+            free(name);
+            if (nv != NULL)
+                s->ws = nv;
+            rc = -1;
+        } else {
+            s->ws = nv;
+            s->ws[s->nws].name = name;
+            s->ws[s->nws].dry_run = dry_run;
+            s->nws++;
+        }
+    }
+    pthread_mutex_unlock(&s->wslock);
+    return rc;
+}
+
+int store_workspace_dry_run(struct store *s, const char *ws)
+{
+    struct store_ws *e;
+    int v;
+
+    if (s == NULL || ws == NULL)
+        return -1;
+    pthread_mutex_lock(&s->wslock);
+    e = store_ws_find(s, ws);
+    v = e != NULL ? e->dry_run : -1;
+    pthread_mutex_unlock(&s->wslock);
+    return v;
+}
+
+static int store_ws_load(struct store *s, char *err, size_t errlen)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if (store_read_begin(s, &txn, err, errlen) < 0)
+        return -1;
+    rc = mdb_cursor_open(txn, s->dbi[STORE_DB_WORKSPACES], &cur);
+    if (rc != 0) {
+        store_read_end(s, txn);
+        snprintf(err, errlen, "%s: %s", s->dir, mdb_strerror(rc));
+        return -1;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        char name[STORE_MAX_KEY + 1];
+        json_t *j = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        json_t *d = json_object_get(j, "dry_run");
+        if (k.mv_size <= STORE_MAX_KEY && json_is_boolean(d)) {
+            memcpy(name, k.mv_data, k.mv_size);
+            name[k.mv_size] = '\0';
+            store_ws_cache_set(s, name, json_is_true(d));
+        }
+        json_decref(j);
+    }
+    mdb_cursor_close(cur);
+    store_read_end(s, txn);
+    return 0;
+}
+
+/* ----- the writer ----- */
+
+static const char *store_jstr(const json_t *rec, const char *key, const char *dflt)
+{
+    const char *v = json_string_value(json_object_get(rec, key));
+
+    return v != NULL && v[0] != '\0' ? v : dflt;
+}
+
+/* Lower-case copy of s into buf (truncated to buflen - 1). */
+static const char *store_lower(const char *s, char *buf, size_t buflen)
+{
+    size_t i = 0;
+
+    for (; s[i] != '\0' && i + 1 < buflen; i++)
+        buf[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
+    buf[i] = '\0';
+    return buf;
+}
+
+static int store_put_empty(struct store *s, MDB_txn *txn, enum store_db db,
+                           const char *const *parts, size_t nparts, uint64_t id)
+{
+    unsigned char key[STORE_MAX_KEY];
+    size_t klen = store_key(key, parts, nparts, 1, id);
+    MDB_val k = {klen, key}, v = {0, ""};
+
+    if (klen == 0) {
+        log_warn("store: index %s: key too long for record %llu, not indexed", store_db_names[db],
+                 (unsigned long long)id);
+        return 0;
+    }
+    return mdb_put(txn, s->dbi[db], &k, &v, 0);
+}
+
+static int store_index(struct store *s, MDB_txn *txn, const json_t *rec, uint64_t id)
+{
+    const char *ws = store_jstr(rec, "workspace", "-");
+    const char *wf = store_jstr(rec, "workflow", NULL);
+    const char *call = store_jstr(rec, "call", NULL);
+    const char *record = store_jstr(rec, "record", NULL);
+    char lobj[256];
+    int rc;
+
+    {
+        const char *p[] = {ws};
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKSPACE, p, 1, id)) != 0)
+            return rc;
+    }
+    if (record != NULL) {
+        const char *p[] = {store_jstr(rec, "crm", "-"),
+                           store_lower(store_jstr(rec, "object", "-"), lobj, sizeof(lobj)), record};
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id)) != 0)
+            return rc;
+    }
+    if (wf != NULL) {
+        const char *p[] = {ws, wf};
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKFLOW, p, 2, id)) != 0)
+            return rc;
+    }
+    if (call != NULL) {
+        const char *p[] = {ws, call};
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_CALL, p, 2, id)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int store_count_one(struct store *s, MDB_txn *txn, const char *const *parts)
+{
+    unsigned char key[STORE_MAX_KEY], val[8];
+    size_t klen = store_key(key, parts, 7, 0, 0);
+    MDB_val k = {klen, key}, v;
+    uint64_t n = 0;
+    int rc;
+
+    if (klen == 0)
+        return 0; /* names too long to count; the record itself is kept */
+    rc = mdb_get(txn, s->dbi[STORE_DB_STATS], &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        n = store_be64_get(v.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    store_be64_put(val, n + 1);
+    v.mv_size = 8;
+    v.mv_data = val;
+    return mdb_put(txn, s->dbi[STORE_DB_STATS], &k, &v, 0);
+}
+
+/* Count a record with a final outcome: once per field it touched, or once as "-". */
+static int store_count(struct store *s, MDB_txn *txn, const json_t *rec)
+{
+    const char *outcome = store_jstr(rec, "outcome", "unknown");
+    json_t *fields = json_object_get(rec, "fields");
+    const char *p[7] = {store_jstr(rec, "workspace", "-"),
+                        store_jstr(rec, "workflow", "-"),
+                        store_jstr(rec, "user", "-"),
+                        store_jstr(rec, "crm", "-"),
+                        store_jstr(rec, "object", "-"),
+                        "-",
+                        outcome};
+    size_t n = json_array_size(fields);
+    int rc;
+
+    if (strcmp(outcome, "unknown") == 0)
+        return 0;
+    if (n == 0)
+        return store_count_one(s, txn, p);
+    for (size_t i = 0; i < n; i++) {
+        p[5] = store_jstr(json_array_get(fields, i), "name", "-");
+        if ((rc = store_count_one(s, txn, p)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int store_put_record(struct store *s, MDB_txn *txn, json_t *rec, uint64_t id, int append)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    char *json;
+    int rc;
+
+    json = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+    if (json == NULL)
+        return ENOMEM;
+    store_be64_put(key, id);
+    v.mv_size = strlen(json);
+    v.mv_data = json;
+    rc = mdb_put(txn, s->dbi[STORE_DB_AUDIT], &k, &v, append ? MDB_APPEND : 0);
+    free(json);
+    return rc;
+}
+
+static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
+{
+    size_t i;
+    json_t *o;
+
+    json_array_foreach(overlay, i, o)
+    {
+        unsigned char key[STORE_MAX_KEY];
+        char lobj[256];
+        const char *p[] = {store_jstr(o, "workspace", "-"), store_jstr(o, "crm", "-"),
+                           store_lower(store_jstr(o, "object", "-"), lobj, sizeof(lobj)),
+                           store_jstr(o, "id", "-")};
+        size_t klen = store_key(key, p, 4, 0, 0);
+        MDB_val k = {klen, key}, v;
+        char *json;
+        int rc;
+
+        if (klen == 0)
+            continue;
+        json = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+        if (json == NULL)
+            return ENOMEM;
+        v.mv_size = strlen(json);
+        v.mv_data = json;
+        rc = mdb_put(txn, s->dbi[STORE_DB_OVERLAY], &k, &v, 0);
+        free(json);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int store_apply_workspace(struct store *s, MDB_txn *txn, struct store_item *it)
+{
+    MDB_val k = {strlen(it->ws), it->ws}, v;
+    char buf[96];
+    int rc;
+
+    if (it->dry_run < 0) {
+        rc = mdb_del(txn, s->dbi[STORE_DB_WORKSPACES], &k, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    snprintf(buf, sizeof(buf), "{\"dry_run\":%s,\"updated_ms\":%llu}",
+             it->dry_run ? "true" : "false", (unsigned long long)store_wall_ms());
+    v.mv_size = strlen(buf);
+    v.mv_data = buf;
+    return mdb_put(txn, s->dbi[STORE_DB_WORKSPACES], &k, &v, 0);
+}
+
+/* Apply one item inside the batch's transaction; an LMDB error code or 0. */
+static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uint64_t *last_id)
+{
+    size_t i;
+    json_t *rec;
+    int rc;
+
+    switch (it->kind) {
+    case STORE_ITEM_APPEND: {
+        uint64_t now = store_wall_ms() << 16;
+        it->first = 0;
+        json_array_foreach(it->records, i, rec)
+        {
+            uint64_t id = *last_id + 1 > now ? *last_id + 1 : now;
+            char ids[24];
+            snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
+            if (json_object_set_new(rec, "id", json_string(ids)) < 0)
+                return ENOMEM;
+            if ((rc = store_put_record(s, txn, rec, id, 1)) != 0 ||
+                (rc = store_index(s, txn, rec, id)) != 0 || (rc = store_count(s, txn, rec)) != 0)
+                return rc;
+            if (it->first == 0)
+                it->first = id;
+            *last_id = id;
+        }
+        it->n = json_array_size(it->records);
+        return it->overlay != NULL ? store_apply_overlay(s, txn, it->overlay) : 0;
+    }
+    case STORE_ITEM_UPDATE:
+        json_array_foreach(it->records, i, rec)
+        {
+            const char *ids = json_string_value(json_object_get(rec, "id"));
+            char *end;
+            unsigned long long id;
+            if (ids == NULL)
+                return EINVAL;
+            errno = 0;
+            id = strtoull(ids, &end, 10);
+            if (errno != 0 || *end != '\0' || id == 0)
+                return EINVAL;
+            if ((rc = store_put_record(s, txn, rec, id, 0)) != 0 ||
+                (rc = store_count(s, txn, rec)) != 0)
+                return rc;
+        }
+        it->n = json_array_size(it->records);
+        return 0;
+    case STORE_ITEM_WORKSPACE:
+        return store_apply_workspace(s, txn, it);
+    }
+    return EINVAL;
+}
+
+/* Double the map (up to the limit) with no transaction live in the process; 0 / -1 at the limit. */
+static int store_grow(struct store *s)
+{
+    size_t next;
+    int rc;
+
+    if (s->map_bytes >= s->max_map_bytes)
+        return -1;
+    next = s->map_bytes * 2 < s->max_map_bytes ? s->map_bytes * 2 : s->max_map_bytes;
+    pthread_rwlock_wrlock(&s->resize_lock);
+    rc = mdb_env_set_mapsize(s->env, next);
+    pthread_rwlock_unlock(&s->resize_lock);
+    if (rc != 0) {
+        log_error("store: cannot grow the map to %zu bytes: %s", next, mdb_strerror(rc));
+        return -1;
+    }
+    log_notice("store: map grown from %zu to %zu bytes (limit %zu)", s->map_bytes, next,
+               s->max_map_bytes);
+    s->map_bytes = next;
+    return 0;
+}
+
+static enum store_status store_status_of(int rc)
+{
+    return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT ? STORE_FULL : STORE_FAILED;
+}
+
+/* Write a batch in one transaction, replaying it after map growth; sets every item's status. */
+static void store_write_batch(struct store *s, struct store_item *batch)
+{
+    enum store_status st = STORE_OK;
+    int rc = 0;
+
+    for (;;) {
+        uint64_t last = s->last_id;
+        MDB_txn *txn;
+        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc == 0) {
+            for (struct store_item *it = batch; it != NULL && rc == 0; it = it->next)
+                rc = store_apply(s, txn, it, &last);
+            if (rc == 0)
+                rc = mdb_txn_commit(txn); /* the fsync: one per batch */
+            else
+                mdb_txn_abort(txn);
+        }
+        if (rc == 0) {
+            __atomic_store_n(&s->last_id, last, __ATOMIC_RELAXED); /* store_info reads it */
+            break;
+        }
+        if (rc == MDB_MAP_FULL && store_grow(s) == 0)
+            continue;
+        st = store_status_of(rc);
+        break;
+    }
+    if (st == STORE_OK) {
+        __atomic_add_fetch(&s->commits, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
+    } else {
+        __atomic_add_fetch(&s->commit_errors, 1, __ATOMIC_RELAXED);
+        if (st == STORE_FULL)
+            __atomic_store_n(&s->full, 1, __ATOMIC_RELAXED);
+        log_error("store: a batch of writes failed (%s): %s", store_status_name(st),
+                  rc == MDB_MAP_FULL ? "the map is at store.max_map_bytes" : mdb_strerror(rc));
+    }
+    for (struct store_item *it = batch; it != NULL; it = it->next) {
+        it->status = st;
+        if (st != STORE_OK) {
+            it->first = 0;
+            continue;
+        }
+        if (it->kind == STORE_ITEM_APPEND)
+            __atomic_add_fetch(&s->records, it->n, __ATOMIC_RELAXED);
+        if (it->kind == STORE_ITEM_WORKSPACE && store_ws_cache_set(s, it->ws, it->dry_run) < 0)
+            log_error("store: workspace %s: switch committed but not cached (out of memory)",
+                      it->ws);
+    }
+}
+
+static void store_item_free(struct store_item *it)
+{
+    json_decref(it->records);
+    json_decref(it->overlay);
+    free(it->ws);
+    free(it);
+}
+
+static void store_port_release(struct store_port *p)
+{
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* Hand an item back to its port's loop (or drop it when the port is gone). */
+static void store_deliver(struct store *s, struct store_item *it, uint64_t now)
+{
+    struct store_port *p = it->port;
+    uint64_t lat = now - it->submitted_us;
+    int release = 0;
+
+    __atomic_add_fetch(&s->latency_count, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->latency_sum_us, lat, __ATOMIC_RELAXED);
+    for (int b = 0; b < 8; b++) {
+        if (lat <= store_latency_bounds[b])
+            __atomic_add_fetch(&s->latency_le[b], 1, __ATOMIC_RELAXED);
+    }
+    it->next = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->dead) {
+        release = --p->pending == 0;
+        pthread_mutex_unlock(&p->lock);
+        store_item_free(it);
+        if (release)
+            store_port_release(p);
+        return;
+    }
+    if (p->done_tail != NULL)
+        p->done_tail->next = it;
+    else
+        p->done_head = it;
+    p->done_tail = it;
+    event_active(p->ev, EV_READ, 0);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void *store_writer_main(void *arg)
+{
+    struct store *s = arg;
+    time_t next_check = time(NULL) + STORE_READER_CHECK_S;
+
+    for (;;) {
+        struct store_item *batch = NULL, **tail = &batch;
+        size_t n = 0;
+
+        pthread_mutex_lock(&s->qlock);
+        while (s->qhead == NULL && !s->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&s->qcond, &s->qlock, &ts);
+            if (time(NULL) >= next_check)
+                break;
+        }
+        if (s->qhead == NULL && s->stopping) {
+            pthread_mutex_unlock(&s->qlock);
+            break;
+        }
+        while (s->qhead != NULL && n < STORE_BATCH_MAX) {
+            struct store_item *it = s->qhead;
+            s->qhead = it->next;
+            it->next = NULL;
+            *tail = it;
+            tail = &it->next;
+            n++;
+        }
+        if (s->qhead == NULL)
+            s->qtail = NULL;
+        s->qlen -= n;
+        pthread_mutex_unlock(&s->qlock);
+
+        if (time(NULL) >= next_check) {
+            int dead = 0;
+            if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
+                log_notice("store: cleared %d stale reader slot(s)", dead);
+            next_check = time(NULL) + STORE_READER_CHECK_S;
+        }
+        if (batch == NULL)
+            continue;
+        store_write_batch(s, batch);
+        {
+            uint64_t now = store_now_us();
+            while (batch != NULL) {
+                struct store_item *it = batch;
+                batch = it->next;
+                store_deliver(s, it, now);
+            }
+        }
+    }
+    return NULL;
+}
+
+static int store_submit(struct store_port *p, struct store_item *it)
+{
+    struct store *s = p->s;
+
+    it->port = p;
+    it->submitted_us = store_now_us();
+    pthread_mutex_lock(&s->qlock);
+    if (s->stopping || s->qlen >= STORE_QUEUE_MAX || s->readonly) {
+        pthread_mutex_unlock(&s->qlock);
+        return -1;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->pending++;
+    pthread_mutex_unlock(&p->lock);
+    if (s->qtail != NULL)
+        s->qtail->next = it;
+    else
+        s->qhead = it;
+    s->qtail = it;
+    s->qlen++;
+    pthread_cond_signal(&s->qcond);
+    pthread_mutex_unlock(&s->qlock);
+    return 0;
+}
+
+/* Submit, or release what the caller handed over when the queue refuses it. */
+static int store_submit_new(struct store_port *p, enum store_item_kind kind, json_t *records,
+                            json_t *overlay, store_done_cb cb, void *arg)
+{
+    struct store_item *it = calloc(1, sizeof(*it));
+
+    if (it == NULL) {
+        json_decref(records);
+        json_decref(overlay);
+        return -1;
+    }
+    it->kind = kind;
+    it->records = records;
+    it->overlay = overlay;
+    it->cb = cb;
+    it->arg = arg;
+    if (store_submit(p, it) < 0) {
+        store_item_free(it);
+        return -1;
+    }
+    return 0;
+}
+
+int store_audit_append(struct store_port *p, json_t *records, json_t *overlay, store_done_cb cb,
+                       void *arg)
+{
+    if (!json_is_array(records) || (overlay != NULL && !json_is_array(overlay))) {
+        json_decref(records);
+        json_decref(overlay);
+        return -1;
+    }
+    return store_submit_new(p, STORE_ITEM_APPEND, records, overlay, cb, arg);
+}
+
+int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, void *arg)
+{
+    if (!json_is_array(records)) {
+        json_decref(records);
+        return -1;
+    }
+    return store_submit_new(p, STORE_ITEM_UPDATE, records, NULL, cb, arg);
+}
+
+int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run, store_done_cb cb,
+                                void *arg)
+{
+    struct store_item *it;
+
+    if (ws == NULL || ws[0] == '\0' || strlen(ws) > STORE_MAX_KEY)
+        return -1;
+    it = calloc(1, sizeof(*it));
+    if (it == NULL || (it->ws = strdup(ws)) == NULL) {
+        free(it);
+        return -1;
+    }
+    it->kind = STORE_ITEM_WORKSPACE;
+    it->dry_run = dry_run < 0 ? -1 : dry_run != 0;
+    it->cb = cb;
+    it->arg = arg;
+    if (store_submit(p, it) < 0) {
+        store_item_free(it);
+        return -1;
+    }
+    return 0;
+}
+
+/* ----- ports ----- */
+
+static void store_portcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct store_port *p = arg;
+    struct store_item *list;
+
+    (void)fd, (void)what;
+    pthread_mutex_lock(&p->lock);
+    list = p->done_head;
+    p->done_head = p->done_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+    while (list != NULL) {
+        struct store_item *it = list;
+        list = it->next;
+        pthread_mutex_lock(&p->lock);
+        p->pending--;
+        pthread_mutex_unlock(&p->lock);
+        if (it->cb != NULL)
+            it->cb(it->status, it->first, it->n, it->arg);
+        store_item_free(it);
+    }
+}
+
+struct store_port *store_port_new(struct store *s, struct event_base *base)
+{
+    struct store_port *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->s = s;
+    pthread_mutex_init(&p->lock, NULL);
+    p->ev = event_new(base, -1, EV_READ, store_portcb, p);
+    if (p->ev == NULL) {
+        store_port_release(p);
+        return NULL;
+    }
+    return p;
+}
+
+void store_port_free(struct store_port *p)
+{
+    struct store_item *list;
+    int release;
+
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    event_free(p->ev);
+    p->ev = NULL;
+    p->dead = 1;
+    list = p->done_head;
+    p->done_head = p->done_tail = NULL;
+    while (list != NULL) {
+        struct store_item *it = list;
+        list = it->next;
+        p->pending--;
+        store_item_free(it);
+    }
+    release = p->pending == 0;
+    pthread_mutex_unlock(&p->lock);
+    if (release)
+        store_port_release(p);
+}
+
+/* ----- reads ----- */
+
+json_t *store_audit_get(struct store *s, uint64_t id, char *err, size_t errlen)
+{
+    unsigned char key[8];
+    MDB_val k = {8, key}, v;
+    MDB_txn *txn;
+    json_error_t jerr;
+    json_t *rec = NULL;
+    int rc;
+
+    err[0] = '\0';
+    if (store_read_begin(s, &txn, err, errlen) < 0)
+        return NULL;
+    store_be64_put(key, id);
+    rc = mdb_get(txn, s->dbi[STORE_DB_AUDIT], &k, &v);
+    if (rc == 0) {
+        rec = json_loadb(v.mv_data, v.mv_size, 0, &jerr);
+        if (rec == NULL)
+            snprintf(err, errlen, "audit record %llu is corrupt: %s", (unsigned long long)id,
+                     jerr.text);
+    } else if (rc != MDB_NOTFOUND) {
+        snprintf(err, errlen, "audit record %llu: %s", (unsigned long long)id, mdb_strerror(rc));
+    }
+    store_read_end(s, txn);
+    return rec;
+}
+
+json_t *store_overlay_get(struct store *s, const char *ws, const char *crm, const char *object,
+                          const char *id)
+{
+    unsigned char key[STORE_MAX_KEY];
+    char lobj[256], err[256];
+    const char *p[] = {ws, crm, store_lower(object, lobj, sizeof(lobj)), id};
+    size_t klen = store_key(key, p, 4, 0, 0);
+    MDB_val k = {klen, key}, v;
+    MDB_txn *txn;
+    json_t *rec = NULL;
+
+    if (klen == 0 || store_read_begin(s, &txn, err, sizeof(err)) < 0)
+        return NULL;
+    if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &v) == 0)
+        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+    store_read_end(s, txn);
+    return rec;
+}
+
+void store_info(struct store *s, struct store_info *out)
+{
+    MDB_envinfo ei;
+    MDB_stat st;
+
+    memset(out, 0, sizeof(*out));
+    out->max_map_bytes = s->max_map_bytes;
+    pthread_rwlock_rdlock(&s->resize_lock);
+    if (mdb_env_info(s->env, &ei) == 0 && mdb_env_stat(s->env, &st) == 0) {
+        out->map_bytes = ei.me_mapsize;
+        out->used_bytes = (ei.me_last_pgno + 1) * (size_t)st.ms_psize;
+    }
+    pthread_rwlock_unlock(&s->resize_lock);
+    out->last_id = __atomic_load_n(&s->last_id, __ATOMIC_RELAXED);
+    out->records = __atomic_load_n(&s->records, __ATOMIC_RELAXED);
+    out->commits = __atomic_load_n(&s->commits, __ATOMIC_RELAXED);
+    out->commit_errors = __atomic_load_n(&s->commit_errors, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&s->qlock);
+    out->queue_depth = s->qlen;
+    pthread_mutex_unlock(&s->qlock);
+    out->full = __atomic_load_n(&s->full, __ATOMIC_RELAXED);
+    out->latency_count = __atomic_load_n(&s->latency_count, __ATOMIC_RELAXED);
+    out->latency_sum_us = __atomic_load_n(&s->latency_sum_us, __ATOMIC_RELAXED);
+    for (int b = 0; b < 8; b++)
+        out->latency_le[b] = __atomic_load_n(&s->latency_le[b], __ATOMIC_RELAXED);
+}
+
+/* ----- open and close ----- */
+
+static int store_open_dbs(struct store *s, char *err, size_t errlen)
+{
+    MDB_txn *txn;
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
+    if (rc != 0)
+        goto fail;
+    for (int i = 0; i < STORE_DB_COUNT; i++) {
+        rc = mdb_dbi_open(txn, store_db_names[i], s->readonly ? 0 : MDB_CREATE, &s->dbi[i]);
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            if (rc == MDB_NOTFOUND)
+                snprintf(err, errlen, "%s: not a crmgate store (no \"%s\" database)", s->dir,
+                         store_db_names[i]);
+            else
+                snprintf(err, errlen, "%s: database %s: %s", s->dir, store_db_names[i],
+                         mdb_strerror(rc));
+            return -1;
+        }
+    }
+    if (!s->readonly) {
+        MDB_val k = {6, "schema"}, v = {1, "1"}, last, val;
+        MDB_cursor *cur;
+        rc = mdb_put(txn, s->dbi[STORE_DB_META], &k, &v, 0);
+        if (rc == 0)
+            rc = mdb_cursor_open(txn, s->dbi[STORE_DB_AUDIT], &cur);
+        if (rc == 0) {
+            int grc = mdb_cursor_get(cur, &last, &val, MDB_LAST);
+            if (grc == 0 && last.mv_size == 8)
+                s->last_id = store_be64_get(last.mv_data);
+            mdb_cursor_close(cur);
+        }
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            goto fail;
+        }
+        rc = mdb_txn_commit(txn);
+        if (rc != 0)
+            goto fail;
+    } else {
+        mdb_txn_abort(txn);
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "%s: %s", s->dir,
+             rc == MDB_MAP_FULL ? "the map is full (raise store.max_map_bytes)" : mdb_strerror(rc));
+    return -1;
+}
+
+struct store *store_open(const struct store_options *o, char *err, size_t errlen)
+{
+    struct store *s = calloc(1, sizeof(*s));
+    MDB_envinfo ei;
+    int rc, dead = 0;
+
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_rwlock_init(&s->resize_lock, NULL);
+    pthread_mutex_init(&s->qlock, NULL);
+    pthread_cond_init(&s->qcond, NULL);
+    pthread_mutex_init(&s->wslock, NULL);
+    s->readonly = o->readonly;
+    s->map_bytes = o->map_bytes != 0 ? o->map_bytes : STORE_DEFAULT_MAP_BYTES;
+    s->max_map_bytes = o->max_map_bytes != 0 ? o->max_map_bytes : STORE_DEFAULT_MAX_MAP_BYTES;
+    if (s->map_bytes > s->max_map_bytes)
+        s->map_bytes = s->max_map_bytes;
+    s->dir = strdup(o->dir);
+    if (s->dir == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (!s->readonly && mkdir(s->dir, 0750) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "store %s: %s", s->dir, strerror(errno));
+        goto fail;
+    }
+    if (s->readonly && access(s->dir, F_OK) < 0) {
+        snprintf(err, errlen, "store %s: %s (is this crmgate's state directory/db?)", s->dir,
+                 strerror(errno));
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&s->env)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, STORE_DB_COUNT)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) != 0 ||
+        (!s->readonly && (rc = mdb_env_set_mapsize(s->env, s->map_bytes)) != 0)) {
+        snprintf(err, errlen, "store %s: %s", s->dir, mdb_strerror(rc));
+        goto fail;
+    }
+    /* No MDB_WRITEMAP: a full disk must be ENOSPC on commit, not SIGBUS. MDB_NOTLS: read
+     * transactions belong to their txn, not their thread. 0660: the CLI's group needs to
+     * write lock.mdb even to read. */
+    rc = mdb_env_open(s->env, s->dir, MDB_NOTLS | (s->readonly ? MDB_RDONLY : 0), 0660);
+    if (rc != 0) {
+        snprintf(err, errlen, "store %s: cannot open: %s", s->dir, mdb_strerror(rc));
+        goto fail;
+    }
+    if (mdb_env_info(s->env, &ei) == 0 && ei.me_mapsize > s->map_bytes)
+        s->map_bytes = ei.me_mapsize; /* an earlier run grew it */
+    mdb_reader_check(s->env, &dead);
+    if (dead > 0)
+        log_notice("store: cleared %d stale reader slot(s)", dead);
+    if (store_open_dbs(s, err, errlen) < 0 || store_ws_load(s, err, errlen) < 0)
+        goto fail;
+    if (!s->readonly) {
+        if (pthread_create(&s->writer, NULL, store_writer_main, s) != 0) {
+            snprintf(err, errlen, "store %s: cannot start the writer thread", s->dir);
+            goto fail;
+        }
+        s->writer_started = 1;
+    }
+    return s;
+fail:
+    store_close(s);
+    return NULL;
+}
+
+void store_close(struct store *s)
+{
+    if (s == NULL)
+        return;
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->qlock);
+        s->stopping = 1;
+        pthread_cond_signal(&s->qcond);
+        pthread_mutex_unlock(&s->qlock);
+        pthread_join(s->writer, NULL);
+    }
+    if (s->env != NULL)
+        mdb_env_close(s->env);
+    s->env = NULL;
+    for (size_t i = 0; i < s->nws; i++)
+        free(s->ws[i].name);
+    free(s->ws);
+    s->ws = NULL;
+    free(s->dir);
+    s->dir = NULL;
+    pthread_rwlock_destroy(&s->resize_lock);
+    pthread_mutex_destroy(&s->qlock);
+    pthread_cond_destroy(&s->qcond);
+    pthread_mutex_destroy(&s->wslock);
+    free(s);
+}
