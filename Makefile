@@ -36,9 +36,9 @@ PROG       ?= crmgate
 SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.c \
               proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
-              proxy/tls.c proxy/store.c
+              proxy/tls.c proxy/store.c proxy/before.c proxy/audit.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
-              policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c
+              policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c policy/diff.c
 SRC_CERTS  := certs/ca.c certs/mint.c certs/cli_ca.c
 SRC        := $(SRC_PROXY) $(SRC_POLICY) $(SRC_CERTS)
 SRC_LLHTTP := $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c

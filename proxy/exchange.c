@@ -1,5 +1,18 @@
 /*
- * exchange.c - route a reverse-mode request to its CRM and relay it.
+ * exchange.c - one request through the pipeline: route, enforce (identify,
+ * classify, decide), then per DESIGN.md §1 "act":
+ *
+ *   read            forward, then filter the answer (and, in dry-run, lay
+ *                   the overlay of dry-run writes over it)
+ *   denied          answer in the CRM's error shape; a denied write is
+ *                   audited first
+ *   allowed write   read the before-state, commit an intent record
+ *                   (outcome "unknown"), forward, commit the outcome, answer
+ *   dry-run write   read the before-state, synthesize the CRM's answer,
+ *                   commit the record (and the overlay), answer
+ *
+ * A write-class answer leaves only after its audit record is committed: if
+ * the store cannot take the intent, nothing is forwarded (503).
  *
  * What goes upstream: the method, the path after the /hubspot or
  * /salesforce prefix (slashes collapsed), the query as sent, the end-to-end
@@ -12,10 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <llhttp.h>
 
+#include "audit.h"
+#include "before.h"
 #include "config.h"
 #include "conn.h"
 #include "enforce.h"
@@ -23,17 +39,77 @@
 #include "log.h"
 #include "route.h"
 #include "server.h"
+#include "store.h"
 #include "upstream.h"
 
+enum exchange_phase {
+    EX_READ,         /* a read forwarded */
+    EX_DENY_COMMIT,  /* a denied write: its record is being committed */
+    EX_BEFORE,       /* reading the before-state */
+    EX_INTENT,       /* committing the intent */
+    EX_WRITE,        /* the write forwarded */
+    EX_OUTCOME,      /* committing the outcome; the answer is ready */
+    EX_FINAL_COMMIT, /* committing a final record (dry-run, failed before-state) */
+};
+
+/* What is kept of a failed transfer to answer it after the commit. */
+struct exchange_failure {
+    CURLcode result;
+    int too_large; /* 1: the answer was too large; -1: it could not be inspected */
+    char error[512];
+};
+
 struct exchange {
-    struct conn *c;
+    struct conn *c; /* NULL once the connection has gone */
+    struct worker *w;
     struct config *cfg;
+    struct http_request *req; /* the connection's; valid while c is */
     enum crm crm;
+    enum exchange_phase phase;
     char *url;
+    char *base;
+    char *rest; /* the target after the CRM prefix */
     struct http_fields fwd;
     struct upstream_xfer *xfer;
+    struct before_fetch *bf;
     struct enforce ef;
+    struct audit_ctx ctx;
+    int write;              /* audited */
+    int dry;                /* this write is answered in dry-run */
+    int store_pending;      /* a commit's callback is outstanding */
+    json_t *records;        /* the audit records (the store gets copies) */
+    json_t **before;        /* ef.ops.n before-states, or NULL */
+    unsigned char *unknown; /* ef.ops.n flags: before-state unknown */
+    uint64_t first_id;      /* the first record's id once committed */
+    long long t_forward_us;
+    /* the answer, when it waits for the outcome's commit */
+    int out_status;
+    struct http_fields out;
+    struct evbuffer *out_body;
+    long long out_length;
+    int out_failed; /* answer with fail instead */
+    struct exchange_failure fail;
+    /* an error answer after a final commit */
+    int err_status;
+    const char *err_code;
+    char err_msg[600];
 };
+
+static long long exchange_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static long long exchange_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void exchange_free(struct exchange *ex)
 {
@@ -41,21 +117,79 @@ static void exchange_free(struct exchange *ex)
     ex->cfg = NULL;
     free(ex->url);
     ex->url = NULL;
+    free(ex->base);
+    ex->base = NULL;
+    free(ex->rest);
+    ex->rest = NULL;
     http_fields_free(&ex->fwd);
+    http_fields_free(&ex->out);
+    if (ex->out_body != NULL)
+        evbuffer_free(ex->out_body);
+    ex->out_body = NULL;
+    if (ex->before != NULL) {
+        for (size_t i = 0; i < ex->ef.ops.n; i++)
+            json_decref(ex->before[i]);
+        free(ex->before);
+        ex->before = NULL;
+    }
+    free(ex->unknown);
+    ex->unknown = NULL;
+    json_decref(ex->records);
+    ex->records = NULL;
     enforce_free(&ex->ef);
     free(ex);
 }
 
-/* The decision headers every answer to a classified request carries. */
+static const char *exchange_decision(const struct exchange *ex)
+{
+    if (!ex->ef.verdict.allow)
+        return "deny";
+    return ex->dry ? "dry_run" : "allow";
+}
+
+/* The decision headers every answer to a classified request carries, and the audit id. */
 static int exchange_decision_headers(struct exchange *ex, struct http_fields *f)
 {
-    const char *d = ex->ef.verdict.allow ? "allow" : "deny";
+    const char *d = exchange_decision(ex);
+    char id[24], n[24];
 
-    return http_fields_add(f, "X-Crmgate-Decision", 18, d, strlen(d)) < 0 ||
-                   http_fields_add(f, "X-Crmgate-Rule", 14, ex->ef.verdict.rule,
-                                   strlen(ex->ef.verdict.rule)) < 0
+    if (http_fields_add(f, "X-Crmgate-Decision", 18, d, strlen(d)) < 0 ||
+        http_fields_add(f, "X-Crmgate-Rule", 14, ex->ef.verdict.rule, strlen(ex->ef.verdict.rule)) <
+            0)
+        return -1;
+    if (ex->first_id == 0)
+        return 0;
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)ex->first_id);
+    snprintf(n, sizeof(n), "%zu", json_array_size(ex->records));
+    return http_fields_add(f, "X-Crmgate-Audit-Id", 18, id, strlen(id)) < 0 ||
+                   http_fields_add(f, "X-Crmgate-Audit-Records", 23, n, strlen(n)) < 0
                ? -1
                : 0;
+}
+
+/*
+ * Answer with an error in the CRM's shape and keep the connection (not a
+ * protocol error): store failures, dry-run refusals, bad context headers.
+ */
+static void exchange_reply_error(struct exchange *ex, int status, const char *code, const char *msg)
+{
+    struct http_fields f = {0};
+    struct evbuffer *body = evbuffer_new();
+    char *json = crm_error_body(ex->crm, status, code, msg, conn_request_id(ex->c));
+
+    log_info("%s %d %s: %s", conn_peer(ex->c), status, code, msg);
+    if (body == NULL || json == NULL ||
+        http_fields_add(&f, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0 ||
+        exchange_decision_headers(ex, &f) < 0 ||
+        http_fields_add(&f, "X-Crmgate-Error", 15, code, strlen(code)) < 0 ||
+        evbuffer_add(body, json, strlen(json)) < 0)
+        conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+    else
+        conn_respond(ex->c, status, &f, body, -1);
+    free(json);
+    if (body != NULL)
+        evbuffer_free(body);
+    http_fields_free(&f);
 }
 
 /*
@@ -107,6 +241,15 @@ void exchange_cancel(struct exchange *ex)
     if (ex->xfer != NULL)
         upstream_cancel(ex->xfer);
     ex->xfer = NULL;
+    if (ex->bf != NULL)
+        before_cancel(ex->bf);
+    ex->bf = NULL;
+    ex->c = NULL;
+    ex->req = NULL;
+    /* A commit in flight still calls back: the exchange goes then. A write whose intent is
+     * committed but that was not answered keeps the outcome "unknown". */
+    if (ex->store_pending)
+        return;
     exchange_free(ex);
 }
 
@@ -188,12 +331,16 @@ done:
 }
 
 /* Map a failed transfer to 502 or 504 with a message an operator can act on. */
-static void exchange_fail(struct exchange *ex, const struct upstream_response *rsp)
+static void exchange_fail(struct exchange *ex, const struct exchange_failure *rsp)
 {
+    if (rsp->too_large < 0) {
+        conn_abort(ex->c, 502, "uninspectable_answer", rsp->error);
+        return;
+    }
     const char *title = exchange_crm_title(ex->crm);
     const char *code = "upstream_error";
     int status = 502;
-    char msg[512];
+    char msg[700];
 
     if (rsp->too_large) {
         code = "response_too_large";
@@ -244,71 +391,6 @@ static int exchange_drop_response_header(const struct http_fields *in, const cha
            http_name_eq(name, nlen, "content-encoding");
 }
 
-static void exchange_done(struct upstream_response *rsp, void *arg)
-{
-    struct exchange *ex = arg;
-    struct http_fields out = {0};
-    long long content_length = -1;
-    long i;
-
-    ex->xfer = NULL; /* upstream releases it after this callback */
-    if (rsp->result != CURLE_OK || rsp->status < 200 || rsp->status > 599) {
-        if (rsp->result == CURLE_OK)
-            snprintf(rsp->error, sizeof(rsp->error), "unexpected status %ld", rsp->status);
-        exchange_fail(ex, rsp);
-        exchange_free(ex);
-        return;
-    }
-    {
-        char ctype[256], why[512];
-        long ci = http_fields_find(&rsp->headers, "content-type", 0);
-        size_t cl = 0;
-        const char *cv = ci >= 0 ? http_field_value(&rsp->headers, (size_t)ci, &cl) : NULL;
-        if (cv != NULL) {
-            snprintf(ctype, sizeof(ctype), "%.*s", (int)cl, cv);
-            cv = ctype;
-        }
-        if (enforce_response(&ex->ef, rsp->status, cv, rsp->body, why, sizeof(why)) < 0) {
-            conn_abort(ex->c, 502, "uninspectable_answer", why);
-            exchange_free(ex);
-            return;
-        }
-    }
-    if (exchange_decision_headers(ex, &out) < 0) {
-        http_fields_free(&out);
-        conn_abort(ex->c, 502, "out_of_memory", "out of memory relaying the answer");
-        exchange_free(ex);
-        return;
-    }
-    for (size_t k = 0; k < rsp->headers.n; k++) {
-        size_t nl, vl;
-        const char *n = http_field_name(&rsp->headers, k, &nl);
-        const char *v = http_field_value(&rsp->headers, k, &vl);
-        if (exchange_drop_response_header(&rsp->headers, n, nl))
-            continue;
-        if (http_fields_add(&out, n, nl, v, vl) < 0) {
-            http_fields_free(&out);
-            conn_abort(ex->c, 502, "out_of_memory", "out of memory relaying the answer");
-            exchange_free(ex);
-            return;
-        }
-    }
-    i = http_fields_find(&rsp->headers, "content-length", 0);
-    if (i >= 0) {
-        size_t vl;
-        const char *v = http_field_value(&rsp->headers, (size_t)i, &vl);
-        char tmp[32];
-        if (vl < sizeof(tmp)) {
-            memcpy(tmp, v, vl);
-            tmp[vl] = '\0';
-            content_length = strtoll(tmp, NULL, 10);
-        }
-    }
-    conn_respond(ex->c, (int)rsp->status, &out, rsp->body, content_length);
-    http_fields_free(&out);
-    exchange_free(ex);
-}
-
 static int exchange_method_allowed(int method)
 {
     switch (method) {
@@ -325,16 +407,436 @@ static int exchange_method_allowed(int method)
     }
 }
 
+/* ----- the audit steps ----- */
+
+static void exchange_storecb(enum store_status st, uint64_t first, size_t n, void *arg);
+
+/* Build the request's records with this outcome into ex->records (replacing any); 0 / -1. */
+static int exchange_build_records(struct exchange *ex, const char *outcome, char *const *ids)
+{
+    struct audit_in in = {
+        .ef = &ex->ef,
+        .ctx = &ex->ctx,
+        .decision = exchange_decision(ex),
+        .outcome = outcome,
+        .before = ex->before,
+        .unknown = ex->unknown,
+        .ids = ids,
+        .ts_ms = exchange_wall_ms(),
+        .request_id = ex->c != NULL ? conn_request_id(ex->c) : NULL,
+        .synthetic = ex->dry,
+        .keep_volatile = ex->cfg->store_record_volatile,
+    };
+
+    json_decref(ex->records);
+    ex->records = audit_records(&in);
+    return ex->records != NULL ? 0 : -1;
+}
+
+/* Hand copies of the records to the store (append, or update once ids are known); 0 / -1. */
+static int exchange_commit(struct exchange *ex, enum exchange_phase phase, json_t *overlay)
+{
+    json_t *copy = json_deep_copy(ex->records);
+    int rc;
+
+    if (copy == NULL) {
+        json_decref(overlay);
+        return -1;
+    }
+    ex->phase = phase;
+    rc = phase == EX_OUTCOME ? store_audit_update(ex->w->port, copy, exchange_storecb, ex)
+                             : store_audit_append(ex->w->port, copy, overlay, exchange_storecb, ex);
+    if (rc == 0)
+        ex->store_pending = 1;
+    return rc;
+}
+
+/* Give our copies the ids the writer assigned. */
+static void exchange_set_ids(struct exchange *ex, uint64_t first)
+{
+    size_t i;
+    json_t *rec;
+
+    ex->first_id = first;
+    json_array_foreach(ex->records, i, rec)
+    {
+        char id[24];
+        snprintf(id, sizeof(id), "%llu", (unsigned long long)(first + i));
+        json_object_set_new(rec, "id", json_string(id));
+    }
+}
+
+/* The store could not take a write-class request's record: refuse, never forward. */
+static void exchange_store_refused(struct exchange *ex, enum store_status st)
+{
+    char msg[300];
+
+    snprintf(msg, sizeof(msg),
+             "crmgate could not record this write in its audit log (%s), so it was not sent "
+             "to the CRM; reads still work",
+             st == STORE_FULL ? "the audit store is full" : "the audit store failed");
+    ex->first_id = 0;
+    exchange_reply_error(ex, 503, st == STORE_FULL ? "audit_store_full" : "audit_store_failed",
+                         msg);
+}
+
+static int exchange_forward(struct exchange *ex);
+static void exchange_send_ready(struct exchange *ex);
+static void exchange_dry_run(struct exchange *ex);
+
+static void exchange_storecb(enum store_status st, uint64_t first, size_t n, void *arg)
+{
+    struct exchange *ex = arg;
+
+    (void)n;
+    ex->store_pending = 0;
+    if (st == STORE_OK && first != 0)
+        exchange_set_ids(ex, first);
+    if (ex->c == NULL) {
+        /* The client went away while the commit ran. An intent is not forwarded then, and
+         * its record says so rather than staying "unknown". */
+        if (ex->phase == EX_INTENT && st == STORE_OK &&
+            audit_set_outcome(ex->records, "upstream_error", 0, 0, "client_gone") == 0 &&
+            exchange_commit(ex, EX_OUTCOME, NULL) == 0)
+            return;
+        exchange_free(ex);
+        return;
+    }
+    switch (ex->phase) {
+    case EX_DENY_COMMIT:
+        if (st != STORE_OK)
+            log_error("%s: a denied write could not be audited (%s)", conn_peer(ex->c),
+                      store_status_name(st));
+        exchange_deny(ex);
+        break;
+    case EX_INTENT:
+        if (st != STORE_OK) {
+            exchange_store_refused(ex, st);
+            break;
+        }
+        exchange_forward(ex); /* the exchange lives on, or has answered */
+        return;
+    case EX_OUTCOME:
+        if (st != STORE_OK) {
+            log_error("%s: the outcome of audit record %llu could not be committed (%s); it "
+                      "stays \"unknown\"",
+                      conn_peer(ex->c), (unsigned long long)ex->first_id, store_status_name(st));
+            http_fields_add(&ex->out, "X-Crmgate-Audit-Outcome", 23, "unrecorded", 10);
+        }
+        exchange_send_ready(ex);
+        break;
+    case EX_FINAL_COMMIT:
+        if (st != STORE_OK) {
+            exchange_store_refused(ex, st);
+            break;
+        }
+        if (ex->err_status != 0)
+            exchange_reply_error(ex, ex->err_status, ex->err_code, ex->err_msg);
+        else
+            exchange_send_ready(ex);
+        break;
+    default:
+        break;
+    }
+    exchange_free(ex);
+}
+
+/* ----- answering ----- */
+
+/* Prepare the relayed answer in ex->out*: filter the body, copy the end-to-end headers. 0 / -1. */
+static int exchange_prepare_answer(struct exchange *ex, struct upstream_response *rsp, char *why,
+                                   size_t whylen)
+{
+    char ctype[256];
+    long ci = http_fields_find(&rsp->headers, "content-type", 0);
+    size_t cl = 0;
+    const char *cv = ci >= 0 ? http_field_value(&rsp->headers, (size_t)ci, &cl) : NULL;
+    long i;
+
+    if (cv != NULL) {
+        snprintf(ctype, sizeof(ctype), "%.*s", (int)cl, cv);
+        cv = ctype;
+    }
+    if (enforce_response(&ex->ef, rsp->status, cv, rsp->body, why, whylen) < 0)
+        return -1;
+    for (size_t k = 0; k < rsp->headers.n; k++) {
+        size_t nl, vl;
+        const char *n = http_field_name(&rsp->headers, k, &nl);
+        const char *v = http_field_value(&rsp->headers, k, &vl);
+        if (exchange_drop_response_header(&rsp->headers, n, nl))
+            continue;
+        if (http_fields_add(&ex->out, n, nl, v, vl) < 0) {
+            snprintf(why, whylen, "out of memory relaying the answer");
+            return -1;
+        }
+    }
+    ex->out_length = -1;
+    i = http_fields_find(&rsp->headers, "content-length", 0);
+    if (i >= 0) {
+        size_t vl;
+        const char *v = http_field_value(&rsp->headers, (size_t)i, &vl);
+        char tmp[32];
+        if (vl < sizeof(tmp)) {
+            memcpy(tmp, v, vl);
+            tmp[vl] = '\0';
+            ex->out_length = strtoll(tmp, NULL, 10);
+        }
+    }
+    ex->out_status = (int)rsp->status;
+    ex->out_body = rsp->body;
+    rsp->body = NULL; /* ours now */
+    return 0;
+}
+
+/* Send the prepared answer (or the prepared failure). */
+static void exchange_send_ready(struct exchange *ex)
+{
+    struct http_fields f = {0};
+
+    if (ex->out_failed) {
+        exchange_fail(ex, &ex->fail);
+        return;
+    }
+    if (exchange_decision_headers(ex, &f) < 0) {
+        conn_abort(ex->c, 502, "out_of_memory", "out of memory relaying the answer");
+        http_fields_free(&f);
+        return;
+    }
+    for (size_t k = 0; k < ex->out.n; k++) {
+        size_t nl, vl;
+        const char *n = http_field_name(&ex->out, k, &nl);
+        const char *v = http_field_value(&ex->out, k, &vl);
+        if (http_fields_add(&f, n, nl, v, vl) < 0) {
+            conn_abort(ex->c, 502, "out_of_memory", "out of memory relaying the answer");
+            http_fields_free(&f);
+            return;
+        }
+    }
+    conn_respond(ex->c, ex->out_status, &f, ex->out_body, ex->out_length);
+    http_fields_free(&f);
+}
+
+/* The id a single create's answer carries (HubSpot and Salesforce both say "id"). */
+static void exchange_created_id(struct exchange *ex)
+{
+    json_t *root;
+    const char *id;
+
+    if (ex->ef.ops.n != 1 || ex->ef.ops.v[0].verb != CRM_VERB_CREATE || ex->out_body == NULL ||
+        ex->out_status < 200 || ex->out_status > 299)
+        return;
+    root = json_loadb((const char *)evbuffer_pullup(ex->out_body, -1),
+                      evbuffer_get_length(ex->out_body), 0, NULL);
+    id = json_string_value(json_object_get(root, "id"));
+    if (id != NULL)
+        audit_set_record_id(ex->records, 0, id);
+    json_decref(root);
+}
+
+static void exchange_done(struct upstream_response *rsp, void *arg)
+{
+    struct exchange *ex = arg;
+    long long latency = exchange_now_us() - ex->t_forward_us;
+    char why[512];
+
+    ex->xfer = NULL; /* upstream releases it after this callback */
+    if (rsp->result != CURLE_OK || rsp->status < 200 || rsp->status > 599) {
+        if (rsp->result == CURLE_OK)
+            snprintf(rsp->error, sizeof(rsp->error), "unexpected status %ld", rsp->status);
+        ex->out_failed = 1;
+        ex->fail.result = rsp->result;
+        ex->fail.too_large = rsp->too_large;
+        snprintf(ex->fail.error, sizeof(ex->fail.error), "%s", rsp->error);
+    } else if (exchange_prepare_answer(ex, rsp, why, sizeof(why)) < 0) {
+        ex->out_failed = 1;
+        ex->fail.result = CURLE_OK;
+        snprintf(ex->fail.error, sizeof(ex->fail.error), "%s", why);
+        ex->fail.too_large = -1; /* uninspectable */
+    }
+    if (!ex->write) {
+        exchange_send_ready(ex);
+        exchange_free(ex);
+        return;
+    }
+    /* The write's outcome: a refused connection never reached the CRM; a timeout or a reset
+     * may have, so that stays "unknown". */
+    if (ex->out_failed && rsp->result != CURLE_OK) {
+        int unreached =
+            rsp->result == CURLE_COULDNT_CONNECT || rsp->result == CURLE_COULDNT_RESOLVE_HOST ||
+            rsp->result == CURLE_SSL_CONNECT_ERROR || rsp->result == CURLE_PEER_FAILED_VERIFICATION;
+        audit_set_outcome(ex->records, unreached ? "upstream_error" : "unknown", 0, latency,
+                          "upstream_transfer_failed");
+    } else {
+        int ok = rsp->status >= 200 && rsp->status <= 299;
+        audit_set_outcome(ex->records, ok ? "allowed" : "upstream_error", rsp->status, latency,
+                          NULL);
+        exchange_created_id(ex);
+    }
+    if (exchange_commit(ex, EX_OUTCOME, NULL) < 0) {
+        log_error("%s: the outcome of audit record %llu could not be queued; it stays "
+                  "\"unknown\"",
+                  conn_peer(ex->c), (unsigned long long)ex->first_id);
+        exchange_send_ready(ex);
+        exchange_free(ex);
+    }
+}
+
+/*
+ * Send the request upstream (reads at once, writes after their intent
+ * commit). 0 when under way, -1 when it could not start: then it has been
+ * answered and the exchange is gone.
+ */
+static int exchange_forward(struct exchange *ex)
+{
+    struct http_request *req = ex->req;
+    struct upstream_request ur = {0};
+    size_t blen = evbuffer_get_length(req->body);
+
+    ur.method = req->method_name;
+    ur.url = ex->url;
+    ur.headers = &ex->fwd;
+    ur.body = blen > 0 ? evbuffer_pullup(req->body, -1) : NULL;
+    ur.body_len = blen;
+    ur.has_body = blen > 0 || req->method == HTTP_POST || req->method == HTTP_PUT ||
+                  req->method == HTTP_PATCH;
+    ur.connect_timeout_ms = ex->cfg->upstream_connect_timeout_ms;
+    ur.timeout_ms = ex->cfg->upstream_timeout_ms;
+    ur.max_response = ex->cfg->limits.response_bytes;
+    ur.ca_bundle = ex->cfg->ca_bundle;
+    ex->phase = ex->write ? EX_WRITE : EX_READ;
+    ex->t_forward_us = exchange_now_us();
+    ex->xfer = upstream_start(ex->w->upstream, &ur, exchange_done, ex);
+    if (ex->xfer != NULL)
+        return 0;
+    if (ex->write) {
+        /* Never sent: say so in the record. */
+        audit_set_outcome(ex->records, "upstream_error", 0, 0, "upstream_not_started");
+        ex->out_failed = 1;
+        ex->fail.result = CURLE_FAILED_INIT;
+        snprintf(ex->fail.error, sizeof(ex->fail.error), "crmgate could not start the request");
+        if (exchange_commit(ex, EX_OUTCOME, NULL) == 0)
+            return 0;
+    }
+    conn_abort(ex->c, 502, "upstream_error", "crmgate could not start the upstream request");
+    exchange_free(ex);
+    return -1;
+}
+
+/* Keep before-states (new references) and their flags for the records and the dry-run. */
+static int exchange_keep_before(struct exchange *ex, const struct before_result *res)
+{
+    json_t *const *before = res->before;
+
+    ex->before = calloc(ex->ef.ops.n + 1, sizeof(json_t *));
+    ex->unknown = calloc(ex->ef.ops.n + 1, 1);
+    if (ex->before == NULL || ex->unknown == NULL)
+        return -1;
+    memcpy(ex->unknown, res->unknown, ex->ef.ops.n);
+    for (size_t i = 0; i < ex->ef.ops.n; i++)
+        ex->before[i] = before[i] != NULL ? json_incref(before[i]) : NULL;
+    return 0;
+}
+
+/*
+ * Record a write that ends before the CRM saw it, then answer status/code/
+ * msg. 0 while the commit runs; -1 when it could not be queued (answered
+ * 503, the exchange is gone).
+ */
+static int exchange_final_error(struct exchange *ex, const char *outcome, long upstream_status,
+                                int status, const char *code, const char *msg)
+{
+    ex->err_status = status;
+    ex->err_code = code;
+    snprintf(ex->err_msg, sizeof(ex->err_msg), "%s", msg);
+    if (exchange_build_records(ex, outcome, NULL) < 0 ||
+        audit_set_outcome(ex->records, outcome, upstream_status, 0, code) < 0 ||
+        exchange_commit(ex, EX_FINAL_COMMIT, NULL) < 0) {
+        exchange_store_refused(ex, STORE_FAILED);
+        exchange_free(ex);
+        return -1;
+    }
+    return 0;
+}
+
+static void exchange_beforecb(struct before_result *res, void *arg)
+{
+    struct exchange *ex = arg;
+
+    ex->bf = NULL;
+    if (exchange_keep_before(ex, res) < 0) {
+        conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+        exchange_free(ex);
+        return;
+    }
+    if (!res->ok && res->body != NULL) {
+        /* The CRM refused the read itself (a bad field, an expired token, a rate limit): the
+         * agent gets that answer as the CRM gave it, so SDKs refresh, back off or report as
+         * usual. Nothing was written. */
+        ex->out_status = (int)res->status;
+        ex->out_body = res->body;
+        res->body = NULL; /* ours now */
+        ex->out_length = -1;
+        if (res->content_type[0] != '\0' &&
+            http_fields_add(&ex->out, "Content-Type", 12, res->content_type,
+                            strlen(res->content_type)) < 0) {
+            conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+            exchange_free(ex);
+            return;
+        }
+        if (exchange_build_records(ex, "upstream_error", NULL) < 0 ||
+            audit_set_outcome(ex->records, "upstream_error", res->status, 0,
+                              "before_state_refused_by_crm") < 0 ||
+            exchange_commit(ex, EX_FINAL_COMMIT, NULL) < 0) {
+            exchange_store_refused(ex, STORE_FAILED);
+            exchange_free(ex);
+        }
+        return;
+    }
+    if (!res->ok) {
+        int status = res->status == 0 && strstr(res->error, "imeout") != NULL ? 504 : 502;
+        (void)exchange_final_error(ex, "upstream_error", res->status, status,
+                                   "before_state_unavailable", res->error);
+        return;
+    }
+    if (ex->dry) {
+        exchange_dry_run(ex);
+        return;
+    }
+    if (exchange_build_records(ex, "unknown", NULL) < 0 ||
+        exchange_commit(ex, EX_INTENT, NULL) < 0) {
+        exchange_store_refused(ex, STORE_FAILED);
+        exchange_free(ex);
+    }
+}
+
+/* Whether this write is answered in dry-run: the header, the runtime switch, or the rules. */
+static int exchange_is_dry(struct exchange *ex)
+{
+    int sw;
+
+    if (ex->ctx.dry_run)
+        return 1;
+    sw = store_workspace_dry_run(ex->w->store, ex->ef.ws->name);
+    if (sw >= 0)
+        return sw;
+    return ex->ef.ws->mode == RULES_MODE_DRY_RUN;
+}
+
+static void exchange_dry_run(struct exchange *ex)
+{
+    (void)exchange_final_error(ex, "denied", 0, 403, "dry_run_unavailable",
+                               "crmgate cannot answer writes in dry-run yet, so this write was "
+                               "neither sent nor answered");
+}
+
 struct exchange *exchange_start(struct conn *c, struct http_request *req)
 {
     struct worker *w = conn_worker(c);
     struct config *cfg = worker_config(w);
-    struct upstream_request ur = {0};
     struct exchange *ex;
     const char *rest, *base, *tunnel = conn_tunnel_host(c);
     enum crm crm;
-    char tunnel_base[300];
-    size_t blen;
+    char tunnel_base[300], why[300];
 
     /* Forward mode: the CRM is the tunnel's host, and the whole target is the path. */
     if (tunnel != NULL) {
@@ -372,40 +874,68 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     if (ex == NULL)
         goto oom;
     ex->c = c;
+    ex->w = w;
+    ex->req = req;
     ex->crm = crm;
     ex->cfg = config_ref(cfg);
+    ex->base = strdup(base);
+    ex->rest = strdup(rest);
+    if (ex->base == NULL || ex->rest == NULL)
+        goto oom_ex;
     switch (enforce_request(&ex->ef, cfg, crm, req, rest, conn_proxy_fingerprint(c))) {
     case 1:
-        break;
     case 0:
+        break;
+    default:
+        goto oom_ex;
+    }
+    ex->write = audit_write_class(&ex->ef.ops, req->method_name);
+    if (audit_context(&req->headers, &ex->ctx, why, sizeof(why)) < 0) {
+        ex->write = 0; /* nothing was attempted */
+        exchange_reply_error(ex, 400, "bad_context_header", why);
+        exchange_free(ex);
+        return NULL;
+    }
+    if (!ex->ef.verdict.allow) {
+        /* A denied write is audited, with the fields it tried to touch. */
+        if (ex->write && exchange_build_records(ex, "denied", NULL) == 0 &&
+            exchange_commit(ex, EX_DENY_COMMIT, NULL) == 0)
+            return ex;
+        if (ex->write)
+            log_error("%s: a denied write could not be queued for the audit log", conn_peer(c));
         exchange_deny(ex);
         exchange_free(ex);
         return NULL;
-    default:
-        goto oom_ex;
     }
     ex->url = route_upstream_url(base, rest);
     if (ex->url == NULL || exchange_build_request_headers(ex, req) < 0)
         goto oom_ex;
-
-    blen = evbuffer_get_length(req->body);
-    ur.method = req->method_name;
-    ur.url = ex->url;
-    ur.headers = &ex->fwd;
-    ur.body = blen > 0 ? evbuffer_pullup(req->body, -1) : NULL;
-    ur.body_len = blen;
-    ur.has_body = blen > 0 || req->method == HTTP_POST || req->method == HTTP_PUT ||
-                  req->method == HTTP_PATCH;
-    ur.connect_timeout_ms = cfg->upstream_connect_timeout_ms;
-    ur.timeout_ms = cfg->upstream_timeout_ms;
-    ur.max_response = cfg->limits.response_bytes;
-    ur.ca_bundle = cfg->ca_bundle;
-    ex->xfer = upstream_start(w->upstream, &ur, exchange_done, ex);
-    if (ex->xfer == NULL) {
-        exchange_free(ex);
-        conn_abort(c, 502, "upstream_error", "crmgate could not start the upstream request");
-        return NULL;
+    if (!ex->write)
+        return exchange_forward(ex) == 0 ? ex : NULL;
+    ex->dry = exchange_is_dry(ex);
+    {
+        /* crmgate's own reads carry the agent's credential, as the write will. */
+        struct http_fields auth = {0};
+        long ai = http_fields_find(&req->headers, "authorization", 0);
+        if (ai >= 0) {
+            size_t vl;
+            const char *v = http_field_value(&req->headers, (size_t)ai, &vl);
+            if (http_fields_add(&auth, "Authorization", 13, v, vl) < 0) {
+                http_fields_free(&auth);
+                goto oom_ex;
+            }
+        }
+        ex->phase = EX_BEFORE;
+        ex->bf = before_start(w, crm, ex->base, ex->rest, &auth, &ex->ef.ops, cfg,
+                              exchange_beforecb, ex);
+        http_fields_free(&auth);
     }
+    if (ex->bf == NULL)
+        return exchange_final_error(ex, "denied", 0, 403, "before_state_refused",
+                                    "crmgate would need too many reads to record this write's "
+                                    "before-state; send fewer records per call") == 0
+                   ? ex
+                   : NULL;
     return ex;
 oom_ex:
     exchange_free(ex);

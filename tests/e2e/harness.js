@@ -441,6 +441,43 @@ async function startCrmgate(opts = {}) {
   };
 }
 
+/* ---------------- the audit store, read raw ---------------- */
+
+/*
+ * Every audit record in stateDir/db, oldest first, read with lmdb-utils' mdb_dump (not with
+ * crmgate's own code: an independent reader of what is on disk). Each value must be JSON;
+ * a record that is not makes this throw, so a corrupt record fails the test that reads it.
+ */
+function readAuditRaw(stateDir) {
+  const out = execFileSync('mdb_dump', ['-p', '-s', 'audit', path.join(stateDir, 'db')], { stdio: ['ignore', 'pipe', 'pipe'] }).toString('latin1');
+  const lines = out.split('\n');
+  let i = lines.indexOf('HEADER=END') + 1;
+  const unescape = (t) => {
+    const bytes = [];
+    for (let k = 0; k < t.length; k++) {
+      if (t[k] === '\\') {
+        if (t[k + 1] === '\\') { bytes.push(0x5c); k++; continue; }
+        bytes.push(parseInt(t.slice(k + 1, k + 3), 16));
+        k += 2;
+      } else {
+        bytes.push(t.charCodeAt(k));
+      }
+    }
+    return Buffer.from(bytes);
+  };
+  const records = [];
+  while (i < lines.length && lines[i] !== 'DATA=END') {
+    const key = unescape(lines[i].slice(1));
+    const val = unescape(lines[i + 1].slice(1)).toString('utf8');
+    let rec;
+    try { rec = JSON.parse(val); } catch (e) { throw new Error(`audit record ${key.toString('hex')} is not JSON: ${val.slice(0, 200)}`); }
+    if (rec.id !== key.readBigUInt64BE(0).toString()) throw new Error(`audit record ${key.toString('hex')} carries id ${rec.id}`);
+    records.push(rec);
+    i += 2;
+  }
+  return records;
+}
+
 /* ---------------- test certificates ---------------- */
 
 function openssl(args, cwd) {
@@ -523,4 +560,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
+module.exports = { readAuditRaw, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };

@@ -1,0 +1,196 @@
+/*
+ * audit.c - building audit records.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../policy/diff.h"
+#include "audit.h"
+
+/* Copy one context header's value into out[0..outmax]; 0 absent or copied, -1 with why. */
+static int audit_header(const struct http_fields *h, const char *name, char *out, size_t outmax,
+                        char *why, size_t whylen)
+{
+    long i = http_fields_find(h, name, 0);
+    size_t vl;
+    const char *v;
+
+    out[0] = '\0';
+    if (i < 0)
+        return 0;
+    if (http_fields_find(h, name, (size_t)i + 1) >= 0) {
+        snprintf(why, whylen, "the %s header is given more than once", name);
+        return -1;
+    }
+    v = http_field_value(h, (size_t)i, &vl);
+    if (vl > outmax) {
+        snprintf(why, whylen, "the %s header is longer than %zu bytes", name, outmax);
+        return -1;
+    }
+    for (size_t k = 0; k < vl; k++) {
+        unsigned char c = (unsigned char)v[k];
+        if (c < 0x20 || c == 0x7f) {
+            snprintf(why, whylen, "the %s header carries control characters", name);
+            return -1;
+        }
+    }
+    if (!crm_utf8_valid((const unsigned char *)v, vl)) {
+        snprintf(why, whylen, "the %s header is not UTF-8", name);
+        return -1;
+    }
+    memcpy(out, v, vl);
+    out[vl] = '\0';
+    return 0;
+}
+
+int audit_context(const struct http_fields *headers, struct audit_ctx *ctx, char *why,
+                  size_t whylen)
+{
+    char dry[8];
+
+    memset(ctx, 0, sizeof(*ctx));
+    if (audit_header(headers, "x-crmgate-workflow", ctx->workflow, AUDIT_MAX_CONTEXT, why, whylen) <
+            0 ||
+        audit_header(headers, "x-crmgate-call", ctx->call, AUDIT_MAX_CONTEXT, why, whylen) < 0 ||
+        audit_header(headers, "x-crmgate-reason", ctx->reason, AUDIT_MAX_REASON, why, whylen) < 0 ||
+        audit_header(headers, "x-crmgate-dry-run", dry, sizeof(dry) - 1, why, whylen) < 0)
+        return -1;
+    if (dry[0] == '\0' || strcmp(dry, "0") == 0 || strcasecmp(dry, "false") == 0)
+        return 0;
+    if (strcmp(dry, "1") == 0 || strcasecmp(dry, "true") == 0) {
+        ctx->dry_run = 1;
+        return 0;
+    }
+    snprintf(why, whylen, "X-Crmgate-Dry-Run must be 1 or true (0 and false change nothing)");
+    return -1;
+}
+
+static int audit_verb_writes(enum crm_verb v)
+{
+    switch (v) {
+    case CRM_VERB_CREATE:
+    case CRM_VERB_UPDATE:
+    case CRM_VERB_UPSERT:
+    case CRM_VERB_DELETE:
+    case CRM_VERB_MERGE:
+    case CRM_VERB_GDPR_DELETE:
+    case CRM_VERB_ASSOCIATE:
+    case CRM_VERB_DISSOCIATE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int audit_write_class(const struct crm_ops *ops, const char *method)
+{
+    int safe =
+        strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 || strcmp(method, "OPTIONS") == 0;
+
+    for (size_t i = 0; i < ops->n; i++) {
+        if (audit_verb_writes(ops->v[i].verb) || (ops->v[i].verb == CRM_VERB_UNKNOWN && !safe))
+            return 1;
+    }
+    return 0;
+}
+
+/* A string member, or null when s is NULL or empty. */
+static json_t *audit_str(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+}
+
+static json_t *audit_record(const struct audit_in *in, size_t i)
+{
+    const struct enforce *ef = in->ef;
+    const struct crm_op *op = &ef->ops.v[i];
+    const struct config_caller *who = ef->caller;
+    const char *record = in->ids != NULL && in->ids[i] != NULL ? in->ids[i] : op->record_id;
+    json_t *rec = json_object(), *fields;
+    int bad;
+
+    if (rec == NULL)
+        return NULL;
+    fields = diff_fields(op, in->before != NULL ? in->before[i] : NULL, in->keep_volatile);
+    bad = fields == NULL || json_object_set_new(rec, "fields", fields) < 0;
+    bad |= json_object_set_new(rec, "ts", json_integer(in->ts_ms)) < 0;
+    bad |=
+        json_object_set_new(rec, "workspace", audit_str(who != NULL ? who->workspace : NULL)) < 0;
+    bad |= json_object_set_new(rec, "user", audit_str(who != NULL ? who->user : NULL)) < 0;
+    bad |= json_object_set_new(rec, "kind",
+                               audit_str(who != NULL ? config_kind_name(who->kind) : NULL)) < 0;
+    bad |= json_object_set_new(rec, "workflow", audit_str(in->ctx->workflow)) < 0;
+    bad |= json_object_set_new(rec, "call", audit_str(in->ctx->call)) < 0;
+    bad |= json_object_set_new(rec, "reason", audit_str(in->ctx->reason)) < 0;
+    bad |= json_object_set_new(rec, "crm", json_string(crm_name(op->crm))) < 0;
+    bad |= json_object_set_new(rec, "object", audit_str(op->object)) < 0;
+    bad |= json_object_set_new(rec, "record", audit_str(record)) < 0;
+    bad |= json_object_set_new(rec, "id_property", audit_str(op->id_property)) < 0;
+    bad |= json_object_set_new(rec, "verb", json_string(crm_verb_name(op->verb))) < 0;
+    if (op->to_object != NULL || op->to_id != NULL)
+        bad |= json_object_set_new(rec, "to",
+                                   json_pack("{s:o, s:o}", "object", audit_str(op->to_object), "id",
+                                             audit_str(op->to_id))) < 0;
+    if (op->verb == CRM_VERB_UNKNOWN)
+        bad |= json_object_set_new(rec, "detail", audit_str(op->detail)) < 0;
+    bad |= json_object_set_new(rec, "decision", json_string(in->decision)) < 0;
+    bad |= json_object_set_new(rec, "rule", audit_str(ef->verdict.rule)) < 0;
+    if (!ef->verdict.allow)
+        bad |= json_object_set_new(rec, "denial", audit_str(ef->verdict.reason)) < 0;
+    bad |= json_object_set_new(rec, "outcome", json_string(in->outcome)) < 0;
+    bad |= json_object_set_new(rec, "upstream_status", json_null()) < 0;
+    bad |= json_object_set_new(rec, "latency_us", json_integer(0)) < 0;
+    bad |= json_object_set_new(rec, "synthetic", json_boolean(in->synthetic)) < 0;
+    if (in->unknown != NULL && in->unknown[i])
+        bad |= json_object_set_new(rec, "before_state", json_string("unavailable")) < 0;
+    bad |= json_object_set_new(rec, "request_id", audit_str(in->request_id)) < 0;
+    if (bad) {
+        json_decref(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+json_t *audit_records(const struct audit_in *in)
+{
+    json_t *arr = json_array();
+
+    if (arr == NULL)
+        return NULL;
+    for (size_t i = 0; i < in->ef->ops.n; i++) {
+        if (json_array_append_new(arr, audit_record(in, i)) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+int audit_set_outcome(json_t *records, const char *outcome, long upstream_status,
+                      long long latency_us, const char *error)
+{
+    size_t i;
+    json_t *rec;
+
+    json_array_foreach(records, i, rec)
+    {
+        if (json_object_set_new(rec, "outcome", json_string(outcome)) < 0 ||
+            json_object_set_new(rec, "upstream_status",
+                                upstream_status > 0 ? json_integer(upstream_status) : json_null()) <
+                0 ||
+            json_object_set_new(rec, "latency_us", json_integer(latency_us)) < 0 ||
+            (error != NULL && json_object_set_new(rec, "error", json_string(error)) < 0))
+            return -1;
+    }
+    return 0;
+}
+
+int audit_set_record_id(json_t *records, size_t i, const char *id)
+{
+    json_t *rec = json_array_get(records, i);
+
+    if (rec == NULL || id == NULL || !json_is_null(json_object_get(rec, "record")))
+        return 0;
+    return json_object_set_new(rec, "record", json_string(id));
+}

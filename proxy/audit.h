@@ -1,0 +1,74 @@
+/*
+ * audit.h - a request's audit records (store.h has their format): one per
+ * CRM operation, built from the caller's identity and context headers, the
+ * operations and decision, the before-state and the outcome.
+ *
+ * Context headers (stripped before forwarding, like every X-Crmgate-*):
+ *   X-Crmgate-Workflow  the workflow id (AUDIT_MAX_CONTEXT characters)
+ *   X-Crmgate-Call      the call or meeting id (AUDIT_MAX_CONTEXT)
+ *   X-Crmgate-Reason    the agent's stated reason (AUDIT_MAX_REASON)
+ *   X-Crmgate-Dry-Run   "1" or "true": this request in dry-run; it can turn
+ *                       dry-run on, never off ("0"/"false" change nothing)
+ */
+#ifndef CRMGATE_AUDIT_H
+#define CRMGATE_AUDIT_H
+
+#include <jansson.h>
+
+#include "enforce.h"
+#include "http.h"
+
+#define AUDIT_MAX_CONTEXT 256
+#define AUDIT_MAX_REASON  1000
+
+struct audit_ctx {
+    char workflow[AUDIT_MAX_CONTEXT + 1]; /* "" when absent */
+    char call[AUDIT_MAX_CONTEXT + 1];
+    char reason[AUDIT_MAX_REASON + 1];
+    int dry_run; /* X-Crmgate-Dry-Run asked for dry-run */
+};
+
+/*
+ * Read the context headers into ctx. 0, or -1 with why (for a 400): a
+ * header given twice, too long, not UTF-8 or carrying control characters,
+ * or a Dry-Run value that is not 1/0/true/false.
+ */
+int audit_context(const struct http_fields *headers, struct audit_ctx *ctx, char *why,
+                  size_t whylen);
+
+/*
+ * Whether the request writes, and so is audited: an operation that
+ * creates, changes, deletes or (dis)associates, or one crmgate could not
+ * classify sent with a method other than GET/HEAD/OPTIONS.
+ */
+int audit_write_class(const struct crm_ops *ops, const char *method);
+
+struct audit_in {
+    const struct enforce *ef; /* identity (may be NULL), workspace, ops, verdict */
+    const struct audit_ctx *ctx;
+    const char *decision;         /* "allow", "deny", "dry_run" */
+    const char *outcome;          /* store.h's outcomes */
+    json_t *const *before;        /* ef->ops.n entries or NULL */
+    const unsigned char *unknown; /* ef->ops.n flags: before-state unknown ("before_state":
+                                     "unavailable" in the record), or NULL */
+    char *const *ids; /* ef->ops.n record ids replacing the ops' own (dry-run creates), or NULL */
+    long long ts_ms;
+    const char *request_id;
+    int synthetic;     /* the answer was synthesized (dry-run) */
+    int keep_volatile; /* store.record_volatile_fields */
+};
+
+/* The records as a new JSON array (one per operation), or NULL when out of memory. */
+json_t *audit_records(const struct audit_in *in);
+
+/*
+ * Complete records in place: outcome, the CRM's status (0: none, null),
+ * latency, and an error code (NULL: none). 0 / -1 out of memory.
+ */
+int audit_set_outcome(json_t *records, const char *outcome, long upstream_status,
+                      long long latency_us, const char *error);
+
+/* Set record i's "record" id where it had none (a create's id from the CRM's answer). */
+int audit_set_record_id(json_t *records, size_t i, const char *id);
+
+#endif

@@ -1,0 +1,280 @@
+'use strict';
+/*
+ * The audit log of writes (issue 4), end to end with the official SDKs through crmgate: every
+ * write kind in enforce mode changes the fake CRM and leaves one record per operation with
+ * the right before and after values; a denied write is recorded with the fields it tried to
+ * touch and never reaches the CRM; context headers land in the record and never go upstream.
+ * Records are read straight from LMDB with mdb_dump (harness.readAuditRaw), not through
+ * crmgate, so this checks what is durably on disk.
+ */
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { Client } = require('@hubspot/api-client');
+const jsforce = require('jsforce');
+const harness = require('./harness.js');
+const { idChecksum } = require('../fakecrm/salesforce.js');
+
+const HS_TOKEN = harness.OPEN_TOKENS[1];
+const SF_TOKEN = harness.OPEN_TOKENS[3];
+const DENY_TOKEN = 'pat-na1-deny0000-0000-0000-0000-000000000009';
+const VERSION = '62.0';
+const GATE = harness.crmgateAvailable() ? false : `crmgate binary not built (${harness.crmgateBinary()})`;
+
+function sid(prefix, n) {
+  const id15 = prefix + 'Seed' + String(n).padStart(8, '0');
+  return id15 + idChecksum(id15);
+}
+const ACME = sid('001', 1);
+const GLOBEX = sid('001', 2);
+
+const SEED = {
+  hubspot: {
+    objects: {
+      contacts: [
+        { id: '8001', properties: { email: 'ana@example.com', firstname: 'Ana', lastname: 'Lima' } },
+        { id: '8002', properties: { email: 'bo@example.com', firstname: 'Bo', lastname: 'Berg' } },
+      ],
+      companies: [{ id: '9001', properties: { name: 'Acme', domain: 'acme.example' } }],
+      deals: [{ id: '7001', properties: { dealname: 'Acme renewal', amount: '12000', dealstage: 'appointmentscheduled' } }],
+    },
+  },
+  salesforce: {
+    customFields: { Account: [{ name: 'Ext__c', type: 'string', externalId: true }] },
+    objects: {
+      Account: [
+        { Id: ACME, Name: 'Acme Rockets', Industry: 'Aerospace', Ext__c: 'ACME-1' },
+        { Id: GLOBEX, Name: 'Globex', Industry: 'Energy' },
+      ],
+    },
+  },
+};
+
+/* The open workspace, plus one whose rules let deals be read but never written. */
+const RULES = {
+  'e2e-open.json': {
+    workspace: 'e2e-open',
+    hubspot: { schema_read: true, auth: true, objects: { '*': { read: '*', write: '*', actions: { create: true, update: true, upsert: true, delete: true, merge: true, associate: true, dissociate: true } } } },
+    salesforce: { schema_read: true, auth: true, objects: { '*': { read: '*', write: '*', actions: { create: true, update: true, upsert: true, delete: true, merge: true, associate: true, dissociate: true } } } },
+  },
+  'readonly.json': { workspace: 'readonly', hubspot: { objects: { deals: { read: ['dealname', 'amount', 'dealstage'] } } } },
+};
+
+let stack;
+let seen = 0; /* audit records already checked */
+
+before(async () => {
+  if (GATE) return;
+  stack = await harness.startStack({
+    gate: {
+      rules: RULES,
+      callers: [
+        { token: HS_TOKEN, workspace: 'e2e-open', user: 'ana', kind: 'chat' },
+        { token: SF_TOKEN, workspace: 'e2e-open', user: 'ana', kind: 'chat' },
+        { token: DENY_TOKEN, workspace: 'readonly', kind: 'workflow' },
+      ],
+    },
+  });
+  await stack.fake.reset();
+  await stack.fake.seed(SEED);
+});
+
+after(async () => {
+  if (stack) await stack.stop();
+});
+
+const hs = (token = HS_TOKEN, headers = {}) => new Client({ accessToken: token, basePath: stack.hubspotBase, defaultHeaders: headers });
+const sf = () => new jsforce.Connection({ instanceUrl: stack.salesforceBase, accessToken: SF_TOKEN, version: VERSION });
+
+/* The records written since the last call. */
+function newRecords() {
+  const all = harness.readAuditRaw(stack.gate.stateDir);
+  const fresh = all.slice(seen);
+  seen = all.length;
+  return fresh;
+}
+
+/* fields as {name: [before, after]} for compact comparison */
+function fieldMap(rec) {
+  return Object.fromEntries(rec.fields.map((f) => [f.name, [f.before, f.after]]));
+}
+
+function expectRecords(recs, want) {
+  assert.equal(recs.length, want.length, `records: ${JSON.stringify(recs, null, 1)}`);
+  want.forEach((w, i) => {
+    const r = recs[i];
+    for (const k of ['crm', 'object', 'verb', 'record', 'outcome', 'decision']) {
+      if (w[k] !== undefined) assert.equal(r[k], w[k], `record ${i} ${k}: ${JSON.stringify(r)}`);
+    }
+    if (w.fields) assert.deepEqual(fieldMap(r), w.fields, `record ${i} fields: ${JSON.stringify(r)}`);
+    assert.equal(r.workspace, w.workspace || 'e2e-open');
+    assert.match(r.id, /^\d+$/);
+    assert.equal(typeof r.ts, 'number');
+    assert.equal(r.synthetic, false);
+  });
+}
+
+async function hsRecord(type, id) {
+  return (await stack.fake.state()).hubspot.objects[type].find((x) => x.id === id);
+}
+async function sfRecord(obj, id) {
+  return (await stack.fake.state()).salesforce.objects[obj].find((x) => x.Id === id);
+}
+
+test('HubSpot SDK: every write kind is applied and audited with before → after', { skip: GATE }, async () => {
+  const c = hs();
+  newRecords();
+  await c.crm.contacts.basicApi.update('8001', { properties: { firstname: 'Anna' } });
+  assert.equal((await hsRecord('contacts', '8001')).properties.firstname, 'Anna');
+  expectRecords(newRecords(), [{ crm: 'hubspot', object: 'contacts', verb: 'update', record: '8001', outcome: 'allowed', decision: 'allow', fields: { firstname: ['Ana', 'Anna'] } }]);
+
+  const created = await c.crm.contacts.basicApi.create({ properties: { email: 'cy@example.com', firstname: 'Cy' }, associations: [] });
+  assert.match(created.id, /^\d+$/);
+  expectRecords(newRecords(), [{ verb: 'create', record: created.id, outcome: 'allowed', fields: { email: [null, 'cy@example.com'], firstname: [null, 'Cy'] } }]);
+
+  const upd = await c.crm.contacts.batchApi.update({ inputs: [{ id: '8001', properties: { lastname: 'Silva' } }, { id: '8002', properties: { lastname: 'Borg' } }] });
+  assert.equal(upd.status, 'COMPLETE');
+  expectRecords(newRecords(), [
+    { verb: 'update', record: '8001', fields: { lastname: ['Lima', 'Silva'] } },
+    { verb: 'update', record: '8002', fields: { lastname: ['Berg', 'Borg'] } },
+  ]);
+
+  const bc = await c.crm.contacts.batchApi.create({ inputs: [{ properties: { email: 'd1@example.com' }, associations: [] }, { properties: { email: 'd2@example.com' }, associations: [] }] });
+  assert.equal(bc.results.length, 2);
+  expectRecords(newRecords(), [{ verb: 'create', fields: { email: [null, 'd1@example.com'] } }, { verb: 'create', fields: { email: [null, 'd2@example.com'] } }]);
+
+  await c.crm.contacts.batchApi.upsert({ inputs: [{ idProperty: 'email', id: 'bo@example.com', properties: { firstname: 'Bob' } }, { idProperty: 'email', id: 'new@example.com', properties: { firstname: 'Nu' } }] });
+  assert.equal((await hsRecord('contacts', '8002')).properties.firstname, 'Bob');
+  expectRecords(newRecords(), [
+    /* the id property is a field the upsert sets, too */
+    { verb: 'upsert', record: 'bo@example.com', fields: { firstname: ['Bo', 'Bob'], email: ['bo@example.com', 'bo@example.com'] } },
+    { verb: 'upsert', record: 'new@example.com', fields: { firstname: [null, 'Nu'], email: [null, 'new@example.com'] } },
+  ]);
+
+  await c.crm.associations.v4.basicApi.createDefault('contacts', '8001', 'companies', '9001');
+  const assoc = newRecords();
+  expectRecords(assoc, [{ verb: 'associate', record: '8001', fields: {} }]);
+  assert.deepEqual(assoc[0].to, { object: 'companies', id: '9001' });
+  await c.crm.associations.v4.basicApi.archive('contacts', '8001', 'companies', '9001');
+  expectRecords(newRecords(), [{ verb: 'dissociate', record: '8001' }]);
+
+  await c.crm.contacts.basicApi.archive(created.id);
+  const del = newRecords();
+  expectRecords(del, [{ verb: 'delete', record: created.id, outcome: 'allowed' }]);
+  const gone = fieldMap(del[0]);
+  assert.deepEqual(gone.email, ['cy@example.com', null], 'a delete records what the record held');
+  assert.equal(gone.lastmodifieddate, undefined, 'volatile system fields are left out');
+
+  await c.crm.contacts.batchApi.archive({ inputs: [{ id: '8002' }] });
+  expectRecords(newRecords(), [{ verb: 'delete', record: '8002' }]);
+  assert.equal((await hsRecord('contacts', '8002')).archived, true);
+});
+
+test('Salesforce SDK: every write kind is applied and audited with before → after', { skip: GATE }, async () => {
+  const conn = sf();
+  newRecords();
+  await conn.sobject('Account').update({ Id: ACME, Name: 'Acme Corp' });
+  assert.equal((await sfRecord('Account', ACME)).Name, 'Acme Corp');
+  expectRecords(newRecords(), [{ crm: 'salesforce', object: 'Account', verb: 'update', record: ACME, outcome: 'allowed', fields: { Name: ['Acme Rockets', 'Acme Corp'] } }]);
+
+  const created = await conn.sobject('Account').create({ Name: 'Initech' });
+  assert.equal(created.success, true);
+  expectRecords(newRecords(), [{ verb: 'create', record: created.id, fields: { Name: [null, 'Initech'] } }]);
+
+  const up1 = await conn.sobject('Account').upsert({ Ext__c: 'ACME-1', Industry: 'Space' }, 'Ext__c');
+  assert.equal(up1.success, true);
+  expectRecords(newRecords(), [{ verb: 'upsert', record: 'ACME-1', fields: { Industry: ['Aerospace', 'Space'] } }]);
+  const up2 = await conn.sobject('Account').upsert({ Ext__c: 'NEW-9', Name: 'Umbrella' }, 'Ext__c');
+  assert.equal(up2.success, true);
+  expectRecords(newRecords(), [{ verb: 'upsert', record: 'NEW-9', fields: { Name: [null, 'Umbrella'] } }]);
+
+  const coll = await conn.sobject('Account').update([{ Id: ACME, Industry: 'Rockets' }, { Id: GLOBEX, Industry: 'Oil' }], { allOrNone: true });
+  assert.deepEqual(coll.map((r) => r.success), [true, true]);
+  expectRecords(newRecords(), [
+    { verb: 'update', record: ACME, fields: { Industry: ['Space', 'Rockets'] } },
+    { verb: 'update', record: GLOBEX, fields: { Industry: ['Energy', 'Oil'] } },
+  ]);
+  const made = await conn.sobject('Account').create([{ Name: 'C1' }, { Name: 'C2' }], { allOrNone: true });
+  assert.equal(made.length, 2);
+  expectRecords(newRecords(), [{ verb: 'create', fields: { Name: [null, 'C1'] } }, { verb: 'create', fields: { Name: [null, 'C2'] } }]);
+
+  const comp = await conn.requestPost(`/services/data/v${VERSION}/composite`, {
+    allOrNone: true,
+    compositeRequest: [{ method: 'PATCH', url: `/services/data/v${VERSION}/sobjects/Account/${GLOBEX}`, referenceId: 'g', body: { Name: 'Globex Corp' } }],
+  });
+  assert.equal(comp.compositeResponse[0].httpStatusCode, 204);
+  expectRecords(newRecords(), [{ verb: 'update', record: GLOBEX, fields: { Name: ['Globex', 'Globex Corp'] } }]);
+
+  await conn.sobject('Account').destroy(created.id);
+  const del = newRecords();
+  expectRecords(del, [{ verb: 'delete', record: created.id }]);
+  assert.deepEqual(fieldMap(del[0]).Name, ['Initech', null]);
+  assert.equal(fieldMap(del[0]).SystemModstamp, undefined, 'volatile system fields are left out');
+  const d2 = await conn.sobject('Account').destroy(made.map((m) => m.id), { allOrNone: true });
+  assert.equal(d2.length, 2);
+  expectRecords(newRecords(), [{ verb: 'delete', record: made[0].id }, { verb: 'delete', record: made[1].id }]);
+});
+
+test('a denied write is recorded with the fields it tried to touch, and never reaches the CRM', { skip: GATE }, async () => {
+  newRecords();
+  await stack.fake.clearRequests();
+  await assert.rejects(hs(DENY_TOKEN).crm.deals.basicApi.update('7001', { properties: { amount: '120000' } }), (e) => e.code === 403);
+  const recs = newRecords();
+  expectRecords(recs, [{ workspace: 'readonly', object: 'deals', verb: 'update', record: '7001', outcome: 'denied', decision: 'deny', fields: { amount: [null, '120000'] } }]);
+  assert.match(recs[0].rule, /readonly\.json/);
+  assert.ok(recs[0].denial.length > 0);
+  assert.deepEqual(await stack.fake.requests(), [], 'nothing reached the CRM');
+  assert.equal((await hsRecord('deals', '7001')).properties.amount, '12000');
+});
+
+test('context headers are recorded and never forwarded; every write answer names its record', { skip: GATE }, async () => {
+  newRecords();
+  await stack.fake.clearRequests();
+  const r = await harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/deals/7001`, {
+    method: 'PATCH',
+    headers: { authorization: `Bearer ${HS_TOKEN}`, 'x-crmgate-workflow': 'renewals', 'x-crmgate-call': 'call-77', 'x-crmgate-reason': 'customer asked for annual billing' },
+    body: { properties: { amount: '13000' } },
+  });
+  assert.equal(r.status, 200);
+  const recs = newRecords();
+  expectRecords(recs, [{ verb: 'update', record: '7001', fields: { amount: ['12000', '13000'] } }]);
+  assert.equal(r.headers['x-crmgate-audit-id'], recs[0].id);
+  assert.equal(r.headers['x-crmgate-audit-records'], '1');
+  assert.equal(recs[0].workflow, 'renewals');
+  assert.equal(recs[0].call, 'call-77');
+  assert.equal(recs[0].reason, 'customer asked for annual billing');
+  assert.equal(recs[0].user, 'ana');
+  assert.equal(recs[0].kind, 'chat');
+  assert.equal(recs[0].upstream_status, 200);
+  for (const req of await stack.fake.requests()) {
+    for (const h of Object.keys(req.headers)) assert.doesNotMatch(h, /crmgate/i, `${req.method} ${req.path} carried ${h}`);
+  }
+  /* no token, no Authorization anywhere in the store */
+  const raw = JSON.stringify(harness.readAuditRaw(stack.gate.stateDir));
+  for (const t of [HS_TOKEN, SF_TOKEN, DENY_TOKEN]) assert.ok(!raw.includes(t));
+  assert.ok(!/authorization/i.test(raw));
+});
+
+test('bad context headers get a clear 400 and change nothing', { skip: GATE }, async () => {
+  newRecords();
+  await stack.fake.clearRequests();
+  for (const [h, v] of [['x-crmgate-reason', 'x'.repeat(1001)], ['x-crmgate-dry-run', 'maybe'], ['x-crmgate-workflow', 'w'.repeat(257)]]) {
+    const r = await harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/deals/7001`, {
+      method: 'PATCH', headers: { authorization: `Bearer ${HS_TOKEN}`, [h]: v }, body: { properties: { amount: '1' } },
+    });
+    assert.equal(r.status, 400, `${h}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.headers['x-crmgate-error'], 'bad_context_header');
+    assert.match(r.body.message, new RegExp(h, 'i'));
+  }
+  assert.deepEqual(await stack.fake.requests(), []);
+  assert.deepEqual(newRecords(), []);
+});
+
+test('a 400 from the before-state read does not hide the CRM\'s own answer to the write', { skip: GATE }, async () => {
+  newRecords();
+  await assert.rejects(sf().sobject('Account').update({ Id: ACME, Nope__c: 'x' }), (e) => e.errorCode === 'INVALID_FIELD');
+  const recs = newRecords();
+  expectRecords(recs, [{ verb: 'update', record: ACME, outcome: 'upstream_error', fields: { Nope__c: [null, 'x'] } }]);
+  assert.equal(recs[0].before_state, 'unavailable');
+  assert.equal(recs[0].upstream_status, 400);
+});
