@@ -344,7 +344,8 @@ function policyConfig(dir, opts) {
 async function startCrmgate(opts = {}) {
   const bin = crmgateBinary();
   if (!fs.existsSync(bin)) throw new Error(`crmgate binary not found at ${bin} (build it with make, or set CRMGATE_BIN)`);
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-'));
+  /* opts.stateDir: reuse a state directory (a restart keeps its store); else a fresh one */
+  const stateDir = opts.stateDir || fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-'));
   tmpdirs.add(stateDir);
   const args = ['serve', '--listen', '127.0.0.1:0', '--workers', String(opts.workers || 2), '--state-dir', stateDir];
   {
@@ -449,22 +450,12 @@ async function startCrmgate(opts = {}) {
  * a record that is not makes this throw, so a corrupt record fails the test that reads it.
  */
 function readAuditRaw(stateDir) {
-  const out = execFileSync('mdb_dump', ['-p', '-s', 'audit', path.join(stateDir, 'db')], { stdio: ['ignore', 'pipe', 'pipe'] }).toString('latin1');
+  /* hex ("bytevalue") format: Debian's mdb_dump -p prints a backslash unescaped, so its
+   * printable format cannot be parsed back */
+  const out = execFileSync('mdb_dump', ['-s', 'audit', path.join(stateDir, 'db')], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1024 * 1024 * 1024 }).toString('latin1');
   const lines = out.split('\n');
   let i = lines.indexOf('HEADER=END') + 1;
-  const unescape = (t) => {
-    const bytes = [];
-    for (let k = 0; k < t.length; k++) {
-      if (t[k] === '\\') {
-        if (t[k + 1] === '\\') { bytes.push(0x5c); k++; continue; }
-        bytes.push(parseInt(t.slice(k + 1, k + 3), 16));
-        k += 2;
-      } else {
-        bytes.push(t.charCodeAt(k));
-      }
-    }
-    return Buffer.from(bytes);
-  };
+  const unescape = (t) => Buffer.from(t.trim(), 'hex');
   const records = [];
   while (i < lines.length && lines[i] !== 'DATA=END') {
     const key = unescape(lines[i].slice(1));
