@@ -194,3 +194,50 @@ int audit_set_record_id(json_t *records, size_t i, const char *id)
         return 0;
     return json_object_set_new(rec, "record", json_string(id));
 }
+
+/* Mark the records whose "record" is id (HubSpot ids compare exactly, emails as given). */
+static size_t audit_mark_id(json_t *records, const char *id)
+{
+    size_t i, n = 0;
+    json_t *rec;
+
+    json_array_foreach(records, i, rec)
+    {
+        const char *r = json_string_value(json_object_get(rec, "record"));
+        if (r != NULL && strcmp(r, id) == 0 &&
+            json_object_set_new(rec, "outcome", json_string("upstream_error")) == 0)
+            n++;
+    }
+    return n;
+}
+
+size_t audit_batch_outcomes(json_t *records, enum crm crm, const char *body, size_t len)
+{
+    json_t *root = json_loadb(body, len, 0, NULL), *errors, *e, *id;
+    size_t i, k, n = 0;
+
+    if (root == NULL)
+        return 0;
+    if (crm == CRM_HUBSPOT) {
+        errors = json_object_get(root, "errors");
+        json_array_foreach(errors, i, e)
+        {
+            json_array_foreach(json_object_get(json_object_get(e, "context"), "ids"), k, id)
+            {
+                if (json_is_string(id))
+                    n += audit_mark_id(records, json_string_value(id));
+            }
+        }
+    } else if (json_is_array(root) && json_array_size(root) == json_array_size(records)) {
+        /* collections answer one SaveResult per record, in order */
+        json_array_foreach(root, i, e)
+        {
+            if (json_is_false(json_object_get(e, "success")) &&
+                json_object_set_new(json_array_get(records, i), "outcome",
+                                    json_string("upstream_error")) == 0)
+                n++;
+        }
+    }
+    json_decref(root);
+    return n;
+}

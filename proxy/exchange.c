@@ -670,6 +670,10 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
         int ok = rsp->status >= 200 && rsp->status <= 299;
         audit_set_outcome(ex->records, ok ? "allowed" : "upstream_error", rsp->status, latency,
                           NULL);
+        if (ok && ex->ef.ops.n > 1 && ex->out_body != NULL)
+            audit_batch_outcomes(ex->records, ex->crm,
+                                 (const char *)evbuffer_pullup(ex->out_body, -1),
+                                 evbuffer_get_length(ex->out_body));
         exchange_created_id(ex);
     }
     if (exchange_commit(ex, EX_OUTCOME, NULL) < 0) {

@@ -278,3 +278,23 @@ test('a 400 from the before-state read does not hide the CRM\'s own answer to th
   assert.equal(recs[0].before_state, 'unavailable');
   assert.equal(recs[0].upstream_status, 400);
 });
+
+test('a batch the CRM answers in part: each record carries its own operation\'s outcome', { skip: GATE }, async () => {
+  newRecords();
+  const r = await harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/contacts/batch/update`, {
+    method: 'POST', headers: { authorization: `Bearer ${HS_TOKEN}` },
+    body: { inputs: [{ id: '8001', properties: { lastname: 'Part' } }, { id: '999999999', properties: { lastname: 'Nobody' } }] },
+  });
+  assert.equal(r.status, 207, JSON.stringify(r.body));
+  expectRecords(newRecords(), [
+    { verb: 'update', record: '8001', outcome: 'allowed', fields: { lastname: ['Silva', 'Part'] } },
+    { verb: 'update', record: '999999999', outcome: 'upstream_error', fields: { lastname: [null, 'Nobody'] } },
+  ]);
+  const missing = sid('001', 77);
+  const res = await sf().sobject('Account').update([{ Id: GLOBEX, Industry: 'Gas' }, { Id: missing, Industry: 'None' }], { allOrNone: false });
+  assert.deepEqual(res.map((x) => x.success), [true, false]);
+  expectRecords(newRecords(), [
+    { verb: 'update', record: GLOBEX, outcome: 'allowed', fields: { Industry: ['Oil', 'Gas'] } },
+    { verb: 'update', record: missing, outcome: 'upstream_error', fields: { Industry: [null, 'None'] } },
+  ]);
+});
