@@ -15,8 +15,6 @@
 #include "locators.h"
 #include "log.h"
 
-#define ENFORCE_MAX_HEADER_VALUE 1024 /* content-type and friends, copied for classify */
-
 static void enforce_deny(struct enforce *ef, int status, const char *code, const char *rule,
                          const char *reason)
 {
@@ -78,31 +76,45 @@ resolve:
     return 0;
 }
 
+int enforce_view_init(struct enforce_view *v, const struct http_request *req, const char *rest)
+{
+    const char *q = strchr(rest, '?');
+
+    memset(v, 0, sizeof(*v));
+    v->path = q != NULL ? strndup(rest, (size_t)(q - rest)) : strdup(rest);
+    if (v->path == NULL)
+        return -1;
+    v->cr.method = req->method_name;
+    v->cr.path = v->path[0] != '\0' ? v->path : "/";
+    v->cr.query = q != NULL ? q + 1 : NULL;
+    v->cr.content_type = enforce_header(&req->headers, "content-type", v->ctype, sizeof(v->ctype));
+    v->cr.content_encoding =
+        enforce_header(&req->headers, "content-encoding", v->cenc, sizeof(v->cenc));
+    v->cr.method_override =
+        enforce_header(&req->headers, "x-http-method-override", v->override, sizeof(v->override));
+    v->cr.body_len = evbuffer_get_length(req->body);
+    v->cr.body = v->cr.body_len > 0 ? (const char *)evbuffer_pullup(req->body, -1) : NULL;
+    return 0;
+}
+
+void enforce_view_free(struct enforce_view *v)
+{
+    free(v->path);
+    v->path = NULL;
+}
+
 /* Classify req into ef->ops (rest = the target after the CRM prefix). 0 / -1. */
 static int enforce_classify(struct enforce *ef, enum crm crm, const struct http_request *req,
                             const char *rest)
 {
-    struct crm_request cr = {0};
-    char ctype[ENFORCE_MAX_HEADER_VALUE], cenc[ENFORCE_MAX_HEADER_VALUE],
-        override[ENFORCE_MAX_HEADER_VALUE];
-    const char *q = strchr(rest, '?');
-    char *path = q != NULL ? strndup(rest, (size_t)(q - rest)) : strdup(rest);
+    struct enforce_view v;
     int rc;
 
-    if (path == NULL)
+    if (enforce_view_init(&v, req, rest) < 0)
         return -1;
-    cr.method = req->method_name;
-    cr.path = path[0] != '\0' ? path : "/";
-    cr.query = q != NULL ? q + 1 : NULL;
-    cr.content_type = enforce_header(&req->headers, "content-type", ctype, sizeof(ctype));
-    cr.content_encoding = enforce_header(&req->headers, "content-encoding", cenc, sizeof(cenc));
-    cr.method_override =
-        enforce_header(&req->headers, "x-http-method-override", override, sizeof(override));
-    cr.body_len = evbuffer_get_length(req->body);
-    cr.body = cr.body_len > 0 ? (const char *)evbuffer_pullup(req->body, -1) : NULL;
-    rc = crm == CRM_SALESFORCE ? salesforce_classify(&cr, NULL, &ef->ops)
-                               : hubspot_classify(&cr, &ef->ops);
-    free(path);
+    rc = crm == CRM_SALESFORCE ? salesforce_classify(&v.cr, NULL, &ef->ops)
+                               : hubspot_classify(&v.cr, &ef->ops);
+    enforce_view_free(&v);
     ef->oauth = ef->ops.n > 0;
     for (size_t i = 0; i < ef->ops.n; i++)
         ef->oauth &= ef->ops.v[i].verb == CRM_VERB_AUTH;

@@ -14,6 +14,8 @@
 #include "config.h"
 #include "conn.h"
 
+#define ENFORCE_MAX_HEADER_VALUE 1024 /* content-type and friends, copied for classify */
+
 struct enforce {
     enum crm crm;
     const struct config_caller *caller; /* points into the config the exchange holds */
@@ -25,6 +27,22 @@ struct enforce {
     int soql;         /* a Salesforce query: its answer may hand out locators */
     int oauth;        /* an OAuth call: errors take the OAuth shape {error, error_description} */
 };
+
+/* The request as the classifiers see it (policy/crm.h), with the buffers it points into. */
+struct enforce_view {
+    struct crm_request cr;
+    char *path;
+    char ctype[ENFORCE_MAX_HEADER_VALUE], cenc[ENFORCE_MAX_HEADER_VALUE],
+        override[ENFORCE_MAX_HEADER_VALUE];
+};
+
+/*
+ * Build the view of req (rest = the target after the CRM prefix); it points
+ * into req's body, so it lives no longer than req. 0 / -1 out of memory;
+ * release with enforce_view_free.
+ */
+int enforce_view_init(struct enforce_view *v, const struct http_request *req, const char *rest);
+void enforce_view_free(struct enforce_view *v);
 
 /*
  * Run identify, classify and decide for req (rest = the target after the
