@@ -38,7 +38,8 @@ SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
               proxy/tls.c proxy/store.c proxy/before.c proxy/audit.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
-              policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c policy/diff.c
+              policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c \
+              policy/diff.c policy/synthesize.c
 SRC_CERTS  := certs/ca.c certs/mint.c certs/cli_ca.c
 SRC        := $(SRC_PROXY) $(SRC_POLICY) $(SRC_CERTS)
 SRC_LLHTTP := $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c
@@ -52,7 +53,7 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
               if (a > 20 || (a === 20 && b >= 10)) console.log("--test-concurrency=2")' 2>/dev/null)
 
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
-              test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs
+              test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \

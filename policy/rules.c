@@ -714,14 +714,17 @@ struct rules_ws *rules_ws_parse(const char *file, const char *text, size_t len, 
         rules_fail(&cx, "/mode", "must be a string");
         goto fail;
     }
-    if (mode != NULL && strcmp(mode, "enforce") != 0) {
-        if (strcmp(mode, "dry_run") == 0 || strcmp(mode, "review") == 0)
-            rules_fail(&cx, "/mode", "mode \"%s\" is not supported yet: only \"enforce\"", mode);
-        else
-            rules_fail(&cx, "/mode", "must be \"enforce\"");
+    ws->mode = RULES_MODE_ENFORCE;
+    if (mode != NULL && strcmp(mode, "dry_run") == 0) {
+        ws->mode = RULES_MODE_DRY_RUN;
+    } else if (mode != NULL && strcmp(mode, "review") == 0) {
+        rules_fail(&cx, "/mode",
+                   "mode \"review\" is not supported yet: \"enforce\" or \"dry_run\"");
+        goto fail;
+    } else if (mode != NULL && strcmp(mode, "enforce") != 0) {
+        rules_fail(&cx, "/mode", "must be \"enforce\" or \"dry_run\"");
         goto fail;
     }
-    ws->mode = RULES_MODE_ENFORCE;
     if ((v = json_object_get(root, "hubspot")) != NULL &&
         rules_parse_crm(&cx, CRM_HUBSPOT, &ws->hubspot, v, "/hubspot") < 0)
         goto fail;

@@ -83,6 +83,13 @@ int sf_schema_resolve(const struct sf_schema *schema, const char *object, const 
  */
 const char *sf_object_for_id(const struct sf_schema *schema, const char *id);
 
+/*
+ * The 3-character key prefix of object (compared case-insensitively; schema
+ * first, then built-in), or NULL when none is known. Points into the schema
+ * or the built-in table.
+ */
+const char *sf_prefix_for_object(const struct sf_schema *schema, const char *object);
+
 /* 1 when s[0..len) is a 15-char id or an 18-char id with a valid checksum. */
 int sf_id_valid(const char *s, size_t len);
 

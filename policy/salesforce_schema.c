@@ -335,6 +335,23 @@ int sf_object_has_prefix(const struct sf_schema *schema, const char *object, siz
     return 0;
 }
 
+const char *sf_prefix_for_object(const struct sf_schema *schema, const char *object)
+{
+    size_t len = strlen(object);
+
+    if (schema != NULL) {
+        for (size_t i = 0; i < schema->nprefixes; i++) {
+            if (sf_eq(schema->prefixes[i].object, object, len))
+                return schema->prefixes[i].prefix;
+        }
+    }
+    for (size_t i = 0; i < sizeof(sf_builtin_prefixes) / sizeof(sf_builtin_prefixes[0]); i++) {
+        if (sf_eq(sf_builtin_prefixes[i].object, object, len))
+            return sf_builtin_prefixes[i].prefix;
+    }
+    return NULL;
+}
+
 int sf_id_valid(const char *s, size_t len)
 {
     static const char T[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";

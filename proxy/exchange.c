@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <llhttp.h>
 
+#include "../policy/synthesize.h"
 #include "audit.h"
 #include "before.h"
 #include "config.h"
@@ -81,6 +82,9 @@ struct exchange {
     json_t **before;        /* ef.ops.n before-states, or NULL */
     unsigned char *unknown; /* ef.ops.n flags: before-state unknown */
     uint64_t first_id;      /* the first record's id once committed */
+    json_t **overlay;       /* reads in dry-run: ef.ops.n overlay records (NULL entries), or NULL */
+    unsigned char
+        *was_created; /* dry-run writes: ef.ops.n flags, the record exists only in the overlay */
     long long t_forward_us;
     /* the answer, when it waits for the outcome's commit */
     int out_status;
@@ -134,6 +138,14 @@ static void exchange_free(struct exchange *ex)
     }
     free(ex->unknown);
     ex->unknown = NULL;
+    free(ex->was_created);
+    ex->was_created = NULL;
+    if (ex->overlay != NULL) {
+        for (size_t i = 0; i < ex->ef.ops.n; i++)
+            json_decref(ex->overlay[i]);
+        free(ex->overlay);
+        ex->overlay = NULL;
+    }
     json_decref(ex->records);
     ex->records = NULL;
     enforce_free(&ex->ef);
@@ -483,6 +495,8 @@ static void exchange_store_refused(struct exchange *ex, enum store_status st)
 static int exchange_forward(struct exchange *ex);
 static void exchange_send_ready(struct exchange *ex);
 static void exchange_dry_run(struct exchange *ex);
+static int exchange_overlay_merge(struct exchange *ex, struct upstream_response *rsp, char *why,
+                                  size_t whylen);
 
 static void exchange_storecb(enum store_status st, uint64_t first, size_t n, void *arg)
 {
@@ -647,7 +661,8 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
         ex->fail.result = rsp->result;
         ex->fail.too_large = rsp->too_large;
         snprintf(ex->fail.error, sizeof(ex->fail.error), "%s", rsp->error);
-    } else if (exchange_prepare_answer(ex, rsp, why, sizeof(why)) < 0) {
+    } else if ((ex->overlay != NULL && exchange_overlay_merge(ex, rsp, why, sizeof(why)) < 0) ||
+               exchange_prepare_answer(ex, rsp, why, sizeof(why)) < 0) {
         ex->out_failed = 1;
         ex->fail.result = CURLE_OK;
         snprintf(ex->fail.error, sizeof(ex->fail.error), "%s", why);
@@ -826,11 +841,253 @@ static int exchange_is_dry(struct exchange *ex)
     return ex->ef.ws->mode == RULES_MODE_DRY_RUN;
 }
 
+static uint64_t exchange_rand64(void *arg)
+{
+    return worker_random(arg);
+}
+
+/* The overlay record of op in this workspace, or NULL. */
+static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op)
+{
+    if (op->record_id == NULL || op->object == NULL || op->record_id[0] == '@')
+        return NULL;
+    return store_overlay_get(ex->w->store, ex->ef.ws->name, crm_name(ex->crm), op->object,
+                             op->record_id);
+}
+
+/*
+ * Lay earlier dry-run writes over the before-state: a record created in
+ * dry-run exists only in the overlay, one updated in dry-run has the
+ * dry-run values, one deleted in dry-run is gone.
+ */
+static int exchange_overlay_before(struct exchange *ex)
+{
+    ex->was_created = calloc(ex->ef.ops.n + 1, 1);
+    if (ex->was_created == NULL)
+        return -1;
+    for (size_t i = 0; i < ex->ef.ops.n; i++) {
+        json_t *rec = exchange_overlay_get(ex, &ex->ef.ops.v[i]), *merged;
+        if (rec == NULL)
+            continue;
+        ex->was_created[i] = json_is_true(json_object_get(rec, "created"));
+        if (json_is_true(json_object_get(rec, "deleted"))) {
+            merged = NULL;
+        } else {
+            merged = json_is_object(ex->before[i]) ? json_deep_copy(ex->before[i]) : json_object();
+            if (merged == NULL || json_object_update(merged, json_object_get(rec, "fields")) < 0) {
+                json_decref(merged);
+                json_decref(rec);
+                return -1;
+            }
+        }
+        json_decref(ex->before[i]);
+        ex->before[i] = merged;
+        json_decref(rec);
+    }
+    return 0;
+}
+
+/* The overlay records synth left, tagged with their workspace and CRM, as a new array. */
+static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_response *out)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr != NULL && out->records != NULL && i < ex->ef.ops.n; i++) {
+        json_t *o;
+        if (out->records[i] == NULL)
+            continue;
+        o = json_deep_copy(out->records[i]);
+        /* a record created by an earlier dry-run write still exists only in the overlay */
+        if (o != NULL && ex->was_created != NULL && ex->was_created[i] &&
+            json_object_set_new(o, "created", json_true()) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (o == NULL || json_object_set_new(o, "workspace", json_string(ex->ef.ws->name)) < 0 ||
+            json_object_set_new(o, "crm", json_string(crm_name(ex->crm))) < 0 ||
+            json_array_append_new(arr, o) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/*
+ * Dry-run: answer what the CRM would have answered (policy/synthesize.c),
+ * filtered like a real answer, and record it; nothing is forwarded. A write
+ * crmgate cannot synthesize is refused, never forwarded.
+ */
 static void exchange_dry_run(struct exchange *ex)
 {
-    (void)exchange_final_error(ex, "denied", 0, 403, "dry_run_unavailable",
-                               "crmgate cannot answer writes in dry-run yet, so this write was "
-                               "neither sent nor answered");
+    struct enforce_view v;
+    struct synth_response out = {0};
+    struct synth_request in = {0};
+    char err[512], why[512];
+    json_t *overlay = NULL;
+
+    if (exchange_overlay_before(ex) < 0 || enforce_view_init(&v, ex->req, ex->rest) < 0) {
+        conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+        exchange_free(ex);
+        return;
+    }
+    in.crm = ex->crm;
+    in.req = &v.cr;
+    in.ops = &ex->ef.ops;
+    in.before = ex->before;
+    in.now_ms = exchange_wall_ms();
+    in.rand64 = exchange_rand64;
+    in.rand_arg = ex->w;
+    if (synth_response(&in, &out, err, sizeof(err)) < 0) {
+        char msg[700];
+        enforce_view_free(&v);
+        snprintf(msg, sizeof(msg),
+                 "crmgate cannot answer this write in dry-run, so it was neither sent nor "
+                 "answered: %s",
+                 err);
+        (void)exchange_final_error(ex, "denied", 0, 403, "dry_run_unsupported", msg);
+        return;
+    }
+    enforce_view_free(&v);
+    ex->out_status = out.status;
+    ex->out_length = -1;
+    ex->out_body = evbuffer_new();
+    overlay = exchange_overlay_records(ex, &out);
+    if (ex->out_body == NULL || overlay == NULL ||
+        (out.body != NULL && evbuffer_add(ex->out_body, out.body, out.body_len) < 0) ||
+        (out.body != NULL &&
+         http_fields_add(&ex->out, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0) ||
+        exchange_build_records(ex, "dry_run", out.ids) < 0) {
+        json_decref(overlay);
+        synth_response_free(&out, ex->ef.ops.n);
+        conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+        exchange_free(ex);
+        return;
+    }
+    synth_response_free(&out, ex->ef.ops.n);
+    /* The synthesized answer carries the before-state: it is filtered like the CRM's own. */
+    if (enforce_response(&ex->ef, ex->out_status, "application/json", ex->out_body, why,
+                         sizeof(why)) < 0) {
+        json_decref(overlay);
+        conn_abort(ex->c, 502, "uninspectable_answer", why);
+        exchange_free(ex);
+        return;
+    }
+    if (exchange_commit(ex, EX_FINAL_COMMIT, overlay) < 0) {
+        exchange_store_refused(ex, STORE_FAILED);
+        exchange_free(ex);
+    }
+}
+
+/*
+ * Reads in dry-run (the workspace's mode, or the request's header): find the
+ * overlay records of the records read. 1 when the read was answered from
+ * the overlay alone (a record created in dry-run: the CRM has never seen
+ * it), 0 to forward (the answer is merged in exchange_done), -1 when the
+ * exchange answered an error and is gone.
+ */
+static int exchange_overlay_read(struct exchange *ex)
+{
+    size_t found = 0;
+
+    if (!ex->ctx.dry_run && !exchange_is_dry(ex))
+        return 0;
+    ex->overlay = calloc(ex->ef.ops.n + 1, sizeof(json_t *));
+    if (ex->overlay == NULL)
+        goto oom;
+    for (size_t i = 0; i < ex->ef.ops.n; i++) {
+        if (ex->ef.ops.v[i].verb != CRM_VERB_READ)
+            continue;
+        ex->overlay[i] = exchange_overlay_get(ex, &ex->ef.ops.v[i]);
+        found += ex->overlay[i] != NULL;
+    }
+    if (found == 0) {
+        free(ex->overlay);
+        ex->overlay = NULL;
+        return 0;
+    }
+    ex->dry = 1;
+    if (ex->ef.ops.n == 1 && json_is_true(json_object_get(ex->overlay[0], "created"))) {
+        struct enforce_view v;
+        char *body = NULL, err[512], why[512];
+        size_t blen = 0;
+        int status = 0;
+        if (enforce_view_init(&v, ex->req, ex->rest) < 0)
+            goto oom;
+        if (synth_read_answer(ex->crm, &v.cr, &ex->ef.ops.v[0], ex->overlay[0], exchange_wall_ms(),
+                              &status, &body, &blen, err, sizeof(err)) < 0) {
+            enforce_view_free(&v);
+            exchange_reply_error(ex, 502, "dry_run_read_failed", err);
+            exchange_free(ex);
+            return -1;
+        }
+        enforce_view_free(&v);
+        ex->out_status = status;
+        ex->out_length = -1;
+        ex->out_body = evbuffer_new();
+        if (ex->out_body == NULL || evbuffer_add(ex->out_body, body, blen) < 0 ||
+            http_fields_add(&ex->out, "Content-Type", 12, "application/json;charset=utf-8", 30) <
+                0) {
+            free(body);
+            goto oom;
+        }
+        free(body);
+        if (enforce_response(&ex->ef, status, "application/json", ex->out_body, why, sizeof(why)) <
+            0) {
+            conn_abort(ex->c, 502, "uninspectable_answer", why);
+            exchange_free(ex);
+            return -1;
+        }
+        exchange_send_ready(ex);
+        exchange_free(ex);
+        return 1;
+    }
+    return 0;
+oom:
+    conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+    exchange_free(ex);
+    return -1;
+}
+
+/*
+ * A read forwarded in dry-run: lay the overlay over the CRM's answer (before
+ * it is filtered). 0, or -1 with why when the answer cannot be merged.
+ */
+static int exchange_overlay_merge(struct exchange *ex, struct upstream_response *rsp, char *why,
+                                  size_t whylen)
+{
+    struct enforce_view v;
+    json_t *answer;
+    char *json;
+    int status = (int)rsp->status;
+
+    answer = json_loadb((const char *)evbuffer_pullup(rsp->body, -1),
+                        evbuffer_get_length(rsp->body), 0, NULL);
+    if (answer == NULL)
+        return 0; /* not JSON: nothing to lay over (the filter decides about it) */
+    if (enforce_view_init(&v, ex->req, ex->rest) < 0) {
+        json_decref(answer);
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    if (synth_overlay_merge(ex->crm, &v.cr, &ex->ef.ops, ex->overlay, &answer, &status, why,
+                            whylen) < 0) {
+        enforce_view_free(&v);
+        json_decref(answer);
+        return -1;
+    }
+    enforce_view_free(&v);
+    json = json_dumps(answer, JSON_COMPACT);
+    json_decref(answer);
+    if (json == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    evbuffer_drain(rsp->body, evbuffer_get_length(rsp->body));
+    evbuffer_add(rsp->body, json, strlen(json));
+    free(json);
+    rsp->status = status; /* conn frames the new body itself */
+    return 0;
 }
 
 struct exchange *exchange_start(struct conn *c, struct http_request *req)
@@ -914,8 +1171,12 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     ex->url = route_upstream_url(base, rest);
     if (ex->url == NULL || exchange_build_request_headers(ex, req) < 0)
         goto oom_ex;
-    if (!ex->write)
+    if (!ex->write) {
+        int local = exchange_overlay_read(ex);
+        if (local != 0)
+            return NULL; /* answered from the overlay, or failed: either way, answered */
         return exchange_forward(ex) == 0 ? ex : NULL;
+    }
     ex->dry = exchange_is_dry(ex);
     {
         /* crmgate's own reads carry the agent's credential, as the write will. */

@@ -106,9 +106,9 @@ const BROKEN = [
     pointer: '/salesforce/objects/Opportunity/write/SystemModstamp', problem: /SystemModstamp.*read-only/,
   },
   {
-    name: 'mode dry_run',
+    name: 'mode misspelt',
     file: 'broken/mode-dry-run.json',
-    rules: { workspace: 'd', mode: 'dry_run', hubspot: { objects: {} } },
+    rules: { workspace: 'd', mode: 'dry-run', hubspot: { objects: {} } },
     pointer: '/mode', problem: /dry_run/,
   },
   {
@@ -384,7 +384,7 @@ test('SIGHUP: valid new rules take effect; an invalid file keeps the old rules a
     /* A broken file in the rules dir next to a good one: nothing of the new set is taken */
     fs.writeFileSync(rulesFile, JSON.stringify({ ...rulesV1, hubspot: { objects: { contacts: { ...rulesV1.hubspot.objects.contacts, write: ['lifecyclestage', 'firstname', 'email'] } } } }));
     const other = path.join(stack.gate.stateDir, 'rules', 'zeta.json');
-    fs.writeFileSync(other, '{"workspace": "zeta", "mode": "dry_run"}');
+    fs.writeFileSync(other, '{"workspace": "zeta", "mode": "review"}');
     mark = stack.gate.stderr().length;
     stack.gate.proc.kill('SIGHUP');
     const m3 = await waitStderr(stack.gate, /reload failed, keeping the current configuration: (.*)/, mark);

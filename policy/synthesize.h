@@ -1,0 +1,109 @@
+/*
+ * synthesize.h - dry-run answers: what HubSpot or Salesforce would have
+ * answered to a write that crmgate does not forward, with the status codes
+ * and shapes of the references (hubspot-api.md §3-§5, §11.3;
+ * salesforce-api.md §4, §7, §13.2), and the read-your-writes overlay that
+ * makes later reads show the dry-run values.
+ *
+ * HubSpot: create 201, PATCH 200, DELETE 204, batch create 201, batch
+ * update/upsert 200, batch archive 204, merge 200, gdpr-delete 204; v4
+ * associations PUT 201 (labelled) / 200 (default), DELETE 204, batch create
+ * 201, batch archive and labels/archive 204, batch associate/default 200; v3
+ * association DELETE 204, batch create 201, batch archive 204. Refused: v3
+ * single PUT (its answer lists every association of the record), legacy
+ * v1/v2 endpoints, gdpr-delete by a property other than the id.
+ * Salesforce: create 201 SaveResult, PATCH 204, DELETE 204, upsert 201
+ * {created:true} / 200 {created:false} (v46+; 201 SaveResult / 204 before),
+ * collections 200 [SaveResult], composite 200 {compositeResponse}, batch 200
+ * {hasErrors, results}, tree 201 {hasErrors, results}. Refused: graph, any
+ * composite or batch with a read subrequest (a read cannot be synthesized),
+ * an object without a known key prefix (no id can be minted for it).
+ *
+ * Synthetic ids: HubSpot 11-digit numeric strings (10^10 .. 10^11, above
+ * 2^31, below 2^53); Salesforce prefix + "DR0" (a pod that marks dry-run ids
+ * for a human) + 9 random base-62 characters + the case checksum.
+ *
+ * Pure: libc and jansson (and the classifiers' schema), no I/O, no clock.
+ */
+#ifndef CRMGATE_SYNTHESIZE_H
+#define CRMGATE_SYNTHESIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "crm.h"
+#include "salesforce.h"
+
+#define SYNTH_MAX_OPS     5000 /* operations per request */
+#define SYNTH_MAX_ID      256  /* record ids, external-id values */
+#define SYNTH_MAX_SEGS    24   /* path segments looked at */
+#define SYNTH_MAX_PATH    4096
+#define SYNTH_ID_TRIES    8 /* fresh random ids drawn before giving up on a collision */
+#define SYNTH_MAX_REF_LEN 256
+
+struct synth_request {
+    enum crm crm;
+    const struct crm_request *req;  /* as classified: method, path after the prefix, query, body */
+    const struct crm_ops *ops;      /* the request's operations, classifier order */
+    const struct sf_schema *schema; /* Salesforce custom key prefixes (NULL: built-in only) */
+    /*
+     * ops->n entries: the record's current fields {name: value} as the CRM
+     * returns them (HubSpot: the properties map, or the whole object with
+     * "properties"), or NULL when the record does not exist.
+     */
+    json_t *const *before;
+    long long now_ms;              /* wall clock, ms since the epoch */
+    uint64_t (*rand64)(void *arg); /* random bits for synthetic ids */
+    void *rand_arg;
+};
+
+struct synth_response {
+    int status;
+    char *body; /* malloc'ed JSON, NULL when the answer has no body (204) */
+    size_t body_len;
+    char **ids; /* ops->n entries (malloc'ed or NULL): the record id each op wrote */
+    /*
+     * ops->n entries (NULL for associations): the overlay record each op
+     * leaves, {"object","id","fields":{merged},"created","deleted","ts"}.
+     */
+    json_t **records;
+};
+
+/*
+ * Answer in->req as the CRM would, without forwarding it. Returns 0 with out
+ * filled (free it with synth_response_free), or -1 with err saying in plain
+ * words why this request cannot be answered in dry-run (out left empty).
+ */
+int synth_response(const struct synth_request *in, struct synth_response *out, char *err,
+                   size_t errlen);
+
+/* Release what synth_response filled in (nops = ops->n); out is zeroed. */
+void synth_response_free(struct synth_response *out, size_t nops);
+
+/*
+ * Read-your-writes for a record known only to the overlay: the answer the
+ * CRM would give to the single-record read op of req (the Salesforce api
+ * version comes from req's path) from the overlay record rec: status 200
+ * and the GET shape honouring the requested properties/fields, or 404 in the
+ * CRM's shape when rec is deleted. *body is malloc'ed. 0 / -1 with err.
+ */
+int synth_read_answer(enum crm crm, const struct crm_request *req, const struct crm_op *op,
+                      const json_t *rec, long long now_ms, int *status, char **body,
+                      size_t *body_len, char *err, size_t errlen);
+
+/*
+ * Merge overlay records into the upstream answer to a read (*answer, parsed;
+ * changed in place or replaced by a new reference, the old one released):
+ * HubSpot single read and batch/read (a record created in dry-run that the
+ * CRM reported missing becomes a result, a deleted one an error), Salesforce
+ * single GET and collections retrieve (null for a deleted record). recs has
+ * ops->n entries (NULL where the op has no overlay). *status is updated.
+ * Returns the number of records changed, or -1 with err.
+ */
+int synth_overlay_merge(enum crm crm, const struct crm_request *req, const struct crm_ops *ops,
+                        json_t *const *recs, json_t **answer, int *status, char *err,
+                        size_t errlen);
+
+#endif
