@@ -38,6 +38,7 @@
 #include "enforce.h"
 #include "exchange.h"
 #include "log.h"
+#include "metrics.h"
 #include "route.h"
 #include "server.h"
 #include "store.h"
@@ -117,6 +118,12 @@ static long long exchange_wall_ms(void)
 
 static void exchange_free(struct exchange *ex)
 {
+    /* every classified request is counted once, with its final decision */
+    if (ex->ef.verdict.rule[0] != '\0')
+        metrics_request(ex->crm, ex->ef.ops.n > 0 ? ex->ef.ops.v[0].verb : CRM_VERB_UNKNOWN,
+                        !ex->ef.verdict.allow ? METRICS_DENY
+                        : ex->dry             ? METRICS_DRY_RUN
+                                              : METRICS_ALLOW);
     config_unref(ex->cfg);
     ex->cfg = NULL;
     free(ex->url);
@@ -654,6 +661,8 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
     char why[512];
 
     ex->xfer = NULL; /* upstream releases it after this callback */
+    if (rsp->result == CURLE_OK)
+        metrics_upstream_latency(ex->crm, latency);
     if (rsp->result != CURLE_OK || rsp->status < 200 || rsp->status > 599) {
         if (rsp->result == CURLE_OK)
             snprintf(rsp->error, sizeof(rsp->error), "unexpected status %ld", rsp->status);
