@@ -447,3 +447,47 @@ test('TCP admin listener: bearer token required (401 JSON without it), the token
   /* a TCP listener without a token is refused at start */
   await assert.rejects(harness.startCrmgate({ rules: RULES, callers: CALLERS, config: { admin: { listen: '127.0.0.1:0' } } }), /admin\.listen .* needs admin\.token/);
 });
+
+test('SIGHUP: the admin API sees the reloaded rules', { skip: GATE }, async () => {
+  const file = path.join(stateDir, 'rules', 'gamma.json');
+  assertError(await gate.admin('GET', '/v1/workspaces/gamma'), 404, 'unknown_workspace', 'before');
+  fs.writeFileSync(file, JSON.stringify({ workspace: 'gamma', mode: 'dry_run', ...OBJECTS }));
+  try {
+    gate.proc.kill('SIGHUP');
+    const deadline = Date.now() + 15000;
+    let r;
+    do {
+      await sleep(50);
+      r = await gate.admin('GET', '/v1/workspaces/gamma');
+    } while (r.status !== 200 && Date.now() < deadline);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual({ mode: r.body.mode, d: r.body.dry_run }, { mode: 'dry_run', d: true });
+    assert.equal((await gate.admin('PUT', '/v1/workspaces/gamma', { dry_run: false })).body.dry_run, false);
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+});
+
+const NO_CURL = (() => { try { require('node:child_process').execFileSync('curl', ['--version'], { stdio: 'ignore' }); return false; } catch { return 'curl not installed'; } })();
+
+test('/metrics: the forward CA\'s leaf cache (a miss, then hits) when a forward listener runs', { skip: GATE || NO_CURL }, async () => {
+  const { execFileSync } = require('node:child_process');
+  const g3 = await harness.startCrmgate({ rules: RULES, callers: CALLERS, upstreams: { hubspot: fake.url, salesforce: fake.url }, forward: true });
+  try {
+    const before = (await g3.admin('GET', '/metrics')).body;
+    assert.equal(sample(before, 'crmgate_leaf_cache_misses_total'), 0);
+    assert.equal(sample(before, 'crmgate_leaf_cache_hits_total'), 0);
+    for (let i = 0; i < 2; i++) {
+      const out = execFileSync('curl', ['-sS', '--max-time', '10', '-x', g3.forwardUrl, '--cacert', g3.caCert,
+        '-H', `Authorization: Bearer ${HS_A}`, 'https://api.hubapi.com/crm/v3/objects/deals/100?properties=amount']).toString();
+      assert.equal(JSON.parse(out).id, '100');
+    }
+    const m = (await g3.admin('GET', '/metrics')).body;
+    assert.equal(sample(m, 'crmgate_leaf_cache_misses_total'), 1, 'one leaf minted');
+    assert.ok(sample(m, 'crmgate_leaf_cache_hits_total') >= 1, 'the second tunnel reused it');
+    assert.equal(sample(m, 'crmgate_leaf_cache_entries'), 1);
+    assert.equal(sample(m, 'crmgate_requests_total', { crm: 'hubspot', verb: 'read', decision: 'allow' }), 2);
+  } finally {
+    await g3.stop();
+  }
+});
