@@ -611,7 +611,8 @@ static evutil_socket_t admin_bind_tcp(struct admin *a, const char *host, const c
         close(fd);
         return -1;
     }
-    snprintf(a->tcp_addr, sizeof(a->tcp_addr), "%s:%s", host, bound);
+    snprintf(a->tcp_addr, sizeof(a->tcp_addr), strchr(host, ':') != NULL ? "[%s]:%s" : "%s:%s",
+             host, bound);
     return fd;
 }
 
