@@ -59,6 +59,7 @@ struct conn {
     char tunnel_host[256];        /* the CONNECT host, lower case */
     char proxy_fp[65];            /* fingerprint of Proxy-Authorization on CONNECT, or "" */
     struct tls_mitm mitm;         /* what the interception handshake needs */
+    struct config *tls_cfg;       /* the config whose TLS context, CA and cache c uses */
     int shutdown_sent;            /* close_notify queued (tunnels flush it before closing) */
     struct timespec linger_until; /* a closing tunnel waits this long for its bytes to leave */
     int responded;                /* an answer has been queued for the current request */
@@ -111,6 +112,8 @@ static void conn_free(struct conn *c)
     }
     bufferevent_free(c->bev);
     c->bev = NULL;
+    config_unref(c->tls_cfg);
+    c->tls_cfg = NULL;
     http_fields_free(&c->req.headers);
     evbuffer_free(c->req.body);
     c->req.body = NULL;
@@ -620,7 +623,7 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
     c->req.body = evbuffer_new();
     if (kind == CONN_KIND_TRANSPARENT) {
         /* TLS from the first byte, for whichever CRM host the client names in its SNI. */
-        const struct config *cfg = worker_config(w);
+        struct config *cfg = worker_config(w);
         SSL *ssl = cfg->mitm_ctx != NULL ? SSL_new(cfg->mitm_ctx) : NULL;
         if (ssl == NULL) {
             evutil_closesocket(fd);
@@ -631,6 +634,7 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
         c->mitm.sf_instance_host = cfg->sf_instance_host;
         c->mitm.ca = cfg->ca;
         c->mitm.cache = cfg->leaf_cache;
+        c->tls_cfg = config_ref(cfg);
         SSL_set_app_data(ssl, &c->mitm);
         c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -648,6 +652,8 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
             evutil_closesocket(fd);
             goto fail_conn;
         }
+        /* A minted certificate's handshake reads the config's CA and cache: keep it alive. */
+        c->tls_cfg = config_ref(worker_config(w));
         c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
         if (c->bev == NULL) {
@@ -687,6 +693,7 @@ fail_conn:
         bufferevent_free(c->bev);
     if (c->req.body != NULL)
         evbuffer_free(c->req.body);
+    config_unref(c->tls_cfg);
     free(c->req.target);
     free(c);
     log_error("out of memory accepting a connection");
@@ -876,7 +883,7 @@ static void conn_skip_crlf(struct evbuffer *in)
  */
 static void conn_start_tunnel(struct conn *c)
 {
-    const struct config *cfg = worker_config(c->w);
+    struct config *cfg = worker_config(c->w);
     struct bufferevent *tls_bev;
     struct timeval wt;
     SSL *ssl;
@@ -888,6 +895,9 @@ static void conn_start_tunnel(struct conn *c)
     c->mitm.ca = cfg->ca;
     c->mitm.cache = cfg->leaf_cache;
     c->mitm.sni[0] = '\0';
+    /* A SIGHUP may swap the worker's config before the ClientHello arrives. */
+    if (c->tls_cfg == NULL)
+        c->tls_cfg = config_ref(cfg);
     ssl = SSL_new(cfg->mitm_ctx);
     if (ssl == NULL) {
         conn_free(c);
