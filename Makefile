@@ -53,7 +53,8 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
               if (a > 20 || (a === 20 && b >= 10)) console.log("--test-concurrency=2")' 2>/dev/null)
 
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
-              test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize
+              test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize \
+              test_tls
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \
