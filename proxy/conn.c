@@ -33,6 +33,9 @@
 #include "server.h"
 #include "tls.h"
 
+/* Answers up to this size leave as one contiguous chunk: one TLS record (16 KiB at most). */
+#define CONN_COALESCE_BYTES 16384
+
 /* CLOSING: out of memory for an answer; freed from a zero timeout, never under a caller. */
 enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_EXCHANGE, CONN_WRITING, CONN_CLOSING };
 
@@ -739,7 +742,7 @@ static int conn_log_path_len(const struct conn *c)
 void conn_respond(struct conn *c, int status, const struct http_fields *fields,
                   struct evbuffer *body, long long content_length)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = evbuffer_new();
     size_t blen = body != NULL ? evbuffer_get_length(body) : 0;
     int head = c->req.method == HTTP_HEAD;
     int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
@@ -756,6 +759,16 @@ void conn_respond(struct conn *c, int status, const struct http_fields *fields,
     bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
     if (!c->req.keep_alive || c->w->draining)
         c->close_after = 1;
+    if (out == NULL) {
+        /* No memory for the answer: close from the loop, never under the caller. */
+        struct timeval now = {0, 0};
+        if (body != NULL)
+            evbuffer_drain(body, blen);
+        c->state = CONN_CLOSING;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        evtimer_add(c->timer, &now);
+        return;
+    }
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, crm_status_reason(status));
     for (size_t i = 0; fields != NULL && i < fields->n; i++) {
         size_t nl, vl;
@@ -779,6 +792,17 @@ void conn_respond(struct conn *c, int status, const struct http_fields *fields,
         else
             evbuffer_drain(body, blen);
     }
+    /*
+     * Hand the answer over in one piece. An OpenSSL bufferevent makes one TLS record per
+     * evbuffer chunk, and a filter one (tunnels) encrypts at every add: written field by
+     * field, an answer left as ~35 records, each costing the client two reads. A small
+     * answer is made one contiguous chunk (one record); a large one keeps its chunks.
+     */
+    if (evbuffer_get_length(out) <= CONN_COALESCE_BYTES)
+        (void)evbuffer_pullup(out, -1);
+    bufferevent_write_buffer(c->bev, out);
+    evbuffer_free(out);
+    out = NULL;
     log_info("%s \"%s %.*s\" %d %zu %lldus", c->peer,
              c->req.method_name != NULL ? c->req.method_name : "-", conn_log_path_len(c),
              c->req.target, status, head || no_body ? (size_t)0 : blen, conn_elapsed_us(c));
