@@ -2,12 +2,17 @@
 # Install what building and testing crmgate needs, and nothing twice:
 # Debian packages that are missing (one apt-get update first, as root), then
 # the pinned npm test clients (npm ci) when node_modules is missing or stale.
+#   scripts/deps.sh bench   also what only make bench uses: mitmproxy (mitmdump, the
+#                           interception peer; ~40 packages) and perf (sync counts)
 set -eu
 
 PKGS="build-essential pkg-config libevent-dev libssl-dev node-llhttp libcurl4-openssl-dev
       liblmdb-dev lmdb-utils libjansson-dev libcmocka-dev zlib1g-dev nginx-light wrk curl
       python3 systemd clang-format clang libclang-rt-14-dev valgrind iproute2 iptables
       openssl ca-certificates"
+if [ "${1:-}" = bench ]; then
+    PKGS="$PKGS mitmproxy linux-perf"
+fi
 
 missing=""
 for p in $PKGS; do
