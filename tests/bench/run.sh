@@ -493,6 +493,9 @@ if [ -z "$mitm_note" ]; then
     add_driver d-mitmdump "mitmdump MITM, warm keep-alive tunnels" "$dir/mitm/mitmproxy-ca-cert.pem" "$secs" \
         --proxy "127.0.0.1:$mitm_port" --tls --host api.hubapi.com "${hs_get[@]}"
 fi
+add_driver hs-direct "upstream direct over TLS 1.3, new connection each (the driver's handshake ceiling)" \
+    "$dir/https.pem" "$hs_secs" --target "127.0.0.1:$up_tls_port" --tls --new-conn \
+    --connections "$hs_conns" "${sf_get[@]}"
 if [ -n "${gate_pid[crmgate-https]:-}" ]; then
     add_driver hs-warm "crmgate new tunnels, warm leaf cache (one host)" "$dir/ca/ca.pem" "$hs_secs" \
         --proxy "127.0.0.1:$fwd_port" --tls --host bench.my.salesforce.com --new-conn \
@@ -635,7 +638,7 @@ report="$here/out/latest.md"
     echo
     echo "| target | req/s | p50 | p99 | driver CPU | clean |"
     echo "|---|---:|---:|---:|---:|---|"
-    for t in d-direct d-direct-tls d-https d-mitm d-mitmdump hs-warm hs-cold hs-mitmdump; do
+    for t in d-direct d-direct-tls d-https d-mitm d-mitmdump hs-direct hs-warm hs-cold hs-mitmdump; do
         [ -n "${dlabel[$t]:-}" ] || continue
         if [ -n "${drps[$t]:-}" ]; then
             echo "| ${dlabel[$t]} | ${drps[$t]} | $(ms "${dp50[$t]}") | $(ms "${dp99[$t]}") | ${dcpu[$t]} | ${dclean[$t]} |"
