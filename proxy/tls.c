@@ -91,6 +91,25 @@ fail:
 }
 
 /*
+ * Present leaf (with key and the CA's chain) on ssl from a ClientHello
+ * callback; takes over the caller's references either way. Returns the
+ * callback's verdict.
+ */
+static int tls_install_leaf(SSL *ssl, X509 *leaf, EVP_PKEY *key, const struct certs_ca *ca, int *al)
+{
+    int ok = SSL_use_cert_and_key(ssl, leaf, key, certs_ca_chain(ca), 1);
+
+    X509_free(leaf);
+    EVP_PKEY_free(key);
+    if (ok != 1) {
+        ERR_clear_error();
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/*
  * Runs inside the handshake (libevent 2.1 cannot wait for an asynchronous
  * one): parse SNI from the raw extension (SSL_get_servername is still NULL
  * here), refuse names crmgate does not intercept, install a minted leaf.
@@ -101,7 +120,7 @@ static int tls_mitm_hellocb(SSL *ssl, int *al, void *arg)
     char sni[256], host[256], err[256];
     EVP_PKEY *key = NULL;
     X509 *leaf = NULL;
-    int r, ok, transparent;
+    int r, transparent;
 
     (void)arg;
     if (m == NULL) {
@@ -134,15 +153,7 @@ static int tls_mitm_hellocb(SSL *ssl, int *al, void *arg)
         *al = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }
-    ok = SSL_use_cert_and_key(ssl, leaf, key, certs_ca_chain(m->ca), 1);
-    X509_free(leaf);
-    EVP_PKEY_free(key);
-    if (ok != 1) {
-        ERR_clear_error();
-        *al = SSL_AD_INTERNAL_ERROR;
-        return SSL_CLIENT_HELLO_ERROR;
-    }
-    return SSL_CLIENT_HELLO_SUCCESS;
+    return tls_install_leaf(ssl, leaf, key, m->ca, al);
 }
 
 /* Acknowledge the name (the ClientHello callback already chose by it). */
@@ -264,7 +275,6 @@ static int tls_reverse_hellocb(SSL *ssl, int *al, void *arg)
     char sni[256], err[400];
     EVP_PKEY *key = NULL;
     X509 *leaf = NULL;
-    int ok;
 
     if (certs_sni_from_hello(ssl, sni, sizeof(sni)) != 0)
         sni[0] = '\0';
@@ -273,15 +283,7 @@ static int tls_reverse_hellocb(SSL *ssl, int *al, void *arg)
         *al = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }
-    ok = SSL_use_cert_and_key(ssl, leaf, key, certs_ca_chain(r->ca), 1);
-    X509_free(leaf);
-    EVP_PKEY_free(key);
-    if (ok != 1) {
-        ERR_clear_error();
-        *al = SSL_AD_INTERNAL_ERROR;
-        return SSL_CLIENT_HELLO_ERROR;
-    }
-    return SSL_CLIENT_HELLO_SUCCESS;
+    return tls_install_leaf(ssl, leaf, key, r->ca, al);
 }
 
 SSL_CTX *tls_reverse_ctx_new(struct tls_reverse *r, char *err, size_t errlen)
