@@ -25,6 +25,7 @@ const assert = require('node:assert/strict');
 const { spawn, execFile, execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const tls = require('node:tls');
@@ -300,6 +301,36 @@ test('SIGHUP re-mints: a new leaf (new serial) that still verifies', { skip: SKI
   assert.equal(second.subjectAltName, `DNS:${NAME}`);
   const t = await runNode(HUBSPOT_SCRIPT, { NODE_EXTRA_CA_CERTS: caPem, T_BASE: `https://${NAME}:${stack.gate.port}/hubspot`, T_TOKEN: HS_TOKEN });
   assert.ok(t.read.ok, JSON.stringify(t.read));
+});
+
+test('a SIGHUP between accept and the ClientHello: the connection still gets a minted leaf that verifies', { skip: SKIP }, async () => {
+  /*
+   * The config a process starts with stays referenced by main() for good: reload once so the
+   * connection is accepted under a reloaded config, which the second reload then drops.
+   */
+  const reload = async () => {
+    const from = stack.gate.stderr().length;
+    stack.gate.proc.kill('SIGHUP');
+    const t0 = Date.now();
+    while (!/configuration reloaded/.test(stack.gate.stderr().slice(from))) {
+      assert.ok(Date.now() - t0 < 10000, `no reload line:\n${stack.gate.stderr().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    /* Fresh connections make both workers' loops turn, so each has swapped in the new config. */
+    for (let i = 0; i < 4; i++) await presented(stack.gate.port);
+  };
+  await reload();
+  const raw = net.connect({ host: '127.0.0.1', port: stack.gate.port });
+  await new Promise((resolve, reject) => { raw.once('connect', resolve); raw.once('error', reject); });
+  await reload();
+  const s = await new Promise((resolve, reject) => {
+    const t = tls.connect({ socket: raw, servername: NAME, ca: fs.readFileSync(caPem) }, () => resolve(t));
+    t.once('error', reject);
+  });
+  assert.equal(s.authorized, true);
+  assert.equal(new crypto.X509Certificate(s.getPeerCertificate().raw).subjectAltName, `DNS:${NAME}`);
+  s.destroy();
+  assert.equal(stack.gate.proc.exitCode, null, 'crmgate is still running');
 });
 
 test('crmgate with a minted certificate exits 0 on SIGTERM', { skip: SKIP }, async () => {
