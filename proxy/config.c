@@ -1090,7 +1090,7 @@ void config_print(const struct config *cfg)
         printf("tls: certificate minted from the CA in %s for", cfg->ca_dir);
         for (size_t i = 0; i < cfg->tls_reverse->n; i++)
             printf(" %s", cfg->tls_reverse->names[i]);
-        printf(" (TLS 1.2+, ALPN http/1.1; re-minted a day before it expires)\n");
+        printf(" (TLS 1.2+, ALPN http/1.1; re-minted 10 days before it expires)\n");
     } else if (cfg->tls_ctx != NULL) {
         printf("tls: cert %s, key %s (TLS 1.2+, ALPN http/1.1)\n", cfg->tls_cert, cfg->tls_key);
     }

@@ -217,8 +217,10 @@ int tls_reverse_init(struct tls_reverse *r, const struct certs_ca *ca, const cha
         if (j == r->n)
             r->n++;
     }
-    if ((r->cache = certs_cache_new(TLS_MAX_MINT_NAMES)) == NULL) {
+    if ((r->cache = certs_cache_new(TLS_MAX_MINT_NAMES)) == NULL ||
+        certs_cache_set_margin(r->cache, TLS_REVERSE_REMINT_SECS) != 0) {
         snprintf(err, errlen, "cannot create the certificate cache");
+        tls_reverse_clear(r);
         return -1;
     }
     /* Mint each now: a name outside the CA's constraints fails here, not at a client. */

@@ -55,6 +55,12 @@ SSL_CTX *tls_mitm_ctx_new(char *err, size_t errlen);
 #define TLS_MAX_MINT_NAMES 16
 
 /*
+ * The reverse listener's leaves are re-minted once less than this is left of their 30 days:
+ * well before notAfter, so a client whose clock runs days ahead still accepts them.
+ */
+#define TLS_REVERSE_REMINT_SECS (10 * 24 * 60 * 60)
+
+/*
  * The reverse listener's certificates when they are minted from crmgate's CA
  * (tls.mint_names) instead of read from files: one leaf per configured name,
  * held in a small cache of their own (so interception metrics stay about
@@ -82,9 +88,10 @@ void tls_reverse_clear(struct tls_reverse *r);
 /*
  * The leaf to present for a client that sent sni (NULL or "": none): the
  * configured name it equals (case-insensitively), else names[0]. Served from
- * the cache while it is valid at now until a day before its notAfter, then
- * minted anew: a leaf lives 30 days, so a long-running crmgate re-mints on
- * the first handshake of its 30th day, never presenting an expired one.
+ * the cache while it is valid at now until TLS_REVERSE_REMINT_SECS before its
+ * notAfter, then minted anew: a leaf lives 30 days, so a long-running crmgate
+ * re-mints on the first handshake of its 21st day, never presenting an
+ * expired or nearly expired one.
  * New references in *leaf and *key; returns 0, or -1 with err.
  */
 int tls_reverse_leaf(struct tls_reverse *r, const char *sni, time_t now, X509 **leaf,

@@ -7,9 +7,9 @@
  *     reason; names are canonical and deduplicated;
  *   - which leaf a client gets for its SNI (the configured name it equals,
  *     else the first), verified with OpenSSL's chain verifier;
- *   - re-mint before expiry, with the clock passed in: the same leaf until a
- *     day before its notAfter, a new one (new serial, later notAfter) from
- *     then on;
+ *   - re-mint before expiry, with the clock passed in: the same leaf until
+ *     ten days before its notAfter, a new one (new serial, later notAfter)
+ *     from then on;
  *   - real handshakes through tls_reverse_ctx_new over an in-memory BIO
  *     pair, the client trusting only the CA and checking the host name.
  */
@@ -207,9 +207,9 @@ static void test_names_and_sni(void **state)
 }
 
 /*
- * A leaf lives 30 days; it is served until a day before its notAfter and
+ * A leaf lives 30 days; it is served until ten days before its notAfter and
  * re-minted from then on, so a crmgate running for months never presents an
- * expired certificate.
+ * expired (or nearly expired) certificate.
  */
 static void test_remint_before_expiry(void **state)
 {
@@ -229,21 +229,27 @@ static void test_remint_before_expiry(void **state)
     assert_true(a_end >= t0 + CERTS_LEAF_LIFETIME_SECS - 5);
     assert_true(a_end <= t0 + CERTS_LEAF_LIFETIME_SECS + 5);
 
-    /* 28 days on: the same leaf (one day and more before notAfter). */
-    assert_int_equal(tls_reverse_leaf(&r, NULL, t0 + 28 * DAY, &b, &key, err, sizeof(err)), 0);
+    /* Until ten days before notAfter: the same leaf. */
+    assert_int_equal(
+        tls_reverse_leaf(&r, NULL, a_end - TLS_REVERSE_REMINT_SECS - 1, &b, &key, err, sizeof(err)),
+        0);
     EVP_PKEY_free(key);
     assert_int_equal(serial_of(a), serial_of(b));
     assert_int_equal(X509_cmp(a, b), 0);
 
-    /* Inside the last day: a new leaf, valid 30 days from then, verifying at that time. */
+    /* From then on: a new leaf, valid 30 days from then, verifying at that time. */
     assert_int_equal(
-        tls_reverse_leaf(&r, NULL, a_end - CERTS_CACHE_MARGIN_SECS, &c, &key, err, sizeof(err)), 0);
+        tls_reverse_leaf(&r, NULL, a_end - TLS_REVERSE_REMINT_SECS, &c, &key, err, sizeof(err)), 0);
     EVP_PKEY_free(key);
     assert_int_not_equal(serial_of(a), serial_of(c));
-    assert_true(not_after(c) >= a_end - CERTS_CACHE_MARGIN_SECS + CERTS_LEAF_LIFETIME_SECS - 5);
-    assert_verifies(c, "gate.example.test", a_end - CERTS_CACHE_MARGIN_SECS + 60);
+    assert_true(not_after(c) >= a_end - TLS_REVERSE_REMINT_SECS + CERTS_LEAF_LIFETIME_SECS - 5);
+    assert_verifies(c, "gate.example.test", a_end - TLS_REVERSE_REMINT_SECS + 60);
     certs_cache_stats(r.cache, &st);
     assert_int_equal(st.expirations, 1);
+    /* A margin must leave the leaf some life and be positive. */
+    assert_int_equal(certs_cache_set_margin(r.cache, 0), -1);
+    assert_int_equal(certs_cache_set_margin(r.cache, CERTS_LEAF_LIFETIME_SECS), -1);
+    assert_int_equal(certs_cache_set_margin(r.cache, DAY), 0);
     assert_int_equal(st.misses, 2);
     X509_free(a);
     X509_free(b);
