@@ -57,7 +57,7 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
 
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
               test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize \
-              test_query test_metrics test_store_query
+              test_query test_metrics test_store_query test_tls
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run demo test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \
@@ -163,13 +163,21 @@ fuzz-seeds: $(FUZZERS:%=build-fuzz/fuzz_%)
 soql-crosscheck: $(B)/tests/unit/soql_dump
 	node tests/unit/soql_crosscheck.js $(B)/tests/unit/soql_dump tests/unit/cases/soql_corpus.txt
 
-bench: deps all $(B)/tests/bench/policy_bench $(B)/tests/bench/mint_bench
+# mitmdump (the interception peer) and perf are installed here, not by make deps: make test
+# does not need them.
+bench: deps all $(B)/tests/bench/policy_bench $(B)/tests/bench/mint_bench $(B)/tests/bench/tunnel_load
+	@./scripts/deps.sh bench
 	@$(MAKE) --no-print-directory B=build-bench PROG=build-bench/crmgate-passthrough \
 	    EXTRA_CPPFLAGS=-DCRMGATE_BENCH_PASSTHROUGH build-bench/crmgate-passthrough
 	@$(B)/tests/bench/policy_bench
-	@$(B)/tests/bench/mint_bench
 	@CRMGATE_BIN=$(abspath $(PROG)) CRMGATE_PASSTHROUGH_BIN=$(abspath build-bench/crmgate-passthrough) \
+	    BENCH_DRIVER=$(abspath $(B)/tests/bench/tunnel_load) BENCH_MINT_BENCH=$(abspath $(B)/tests/bench/mint_bench) \
 	    bash tests/bench/run.sh
+
+# The bench's load driver for CONNECT tunnels and new-connection rates (plain C + OpenSSL).
+$(B)/tests/bench/tunnel_load: tests/bench/tunnel_load.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -Wno-format-nonliteral -o $@ $< -lssl -lcrypto
 
 $(B)/tests/bench/mint_bench: tests/certs/mint_bench.c $(B)/libcrmgate.a
 	@mkdir -p $(dir $@)

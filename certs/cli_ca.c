@@ -1,7 +1,7 @@
 /*
  * cli_ca.c - crmgate's CA on the command line.
  *
- *   crmgate ca init [--dir D] [--permit NAME]...
+ *   crmgate ca init [--dir D] [--permit NAME]... [--permit-extra NAME]...
  *   crmgate ca export [--dir D] [--format pem|der]
  *   crmgate ca mint [--dir D] HOST
  *
@@ -23,11 +23,12 @@
 #include "cli_ca.h"
 #include "mint.h"
 
-enum { OPT_DIR = 300, OPT_PERMIT, OPT_FORMAT };
+enum { OPT_DIR = 300, OPT_PERMIT, OPT_PERMIT_EXTRA, OPT_FORMAT };
 
 static const struct option cli_ca_opts[] = {
     {"dir", required_argument, NULL, OPT_DIR},
     {"permit", required_argument, NULL, OPT_PERMIT},
+    {"permit-extra", required_argument, NULL, OPT_PERMIT_EXTRA},
     {"format", required_argument, NULL, OPT_FORMAT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -37,12 +38,14 @@ static void cli_ca_usage(FILE *out)
 {
     fprintf(out,
             "Usage:\n"
-            "  crmgate ca init [--dir D] [--permit NAME]...\n"
+            "  crmgate ca init [--dir D] [--permit NAME]... [--permit-extra NAME]...\n"
             "      create a CA (P-256, 10 years) in D: ca.key (0600) and ca.pem (0644).\n"
             "      Its name constraints permit only the CRM domains: each --permit NAME\n"
             "      (\".salesforce.com\" and \"salesforce.com\" both mean the domain and all its\n"
             "      subdomains), by default api.hubapi.com, api.hubspot.com, .salesforce.com,\n"
-            "      .force.com; IP addresses are always excluded. Refuses to overwrite a CA.\n"
+            "      .force.com; IP addresses are always excluded. --permit-extra NAME adds NAME\n"
+            "      to those (or to the --permit list): the reverse listener's own name, for\n"
+            "      serve --tls-mint NAME. Refuses to overwrite a CA.\n"
             "  crmgate ca export [--dir D] [--format pem|der]\n"
             "      write the CA certificate to stdout, for clients to trust\n"
             "  crmgate ca mint [--dir D] HOST\n"
@@ -87,11 +90,11 @@ static int cli_ca_path(char *buf, size_t buflen, const char *dir, const char *fi
 
 static int cli_ca_init(int argc, char **argv)
 {
-    const char *permit[CERTS_CA_MAX_PERMITTED];
+    const char *permit[CERTS_CA_MAX_PERMITTED], *extra[CERTS_CA_MAX_PERMITTED];
     char dir[PATH_MAX], cert_path[PATH_MAX], key_path[PATH_MAX], err[512];
     const unsigned char *fp;
     struct certs_ca *ca = NULL;
-    size_t npermit = 0;
+    size_t npermit = 0, nextra = 0;
     int ch;
 
     cli_ca_default_dir(dir, sizeof(dir));
@@ -103,12 +106,16 @@ static int cli_ca_init(int argc, char **argv)
                 return 2;
             break;
         case OPT_PERMIT:
-            if (npermit == CERTS_CA_MAX_PERMITTED) {
-                fprintf(stderr, "crmgate ca init: at most %d --permit names\n",
+        case OPT_PERMIT_EXTRA:
+            if (npermit + nextra == CERTS_CA_MAX_PERMITTED) {
+                fprintf(stderr, "crmgate ca init: at most %d permitted names\n",
                         CERTS_CA_MAX_PERMITTED);
                 return 2;
             }
-            permit[npermit++] = optarg;
+            if (ch == OPT_PERMIT)
+                permit[npermit++] = optarg;
+            else
+                extra[nextra++] = optarg;
             break;
         case 'h':
             cli_ca_usage(stdout);
@@ -118,6 +125,18 @@ static int cli_ca_init(int argc, char **argv)
             return 2;
         }
     }
+    /* --permit-extra adds to --permit's list, or to the CRM defaults when there is none. */
+    if (nextra > 0 && npermit == 0) {
+        if (certs_ca_default_npermitted + nextra > CERTS_CA_MAX_PERMITTED) {
+            fprintf(stderr, "crmgate ca init: at most %d permitted names\n",
+                    CERTS_CA_MAX_PERMITTED);
+            return 2;
+        }
+        for (size_t i = 0; i < certs_ca_default_npermitted; i++)
+            permit[npermit++] = certs_ca_default_permitted[i];
+    }
+    for (size_t i = 0; i < nextra; i++)
+        permit[npermit++] = extra[i];
     if (optind < argc) {
         fprintf(stderr, "crmgate ca init: unexpected argument \"%s\"\n", argv[optind]);
         return 2;

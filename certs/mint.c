@@ -281,6 +281,7 @@ struct certs_cache {
     EVP_PKEY *key;
     unsigned char ca_fp[32]; /* the CA every cached leaf was signed by */
     int bound;
+    time_t margin; /* re-mint this long before notAfter */
     struct certs_cache_stats stats;
 };
 
@@ -305,6 +306,7 @@ struct certs_cache *certs_cache_new(size_t capacity)
     while (nb < capacity * 2)
         nb *= 2;
     c->capacity = capacity;
+    c->margin = CERTS_CACHE_MARGIN_SECS;
     c->nbuckets = nb;
     c->buckets = calloc(nb, sizeof(*c->buckets));
     c->key = EVP_EC_gen("P-256");
@@ -463,7 +465,7 @@ int certs_cache_get_or_mint(struct certs_cache *cache, const struct certs_ca *ca
         struct tm tm;
 
         if (ASN1_TIME_to_tm(X509_get0_notAfter(minted), &tm) == 1)
-            reuse_until = timegm(&tm) - CERTS_CACHE_MARGIN_SECS;
+            reuse_until = timegm(&tm) - cache->margin;
         if (ASN1_TIME_to_tm(X509_get0_notBefore(minted), &tm) == 1)
             valid_from = timegm(&tm);
         /* A leaf cut short by its CA's notAfter may be too close to expiry to keep. */
@@ -511,6 +513,16 @@ done:
     }
     X509_free(minted);
     return rc;
+}
+
+int certs_cache_set_margin(struct certs_cache *cache, time_t secs)
+{
+    if (secs <= 0 || secs >= CERTS_LEAF_LIFETIME_SECS)
+        return -1;
+    pthread_mutex_lock(&cache->mu);
+    cache->margin = secs;
+    pthread_mutex_unlock(&cache->mu);
+    return 0;
 }
 
 void certs_cache_stats(struct certs_cache *cache, struct certs_cache_stats *out)

@@ -19,7 +19,7 @@
 
 #define CERTS_LEAF_BACKDATE_SECS (60 * 60)           /* notBefore = now - 1 h (clock skew) */
 #define CERTS_LEAF_LIFETIME_SECS (30 * 24 * 60 * 60) /* notAfter = now + 30 days */
-#define CERTS_CACHE_MARGIN_SECS  (24 * 60 * 60)      /* re-mint a day before notAfter */
+#define CERTS_CACHE_MARGIN_SECS  (24 * 60 * 60)      /* re-mint a day before notAfter (default) */
 #define CERTS_CACHE_MAX_CAPACITY (1u << 20)
 
 enum certs_host_kind { CERTS_HOST_DNS, CERTS_HOST_IPV4, CERTS_HOST_IPV6 };
@@ -69,8 +69,15 @@ struct certs_cache *certs_cache_new(size_t capacity);
 void certs_cache_free(struct certs_cache *cache);
 
 /*
+ * Re-mint leaves this long before their notAfter instead of
+ * CERTS_CACHE_MARGIN_SECS (0 < secs < CERTS_LEAF_LIFETIME_SECS); applies to
+ * leaves minted from now on. Returns 0, or -1 for a margin out of range.
+ */
+int certs_cache_set_margin(struct certs_cache *cache, time_t secs);
+
+/*
  * The leaf and key for host: from the cache when a leaf for it is there and
- * valid at now until CERTS_CACHE_MARGIN_SECS before its notAfter, minted
+ * valid at now until the margin (a day by default) before its notAfter, minted
  * with ca otherwise. A different CA than the cached leaves' (by fingerprint)
  * flushes the cache. On success *leaf and *key hold new references the
  * caller frees (X509_free, EVP_PKEY_free); returns 0. Returns -1 with err

@@ -65,6 +65,13 @@ void config_unref(struct config *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     SSL_CTX_free(cfg->tls_ctx); /* connections hold their own references */
+    for (size_t i = 0; i < cfg->ntls_mint_names; i++)
+        free(cfg->tls_mint_names[i]);
+    cfg->ntls_mint_names = 0;
+    if (cfg->tls_reverse != NULL)
+        tls_reverse_clear(cfg->tls_reverse);
+    free(cfg->tls_reverse);
+    cfg->tls_reverse = NULL;
     SSL_CTX_free(cfg->mitm_ctx);
     free(cfg->forward_listen);
     free(cfg->forward_host);
@@ -296,30 +303,74 @@ static int config_apply_limits(struct config *cfg, json_t *lim, const char *file
     return 0;
 }
 
-/* "tls": {"cert": "reverse.pem", "key": "reverse.key"}: the reverse listener speaks HTTPS. */
+/*
+ * "tls": {"cert": "reverse.pem", "key": "reverse.key"}, or {"mint_names": ["crmgate.corp"],
+ * "ca_dir": DIR}: the reverse listener speaks HTTPS with the files' certificate, or with leaves
+ * minted from crmgate's CA for those names.
+ */
 static int config_apply_tls(struct config *cfg, json_t *tls, const char *file, char *err,
                             size_t errlen)
 {
-    static const char *const keys[] = {"cert", "key", NULL};
-    const char *cert, *key;
+    static const char *const keys[] = {"cert", "key", "mint_names", "ca_dir", NULL};
+    json_t *names = json_object_get(tls, "mint_names"), *v;
+    const char *cert, *key, *dir;
+    size_t i;
 
     if (!json_is_object(tls)) {
-        snprintf(err, errlen, "%s: /tls: must be an object with cert and key", file);
+        snprintf(err, errlen, "%s: /tls: must be an object with cert and key, or mint_names", file);
         return -1;
     }
     if (config_check_keys(tls, keys, file, "/tls", err, errlen) < 0)
         return -1;
     cert = json_string_value(json_object_get(tls, "cert"));
     key = json_string_value(json_object_get(tls, "key"));
-    if (cert == NULL || key == NULL || cert[0] == '\0' || key[0] == '\0') {
-        snprintf(err, errlen, "%s: /tls: needs both cert and key (PEM file paths)", file);
+    dir = json_string_value(json_object_get(tls, "ca_dir"));
+    if (json_object_get(tls, "ca_dir") != NULL && (dir == NULL || dir[0] == '\0')) {
+        snprintf(err, errlen, "%s: /tls/ca_dir: must be a directory name", file);
         return -1;
     }
-    if (config_set_str(&cfg->tls_cert, cert) < 0 || config_set_str(&cfg->tls_key, key) < 0) {
-        snprintf(err, errlen, "out of memory");
+    if (dir != NULL && cfg->ca_dir != NULL && strcmp(dir, cfg->ca_dir) != 0) {
+        snprintf(err, errlen, "%s: /tls/ca_dir: forward, transparent and tls must use one CA",
+                 file);
         return -1;
     }
+    if (names != NULL) {
+        if (json_object_get(tls, "cert") != NULL || json_object_get(tls, "key") != NULL) {
+            snprintf(err, errlen,
+                     "%s: /tls: give either cert and key, or mint_names (a certificate minted "
+                     "from the CA), not both",
+                     file);
+            return -1;
+        }
+        if (!json_is_array(names) || json_array_size(names) == 0 ||
+            json_array_size(names) > TLS_MAX_MINT_NAMES) {
+            snprintf(err, errlen, "%s: /tls/mint_names: must be an array of 1 to %d host names",
+                     file, TLS_MAX_MINT_NAMES);
+            return -1;
+        }
+        json_array_foreach(names, i, v)
+        {
+            if (!json_is_string(v) || json_string_length(v) == 0) {
+                snprintf(err, errlen, "%s: /tls/mint_names/%zu: must be a host name", file, i);
+                return -1;
+            }
+            if (config_set_str(&cfg->tls_mint_names[i], json_string_value(v)) < 0)
+                goto oom;
+            cfg->ntls_mint_names = i + 1;
+        }
+    } else if (cert == NULL || key == NULL || cert[0] == '\0' || key[0] == '\0') {
+        snprintf(err, errlen, "%s: /tls: needs both cert and key (PEM file paths), or mint_names",
+                 file);
+        return -1;
+    } else if (config_set_str(&cfg->tls_cert, cert) < 0 || config_set_str(&cfg->tls_key, key) < 0) {
+        goto oom;
+    }
+    if (dir != NULL && config_set_str(&cfg->ca_dir, dir) < 0)
+        goto oom;
     return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
 }
 
 /*
@@ -430,14 +481,69 @@ static int config_apply_forward(struct config *cfg, json_t *fw, const char *ptr,
 }
 
 /*
- * Interception needs crmgate's CA: ca_dir/ca.pem, and the key from
- * $CREDENTIALS_DIRECTORY/ca.key under systemd (LoadCredential=), else
- * ca_dir/ca.key.
+ * crmgate's CA, once for every user of it (interception, the reverse listener's minted
+ * certificate): ca_dir/ca.pem, and the key from $CREDENTIALS_DIRECTORY/ca.key under systemd
+ * (LoadCredential=), else ca_dir/ca.key. who names the user in the error when ca_dir is unset.
  */
+static int config_load_ca(struct config *cfg, const char *who, char *err, size_t errlen)
+{
+    char cert[4096], key[4096];
+    const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+    if (cfg->ca != NULL)
+        return 0;
+    if (cfg->ca_dir == NULL) {
+        snprintf(err, errlen,
+                 "%s needs a ca_dir (or --ca-dir): the CA that signs its certificates "
+                 "(crmgate ca init --dir DIR)",
+                 who);
+        return -1;
+    }
+    snprintf(cert, sizeof(cert), "%s/ca.pem", cfg->ca_dir);
+    snprintf(key, sizeof(key), "%s/ca.key", cfg->ca_dir);
+    if (creds != NULL && creds[0] != '\0') {
+        char ck[4096];
+        snprintf(ck, sizeof(ck), "%s/ca.key", creds);
+        if (access(ck, R_OK) == 0)
+            snprintf(key, sizeof(key), "%s", ck);
+    }
+    cfg->ca = certs_ca_load(cert, key, err, errlen);
+    return cfg->ca != NULL ? 0 : -1;
+}
+
+/*
+ * tls.mint_names: the reverse listener presents leaves minted from the CA. Each name is
+ * minted once here, so a name outside the CA's name constraints stops the start (or the
+ * reload) with one line saying which and what to do.
+ */
+static int config_load_reverse_mint(struct config *cfg, char *err, size_t errlen)
+{
+    char why[600];
+
+    if (config_load_ca(cfg, "tls.mint_names (--tls-mint)", err, errlen) < 0)
+        return -1;
+    if ((cfg->tls_reverse = calloc(1, sizeof(*cfg->tls_reverse))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (tls_reverse_init(cfg->tls_reverse, cfg->ca, (const char *const *)cfg->tls_mint_names,
+                         cfg->ntls_mint_names, why, sizeof(why)) < 0) {
+        snprintf(err, errlen,
+                 "tls.mint_names: cannot mint the reverse listener's certificate "
+                 "from the CA in %s: %s%s",
+                 cfg->ca_dir, why,
+                 strstr(why, "name constraints") != NULL
+                     ? "; create a CA that also permits it (crmgate ca init --permit-extra "
+                       "NAME), or give tls.cert and tls.key"
+                     : "");
+        return -1;
+    }
+    cfg->tls_ctx = tls_reverse_ctx_new(cfg->tls_reverse, err, errlen);
+    return cfg->tls_ctx != NULL ? 0 : -1;
+}
 static int config_load_interception(struct config *cfg, char *err, size_t errlen)
 {
-    char cert[4096], key[4096], where[600];
-    const char *creds = getenv("CREDENTIALS_DIRECTORY");
+    char where[600];
     CURLU *u;
     char *host = NULL;
 
@@ -460,23 +566,7 @@ static int config_load_interception(struct config *cfg, char *err, size_t errlen
         cfg->transparent_host = tmp.listen_host;
         cfg->transparent_port = tmp.listen_port;
     }
-    if (cfg->ca_dir == NULL) {
-        snprintf(err, errlen,
-                 "interception (forward or transparent listen) needs a ca_dir (or "
-                 "--ca-dir): the CA that signs intercepted connections (crmgate ca init --dir "
-                 "DIR)");
-        return -1;
-    }
-    snprintf(cert, sizeof(cert), "%s/ca.pem", cfg->ca_dir);
-    snprintf(key, sizeof(key), "%s/ca.key", cfg->ca_dir);
-    if (creds != NULL && creds[0] != '\0') {
-        char ck[4096];
-        snprintf(ck, sizeof(ck), "%s/ca.key", creds);
-        if (access(ck, R_OK) == 0)
-            snprintf(key, sizeof(key), "%s", ck);
-    }
-    cfg->ca = certs_ca_load(cert, key, err, errlen);
-    if (cfg->ca == NULL)
+    if (config_load_ca(cfg, "interception (forward or transparent listen)", err, errlen) < 0)
         return -1;
     cfg->leaf_cache = certs_cache_new(1024);
     if (cfg->leaf_cache == NULL) {
@@ -770,6 +860,29 @@ static int config_apply_overrides(struct config *cfg, const struct config_overri
         goto oom;
     if (ov->rules_dir != NULL && config_set_str(&cfg->rules_dir, ov->rules_dir) < 0)
         goto oom;
+    if (ov->ntls_mint > 0 && (ov->tls_cert != NULL || ov->tls_key != NULL)) {
+        snprintf(err, errlen, "--tls-mint and --tls-cert/--tls-key exclude each other");
+        return -1;
+    }
+    if (ov->tls_cert != NULL || ov->tls_key != NULL || ov->ntls_mint > 0) {
+        /* The command line's choice of certificate replaces the file's, whichever kind. */
+        for (size_t i = 0; i < cfg->ntls_mint_names; i++) {
+            free(cfg->tls_mint_names[i]);
+            cfg->tls_mint_names[i] = NULL;
+        }
+        cfg->ntls_mint_names = 0;
+        if (ov->ntls_mint > 0) {
+            free(cfg->tls_cert);
+            cfg->tls_cert = NULL;
+            free(cfg->tls_key);
+            cfg->tls_key = NULL;
+        }
+    }
+    for (size_t i = 0; i < ov->ntls_mint && i < TLS_MAX_MINT_NAMES; i++) {
+        if (config_set_str(&cfg->tls_mint_names[i], ov->tls_mint[i]) < 0)
+            goto oom;
+        cfg->ntls_mint_names = i + 1;
+    }
     if (ov->tls_cert != NULL && config_set_str(&cfg->tls_cert, ov->tls_cert) < 0)
         goto oom;
     if (ov->tls_key != NULL && config_set_str(&cfg->tls_key, ov->tls_key) < 0)
@@ -939,6 +1052,8 @@ struct config *config_load(const char *path, const struct config_overrides *ov, 
     if ((cfg->forward_listen != NULL || cfg->transparent_listen != NULL) &&
         config_load_interception(cfg, err, errlen) < 0)
         goto fail;
+    if (cfg->ntls_mint_names > 0 && config_load_reverse_mint(cfg, err, errlen) < 0)
+        goto fail;
     if (config_check_admin(cfg, err, errlen) < 0)
         goto fail;
     if (cfg->store_map_bytes > cfg->store_max_map_bytes) {
@@ -971,8 +1086,14 @@ void config_print(const struct config *cfg)
     printf("config: %s\n", cfg->path != NULL ? cfg->path : "(embedded default)");
     printf("listen: %s (reverse, %s)\n", cfg->listen,
            cfg->tls_ctx != NULL ? "HTTPS" : "plain HTTP");
-    if (cfg->tls_ctx != NULL)
+    if (cfg->tls_reverse != NULL) {
+        printf("tls: certificate minted from the CA in %s for", cfg->ca_dir);
+        for (size_t i = 0; i < cfg->tls_reverse->n; i++)
+            printf(" %s", cfg->tls_reverse->names[i]);
+        printf(" (TLS 1.2+, ALPN http/1.1; re-minted 10 days before it expires)\n");
+    } else if (cfg->tls_ctx != NULL) {
         printf("tls: cert %s, key %s (TLS 1.2+, ALPN http/1.1)\n", cfg->tls_cert, cfg->tls_key);
+    }
     if (cfg->forward_listen != NULL)
         printf("forward: %s (CONNECT to CRM hosts, intercepted with the CA in %s)\n",
                cfg->forward_listen, cfg->ca_dir);

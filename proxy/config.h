@@ -17,6 +17,7 @@
 #include "../certs/mint.h"
 #include "../policy/rules.h"
 #include "log.h"
+#include "tls.h"
 
 #define CONFIG_MAX_WORKERS     64
 #define CONFIG_ADMIN_TOKEN_MIN 24 /* characters of admin.token */
@@ -56,7 +57,10 @@ struct config {
     char *rules_dir;
     char *tls_cert; /* reverse listener over TLS when both are set */
     char *tls_key;
-    SSL_CTX *tls_ctx;     /* built from tls_cert/tls_key; NULL: plain HTTP */
+    char *tls_mint_names[TLS_MAX_MINT_NAMES]; /* or: certificates minted from ca_dir's CA */
+    size_t ntls_mint_names;
+    struct tls_reverse *tls_reverse; /* the minted ones, when ntls_mint_names > 0 */
+    SSL_CTX *tls_ctx;                /* from tls_cert/tls_key or tls_reverse; NULL: plain HTTP */
     char *forward_listen; /* "ADDR:PORT" of the forward (HTTPS_PROXY) listener, or NULL */
     char *forward_host;
     char *forward_port;
@@ -97,6 +101,8 @@ struct config_overrides {
     const char *rules_dir;
     const char *tls_cert;
     const char *tls_key;
+    const char *tls_mint[TLS_MAX_MINT_NAMES]; /* --tls-mint NAME, repeated */
+    size_t ntls_mint;
     const char *forward_listen;
     const char *transparent_listen;
     const char *ca_dir;

@@ -33,6 +33,9 @@
 #include "server.h"
 #include "tls.h"
 
+/* Answers up to this size leave as one contiguous chunk: one TLS record (16 KiB at most). */
+#define CONN_COALESCE_BYTES 16384
+
 /* CLOSING: out of memory for an answer; freed from a zero timeout, never under a caller. */
 enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_EXCHANGE, CONN_WRITING, CONN_CLOSING };
 
@@ -59,6 +62,7 @@ struct conn {
     char tunnel_host[256];        /* the CONNECT host, lower case */
     char proxy_fp[65];            /* fingerprint of Proxy-Authorization on CONNECT, or "" */
     struct tls_mitm mitm;         /* what the interception handshake needs */
+    struct config *tls_cfg;       /* the config whose TLS context, CA and cache c uses */
     int shutdown_sent;            /* close_notify queued (tunnels flush it before closing) */
     struct timespec linger_until; /* a closing tunnel waits this long for its bytes to leave */
     int responded;                /* an answer has been queued for the current request */
@@ -111,6 +115,8 @@ static void conn_free(struct conn *c)
     }
     bufferevent_free(c->bev);
     c->bev = NULL;
+    config_unref(c->tls_cfg);
+    c->tls_cfg = NULL;
     http_fields_free(&c->req.headers);
     evbuffer_free(c->req.body);
     c->req.body = NULL;
@@ -620,7 +626,7 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
     c->req.body = evbuffer_new();
     if (kind == CONN_KIND_TRANSPARENT) {
         /* TLS from the first byte, for whichever CRM host the client names in its SNI. */
-        const struct config *cfg = worker_config(w);
+        struct config *cfg = worker_config(w);
         SSL *ssl = cfg->mitm_ctx != NULL ? SSL_new(cfg->mitm_ctx) : NULL;
         if (ssl == NULL) {
             evutil_closesocket(fd);
@@ -631,6 +637,7 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
         c->mitm.sf_instance_host = cfg->sf_instance_host;
         c->mitm.ca = cfg->ca;
         c->mitm.cache = cfg->leaf_cache;
+        c->tls_cfg = config_ref(cfg);
         SSL_set_app_data(ssl, &c->mitm);
         c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -648,6 +655,8 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
             evutil_closesocket(fd);
             goto fail_conn;
         }
+        /* A minted certificate's handshake reads the config's CA and cache: keep it alive. */
+        c->tls_cfg = config_ref(worker_config(w));
         c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
         if (c->bev == NULL) {
@@ -687,6 +696,7 @@ fail_conn:
         bufferevent_free(c->bev);
     if (c->req.body != NULL)
         evbuffer_free(c->req.body);
+    config_unref(c->tls_cfg);
     free(c->req.target);
     free(c);
     log_error("out of memory accepting a connection");
@@ -732,7 +742,7 @@ static int conn_log_path_len(const struct conn *c)
 void conn_respond(struct conn *c, int status, const struct http_fields *fields,
                   struct evbuffer *body, long long content_length)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = evbuffer_new();
     size_t blen = body != NULL ? evbuffer_get_length(body) : 0;
     int head = c->req.method == HTTP_HEAD;
     int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
@@ -749,6 +759,16 @@ void conn_respond(struct conn *c, int status, const struct http_fields *fields,
     bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
     if (!c->req.keep_alive || c->w->draining)
         c->close_after = 1;
+    if (out == NULL) {
+        /* No memory for the answer: close from the loop, never under the caller. */
+        struct timeval now = {0, 0};
+        if (body != NULL)
+            evbuffer_drain(body, blen);
+        c->state = CONN_CLOSING;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        evtimer_add(c->timer, &now);
+        return;
+    }
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, crm_status_reason(status));
     for (size_t i = 0; fields != NULL && i < fields->n; i++) {
         size_t nl, vl;
@@ -772,6 +792,17 @@ void conn_respond(struct conn *c, int status, const struct http_fields *fields,
         else
             evbuffer_drain(body, blen);
     }
+    /*
+     * Hand the answer over in one piece. An OpenSSL bufferevent makes one TLS record per
+     * evbuffer chunk, and a filter one (tunnels) encrypts at every add: written field by
+     * field, an answer left as ~35 records, each costing the client two reads. A small
+     * answer is made one contiguous chunk (one record); a large one keeps its chunks.
+     */
+    if (evbuffer_get_length(out) <= CONN_COALESCE_BYTES)
+        (void)evbuffer_pullup(out, -1);
+    bufferevent_write_buffer(c->bev, out);
+    evbuffer_free(out);
+    out = NULL;
     log_info("%s \"%s %.*s\" %d %zu %lldus", c->peer,
              c->req.method_name != NULL ? c->req.method_name : "-", conn_log_path_len(c),
              c->req.target, status, head || no_body ? (size_t)0 : blen, conn_elapsed_us(c));
@@ -876,7 +907,7 @@ static void conn_skip_crlf(struct evbuffer *in)
  */
 static void conn_start_tunnel(struct conn *c)
 {
-    const struct config *cfg = worker_config(c->w);
+    struct config *cfg = worker_config(c->w);
     struct bufferevent *tls_bev;
     struct timeval wt;
     SSL *ssl;
@@ -888,6 +919,9 @@ static void conn_start_tunnel(struct conn *c)
     c->mitm.ca = cfg->ca;
     c->mitm.cache = cfg->leaf_cache;
     c->mitm.sni[0] = '\0';
+    /* A SIGHUP may swap the worker's config before the ClientHello arrives. */
+    if (c->tls_cfg == NULL)
+        c->tls_cfg = config_ref(cfg);
     ssl = SSL_new(cfg->mitm_ctx);
     if (ssl == NULL) {
         conn_free(c);

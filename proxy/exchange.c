@@ -844,6 +844,9 @@ static int exchange_is_dry(struct exchange *ex)
 
     if (ex->ctx.dry_run)
         return 1;
+    /* No workspace: only the bench's passthrough build, which decides nothing. */
+    if (ex->ef.ws == NULL)
+        return 0;
     sw = store_workspace_dry_run(ex->w->store, ex->ef.ws->name);
     if (sw >= 0)
         return sw;

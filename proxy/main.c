@@ -81,6 +81,9 @@ static void usage(FILE *out)
         "      --ca-dir DIR           crmgate's CA (crmgate ca init --dir DIR)\n"
         "      --tls-cert FILE        serve the reverse listener over HTTPS with this\n"
         "      --tls-key FILE         PEM certificate chain and key\n"
+        "      --tls-mint NAME        or: HTTPS with a certificate for NAME minted from the\n"
+        "                             CA in --ca-dir (repeatable; NAME must be inside the\n"
+        "                             CA's name constraints: crmgate ca init --permit-extra)\n"
         "      --admin-socket PATH    admin API unix socket (default STATE_DIR/admin.sock)\n"
         "      --admin-listen ADDR:PORT  admin API over TCP too (needs admin.token)\n"
         "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
@@ -159,6 +162,7 @@ enum {
     OPT_RULES_DIR,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
+    OPT_TLS_MINT,
     OPT_FORWARD_LISTEN,
     OPT_TRANSPARENT_LISTEN,
     OPT_CA_DIR,
@@ -180,6 +184,7 @@ static int cmd_serve(int argc, char **argv)
         {"rules-dir", required_argument, NULL, OPT_RULES_DIR},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-mint", required_argument, NULL, OPT_TLS_MINT},
         {"forward-listen", required_argument, NULL, OPT_FORWARD_LISTEN},
         {"transparent-listen", required_argument, NULL, OPT_TRANSPARENT_LISTEN},
         {"ca-dir", required_argument, NULL, OPT_CA_DIR},
@@ -235,6 +240,13 @@ static int cmd_serve(int argc, char **argv)
             break;
         case OPT_TLS_KEY:
             ov.tls_key = optarg;
+            break;
+        case OPT_TLS_MINT:
+            if (ov.ntls_mint == TLS_MAX_MINT_NAMES) {
+                fprintf(stderr, "crmgate: at most %d --tls-mint names\n", TLS_MAX_MINT_NAMES);
+                return 2;
+            }
+            ov.tls_mint[ov.ntls_mint++] = optarg;
             break;
         case OPT_FORWARD_LISTEN:
             ov.forward_listen = optarg;

@@ -598,10 +598,26 @@ int server_run(struct config *cfg, struct store *store, struct admin *admin,
             goto join;
         }
     }
-    log_notice("reverse listener on %s:%s (%s, %d workers); hubspot -> %s; salesforce -> %s",
-               cfg->listen_host, port, cfg->tls_ctx != NULL ? "https" : "http", s.nworkers,
-               cfg->upstream_hubspot,
-               cfg->upstream_salesforce != NULL ? cfg->upstream_salesforce : "(not configured)");
+    if (cfg->tls_reverse != NULL) {
+        char names[512] = "";
+        size_t len = 0;
+        for (size_t i = 0; i < cfg->tls_reverse->n && len < sizeof(names); i++) {
+            int n = snprintf(names + len, sizeof(names) - len, "%s%s", i ? " " : "",
+                             cfg->tls_reverse->names[i]);
+            len += n > 0 ? (size_t)n : 0;
+        }
+        log_notice("reverse listener on %s:%s (https, certificate minted from the CA in %s for "
+                   "%s, %d workers); hubspot -> %s; salesforce -> %s",
+                   cfg->listen_host, port, cfg->ca_dir, names, s.nworkers, cfg->upstream_hubspot,
+                   cfg->upstream_salesforce != NULL ? cfg->upstream_salesforce
+                                                    : "(not configured)");
+    } else {
+        log_notice("reverse listener on %s:%s (%s, %d workers); hubspot -> %s; salesforce -> %s",
+                   cfg->listen_host, port, cfg->tls_ctx != NULL ? "https" : "http", s.nworkers,
+                   cfg->upstream_hubspot,
+                   cfg->upstream_salesforce != NULL ? cfg->upstream_salesforce
+                                                    : "(not configured)");
+    }
     if (cfg->forward_listen != NULL)
         log_notice("forward listener on %s:%s (CONNECT to CRM hosts only, intercepted with the "
                    "CA in %s)",

@@ -3,6 +3,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -90,6 +91,25 @@ fail:
 }
 
 /*
+ * Present leaf (with key and the CA's chain) on ssl from a ClientHello
+ * callback; takes over the caller's references either way. Returns the
+ * callback's verdict.
+ */
+static int tls_install_leaf(SSL *ssl, X509 *leaf, EVP_PKEY *key, const struct certs_ca *ca, int *al)
+{
+    int ok = SSL_use_cert_and_key(ssl, leaf, key, certs_ca_chain(ca), 1);
+
+    X509_free(leaf);
+    EVP_PKEY_free(key);
+    if (ok != 1) {
+        ERR_clear_error();
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/*
  * Runs inside the handshake (libevent 2.1 cannot wait for an asynchronous
  * one): parse SNI from the raw extension (SSL_get_servername is still NULL
  * here), refuse names crmgate does not intercept, install a minted leaf.
@@ -100,7 +120,7 @@ static int tls_mitm_hellocb(SSL *ssl, int *al, void *arg)
     char sni[256], host[256], err[256];
     EVP_PKEY *key = NULL;
     X509 *leaf = NULL;
-    int r, ok, transparent;
+    int r, transparent;
 
     (void)arg;
     if (m == NULL) {
@@ -133,15 +153,7 @@ static int tls_mitm_hellocb(SSL *ssl, int *al, void *arg)
         *al = SSL_AD_INTERNAL_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
     }
-    ok = SSL_use_cert_and_key(ssl, leaf, key, certs_ca_chain(m->ca), 1);
-    X509_free(leaf);
-    EVP_PKEY_free(key);
-    if (ok != 1) {
-        ERR_clear_error();
-        *al = SSL_AD_INTERNAL_ERROR;
-        return SSL_CLIENT_HELLO_ERROR;
-    }
-    return SSL_CLIENT_HELLO_SUCCESS;
+    return tls_install_leaf(ssl, leaf, key, m->ca, al);
 }
 
 /* Acknowledge the name (the ClientHello callback already chose by it). */
@@ -160,6 +172,129 @@ SSL_CTX *tls_mitm_ctx_new(char *err, size_t errlen)
     if (ctx == NULL)
         return NULL;
     SSL_CTX_set_client_hello_cb(ctx, tls_mitm_hellocb, NULL);
+    SSL_CTX_set_tlsext_servername_callback(ctx, tls_servernamecb);
+    return ctx;
+}
+
+/* ---- reverse listener with minted certificates ---- */
+
+int tls_reverse_init(struct tls_reverse *r, const struct certs_ca *ca, const char *const *names,
+                     size_t n, char *err, size_t errlen)
+{
+    char why[400];
+    EVP_PKEY *key = NULL;
+    X509 *leaf = NULL;
+
+    memset(r, 0, sizeof(*r));
+    r->ca = ca;
+    if (n == 0 || n > TLS_MAX_MINT_NAMES) {
+        snprintf(err, errlen, "between 1 and %d names", TLS_MAX_MINT_NAMES);
+        return -1;
+    }
+    if (!certs_ca_can_sign(ca)) {
+        snprintf(err, errlen, "the CA was loaded without its key and cannot mint");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int kind =
+            certs_host_normalize(names[i], r->names[r->n], sizeof(r->names[0]), why, sizeof(why));
+        size_t j;
+
+        if (kind < 0) {
+            snprintf(err, errlen, "\"%.80s\": %s", names[i], why);
+            return -1;
+        }
+        if (kind != CERTS_HOST_DNS) {
+            snprintf(err, errlen,
+                     "\"%.80s\" is an IP address: the CA never vouches for addresses, give "
+                     "the DNS name clients use",
+                     names[i]);
+            return -1;
+        }
+        for (j = 0; j < r->n; j++)
+            if (strcmp(r->names[j], r->names[r->n]) == 0)
+                break;
+        if (j == r->n)
+            r->n++;
+    }
+    if ((r->cache = certs_cache_new(TLS_MAX_MINT_NAMES)) == NULL ||
+        certs_cache_set_margin(r->cache, TLS_REVERSE_REMINT_SECS) != 0) {
+        snprintf(err, errlen, "cannot create the certificate cache");
+        tls_reverse_clear(r);
+        return -1;
+    }
+    /* Mint each now: a name outside the CA's constraints fails here, not at a client. */
+    for (size_t i = 0; i < r->n; i++) {
+        if (certs_cache_get_or_mint(r->cache, ca, r->names[i], time(NULL), &leaf, &key, why,
+                                    sizeof(why)) != 0) {
+            snprintf(err, errlen, "%s", why);
+            tls_reverse_clear(r);
+            return -1;
+        }
+        X509_free(leaf);
+        EVP_PKEY_free(key);
+        leaf = NULL;
+        key = NULL;
+    }
+    return 0;
+}
+
+void tls_reverse_clear(struct tls_reverse *r)
+{
+    certs_cache_free(r->cache);
+    r->cache = NULL;
+    r->n = 0;
+}
+
+int tls_reverse_leaf(struct tls_reverse *r, const char *sni, time_t now, X509 **leaf,
+                     EVP_PKEY **key, char *err, size_t errlen)
+{
+    const char *name = r->names[0];
+
+    if (sni != NULL && sni[0] != '\0') {
+        size_t len = strlen(sni);
+        if (len > 0 && sni[len - 1] == '.')
+            len--;
+        for (size_t i = 0; i < r->n; i++) {
+            if (strlen(r->names[i]) == len && strncasecmp(r->names[i], sni, len) == 0) {
+                name = r->names[i];
+                break;
+            }
+        }
+    }
+    return certs_cache_get_or_mint(r->cache, r->ca, name, now, leaf, key, err, errlen);
+}
+
+/*
+ * The reverse listener is not an interceptor: a client naming another host
+ * (or none, e.g. connecting by address) still gets the default name's leaf,
+ * as any web server answers with its default certificate, and its own
+ * verification decides.
+ */
+static int tls_reverse_hellocb(SSL *ssl, int *al, void *arg)
+{
+    struct tls_reverse *r = arg;
+    char sni[256], err[400];
+    EVP_PKEY *key = NULL;
+    X509 *leaf = NULL;
+
+    if (certs_sni_from_hello(ssl, sni, sizeof(sni)) != 0)
+        sni[0] = '\0';
+    if (tls_reverse_leaf(r, sni, time(NULL), &leaf, &key, err, sizeof(err)) != 0) {
+        log_error("https: cannot mint the reverse listener's certificate: %s", err);
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return tls_install_leaf(ssl, leaf, key, r->ca, al);
+}
+
+SSL_CTX *tls_reverse_ctx_new(struct tls_reverse *r, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = tls_ctx_base(err, errlen);
+
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_client_hello_cb(ctx, tls_reverse_hellocb, r);
     SSL_CTX_set_tlsext_servername_callback(ctx, tls_servernamecb);
     return ctx;
 }

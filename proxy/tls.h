@@ -11,8 +11,11 @@
 #define CRMGATE_TLS_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
+
+#include "../certs/ca.h"
 
 /*
  * A server context for the certificate chain in cert_file (PEM, leaf first)
@@ -47,5 +50,59 @@ struct tls_mitm {
  * (unrecognized_name). NULL with err.
  */
 SSL_CTX *tls_mitm_ctx_new(char *err, size_t errlen);
+
+/* Most names the reverse listener's minted certificates may be for (tls.mint_names). */
+#define TLS_MAX_MINT_NAMES 16
+
+/*
+ * The reverse listener's leaves are re-minted once less than this is left of their 30 days:
+ * well before notAfter, so a client whose clock runs days ahead still accepts them.
+ */
+#define TLS_REVERSE_REMINT_SECS (10 * 24 * 60 * 60)
+
+/*
+ * The reverse listener's certificates when they are minted from crmgate's CA
+ * (tls.mint_names) instead of read from files: one leaf per configured name,
+ * held in a small cache of their own (so interception metrics stay about
+ * interception). Owned by the config; read-only once built.
+ */
+struct tls_reverse {
+    const struct certs_ca *ca;
+    struct certs_cache *cache;
+    size_t n;
+    char names[TLS_MAX_MINT_NAMES][CERTS_MAX_HOST + 1]; /* canonical; names[0] is the default */
+};
+
+/*
+ * Fill r for names[0..n) (1..TLS_MAX_MINT_NAMES DNS names) and mint every
+ * leaf once, so a name the CA may not vouch for (outside its name
+ * constraints, or an IP address) is refused now, at start or reload, with
+ * the reason in err. ca must be able to sign. Returns 0 or -1.
+ */
+int tls_reverse_init(struct tls_reverse *r, const struct certs_ca *ca, const char *const *names,
+                     size_t n, char *err, size_t errlen);
+
+/* Free what tls_reverse_init made (not r itself). */
+void tls_reverse_clear(struct tls_reverse *r);
+
+/*
+ * The leaf to present for a client that sent sni (NULL or "": none): the
+ * configured name it equals (case-insensitively), else names[0]. Served from
+ * the cache while it is valid at now until TLS_REVERSE_REMINT_SECS before its
+ * notAfter, then minted anew: a leaf lives 30 days, so a long-running crmgate
+ * re-mints on the first handshake of its 21st day, never presenting an
+ * expired or nearly expired one.
+ * New references in *leaf and *key; returns 0, or -1 with err.
+ */
+int tls_reverse_leaf(struct tls_reverse *r, const char *sni, time_t now, X509 **leaf,
+                     EVP_PKEY **key, char *err, size_t errlen);
+
+/*
+ * A server context for the reverse listener with minted certificates: the
+ * protocol settings of tls_server_ctx_new, and a ClientHello callback that
+ * installs tls_reverse_leaf() for the client's SNI. r must outlive the
+ * context's connections (the config owning both is referenced by each).
+ */
+SSL_CTX *tls_reverse_ctx_new(struct tls_reverse *r, char *err, size_t errlen);
 
 #endif

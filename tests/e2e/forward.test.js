@@ -840,6 +840,40 @@ test('config file {"forward": {"listen": "127.0.0.1:0", "ca_dir": DIR}} starts t
  * (the retry once re-enabled only the reverse listener). The fd limit is lowered on the running
  * process with prlimit; not under valgrind, which keeps descriptors of its own.
  */
+/*
+ * A tunnel whose ClientHello arrives after a SIGHUP swapped the config: its handshake reads the
+ * CA and leaf cache of the config it was accepted under, which must still be alive (a freed
+ * config here was a use-after-free; make asan catches it if the reference is dropped).
+ */
+test('a SIGHUP between CONNECT and the ClientHello: the tunnel still handshakes and is served', { skip: SKIP }, async () => {
+  /*
+   * The config a process starts with stays referenced by main() for good: reload once so the
+   * tunnel starts under a reloaded config, which the second reload then drops.
+   */
+  const reload = async () => {
+    const from = gate.stderr().length;
+    gate.proc.kill('SIGHUP');
+    const t0 = Date.now();
+    while (!/configuration reloaded/.test(gate.stderr().slice(from))) {
+      assert.ok(Date.now() - t0 < 10000, `no reload line:\n${gate.stderr().slice(-2000)}`);
+      await sleep(20);
+    }
+    /* Fresh tunnels make both workers' loops turn, so each has swapped in the new config. */
+    for (let i = 0; i < 4; i++) assert.equal((await viaTunnel({ path: CONTACT_EMAIL })).status, 200);
+  };
+  await reload();
+  const c = await connect(`${HS_HOST}:443`);
+  assert.equal(c.status, 200, c.head);
+  await reload();
+  const s = await tunnelTls(c.sock);
+  s.write(httpRequest({ path: CONTACT_EMAIL, close: true }));
+  const r = await readResponse(s);
+  s.destroy();
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.properties.email, 'ada@fwd.test');
+  assert.equal(gate.proc.exitCode, null, 'crmgate is still running');
+});
+
 test('an accept error (EMFILE) pauses the forward listener, which then serves again', { skip: SKIP || (process.env.CRMGATE_SLOW ? 'valgrind keeps fds of its own' : false) }, async () => {
   const { execFileSync } = require('node:child_process');
   const g = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, rules: RULES, callers: CALLERS, forward: { caDir: gate.caDir }, workers: 1 });
