@@ -1487,8 +1487,33 @@ fail:
     return -1;
 }
 
+/*
+ * A tree child's lookup to its parent, as Salesforce fills it: the child's
+ * lookup relationship named after the parent object (Contact.Account ->
+ * AccountId). Unknown relationships (custom ones) are left unset.
+ */
+static int synth_sf_tree_link(struct synth_ctx *c, size_t i, const char *parent,
+                              const char *parent_id)
+{
+    const char *child = c->in->ops->v[i].object, *target = NULL;
+    json_t *fields = json_object_get(c->out->records[i], "fields");
+    char field[SYNTH_MAX_REF_LEN];
+
+    if (parent == NULL || child == NULL || fields == NULL ||
+        sf_schema_resolve(c->in->schema, child, parent, strlen(parent), 0, &target) != 1 ||
+        strcasecmp(target, parent) != 0)
+        return 0;
+    if ((size_t)snprintf(field, sizeof(field), "%sId", parent) >= sizeof(field) ||
+        json_object_get(fields, field) != NULL)
+        return 0;
+    return json_object_set_new(fields, field, json_string(parent_id)) == 0
+               ? 0
+               : synth_fail(c, "out of memory");
+}
+
 /* sObject tree: records depth-first, as the classifier yields them. */
-static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, int depth)
+static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, int depth,
+                             size_t parent)
 {
     const char *key,
         *ref =
@@ -1503,6 +1528,9 @@ static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, 
     if (synth_sf_write(c, i, 62, &st, &answer) < 0)
         return -1;
     json_decref(answer);
+    if (depth > 1 &&
+        synth_sf_tree_link(c, i, c->in->ops->v[parent].object, c->out->ids[parent]) < 0)
+        return -1;
     json_array_append_new(results,
                           json_pack("{s:s, s:s}", "referenceId", ref, "id", c->out->ids[i]));
     json_object_foreach(rec, key, v)
@@ -1513,7 +1541,7 @@ static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, 
             continue;
         json_array_foreach(kids, k, kid)
         {
-            if (synth_sf_tree_rec(c, kid, results, depth + 1) < 0)
+            if (synth_sf_tree_rec(c, kid, results, depth + 1, i) < 0)
                 return -1;
         }
     }
@@ -1549,7 +1577,7 @@ static int synth_salesforce(struct synth_ctx *c)
         json_array_foreach(json_object_get(body, "records"), k, rec)
         {
             if (rc == 0)
-                rc = synth_sf_tree_rec(c, rec, results, 1);
+                rc = synth_sf_tree_rec(c, rec, results, 1, 0);
         }
         if (rc == 0 && c->next != c->in->ops->n)
             rc = synth_fail(c, "the tree records do not match the operations");
