@@ -517,7 +517,7 @@ static json_t *synth_hs_object(const char *id, json_t *props, const char *create
  * (written properties plus hs_object_id, created and last-modified; "new"
  * for upsert when is_upsert).
  */
-static int synth_hs_write(struct synth_ctx *c, size_t i, int is_upsert, json_t **obj)
+static int synth_hs_write(struct synth_ctx *c, size_t i, int is_upsert, json_t *input, json_t **obj)
 {
     const struct crm_op *op = &c->in->ops->v[i];
     json_t *before = c->in->before ? c->in->before[i] : NULL;
@@ -556,6 +556,11 @@ static int synth_hs_write(struct synth_ctx *c, size_t i, int is_upsert, json_t *
         json_t *v = synth_hs_value(op->writes[k].name, op->writes[k].value);
         if (v == NULL || json_object_set_new(fields, op->writes[k].name, v) < 0)
             goto nomem;
+        /* an upsert that finds its record answers the properties sent, not the lookup key */
+        if (is_upsert && !create && op->id_property != NULL &&
+            strcmp(op->writes[k].name, op->id_property) == 0 &&
+            json_object_get(json_object_get(input, "properties"), op->id_property) == NULL)
+            continue;
         json_object_set(shown, op->writes[k].name, json_true());
     }
     json_object_set_new(fields, "hs_object_id", json_string(idbuf));
@@ -750,7 +755,7 @@ static int synth_hubspot(struct synth_ctx *c)
                     goto done;
                 continue;
             }
-            if (synth_hs_write(c, i, 0, &obj) < 0)
+            if (synth_hs_write(c, i, 0, NULL, &obj) < 0)
                 goto done;
             last_created = c->out->ids[i];
             if (kind == HS_CREATE)
@@ -778,7 +783,7 @@ static int synth_hubspot(struct synth_ctx *c)
             goto done;
         results = json_array();
         for (size_t i = 0; i < ops->n; i++) {
-            if (synth_hs_write(c, i, up, &obj) < 0)
+            if (synth_hs_write(c, i, up, json_array_get(inputs, i), &obj) < 0)
                 goto done;
             json_array_append_new(results, obj);
             obj = NULL;

@@ -436,7 +436,8 @@ static int exchange_build_records(struct exchange *ex, const char *outcome, char
         .ids = ids,
         .ts_ms = exchange_wall_ms(),
         .request_id = ex->c != NULL ? conn_request_id(ex->c) : NULL,
-        .synthetic = ex->dry,
+        /* only a dry-run answer is synthetic: a refusal or a failed before-state read is not */
+        .synthetic = ex->dry && strcmp(outcome, "dry_run") == 0,
         .keep_volatile = ex->cfg->store_record_volatile,
     };
 

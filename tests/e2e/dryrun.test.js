@@ -465,3 +465,247 @@ test('jsforce in a dry_run workspace: every write kind is answered by crmgate, a
     assert.ok(Array.isArray(raw.body) && raw.body[0].errorCode === 'ENTITY_IS_DELETED', JSON.stringify(raw.body));
   });
 });
+
+/*
+ * The JSON shape of a value: objects by their sorted keys, arrays element by element, scalars
+ * by type. Values (ids, timestamps, names) do not matter, only what a client could trip on.
+ */
+function shape(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return v.map(shape);
+  if (typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, shape(v[k])]));
+  return typeof v;
+}
+
+/* The same write twice through crmgate in the enforce workspace: in dry-run (the header) and forwarded. */
+async function bothWays(base, token, { method, path: p, body }) {
+  const call = (headers) => harness.requestJson(`${base}${p}`, { method, body, headers: { authorization: `Bearer ${token}`, ...headers } });
+  await stack.fake.clearRequests();
+  const dry = await call({ 'x-crmgate-dry-run': '1' });
+  assert.deepEqual(harness.fakeWrites(await stack.fake.requests()), [], `${method} ${p}: the dry-run write reached the CRM`);
+  const real = await call({});
+  assert.ok(harness.fakeWrites(await stack.fake.requests()).length > 0, `${method} ${p}: the enforce write did not reach the CRM`);
+  return { dry, real };
+}
+
+const HS_PARITY = [
+  { method: 'POST', path: '/crm/v3/objects/contacts', body: { properties: { email: 'par1@example.com', firstname: 'Par' }, associations: [] } },
+  { method: 'PATCH', path: '/crm/v3/objects/contacts/8001', body: { properties: { lastname: 'Parity' } } },
+  { method: 'PATCH', path: '/crm/objects/2026-03/deals/7001', body: { properties: { dealstage: 'closedwon' } } },
+  { method: 'POST', path: '/crm/v3/objects/companies/batch/create', body: { inputs: [{ properties: { name: 'P1' }, associations: [] }, { properties: { name: 'P2', domain: 'p2.example' }, associations: [] }] } },
+  { method: 'POST', path: '/crm/v3/objects/contacts/batch/update', body: { inputs: [{ id: '8001', properties: { firstname: 'Par' } }, { id: '8002', properties: { lastname: 'Par' } }] } },
+  { method: 'POST', path: '/crm/v3/objects/contacts/batch/upsert', body: { inputs: [{ idProperty: 'email', id: 'bo@example.com', properties: { lastname: 'Up' } }, { idProperty: 'email', id: 'par2@example.com', properties: { firstname: 'New' } }] } },
+  /* crmgate reads only the primary record (its default properties); HubSpot fills the primary's
+   * empty properties from the merged record, values the dry-run answer cannot know: its
+   * properties must be a subset of the CRM's */
+  { method: 'POST', path: '/crm/v3/objects/contacts/merge', body: { primaryObjectId: '8001', objectIdToMerge: '8004' }, propsSubset: true },
+  { method: 'PUT', path: '/crm/v4/objects/contacts/8002/associations/companies/9001', body: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 1 }] },
+  { method: 'PUT', path: '/crm/v4/objects/deals/7001/associations/default/contacts/8002' },
+  { method: 'POST', path: '/crm/v4/associations/contacts/companies/batch/create', body: { inputs: [{ from: { id: '8001' }, to: { id: '9001' }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 279 }] }] } },
+  { method: 'POST', path: '/crm/v4/associations/contacts/companies/batch/associate/default', body: { inputs: [{ from: { id: '8003' }, to: { id: '9002' } }] } },
+  { method: 'POST', path: '/crm/v3/associations/contacts/companies/batch/create', body: { inputs: [{ from: { id: '8005' }, to: { id: '9001' }, type: 'contact_to_company' }] } },
+  { method: 'POST', path: '/crm/v4/associations/contacts/companies/batch/labels/archive', body: { inputs: [{ from: { id: '8002' }, to: { id: '9001' }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 1 }] }] } },
+  { method: 'POST', path: '/crm/v4/associations/contacts/companies/batch/archive', body: { inputs: [{ from: { id: '8001' }, to: [{ id: '9001' }] }] } },
+  { method: 'POST', path: '/crm/v3/associations/contacts/companies/batch/archive', body: { inputs: [{ from: { id: '8005' }, to: { id: '9001' }, type: 'contact_to_company' }] } },
+  { method: 'DELETE', path: '/crm/v4/objects/contacts/8003/associations/companies/9002' },
+  { method: 'DELETE', path: '/crm/v3/objects/contacts/8003' },
+  { method: 'POST', path: '/crm/v3/objects/companies/batch/archive', body: { inputs: [{ id: '9002' }] } },
+  { method: 'POST', path: '/crm/v3/objects/contacts/gdpr-delete', body: { objectId: '8005' } },
+];
+
+const SF_PARITY = [
+  { method: 'POST', path: `${SF}/sobjects/Account`, body: { Name: 'Parity Inc' } },
+  { method: 'PATCH', path: `${SF}/sobjects/Account/${ACME}`, body: { Industry: 'Parity' } },
+  { method: 'POST', path: `${SF}/sobjects/Account/${GLOBEX}?_HttpMethod=PATCH`, body: { Industry: 'Override' } },
+  { method: 'PATCH', path: `${SF}/sobjects/Account/Ext__c/ACME-1`, body: { Name: 'Acme Parity' } },
+  { method: 'PATCH', path: `${SF}/sobjects/Account/Ext__c/PAR-1`, body: { Name: 'Par One' } },
+  { method: 'PATCH', path: '/services/data/v45.0/sobjects/Account/Ext__c/ACME-1', body: { Industry: 'Old API' } },
+  { method: 'PATCH', path: '/services/data/v45.0/sobjects/Account/Ext__c/PAR-2', body: { Name: 'Par Two' } },
+  { method: 'POST', path: `${SF}/composite/sobjects`, body: { allOrNone: true, records: [{ attributes: { type: 'Account' }, Name: 'PC1' }, { attributes: { type: 'Contact' }, LastName: 'PC2' }] } },
+  { method: 'PATCH', path: `${SF}/composite/sobjects`, body: { allOrNone: false, records: [{ attributes: { type: 'Account' }, id: ACME, Industry: 'Coll' }, { attributes: { type: 'Account' }, id: GLOBEX, Industry: 'Coll' }] } },
+  { method: 'PATCH', path: `${SF}/composite/sobjects/Account/Ext__c`, body: { allOrNone: false, records: [{ attributes: { type: 'Account' }, Ext__c: 'GLOBEX-1', Industry: 'Up' }, { attributes: { type: 'Account' }, Ext__c: 'PAR-3', Name: 'Par Three' }] } },
+  { method: 'POST', path: `${SF}/composite`, body: { allOrNone: true, compositeRequest: [
+    { method: 'POST', url: `${SF}/sobjects/Account`, referenceId: 'a', body: { Name: 'Comp Par' } },
+    { method: 'PATCH', url: `${SF}/sobjects/Account/@{a.id}`, referenceId: 'b', body: { Industry: 'X' } },
+    { method: 'PATCH', url: `${SF}/sobjects/Account/Ext__c/PAR-4`, referenceId: 'c', body: { Name: 'Par Four' } },
+    { method: 'DELETE', url: `${SF}/sobjects/Account/@{a.id}`, referenceId: 'd' }] } },
+  { method: 'POST', path: `${SF}/composite/batch`, body: { batchRequests: [
+    { method: 'PATCH', url: `v${VERSION}/sobjects/Account/${ACME}`, richInput: { Industry: 'Batch' } },
+    { method: 'POST', url: `v${VERSION}/sobjects/Contact`, richInput: { LastName: 'Batchy' } }] } },
+  { method: 'POST', path: `${SF}/composite/tree/Account`, body: { records: [{ attributes: { type: 'Account', referenceId: 'r1' }, Name: 'Tree Par',
+    Contacts: { records: [{ attributes: { type: 'Contact', referenceId: 'r2' }, LastName: 'Twig' }] } }] } },
+  { method: 'DELETE', path: `${SF}/composite/sobjects?ids=${UMBRELLA}&allOrNone=false` },
+  { method: 'DELETE', path: `${SF}/sobjects/Account/${INITECH}` },
+];
+
+test('parity: what crmgate synthesizes has the status and JSON shape of the CRM\'s own answer', { skip: GATE }, async () => {
+  const mismatches = [];
+  for (const [crm, base, token, cases] of [['hubspot', stack.hubspotBase, HS_TOKEN, HS_PARITY], ['salesforce', stack.salesforceBase, SF_TOKEN, SF_PARITY]]) {
+    for (const c of cases) {
+      const { dry, real } = await bothWays(base, token, c);
+      const what = `${crm} ${c.method} ${c.path}`;
+      assert.ok(real.status >= 200 && real.status < 300, `${what}: the fake answered ${real.status} ${JSON.stringify(real.body)}`);
+      assert.equal(dry.headers['x-crmgate-decision'], 'dry_run', what);
+      assert.equal(real.headers['x-crmgate-decision'], 'allow', what);
+      if (dry.status !== real.status) mismatches.push(`${what}: status ${dry.status} (dry-run) vs ${real.status} (CRM)`);
+      const dct = (dry.headers['content-type'] || '').split(';')[0];
+      const rct = (real.headers['content-type'] || '').split(';')[0];
+      if (dct !== rct) mismatches.push(`${what}: content-type ${dct} vs ${rct}`);
+      if (c.propsSubset && dry.body && real.body && real.body.properties) {
+        const extra = Object.keys(dry.body.properties).filter((k) => !(k in real.body.properties));
+        if (extra.length) mismatches.push(`${what}: properties ${extra} not in the CRM's answer`);
+        for (const k of Object.keys(real.body.properties)) if (!(k in dry.body.properties)) delete real.body.properties[k];
+      }
+      const ds = JSON.stringify(shape(dry.body));
+      const rs = JSON.stringify(shape(real.body));
+      if (ds !== rs) mismatches.push(`${what}:\n  dry-run ${ds}\n  CRM     ${rs}`);
+    }
+  }
+  assert.deepEqual(mismatches, []);
+});
+
+test('X-Crmgate-Dry-Run: 1 answers one write synthetically in an enforce workspace; 0 never turns dry-run off; the header never goes upstream', { skip: GATE }, async () => {
+  const hsPatch = (token, headers, amount) => harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/deals/7001`, {
+    method: 'PATCH', headers: { authorization: `Bearer ${token}`, ...headers }, body: { properties: { amount } } });
+  const hsAmount = async (token, headers = {}) => (await harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/deals/7001?properties=amount`, {
+    headers: { authorization: `Bearer ${token}`, ...headers } })).body.properties.amount;
+  const crmAmount = async () => (await stack.fake.state()).hubspot.objects.deals.find((d) => d.id === '7001').properties.amount;
+  const start = await crmAmount();
+  newRecords();
+
+  /* enforce workspace, header on: answered by crmgate, nothing forwarded */
+  for (const [v, amount] of [['1', '501'], ['true', '502'], ['TRUE', '503']]) {
+    const r = await noWrite(() => hsPatch(HS_TOKEN, { 'X-Crmgate-Dry-Run': v }, amount));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.properties.amount, amount);
+    assert.equal(r.headers['x-crmgate-decision'], 'dry_run');
+    expectDry(newRecords(), [{ object: 'deals', verb: 'update', record: '7001' }], 'e2e-open');
+  }
+  /* its reads see the dry-run value only when they ask for dry-run too */
+  assert.equal(await hsAmount(HS_TOKEN, { 'x-crmgate-dry-run': '1' }), '503');
+  assert.equal(await hsAmount(HS_TOKEN), start);
+  /* jsforce passes the header per call */
+  const res = await noWrite(() => sf(SF_TOKEN).sobject('Account').update({ Id: GLOBEX, Description: 'dry' }, { headers: { 'X-Crmgate-Dry-Run': '1' } }));
+  assert.deepEqual(res, { id: GLOBEX, success: true, errors: [] });
+  expectDry(newRecords(), [{ crm: 'salesforce', verb: 'update', record: GLOBEX, fields: { Description: [null, 'dry'] } }], 'e2e-open');
+
+  /* dry_run workspace: 0, false, an empty value never turn it off */
+  for (const v of ['0', 'false', 'False', '']) {
+    const r = await noWrite(() => hsPatch(HS_DRY, { 'X-Crmgate-Dry-Run': v }, `60${v.length}`));
+    assert.equal(r.status, 200, `${JSON.stringify(v)}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.headers['x-crmgate-decision'], 'dry_run');
+    expectDry(newRecords(), [{ object: 'deals', verb: 'update', record: '7001' }]);
+  }
+  await noWrite(() => sf(SF_DRY).sobject('Account').update({ Id: GLOBEX, Description: 'still dry' }, { headers: { 'X-Crmgate-Dry-Run': '0' } }));
+  expectDry(newRecords(), [{ crm: 'salesforce', verb: 'update', record: GLOBEX }]);
+
+  /* a bad value: 400 naming the header, in both workspaces, nothing sent, nothing recorded */
+  for (const token of [HS_TOKEN, HS_DRY]) {
+    await stack.fake.clearRequests();
+    const r = await hsPatch(token, { 'X-Crmgate-Dry-Run': 'yes' }, '700');
+    assert.equal(r.status, 400);
+    assert.equal(r.headers['x-crmgate-error'], 'bad_context_header');
+    assert.match(r.body.message, /X-Crmgate-Dry-Run must be 1 or true/);
+    assert.deepEqual(await stack.fake.requests(), []);
+    assert.deepEqual(newRecords(), []);
+  }
+  await rejectsWith(sf(SF_TOKEN).sobject('Account').update({ Id: GLOBEX, Description: 'x' }, { headers: { 'X-Crmgate-Dry-Run': '2' } }),
+    (e) => assert.match(e.message, /X-Crmgate-Dry-Run/));
+  assert.deepEqual(newRecords(), []);
+
+  /* enforce workspace, header 0: forwarded, without the header */
+  await stack.fake.clearRequests();
+  const fwd = await hsPatch(HS_TOKEN, { 'X-Crmgate-Dry-Run': '0' }, '800');
+  assert.equal(fwd.status, 200);
+  assert.equal(fwd.headers['x-crmgate-decision'], 'allow');
+  assert.equal(await crmAmount(), '800');
+  const sent = await stack.fake.requests();
+  assert.ok(sent.some((r) => r.method === 'PATCH'));
+  for (const r of sent) assert.deepEqual(Object.keys(r.headers).filter((h) => /crmgate/i.test(h)), [], `${r.method} ${r.path}`);
+  harness.expectAuditRecords(newRecords(), [{ object: 'deals', verb: 'update', record: '7001', outcome: 'allowed', decision: 'allow' }], { workspace: 'e2e-open' });
+});
+
+test('a write dry-run cannot answer gets 403 in the CRM\'s shape, is audited as denied, and nothing is forwarded', { skip: GATE }, async () => {
+  newRecords();
+  /* a composite that reads: the read's answer cannot be synthesized */
+  const err = await noWrite(() => rejectsWith(sf().requestPost(`${SF}/composite`, { compositeRequest: [
+    { method: 'GET', url: `${SF}/sobjects/Account/${ACME}?fields=Name`, referenceId: 'r' },
+    { method: 'PATCH', url: `${SF}/sobjects/Account/${ACME}`, referenceId: 'w', body: { Name: 'Never' } }] }), (e) => {
+    assert.equal(e.errorCode, 'INSUFFICIENT_ACCESS');
+    assert.match(e.message, /cannot answer this write in dry-run.*neither sent nor answered.*mixes reads and writes/);
+  }));
+  assert.ok(err);
+  const recs = newRecords();
+  harness.expectAuditRecords(recs, [{ verb: 'read', outcome: 'denied' }, { verb: 'update', record: ACME, outcome: 'denied' }], { workspace: 'dry' });
+  assert.equal(harness.fieldMap(recs[1]).Name[1], 'Never', 'a refused write is recorded with what it tried to write');
+  for (const r of recs) assert.equal(r.error, 'dry_run_unsupported');
+
+  const refusals = [
+    ['salesforce', 'POST', `${SF}/composite/graph`, { graphs: [{ graphId: 'g1', compositeRequest: [
+      { method: 'POST', url: `${SF}/sobjects/Account`, referenceId: 'a', body: { Name: 'Graph Co' } }] }] }, /composite\/graph/],
+    ['hubspot', 'PUT', '/crm/v3/objects/contacts/8001/associations/companies/9001/contact_to_company', undefined, /v3 association PUT/],
+  ];
+  for (const [crm, method, p, body, why] of refusals) {
+    const base = crm === 'hubspot' ? stack.hubspotBase : stack.salesforceBase;
+    const r = await noWrite(() => harness.requestJson(`${base}${p}`, { method, body, headers: { authorization: `Bearer ${crm === 'hubspot' ? HS_DRY : SF_DRY}` } }));
+    assert.equal(r.status, 403, `${method} ${p}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.headers['x-crmgate-error'], 'dry_run_unsupported');
+    assert.match(r.headers['content-type'], /^application\/json/);
+    if (crm === 'hubspot') {
+      assert.equal(r.body.status, 'error');
+      assert.equal(r.body.category, 'MISSING_SCOPES');
+      assert.match(r.body.message, why);
+    } else {
+      assert.ok(Array.isArray(r.body), JSON.stringify(r.body));
+      assert.equal(r.body[0].errorCode, 'INSUFFICIENT_ACCESS');
+      assert.match(r.body[0].message, why);
+    }
+    const rs = newRecords();
+    assert.ok(rs.length >= 1);
+    for (const rec of rs) assert.equal(rec.outcome, 'denied');
+  }
+  /* the HubSpot SDK surfaces the message: an update of a record that does not exist */
+  await noWrite(() => rejectsWith(hs().crm.contacts.basicApi.update('999999', { properties: { firstname: 'Nobody' } }), (e) => {
+    assert.equal(e.code, 403);
+    assert.match(e.body.message, /contacts 999999 does not exist/);
+  }));
+  harness.expectAuditRecords(newRecords(), [{ verb: 'update', record: '999999', outcome: 'denied' }], { workspace: 'dry' });
+});
+
+test('dry-run fails closed: with the audit store full, writes get 503 and nothing is forwarded', { skip: GATE, timeout: 60000 }, async () => {
+  const fake = await harness.startFake();
+  const rulesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-dry-rules-'));
+  fs.writeFileSync(path.join(rulesDir, 'dry.json'), JSON.stringify(RULES['dry.json']));
+  const gate = await harness.startCrmgate({
+    upstreams: { hubspot: fake.url },
+    config: { store: { map_bytes: 131072, max_map_bytes: 262144 }, rules_dir: rulesDir,
+      callers: [{ token_sha256: harness.sha256(HS_DRY), workspace: 'dry', kind: 'workflow' }] },
+  });
+  try {
+    await fake.seed({ hubspot: { objects: { contacts: [{ id: '8200', properties: { firstname: 'x' } }] } } });
+    const auth = { authorization: `Bearer ${HS_DRY}` };
+    const patch = (v) => harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/8200`, { method: 'PATCH', headers: auth, body: { properties: { firstname: v } } });
+    let refused = null;
+    for (let i = 0; i < 2000 && !refused; i++) {
+      const r = await patch(`v${i}-${'x'.repeat(200)}`);
+      if (r.status === 503) refused = r;
+      else assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    assert.ok(refused, 'the tiny map never filled');
+    assert.equal(refused.headers['x-crmgate-error'], 'audit_store_full');
+    assert.match(refused.body.message, /audit store is full/);
+    for (let k = 0; k < 3; k++) {
+      const w = await patch(`late${k}`);
+      assert.equal(w.status, 503);
+      const r = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/8200?properties=firstname`, { headers: auth });
+      assert.equal(r.status, 200, 'reads are still served');
+      assert.match(r.body.properties.firstname, /^v\d+-/, 'the last recorded dry-run value, not a refused one');
+    }
+    assert.deepEqual(harness.fakeWrites(await fake.requests()), [], 'no write reached the CRM');
+    assert.equal((await fake.state()).hubspot.objects.contacts.find((c) => c.id === '8200').properties.firstname, 'x');
+  } finally {
+    await gate.stop();
+    await fake.stop();
+    fs.rmSync(rulesDir, { recursive: true, force: true });
+  }
+});
