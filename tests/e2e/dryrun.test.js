@@ -709,3 +709,65 @@ test('dry-run fails closed: with the audit store full, writes get 503 and nothin
     fs.rmSync(rulesDir, { recursive: true, force: true });
   }
 });
+
+test('records named by an id property (email, external id) see earlier dry-run writes, through writes and reads', { skip: GATE }, async () => {
+  const contacts = hs().crm.contacts;
+  newRecords();
+  await noWrite(async () => {
+    /* a record created by upsert is updated, not created again, by the next upsert */
+    const a = await contacts.batchApi.upsert({ inputs: [{ idProperty: 'email', id: 'alias@example.com', properties: { firstname: 'A1' } }] });
+    assert.equal(a.results[0]._new, true);
+    const b = await contacts.batchApi.upsert({ inputs: [{ idProperty: 'email', id: 'ALIAS@example.com', properties: { firstname: 'A2' } }] });
+    assert.equal(b.results[0]._new, false);
+    assert.equal(b.results[0].id, a.results[0].id);
+    expectDry(newRecords().slice(1), [{ verb: 'upsert', record: 'ALIAS@example.com', fields: { firstname: ['A1', 'A2'], email: ['alias@example.com', 'ALIAS@example.com'] } }]);
+    /* single and batch reads by email: the dry-run-only record and a CRM record with dry-run values */
+    const one = await contacts.basicApi.getById('alias@example.com', ['firstname'], undefined, undefined, false, 'email');
+    assert.deepEqual([one.id, one.properties.firstname], [a.results[0].id, 'A2']);
+    await contacts.basicApi.update('8002', { properties: { jobtitle: 'Dry job' } });
+    const two = await contacts.basicApi.getById('bo@example.com', ['jobtitle'], undefined, undefined, false, 'email');
+    assert.deepEqual([two.id, two.properties.jobtitle], ['8002', 'Dry job']);
+    const br = await contacts.batchApi.read({ idProperty: 'email', inputs: [{ id: 'bo@example.com' }, { id: 'alias@example.com' }], properties: ['email', 'firstname', 'jobtitle'], propertiesWithHistory: [] });
+    assert.equal(br.numErrors, undefined, JSON.stringify(br));
+    assert.deepEqual(br.results.map((r) => [r.id, r.properties.firstname, r.properties.jobtitle]).sort(),
+      [['8002', 'Bob', 'Dry job'], [a.results[0].id, 'A2', null]].sort());
+    newRecords();
+
+    const acc = sf().sobject('Account');
+    const x = await acc.upsert({ Ext__c: 'ALIAS-1', Name: 'Alias One' }, 'Ext__c');
+    assert.equal(x.created, true);
+    const y = await acc.upsert({ Ext__c: 'ALIAS-1', Name: 'Alias Two' }, 'Ext__c');
+    assert.deepEqual(y, { id: x.id, success: true, errors: [], created: false });
+    expectDry(newRecords().slice(1), [{ verb: 'upsert', record: 'ALIAS-1', fields: { Name: ['Alias One', 'Alias Two'] } }]);
+    const byExt = await sf().request(`${SF}/sobjects/Account/Ext__c/ALIAS-1?fields=Name`);
+    assert.deepEqual([byExt.Id, byExt.Name], [x.id, 'Alias Two']);
+    await acc.update({ Id: GLOBEX, Description: 'seen by external id' });
+    const crmRec = await sf().request(`${SF}/sobjects/Account/Ext__c/GLOBEX-1?fields=Description`);
+    assert.equal(crmRec.Description, 'seen by external id');
+  });
+});
+
+test('what dry-run does not reflect: HubSpot search and lists, SOQL queries and association lists come from the CRM', { skip: GATE }, async () => {
+  const c = hs();
+  await noWrite(async () => {
+    await c.crm.contacts.basicApi.update('8002', { properties: { lastname: 'Searchable' } });
+    const found = await c.crm.contacts.searchApi.doSearch({ filterGroups: [{ filters: [{ propertyName: 'lastname', operator: 'EQ', value: 'Searchable' }] }], properties: ['lastname'], limit: 10 });
+    assert.equal(found.total, 0, 'HubSpot search runs on the CRM, which never saw the dry-run write');
+    const bo = await c.crm.contacts.searchApi.doSearch({ filterGroups: [{ filters: [{ propertyName: 'email', operator: 'EQ', value: 'bo@example.com' }] }], properties: ['lastname'], limit: 10 });
+    assert.notEqual(bo.results[0].properties.lastname, 'Searchable', 'search results carry the CRM values');
+    const page = await c.crm.contacts.basicApi.getPage(100, undefined, ['lastname']);
+    assert.ok(!page.results.some((r) => r.properties.lastname === 'Searchable'), 'lists carry the CRM values');
+    const listed = async () => (await c.crm.associations.v4.basicApi.getPage('companies', '9001', 'deals')).results.map((r) => String(r.toObjectId));
+    const was = await listed();
+    assert.ok(!was.includes('7001'));
+    await c.crm.associations.v4.basicApi.create('companies', '9001', 'deals', '7001', [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 342 }]);
+    assert.deepEqual(await listed(), was, 'association lists carry the CRM associations');
+
+    const conn = sf();
+    await conn.sobject('Account').update({ Id: GLOBEX, Description: 'queried' });
+    const q = await conn.query(`SELECT Id, Description FROM Account WHERE Id = '${GLOBEX}'`);
+    assert.notEqual(q.records[0].Description, 'queried', 'SOQL runs on the CRM');
+    const none = await conn.query("SELECT Id FROM Account WHERE Description = 'queried'");
+    assert.equal(none.totalSize, 0);
+  });
+});
