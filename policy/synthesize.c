@@ -1777,6 +1777,31 @@ static json_t *synth_not_found(enum crm crm)
                      "OBJECT_NOT_FOUND");
 }
 
+int synth_is_single_read(enum crm crm, const struct crm_request *req)
+{
+    struct synth_path p;
+    int version, single = 0;
+    size_t f;
+
+    if (req == NULL || req->method == NULL ||
+        (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0))
+        return 0;
+    if (crm == CRM_HUBSPOT) {
+        if (synth_split(req->path, &p) < 0)
+            return 0;
+        single = p.n == 5 && synth_is(&p, 0, "crm") &&
+                 ((synth_is(&p, 1, "v3") && synth_is(&p, 2, "objects")) ||
+                  (synth_is(&p, 1, "objects") && synth_is_date(p.seg[2])));
+    } else if (crm == CRM_SALESFORCE) {
+        if (synth_sf_path(req->path, &p, &version, &f) < 0)
+            return 0;
+        single = synth_is(&p, f, "sobjects") && (p.n == f + 3 || p.n == f + 4);
+    }
+    free(p.buf);
+    p.buf = NULL;
+    return single;
+}
+
 int synth_read_answer(enum crm crm, const struct crm_request *req, const struct crm_op *op,
                       const json_t *rec, long long now_ms, int *status, char **body,
                       size_t *body_len, char *err, size_t errlen)
@@ -1866,15 +1891,16 @@ static void synth_hs_fix_errors(json_t *answer, int *status)
 }
 
 static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t **answer,
-                          int *status, char *err, size_t errlen)
+                          int *status, int single, char *err, size_t errlen)
 {
     int changed = 0;
     json_t *results = json_object_get(*answer, "results");
 
-    if (ops->n == 1 && !json_is_array(results)) {
-        const json_t *rec = recs[0];
+    if (single) {
+        const json_t *rec = ops->n == 1 ? recs[0] : NULL;
         json_t *obj;
-        if (rec == NULL)
+        /* the CRM's refusals (a bad property, an expired token) stand */
+        if (rec == NULL || (*status != 404 && (*status < 200 || *status > 299)))
             return 0;
         if (json_is_true(json_object_get(rec, "deleted"))) {
             obj = synth_not_found(CRM_HUBSPOT);
@@ -1897,7 +1923,7 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
         return 1;
     }
     if (!json_is_array(results))
-        return synth_errf(err, errlen, "the batch answer has no results");
+        return 0; /* an error answer to the whole batch stands */
     for (size_t i = 0; i < ops->n; i++) {
         const json_t *rec = recs[i];
         const char *id = json_string_value(json_object_get(rec, "id"));
@@ -1949,17 +1975,19 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
 }
 
 static int synth_sf_merge(const struct crm_request *req, const struct crm_ops *ops,
-                          json_t *const *recs, json_t **answer, int *status, char *err,
+                          json_t *const *recs, json_t **answer, int *status, int single, char *err,
                           size_t errlen)
 {
     char version[32];
     int changed = 0;
 
     synth_sf_version(req, version, sizeof(version));
-    if (!json_is_array(*answer) || *status == 404) {
-        /* single GET (a 404 is an array of errors) */
+    if (!single && (!json_is_array(*answer) || *status != 200))
+        return 0; /* an error answer to the whole retrieve stands */
+    if (single) {
+        /* single GET (a 404 is an array of errors); the CRM's other refusals stand */
         json_t *obj = NULL;
-        if (ops->n != 1 || recs[0] == NULL)
+        if (ops->n != 1 || recs[0] == NULL || (*status != 404 && (*status < 200 || *status > 299)))
             return 0;
         if (json_is_true(json_object_get(recs[0], "deleted"))) {
             obj = synth_not_found(CRM_SALESFORCE);
@@ -2009,8 +2037,10 @@ int synth_overlay_merge(enum crm crm, const struct crm_request *req, const struc
             return synth_errf(err, errlen, "the overlay merges into record reads only");
     }
     if (crm == CRM_HUBSPOT)
-        return synth_hs_merge(ops, recs, answer, status, err, errlen);
+        return synth_hs_merge(ops, recs, answer, status, synth_is_single_read(crm, req), err,
+                              errlen);
     if (crm == CRM_SALESFORCE)
-        return synth_sf_merge(req, ops, recs, answer, status, err, errlen);
+        return synth_sf_merge(req, ops, recs, answer, status, synth_is_single_read(crm, req), err,
+                              errlen);
     return synth_errf(err, errlen, "no CRM");
 }

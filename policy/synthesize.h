@@ -83,6 +83,14 @@ int synth_response(const struct synth_request *in, struct synth_response *out, c
 void synth_response_free(struct synth_response *out, size_t nops);
 
 /*
+ * 1 when req is a single-record read (HubSpot GET /crm/v3/objects/{t}/{id},
+ * Salesforce GET /sobjects/{S}/{id} or /sobjects/{S}/{field}/{value}), whose
+ * answer synth_read_answer can give; 0 for anything else (batch reads and
+ * collections retrieves keep their own shapes).
+ */
+int synth_is_single_read(enum crm crm, const struct crm_request *req);
+
+/*
  * Read-your-writes for a record known only to the overlay: the answer the
  * CRM would give to the single-record read op of req (the Salesforce api
  * version comes from req's path) from the overlay record rec: status 200

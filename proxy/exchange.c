@@ -1113,6 +1113,11 @@ static int exchange_overlay_read(struct exchange *ex)
         int status = 0;
         if (enforce_view_init(&v, ex->req, ex->rest) < 0)
             goto oom;
+        if (!synth_is_single_read(ex->crm, &v.cr)) {
+            /* a batch read of it alone: forwarded, and the answer merged in its own shape */
+            enforce_view_free(&v);
+            return 0;
+        }
         if (synth_read_answer(ex->crm, &v.cr, &ex->ef.ops.v[0], ex->overlay[0], exchange_wall_ms(),
                               &status, &body, &blen, err, sizeof(err)) < 0) {
             enforce_view_free(&v);

@@ -182,6 +182,8 @@ test('HubSpot SDK in a dry_run workspace: every write kind is answered by crmgat
       { verb: 'associate', record: made.id, fields: {} },
     ]);
     assert.deepEqual(cr[1].to, { object: 'companies', id: '9001' });
+    const alone = await contacts.batchApi.read({ inputs: [{ id: made.id }], properties: ['firstname'], propertiesWithHistory: [] });
+    assert.deepEqual(alone.results.map((r) => [r.id, r.properties.firstname]), [[made.id, 'Zed']], 'a batch read of the dry-run record alone keeps the batch shape');
     const back = await contacts.basicApi.getById(made.id, ['email', 'firstname']);
     assert.equal(back.id, made.id);
     assert.equal(back.properties.firstname, 'Zed');
@@ -336,6 +338,9 @@ test('jsforce in a dry_run workspace: every write kind is answered by crmgate, a
     assert.deepEqual(made.errors, []);
     assertSfId(made.id, '001');
     expectDry(newRecords(), [{ verb: 'create', record: made.id, fields: { Name: [null, 'Hooli'] } }]);
+    const alone = await acc.retrieve([made.id], { fields: ['Name'] });
+    assert.ok(Array.isArray(alone), `a collections retrieve of the dry-run record alone keeps its array shape: ${JSON.stringify(alone)}`);
+    assert.deepEqual(alone.map((r) => r.Name), ['Hooli']);
     const back = await acc.retrieve(made.id, { fields: ['Name'] });
     assert.equal(back.Id, made.id);
     assert.equal(back.Name, 'Hooli');
