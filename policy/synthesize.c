@@ -815,8 +815,12 @@ static int synth_hubspot(struct synth_ctx *c)
         const char *bid, *merged, *created = synth_hs_created(op->object);
         char *list = NULL;
         size_t len;
-        if (synth_verbs(c, CRM_VERB_MERGE, CRM_VERB_UNKNOWN) < 0 || ops->n != 1)
+        if (synth_verbs(c, CRM_VERB_MERGE, CRM_VERB_UNKNOWN) < 0)
             goto done;
+        if (ops->n != 1 || op->record_id == NULL || op->to_id == NULL) {
+            synth_fail(c, "a merge names one primary record and one record to merge");
+            goto done;
+        }
         if (before == NULL) {
             synth_fail(c, "%s %s does not exist: HubSpot would answer 404", op->object,
                        op->record_id);
@@ -907,6 +911,8 @@ static int synth_hubspot(struct synth_ctx *c)
             else
                 obj = json_pack("{s:{s:s}, s:{s:s}, s:O}", "from", "id", ops->v[i].record_id, "to",
                                 "id", ops->v[i].to_id, "type", json_object_get(in, "type"));
+            if (obj == NULL && c->errlen > 0 && c->err[0] == '\0')
+                synth_fail(c, "association input %zu lacks what its answer needs", i);
             if (obj == NULL || synth_set_id(c, i, ops->v[i].record_id) < 0)
                 goto done;
             json_array_append_new(results, obj);
@@ -1410,8 +1416,10 @@ static int synth_sf_composite(struct synth_ctx *c, json_t *body, int batch)
     size_t k;
 
     c->refs = json_object();
-    if (list == NULL || c->refs == NULL || !json_is_array(subs))
+    if (list == NULL || c->refs == NULL)
         goto fail;
+    if (!json_is_array(subs) || json_array_size(subs) == 0)
+        goto fail_msg;
     json_array_foreach(subs, k, sub)
     {
         const char *url = json_string_value(json_object_get(sub, "url"));
@@ -1795,7 +1803,10 @@ int synth_is_single_read(enum crm crm, const struct crm_request *req)
     } else if (crm == CRM_SALESFORCE) {
         if (synth_sf_path(req->path, &p, &version, &f) < 0)
             return 0;
-        single = synth_is(&p, f, "sobjects") && (p.n == f + 3 || p.n == f + 4);
+        /* /sobjects/S/{id}/{relationship} is a traversal, not the row */
+        single =
+            synth_is(&p, f, "sobjects") &&
+            (p.n == f + 3 || (p.n == f + 4 && !sf_id_valid(p.seg[f + 2], strlen(p.seg[f + 2]))));
     }
     free(p.buf);
     p.buf = NULL;

@@ -648,7 +648,11 @@ test('a write dry-run cannot answer gets 403 in the CRM\'s shape, is audited as 
   const refusals = [
     ['salesforce', 'POST', `${SF}/composite/graph`, { graphs: [{ graphId: 'g1', compositeRequest: [
       { method: 'POST', url: `${SF}/sobjects/Account`, referenceId: 'a', body: { Name: 'Graph Co' } }] }] }, /composite\/graph/],
+    ['salesforce', 'POST', `${SF}/composite`, { compositeRequest: [
+      { method: 'PATCH', url: `${SF}/sobjects/Account/@{nope.id}`, referenceId: 'x', body: { Name: 'y' } }] }, /reference .* does not resolve/],
+    ['salesforce', 'POST', `${SF}/sobjects/Widget__c`, { Name: 'w' }, /no key prefix is known for Widget__c/],
     ['hubspot', 'PUT', '/crm/v3/objects/contacts/8001/associations/companies/9001/contact_to_company', undefined, /v3 association PUT/],
+    ['hubspot', 'POST', '/contacts/v1/contact/vid/8001/profile', { properties: [{ property: 'firstname', value: 'Legacy' }] }, /cannot answer this HubSpot endpoint/],
   ];
   for (const [crm, method, p, body, why] of refusals) {
     const base = crm === 'hubspot' ? stack.hubspotBase : stack.salesforceBase;
