@@ -465,7 +465,7 @@ static uint64_t synth_rand(struct synth_ctx *c)
 static int synth_hs_new_id(struct synth_ctx *c, char *buf, size_t len)
 {
     for (int t = 0; t < SYNTH_ID_TRIES; t++) {
-        unsigned long long v = 10000000000ULL + synth_rand(c) % 90000000000ULL;
+        unsigned long long v = SYNTH_HS_ID_BASE + synth_rand(c) % SYNTH_HS_ID_SPAN;
         snprintf(buf, len, "%llu", v);
         if (!synth_id_taken(c, buf))
             return 0;

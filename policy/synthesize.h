@@ -19,9 +19,12 @@
  * composite or batch with a read subrequest (a read cannot be synthesized),
  * an object without a known key prefix (no id can be minted for it).
  *
- * Synthetic ids: HubSpot 11-digit numeric strings (10^10 .. 10^11, above
- * 2^31, below 2^53); Salesforce prefix + "DR0" (a pod that marks dry-run ids
- * for a human) + 9 random base-62 characters + the case checksum.
+ * Synthetic ids: HubSpot 16-digit numeric strings starting with 8 (8*10^15
+ * .. 9*10^15: above any id HubSpot has handed out, whose ids have 11 or 12
+ * digits, so a synthetic id never shadows a real record in the overlay, and
+ * below 2^53, so JavaScript keeps it exact); Salesforce prefix + "DR0" (a pod
+ * that marks dry-run ids for a human) + 9 random base-62 characters + the
+ * case checksum.
  *
  * Pure: libc and jansson (and the classifiers' schema), no I/O, no clock.
  */
@@ -42,6 +45,8 @@
 #define SYNTH_MAX_PATH    4096
 #define SYNTH_ID_TRIES    8 /* fresh random ids drawn before giving up on a collision */
 #define SYNTH_MAX_REF_LEN 256
+#define SYNTH_HS_ID_BASE  8000000000000000ULL /* HubSpot synthetic ids: 8*10^15 .. */
+#define SYNTH_HS_ID_SPAN  1000000000000000ULL /* .. 9*10^15 (2^53 is about 9.007*10^15) */
 
 struct synth_request {
     enum crm crm;

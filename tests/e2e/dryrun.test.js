@@ -106,9 +106,12 @@ function expectDry(recs, want, workspace = 'dry') {
   harness.expectAuditRecords(recs, want.map((w) => ({ outcome: 'dry_run', decision: 'dry_run', ...w })), { workspace, synthetic: true });
 }
 
-/* HubSpot ids: numeric strings that stay exact in a JavaScript number. */
+/*
+ * Synthetic HubSpot ids: numeric strings that stay exact in a JavaScript number, 16 digits from
+ * 8*10^15, above any real HubSpot id (so none can stand for a real record).
+ */
 function assertHsId(id) {
-  assert.match(id, /^[1-9]\d*$/, `HubSpot id ${id}`);
+  assert.match(id, /^8\d{15}$/, `HubSpot id ${id}`);
   assert.ok(Number.isSafeInteger(Number(id)), `HubSpot id ${id} is not a safe integer`);
 }
 
