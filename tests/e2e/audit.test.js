@@ -13,7 +13,6 @@ const assert = require('node:assert/strict');
 const { Client } = require('@hubspot/api-client');
 const jsforce = require('jsforce');
 const harness = require('./harness.js');
-const { idChecksum } = require('../fakecrm/salesforce.js');
 
 const HS_TOKEN = harness.OPEN_TOKENS[1];
 const SF_TOKEN = harness.OPEN_TOKENS[3];
@@ -21,10 +20,7 @@ const DENY_TOKEN = 'pat-na1-deny0000-0000-0000-0000-000000000009';
 const VERSION = '62.0';
 const GATE = harness.crmgateAvailable() ? false : `crmgate binary not built (${harness.crmgateBinary()})`;
 
-function sid(prefix, n) {
-  const id15 = prefix + 'Seed' + String(n).padStart(8, '0');
-  return id15 + idChecksum(id15);
-}
+const sid = (prefix, n) => harness.sfId(prefix, 'Seed', n);
 const ACME = sid('001', 1);
 const GLOBEX = sid('001', 2);
 

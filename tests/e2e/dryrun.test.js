@@ -31,10 +31,7 @@ const SF_TOKEN = harness.OPEN_TOKENS[3];
 const HS_DRY = 'pat-na1-dddddddd-0000-0000-0000-00000000d1d1';
 const SF_DRY = '00DHs0000000001!AQdryruntoken';
 
-function sid(prefix, n) {
-  const id15 = prefix + 'Seed' + String(n).padStart(8, '0');
-  return id15 + idChecksum(id15);
-}
+const sid = (prefix, n) => harness.sfId(prefix, 'Seed', n);
 const ACME = sid('001', 1);
 const GLOBEX = sid('001', 2);
 const INITECH = sid('001', 3);

@@ -510,6 +510,16 @@ function expectAuditRecords(recs, want, defaults = {}) {
   });
 }
 
+/*
+ * A valid 18-character Salesforce id for seeding the fake: the key prefix, a 4-character tag
+ * that keeps suites apart, a counter, and the case checksum.
+ */
+function sfId(prefix, tag, n) {
+  const { idChecksum } = require('../fakecrm/salesforce.js');
+  const id15 = prefix + tag + String(n).padStart(8, '0');
+  return id15 + idChecksum(id15);
+}
+
 /* The fake CRM's requests that would change state: everything but GETs and the POST reads. */
 function fakeWrites(requests) {
   return requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD' &&
@@ -599,4 +609,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { readAuditRaw, auditCursor, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
+module.exports = { readAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
