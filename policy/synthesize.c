@@ -25,8 +25,9 @@ struct synth_ctx {
     struct synth_response *out;
     char *err;
     size_t errlen;
-    size_t next;  /* next op to answer */
-    json_t *refs; /* Salesforce composite: referenceId -> subresponse body */
+    size_t next;   /* next op to answer */
+    json_t *refs;  /* Salesforce composite: referenceId -> subresponse body */
+    int not_found; /* a write named a record the CRM does not have */
     char now_hs[64], now_sf[64];
 };
 
@@ -37,6 +38,23 @@ static int synth_fail(struct synth_ctx *c, const char *fmt, ...)
 {
     va_list ap;
 
+    if (c->errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(c->err, c->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* synth_fail for a write whose record the CRM does not have (see synth_response). */
+static int synth_missing(struct synth_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int synth_missing(struct synth_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    c->not_found = 1;
     if (c->errlen > 0) {
         va_start(ap, fmt);
         vsnprintf(c->err, c->errlen, fmt, ap);
@@ -529,8 +547,8 @@ static int synth_hs_write(struct synth_ctx *c, size_t i, int is_upsert, json_t *
 
     *obj = NULL;
     if (!create && before == NULL)
-        return synth_fail(c, "%s %s does not exist: HubSpot would answer 404", op->object,
-                          op->record_id ? op->record_id : "?");
+        return synth_missing(c, "%s %s does not exist: HubSpot would answer 404", op->object,
+                             op->record_id ? op->record_id : "?");
     if (create) {
         if (synth_hs_new_id(c, idbuf, sizeof(idbuf)) < 0)
             return -1;
@@ -609,8 +627,8 @@ static int synth_hs_delete(struct synth_ctx *c, size_t i, int need_before)
 
     if (before == NULL) {
         if (need_before)
-            return synth_fail(c, "%s %s does not exist: HubSpot would answer 404", op->object,
-                              op->record_id);
+            return synth_missing(c, "%s %s does not exist: HubSpot would answer 404", op->object,
+                                 op->record_id);
         return synth_set_id(c, i, op->record_id);
     }
     flat = synth_hs_before(before, &bid);
@@ -822,8 +840,8 @@ static int synth_hubspot(struct synth_ctx *c)
             goto done;
         }
         if (before == NULL) {
-            synth_fail(c, "%s %s does not exist: HubSpot would answer 404", op->object,
-                       op->record_id);
+            synth_missing(c, "%s %s does not exist: HubSpot would answer 404", op->object,
+                          op->record_id);
             goto done;
         }
         flat = synth_hs_before(before, &bid);
@@ -929,6 +947,9 @@ done:
     json_decref(obj);
     json_decref(results);
     json_decref(body);
+    /* only a single-record write is answered 404; a batch naming a missing record is refused */
+    if (rc < 0 && kind != HS_UPDATE && kind != HS_DELETE && kind != HS_MERGE && kind != HS_GDPR)
+        c->not_found = 0;
     return rc;
 }
 
@@ -1211,7 +1232,8 @@ static int synth_sf_write(struct synth_ctx *c, size_t i, int version, int *statu
     }
     create = op->verb == CRM_VERB_CREATE || (op->verb == CRM_VERB_UPSERT && before == NULL);
     if (!create && before == NULL)
-        return synth_fail(c, "%s %s does not exist: Salesforce would answer 404", op->object, id);
+        return synth_missing(c, "%s %s does not exist: Salesforce would answer 404", op->object,
+                             id);
     if (create) {
         if (synth_sf_new_id(c, op->object, id) < 0)
             return -1;
@@ -1567,7 +1589,7 @@ static int synth_salesforce(struct synth_ctx *c)
     struct synth_path p;
     json_t *body = NULL, *answer = NULL;
     const char *lobj;
-    int version, st = 0, rc = -1;
+    int version, st = 0, rc = -1, single = 0;
     size_t f;
 
     if (req->body != NULL && req->body_len > 0) {
@@ -1579,6 +1601,7 @@ static int synth_salesforce(struct synth_ctx *c)
         synth_fail(c, "dry-run cannot answer this Salesforce endpoint (%s)", req->path);
         goto done;
     }
+    single = synth_is(&p, f, "sobjects");
     if (synth_is(&p, f, "composite") && p.n == f + 1) {
         rc = synth_sf_composite(c, body, 0);
     } else if (synth_is(&p, f, "composite") && synth_is(&p, f + 1, "batch") && p.n == f + 2) {
@@ -1616,7 +1639,33 @@ static int synth_salesforce(struct synth_ctx *c)
 done:
     json_decref(answer);
     json_decref(body);
+    /* only a single-record write is answered 404; subrequests and collections are refused */
+    if (rc < 0 && !single)
+        c->not_found = 0;
     return rc;
+}
+
+/*
+ * The CRM's answer to a write naming a record it does not have: HubSpot's
+ * OBJECT_NOT_FOUND (with a correlation id, as every HubSpot error has),
+ * Salesforce's NOT_FOUND.
+ */
+static json_t *synth_missing_body(struct synth_ctx *c)
+{
+    char cid[40];
+    uint64_t a, b;
+
+    if (c->in->crm == CRM_SALESFORCE)
+        return json_pack("[{s:s, s:s}]", "errorCode", "NOT_FOUND", "message",
+                         "The requested resource does not exist");
+    a = synth_rand(c);
+    b = synth_rand(c);
+    snprintf(cid, sizeof(cid), "%08x-%04x-4%03x-8%03x-%012llx", (unsigned)(a >> 32),
+             (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff, (unsigned)(b >> 48) & 0xfff,
+             (unsigned long long)(b & 0xffffffffffffULL));
+    return json_pack("{s:s, s:s, s:s, s:s}", "status", "error", "message",
+                     "Object not found.  objectId are usually numeric.", "correlationId", cid,
+                     "category", "OBJECT_NOT_FOUND");
 }
 
 /* ---------------- entry points ---------------- */
@@ -1653,6 +1702,14 @@ int synth_response(const struct synth_request *in, struct synth_response *out, c
         rc = synth_salesforce(&c);
     else
         rc = synth_fail(&c, "no CRM");
+    if (rc < 0 && c.not_found) {
+        /* the CRM would answer a write to a record it does not have with its 404 */
+        synth_response_free(out, in->ops->n);
+        if (synth_alloc(&c) == 0) {
+            json_t *body = synth_missing_body(&c);
+            rc = body != NULL ? synth_set_body(&c, 404, body) : -1;
+        }
+    }
     if (rc < 0) {
         synth_response_free(out, in->ops->n);
         if (errlen > 0 && err[0] == '\0')

@@ -12,6 +12,10 @@
  * association DELETE 204, batch create 201, batch archive 204. Refused: v3
  * single PUT (its answer lists every association of the record), legacy
  * v1/v2 endpoints, gdpr-delete by a property other than the id.
+ * A single-record write (HubSpot update, delete, merge, gdpr-delete;
+ * Salesforce row update or delete) naming a record that does not exist (its
+ * before-state is NULL) is answered with the CRM's 404, ids and records
+ * all NULL; a batch or composite naming one is refused.
  * Salesforce: create 201 SaveResult, PATCH 204, DELETE 204, upsert 201
  * {created:true} / 200 {created:false} (v46+; 201 SaveResult / 204 before),
  * collections 200 [SaveResult], composite 200 {compositeResponse}, batch 200

@@ -1052,7 +1052,10 @@ static void exchange_dry_run(struct exchange *ex)
         (out.body != NULL && evbuffer_add(ex->out_body, out.body, out.body_len) < 0) ||
         (out.body != NULL &&
          http_fields_add(&ex->out, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0) ||
-        exchange_build_records(ex, "dry_run", out.ids) < 0) {
+        exchange_build_records(ex, "dry_run", out.ids) < 0 ||
+        /* the CRM's 404 to a write naming a record it does not have */
+        (out.status >= 400 &&
+         audit_set_outcome(ex->records, "dry_run", out.status, 0, "not_found") < 0)) {
         json_decref(overlay);
         synth_response_free(&out, ex->ef.ops.n);
         conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");

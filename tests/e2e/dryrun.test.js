@@ -489,7 +489,7 @@ async function bothWays(base, token, { method, path: p, body }) {
   const dry = await call({ 'x-crmgate-dry-run': '1' });
   assert.deepEqual(harness.fakeWrites(await stack.fake.requests()), [], `${method} ${p}: the dry-run write reached the CRM`);
   const real = await call({});
-  assert.ok(harness.fakeWrites(await stack.fake.requests()).length > 0, `${method} ${p}: the enforce write did not reach the CRM`);
+  assert.ok(harness.fakeWrites(await stack.fake.requests()).length > 0 || real.status === 404, `${method} ${p}: the enforce write did not reach the CRM`);
   return { dry, real };
 }
 
@@ -516,6 +516,7 @@ const HS_PARITY = [
   { method: 'DELETE', path: '/crm/v3/objects/contacts/8003' },
   { method: 'POST', path: '/crm/v3/objects/companies/batch/archive', body: { inputs: [{ id: '9002' }] } },
   { method: 'POST', path: '/crm/v3/objects/contacts/gdpr-delete', body: { objectId: '8005' } },
+  { method: 'PATCH', path: '/crm/v3/objects/contacts/999999', body: { properties: { firstname: 'Nobody' } }, status: 404 },
 ];
 
 const SF_PARITY = [
@@ -541,6 +542,7 @@ const SF_PARITY = [
     Contacts: { records: [{ attributes: { type: 'Contact', referenceId: 'r2' }, LastName: 'Twig' }] } }] } },
   { method: 'DELETE', path: `${SF}/composite/sobjects?ids=${UMBRELLA}&allOrNone=false` },
   { method: 'DELETE', path: `${SF}/sobjects/Account/${INITECH}` },
+  { method: 'PATCH', path: `${SF}/sobjects/Account/${sid('001', 98)}`, body: { Name: 'Nobody' }, status: 404 },
 ];
 
 test('parity: what crmgate synthesizes has the status and JSON shape of the CRM\'s own answer', { skip: GATE }, async () => {
@@ -549,7 +551,8 @@ test('parity: what crmgate synthesizes has the status and JSON shape of the CRM\
     for (const c of cases) {
       const { dry, real } = await bothWays(base, token, c);
       const what = `${crm} ${c.method} ${c.path}`;
-      assert.ok(real.status >= 200 && real.status < 300, `${what}: the fake answered ${real.status} ${JSON.stringify(real.body)}`);
+      if (c.status) assert.equal(real.status, c.status, `${what}: the fake answered ${real.status}`);
+      else assert.ok(real.status >= 200 && real.status < 300, `${what}: the fake answered ${real.status} ${JSON.stringify(real.body)}`);
       assert.equal(dry.headers['x-crmgate-decision'], 'dry_run', what);
       assert.equal(real.headers['x-crmgate-decision'], 'allow', what);
       if (dry.status !== real.status) mismatches.push(`${what}: status ${dry.status} (dry-run) vs ${real.status} (CRM)`);
@@ -673,12 +676,37 @@ test('a write dry-run cannot answer gets 403 in the CRM\'s shape, is audited as 
     assert.ok(rs.length >= 1);
     for (const rec of rs) assert.equal(rec.outcome, 'denied');
   }
-  /* the HubSpot SDK surfaces the message: an update of a record that does not exist */
-  await noWrite(() => rejectsWith(hs().crm.contacts.basicApi.update('999999', { properties: { firstname: 'Nobody' } }), (e) => {
+  /* the HubSpot SDK surfaces the message: a batch naming a record that does not exist */
+  await noWrite(() => rejectsWith(hs().crm.contacts.batchApi.update({ inputs: [{ id: '999999', properties: { firstname: 'Nobody' } }] }), (e) => {
     assert.equal(e.code, 403);
-    assert.match(e.body.message, /contacts 999999 does not exist/);
+    assert.equal(e.body.category, 'MISSING_SCOPES');
+    assert.match(e.body.message, /cannot answer this write in dry-run.*contacts 999999 does not exist/);
   }));
   harness.expectAuditRecords(newRecords(), [{ verb: 'update', record: '999999', outcome: 'denied' }], { workspace: 'dry' });
+});
+
+test('a single write naming a record the CRM does not have gets the CRM\'s 404, as it would without dry-run', { skip: GATE }, async () => {
+  newRecords();
+  await noWrite(() => rejectsWith(hs().crm.contacts.basicApi.update('999999', { properties: { firstname: 'Nobody' } }), (e) => {
+    assert.equal(e.code, 404);
+    assert.equal(e.body.category, 'OBJECT_NOT_FOUND');
+    assert.match(e.body.correlationId, /^[0-9a-f-]{36}$/);
+  }));
+  await noWrite(() => rejectsWith(hs().crm.deals.basicApi.archive('999998'), (e) => assert.equal(e.code, 404)));
+  const missing = sid('001', 99);
+  await noWrite(() => rejectsWith(sf().sobject('Account').update({ Id: missing, Name: 'Nobody' }), (e) => assert.equal(e.errorCode, 'NOT_FOUND')));
+  const recs = newRecords();
+  expectDry(recs, [
+    { verb: 'update', record: '999999', fields: { firstname: [null, 'Nobody'] } },
+    { object: 'deals', verb: 'delete', record: '999998' },
+    { crm: 'salesforce', verb: 'update', record: missing },
+  ]);
+  for (const r of recs) {
+    assert.equal(r.upstream_status, 404, 'the status the CRM would have answered');
+    assert.equal(r.error, 'not_found');
+  }
+  /* and no overlay: the record still does not exist */
+  await rejectsWith(hs().crm.contacts.basicApi.getById('999999'), (e) => assert.equal(e.code, 404));
 });
 
 test('dry-run fails closed: with the audit store full, writes get 503 and nothing is forwarded', { skip: GATE, timeout: 60000 }, async () => {
