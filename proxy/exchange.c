@@ -1021,6 +1021,18 @@ static void exchange_dry_run(struct exchange *ex)
     char err[512], why[512];
     json_t *overlay = NULL;
 
+    for (size_t i = 0; i < ex->ef.ops.n; i++) {
+        if (ex->unknown != NULL && ex->unknown[i]) {
+            /* The CRM would refuse the write as it refused the read; crmgate does not know
+             * that answer, and must not pretend the record is missing or unchanged. */
+            (void)exchange_final_error(
+                ex, "denied", 0, 403, "dry_run_unsupported",
+                "crmgate cannot answer this write in dry-run, so it was neither sent nor "
+                "answered: the CRM refused crmgate's read of the record's current state as a "
+                "bad request (does the write name a field that does not exist?)");
+            return;
+        }
+    }
     if (exchange_overlay_before(ex) < 0 || enforce_view_init(&v, ex->req, ex->rest) < 0) {
         conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
         exchange_free(ex);

@@ -705,6 +705,12 @@ test('a single write naming a record the CRM does not have gets the CRM\'s 404, 
     assert.equal(r.upstream_status, 404, 'the status the CRM would have answered');
     assert.equal(r.error, 'not_found');
   }
+  /* a field the CRM does not know: its read of the record was refused, so no 404 is made up */
+  await noWrite(() => rejectsWith(sf().sobject('Account').update({ Id: ACME, Nope__c: 'x' }), (e) => {
+    assert.equal(e.errorCode, 'INSUFFICIENT_ACCESS');
+    assert.match(e.message, /refused crmgate's read of the record's current state as a bad request/);
+  }));
+  harness.expectAuditRecords(newRecords(), [{ crm: 'salesforce', verb: 'update', record: ACME, outcome: 'denied' }], { workspace: 'dry' });
   /* and no overlay: the record still does not exist */
   await rejectsWith(hs().crm.contacts.basicApi.getById('999999'), (e) => assert.equal(e.code, 404));
 });
