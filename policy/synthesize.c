@@ -1239,7 +1239,8 @@ static int synth_sf_write(struct synth_ctx *c, size_t i, int version, int *statu
             return -1;
         fields = json_object();
     } else {
-        if (op->verb == CRM_VERB_UPSERT) {
+        if (op->id_property != NULL) {
+            /* named by an external id (an upsert, a delete): the record's own id */
             const char *bid = json_string_value(json_object_get(before, "Id"));
             char canon[19];
             if (bid == NULL || synth_sf_canon(bid, canon) < 0)

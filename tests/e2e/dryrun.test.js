@@ -36,6 +36,7 @@ const ACME = sid('001', 1);
 const GLOBEX = sid('001', 2);
 const INITECH = sid('001', 3);
 const UMBRELLA = sid('001', 4);
+const HOOLI = sid('001', 5);
 const SMITH = sid('003', 1);
 
 const SEED = {
@@ -63,6 +64,7 @@ const SEED = {
         { Id: GLOBEX, Name: 'Globex', Industry: 'Energy', Ext__c: 'GLOBEX-1' },
         { Id: INITECH, Name: 'Initech', Industry: 'Software' },
         { Id: UMBRELLA, Name: 'Umbrella', Industry: 'Pharma' },
+        { Id: HOOLI, Name: 'Hooli', Industry: 'Tech', Ext__c: 'HOOLI-1' },
       ],
       Contact: [{ Id: SMITH, LastName: 'Smith', AccountId: ACME }],
     },
@@ -787,6 +789,12 @@ test('records named by an id property (email, external id) see earlier dry-run w
     await acc.update({ Id: GLOBEX, Description: 'seen by external id' });
     const crmRec = await sf().request(`${SF}/sobjects/Account/Ext__c/GLOBEX-1?fields=Description`);
     assert.equal(crmRec.Description, 'seen by external id');
+    /* a delete by external id deletes the record, whichever way it is read next */
+    newRecords();
+    await sf().request({ method: 'DELETE', url: `${SF}/sobjects/Account/Ext__c/HOOLI-1` });
+    expectDry(newRecords(), [{ verb: 'delete', record: 'HOOLI-1' }]);
+    await rejectsWith(acc.retrieve(HOOLI, { fields: ['Name'] }), (e) => assert.equal(e.errorCode, 'ENTITY_IS_DELETED'));
+    await rejectsWith(sf().request(`${SF}/sobjects/Account/Ext__c/HOOLI-1?fields=Name`), (e) => assert.equal(e.errorCode, 'ENTITY_IS_DELETED'));
   });
 });
 
