@@ -14,6 +14,7 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -589,7 +590,9 @@ test('X-Crmgate-Dry-Run: 1 answers one write synthetically in an enforce workspa
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.properties.amount, amount);
     assert.equal(r.headers['x-crmgate-decision'], 'dry_run');
-    expectDry(newRecords(), [{ object: 'deals', verb: 'update', record: '7001' }], 'e2e-open');
+    const recs = newRecords();
+    expectDry(recs, [{ object: 'deals', verb: 'update', record: '7001' }], 'e2e-open');
+    assert.equal(r.headers['x-crmgate-audit-id'], recs[0].id, 'the answer names its audit record');
   }
   /* its reads see the dry-run value only when they ask for dry-run too */
   assert.equal(await hsAmount(HS_TOKEN, { 'x-crmgate-dry-run': '1' }), '503');
@@ -821,4 +824,39 @@ test('what dry-run does not reflect: HubSpot search and lists, SOQL queries and 
     const none = await conn.query("SELECT Id FROM Account WHERE Description = 'queried'");
     assert.equal(none.totalSize, 0);
   });
+});
+
+test('the runtime dry-run switch stored for a workspace overrides its rules and survives a restart', { skip: GATE, timeout: 60000 }, async () => {
+  const fake = await harness.startFake();
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-switch-'));
+  const opts = { stateDir, upstreams: { hubspot: fake.url }, rules: RULES, callers: CALLERS };
+  const patch = (gate, token, headers = {}) => harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/deals/7001`, {
+    method: 'PATCH', headers: { authorization: `Bearer ${token}`, ...headers }, body: { properties: { amount: '1' } } });
+  const forwarded = async (fn) => {
+    await fake.clearRequests();
+    const r = await fn();
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return { decision: r.headers['x-crmgate-decision'], sent: harness.fakeWrites(await fake.requests()).length > 0 };
+  };
+  let gate = null;
+  try {
+    await fake.seed({ hubspot: { objects: { deals: [{ id: '7001', properties: { dealname: 'D', amount: '0' } }] } } });
+    gate = await harness.startCrmgate(opts);
+    assert.deepEqual(await forwarded(() => patch(gate, HS_TOKEN)), { decision: 'allow', sent: true });
+    assert.deepEqual(await forwarded(() => patch(gate, HS_DRY)), { decision: 'dry_run', sent: false });
+    await gate.stop();
+    gate = null;
+    /* the switches as the admin API stores them: e2e-open on, dry off (mdb_load, crmgate stopped) */
+    const now = Date.now();
+    execFileSync('mdb_load', ['-T', '-s', 'workspaces', path.join(stateDir, 'db')], {
+      input: `e2e-open\n{"dry_run":true,"updated_ms":${now}}\ndry\n{"dry_run":false,"updated_ms":${now}}\n` });
+    gate = await harness.startCrmgate(opts);
+    assert.deepEqual(await forwarded(() => patch(gate, HS_TOKEN)), { decision: 'dry_run', sent: false }, 'switched on over enforce rules');
+    assert.deepEqual(await forwarded(() => patch(gate, HS_DRY)), { decision: 'allow', sent: true }, 'switched off over dry_run rules');
+    assert.deepEqual(await forwarded(() => patch(gate, HS_DRY, { 'X-Crmgate-Dry-Run': '1' })), { decision: 'dry_run', sent: false }, 'the header still turns it on');
+  } finally {
+    if (gate) await gate.stop();
+    await fake.stop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  }
 });
