@@ -650,6 +650,44 @@ static json_t *synth_hs_batch(struct synth_ctx *c, json_t *results)
                      c->now_hs, "completedAt", c->now_hs);
 }
 
+/*
+ * batch (a new reference, taken) with HubSpot's multi-status error for the
+ * ids it does not have (missing, taken): "Could not get some CONTACT objects".
+ */
+static json_t *synth_hs_missing(const char *object, json_t *batch, json_t *missing)
+{
+    static const struct {
+        const char *name, *upper;
+    } names[] = {{"contacts", "CONTACT"}, {"companies", "COMPANY"}, {"deals", "DEAL"},
+                 {"tickets", "TICKET"},   {"products", "PRODUCT"},  {"line_items", "LINE_ITEM"}};
+    const char *upper = "OBJECT";
+    char msg[160];
+    json_t *err;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(names[i].name, object) == 0)
+            upper = names[i].upper;
+    }
+    snprintf(msg, sizeof(msg),
+             "Could not get some %s objects, they may be deleted or not exist. Check that ids "
+             "are valid.",
+             upper);
+    err =
+        json_pack("{s:s, s:s, s:s, s:{s:o}, s:[], s:{}}", "status", "error", "category",
+                  "OBJECT_NOT_FOUND", "message", msg, "context", "ids", missing, "errors", "links");
+    if (batch == NULL || err == NULL) {
+        json_decref(err);
+        json_decref(batch);
+        return NULL;
+    }
+    if (json_object_set_new(batch, "numErrors", json_integer(1)) < 0 ||
+        json_object_set_new(batch, "errors", json_pack("[o]", err)) < 0) {
+        json_decref(batch);
+        return NULL;
+    }
+    return batch;
+}
+
 /* A HubSpot id as the JSON number v4 association answers carry. */
 static int synth_hs_num(struct synth_ctx *c, const char *id, json_int_t *v)
 {
@@ -799,19 +837,39 @@ static int synth_hubspot(struct synth_ctx *c)
         int up = kind == HS_BATCH_UPSERT;
         if (synth_verbs(c, up ? CRM_VERB_UPSERT : CRM_VERB_UPDATE, CRM_VERB_UNKNOWN) < 0)
             goto done;
+        json_t *missing = json_array();
         results = json_array();
+        if (missing == NULL || results == NULL) {
+            json_decref(missing);
+            goto done;
+        }
         for (size_t i = 0; i < ops->n; i++) {
-            if (synth_hs_write(c, i, up, json_array_get(inputs, i), &obj) < 0)
+            json_t *before = c->in->before ? c->in->before[i] : NULL;
+            /* a batch update of a record HubSpot does not have: that record fails alone (207) */
+            if (kind == HS_BATCH_UPDATE && before == NULL && ops->v[i].record_id != NULL) {
+                json_array_append_new(missing, json_string(ops->v[i].record_id));
+                continue;
+            }
+            if (synth_hs_write(c, i, up, json_array_get(inputs, i), &obj) < 0) {
+                json_decref(missing);
                 goto done;
+            }
             json_array_append_new(results, obj);
             obj = NULL;
         }
         if (kind == HS_UPDATE) {
             rc = synth_set_body(c, 200, json_incref(json_array_get(results, 0)));
+        } else if (json_array_size(missing) > 0) {
+            json_t *batch = synth_hs_batch(c, results);
+            results = NULL;
+            batch = synth_hs_missing(ops->v[0].object, batch, missing);
+            missing = NULL;
+            rc = batch != NULL ? synth_set_body(c, 207, batch) : synth_fail(c, "out of memory");
         } else {
             rc = synth_set_body(c, 200, synth_hs_batch(c, results));
             results = NULL;
         }
+        json_decref(missing);
         break;
     }
     case HS_DELETE:

@@ -11,11 +11,13 @@
  * 201, batch archive and labels/archive 204, batch associate/default 200; v3
  * association DELETE 204, batch create 201, batch archive 204. Refused: v3
  * single PUT (its answer lists every association of the record), legacy
- * v1/v2 endpoints, gdpr-delete by a property other than the id.
- * A single-record write (HubSpot update, delete, merge, gdpr-delete;
- * Salesforce row update or delete) naming a record that does not exist (its
- * before-state is NULL) is answered with the CRM's 404, ids and records
- * all NULL; a batch or composite naming one is refused.
+ * v1/v2 endpoints, associations between ids that are not numeric.
+ * A write naming a record that does not exist (its before-state is NULL)
+ * gets the CRM's answer: a single-record write (HubSpot update, delete,
+ * merge, gdpr-delete; Salesforce row update or delete) 404, ids and records
+ * all NULL; a HubSpot batch update 207 with that record's id in errors (its
+ * id and record NULL). A Salesforce collection or composite naming one is
+ * refused.
  * Salesforce: create 201 SaveResult, PATCH 204, DELETE 204, upsert 201
  * {created:true} / 200 {created:false} (v46+; 201 SaveResult / 204 before),
  * collections 200 [SaveResult], composite 200 {compositeResponse}, batch 200

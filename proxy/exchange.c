@@ -1009,6 +1009,26 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
 }
 
 /*
+ * The records of writes the synthesized answer fails because the CRM does not
+ * have their record (a single write's 404, a batch's per-record error: no id
+ * and no overlay record for an op that names one) say so: the status the CRM
+ * would have answered, and error "not_found". 0 / -1 (out of memory).
+ */
+static int exchange_dry_missing(struct exchange *ex, const struct synth_response *out)
+{
+    for (size_t i = 0; i < ex->ef.ops.n; i++) {
+        json_t *rec = json_array_get(ex->records, i);
+        if (out->status < 400 &&
+            (out->ids[i] != NULL || out->records[i] != NULL || !before_needed(&ex->ef.ops.v[i])))
+            continue;
+        if (json_object_set_new(rec, "upstream_status", json_integer(404)) < 0 ||
+            json_object_set_new(rec, "error", json_string("not_found")) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
  * Dry-run: answer what the CRM would have answered (policy/synthesize.c),
  * filtered like a real answer, and record it; nothing is forwarded. A write
  * crmgate cannot synthesize is refused, never forwarded.
@@ -1064,10 +1084,7 @@ static void exchange_dry_run(struct exchange *ex)
         (out.body != NULL && evbuffer_add(ex->out_body, out.body, out.body_len) < 0) ||
         (out.body != NULL &&
          http_fields_add(&ex->out, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0) ||
-        exchange_build_records(ex, "dry_run", out.ids) < 0 ||
-        /* the CRM's 404 to a write naming a record it does not have */
-        (out.status >= 400 &&
-         audit_set_outcome(ex->records, "dry_run", out.status, 0, "not_found") < 0)) {
+        exchange_build_records(ex, "dry_run", out.ids) < 0 || exchange_dry_missing(ex, &out) < 0) {
         json_decref(overlay);
         synth_response_free(&out, ex->ef.ops.n);
         conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");

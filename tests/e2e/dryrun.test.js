@@ -311,6 +311,10 @@ test('HubSpot SDK in a dry_run workspace: every write kind is answered by crmgat
     assert.equal(await contacts.basicApi.purge({ objectId: '8005' }), undefined);
     expectDry(newRecords(), [{ verb: 'gdpr_delete', record: '8005' }]);
     await rejectsWith(contacts.basicApi.getById('8005'), (e) => assert.equal(e.code, 404));
+    /* by email: the record is found by its email, and deleted by its id */
+    assert.equal(await contacts.basicApi.purge({ objectId: 'dee@example.com', idProperty: 'email' }), undefined);
+    expectDry(newRecords(), [{ verb: 'gdpr_delete', record: 'dee@example.com' }]);
+    await rejectsWith(contacts.basicApi.getById('8004'), (e) => assert.equal(e.code, 404));
 
     /* a date-based path is the same endpoint */
     const dated = await harness.requestJson(`${stack.hubspotBase}/crm/objects/2026-03/deals/7001`, {
@@ -520,6 +524,7 @@ const HS_PARITY = [
   { method: 'POST', path: '/crm/v3/objects/companies/batch/archive', body: { inputs: [{ id: '9002' }] } },
   { method: 'POST', path: '/crm/v3/objects/contacts/gdpr-delete', body: { objectId: '8005' } },
   { method: 'PATCH', path: '/crm/v3/objects/contacts/999999', body: { properties: { firstname: 'Nobody' } }, status: 404 },
+  { method: 'POST', path: '/crm/v3/objects/contacts/batch/update', body: { inputs: [{ id: '8002', properties: { lastname: 'Here' } }, { id: '999999', properties: { lastname: 'Gone' } }] }, status: 207 },
 ];
 
 const SF_PARITY = [
@@ -681,13 +686,14 @@ test('a write dry-run cannot answer gets 403 in the CRM\'s shape, is audited as 
     assert.ok(rs.length >= 1);
     for (const rec of rs) assert.equal(rec.outcome, 'denied');
   }
-  /* the HubSpot SDK surfaces the message: a batch naming a record that does not exist */
-  await noWrite(() => rejectsWith(hs().crm.contacts.batchApi.update({ inputs: [{ id: '999999', properties: { firstname: 'Nobody' } }] }), (e) => {
+  /* the HubSpot SDK surfaces the message: an association between ids that are not numeric */
+  await noWrite(() => rejectsWith(hs().crm.associations.v4.batchApi.create('contacts', 'companies', { inputs: [
+    { _from: { id: 'ana@example.com' }, to: { id: '9001' }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 279 }] }] }), (e) => {
     assert.equal(e.code, 403);
     assert.equal(e.body.category, 'MISSING_SCOPES');
-    assert.match(e.body.message, /cannot answer this write in dry-run.*contacts 999999 does not exist/);
+    assert.match(e.body.message, /cannot answer this write in dry-run.*ana@example.com is not numeric/);
   }));
-  harness.expectAuditRecords(newRecords(), [{ verb: 'update', record: '999999', outcome: 'denied' }], { workspace: 'dry' });
+  harness.expectAuditRecords(newRecords(), [{ verb: 'associate', record: 'ana@example.com', outcome: 'denied' }], { workspace: 'dry' });
 });
 
 test('a single write naming a record the CRM does not have gets the CRM\'s 404, as it would without dry-run', { skip: GATE }, async () => {
@@ -700,16 +706,27 @@ test('a single write naming a record the CRM does not have gets the CRM\'s 404, 
   await noWrite(() => rejectsWith(hs().crm.deals.basicApi.archive('999998'), (e) => assert.equal(e.code, 404)));
   const missing = sid('001', 99);
   await noWrite(() => rejectsWith(sf().sobject('Account').update({ Id: missing, Name: 'Nobody' }), (e) => assert.equal(e.errorCode, 'NOT_FOUND')));
+  /* in a HubSpot batch, that record alone fails (207) */
+  const part = await noWrite(() => hs().crm.contacts.batchApi.update({ inputs: [{ id: '8002', properties: { jobtitle: 'Part' } }, { id: '999999', properties: { firstname: 'Nobody' } }] }));
+  assert.deepEqual(part.results.map((r) => [r.id, r.properties.jobtitle]), [['8002', 'Part']]);
+  assert.equal(part.numErrors, 1);
+  assert.equal(part.errors[0].category, 'OBJECT_NOT_FOUND');
+  assert.deepEqual(part.errors[0].context.ids, ['999999']);
   const recs = newRecords();
   expectDry(recs, [
     { verb: 'update', record: '999999', fields: { firstname: [null, 'Nobody'] } },
     { object: 'deals', verb: 'delete', record: '999998' },
     { crm: 'salesforce', verb: 'update', record: missing },
+    { verb: 'update', record: '8002' },
+    { verb: 'update', record: '999999' },
   ]);
-  for (const r of recs) {
+  for (const r of [recs[0], recs[1], recs[2], recs[4]]) {
     assert.equal(r.upstream_status, 404, 'the status the CRM would have answered');
     assert.equal(r.error, 'not_found');
   }
+  assert.equal(recs[3].upstream_status, null);
+  assert.equal(recs[3].error, undefined);
+  assert.equal((await hs().crm.contacts.basicApi.getById('8002', ['jobtitle'])).properties.jobtitle, 'Part');
   /* a field the CRM does not know: its read of the record was refused, so no 404 is made up */
   await noWrite(() => rejectsWith(sf().sobject('Account').update({ Id: ACME, Nope__c: 'x' }), (e) => {
     assert.equal(e.errorCode, 'INSUFFICIENT_ACCESS');
