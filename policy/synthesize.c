@@ -942,6 +942,19 @@ static int synth_hubspot(struct synth_ctx *c)
         obj = synth_hs_labels(c, 0, body);
         if (obj == NULL || synth_set_id(c, 0, ops->v[0].record_id) < 0)
             goto done;
+        {
+            /* the pair's resource, as HubSpot's Location names it (a path: the exchange adds
+             * the upstream's base) */
+            char loc[SYNTH_MAX_PATH];
+            int n = snprintf(
+                loc, sizeof(loc), "/crm/v4/objects/%s/%s/associations/%s/%s",
+                json_string_value(json_object_get(obj, "fromObjectTypeId")), ops->v[0].record_id,
+                json_string_value(json_object_get(obj, "toObjectTypeId")), ops->v[0].to_id);
+            if (n > 0 && (size_t)n < sizeof(loc) && (c->out->location = strdup(loc)) == NULL) {
+                synth_fail(c, "out of memory");
+                goto done;
+            }
+        }
         rc = synth_set_body(c, 201, obj);
         obj = NULL;
         break;
@@ -1688,6 +1701,14 @@ static int synth_salesforce(struct synth_ctx *c)
                           &answer, &lobj);
         if (rc == 0 && c->next != c->in->ops->n)
             rc = synth_fail(c, "the request does not match its operations");
+        if (rc == 0 && lobj != NULL) {
+            /* a created row's answer names it, as Salesforce's does */
+            char loc[SYNTH_MAX_PATH];
+            int n = snprintf(loc, sizeof(loc), "/services/data/%s/sobjects/%s/%s", p.seg[2],
+                             synth_sf_object(c, lobj, c->out->ids[0]), c->out->ids[0]);
+            if (n > 0 && (size_t)n < sizeof(loc) && (c->out->location = strdup(loc)) == NULL)
+                rc = synth_fail(c, "out of memory");
+        }
         if (rc == 0) {
             rc = synth_set_body(c, st, answer);
             answer = NULL;
@@ -1783,6 +1804,8 @@ void synth_response_free(struct synth_response *out, size_t nops)
         return;
     free(out->body);
     out->body = NULL;
+    free(out->location);
+    out->location = NULL;
     for (size_t i = 0; out->ids != NULL && i < nops; i++) {
         free(out->ids[i]);
         out->ids[i] = NULL;

@@ -74,7 +74,9 @@ struct synth_response {
     int status;
     char *body; /* malloc'ed JSON, NULL when the answer has no body (204) */
     size_t body_len;
-    char **ids; /* ops->n entries (malloc'ed or NULL): the record id each op wrote */
+    char *location; /* malloc'ed Location path (a Salesforce create, a HubSpot labelled
+                       association), or NULL */
+    char **ids;     /* ops->n entries (malloc'ed or NULL): the record id each op wrote */
     /*
      * ops->n entries (NULL for associations): the overlay record each op
      * leaves, {"object","id","fields":{merged},"created","deleted","ts"}.

@@ -1028,6 +1028,17 @@ static int exchange_dry_missing(struct exchange *ex, const struct synth_response
     return 0;
 }
 
+/* A synthesized Location: Salesforce's is a path, HubSpot's an absolute URL on its API host. */
+static int exchange_add_location(struct exchange *ex, const char *path)
+{
+    char url[4200];
+    int n = snprintf(url, sizeof(url), "%s%s", ex->crm == CRM_HUBSPOT ? ex->base : "", path);
+
+    if (n < 0 || (size_t)n >= sizeof(url))
+        return 0; /* too long to be a location crmgate made: left out */
+    return http_fields_add(&ex->out, "Location", 8, url, (size_t)n);
+}
+
 /*
  * Dry-run: answer what the CRM would have answered (policy/synthesize.c),
  * filtered like a real answer, and record it; nothing is forwarded. A write
@@ -1084,6 +1095,11 @@ static void exchange_dry_run(struct exchange *ex)
         (out.body != NULL && evbuffer_add(ex->out_body, out.body, out.body_len) < 0) ||
         (out.body != NULL &&
          http_fields_add(&ex->out, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0) ||
+        (out.location != NULL && exchange_add_location(ex, out.location) < 0) ||
+        /* HubSpot names every answer's correlation id in a header */
+        (ex->crm == CRM_HUBSPOT && ex->c != NULL &&
+         http_fields_add(&ex->out, "x-hubspot-correlation-id", 24, conn_request_id(ex->c),
+                         strlen(conn_request_id(ex->c))) < 0) ||
         exchange_build_records(ex, "dry_run", out.ids) < 0 || exchange_dry_missing(ex, &out) < 0) {
         json_decref(overlay);
         synth_response_free(&out, ex->ef.ops.n);

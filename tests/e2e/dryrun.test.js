@@ -567,6 +567,9 @@ test('parity: what crmgate synthesizes has the status and JSON shape of the CRM\
       const dct = (dry.headers['content-type'] || '').split(';')[0];
       const rct = (real.headers['content-type'] || '').split(';')[0];
       if (dct !== rct) mismatches.push(`${what}: content-type ${dct} vs ${rct}`);
+      for (const h of ['location', 'x-hubspot-correlation-id']) {
+        if ((h in dry.headers) !== (h in real.headers)) mismatches.push(`${what}: header ${h} ${h in dry.headers ? 'only' : 'not'} in the dry-run answer`);
+      }
       if (c.propsSubset && dry.body && real.body && real.body.properties) {
         const extra = Object.keys(dry.body.properties).filter((k) => !(k in real.body.properties));
         if (extra.length) mismatches.push(`${what}: properties ${extra} not in the CRM's answer`);

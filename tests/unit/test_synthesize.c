@@ -155,6 +155,12 @@ static int run_write(json_t *c, const char *name, enum crm crm, const struct crm
                  (int)json_integer_value(json_object_get(c, "status")));
         goto done;
     }
+    if (json_is_string(json_object_get(c, "location")) &&
+        (out.location == NULL ||
+         strcmp(out.location, json_string_value(json_object_get(c, "location"))) != 0)) {
+        snprintf(why, whylen, "location %s", out.location ? out.location : "(none)");
+        goto done;
+    }
     got = out.body ? json_loads(out.body, JSON_REJECT_DUPLICATES, NULL) : json_null();
     if (got == NULL || !json_equal(got, json_object_get(c, "response"))) {
         snprintf(why, whylen, "body %s", out.body ? out.body : "(none)");
