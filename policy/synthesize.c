@@ -1748,6 +1748,76 @@ static json_t *synth_missing_body(struct synth_ctx *c)
                      "category", "OBJECT_NOT_FOUND");
 }
 
+/*
+ * Each overlay record of a write names the fields the write set ("written"),
+ * so that two dry-run writes to one record that raced (each read the other's
+ * before it was committed) can be combined (synth_overlay_combine).
+ */
+static int synth_mark_written(struct synth_ctx *c)
+{
+    for (size_t i = 0; i < c->in->ops->n; i++) {
+        const struct crm_op *op = &c->in->ops->v[i];
+        json_t *rec = c->out->records[i], *names;
+        if (rec == NULL || json_is_true(json_object_get(rec, "deleted")))
+            continue;
+        names = json_array();
+        if (names == NULL || json_object_set_new(rec, "written", names) < 0)
+            return -1;
+        for (size_t k = 0; k < op->nwrites; k++) {
+            if (json_array_append_new(names, json_string(op->writes[k].name)) < 0)
+                return -1;
+        }
+        if (op->verb == CRM_VERB_MERGE &&
+            json_array_append_new(names, json_string("hs_merged_object_ids")) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+json_t *synth_overlay_combine(const json_t *old, json_t *rec)
+{
+    json_t *out, *fields, *written, *name;
+    const json_t *ofields = json_object_get(old, "fields");
+    size_t k;
+
+    if (!json_is_object(ofields) || json_is_true(json_object_get(old, "deleted")) ||
+        !json_is_object(json_object_get(rec, "fields")) ||
+        json_is_true(json_object_get(rec, "deleted")) ||
+        !json_is_array(json_object_get(rec, "written")))
+        return json_incref(rec);
+    out = json_deep_copy(rec);
+    fields = json_object_get(out, "fields");
+    written = json_object_get(out, "written");
+    if (out == NULL || fields == NULL || written == NULL) {
+        json_decref(out);
+        return NULL;
+    }
+    json_array_foreach(json_object_get(old, "written"), k, name)
+    {
+        const char *n = json_string_value(name);
+        json_t *v = n != NULL ? json_object_get(ofields, n) : NULL;
+        size_t j;
+        json_t *w;
+        int mine = 0;
+        json_array_foreach(written, j, w)
+        {
+            mine |= json_is_string(w) && strcmp(json_string_value(w), n) == 0;
+        }
+        if (v == NULL || mine)
+            continue;
+        if (json_object_set(fields, n, v) < 0 || json_array_append(written, name) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    if (json_is_true(json_object_get(old, "created")) &&
+        json_object_set_new(out, "created", json_true()) < 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* ---------------- entry points ---------------- */
 
 int synth_response(const struct synth_request *in, struct synth_response *out, char *err,
@@ -1782,6 +1852,8 @@ int synth_response(const struct synth_request *in, struct synth_response *out, c
         rc = synth_salesforce(&c);
     else
         rc = synth_fail(&c, "no CRM");
+    if (rc == 0 && synth_mark_written(&c) < 0)
+        rc = synth_fail(&c, "out of memory");
     if (rc < 0 && c.not_found) {
         /* the CRM would answer a write to a record it does not have with its 404 */
         synth_response_free(out, in->ops->n);

@@ -92,6 +92,16 @@ struct synth_response {
 int synth_response(const struct synth_request *in, struct synth_response *out, char *err,
                    size_t errlen);
 
+/*
+ * The overlay record to store for rec (a record synth_response left, with
+ * "written": the names its write set) where old is already stored: rec, with
+ * the fields old's writes set and rec's did not (two dry-run writes to one
+ * record that raced each read the record before the other's commit), and
+ * "created" kept. rec as it is (a new reference) when either is a delete or
+ * lacks fields. NULL when out of memory.
+ */
+json_t *synth_overlay_combine(const json_t *old, json_t *rec);
+
 /* Release what synth_response filled in (nops = ops->n); out is zeroed. */
 void synth_response_free(struct synth_response *out, size_t nops);
 

@@ -880,3 +880,14 @@ test('the runtime dry-run switch stored for a workspace overrides its rules and 
     fs.rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+test('dry-run writes racing each other to one record all show in later reads', { skip: GATE }, async () => {
+  const names = ['firstname', 'lastname', 'phone', 'jobtitle', 'company', 'city', 'state', 'zip', 'website', 'mobilephone', 'address', 'country'];
+  for (let round = 0; round < 3; round++) {
+    const answers = await noWrite(() => Promise.all(names.map((n) => harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/contacts/8002`, {
+      method: 'PATCH', headers: { authorization: `Bearer ${HS_DRY}` }, body: { properties: { [n]: `${n}-${round}` } } }))));
+    for (const a of answers) assert.equal(a.status, 200, JSON.stringify(a.body));
+    const got = await hs().crm.contacts.basicApi.getById('8002', names);
+    assert.deepEqual(names.filter((n) => got.properties[n] !== `${n}-${round}`), [], `round ${round}: ${JSON.stringify(got.properties)}`);
+  }
+});
