@@ -25,8 +25,9 @@ struct synth_ctx {
     struct synth_response *out;
     char *err;
     size_t errlen;
-    size_t next;  /* next op to answer */
-    json_t *refs; /* Salesforce composite: referenceId -> subresponse body */
+    size_t next;   /* next op to answer */
+    json_t *refs;  /* Salesforce composite: referenceId -> subresponse body */
+    int not_found; /* a write named a record the CRM does not have */
     char now_hs[64], now_sf[64];
 };
 
@@ -37,6 +38,23 @@ static int synth_fail(struct synth_ctx *c, const char *fmt, ...)
 {
     va_list ap;
 
+    if (c->errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(c->err, c->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* synth_fail for a write whose record the CRM does not have (see synth_response). */
+static int synth_missing(struct synth_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int synth_missing(struct synth_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    c->not_found = 1;
     if (c->errlen > 0) {
         va_start(ap, fmt);
         vsnprintf(c->err, c->errlen, fmt, ap);
@@ -465,7 +483,7 @@ static uint64_t synth_rand(struct synth_ctx *c)
 static int synth_hs_new_id(struct synth_ctx *c, char *buf, size_t len)
 {
     for (int t = 0; t < SYNTH_ID_TRIES; t++) {
-        unsigned long long v = 10000000000ULL + synth_rand(c) % 90000000000ULL;
+        unsigned long long v = SYNTH_HS_ID_BASE + synth_rand(c) % SYNTH_HS_ID_SPAN;
         snprintf(buf, len, "%llu", v);
         if (!synth_id_taken(c, buf))
             return 0;
@@ -517,7 +535,7 @@ static json_t *synth_hs_object(const char *id, json_t *props, const char *create
  * (written properties plus hs_object_id, created and last-modified; "new"
  * for upsert when is_upsert).
  */
-static int synth_hs_write(struct synth_ctx *c, size_t i, int is_upsert, json_t **obj)
+static int synth_hs_write(struct synth_ctx *c, size_t i, int is_upsert, json_t *input, json_t **obj)
 {
     const struct crm_op *op = &c->in->ops->v[i];
     json_t *before = c->in->before ? c->in->before[i] : NULL;
@@ -529,8 +547,8 @@ static int synth_hs_write(struct synth_ctx *c, size_t i, int is_upsert, json_t *
 
     *obj = NULL;
     if (!create && before == NULL)
-        return synth_fail(c, "%s %s does not exist: HubSpot would answer 404", op->object,
-                          op->record_id ? op->record_id : "?");
+        return synth_missing(c, "%s %s does not exist: HubSpot would answer 404", op->object,
+                             op->record_id ? op->record_id : "?");
     if (create) {
         if (synth_hs_new_id(c, idbuf, sizeof(idbuf)) < 0)
             return -1;
@@ -556,6 +574,11 @@ static int synth_hs_write(struct synth_ctx *c, size_t i, int is_upsert, json_t *
         json_t *v = synth_hs_value(op->writes[k].name, op->writes[k].value);
         if (v == NULL || json_object_set_new(fields, op->writes[k].name, v) < 0)
             goto nomem;
+        /* an upsert that finds its record answers the properties sent, not the lookup key */
+        if (is_upsert && !create && op->id_property != NULL &&
+            strcmp(op->writes[k].name, op->id_property) == 0 &&
+            json_object_get(json_object_get(input, "properties"), op->id_property) == NULL)
+            continue;
         json_object_set(shown, op->writes[k].name, json_true());
     }
     json_object_set_new(fields, "hs_object_id", json_string(idbuf));
@@ -604,8 +627,8 @@ static int synth_hs_delete(struct synth_ctx *c, size_t i, int need_before)
 
     if (before == NULL) {
         if (need_before)
-            return synth_fail(c, "%s %s does not exist: HubSpot would answer 404", op->object,
-                              op->record_id);
+            return synth_missing(c, "%s %s does not exist: HubSpot would answer 404", op->object,
+                                 op->record_id);
         return synth_set_id(c, i, op->record_id);
     }
     flat = synth_hs_before(before, &bid);
@@ -625,6 +648,44 @@ static json_t *synth_hs_batch(struct synth_ctx *c, json_t *results)
 {
     return json_pack("{s:s, s:o, s:s, s:s}", "status", "COMPLETE", "results", results, "startedAt",
                      c->now_hs, "completedAt", c->now_hs);
+}
+
+/*
+ * batch (a new reference, taken) with HubSpot's multi-status error for the
+ * ids it does not have (missing, taken): "Could not get some CONTACT objects".
+ */
+static json_t *synth_hs_missing(const char *object, json_t *batch, json_t *missing)
+{
+    static const struct {
+        const char *name, *upper;
+    } names[] = {{"contacts", "CONTACT"}, {"companies", "COMPANY"}, {"deals", "DEAL"},
+                 {"tickets", "TICKET"},   {"products", "PRODUCT"},  {"line_items", "LINE_ITEM"}};
+    const char *upper = "OBJECT";
+    char msg[160];
+    json_t *err;
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(names[i].name, object) == 0)
+            upper = names[i].upper;
+    }
+    snprintf(msg, sizeof(msg),
+             "Could not get some %s objects, they may be deleted or not exist. Check that ids "
+             "are valid.",
+             upper);
+    err =
+        json_pack("{s:s, s:s, s:s, s:{s:o}, s:[], s:{}}", "status", "error", "category",
+                  "OBJECT_NOT_FOUND", "message", msg, "context", "ids", missing, "errors", "links");
+    if (batch == NULL || err == NULL) {
+        json_decref(err);
+        json_decref(batch);
+        return NULL;
+    }
+    if (json_object_set_new(batch, "numErrors", json_integer(1)) < 0 ||
+        json_object_set_new(batch, "errors", json_pack("[o]", err)) < 0) {
+        json_decref(batch);
+        return NULL;
+    }
+    return batch;
 }
 
 /* A HubSpot id as the JSON number v4 association answers carry. */
@@ -750,7 +811,7 @@ static int synth_hubspot(struct synth_ctx *c)
                     goto done;
                 continue;
             }
-            if (synth_hs_write(c, i, 0, &obj) < 0)
+            if (synth_hs_write(c, i, 0, NULL, &obj) < 0)
                 goto done;
             last_created = c->out->ids[i];
             if (kind == HS_CREATE)
@@ -776,19 +837,39 @@ static int synth_hubspot(struct synth_ctx *c)
         int up = kind == HS_BATCH_UPSERT;
         if (synth_verbs(c, up ? CRM_VERB_UPSERT : CRM_VERB_UPDATE, CRM_VERB_UNKNOWN) < 0)
             goto done;
+        json_t *missing = json_array();
         results = json_array();
+        if (missing == NULL || results == NULL) {
+            json_decref(missing);
+            goto done;
+        }
         for (size_t i = 0; i < ops->n; i++) {
-            if (synth_hs_write(c, i, up, &obj) < 0)
+            json_t *before = c->in->before ? c->in->before[i] : NULL;
+            /* a batch update of a record HubSpot does not have: that record fails alone (207) */
+            if (kind == HS_BATCH_UPDATE && before == NULL && ops->v[i].record_id != NULL) {
+                json_array_append_new(missing, json_string(ops->v[i].record_id));
+                continue;
+            }
+            if (synth_hs_write(c, i, up, json_array_get(inputs, i), &obj) < 0) {
+                json_decref(missing);
                 goto done;
+            }
             json_array_append_new(results, obj);
             obj = NULL;
         }
         if (kind == HS_UPDATE) {
             rc = synth_set_body(c, 200, json_incref(json_array_get(results, 0)));
+        } else if (json_array_size(missing) > 0) {
+            json_t *batch = synth_hs_batch(c, results);
+            results = NULL;
+            batch = synth_hs_missing(ops->v[0].object, batch, missing);
+            missing = NULL;
+            rc = batch != NULL ? synth_set_body(c, 207, batch) : synth_fail(c, "out of memory");
         } else {
             rc = synth_set_body(c, 200, synth_hs_batch(c, results));
             results = NULL;
         }
+        json_decref(missing);
         break;
     }
     case HS_DELETE:
@@ -810,11 +891,15 @@ static int synth_hubspot(struct synth_ctx *c)
         const char *bid, *merged, *created = synth_hs_created(op->object);
         char *list = NULL;
         size_t len;
-        if (synth_verbs(c, CRM_VERB_MERGE, CRM_VERB_UNKNOWN) < 0 || ops->n != 1)
+        if (synth_verbs(c, CRM_VERB_MERGE, CRM_VERB_UNKNOWN) < 0)
             goto done;
+        if (ops->n != 1 || op->record_id == NULL || op->to_id == NULL) {
+            synth_fail(c, "a merge names one primary record and one record to merge");
+            goto done;
+        }
         if (before == NULL) {
-            synth_fail(c, "%s %s does not exist: HubSpot would answer 404", op->object,
-                       op->record_id);
+            synth_missing(c, "%s %s does not exist: HubSpot would answer 404", op->object,
+                          op->record_id);
             goto done;
         }
         flat = synth_hs_before(before, &bid);
@@ -857,6 +942,19 @@ static int synth_hubspot(struct synth_ctx *c)
         obj = synth_hs_labels(c, 0, body);
         if (obj == NULL || synth_set_id(c, 0, ops->v[0].record_id) < 0)
             goto done;
+        {
+            /* the pair's resource, as HubSpot's Location names it (a path: the exchange adds
+             * the upstream's base) */
+            char loc[SYNTH_MAX_PATH];
+            int n = snprintf(
+                loc, sizeof(loc), "/crm/v4/objects/%s/%s/associations/%s/%s",
+                json_string_value(json_object_get(obj, "fromObjectTypeId")), ops->v[0].record_id,
+                json_string_value(json_object_get(obj, "toObjectTypeId")), ops->v[0].to_id);
+            if (n > 0 && (size_t)n < sizeof(loc) && (c->out->location = strdup(loc)) == NULL) {
+                synth_fail(c, "out of memory");
+                goto done;
+            }
+        }
         rc = synth_set_body(c, 201, obj);
         obj = NULL;
         break;
@@ -902,6 +1000,8 @@ static int synth_hubspot(struct synth_ctx *c)
             else
                 obj = json_pack("{s:{s:s}, s:{s:s}, s:O}", "from", "id", ops->v[i].record_id, "to",
                                 "id", ops->v[i].to_id, "type", json_object_get(in, "type"));
+            if (obj == NULL && c->errlen > 0 && c->err[0] == '\0')
+                synth_fail(c, "association input %zu lacks what its answer needs", i);
             if (obj == NULL || synth_set_id(c, i, ops->v[i].record_id) < 0)
                 goto done;
             json_array_append_new(results, obj);
@@ -918,6 +1018,9 @@ done:
     json_decref(obj);
     json_decref(results);
     json_decref(body);
+    /* only a single-record write is answered 404; a batch naming a missing record is refused */
+    if (rc < 0 && kind != HS_UPDATE && kind != HS_DELETE && kind != HS_MERGE && kind != HS_GDPR)
+        c->not_found = 0;
     return rc;
 }
 
@@ -1200,13 +1303,15 @@ static int synth_sf_write(struct synth_ctx *c, size_t i, int version, int *statu
     }
     create = op->verb == CRM_VERB_CREATE || (op->verb == CRM_VERB_UPSERT && before == NULL);
     if (!create && before == NULL)
-        return synth_fail(c, "%s %s does not exist: Salesforce would answer 404", op->object, id);
+        return synth_missing(c, "%s %s does not exist: Salesforce would answer 404", op->object,
+                             id);
     if (create) {
         if (synth_sf_new_id(c, op->object, id) < 0)
             return -1;
         fields = json_object();
     } else {
-        if (op->verb == CRM_VERB_UPSERT) {
+        if (op->id_property != NULL) {
+            /* named by an external id (an upsert, a delete): the record's own id */
             const char *bid = json_string_value(json_object_get(before, "Id"));
             char canon[19];
             if (bid == NULL || synth_sf_canon(bid, canon) < 0)
@@ -1405,8 +1510,10 @@ static int synth_sf_composite(struct synth_ctx *c, json_t *body, int batch)
     size_t k;
 
     c->refs = json_object();
-    if (list == NULL || c->refs == NULL || !json_is_array(subs))
+    if (list == NULL || c->refs == NULL)
         goto fail;
+    if (!json_is_array(subs) || json_array_size(subs) == 0)
+        goto fail_msg;
     json_array_foreach(subs, k, sub)
     {
         const char *url = json_string_value(json_object_get(sub, "url"));
@@ -1487,8 +1594,33 @@ fail:
     return -1;
 }
 
+/*
+ * A tree child's lookup to its parent, as Salesforce fills it: the child's
+ * lookup relationship named after the parent object (Contact.Account ->
+ * AccountId). Unknown relationships (custom ones) are left unset.
+ */
+static int synth_sf_tree_link(struct synth_ctx *c, size_t i, const char *parent,
+                              const char *parent_id)
+{
+    const char *child = c->in->ops->v[i].object, *target = NULL;
+    json_t *fields = json_object_get(c->out->records[i], "fields");
+    char field[SYNTH_MAX_REF_LEN];
+
+    if (parent == NULL || child == NULL || fields == NULL ||
+        sf_schema_resolve(c->in->schema, child, parent, strlen(parent), 0, &target) != 1 ||
+        strcasecmp(target, parent) != 0)
+        return 0;
+    if ((size_t)snprintf(field, sizeof(field), "%sId", parent) >= sizeof(field) ||
+        json_object_get(fields, field) != NULL)
+        return 0;
+    return json_object_set_new(fields, field, json_string(parent_id)) == 0
+               ? 0
+               : synth_fail(c, "out of memory");
+}
+
 /* sObject tree: records depth-first, as the classifier yields them. */
-static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, int depth)
+static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, int depth,
+                             size_t parent)
 {
     const char *key,
         *ref =
@@ -1503,6 +1635,9 @@ static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, 
     if (synth_sf_write(c, i, 62, &st, &answer) < 0)
         return -1;
     json_decref(answer);
+    if (depth > 1 &&
+        synth_sf_tree_link(c, i, c->in->ops->v[parent].object, c->out->ids[parent]) < 0)
+        return -1;
     json_array_append_new(results,
                           json_pack("{s:s, s:s}", "referenceId", ref, "id", c->out->ids[i]));
     json_object_foreach(rec, key, v)
@@ -1513,7 +1648,7 @@ static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, 
             continue;
         json_array_foreach(kids, k, kid)
         {
-            if (synth_sf_tree_rec(c, kid, results, depth + 1) < 0)
+            if (synth_sf_tree_rec(c, kid, results, depth + 1, i) < 0)
                 return -1;
         }
     }
@@ -1526,7 +1661,7 @@ static int synth_salesforce(struct synth_ctx *c)
     struct synth_path p;
     json_t *body = NULL, *answer = NULL;
     const char *lobj;
-    int version, st = 0, rc = -1;
+    int version, st = 0, rc = -1, single = 0;
     size_t f;
 
     if (req->body != NULL && req->body_len > 0) {
@@ -1538,6 +1673,7 @@ static int synth_salesforce(struct synth_ctx *c)
         synth_fail(c, "dry-run cannot answer this Salesforce endpoint (%s)", req->path);
         goto done;
     }
+    single = synth_is(&p, f, "sobjects");
     if (synth_is(&p, f, "composite") && p.n == f + 1) {
         rc = synth_sf_composite(c, body, 0);
     } else if (synth_is(&p, f, "composite") && synth_is(&p, f + 1, "batch") && p.n == f + 2) {
@@ -1549,7 +1685,7 @@ static int synth_salesforce(struct synth_ctx *c)
         json_array_foreach(json_object_get(body, "records"), k, rec)
         {
             if (rc == 0)
-                rc = synth_sf_tree_rec(c, rec, results, 1);
+                rc = synth_sf_tree_rec(c, rec, results, 1, 0);
         }
         if (rc == 0 && c->next != c->in->ops->n)
             rc = synth_fail(c, "the tree records do not match the operations");
@@ -1565,6 +1701,14 @@ static int synth_salesforce(struct synth_ctx *c)
                           &answer, &lobj);
         if (rc == 0 && c->next != c->in->ops->n)
             rc = synth_fail(c, "the request does not match its operations");
+        if (rc == 0 && lobj != NULL) {
+            /* a created row's answer names it, as Salesforce's does */
+            char loc[SYNTH_MAX_PATH];
+            int n = snprintf(loc, sizeof(loc), "/services/data/%s/sobjects/%s/%s", p.seg[2],
+                             synth_sf_object(c, lobj, c->out->ids[0]), c->out->ids[0]);
+            if (n > 0 && (size_t)n < sizeof(loc) && (c->out->location = strdup(loc)) == NULL)
+                rc = synth_fail(c, "out of memory");
+        }
         if (rc == 0) {
             rc = synth_set_body(c, st, answer);
             answer = NULL;
@@ -1575,7 +1719,103 @@ static int synth_salesforce(struct synth_ctx *c)
 done:
     json_decref(answer);
     json_decref(body);
+    /* only a single-record write is answered 404; subrequests and collections are refused */
+    if (rc < 0 && !single)
+        c->not_found = 0;
     return rc;
+}
+
+/*
+ * The CRM's answer to a write naming a record it does not have: HubSpot's
+ * OBJECT_NOT_FOUND (with a correlation id, as every HubSpot error has),
+ * Salesforce's NOT_FOUND.
+ */
+static json_t *synth_missing_body(struct synth_ctx *c)
+{
+    char cid[40];
+    uint64_t a, b;
+
+    if (c->in->crm == CRM_SALESFORCE)
+        return json_pack("[{s:s, s:s}]", "errorCode", "NOT_FOUND", "message",
+                         "The requested resource does not exist");
+    a = synth_rand(c);
+    b = synth_rand(c);
+    snprintf(cid, sizeof(cid), "%08x-%04x-4%03x-8%03x-%012llx", (unsigned)(a >> 32),
+             (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff, (unsigned)(b >> 48) & 0xfff,
+             (unsigned long long)(b & 0xffffffffffffULL));
+    return json_pack("{s:s, s:s, s:s, s:s}", "status", "error", "message",
+                     "Object not found.  objectId are usually numeric.", "correlationId", cid,
+                     "category", "OBJECT_NOT_FOUND");
+}
+
+/*
+ * Each overlay record of a write names the fields the write set ("written"),
+ * so that two dry-run writes to one record that raced (each read the other's
+ * before it was committed) can be combined (synth_overlay_combine).
+ */
+static int synth_mark_written(struct synth_ctx *c)
+{
+    for (size_t i = 0; i < c->in->ops->n; i++) {
+        const struct crm_op *op = &c->in->ops->v[i];
+        json_t *rec = c->out->records[i], *names;
+        if (rec == NULL || json_is_true(json_object_get(rec, "deleted")))
+            continue;
+        names = json_array();
+        if (names == NULL || json_object_set_new(rec, "written", names) < 0)
+            return -1;
+        for (size_t k = 0; k < op->nwrites; k++) {
+            if (json_array_append_new(names, json_string(op->writes[k].name)) < 0)
+                return -1;
+        }
+        if (op->verb == CRM_VERB_MERGE &&
+            json_array_append_new(names, json_string("hs_merged_object_ids")) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+json_t *synth_overlay_combine(const json_t *old, json_t *rec)
+{
+    json_t *out, *fields, *written, *name;
+    const json_t *ofields = json_object_get(old, "fields");
+    size_t k;
+
+    if (!json_is_object(ofields) || json_is_true(json_object_get(old, "deleted")) ||
+        !json_is_object(json_object_get(rec, "fields")) ||
+        json_is_true(json_object_get(rec, "deleted")) ||
+        !json_is_array(json_object_get(rec, "written")))
+        return json_incref(rec);
+    out = json_deep_copy(rec);
+    fields = json_object_get(out, "fields");
+    written = json_object_get(out, "written");
+    if (out == NULL || fields == NULL || written == NULL) {
+        json_decref(out);
+        return NULL;
+    }
+    json_array_foreach(json_object_get(old, "written"), k, name)
+    {
+        const char *n = json_string_value(name);
+        json_t *v = n != NULL ? json_object_get(ofields, n) : NULL;
+        size_t j;
+        json_t *w;
+        int mine = 0;
+        json_array_foreach(written, j, w)
+        {
+            mine |= json_is_string(w) && strcmp(json_string_value(w), n) == 0;
+        }
+        if (v == NULL || mine)
+            continue;
+        if (json_object_set(fields, n, v) < 0 || json_array_append(written, name) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    if (json_is_true(json_object_get(old, "created")) &&
+        json_object_set_new(out, "created", json_true()) < 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
 }
 
 /* ---------------- entry points ---------------- */
@@ -1612,6 +1852,16 @@ int synth_response(const struct synth_request *in, struct synth_response *out, c
         rc = synth_salesforce(&c);
     else
         rc = synth_fail(&c, "no CRM");
+    if (rc == 0 && synth_mark_written(&c) < 0)
+        rc = synth_fail(&c, "out of memory");
+    if (rc < 0 && c.not_found) {
+        /* the CRM would answer a write to a record it does not have with its 404 */
+        synth_response_free(out, in->ops->n);
+        if (synth_alloc(&c) == 0) {
+            json_t *body = synth_missing_body(&c);
+            rc = body != NULL ? synth_set_body(&c, 404, body) : -1;
+        }
+    }
     if (rc < 0) {
         synth_response_free(out, in->ops->n);
         if (errlen > 0 && err[0] == '\0')
@@ -1626,6 +1876,8 @@ void synth_response_free(struct synth_response *out, size_t nops)
         return;
     free(out->body);
     out->body = NULL;
+    free(out->location);
+    out->location = NULL;
     for (size_t i = 0; out->ids != NULL && i < nops; i++) {
         free(out->ids[i]);
         out->ids[i] = NULL;
@@ -1744,6 +1996,34 @@ static json_t *synth_not_found(enum crm crm)
                      "OBJECT_NOT_FOUND");
 }
 
+int synth_is_single_read(enum crm crm, const struct crm_request *req)
+{
+    struct synth_path p;
+    int version, single = 0;
+    size_t f;
+
+    if (req == NULL || req->method == NULL ||
+        (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0))
+        return 0;
+    if (crm == CRM_HUBSPOT) {
+        if (synth_split(req->path, &p) < 0)
+            return 0;
+        single = p.n == 5 && synth_is(&p, 0, "crm") &&
+                 ((synth_is(&p, 1, "v3") && synth_is(&p, 2, "objects")) ||
+                  (synth_is(&p, 1, "objects") && synth_is_date(p.seg[2])));
+    } else if (crm == CRM_SALESFORCE) {
+        if (synth_sf_path(req->path, &p, &version, &f) < 0)
+            return 0;
+        /* /sobjects/S/{id}/{relationship} is a traversal, not the row */
+        single =
+            synth_is(&p, f, "sobjects") &&
+            (p.n == f + 3 || (p.n == f + 4 && !sf_id_valid(p.seg[f + 2], strlen(p.seg[f + 2]))));
+    }
+    free(p.buf);
+    p.buf = NULL;
+    return single;
+}
+
 int synth_read_answer(enum crm crm, const struct crm_request *req, const struct crm_op *op,
                       const json_t *rec, long long now_ms, int *status, char **body,
                       size_t *body_len, char *err, size_t errlen)
@@ -1833,15 +2113,16 @@ static void synth_hs_fix_errors(json_t *answer, int *status)
 }
 
 static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t **answer,
-                          int *status, char *err, size_t errlen)
+                          int *status, int single, char *err, size_t errlen)
 {
     int changed = 0;
     json_t *results = json_object_get(*answer, "results");
 
-    if (ops->n == 1 && !json_is_array(results)) {
-        const json_t *rec = recs[0];
+    if (single) {
+        const json_t *rec = ops->n == 1 ? recs[0] : NULL;
         json_t *obj;
-        if (rec == NULL)
+        /* the CRM's refusals (a bad property, an expired token) stand */
+        if (rec == NULL || (*status != 404 && (*status < 200 || *status > 299)))
             return 0;
         if (json_is_true(json_object_get(rec, "deleted"))) {
             obj = synth_not_found(CRM_HUBSPOT);
@@ -1864,7 +2145,7 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
         return 1;
     }
     if (!json_is_array(results))
-        return synth_errf(err, errlen, "the batch answer has no results");
+        return 0; /* an error answer to the whole batch stands */
     for (size_t i = 0; i < ops->n; i++) {
         const json_t *rec = recs[i];
         const char *id = json_string_value(json_object_get(rec, "id"));
@@ -1916,17 +2197,19 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
 }
 
 static int synth_sf_merge(const struct crm_request *req, const struct crm_ops *ops,
-                          json_t *const *recs, json_t **answer, int *status, char *err,
+                          json_t *const *recs, json_t **answer, int *status, int single, char *err,
                           size_t errlen)
 {
     char version[32];
     int changed = 0;
 
     synth_sf_version(req, version, sizeof(version));
-    if (!json_is_array(*answer) || *status == 404) {
-        /* single GET (a 404 is an array of errors) */
+    if (!single && (!json_is_array(*answer) || *status != 200))
+        return 0; /* an error answer to the whole retrieve stands */
+    if (single) {
+        /* single GET (a 404 is an array of errors); the CRM's other refusals stand */
         json_t *obj = NULL;
-        if (ops->n != 1 || recs[0] == NULL)
+        if (ops->n != 1 || recs[0] == NULL || (*status != 404 && (*status < 200 || *status > 299)))
             return 0;
         if (json_is_true(json_object_get(recs[0], "deleted"))) {
             obj = synth_not_found(CRM_SALESFORCE);
@@ -1976,8 +2259,10 @@ int synth_overlay_merge(enum crm crm, const struct crm_request *req, const struc
             return synth_errf(err, errlen, "the overlay merges into record reads only");
     }
     if (crm == CRM_HUBSPOT)
-        return synth_hs_merge(ops, recs, answer, status, err, errlen);
+        return synth_hs_merge(ops, recs, answer, status, synth_is_single_read(crm, req), err,
+                              errlen);
     if (crm == CRM_SALESFORCE)
-        return synth_sf_merge(req, ops, recs, answer, status, err, errlen);
+        return synth_sf_merge(req, ops, recs, answer, status, synth_is_single_read(crm, req), err,
+                              errlen);
     return synth_errf(err, errlen, "no CRM");
 }

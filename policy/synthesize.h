@@ -11,7 +11,13 @@
  * 201, batch archive and labels/archive 204, batch associate/default 200; v3
  * association DELETE 204, batch create 201, batch archive 204. Refused: v3
  * single PUT (its answer lists every association of the record), legacy
- * v1/v2 endpoints, gdpr-delete by a property other than the id.
+ * v1/v2 endpoints, associations between ids that are not numeric.
+ * A write naming a record that does not exist (its before-state is NULL)
+ * gets the CRM's answer: a single-record write (HubSpot update, delete,
+ * merge, gdpr-delete; Salesforce row update or delete) 404, ids and records
+ * all NULL; a HubSpot batch update 207 with that record's id in errors (its
+ * id and record NULL). A Salesforce collection or composite naming one is
+ * refused.
  * Salesforce: create 201 SaveResult, PATCH 204, DELETE 204, upsert 201
  * {created:true} / 200 {created:false} (v46+; 201 SaveResult / 204 before),
  * collections 200 [SaveResult], composite 200 {compositeResponse}, batch 200
@@ -19,9 +25,12 @@
  * composite or batch with a read subrequest (a read cannot be synthesized),
  * an object without a known key prefix (no id can be minted for it).
  *
- * Synthetic ids: HubSpot 11-digit numeric strings (10^10 .. 10^11, above
- * 2^31, below 2^53); Salesforce prefix + "DR0" (a pod that marks dry-run ids
- * for a human) + 9 random base-62 characters + the case checksum.
+ * Synthetic ids: HubSpot 16-digit numeric strings starting with 8 (8*10^15
+ * .. 9*10^15: above any id HubSpot has handed out, whose ids have 11 or 12
+ * digits, so a synthetic id never shadows a real record in the overlay, and
+ * below 2^53, so JavaScript keeps it exact); Salesforce prefix + "DR0" (a pod
+ * that marks dry-run ids for a human) + 9 random base-62 characters + the
+ * case checksum.
  *
  * Pure: libc and jansson (and the classifiers' schema), no I/O, no clock.
  */
@@ -42,6 +51,8 @@
 #define SYNTH_MAX_PATH    4096
 #define SYNTH_ID_TRIES    8 /* fresh random ids drawn before giving up on a collision */
 #define SYNTH_MAX_REF_LEN 256
+#define SYNTH_HS_ID_BASE  8000000000000000ULL /* HubSpot synthetic ids: 8*10^15 .. */
+#define SYNTH_HS_ID_SPAN  1000000000000000ULL /* .. 9*10^15 (2^53 is about 9.007*10^15) */
 
 struct synth_request {
     enum crm crm;
@@ -63,7 +74,9 @@ struct synth_response {
     int status;
     char *body; /* malloc'ed JSON, NULL when the answer has no body (204) */
     size_t body_len;
-    char **ids; /* ops->n entries (malloc'ed or NULL): the record id each op wrote */
+    char *location; /* malloc'ed Location path (a Salesforce create, a HubSpot labelled
+                       association), or NULL */
+    char **ids;     /* ops->n entries (malloc'ed or NULL): the record id each op wrote */
     /*
      * ops->n entries (NULL for associations): the overlay record each op
      * leaves, {"object","id","fields":{merged},"created","deleted","ts"}.
@@ -79,8 +92,26 @@ struct synth_response {
 int synth_response(const struct synth_request *in, struct synth_response *out, char *err,
                    size_t errlen);
 
+/*
+ * The overlay record to store for rec (a record synth_response left, with
+ * "written": the names its write set) where old is already stored: rec, with
+ * the fields old's writes set and rec's did not (two dry-run writes to one
+ * record that raced each read the record before the other's commit), and
+ * "created" kept. rec as it is (a new reference) when either is a delete or
+ * lacks fields. NULL when out of memory.
+ */
+json_t *synth_overlay_combine(const json_t *old, json_t *rec);
+
 /* Release what synth_response filled in (nops = ops->n); out is zeroed. */
 void synth_response_free(struct synth_response *out, size_t nops);
+
+/*
+ * 1 when req is a single-record read (HubSpot GET /crm/v3/objects/{t}/{id},
+ * Salesforce GET /sobjects/{S}/{id} or /sobjects/{S}/{field}/{value}), whose
+ * answer synth_read_answer can give; 0 for anything else (batch reads and
+ * collections retrieves keep their own shapes).
+ */
+int synth_is_single_read(enum crm crm, const struct crm_request *req);
 
 /*
  * Read-your-writes for a record known only to the overlay: the answer the

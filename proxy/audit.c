@@ -106,7 +106,11 @@ static json_t *audit_record(const struct audit_in *in, size_t i)
     const struct enforce *ef = in->ef;
     const struct crm_op *op = &ef->ops.v[i];
     const struct config_caller *who = ef->caller;
-    const char *record = in->ids != NULL && in->ids[i] != NULL ? in->ids[i] : op->record_id;
+    /* A record named by an id property (an upsert by email or external id) keeps that value,
+     * as in enforce mode, so "record" always goes with "id_property". */
+    const char *record = in->ids != NULL && in->ids[i] != NULL && op->id_property == NULL
+                             ? in->ids[i]
+                             : op->record_id;
     json_t *rec = json_object(), *fields;
     int bad;
 

@@ -443,7 +443,8 @@ static int exchange_build_records(struct exchange *ex, const char *outcome, char
         .ids = ids,
         .ts_ms = exchange_wall_ms(),
         .request_id = ex->c != NULL ? conn_request_id(ex->c) : NULL,
-        .synthetic = ex->dry,
+        /* only a dry-run answer is synthetic: a refusal or a failed before-state read is not */
+        .synthetic = ex->dry && strcmp(outcome, "dry_run") == 0,
         .keep_volatile = ex->cfg->store_record_volatile,
     };
 
@@ -858,13 +859,94 @@ static uint64_t exchange_rand64(void *arg)
     return worker_random(arg);
 }
 
-/* The overlay record of op in this workspace, or NULL. */
-static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op)
+/* An overlay key "property=value" is at most this long (longer ones are not overlaid). */
+#define EXCHANGE_MAX_ALIAS 600
+
+/*
+ * Whether op names its record by an id property (an email, a Salesforce
+ * external id) rather than by its id; HubSpot's idProperty=hs_object_id is the id.
+ */
+static int exchange_by_property(const struct crm_op *op)
 {
+    return op->id_property != NULL && strcasecmp(op->id_property, "hs_object_id") != 0;
+}
+
+/*
+ * The overlay key under which a record named by an id property is found:
+ * "property=value" in lower case (HubSpot emails and Salesforce external ids
+ * compare without case). 0, or -1 when it does not fit.
+ */
+static int exchange_alias_key(const struct crm_op *op, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s=%s", op->id_property, op->record_id);
+
+    if (n < 0 || (size_t)n >= len)
+        return -1;
+    for (char *s = buf; *s != '\0'; s++) {
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s + 32);
+    }
+    return 0;
+}
+
+/*
+ * The record id a CRM record names (borrowed from rec, or NULL): HubSpot's
+ * "id" or hs_object_id (top level or in "properties"), Salesforce's "Id" or
+ * the last segment of attributes.url.
+ */
+static const char *exchange_record_id(enum crm crm, json_t *rec)
+{
+    const char *id, *url;
+
+    if (!json_is_object(rec))
+        return NULL;
+    if (crm == CRM_HUBSPOT) {
+        id = json_string_value(json_object_get(rec, "id"));
+        if (id == NULL)
+            id = json_string_value(
+                json_object_get(json_object_get(rec, "properties"), "hs_object_id"));
+        if (id == NULL)
+            id = json_string_value(json_object_get(rec, "hs_object_id"));
+        return id;
+    }
+    id = json_string_value(json_object_get(rec, "Id"));
+    url = json_string_value(json_object_get(json_object_get(rec, "attributes"), "url"));
+    if (id == NULL && url != NULL && strrchr(url, '/') != NULL)
+        id = strrchr(url, '/') + 1;
+    return id;
+}
+
+static json_t *exchange_overlay_by_id(struct exchange *ex, const char *object, const char *id)
+{
+    return store_overlay_get(ex->w->store, ex->ef.ws->name, crm_name(ex->crm), object, id);
+}
+
+/*
+ * The overlay record of op in this workspace, or NULL. crm_rec is the CRM's
+ * own record of it when known (a before-state, a read's answer): a record
+ * named by an id property is found by the id that record carries, else
+ * through the alias an earlier dry-run write by that property left.
+ */
+static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op, json_t *crm_rec)
+{
+    char key[EXCHANGE_MAX_ALIAS];
+    const char *id, *target;
+    json_t *alias, *rec;
+
     if (op->record_id == NULL || op->object == NULL || op->record_id[0] == '@')
         return NULL;
-    return store_overlay_get(ex->w->store, ex->ef.ws->name, crm_name(ex->crm), op->object,
-                             op->record_id);
+    if (!exchange_by_property(op))
+        return exchange_overlay_by_id(ex, op->object, op->record_id);
+    id = exchange_record_id(ex->crm, crm_rec);
+    if (id != NULL)
+        return exchange_overlay_by_id(ex, op->object, id);
+    if (exchange_alias_key(op, key, sizeof(key)) < 0)
+        return NULL;
+    alias = exchange_overlay_by_id(ex, op->object, key);
+    target = json_string_value(json_object_get(alias, "alias_of"));
+    rec = target != NULL ? exchange_overlay_by_id(ex, op->object, target) : NULL;
+    json_decref(alias);
+    return rec;
 }
 
 /*
@@ -878,7 +960,7 @@ static int exchange_overlay_before(struct exchange *ex)
     if (ex->was_created == NULL)
         return -1;
     for (size_t i = 0; i < ex->ef.ops.n; i++) {
-        json_t *rec = exchange_overlay_get(ex, &ex->ef.ops.v[i]), *merged;
+        json_t *rec = exchange_overlay_get(ex, &ex->ef.ops.v[i], ex->before[i]), *merged;
         if (rec == NULL)
             continue;
         ex->was_created[i] = json_is_true(json_object_get(rec, "created"));
@@ -921,8 +1003,52 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
             json_decref(arr);
             return NULL;
         }
+        /* written by an id property: later calls by that property find the record */
+        if (exchange_by_property(&ex->ef.ops.v[i]) && out->ids != NULL && out->ids[i] != NULL) {
+            char key[EXCHANGE_MAX_ALIAS];
+            if (exchange_alias_key(&ex->ef.ops.v[i], key, sizeof(key)) < 0)
+                continue;
+            o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "workspace", ex->ef.ws->name, "crm",
+                          crm_name(ex->crm), "object", ex->ef.ops.v[i].object, "id", key,
+                          "alias_of", out->ids[i], "ts", (json_int_t)exchange_wall_ms());
+            if (o == NULL || json_array_append_new(arr, o) < 0) {
+                json_decref(arr);
+                return NULL;
+            }
+        }
     }
     return arr;
+}
+
+/*
+ * The records of writes the synthesized answer fails because the CRM does not
+ * have their record (a single write's 404, a batch's per-record error: no id
+ * and no overlay record for an op that names one) say so: the status the CRM
+ * would have answered, and error "not_found". 0 / -1 (out of memory).
+ */
+static int exchange_dry_missing(struct exchange *ex, const struct synth_response *out)
+{
+    for (size_t i = 0; i < ex->ef.ops.n; i++) {
+        json_t *rec = json_array_get(ex->records, i);
+        if (out->status < 400 &&
+            (out->ids[i] != NULL || out->records[i] != NULL || !before_needed(&ex->ef.ops.v[i])))
+            continue;
+        if (json_object_set_new(rec, "upstream_status", json_integer(404)) < 0 ||
+            json_object_set_new(rec, "error", json_string("not_found")) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A synthesized Location: Salesforce's is a path, HubSpot's an absolute URL on its API host. */
+static int exchange_add_location(struct exchange *ex, const char *path)
+{
+    char url[4200];
+    int n = snprintf(url, sizeof(url), "%s%s", ex->crm == CRM_HUBSPOT ? ex->base : "", path);
+
+    if (n < 0 || (size_t)n >= sizeof(url))
+        return 0; /* too long to be a location crmgate made: left out */
+    return http_fields_add(&ex->out, "Location", 8, url, (size_t)n);
 }
 
 /*
@@ -938,6 +1064,18 @@ static void exchange_dry_run(struct exchange *ex)
     char err[512], why[512];
     json_t *overlay = NULL;
 
+    for (size_t i = 0; i < ex->ef.ops.n; i++) {
+        if (ex->unknown != NULL && ex->unknown[i]) {
+            /* The CRM would refuse the write as it refused the read; crmgate does not know
+             * that answer, and must not pretend the record is missing or unchanged. */
+            (void)exchange_final_error(
+                ex, "denied", 0, 403, "dry_run_unsupported",
+                "crmgate cannot answer this write in dry-run, so it was neither sent nor "
+                "answered: the CRM refused crmgate's read of the record's current state as a "
+                "bad request (does the write name a field that does not exist?)");
+            return;
+        }
+    }
     if (exchange_overlay_before(ex) < 0 || enforce_view_init(&v, ex->req, ex->rest) < 0) {
         conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
         exchange_free(ex);
@@ -969,7 +1107,12 @@ static void exchange_dry_run(struct exchange *ex)
         (out.body != NULL && evbuffer_add(ex->out_body, out.body, out.body_len) < 0) ||
         (out.body != NULL &&
          http_fields_add(&ex->out, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0) ||
-        exchange_build_records(ex, "dry_run", out.ids) < 0) {
+        (out.location != NULL && exchange_add_location(ex, out.location) < 0) ||
+        /* HubSpot names every answer's correlation id in a header */
+        (ex->crm == CRM_HUBSPOT && ex->c != NULL &&
+         http_fields_add(&ex->out, "x-hubspot-correlation-id", 24, conn_request_id(ex->c),
+                         strlen(conn_request_id(ex->c))) < 0) ||
+        exchange_build_records(ex, "dry_run", out.ids) < 0 || exchange_dry_missing(ex, &out) < 0) {
         json_decref(overlay);
         synth_response_free(&out, ex->ef.ops.n);
         conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
@@ -1001,6 +1144,7 @@ static void exchange_dry_run(struct exchange *ex)
 static int exchange_overlay_read(struct exchange *ex)
 {
     size_t found = 0;
+    int late = 0; /* a record named by an id property: found by the id the CRM answers */
 
     if (!ex->ctx.dry_run && !exchange_is_dry(ex))
         return 0;
@@ -1010,14 +1154,17 @@ static int exchange_overlay_read(struct exchange *ex)
     for (size_t i = 0; i < ex->ef.ops.n; i++) {
         if (ex->ef.ops.v[i].verb != CRM_VERB_READ)
             continue;
-        ex->overlay[i] = exchange_overlay_get(ex, &ex->ef.ops.v[i]);
+        ex->overlay[i] = exchange_overlay_get(ex, &ex->ef.ops.v[i], NULL);
         found += ex->overlay[i] != NULL;
+        late |= exchange_by_property(&ex->ef.ops.v[i]);
     }
-    if (found == 0) {
+    if (found == 0 && !late) {
         free(ex->overlay);
         ex->overlay = NULL;
         return 0;
     }
+    if (found == 0)
+        return 0;
     ex->dry = 1;
     if (ex->ef.ops.n == 1 && json_is_true(json_object_get(ex->overlay[0], "created"))) {
         struct enforce_view v;
@@ -1026,6 +1173,11 @@ static int exchange_overlay_read(struct exchange *ex)
         int status = 0;
         if (enforce_view_init(&v, ex->req, ex->rest) < 0)
             goto oom;
+        if (!synth_is_single_read(ex->crm, &v.cr)) {
+            /* a batch read of it alone: forwarded, and the answer merged in its own shape */
+            enforce_view_free(&v);
+            return 0;
+        }
         if (synth_read_answer(ex->crm, &v.cr, &ex->ef.ops.v[0], ex->overlay[0], exchange_wall_ms(),
                               &status, &body, &blen, err, sizeof(err)) < 0) {
             enforce_view_free(&v);
@@ -1062,6 +1214,41 @@ oom:
 }
 
 /*
+ * Records read by an id property: their overlay records, found by the id
+ * the CRM's answer gives them (a single record, or a HubSpot batch result
+ * carrying the property). Returns how many ops have an overlay record now.
+ */
+static size_t exchange_overlay_late(struct exchange *ex, json_t *answer)
+{
+    json_t *results = json_object_get(answer, "results"), *r;
+    size_t found = 0, k;
+
+    for (size_t i = 0; i < ex->ef.ops.n; i++) {
+        const struct crm_op *op = &ex->ef.ops.v[i];
+        json_t *crm_rec = NULL;
+        if (ex->overlay[i] != NULL || op->verb != CRM_VERB_READ || !exchange_by_property(op)) {
+            found += ex->overlay[i] != NULL;
+            continue;
+        }
+        if (!json_is_array(results)) {
+            crm_rec = ex->ef.ops.n == 1 ? answer : NULL;
+        } else {
+            json_array_foreach(results, k, r)
+            {
+                const char *v = json_string_value(
+                    json_object_get(json_object_get(r, "properties"), op->id_property));
+                if (v != NULL && strcasecmp(v, op->record_id) == 0)
+                    crm_rec = r;
+            }
+        }
+        if (exchange_record_id(ex->crm, crm_rec) != NULL)
+            ex->overlay[i] = exchange_overlay_get(ex, op, crm_rec);
+        found += ex->overlay[i] != NULL;
+    }
+    return found;
+}
+
+/*
  * A read forwarded in dry-run: lay the overlay over the CRM's answer (before
  * it is filtered). 0, or -1 with why when the answer cannot be merged.
  */
@@ -1077,6 +1264,11 @@ static int exchange_overlay_merge(struct exchange *ex, struct upstream_response 
                         evbuffer_get_length(rsp->body), 0, NULL);
     if (answer == NULL)
         return 0; /* not JSON: nothing to lay over (the filter decides about it) */
+    if (exchange_overlay_late(ex, answer) == 0) {
+        json_decref(answer);
+        return 0; /* no dry-run write touched these records: the CRM's answer stands */
+    }
+    ex->dry = 1;
     if (enforce_view_init(&v, ex->req, ex->rest) < 0) {
         json_decref(answer);
         snprintf(why, whylen, "out of memory");

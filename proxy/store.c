@@ -23,6 +23,7 @@
 
 #include <event2/event.h>
 
+#include "../policy/synthesize.h"
 #include "log.h"
 #include "store.h"
 #include "store_internal.h"
@@ -450,13 +451,24 @@ static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
                            store_lower(store_jstr(o, "object", "-"), lobj, sizeof(lobj)),
                            store_jstr(o, "id", "-")};
         size_t klen = store_key(key, p, 4, 0, 0);
-        MDB_val k = {klen, key}, v;
+        MDB_val k = {klen, key}, v, old;
+        json_t *put = NULL;
         char *json;
         int rc;
 
         if (klen == 0)
             continue;
-        json = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+        /* Writes are serialized here: a write that raced another to the same record keeps
+         * what the other wrote (synth_overlay_combine). */
+        if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &old) == 0) {
+            json_t *prev = json_loadb(old.mv_data, old.mv_size, 0, NULL);
+            put = synth_overlay_combine(prev, o);
+            json_decref(prev);
+            if (put == NULL)
+                return ENOMEM;
+        }
+        json = json_dumps(put != NULL ? put : o, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(put);
         if (json == NULL)
             return ENOMEM;
         v.mv_size = strlen(json);

@@ -13,7 +13,6 @@ const assert = require('node:assert/strict');
 const { Client } = require('@hubspot/api-client');
 const jsforce = require('jsforce');
 const harness = require('./harness.js');
-const { idChecksum } = require('../fakecrm/salesforce.js');
 
 const HS_TOKEN = harness.OPEN_TOKENS[1];
 const SF_TOKEN = harness.OPEN_TOKENS[3];
@@ -21,10 +20,7 @@ const DENY_TOKEN = 'pat-na1-deny0000-0000-0000-0000-000000000009';
 const VERSION = '62.0';
 const GATE = harness.crmgateAvailable() ? false : `crmgate binary not built (${harness.crmgateBinary()})`;
 
-function sid(prefix, n) {
-  const id15 = prefix + 'Seed' + String(n).padStart(8, '0');
-  return id15 + idChecksum(id15);
-}
+const sid = (prefix, n) => harness.sfId(prefix, 'Seed', n);
 const ACME = sid('001', 1);
 const GLOBEX = sid('001', 2);
 
@@ -61,7 +57,6 @@ const RULES = {
 };
 
 let stack;
-let seen = 0; /* audit records already checked */
 
 before(async () => {
   if (GATE) return;
@@ -77,6 +72,7 @@ before(async () => {
   });
   await stack.fake.reset();
   await stack.fake.seed(SEED);
+  newRecords = harness.auditCursor(stack.gate.stateDir);
 });
 
 after(async () => {
@@ -87,32 +83,9 @@ const hs = (token = HS_TOKEN, headers = {}) => new Client({ accessToken: token, 
 const sf = () => new jsforce.Connection({ instanceUrl: stack.salesforceBase, accessToken: SF_TOKEN, version: VERSION });
 
 /* The records written since the last call. */
-function newRecords() {
-  const all = harness.readAuditRaw(stack.gate.stateDir);
-  const fresh = all.slice(seen);
-  seen = all.length;
-  return fresh;
-}
-
-/* fields as {name: [before, after]} for compact comparison */
-function fieldMap(rec) {
-  return Object.fromEntries(rec.fields.map((f) => [f.name, [f.before, f.after]]));
-}
-
-function expectRecords(recs, want) {
-  assert.equal(recs.length, want.length, `records: ${JSON.stringify(recs, null, 1)}`);
-  want.forEach((w, i) => {
-    const r = recs[i];
-    for (const k of ['crm', 'object', 'verb', 'record', 'outcome', 'decision']) {
-      if (w[k] !== undefined) assert.equal(r[k], w[k], `record ${i} ${k}: ${JSON.stringify(r)}`);
-    }
-    if (w.fields) assert.deepEqual(fieldMap(r), w.fields, `record ${i} fields: ${JSON.stringify(r)}`);
-    assert.equal(r.workspace, w.workspace || 'e2e-open');
-    assert.match(r.id, /^\d+$/);
-    assert.equal(typeof r.ts, 'number');
-    assert.equal(r.synthetic, false);
-  });
-}
+let newRecords = () => [];
+const { fieldMap } = harness;
+const expectRecords = (recs, want) => harness.expectAuditRecords(recs, want, { workspace: 'e2e-open' });
 
 async function hsRecord(type, id) {
   return (await stack.fake.state()).hubspot.objects[type].find((x) => x.id === id);

@@ -479,6 +479,64 @@ function readAuditRaw(stateDir) {
   return records;
 }
 
+/*
+ * A cursor over the audit log: each call returns the records appended since the previous call
+ * (the first call returns every record so far).
+ */
+function auditCursor(stateDir) {
+  let seen = 0;
+  return () => {
+    const all = readAuditRaw(stateDir);
+    const fresh = all.slice(seen);
+    seen = all.length;
+    return fresh;
+  };
+}
+
+/* A record's fields as {name: [before, after]}, for compact comparisons. */
+function fieldMap(rec) {
+  return Object.fromEntries(rec.fields.map((f) => [f.name, [f.before, f.after]]));
+}
+
+/*
+ * Checks audit records against a list of expectations, one per record, in order: each may give
+ * crm, object, verb, record, outcome, decision (compared when given), fields ({name: [before,
+ * after]}, compared whole), workspace (default defaults.workspace) and synthetic (default
+ * defaults.synthetic, itself false). Every record must have a numeric id and a timestamp.
+ */
+function expectAuditRecords(recs, want, defaults = {}) {
+  const assert = require('node:assert/strict');
+  assert.equal(recs.length, want.length, `records: ${JSON.stringify(recs, null, 1)}`);
+  want.forEach((w, i) => {
+    const r = recs[i];
+    for (const k of ['crm', 'object', 'verb', 'record', 'outcome', 'decision']) {
+      if (w[k] !== undefined) assert.equal(r[k], w[k], `record ${i} ${k}: ${JSON.stringify(r)}`);
+    }
+    if (w.fields) assert.deepEqual(fieldMap(r), w.fields, `record ${i} fields: ${JSON.stringify(r)}`);
+    assert.equal(r.workspace, w.workspace || defaults.workspace, `record ${i} workspace`);
+    assert.match(r.id, /^\d+$/);
+    assert.equal(typeof r.ts, 'number');
+    assert.equal(r.synthetic, w.synthetic !== undefined ? w.synthetic : (defaults.synthetic || false), `record ${i} synthetic: ${JSON.stringify(r)}`);
+  });
+}
+
+/*
+ * A valid 18-character Salesforce id for seeding the fake: the key prefix, a 4-character tag
+ * that keeps suites apart, a counter, and the case checksum.
+ */
+function sfId(prefix, tag, n) {
+  const { idChecksum } = require('../fakecrm/salesforce.js');
+  const id15 = prefix + tag + String(n).padStart(8, '0');
+  return id15 + idChecksum(id15);
+}
+
+/* The fake CRM's requests that would change state: everything but GETs and the POST reads. */
+function fakeWrites(requests) {
+  return requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD' &&
+    !/\/batch\/read$|\/search$/.test(r.path) &&
+    !(r.method === 'POST' && /^\/services\/data\/v[\d.]+\/composite\/sobjects\/[^/]+$/.test(r.path)));
+}
+
 /* ---------------- test certificates ---------------- */
 
 function openssl(args, cwd) {
@@ -561,4 +619,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { readAuditRaw, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
+module.exports = { readAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
