@@ -36,7 +36,8 @@ PROG       ?= crmgate
 SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.c \
               proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
-              proxy/tls.c proxy/store.c proxy/before.c proxy/audit.c
+              proxy/tls.c proxy/store.c proxy/before.c proxy/audit.c \
+              proxy/vault.c proxy/custody.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
               policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c \
               policy/diff.c policy/synthesize.c
@@ -53,7 +54,8 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
               if (a > 20 || (a === 20 && b >= 10)) console.log("--test-concurrency=2")' 2>/dev/null)
 
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
-              test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize
+              test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize \
+              test_vault
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \

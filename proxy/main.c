@@ -24,6 +24,7 @@
 #include "../certs/cli_ca.h"
 #include "cli_policy.h"
 #include "config.h"
+#include "custody.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
@@ -67,6 +68,8 @@ static void usage(FILE *out)
         "      --tls-key FILE         PEM certificate chain and key\n"
         "      --admin-socket PATH    admin API unix socket (default STATE_DIR/admin.sock)\n"
         "      --admin-listen ADDR:PORT  admin API over TCP too (needs admin.token)\n"
+        "      --vault-key FILE       the key that seals CRM credentials (default\n"
+        "                             $CREDENTIALS_DIRECTORY/vault.key when present)\n"
         "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
         "      --check                validate the configuration, print it, and exit\n"
         "\n"
@@ -134,6 +137,47 @@ static int state_dir_prepare(const char *dir, int create)
     return 0;
 }
 
+/*
+ * The vault key: vault.key_file / --vault-key, else systemd's
+ * $CREDENTIALS_DIRECTORY/vault.key when present. It must be the key the
+ * store's credentials were sealed with; without one, a store that holds
+ * credentials refuses to start. 0, or -1 after printing one line.
+ */
+static int main_open_vault(const struct config *cfg, struct store *store)
+{
+    char path[4096], err[1024];
+    const char *creds = getenv("CREDENTIALS_DIRECTORY");
+    struct vault *v = NULL;
+
+    path[0] = '\0';
+    if (cfg->vault_key_file != NULL) {
+        snprintf(path, sizeof(path), "%s", cfg->vault_key_file);
+    } else if (creds != NULL && creds[0] != '\0') {
+        snprintf(path, sizeof(path), "%s/vault.key", creds);
+        if (access(path, F_OK) < 0)
+            path[0] = '\0';
+    }
+    if (path[0] != '\0') {
+        v = vault_load(path, err, sizeof(err));
+        if (v == NULL) {
+            fprintf(stderr, "crmgate: %s\n", err);
+            return -1;
+        }
+    }
+    if (custody_check_store(store, v, err, sizeof(err)) < 0) {
+        if (path[0] != '\0')
+            fprintf(stderr, "crmgate: %s (%s)\n", err, path);
+        else
+            fprintf(stderr, "crmgate: %s\n", err);
+        vault_free(v);
+        return -1;
+    }
+    custody_init(v);
+    if (v != NULL)
+        log_notice("vault: credentials sealed with the key in %s", path);
+    return 0;
+}
+
 enum {
     OPT_LISTEN = 256,
     OPT_UPSTREAM,
@@ -149,6 +193,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_ADMIN_SOCKET,
     OPT_ADMIN_LISTEN,
+    OPT_VAULT_KEY,
     OPT_CHECK,
 };
 
@@ -170,6 +215,7 @@ static int cmd_serve(int argc, char **argv)
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"admin-socket", required_argument, NULL, OPT_ADMIN_SOCKET},
         {"admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN},
+        {"vault-key", required_argument, NULL, OPT_VAULT_KEY},
         {"check", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -238,6 +284,9 @@ static int cmd_serve(int argc, char **argv)
         case OPT_ADMIN_LISTEN:
             ov.admin_listen = optarg;
             break;
+        case OPT_VAULT_KEY:
+            ov.vault_key_file = optarg;
+            break;
         case OPT_CHECK:
             check = 1;
             break;
@@ -282,8 +331,14 @@ static int cmd_serve(int argc, char **argv)
             config_unref(cfg);
             return 1;
         }
+        if (main_open_vault(cfg, store) < 0) {
+            store_close(store);
+            config_unref(cfg);
+            return 1;
+        }
         status = server_run(cfg, store, config_path, &ov);
         store_close(store);
+        custody_shutdown();
     }
     config_unref(cfg);
     return status;
