@@ -37,7 +37,7 @@ SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.
               proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
               proxy/tls.c proxy/store.c proxy/before.c proxy/audit.c \
-              proxy/vault.c proxy/custody.c
+              proxy/vault.c proxy/custody.c proxy/refresh.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
               policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c \
               policy/diff.c policy/synthesize.c

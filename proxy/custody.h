@@ -87,6 +87,9 @@ void custody_init(struct vault *v);
 /* The process's vault, or NULL. */
 const struct vault *custody_vault(void);
 
+/* Wall-clock milliseconds (key expiry, token expiry). */
+long long custody_now_ms(void);
+
 /* Release the vault at exit. */
 void custody_shutdown(void);
 
