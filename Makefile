@@ -28,7 +28,7 @@ CPPFLAGS   += -D_GNU_SOURCE -DCRMGATE_VERSION='"$(VERSION)"' -I$(LLHTTP_INC) $(E
 CFLAGS     += $(OPT) -std=c11 -pthread -fno-strict-aliasing
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-LDLIBS     += $(PKG_LIBS) -pthread
+LDLIBS     += $(PKG_LIBS) -pthread -lm
 
 B          ?= build
 PROG       ?= crmgate
@@ -36,7 +36,8 @@ PROG       ?= crmgate
 SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.c \
               proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
-              proxy/tls.c proxy/store.c proxy/before.c proxy/audit.c \
+              proxy/tls.c proxy/store.c proxy/store_query.c proxy/before.c proxy/audit.c \
+              proxy/metrics.c proxy/query.c proxy/admin.c proxy/admin_api.c proxy/admin_client.c \
               proxy/vault.c proxy/custody.c proxy/refresh.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
               policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c \

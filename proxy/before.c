@@ -18,6 +18,7 @@
 #include "before.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -501,6 +502,7 @@ struct before_fetch *before_start(struct worker *w, enum crm crm, const char *ba
         }
         bf->outstanding++;
         bf->res.calls++;
+        metrics_own_call(crm, METRICS_PURPOSE_BEFORE_STATE);
         log_debug("before-state read %zu/%zu: %s %s", i + 1, bf->ncalls, ur.method, crm_name(crm));
     }
     return bf;

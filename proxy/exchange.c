@@ -40,6 +40,7 @@
 #include "exchange.h"
 #include "log.h"
 #include "refresh.h"
+#include "metrics.h"
 #include "route.h"
 #include "server.h"
 #include "store.h"
@@ -135,6 +136,12 @@ static void exchange_free(struct exchange *ex)
     custody_cred_free(&ex->cred);
     custody_identity_free(&ex->kid);
     http_fields_cleanse(&ex->fwd);
+    /* every classified request is counted once, with its final decision */
+    if (ex->ef.verdict.rule[0] != '\0')
+        metrics_request(ex->crm, ex->ef.ops.n > 0 ? ex->ef.ops.v[0].verb : CRM_VERB_UNKNOWN,
+                        !ex->ef.verdict.allow ? METRICS_DENY
+                        : ex->dry             ? METRICS_DRY_RUN
+                                              : METRICS_ALLOW);
     config_unref(ex->cfg);
     ex->cfg = NULL;
     free(ex->url);
@@ -708,6 +715,8 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
     ex->xfer = NULL; /* upstream releases it after this callback */
     if (ex->has_cred && rsp->result == CURLE_OK && rsp->status == 401)
         exchange_cred_refused(ex);
+    if (rsp->result == CURLE_OK)
+        metrics_upstream_latency(ex->crm, latency);
     if (rsp->result != CURLE_OK || rsp->status < 200 || rsp->status > 599) {
         if (rsp->result == CURLE_OK)
             snprintf(rsp->error, sizeof(rsp->error), "unexpected status %ld", rsp->status);

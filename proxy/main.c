@@ -4,8 +4,9 @@
  * Start-up runs in one fixed order, and any failure before READY=1 exits
  * with one line saying what and where:
  *   parse arguments and config (which loads the CA and compiles the rules)
- *   -> open the state directory and its LMDB store -> bind the listeners ->
- *   start the workers -> READY=1.
+ *   -> open the state directory and its LMDB store -> bind the admin API's
+ *   listeners -> bind the proxy listeners -> start the admin thread and the
+ *   workers -> READY=1.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,10 +19,13 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "../certs/cli_ca.h"
+#include "admin.h"
+#include "admin_api.h"
 #include "cli_policy.h"
 #include "config.h"
 #include "custody.h"
@@ -324,6 +328,7 @@ static int cmd_serve(int argc, char **argv)
                                    .map_bytes = cfg->store_map_bytes,
                                    .max_map_bytes = cfg->store_max_map_bytes};
         struct store *store;
+        struct admin *admin;
         snprintf(dbdir, sizeof(dbdir), "%s/db", cfg->state_dir);
         store = store_open(&so, err, sizeof(err));
         if (store == NULL) {
@@ -336,9 +341,29 @@ static int cmd_serve(int argc, char **argv)
             config_unref(cfg);
             return 1;
         }
-        status = server_run(cfg, store, config_path, &ov);
+        if (admin_api_register() < 0) {
+            fprintf(stderr, "crmgate: cannot register the admin API's routes\n");
+            store_close(store);
+            config_unref(cfg);
+            custody_shutdown();
+            return 1;
+        }
+        admin = admin_open(cfg, store, err, sizeof(err));
+        if (admin == NULL) {
+            fprintf(stderr, "crmgate: %s\n", err);
+            admin_routes_clear();
+            store_close(store);
+            config_unref(cfg);
+            custody_shutdown();
+            libevent_global_shutdown();
+            return 1;
+        }
+        status = server_run(cfg, store, admin, config_path, &ov);
+        admin_close(admin); /* it served during the drain; its port goes before the store */
+        admin_routes_clear();
         store_close(store);
         custody_shutdown();
+        libevent_global_shutdown();
     }
     config_unref(cfg);
     return status;

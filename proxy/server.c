@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 #include <event2/thread.h>
 
+#include "admin.h"
 #include "conn.h"
 #include "log.h"
 #include "sdnotify.h"
@@ -41,6 +42,7 @@ struct server {
     unsigned long *last_beats;
     struct worker *workers;
     int nworkers;
+    struct admin *admin;
     const char *config_path;
     const struct config_overrides *ov;
     struct config *cfg;
@@ -327,6 +329,7 @@ static void server_sighupcb(evutil_socket_t fd, short what, void *arg)
     log_set_level(cfg->log_level);
     for (int i = 0; i < s->nworkers; i++)
         worker_notify(&s->workers[i], cfg, 0);
+    admin_set_config(s->admin, cfg);
     config_unref(s->cfg);
     s->cfg = cfg;
     log_notice("configuration reloaded from %s",
@@ -479,8 +482,8 @@ static void worker_destroy(struct worker *w)
     pthread_mutex_destroy(&w->lock);
 }
 
-int server_run(struct config *cfg, struct store *store, const char *config_path,
-               const struct config_overrides *ov)
+int server_run(struct config *cfg, struct store *store, struct admin *admin,
+               const char *config_path, const struct config_overrides *ov)
 {
     struct server s = {0};
     struct event *ev_hup = NULL, *ev_term = NULL, *ev_int = NULL;
@@ -489,6 +492,7 @@ int server_run(struct config *cfg, struct store *store, const char *config_path,
 
     s.config_path = config_path;
     s.ov = ov;
+    s.admin = admin;
     s.cfg = config_ref(cfg);
     s.nworkers = cfg->workers > 0 ? cfg->workers : server_workers_default();
     if (evthread_use_pthreads() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -575,6 +579,10 @@ int server_run(struct config *cfg, struct store *store, const char *config_path,
             event_add(s.workers[i].heartbeat, &btv);
         event_add(s.watchdog, &ctv);
     }
+    if (admin != NULL && admin_start(admin, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
     for (; started < s.nworkers; started++) {
         if (pthread_create(&s.workers[started].thread, NULL, worker_main, &s.workers[started]) !=
             0) {
@@ -624,6 +632,5 @@ out:
         event_base_free(s.base);
     config_unref(s.cfg);
     curl_global_cleanup();
-    libevent_global_shutdown();
-    return status;
+    return status; /* main.c closes the admin API, then shuts libevent down */
 }

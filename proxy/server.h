@@ -19,6 +19,7 @@
 
 #include "config.h"
 
+struct admin;
 struct conn;
 struct upstream;
 struct store;
@@ -67,13 +68,15 @@ void worker_conn_removed(struct worker *w);
 uint64_t worker_random(struct worker *w);
 
 /*
- * Bind the listeners, start the workers and run until SIGTERM/SIGINT has
- * drained them. store is the opened store (the caller closes it after this
- * returns). cfg is the loaded config (one reference is taken);
- * config_path and ov are kept to re-read the config on SIGHUP. Returns the
+ * Bind the listeners, start the admin thread (admin, already bound; may be
+ * NULL) and the workers, and run until SIGTERM/SIGINT has drained them.
+ * store is the opened store, admin the opened admin API (the caller closes
+ * both after this returns; admin keeps serving during the drain). cfg is
+ * the loaded config (one reference is taken); config_path and ov are kept
+ * to re-read the config on SIGHUP, which admin gets too. Returns the
  * process exit status.
  */
-int server_run(struct config *cfg, struct store *store, const char *config_path,
-               const struct config_overrides *ov);
+int server_run(struct config *cfg, struct store *store, struct admin *admin,
+               const char *config_path, const struct config_overrides *ov);
 
 #endif

@@ -1,0 +1,54 @@
+/*
+ * admin_client.h - how the CLI reaches a running crmgate: its admin API
+ * over the unix socket (libcurl's CURLOPT_UNIX_SOCKET_PATH), or over TCP
+ * with the bearer token from $CRMGATE_ADMIN_TOKEN.
+ */
+#ifndef CRMGATE_ADMIN_CLIENT_H
+#define CRMGATE_ADMIN_CLIENT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define ADMIN_CLIENT_MAX_ANSWER (64u << 20) /* bytes of one answer */
+#define ADMIN_CLIENT_TIMEOUT_MS 30000
+#define ADMIN_CLIENT_MAX_PATH   4096 /* a request path with its query */
+
+struct admin_target {
+    char socket[108]; /* the unix socket path ("" when url is set) */
+    char url[512];    /* "http://HOST:PORT" for TCP, or "" */
+    char token[512];  /* bearer token for TCP, or "" */
+};
+
+/*
+ * Where the daemon is, by precedence: url (--url), socket (--socket),
+ * state_dir/admin.sock (--state-dir), $CRMGATE_ADMIN_URL, then
+ * $STATE_DIRECTORY/admin.sock, then ./var/admin.sock (serve's defaults).
+ * A TCP target takes its token from $CRMGATE_ADMIN_TOKEN. Any argument may
+ * be NULL. 0, or -1 with err (a path too long, a URL not http://, no token).
+ */
+int admin_target_init(struct admin_target *t, const char *url, const char *socket,
+                      const char *state_dir, char *err, size_t errlen);
+
+/* Where t points, for messages: the socket path or the URL. */
+const char *admin_target_name(const struct admin_target *t);
+
+/*
+ * Call method on path (with its query, already escaped) with body (JSON,
+ * may be NULL). 0 when the daemon answered: *status, and *out its JSON (a
+ * new reference) or NULL when the answer is not JSON. -1 with err when it
+ * could not be reached ("cannot reach crmgate at SOCKET: is it running?").
+ */
+int admin_client_call(const struct admin_target *t, const char *method, const char *path,
+                      const json_t *body, long *status, json_t **out, char *err, size_t errlen);
+
+/*
+ * Append name=value (both percent-encoded) to the path in buf, after "?"
+ * or "&". 0, or -1 when it would not fit in buflen.
+ */
+int admin_client_query_add(char *buf, size_t buflen, const char *name, const char *value);
+
+/* "code: message" of an {"error": {...}} answer into out; "" when it has none. */
+void admin_client_error(const json_t *answer, char *out, size_t outlen);
+
+#endif
