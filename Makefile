@@ -38,7 +38,7 @@ SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
               proxy/tls.c proxy/store.c proxy/store_query.c proxy/before.c proxy/audit.c \
               proxy/metrics.c proxy/query.c proxy/admin.c proxy/admin_api.c proxy/admin_client.c \
-              proxy/vault.c proxy/custody.c proxy/refresh.c
+              proxy/vault.c proxy/custody.c proxy/refresh.c proxy/admin_custody.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
               policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c \
               policy/diff.c policy/synthesize.c

@@ -28,6 +28,7 @@
 #include "admin_api.h"
 #include "cli_policy.h"
 #include "config.h"
+#include "admin_custody.h"
 #include "custody.h"
 #include "log.h"
 #include "server.h"
@@ -341,7 +342,7 @@ static int cmd_serve(int argc, char **argv)
             config_unref(cfg);
             return 1;
         }
-        if (admin_api_register() < 0) {
+        if (admin_api_register() < 0 || admin_custody_register(store) < 0) {
             fprintf(stderr, "crmgate: cannot register the admin API's routes\n");
             store_close(store);
             config_unref(cfg);

@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "refresh.h"
 #include "server.h"
 #include "store.h"
@@ -200,6 +201,7 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
 
     f->xfer = NULL;
     __atomic_add_fetch(&refresh_counts[f->ref.crm], 1, __ATOMIC_RELAXED);
+    metrics_own_call(f->ref.crm, METRICS_PURPOSE_OAUTH_REFRESH);
     if (rsp->result != CURLE_OK) {
         refresh_fail(f, 502, "integration_refresh_failed",
                      "crmgate could not refresh the %s token of %s (%s): %s", crm_name(f->ref.crm),
