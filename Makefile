@@ -5,6 +5,7 @@
 #   make test       install what is missing, build, run every test
 #   make asan       build ./crmgate-asan (ASan + UBSan) and run the suite with it
 #   make bench      crmgate vs nginx vs direct, side by side (tests/bench/)
+#   make demo       the fake CRM, crmgate and a scripted agent; then crmgate diffs
 #   make install    PREFIX=/usr DESTDIR=... binary, unit, sysusers, tmpfiles, rules
 
 SHELL      := bash
@@ -38,7 +39,8 @@ SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
               proxy/tls.c proxy/store.c proxy/store_query.c proxy/before.c proxy/audit.c \
               proxy/metrics.c proxy/query.c proxy/admin.c proxy/admin_api.c proxy/admin_client.c \
-              proxy/vault.c proxy/custody.c proxy/refresh.c proxy/admin_custody.c
+              proxy/cli_admin.c proxy/vault.c proxy/custody.c proxy/refresh.c proxy/admin_custody.c \
+              proxy/cli_custody.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
               policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c \
               policy/diff.c policy/synthesize.c
@@ -59,7 +61,7 @@ UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_polic
               test_vault
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
-.PHONY: all deps run test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \
+.PHONY: all deps run demo test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \
         soql-crosscheck certs-check install clean format format-check
 
 all: $(PROG)
@@ -92,6 +94,11 @@ deps:
 
 run: deps all
 	./$(PROG) serve
+
+# The fake CRM and crmgate on free loopback ports, a scripted agent (both SDKs) in enforce mode
+# and in dry-run, then crmgate diffs and stats; everything is stopped and removed afterwards.
+demo: all
+	@CRMGATE_BIN=$(abspath $(PROG)) bash tests/demo/run.sh
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

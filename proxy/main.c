@@ -26,6 +26,8 @@
 #include "../certs/cli_ca.h"
 #include "admin.h"
 #include "admin_api.h"
+#include "cli_admin.h"
+#include "cli_custody.h"
 #include "cli_policy.h"
 #include "config.h"
 #include "admin_custody.h"
@@ -53,6 +55,23 @@ static void usage(FILE *out)
         "  crmgate ca init|export|mint ...\n"
         "                             create the name-constrained CA, print its certificate\n"
         "                             (crmgate ca help)\n"
+        "  crmgate key create|list|revoke ...\n"
+        "                             crmgate keys for agents (crmgate key --help)\n"
+        "  crmgate integration add|list|remove ...\n"
+        "                             the CRM accounts crmgate acts with (secrets on stdin)\n"
+        "  crmgate vault keygen [--out FILE]\n"
+        "                             a key to seal CRM credentials with\n"
+        "  crmgate dry-run on|off|reset|status [--workspace W]\n"
+        "                             a workspace's runtime dry-run switch (persisted)\n"
+        "  crmgate diffs [--workspace W --crm C --object O --record R --workflow F\n"
+        "                 --call C --outcome X --since T --until T --limit N] [--json]\n"
+        "                 [--db DIR]\n"
+        "                             audited changes: field before -> after, newest first\n"
+        "  crmgate stats [--workspace W] [--json] [--db DIR]\n"
+        "                             which workflows change which fields, how often\n"
+        "                             (these three reach the daemon through its admin\n"
+        "                             socket: --socket PATH, --state-dir DIR, or --url;\n"
+        "                             --db reads the store directly; each has --help)\n"
         "  crmgate version            print the version and library versions\n"
         "  crmgate help               this text (also -h, --help)\n"
         "\n"
@@ -388,6 +407,10 @@ int main(int argc, char **argv)
         return cli_ca(argc - 1, argv + 1);
     if (strcmp(cmd, "token") == 0)
         return cli_token(argc - 1, argv + 1);
+    if (strcmp(cmd, "key") == 0 || strcmp(cmd, "integration") == 0 || strcmp(cmd, "vault") == 0)
+        return cli_custody(argc - 1, argv + 1);
+    if (strcmp(cmd, "dry-run") == 0 || strcmp(cmd, "diffs") == 0 || strcmp(cmd, "stats") == 0)
+        return cli_admin(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
         return cmd_version();
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
