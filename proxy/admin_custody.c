@@ -521,7 +521,8 @@ static void admin_custody_integration_put(struct admin_req *r)
     c.instance_url = admin_custody_sdup(iu);
     c.token_url = admin_custody_sdup(tu);
     c.expires_ms = ei != NULL ? now + json_integer_value(ei) * 1000 : 0;
-    c.lifetime_s = lt != NULL ? json_integer_value(lt) : 0;
+    /* a refresh the CRM answers without expires_in (Salesforce) lasts as long as this one */
+    c.lifetime_s = lt != NULL ? json_integer_value(lt) : ei != NULL ? json_integer_value(ei) : 0;
     c.created_ms = c.updated_ms = now;
     klen = custody_ref_key(&ref, key, sizeof(key));
     if (klen == 0 || custody_cred_record(v, &ref, &c, &value, &vlen) < 0) {

@@ -253,6 +253,7 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
     c.expires_ms = now + (long long)expires_in * 1000;
     c.created_ms = f->old.created_ms;
     c.updated_ms = now;
+    f->res.ok = 1; /* once committed (refresh_storecb) */
     if (v == NULL || custody_cred_record(v, &f->ref, &c, &value, &vlen) < 0 ||
         store_kv_put(f->w->port, STORE_TABLE_CREDENTIALS, f->key, f->klen, value, vlen,
                      f->old.stored, f->old.stored_len, refresh_storecb, f) < 0) {
