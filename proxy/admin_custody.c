@@ -88,6 +88,20 @@ static int admin_custody_name_ok(const char *s)
     return 1;
 }
 
+/* The request body as a JSON object (a new reference); -1 after answering 400. */
+static int admin_custody_body(struct admin_req *r, json_t **body)
+{
+    if (admin_body_json(r, body) < 0)
+        return -1;
+    if (!json_is_object(*body)) {
+        json_decref(*body);
+        *body = NULL;
+        admin_reply_error(r, 400, "bad_request", "the body must be a JSON object");
+        return -1;
+    }
+    return 0;
+}
+
 /* Check that body has only the listed members; -1 after answering 400. */
 static int admin_custody_keys_only(struct admin_req *r, json_t *body, const char *const *allowed)
 {
@@ -151,13 +165,8 @@ static void admin_custody_key_create(struct admin_req *r)
     json_int_t expires = 0;
     long long now = custody_now_ms();
 
-    if (admin_body_json(r, &body) < 0)
+    if (admin_custody_body(r, &body) < 0)
         return;
-    if (!json_is_object(body)) {
-        json_decref(body);
-        admin_reply_error(r, 400, "bad_request", "the body must be a JSON object");
-        return;
-    }
     if (admin_custody_keys_only(r, body, allowed) < 0 ||
         admin_custody_str(r, body, "workspace", &ws) < 0 ||
         admin_custody_str(r, body, "user", &user) < 0 ||
@@ -441,13 +450,8 @@ static void admin_custody_integration_put(struct admin_req *r)
                           "start it with vault.key_file (crmgate vault keygen)");
         return;
     }
-    if (admin_body_json(r, &body) < 0)
+    if (admin_custody_body(r, &body) < 0)
         return;
-    if (!json_is_object(body)) {
-        json_decref(body);
-        admin_reply_error(r, 400, "bad_request", "the body must be a JSON object");
-        return;
-    }
     if (admin_custody_keys_only(r, body, allowed) < 0 ||
         admin_custody_str(r, body, "workspace", &ws) < 0 ||
         admin_custody_str(r, body, "crm", &crm) < 0 ||

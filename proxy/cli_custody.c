@@ -200,6 +200,25 @@ static int cli_custody_call(const struct cli_custody_args *a, const char *method
     return 0;
 }
 
+/* GET base[?workspace=W] into *out; with --json it is printed here. 0, or the exit status. */
+static int cli_custody_list(const struct cli_custody_args *a, const char *base, json_t **out)
+{
+    char path[ADMIN_CLIENT_MAX_PATH];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s", base);
+    if (a->workspace != NULL &&
+        admin_client_query_add(path, sizeof(path), "workspace", a->workspace) < 0)
+        return 2;
+    if ((rc = cli_custody_call(a, "GET", path, NULL, out)) != 0)
+        return rc;
+    if (a->json) {
+        json_dumpf(*out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fputc('\n', stdout);
+    }
+    return 0;
+}
+
 /* YYYY-MM-DD (midnight UTC) or YYYY-MM-DDTHH:MM:SSZ into milliseconds; -1 when malformed. */
 static long long cli_custody_date(const char *s)
 {
@@ -307,18 +326,11 @@ static int cli_custody_key(int argc, char **argv)
         return 0;
     }
     if (strcmp(verb, "list") == 0) {
-        char path[ADMIN_CLIENT_MAX_PATH] = "/v1/keys";
         size_t i;
         json_t *k;
-        if (a.workspace != NULL &&
-            admin_client_query_add(path, sizeof(path), "workspace", a.workspace) < 0)
-            return 2;
-        if ((rc = cli_custody_call(&a, "GET", path, NULL, &out)) != 0)
+        if ((rc = cli_custody_list(&a, "/v1/keys", &out)) != 0)
             return rc;
-        if (a.json) {
-            json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-            fputc('\n', stdout);
-        } else {
+        if (!a.json) {
             printf("%-16s  %-8s  %-20s  %-24s  %-8s  %-20s  %s\n", "ID", "KIND", "WORKSPACE",
                    "USER", "STATE", "EXPIRES", "WORKFLOW");
             json_array_foreach(json_object_get(out, "keys"), i, k)
@@ -540,25 +552,18 @@ static int cli_custody_integration(int argc, char **argv)
         json_decref(body);
         if (rc != 0)
             return rc;
-        printf("integration %s/%s (%s%s%s, %s) stored, sealed with the vault key\n", a.workspace,
-               a.crm, a.user != NULL ? "user " : "workspace", a.user != NULL ? a.user : "", "",
+        printf("integration %s/%s (%s%s, %s) stored, sealed with the vault key\n", a.workspace,
+               a.crm, a.user != NULL ? "user " : "workspace", a.user != NULL ? a.user : "",
                oauth ? "oauth" : "private-app");
         json_decref(out);
         return 0;
     }
     if (strcmp(verb, "list") == 0) {
-        char path[ADMIN_CLIENT_MAX_PATH] = "/v1/integrations";
         size_t i;
         json_t *it;
-        if (a.workspace != NULL &&
-            admin_client_query_add(path, sizeof(path), "workspace", a.workspace) < 0)
-            return 2;
-        if ((rc = cli_custody_call(&a, "GET", path, NULL, &out)) != 0)
+        if ((rc = cli_custody_list(&a, "/v1/integrations", &out)) != 0)
             return rc;
-        if (a.json) {
-            json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-            fputc('\n', stdout);
-        } else {
+        if (!a.json) {
             printf("%-20s  %-10s  %-9s  %-24s  %-11s  %-20s  %s\n", "WORKSPACE", "CRM", "SCOPE",
                    "USER", "TYPE", "EXPIRES", "ATTENTION");
             json_array_foreach(json_object_get(out, "integrations"), i, it)
