@@ -39,8 +39,10 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "../policy/crm.h"
 #include "admin.h"
 #include "log.h"
+#include "server.h"
 #include "store.h"
 
 #define ADMIN_BACKLOG 64
@@ -150,39 +152,6 @@ static int admin_prefix_match(const struct admin_route *rt, const char *path)
 
 /* ----- replies ----- */
 
-static const char *admin_reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    }
-    return status < 400 ? "OK" : "Error";
-}
-
 static void admin_req_free(struct admin_req_full *f)
 {
     if (f->a != NULL)
@@ -216,7 +185,7 @@ static void admin_send(struct admin_req_full *f, int status, const char *ctype,
     evhttp_add_header(h, "Cache-Control", "no-store");
     if (status == 401)
         evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"crmgate admin\"");
-    evhttp_send_reply(f->req, status, admin_reason(status), buf);
+    evhttp_send_reply(f->req, status, crm_status_reason(status), buf);
     admin_req_free(f);
 }
 
@@ -626,38 +595,24 @@ fail:
     return -1;
 }
 
+/* The TCP listener: no SO_REUSEPORT, so a second crmgate cannot share its port unnoticed. */
 static evutil_socket_t admin_bind_tcp(struct admin *a, const char *host, const char *port,
                                       char *err, size_t errlen)
 {
-    struct addrinfo hints = {0}, *ai = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char h[NI_MAXHOST], p[NI_MAXSERV];
-    evutil_socket_t fd = -1;
-    int one = 1, rc;
+    char bound[NI_MAXSERV], why[300];
+    evutil_socket_t fd = server_listen_tcp(host, port, 0, why, sizeof(why));
 
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host, port, &hints, &ai);
-    if (rc != 0) {
-        snprintf(err, errlen, "admin.listen %s:%s: %s", host, port, gai_strerror(rc));
+    if (fd < 0) {
+        snprintf(err, errlen, "admin.%s", why);
         return -1;
     }
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, ADMIN_BACKLOG) < 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
-        getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), p, sizeof(p),
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-        snprintf(err, errlen, "admin.listen %s:%s: %s", host, port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(ai);
+    if (server_bound_port(fd, bound, sizeof(bound)) < 0) {
+        snprintf(err, errlen, "admin.listen %s:%s: cannot read the bound port", host, port);
+        close(fd);
         return -1;
     }
-    freeaddrinfo(ai);
-    snprintf(a->tcp_addr, sizeof(a->tcp_addr), "%s:%s", h, p);
+    snprintf(a->tcp_addr, sizeof(a->tcp_addr), strchr(host, ':') != NULL ? "[%s]:%s" : "%s:%s",
+             host, bound);
     return fd;
 }
 

@@ -29,7 +29,7 @@
 #define ADMIN_MAX_HEADER_BYTES (16 * 1024)
 #define ADMIN_MAX_PARAMS       32   /* query parameters of one request */
 #define ADMIN_MAX_PARAM_BYTES  1024 /* one decoded parameter value */
-#define ADMIN_TIMEOUT_S        30   /* a connection's read/write timeout */
+#define ADMIN_TIMEOUT_S        10   /* a connection's read/write timeout: idle ones are closed */
 #define ADMIN_MAX_ROUTES       64
 
 struct admin;

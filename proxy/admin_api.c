@@ -51,6 +51,18 @@ static const struct rules_ws *admin_api_ws_find(const struct config *cfg, const 
     return NULL;
 }
 
+/* The workspace r->rest names, or NULL after answering 404 (r is then gone). */
+static const struct rules_ws *admin_api_ws_named(struct admin_req *r)
+{
+    const struct rules_ws *w = admin_api_ws_find(r->cfg, r->rest);
+
+    if (w == NULL)
+        admin_reply_error(r, 404, "unknown_workspace",
+                          "no workspace \"%s\" in the loaded rules (%s)", r->rest,
+                          r->cfg->rules_dir);
+    return w;
+}
+
 /* {"workspace","mode","rules_file","dry_run","dry_run_switch","dry_run_source"} */
 static json_t *admin_api_ws_json(struct store *s, const struct rules_ws *w)
 {
@@ -114,13 +126,9 @@ static void admin_api_ws_get(struct admin_req *r)
         admin_reply(r, 200, json_pack("{s:o}", "workspaces", list));
         return;
     }
-    w = admin_api_ws_find(r->cfg, r->rest);
-    if (w == NULL) {
-        admin_reply_error(r, 404, "unknown_workspace",
-                          "no workspace \"%s\" in the loaded rules (%s)", r->rest,
-                          r->cfg->rules_dir);
+    w = admin_api_ws_named(r);
+    if (w == NULL)
         return;
-    }
     admin_reply(r, 200, admin_api_ws_json(r->store, w));
 }
 
@@ -181,13 +189,9 @@ static void admin_api_ws_put(struct admin_req *r)
         admin_reply_error(r, 405, "method_not_allowed", "PUT needs /v1/workspaces/{workspace}");
         return;
     }
-    w = admin_api_ws_find(r->cfg, r->rest);
-    if (w == NULL) {
-        admin_reply_error(r, 404, "unknown_workspace",
-                          "no workspace \"%s\" in the loaded rules (%s)", r->rest,
-                          r->cfg->rules_dir);
+    w = admin_api_ws_named(r);
+    if (w == NULL)
         return;
-    }
     if (admin_body_json(r, &body) < 0)
         return;
     if (!json_is_object(body)) {

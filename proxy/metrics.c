@@ -166,7 +166,7 @@ static int metrics_add_value(struct evbuffer *buf, double value)
         return evbuffer_add_printf(buf, value > 0 ? " +Inf\n" : " -Inf\n") < 0 ? -1 : 0;
     if (value == (double)(long long)value && fabs(value) < 9e15)
         return evbuffer_add_printf(buf, " %lld\n", (long long)value) < 0 ? -1 : 0;
-    return evbuffer_add_printf(buf, " %.17g\n", value) < 0 ? -1 : 0;
+    return evbuffer_add_printf(buf, " %.15g\n", value) < 0 ? -1 : 0;
 }
 
 /* name{k="v",...} value */

@@ -258,8 +258,8 @@ static void worker_notify(struct worker *w, struct config *cfg, int drain)
     event_active(w->ctl, EV_READ, 0);
 }
 
-/* One listening socket: SO_REUSEPORT so every worker gets its own. */
-static evutil_socket_t server_bind(const char *host, const char *port, char *err, size_t errlen)
+evutil_socket_t server_listen_tcp(const char *host, const char *port, int reuseport, char *err,
+                                  size_t errlen)
 {
     struct addrinfo hints = {0}, *ai = NULL;
     evutil_socket_t fd = -1;
@@ -275,7 +275,7 @@ static evutil_socket_t server_bind(const char *host, const char *port, char *err
     }
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
         snprintf(err, errlen, "listen %s:%s: %s", host, port, strerror(errno));
         if (fd >= 0)
@@ -286,7 +286,13 @@ static evutil_socket_t server_bind(const char *host, const char *port, char *err
     return fd;
 }
 
-static int server_bound_port(evutil_socket_t fd, char *out, size_t outlen)
+/* One listening socket per worker: SO_REUSEPORT so every worker gets its own. */
+static evutil_socket_t server_bind(const char *host, const char *port, char *err, size_t errlen)
+{
+    return server_listen_tcp(host, port, 1, err, errlen);
+}
+
+int server_bound_port(evutil_socket_t fd, char *out, size_t outlen)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);

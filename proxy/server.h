@@ -68,6 +68,17 @@ void worker_conn_removed(struct worker *w);
 uint64_t worker_random(struct worker *w);
 
 /*
+ * A listening TCP socket on host:port (non-blocking, close-on-exec,
+ * SO_REUSEADDR, and SO_REUSEPORT when reuseport). The socket, or -1 with
+ * err naming the address.
+ */
+evutil_socket_t server_listen_tcp(const char *host, const char *port, int reuseport, char *err,
+                                  size_t errlen);
+
+/* The port fd is bound to, as text into out (port 0 resolved). 0 / -1. */
+int server_bound_port(evutil_socket_t fd, char *out, size_t outlen);
+
+/*
  * Bind the listeners, start the admin thread (admin, already bound; may be
  * NULL) and the workers, and run until SIGTERM/SIGINT has drained them.
  * store is the opened store, admin the opened admin API (the caller closes

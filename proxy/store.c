@@ -1218,7 +1218,10 @@ static int store_open_dbs(struct store *s, char *err, size_t errlen)
         if (rc != 0)
             goto fail;
     } else {
-        mdb_txn_abort(txn);
+        /* commit, not abort: aborting drops the handles the transaction opened */
+        rc = mdb_txn_commit(txn);
+        if (rc != 0)
+            goto fail;
     }
     return 0;
 fail:

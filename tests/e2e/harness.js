@@ -11,6 +11,9 @@
  *
  * crmgate binary: $CRMGATE_BIN or <repo>/crmgate. Set CRMGATE_LOG=1 to echo crmgate's stderr.
  *
+ * Admin API: startCrmgate() returns adminSocket (the unix socket it logged), adminUrl (when
+ * admin.listen is configured) and admin(method, path, body, headers) to call it over the socket.
+ *
  * HTTPS reverse listener: makeTestCerts() makes a throwaway CA and a 127.0.0.1/localhost server
  * certificate; startCrmgate({tls: {cert, key}}) (or startStack({gate: {tls}})) passes
  * --tls-cert/--tls-key and returns https:// URLs.
@@ -414,7 +417,14 @@ async function startCrmgate(opts = {}) {
     tp = await waitForText(proc, proc.stderr, () => err, /transparent listener on ([0-9.]+):(\d+)/, `crmgate transparent listener (${bin} ${args.join(' ')})`, () => err + out);
   }
   detach(proc);
+  /* The admin API's listeners are bound (and logged) before the reverse one. */
+  const adminSocket = (err.match(/admin API on unix socket (\S+)/) || [])[1];
+  const adminTcp = err.match(/admin listener on ([0-9.]+):(\d+)/);
   return {
+    adminSocket,
+    ...(adminTcp ? { adminUrl: `http://${adminTcp[1]}:${adminTcp[2]}` } : {}),
+    /* admin(method, path, body?, headers?): the admin API over its unix socket */
+    admin: (method, p, body, headers) => requestJson(`http://localhost${p}`, { method, body, headers, socketPath: adminSocket }),
     ...(tp ? {
       transparentPort: Number(tp[2]),
       caDir: transparent.caDir,

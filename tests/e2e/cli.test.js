@@ -1,0 +1,268 @@
+'use strict';
+/*
+ * The admin CLI (issue 4) through the real binary: `crmgate dry-run on|off|reset|status`,
+ * `crmgate diffs` (table, --json, filters, paging, --db with the daemon stopped) and
+ * `crmgate stats`, over the unix socket (--socket, --state-dir) and over TCP (--url with
+ * $CRMGATE_ADMIN_TOKEN); bad usage exits 2, a refusal or an unreachable daemon exits 1, each
+ * with a clear message. `make demo`'s script runs too. Writes come from the official SDKs.
+ */
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const { Client } = require('@hubspot/api-client');
+const jsforce = require('jsforce');
+const harness = require('./harness.js');
+const { idChecksum } = require('../fakecrm/salesforce.js');
+
+const GATE = harness.crmgateAvailable() ? false : `crmgate binary not built (${harness.crmgateBinary()})`;
+const BIN = harness.crmgateBinary();
+const HS = 'pat-na1-cli00000-0000-0000-0000-00000000000a';
+const SF = '00DCli000000001!AQclitoken';
+const TOKEN = 'cli-admin-token-0123456789-abcdef';
+const OPP = (() => { const id15 = '006CliOpp000001'; return id15 + idChecksum(id15); })();
+const HS_OPTS = { middleware: [], middlewareMergeStrategy: 'append' };
+
+const OBJECTS = {
+  hubspot: { objects: { deals: { read: ['dealname', 'amount', 'dealstage', 'hs_object_id'], write: { amount: {}, dealstage: {}, dealname: {} } } } },
+  salesforce: { objects: { Opportunity: { read: ['Id', 'Name', 'StageName', 'Amount'], write: { StageName: {}, Amount: {} } } } },
+};
+const RULES = {
+  'alpha.json': { workspace: 'alpha', mode: 'enforce', ...OBJECTS },
+  'beta.json': { workspace: 'beta', mode: 'dry_run', ...OBJECTS },
+};
+const CALLERS = [{ token: HS, workspace: 'alpha', user: 'ana' }, { token: SF, workspace: 'alpha', user: 'ana' }];
+
+let fake;
+let gate;
+let stateDir;
+
+/* Run the CLI; resolves {code, stdout, stderr} (never rejects on a non-zero exit). */
+function cli(args, { env = {}, timeoutMs = 30000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRMGATE_ADMIN_URL: '', CRMGATE_ADMIN_TOKEN: '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`crmgate ${args.join(' ')} timed out`)); }, timeoutMs);
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('error', reject);
+    p.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+}
+
+before(async () => {
+  if (GATE) return;
+  fake = await harness.startFake();
+  await fake.seed({
+    hubspot: { objects: { deals: [1, 2, 3, 4].map((i) => ({ id: String(200 + i), properties: { dealname: `D${i}`, amount: String(100 * i), dealstage: 'appointmentscheduled' } })) } },
+    salesforce: { objects: { Opportunity: [{ Id: OPP, Name: 'Globex', StageName: 'Prospecting', Amount: 50000, CloseDate: '2027-01-31' }] } },
+  });
+  stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-cli-'));
+  gate = await harness.startCrmgate({
+    stateDir, rules: RULES, callers: CALLERS, upstreams: { hubspot: fake.url, salesforce: fake.url },
+    config: { admin: { listen: '127.0.0.1:0', token: TOKEN } },
+  });
+});
+
+after(async () => {
+  if (gate) await gate.stop();
+  if (fake) await fake.stop();
+  if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
+});
+
+test('--help of each command, and bad usage exits 2 with a message', { skip: GATE }, async () => {
+  for (const cmd of ['dry-run', 'diffs', 'stats']) {
+    const r = await cli([cmd, '--help']);
+    assert.equal(r.code, 0, cmd);
+    assert.match(r.stdout, new RegExp(`^Usage: crmgate ${cmd}`), cmd);
+    assert.match(r.stdout, /--socket PATH/);
+  }
+  const top = await cli(['--help']);
+  assert.match(top.stdout, /crmgate dry-run on\|off\|reset\|status/);
+  assert.match(top.stdout, /crmgate diffs/);
+  assert.match(top.stdout, /crmgate stats/);
+  const cases = [
+    [['dry-run'], /Usage: crmgate dry-run/],
+    [['dry-run', 'on'], /--workspace W is required/],
+    [['dry-run', 'maybe', '--workspace', 'alpha'], /unknown action "maybe"/],
+    [['dry-run', 'on', '--workspace', 'alpha', '--db', stateDir], /--db is for reading/],
+    [['diffs', '--bogus'], /bad option --bogus/],
+    [['diffs', 'extra'], /unexpected argument "extra"/],
+    [['diffs', '--limit', '5', '--limit', '6'], /--limit is given twice/],
+    [['stats', '--outcome', 'allowed'], /--outcome is not an option of this command/],
+    [['diffs', '--db', stateDir, '--limit', '0'], /limit "0"/],
+    [['diffs', '--db', stateDir, '--since', 'yesterday'], /since: "yesterday" is not a time/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await cli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re, args.join(' '));
+  }
+});
+
+test('dry-run on|off|reset|status through the socket and --state-dir; refusals exit 1', { skip: GATE }, async () => {
+  const sock = ['--socket', gate.adminSocket];
+  let r = await cli(['dry-run', 'status', ...sock]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^alpha: dry-run off \(from the rules: mode enforce\)$/m);
+  assert.match(r.stdout, /^beta: dry-run on \(from the rules: mode dry_run\)$/m);
+
+  r = await cli(['dry-run', 'on', '--workspace', 'alpha', '--state-dir', stateDir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'alpha: dry-run on (runtime switch; the rules say mode enforce)\n');
+  assert.equal((await gate.admin('GET', '/v1/workspaces/alpha')).body.dry_run_switch, true);
+  /* an SDK write is now answered in dry-run */
+  await fake.clearRequests();
+  const hs = new Client({ accessToken: HS, basePath: `${gate.url}/hubspot`, numberOfApiCallRetries: 0 });
+  await hs.crm.deals.basicApi.update('201', { properties: { amount: '111' } }, undefined, HS_OPTS);
+  assert.equal((await fake.requests()).filter((q) => q.method === 'PATCH').length, 0);
+
+  r = await cli(['dry-run', 'status', '--workspace', 'alpha', '--json', ...sock]);
+  assert.equal(r.code, 0);
+  assert.deepEqual(JSON.parse(r.stdout), { workspace: 'alpha', mode: 'enforce', rules_file: 'alpha.json', dry_run: true, dry_run_switch: true, dry_run_source: 'switch' });
+  r = await cli(['dry-run', 'off', '--workspace', 'beta', ...sock]);
+  assert.equal(r.stdout, 'beta: dry-run off (runtime switch; the rules say mode dry_run)\n');
+  r = await cli(['dry-run', 'reset', '--workspace', 'beta', ...sock]);
+  assert.equal(r.stdout, 'beta: dry-run on (from the rules: mode dry_run)\n');
+  r = await cli(['dry-run', 'off', '--workspace', 'alpha', ...sock]);
+  assert.equal(r.code, 0);
+
+  r = await cli(['dry-run', 'on', '--workspace', 'nosuch', ...sock]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /crmgate answered 404: unknown_workspace: no workspace "nosuch"/);
+  r = await cli(['dry-run', 'on', '--workspace', 'a/b', ...sock]);
+  assert.equal(r.code, 1, 'a name with a slash is one (unknown) workspace, escaped');
+  assert.match(r.stderr, /no workspace "a\/b"/);
+  r = await cli(['dry-run', 'status', '--socket', path.join(stateDir, 'nope.sock')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot reach crmgate at .*nope\.sock: is it running\?/);
+});
+
+test('--url over TCP with $CRMGATE_ADMIN_TOKEN; without or with a wrong token it is refused', { skip: GATE }, async () => {
+  let r = await cli(['dry-run', 'status', '--workspace', 'alpha', '--url', gate.adminUrl], { env: { CRMGATE_ADMIN_TOKEN: TOKEN } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^alpha: dry-run off/);
+  r = await cli(['stats'], { env: { CRMGATE_ADMIN_URL: gate.adminUrl, CRMGATE_ADMIN_TOKEN: TOKEN } });
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['dry-run', 'status', '--url', gate.adminUrl]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /CRMGATE_ADMIN_TOKEN/);
+  r = await cli(['dry-run', 'on', '--workspace', 'alpha', '--url', gate.adminUrl], { env: { CRMGATE_ADMIN_TOKEN: 'wrong-token' } });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /401: unauthorized/);
+  assert.equal((await gate.admin('GET', '/v1/workspaces/alpha')).body.dry_run, false);
+});
+
+test('diffs: the table, --json, filters and paging; stats; then --db with the daemon stopped', { skip: GATE }, async () => {
+  const t0 = Date.now();
+  const hs = new Client({ accessToken: HS, basePath: `${gate.url}/hubspot`, defaultHeaders: { 'X-Crmgate-Workflow': 'cli-flow' }, numberOfApiCallRetries: 0 });
+  await hs.crm.deals.basicApi.update('202', { properties: { amount: '2500', dealname: 'A very long deal name that goes on and on well past the column' } }, undefined, HS_OPTS);
+  await hs.crm.deals.basicApi.update('203', { properties: { dealstage: 'closedwon' } }, undefined, HS_OPTS);
+  const sf = new jsforce.Connection({ instanceUrl: `${gate.url}/salesforce`, accessToken: SF, version: '62.0' });
+  await sf.sobject('Opportunity').update({ Id: OPP, StageName: 'Closed Won' }, { headers: { 'X-Crmgate-Workflow': 'cli-flow', 'X-Crmgate-Call': 'call-9' } });
+  const sock = ['--socket', gate.adminSocket];
+  const since = ['--since', String(t0)];
+
+  let r = await cli(['diffs', ...sock, ...since]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.match(lines[0], /^TIME \(UTC\)\s+WORKSPACE\s+WORKFLOW\s+OBJECT\/RECORD\s+FIELD\s+BEFORE -> AFTER\s+OUTCOME$/);
+  assert.equal(lines.length, 1 + 4, 'one line per field');
+  assert.match(lines[1], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+alpha\s+cli-flow\s+Opportunity\/006CliOpp\S+\s+StageName\s+Prospecting -> Closed Won\s+allowed$/);
+  assert.match(lines[2], /alpha\s+cli-flow\s+deals\/203\s+dealstage\s+appointmentscheduled -> closedwon\s+allowed$/);
+  assert.ok(lines.some((l) => /deals\/202\s+amount\s+200 -> 2500\s+allowed$/.test(l)), r.stdout);
+  assert.ok(lines.some((l) => /deals\/202\s+dealname\s+D2 -> A very long deal name tha\.\.\.\s+allowed$/.test(l)), r.stdout);
+  assert.equal(r.stderr, '');
+
+  r = await cli(['diffs', ...sock, ...since, '--json']);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.records.length, 3);
+  assert.equal(j.next, null);
+  const api = (await gate.admin('GET', `/v1/audit?since=${t0}`)).body;
+  assert.deepEqual(j, api, 'the CLI prints what the API answers');
+
+  r = await cli(['diffs', ...sock, ...since, '--crm', 'salesforce', '--json']);
+  assert.deepEqual(JSON.parse(r.stdout).records.map((x) => x.record), [OPP]);
+  r = await cli(['diffs', ...sock, ...since, '--workspace', 'alpha', '--call', 'call-9', '--json']);
+  assert.equal(JSON.parse(r.stdout).records.length, 1);
+  r = await cli(['diffs', ...sock, ...since, '--object', 'deals', '--record', '202', '--crm', 'hubspot']);
+  assert.equal(r.stdout.trim().split('\n').length, 1 + 2);
+  r = await cli(['diffs', ...sock, ...since, '--outcome', 'denied']);
+  assert.equal(r.stdout, 'no audited changes match\n');
+
+  /* paging: --limit 1 says how to go on */
+  r = await cli(['diffs', ...sock, ...since, '--limit', '1']);
+  const m = r.stderr.match(/^\(more: add --cursor (\d+)\)$/m);
+  assert.ok(m, r.stderr);
+  r = await cli(['diffs', ...sock, ...since, '--limit', '1', '--cursor', m[1], '--json']);
+  assert.equal(JSON.parse(r.stdout).records[0].record, '203');
+
+  /* a filter the daemon refuses: exit 2, the parameter named */
+  r = await cli(['diffs', ...sock, '--outcome', 'nope']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /crmgate answered 400: bad_filter: outcome "nope"/);
+
+  r = await cli(['stats', ...sock]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^audited field changes: \d+$/m);
+  assert.match(r.stdout, /^by workflow:\n(  .*\n)*  cli-flow\s+4$/m);
+  assert.match(r.stdout, /^  hubspot\/deals\.amount\s+\d+$/m);
+  const statsJson = JSON.parse((await cli(['stats', '--workspace', 'alpha', '--json', ...sock])).stdout);
+  assert.equal(statsJson.workspace, 'alpha');
+  assert.equal(statsJson.by_workflow['cli-flow'], 4);
+
+  /* --db beside the running daemon (LMDB readers do not block its writer) */
+  r = await cli(['diffs', '--db', stateDir, ...since, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), api);
+
+  /* the daemon stopped: the socket is gone, --db still reads the store */
+  await gate.stop();
+  gate = null;
+  r = await cli(['diffs', ...sock]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot reach crmgate at .*admin\.sock: is it running\?/);
+  for (const db of [stateDir, path.join(stateDir, 'db')]) {
+    r = await cli(['diffs', '--db', db, ...since, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), api, `--db ${db}`);
+  }
+  r = await cli(['diffs', '--db', stateDir, ...since]);
+  assert.equal(r.stdout.trim().split('\n').length, 1 + 4);
+  r = await cli(['stats', '--db', stateDir, '--workspace', 'alpha', '--json']);
+  assert.deepEqual(JSON.parse(r.stdout), statsJson);
+  r = await cli(['diffs', '--db', path.join(stateDir, 'nope')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /nope/);
+});
+
+test('make demo\'s script: both SDKs, enforce then dry-run, diffs printed, everything cleaned up', { skip: GATE, timeout: 120000 }, async () => {
+  const r = await new Promise((resolve, reject) => {
+    const p = spawn('bash', [path.join(harness.REPO, 'tests', 'demo', 'run.sh')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRMGATE_BIN: BIN } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const out = r.stdout;
+  assert.match(out, /HubSpot  deal 123 amount 12000 -> 120000: ok, CRM says amount=120000/);
+  assert.match(out, /contact 501 phone \(not writable by policy\): refused 403 crmgate denied/);
+  assert.match(out, /Salesforce Opportunity stage -> Negotiation: ok, CRM says StageName=Negotiation\/Review/);
+  assert.match(out, /demo: dry-run on \(runtime switch/);
+  assert.match(out, /deal 123 dealstage -> closedwon: ok, answer says closedwon; read back closedwon/);
+  assert.match(out, /the CRM itself still has deal 123 dealstage=appointmentscheduled, Opportunity Amount=50000, 1 Opportunity/);
+  assert.match(out, /\$ crmgate diffs\nTIME \(UTC\)/);
+  assert.match(out, /demo\s+renewal-bot\s+deals\/123\s+amount\s+12000 -> 120000\s+allowed/);
+  assert.match(out, /demo\s+renewal-bot\s+deals\/123\s+dealstage\s+appointmentscheduled -> closedwon\s+dry_run/);
+  assert.match(out, /demo\s+renewal-bot\s+contacts\/501\s+phone\s+\(not read\) -> \+1 555 9999\s+denied/);
+  assert.match(out, /\$ crmgate stats\naudited field changes: 8/);
+  const dir = out.match(/admin socket (\S+)\/state\/admin\.sock/)[1];
+  assert.equal(fs.existsSync(dir), false, 'the demo removed its temporary directory');
+});
