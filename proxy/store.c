@@ -1006,7 +1006,7 @@ int store_kv_scan(struct store *s, enum store_table t, const void *prefix, size_
     }
     for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+        if (plen > 0 && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
             break;
         if (fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg) != 0)
             break;
