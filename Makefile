@@ -164,17 +164,23 @@ fuzz-seeds: $(FUZZERS:%=build-fuzz/fuzz_%)
 soql-crosscheck: $(B)/tests/unit/soql_dump
 	node tests/unit/soql_crosscheck.js $(B)/tests/unit/soql_dump tests/unit/cases/soql_corpus.txt
 
-bench: deps all $(B)/tests/bench/policy_bench $(B)/tests/bench/mint_bench
+bench: deps all $(B)/tests/bench/policy_bench $(B)/tests/bench/mint_bench $(B)/tests/bench/custody_bench
 	@$(MAKE) --no-print-directory B=build-bench PROG=build-bench/crmgate-passthrough \
 	    EXTRA_CPPFLAGS=-DCRMGATE_BENCH_PASSTHROUGH build-bench/crmgate-passthrough
 	@$(B)/tests/bench/policy_bench
 	@$(B)/tests/bench/mint_bench
+	@$(B)/tests/bench/custody_bench
 	@CRMGATE_BIN=$(abspath $(PROG)) CRMGATE_PASSTHROUGH_BIN=$(abspath build-bench/crmgate-passthrough) \
 	    bash tests/bench/run.sh
 
 $(B)/tests/bench/mint_bench: tests/certs/mint_bench.c $(B)/libcrmgate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Icerts $(CFLAGS) $(WARN) -Wno-missing-prototypes \
+	    -o $@ $< $(B)/libcrmgate.a $(LDLIBS)
+
+$(B)/tests/bench/custody_bench: tests/bench/custody_bench.c $(B)/libcrmgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy $(CFLAGS) $(WARN) -Wno-missing-prototypes \
 	    -o $@ $< $(B)/libcrmgate.a $(LDLIBS)
 
 $(B)/tests/bench/policy_bench: tests/bench/policy_bench.c $(B)/libcrmgate.a

@@ -2,6 +2,8 @@
  * custody.c - crmgate keys, sealed integration records, and which
  * integration a caller uses (see custody.h).
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +277,7 @@ int custody_key_lookup(struct store *s, const unsigned char hash[32], long long 
         goto fail;
     }
     id->caller.kind = strcmp(kind, "chat") == 0 ? CONFIG_KIND_CHAT : CONFIG_KIND_WORKFLOW;
+    id->expires_ms = exp;
     snprintf(id->caller.token_sha256, sizeof(id->caller.token_sha256), "key:%s", id->key_id);
     json_decref(rec);
     return 0;
@@ -604,4 +607,183 @@ json_t *custody_audit_json(const struct custody_ref *r)
     if (r->scope == CUSTODY_SCOPE_USER)
         return json_pack("{s:s, s:s, s:s}", "scope", "user", "user", r->user, "workspace", r->ws);
     return json_pack("{s:s, s:s}", "scope", "workspace", "workspace", r->ws);
+}
+
+/* ----- the per-thread cache ----- */
+
+struct custody_cache_key {
+    int used;
+    unsigned char hash[32];
+    struct custody_identity id;
+};
+
+struct custody_cache_cred {
+    int used;
+    unsigned char key[CUSTODY_MAX_KEY];
+    size_t klen;
+    struct custody_cred cred;
+};
+
+struct custody_cache {
+    uint64_t gen;
+    struct custody_cache_key keys[CUSTODY_CACHE_SLOTS];
+    struct custody_cache_cred creds[CUSTODY_CACHE_SLOTS];
+};
+
+static pthread_once_t custody_cache_once = PTHREAD_ONCE_INIT;
+static pthread_key_t custody_cache_tls;
+
+static void custody_cache_flush(struct custody_cache *c)
+{
+    for (size_t i = 0; i < CUSTODY_CACHE_SLOTS; i++) {
+        if (c->keys[i].used)
+            custody_identity_free(&c->keys[i].id);
+        c->keys[i].used = 0;
+        if (c->creds[i].used)
+            custody_cred_free(&c->creds[i].cred);
+        c->creds[i].used = 0;
+    }
+}
+
+static void custody_cache_destroy(void *arg)
+{
+    struct custody_cache *c = arg;
+
+    custody_cache_flush(c);
+    OPENSSL_cleanse(c, sizeof(*c));
+    free(c);
+}
+
+static void custody_cache_init(void)
+{
+    if (pthread_key_create(&custody_cache_tls, custody_cache_destroy) != 0)
+        log_error("custody: no thread-local cache (pthread_key_create failed); lookups read "
+                  "the store every time");
+}
+
+/* The calling thread's cache, current for s's generation, or NULL (no memory). */
+static struct custody_cache *custody_cache_get(struct store *s)
+{
+    struct custody_cache *c;
+    uint64_t gen = store_kv_generation(s);
+
+    pthread_once(&custody_cache_once, custody_cache_init);
+    c = pthread_getspecific(custody_cache_tls);
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL || pthread_setspecific(custody_cache_tls, c) != 0) {
+            free(c);
+            return NULL;
+        }
+        c->gen = gen;
+    }
+    if (c->gen != gen) {
+        custody_cache_flush(c);
+        c->gen = gen;
+    }
+    return c;
+}
+
+static size_t custody_slot(const unsigned char *p, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h % CUSTODY_CACHE_SLOTS;
+}
+
+static char *custody_sdup(const char *s, int *bad)
+{
+    char *d = s != NULL ? strdup(s) : NULL;
+
+    if (s != NULL && d == NULL)
+        *bad = 1;
+    return d;
+}
+
+static int custody_identity_copy(struct custody_identity *dst, const struct custody_identity *src)
+{
+    int bad = 0;
+
+    *dst = *src;
+    dst->caller.workspace = custody_sdup(src->caller.workspace, &bad);
+    dst->caller.user = custody_sdup(src->caller.user, &bad);
+    dst->workflow = custody_sdup(src->workflow, &bad);
+    if (bad)
+        custody_identity_free(dst);
+    return bad ? -1 : 0;
+}
+
+static int custody_cred_copy(struct custody_cred *dst, const struct custody_cred *src)
+{
+    int bad = 0;
+
+    *dst = *src;
+    dst->access_token = custody_sdup(src->access_token, &bad);
+    dst->refresh_token = custody_sdup(src->refresh_token, &bad);
+    dst->client_id = custody_sdup(src->client_id, &bad);
+    dst->client_secret = custody_sdup(src->client_secret, &bad);
+    dst->instance_url = custody_sdup(src->instance_url, &bad);
+    dst->token_url = custody_sdup(src->token_url, &bad);
+    dst->stored = NULL;
+    if (!bad && src->stored != NULL) {
+        dst->stored = malloc(src->stored_len + 1);
+        if (dst->stored == NULL)
+            bad = 1;
+        else
+            memcpy(dst->stored, src->stored, src->stored_len + 1);
+    }
+    if (bad)
+        custody_cred_free(dst);
+    return bad ? -1 : 0;
+}
+
+int custody_key_lookup_cached(struct store *s, const unsigned char hash[32], long long now_ms,
+                              struct custody_identity *id, char *why, size_t whylen)
+{
+    struct custody_cache *c = custody_cache_get(s);
+    struct custody_cache_key *e = c != NULL ? &c->keys[custody_slot(hash, 32)] : NULL;
+
+    if (e != NULL && e->used && memcmp(e->hash, hash, 32) == 0 &&
+        (e->id.expires_ms <= 0 || e->id.expires_ms > now_ms))
+        return custody_identity_copy(id, &e->id) == 0
+                   ? 0
+                   : (snprintf(why, whylen, "crmgate is out of memory"), -1);
+    if (custody_key_lookup(s, hash, now_ms, id, why, whylen) < 0)
+        return -1;
+    if (e != NULL) {
+        if (e->used)
+            custody_identity_free(&e->id);
+        e->used = custody_identity_copy(&e->id, id) == 0;
+        memcpy(e->hash, hash, 32);
+    }
+    return 0;
+}
+
+int custody_cred_read_cached(struct store *s, const struct vault *v, const struct custody_ref *r,
+                             struct custody_cred *out, char *err, size_t errlen)
+{
+    struct custody_cache *c = custody_cache_get(s);
+    unsigned char key[CUSTODY_MAX_KEY];
+    size_t klen = custody_ref_key(r, key, sizeof(key));
+    struct custody_cache_cred *e =
+        c != NULL && klen > 0 ? &c->creds[custody_slot(key, klen)] : NULL;
+    int found;
+
+    if (e != NULL && e->used && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+        if (custody_cred_copy(out, &e->cred) == 0)
+            return 1;
+        snprintf(err, errlen, "crmgate is out of memory");
+        return -1;
+    }
+    found = custody_cred_read(s, v, r, out, err, errlen);
+    if (found == 1 && e != NULL) {
+        if (e->used)
+            custody_cred_free(&e->cred);
+        e->used = custody_cred_copy(&e->cred, out) == 0;
+        memcpy(e->key, key, klen);
+        e->klen = klen;
+    }
+    return found;
 }

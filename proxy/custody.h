@@ -44,6 +44,7 @@
 #define CUSTODY_MAX_URL        1024     /* instance and token URLs */
 #define CUSTODY_DEFAULT_MARGIN 300      /* seconds refreshed ahead of expiry */
 #define CUSTODY_SF_LIFETIME    7200 /* Salesforce's default session, when nothing else is known */
+#define CUSTODY_CACHE_SLOTS    64   /* keys and integrations cached per thread */
 #define CUSTODY_MAX_KEY        511  /* LMDB's key limit (store_internal.h STORE_MAX_KEY) */
 
 enum custody_scope { CUSTODY_SCOPE_WORKSPACE, CUSTODY_SCOPE_USER };
@@ -78,7 +79,8 @@ struct custody_cred {
 struct custody_identity {
     struct config_caller caller; /* workspace, user, kind (strings owned) */
     char key_id[CUSTODY_KEY_ID_LEN + 1];
-    char *workflow; /* the key's workflow id, or NULL */
+    char *workflow;       /* the key's workflow id, or NULL */
+    long long expires_ms; /* 0: never */
 };
 
 /* Set the process's vault (ownership taken; NULL: custody off). Once, before workers start. */
@@ -122,6 +124,21 @@ int custody_key_lookup(struct store *s, const unsigned char hash[32], long long 
                        struct custody_identity *id, char *why, size_t whylen);
 
 void custody_identity_free(struct custody_identity *id);
+
+/*
+ * The same, through the calling thread's cache of key identities and opened
+ * integrations (CUSTODY_CACHE_SLOTS of each). The cache is emptied whenever
+ * the store's KV generation moves (a key created or revoked, an integration
+ * added, refreshed, marked or removed: store_kv_generation), so a revocation
+ * holds from the commit on, exactly as without it. Only keys that may call
+ * are kept (expiry is checked at every hit); refusals always read the store.
+ */
+int custody_key_lookup_cached(struct store *s, const unsigned char hash[32], long long now_ms,
+                              struct custody_identity *id, char *why, size_t whylen);
+
+/* custody_cred_read through the calling thread's cache; out is a copy the caller frees. */
+int custody_cred_read_cached(struct store *s, const struct vault *v, const struct custody_ref *r,
+                             struct custody_cred *out, char *err, size_t errlen);
 
 /* ----- integrations ----- */
 

@@ -1191,8 +1191,8 @@ static const struct enforce_key *exchange_key(struct exchange *ex)
             return NULL;
         pk = hash;
     }
-    if (custody_key_lookup(ex->w->store, pk, custody_now_ms(), &ex->kid, ex->key_why,
-                           sizeof(ex->key_why)) == 0)
+    if (custody_key_lookup_cached(ex->w->store, pk, custody_now_ms(), &ex->kid, ex->key_why,
+                                  sizeof(ex->key_why)) == 0)
         ex->ekey.caller = &ex->kid.caller;
     else
         ex->ekey.refusal = ex->key_why;
@@ -1264,8 +1264,8 @@ static int exchange_credentials(struct exchange *ex)
     ex->has_cred = 0;
     if (custody_select(who, ex->ef.ws, ex->crm, &ex->iref, err, sizeof(err)) < 0)
         return exchange_refuse(ex, 403, "no_integration", err) ? 1 : -1;
-    found =
-        custody_cred_read(ex->w->store, custody_vault(), &ex->iref, &ex->cred, err, sizeof(err));
+    found = custody_cred_read_cached(ex->w->store, custody_vault(), &ex->iref, &ex->cred, err,
+                                     sizeof(err));
     if (found < 0) {
         snprintf(msg, sizeof(msg), "crmgate cannot use the %s integration: %s", crm, err);
         return exchange_refuse(ex, 503, "credential_unreadable", msg) ? 1 : -1;

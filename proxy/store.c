@@ -107,6 +107,7 @@ struct store {
 
     /* counters (relaxed atomics) */
     uint64_t records, commits, commit_errors, latency_count, latency_sum_us;
+    uint64_t kv_generation; /* bumped after every commit that changed a KV table */
     uint64_t latency_le[8];
     int full;
 };
@@ -666,6 +667,14 @@ static void store_write_batch(struct store *s, struct store_item *batch)
         }
         if (rc == 0) {
             __atomic_store_n(&s->last_id, last, __ATOMIC_RELAXED); /* store_info reads it */
+            /* before any callback runs: whoever is told "committed" sees the new generation */
+            for (struct store_item *it = batch; it != NULL; it = it->next) {
+                if ((it->kind == STORE_ITEM_KV_PUT || it->kind == STORE_ITEM_KV_MERGE) &&
+                    !it->conflict) {
+                    __atomic_add_fetch(&s->kv_generation, 1, __ATOMIC_RELEASE);
+                    break;
+                }
+            }
             break;
         }
         if (rc == MDB_MAP_FULL && store_grow(s) == 0)
@@ -1033,7 +1042,14 @@ int store_kv_put_sync(struct store *s, enum store_table t, const void *key, size
     }
     if (rc != 0)
         snprintf(err, errlen, "store %s: %s", s->dir, mdb_strerror(rc));
+    else
+        __atomic_add_fetch(&s->kv_generation, 1, __ATOMIC_RELEASE);
     return rc == 0 ? 0 : -1;
+}
+
+uint64_t store_kv_generation(struct store *s)
+{
+    return __atomic_load_n(&s->kv_generation, __ATOMIC_ACQUIRE);
 }
 
 /* ----- ports ----- */

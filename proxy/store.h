@@ -199,6 +199,13 @@ typedef int (*store_scan_cb)(const void *key, size_t klen, const void *val, size
 int store_kv_scan(struct store *s, enum store_table t, const void *prefix, size_t plen,
                   store_scan_cb fn, void *arg, char *err, size_t errlen);
 
+/*
+ * A counter that moves after every commit that changed a KV table, before
+ * that commit's callbacks run: a cache of KV values is current while the
+ * generation it was filled at is. Any thread.
+ */
+uint64_t store_kv_generation(struct store *s);
+
 /* Start-up only (no worker running): put in a transaction of its own. 0, or -1 with err. */
 int store_kv_put_sync(struct store *s, enum store_table t, const void *key, size_t klen,
                       const void *val, size_t vlen, char *err, size_t errlen);

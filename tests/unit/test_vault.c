@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "custody.h"
+#include "store.h"
 #include "vault.h"
 
 static const unsigned char key_a[VAULT_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
@@ -235,6 +236,69 @@ static void test_due(void **state)
     assert_int_equal(custody_cred_due(&c, 2000000, 300), 0);
 }
 
+/* The per-thread cache sees a revocation and an integration change at once. */
+static void test_cache_generation(void **state)
+{
+    char dir[] = "/tmp/crmgate-cache-XXXXXX", err[512], key[CUSTODY_KEY_LEN + 1],
+         id[CUSTODY_KEY_ID_LEN + 1], why[300], *value = NULL, path[512];
+    unsigned char hash[32], rk[CUSTODY_MAX_KEY];
+    struct store_options so = {0};
+    struct custody_identity ident;
+    struct custody_ref r = {.crm = CRM_HUBSPOT, .scope = CUSTODY_SCOPE_WORKSPACE};
+    struct custody_cred c = {.type = CUSTODY_TYPE_PRIVATE_APP}, out;
+    struct vault *v = vault_from_bytes(key_a);
+    struct store *s;
+    const char *live = "{\"workspace\":\"acme\",\"kind\":\"workflow\",\"revoked_ms\":0}";
+    const char *dead = "{\"workspace\":\"acme\",\"kind\":\"workflow\",\"revoked_ms\":5}";
+    size_t vlen = 0, klen;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    so.dir = dir;
+    s = store_open(&so, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(custody_key_generate(key, hash, id), 0);
+    assert_int_equal(
+        store_kv_put_sync(s, STORE_TABLE_KEYS, hash, 32, live, strlen(live), err, sizeof(err)), 0);
+    for (int i = 0; i < 2; i++) { /* the second one from the cache */
+        assert_int_equal(custody_key_lookup_cached(s, hash, 1, &ident, why, sizeof(why)), 0);
+        assert_string_equal(ident.caller.workspace, "acme");
+        custody_identity_free(&ident);
+    }
+    assert_int_equal(
+        store_kv_put_sync(s, STORE_TABLE_KEYS, hash, 32, dead, strlen(dead), err, sizeof(err)), 0);
+    assert_int_equal(custody_key_lookup_cached(s, hash, 1, &ident, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "revoked"));
+
+    snprintf(r.ws, sizeof(r.ws), "acme");
+    c.access_token = strdup("pat-one");
+    assert_int_equal(custody_cred_record(v, &r, &c, &value, &vlen), 0);
+    klen = custody_ref_key(&r, rk, sizeof(rk));
+    assert_int_equal(
+        store_kv_put_sync(s, STORE_TABLE_CREDENTIALS, rk, klen, value, vlen, err, sizeof(err)), 0);
+    free(value);
+    assert_int_equal(custody_cred_read_cached(s, v, &r, &out, err, sizeof(err)), 1);
+    assert_string_equal(out.access_token, "pat-one");
+    custody_cred_free(&out);
+    free(c.access_token);
+    c.access_token = strdup("pat-two");
+    assert_int_equal(custody_cred_record(v, &r, &c, &value, &vlen), 0);
+    assert_int_equal(
+        store_kv_put_sync(s, STORE_TABLE_CREDENTIALS, rk, klen, value, vlen, err, sizeof(err)), 0);
+    free(value);
+    assert_int_equal(custody_cred_read_cached(s, v, &r, &out, err, sizeof(err)), 1);
+    assert_string_equal(out.access_token, "pat-two");
+    custody_cred_free(&out);
+    custody_cred_free(&c);
+    store_close(s);
+    vault_free(v);
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,7 +306,7 @@ int main(void)
         cmocka_unit_test(test_aad_mismatch), cmocka_unit_test(test_wrong_key),
         cmocka_unit_test(test_key_files),    cmocka_unit_test(test_key_parse),
         cmocka_unit_test(test_ref_keys),     cmocka_unit_test(test_select),
-        cmocka_unit_test(test_due),
+        cmocka_unit_test(test_due),          cmocka_unit_test(test_cache_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
