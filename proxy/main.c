@@ -167,21 +167,28 @@ static int state_dir_prepare(const char *dir, int create)
  * store's credentials were sealed with; without one, a store that holds
  * credentials refuses to start. 0, or -1 after printing one line.
  */
-static int main_open_vault(const struct config *cfg, struct store *store)
+/* Where the vault key is: 0 and path, or -1 when none is configured or provided. */
+static int main_vault_path(const struct config *cfg, char *path, size_t pathlen)
 {
-    char path[4096], err[1024];
     const char *creds = getenv("CREDENTIALS_DIRECTORY");
-    struct vault *v = NULL;
 
     path[0] = '\0';
     if (cfg->vault_key_file != NULL) {
-        snprintf(path, sizeof(path), "%s", cfg->vault_key_file);
+        snprintf(path, pathlen, "%s", cfg->vault_key_file);
     } else if (creds != NULL && creds[0] != '\0') {
-        snprintf(path, sizeof(path), "%s/vault.key", creds);
+        snprintf(path, pathlen, "%s/vault.key", creds);
         if (access(path, F_OK) < 0)
             path[0] = '\0';
     }
-    if (path[0] != '\0') {
+    return path[0] != '\0' ? 0 : -1;
+}
+
+static int main_open_vault(const struct config *cfg, struct store *store)
+{
+    char path[4096], err[1024];
+    struct vault *v = NULL;
+
+    if (main_vault_path(cfg, path, sizeof(path)) == 0) {
         v = vault_load(path, err, sizeof(err));
         if (v == NULL) {
             fprintf(stderr, "crmgate: %s\n", err);
@@ -337,6 +344,16 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     if (check) {
+        char vpath[4096];
+        if (main_vault_path(cfg, vpath, sizeof(vpath)) == 0) {
+            struct vault *v = vault_load(vpath, err, sizeof(err));
+            if (v == NULL) {
+                fprintf(stderr, "crmgate: %s\n", err);
+                config_unref(cfg);
+                return 1;
+            }
+            vault_free(v); /* its format only: whether it is the store's key shows at start */
+        }
         config_print(cfg);
         printf("OK\n");
         config_unref(cfg);

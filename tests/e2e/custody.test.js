@@ -557,6 +557,9 @@ test('custody: a wrong, missing or malformed vault key: the daemon refuses to st
   r = serve(['--vault-key', path.join(stateDir, 'bad.key')]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /bad format/);
+  r = spawnSync(BIN, ['serve', '--check', '--state-dir', stateDir, '--rules-dir', path.join(stateDir, 'rules'), '--vault-key', path.join(stateDir, 'bad.key')], { encoding: 'utf8' });
+  assert.equal(r.status, 1, 'serve --check reads the key file too');
+  assert.match(r.stderr, /bad format/);
   r = serve(['--vault-key', path.join(stateDir, 'absent.key')]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /missing \(no such file\)/);
