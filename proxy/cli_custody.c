@@ -172,6 +172,21 @@ static int cli_custody_parse(int argc, char **argv, struct cli_custody_args *a)
     return 0;
 }
 
+/* The verb's help, or its flags into a: an exit status, or -1 to go on. */
+static int cli_custody_begin(int argc, char **argv, struct cli_custody_args *a)
+{
+    const char *verb = argc > 1 ? argv[1] : NULL;
+    int rc;
+
+    if (verb == NULL || strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 ||
+        strcmp(verb, "-h") == 0) {
+        cli_custody_usage(verb == NULL ? stderr : stdout);
+        return verb == NULL ? 2 : 0;
+    }
+    rc = cli_custody_parse(argc - 1, argv + 1, a);
+    return rc == 0 ? -1 : rc > 0 ? 0 : 2;
+}
+
 /* Call the daemon; 0 and *out on a 2xx, else 1 (unreachable, refused) or 2 (a 4xx). */
 static int cli_custody_call(const struct cli_custody_args *a, const char *method, const char *path,
                             const json_t *body, json_t **out)
@@ -261,16 +276,10 @@ static int cli_custody_key(int argc, char **argv)
     struct cli_custody_args a;
     const char *verb = argc > 1 ? argv[1] : NULL;
     json_t *out = NULL;
-    int rc;
+    int rc = cli_custody_begin(argc, argv, &a);
 
-    if (verb == NULL || strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 ||
-        strcmp(verb, "-h") == 0) {
-        cli_custody_usage(verb == NULL ? stderr : stdout);
-        return verb == NULL ? 2 : 0;
-    }
-    rc = cli_custody_parse(argc - 1, argv + 1, &a);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
+    if (rc >= 0)
+        return rc;
     if (strcmp(verb, "create") == 0) {
         json_t *body;
         long long exp = 0;
@@ -484,16 +493,10 @@ static int cli_custody_integration(int argc, char **argv)
     struct cli_custody_args a;
     const char *verb = argc > 1 ? argv[1] : NULL;
     json_t *out = NULL;
-    int rc;
+    int rc = cli_custody_begin(argc, argv, &a);
 
-    if (verb == NULL || strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 ||
-        strcmp(verb, "-h") == 0) {
-        cli_custody_usage(verb == NULL ? stderr : stdout);
-        return verb == NULL ? 2 : 0;
-    }
-    rc = cli_custody_parse(argc - 1, argv + 1, &a);
-    if (rc != 0)
-        return rc > 0 ? 0 : 2;
+    if (rc >= 0)
+        return rc;
     if (optind < argc - 1) {
         fprintf(stderr,
                 "crmgate integration %s: unexpected argument \"%s\" (secrets are read "

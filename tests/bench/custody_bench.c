@@ -43,6 +43,37 @@ static void bench_report(const char *name, long long *ns, size_t n)
            (double)ns[n * 99 / 100] / 1000.0);
 }
 
+/* The request path's custody steps, BENCH_ITERATIONS times into ns; 0 / -1. */
+static int bench_path(struct store *s, const struct vault *v, const char *key, int cached,
+                      long long *ns)
+{
+    struct rules_ws ws = {0};
+
+    for (int i = 0; i < BENCH_WARMUP + BENCH_ITERATIONS; i++) {
+        struct custody_identity ident;
+        struct custody_ref sel;
+        struct custody_cred out;
+        unsigned char h[32];
+        char why[300];
+        long long t0 = bench_ns();
+        int rc = !custody_key_parse(key, strlen(key), h)
+                     ? -1
+                     : (cached ? custody_key_lookup_cached : custody_key_lookup)(
+                           s, h, custody_now_ms(), &ident, why, sizeof(why));
+        if (rc < 0 || custody_select(&ident.caller, &ws, CRM_HUBSPOT, &sel, why, sizeof(why)) < 0 ||
+            (cached ? custody_cred_read_cached : custody_cred_read)(s, v, &sel, &out, why,
+                                                                    sizeof(why)) != 1) {
+            fprintf(stderr, "custody_bench: the custody path failed: %s\n", why);
+            return -1;
+        }
+        custody_cred_free(&out);
+        custody_identity_free(&ident);
+        if (i >= BENCH_WARMUP)
+            ns[i - BENCH_WARMUP] = bench_ns() - t0;
+    }
+    return 0;
+}
+
 int main(void)
 {
     static const unsigned char raw[VAULT_KEY_BYTES] = {7, 7, 7};
@@ -52,7 +83,6 @@ int main(void)
     struct store_options so = {0};
     struct custody_cred c = {0};
     struct custody_ref r = {.crm = CRM_HUBSPOT, .scope = CUSTODY_SCOPE_USER};
-    struct rules_ws ws = {0};
     struct store *s;
     struct vault *v = vault_from_bytes(raw);
     long long *ns = calloc(BENCH_ITERATIONS, sizeof(*ns));
@@ -90,45 +120,11 @@ int main(void)
         goto done;
     }
     printf("| custody step | median µs | p99 µs |\n|---|---:|---:|\n");
-    for (int i = 0; i < BENCH_WARMUP + BENCH_ITERATIONS; i++) {
-        struct custody_identity ident;
-        struct custody_ref sel;
-        struct custody_cred out;
-        unsigned char h[32];
-        char why[300];
-        long long t0 = bench_ns();
-        if (!custody_key_parse(key, strlen(key), h) ||
-            custody_key_lookup(s, h, custody_now_ms(), &ident, why, sizeof(why)) < 0 ||
-            custody_select(&ident.caller, &ws, CRM_HUBSPOT, &sel, why, sizeof(why)) < 0 ||
-            custody_cred_read(s, v, &sel, &out, why, sizeof(why)) != 1) {
-            fprintf(stderr, "custody_bench: the hot path failed: %s\n", why);
-            goto done;
-        }
-        custody_cred_free(&out);
-        custody_identity_free(&ident);
-        if (i >= BENCH_WARMUP)
-            ns[i - BENCH_WARMUP] = bench_ns() - t0;
-    }
+    if (bench_path(s, v, key, 0, ns) < 0)
+        goto done;
     bench_report("key lookup + integration read and open, uncached", ns, BENCH_ITERATIONS);
-    for (int i = 0; i < BENCH_WARMUP + BENCH_ITERATIONS; i++) {
-        struct custody_identity ident;
-        struct custody_ref sel;
-        struct custody_cred out;
-        unsigned char h[32];
-        char why[300];
-        long long t0 = bench_ns();
-        if (!custody_key_parse(key, strlen(key), h) ||
-            custody_key_lookup_cached(s, h, custody_now_ms(), &ident, why, sizeof(why)) < 0 ||
-            custody_select(&ident.caller, &ws, CRM_HUBSPOT, &sel, why, sizeof(why)) < 0 ||
-            custody_cred_read_cached(s, v, &sel, &out, why, sizeof(why)) != 1) {
-            fprintf(stderr, "custody_bench: the cached path failed: %s\n", why);
-            goto done;
-        }
-        custody_cred_free(&out);
-        custody_identity_free(&ident);
-        if (i >= BENCH_WARMUP)
-            ns[i - BENCH_WARMUP] = bench_ns() - t0;
-    }
+    if (bench_path(s, v, key, 1, ns) < 0)
+        goto done;
     bench_report("the same through the per-thread cache (what requests do)", ns, BENCH_ITERATIONS);
     for (int i = 0; i < BENCH_WARMUP + BENCH_ITERATIONS; i++) {
         unsigned char h[32];
