@@ -75,11 +75,22 @@ static json_t *admin_api_ws_json(struct store *s, const struct rules_ws *w)
                      sw >= 0 ? "switch" : "rules");
 }
 
+/* Endpoints without sub-paths: /healthz/x is no endpoint. 0, or -1 after a 404. */
+static int admin_api_exact(struct admin_req *r)
+{
+    if (r->rest[0] == '\0')
+        return 0;
+    admin_reply_error(r, 404, "not_found", "no admin endpoint at %s", r->path);
+    return -1;
+}
+
 static void admin_api_healthz(struct admin_req *r)
 {
     struct store_info si;
     char last[24];
 
+    if (admin_api_exact(r) < 0)
+        return;
     store_info(r->store, &si);
     snprintf(last, sizeof(last), "%llu", (unsigned long long)si.last_id);
     admin_reply(r, 200,
@@ -92,8 +103,11 @@ static void admin_api_healthz(struct admin_req *r)
 
 static void admin_api_metrics(struct admin_req *r)
 {
-    struct evbuffer *buf = evbuffer_new();
+    struct evbuffer *buf;
 
+    if (admin_api_exact(r) < 0)
+        return;
+    buf = evbuffer_new();
     if (buf == NULL || metrics_render(buf, r->store, r->cfg->leaf_cache) < 0) {
         if (buf != NULL)
             evbuffer_free(buf);
@@ -247,6 +261,10 @@ static void admin_api_audit(struct admin_req *r)
     json_t *recs;
     char err[512], ids[24];
 
+    if (strchr(r->rest, '/') != NULL) {
+        admin_reply_error(r, 404, "not_found", "no admin endpoint at %s", r->path);
+        return;
+    }
     if (r->rest[0] != '\0') {
         unsigned long long id;
         char *end;
@@ -298,6 +316,8 @@ static void admin_api_stats(struct admin_req *r)
     json_t *out;
     char err[512];
 
+    if (admin_api_exact(r) < 0)
+        return;
     for (size_t i = 0; i < r->nparams; i++) {
         if (strcmp(r->params[i].name, "workspace") != 0) {
             json_t *e =

@@ -148,6 +148,9 @@ test('the admin socket: under the state dir, mode 0660, a socket; /healthz; JSON
   assert.equal(h.body.store.writes_refused, false);
   assert.match(h.headers['content-type'], /application\/json/);
   assertError(await gate.admin('GET', '/nope'), 404, 'not_found', 'unknown path');
+  for (const p of ['/healthz/x', '/metrics/x', '/v1/stats/x', '/v1/audit/1/x', '/v1/healthz', '/v1']) {
+    assertError(await gate.admin('GET', p), 404, 'not_found', p);
+  }
   assertError(await gate.admin('DELETE', '/v1/workspaces/alpha'), 405, 'method_not_allowed', 'DELETE');
   assertError(await gate.admin('POST', '/healthz'), 405, 'method_not_allowed', 'POST /healthz');
   const q = await raw({ socketPath: gate.adminSocket, p: '/v1/audit?limit=1&limit=2' });

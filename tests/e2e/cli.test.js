@@ -137,6 +137,24 @@ test('dry-run on|off|reset|status through the socket and --state-dir; refusals e
   r = await cli(['dry-run', 'on', '--workspace', 'a/b', ...sock]);
   assert.equal(r.code, 1, 'a name with a slash is one (unknown) workspace, escaped');
   assert.match(r.stderr, /no workspace "a\/b"/);
+  /* -c FILE: serve's config names the socket (admin.socket, else state_dir) */
+  const cfgs = path.join(stateDir, 'cli-configs');
+  fs.mkdirSync(cfgs, { recursive: true });
+  fs.writeFileSync(path.join(cfgs, 'sd.json'), JSON.stringify({ state_dir: stateDir }));
+  fs.writeFileSync(path.join(cfgs, 'sock.json'), JSON.stringify({ state_dir: '/nonexistent', admin: { socket: gate.adminSocket } }));
+  fs.writeFileSync(path.join(cfgs, 'none.json'), JSON.stringify({ listen: '127.0.0.1:1' }));
+  for (const f of ['sd.json', 'sock.json']) {
+    r = await cli(['dry-run', 'status', '--workspace', 'alpha', '-c', path.join(cfgs, f)]);
+    assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+    assert.match(r.stdout, /^alpha: dry-run off/);
+  }
+  r = await cli(['dry-run', 'status', '--config', path.join(cfgs, 'none.json')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /sets neither admin\.socket nor state_dir/);
+  r = await cli(['dry-run', 'status', '-c', path.join(cfgs, 'missing.json')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /missing\.json/);
+
   r = await cli(['dry-run', 'status', '--socket', path.join(stateDir, 'nope.sock')]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /cannot reach crmgate at .*nope\.sock: is it running\?/);
