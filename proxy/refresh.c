@@ -139,8 +139,22 @@ static void refresh_fail(struct refresh_flight *f, int status, const char *code,
     va_end(ap);
 }
 
-/* The audit record of a failed refresh (one per refresh, not per waiting request). */
-static void refresh_audit(struct refresh_flight *f, long upstream_status)
+static void refresh_auditcb(enum store_status st, uint64_t first, size_t n, void *arg)
+{
+    struct refresh_flight *f = arg;
+
+    (void)first, (void)n;
+    if (st != STORE_OK)
+        log_error("refresh: the failed refresh of %s/%s was not audited (%s)", f->ref.ws,
+                  crm_name(f->ref.crm), store_status_name(st));
+    refresh_deliver(f);
+}
+
+/*
+ * A failed refresh: log it, write its audit record (one per refresh, not per
+ * waiting request), and tell the waiters once that record is committed.
+ */
+static void refresh_failed(struct refresh_flight *f, long upstream_status)
 {
     json_t *rec = json_pack(
         "{s:I, s:s, s:o, s:n, s:n, s:n, s:n, s:s, s:n, s:n, s:s, s:[], s:s, s:s, s:s, s:o, "
@@ -155,9 +169,12 @@ static void refresh_audit(struct refresh_flight *f, long upstream_status)
         custody_audit_json(&f->ref), "request_id");
     json_t *arr = rec != NULL ? json_pack("[o]", rec) : NULL;
 
-    if (arr == NULL || store_audit_append(f->w->port, arr, NULL, NULL, NULL) < 0)
+    log_warn("refresh: %s", f->res.message);
+    if (arr == NULL || store_audit_append(f->w->port, arr, NULL, refresh_auditcb, f) < 0) {
         log_error("refresh: the failed refresh of %s/%s could not be audited", f->ref.ws,
                   crm_name(f->ref.crm));
+        refresh_deliver(f);
+    }
 }
 
 static void refresh_storecb(enum store_status st, uint64_t first, size_t n, void *arg)
@@ -270,14 +287,12 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
     free(value);
     return; /* refresh_storecb delivers */
 failed:
-    log_warn("refresh: %s", f->res.message);
-    refresh_audit(f, rsp->result == CURLE_OK ? rsp->status : 0);
     json_decref(root);
     custody_cred_free(&c);
     if (value != NULL)
         OPENSSL_cleanse(value, vlen);
     free(value);
-    refresh_deliver(f);
+    refresh_failed(f, rsp->result == CURLE_OK ? rsp->status : 0);
 }
 
 /* Append key=urlencoded(value)&... to an open buffer; 0 / -1. */
@@ -333,7 +348,7 @@ static void refresh_begin(struct refresh_flight *f)
                      "holds no refresh token for it: an admin must reconnect it",
                      crm_name(f->ref.crm), custody_scope_name(f->ref.scope), f->ref.ws);
         refresh_mark_attention(f->w, &f->ref, 0, f->res.message);
-        refresh_deliver(f);
+        refresh_failed(f, 0);
         return;
     }
     if (f->old.token_url != NULL)
@@ -359,7 +374,7 @@ static void refresh_begin(struct refresh_flight *f)
         refresh_fail(f, 502, "integration_refresh_failed",
                      "crmgate cannot build the %s token refresh (no token URL known)",
                      crm_name(f->ref.crm));
-        refresh_deliver(f);
+        refresh_failed(f, 0);
         return;
     }
     ur.method = "POST";
@@ -376,7 +391,7 @@ static void refresh_begin(struct refresh_flight *f)
     if (f->xfer == NULL) {
         refresh_fail(f, 502, "integration_refresh_failed",
                      "crmgate could not start the %s token refresh", crm_name(f->ref.crm));
-        refresh_deliver(f);
+        refresh_failed(f, 0);
     }
 }
 

@@ -423,6 +423,23 @@ test('custody: a refused refresh → 403 (not 401), audited, needs attention; a 
     const metrics = spawnSync('curl', ['-s', '--unix-socket', path.join(gate.stateDir, 'admin.sock'), 'http://x/metrics'], { encoding: 'utf8' }).stdout;
     assert.match(metrics, /crmgate_integration_needs_attention\{workspace="acme",crm="salesforce",integration="workspace"\} 1/);
     assert.match(metrics, /crmgate_integration_needs_attention\{workspace="acme",crm="hubspot",integration="workspace"\} 1/);
+    /* a write whose before-state read is refused (401) with a token crmgate held fresh: 403,
+     * audited with the CRM's 401, nothing written */
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'hubspot', '--type', 'private-app'], 'pat-na1-hs-revoked-soon');
+    await fake.seed({ hubspot: { objects: { contacts: [{ id: '77', properties: { firstname: 'Before' } }] } } });
+    await fake.revokeToken('pat-na1-hs-revoked-soon');
+    await fake.clearRequests();
+    await assert.rejects(hs.crm.contacts.basicApi.update('77', { properties: { firstname: 'After' } }), (e) => {
+      assert.equal(e.code, 403, JSON.stringify(e.body));
+      assert.match(e.body.message, /refused the credentials of the workspace integration/);
+      return true;
+    });
+    assert.deepEqual((await fake.requests()).map((r) => r.method), ['GET'], 'only the before-state read reached the CRM');
+    assert.equal((await fake.state()).hubspot.objects.contacts.find((c) => c.id === '77').properties.firstname, 'Before');
+    const refused = harness.readAuditRaw(gate.stateDir).filter((r) => r.record === '77');
+    assert.equal(refused.length, 1);
+    assert.equal(refused[0].outcome, 'upstream_error');
+    assert.equal(refused[0].upstream_status, 401);
     /* re-adding the integration clears it */
     addIntegration(gate, ['--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app', '--instance-url', fake.url], '00DHs0000000001!AQsf-new');
     const again = await conn.query('SELECT Id FROM Account');
