@@ -292,6 +292,10 @@ test('custody: revoked, expired and unknown keys get 403 in the CRM\'s shape and
   }
 });
 
+/* Tokens live LIFE_S at the fakes; crmgate refreshes them from DUE_S on (margin LIFE_S - DUE_S). */
+const LIFE_S = 10;
+const DUE_S = 4;
+
 /* 20 concurrent SDK calls while the token is due: one refresh, every call with the new token. */
 async function refreshRun(fake, call, tokenPath, oldToken) {
   await fake.fault({ action: 'latency', ms: 400, match: { path: tokenPath }, count: 1 });
@@ -312,10 +316,10 @@ async function refreshRun(fake, call, tokenPath, oldToken) {
 }
 
 test('custody: HubSpot OAuth token expiring under 20 concurrent calls: exactly one refresh (POST /oauth/v1/token), all succeed', { skip: GATE }, async () => {
-  const s = await startCustody({ margin: 2 });
+  const s = await startCustody({ margin: LIFE_S - DUE_S });
   try {
     const { fake, gate } = s;
-    await fake.seed({ hubspot: { oauth: { clients: [{ clientId: 'cid-hs-1', clientSecret: 'cs-hs-SECRET-4242' }], expiresIn: 4 },
+    await fake.seed({ hubspot: { oauth: { clients: [{ clientId: 'cid-hs-1', clientSecret: 'cs-hs-SECRET-4242' }], expiresIn: LIFE_S },
       objects: { contacts: [{ id: '701', properties: { email: 'x@y.test' } }] } } });
     const first = await postForm(`${fake.url}/oauth/v1/token`,
       'grant_type=authorization_code&code=abc&redirect_uri=http%3A%2F%2Flocalhost&client_id=cid-hs-1&client_secret=cs-hs-SECRET-4242');
@@ -330,13 +334,13 @@ test('custody: HubSpot OAuth token expiring under 20 concurrent calls: exactly o
     await fake.clearRequests();
     assert.deepEqual(await Promise.all(Array.from({ length: 5 }, call)), Array(5).fill('x@y.test'));
     assert.equal((await fake.requests()).filter((r) => /oauth/.test(r.path)).length, 0);
-    /* due (2 s margin on a 4 s token): the next 20 concurrent calls share one refresh */
-    while (Date.now() - t0 < 2300) await new Promise((r) => setTimeout(r, 50));
+    /* due (DUE_S after it was issued): the next 20 concurrent calls share one refresh */
+    while (Date.now() - t0 < DUE_S * 1000 + 300) await new Promise((r) => setTimeout(r, 50));
     const { newToken, refreshBody } = await refreshRun(fake, call, '^/oauth/v1/token', first.body.access_token);
     assert.match(refreshBody, /client_id=cid-hs-1/);
     assert.match(refreshBody, new RegExp(`refresh_token=${first.body.refresh_token}`));
     /* the old token has expired at the fake by now: the new one keeps working */
-    while (Date.now() - t0 < 4300) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() - t0 < LIFE_S * 1000 + 300) await new Promise((r) => setTimeout(r, 50));
     await fake.clearRequests();
     assert.equal(await call(), 'x@y.test');
     const metrics = spawnSync('curl', ['-s', '--unix-socket', path.join(gate.stateDir, 'admin.sock'), 'http://x/metrics'], { encoding: 'utf8' }).stdout;
@@ -349,10 +353,10 @@ test('custody: HubSpot OAuth token expiring under 20 concurrent calls: exactly o
 });
 
 test('custody: Salesforce OAuth session expiring under 20 concurrent calls: exactly one refresh (/services/oauth2/token), all succeed', { skip: GATE }, async () => {
-  const s = await startCustody({ margin: 2 });
+  const s = await startCustody({ margin: LIFE_S - DUE_S });
   try {
     const { fake, gate } = s;
-    await fake.seed({ salesforce: { oauth: { sessionSeconds: 4, clients: [{ clientId: 'cid-sf-1', clientSecret: 'cs-sf-SECRET-77' }] },
+    await fake.seed({ salesforce: { oauth: { sessionSeconds: LIFE_S, clients: [{ clientId: 'cid-sf-1', clientSecret: 'cs-sf-SECRET-77' }] },
       objects: { Account: [{ Name: 'Initech' }] } } });
     const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === 'Initech').Id;
     const first = await postForm(`${fake.url}/services/oauth2/token`,
@@ -360,7 +364,7 @@ test('custody: Salesforce OAuth session expiring under 20 concurrent calls: exac
     assert.equal(first.status, 200, JSON.stringify(first.body));
     const t0 = Date.now();
     addIntegration(gate, ['--workspace', 'acme', '--user', 'ana@acme.test', '--crm', 'salesforce', '--type', 'oauth', '--client-id', 'cid-sf-1',
-      '--instance-url', first.body.instance_url, '--expires-in', '4'],
+      '--instance-url', first.body.instance_url, '--expires-in', String(LIFE_S)],
     { access_token: first.body.access_token, refresh_token: 'RT-sf-initial-9', client_secret: 'cs-sf-SECRET-77' });
     const k = newKey(gate, ['--workspace', 'acme', '--user', 'ana@acme.test', '--kind', 'chat']);
     const conn = new jsforce.Connection({ instanceUrl: `${gate.url}/salesforce`, accessToken: k.key, version: VERSION });
@@ -368,9 +372,9 @@ test('custody: Salesforce OAuth session expiring under 20 concurrent calls: exac
     await fake.clearRequests();
     assert.equal(await call(), 'Initech');
     assert.equal((await fake.requests()).filter((r) => /oauth/.test(r.path)).length, 0);
-    while (Date.now() - t0 < 2300) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() - t0 < DUE_S * 1000 + 300) await new Promise((r) => setTimeout(r, 50));
     const { newToken } = await refreshRun(fake, call, '^/services/oauth2/token', first.body.access_token);
-    while (Date.now() - t0 < 4300) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() - t0 < LIFE_S * 1000 + 300) await new Promise((r) => setTimeout(r, 50));
     await fake.clearRequests();
     assert.equal(await call(), 'Initech', 'the refreshed session works after the old one expired');
     assertNoSecrets(gate, [first.body.access_token, newToken, 'RT-sf-initial-9', 'cs-sf-SECRET-77', k.key]);
