@@ -468,6 +468,16 @@ test('custody: the injected token never reaches the agent (echoed in a body or a
     assert.ok(!JSON.stringify(r).includes('pat-na1-echoed-token-xyz'), JSON.stringify(r));
     assert.match(r.body.message, /redacted by crmgate/);
     assert.ok(!gate.stderr().includes('pat-na1-echoed-token-xyz'));
+    /* echoed in response headers (a Location with the token in it, a custom echo): dropped */
+    await fake.fault({ action: 'status', status: 200, match: { path: '^/crm/v3/objects/contacts' }, count: 1,
+      body: { results: [] },
+      headers: { Location: 'https://api.hubapi.com/x?access_token=pat-na1-echoed-token-xyz', 'X-Echo': 'Bearer pat-na1-echoed-token-xyz', 'X-Other': 'kept' } });
+    const h = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts`, { headers: { Authorization: `Bearer ${k.key}` } });
+    assert.equal(h.status, 200);
+    assert.equal(h.headers['x-other'], 'kept');
+    assert.equal(h.headers.location, undefined);
+    assert.equal(h.headers['x-echo'], undefined);
+    assert.ok(!JSON.stringify(h).includes('pat-na1-echoed-token-xyz'), JSON.stringify(h.headers));
 
     /* pass-through: a registered own token works in a workspace that allows it, not in one that does not */
     await fake.clearRequests();
