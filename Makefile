@@ -39,7 +39,8 @@ SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
               proxy/tls.c proxy/store.c proxy/store_query.c proxy/before.c proxy/audit.c \
               proxy/metrics.c proxy/query.c proxy/admin.c proxy/admin_api.c proxy/admin_client.c \
-              proxy/cli_admin.c
+              proxy/cli_admin.c proxy/vault.c proxy/custody.c proxy/refresh.c proxy/admin_custody.c \
+              proxy/cli_custody.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
               policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c \
               policy/diff.c policy/synthesize.c
@@ -57,7 +58,7 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
 
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
               test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize \
-              test_query test_metrics test_store_query test_tls
+              test_query test_metrics test_store_query test_tls test_vault
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run demo test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \
@@ -165,11 +166,13 @@ soql-crosscheck: $(B)/tests/unit/soql_dump
 
 # mitmdump (the interception peer) and perf are installed here, not by make deps: make test
 # does not need them.
-bench: deps all $(B)/tests/bench/policy_bench $(B)/tests/bench/mint_bench $(B)/tests/bench/tunnel_load
+bench: deps all $(B)/tests/bench/policy_bench $(B)/tests/bench/mint_bench $(B)/tests/bench/tunnel_load \
+       $(B)/tests/bench/custody_bench
 	@./scripts/deps.sh bench
 	@$(MAKE) --no-print-directory B=build-bench PROG=build-bench/crmgate-passthrough \
 	    EXTRA_CPPFLAGS=-DCRMGATE_BENCH_PASSTHROUGH build-bench/crmgate-passthrough
 	@$(B)/tests/bench/policy_bench
+	@$(B)/tests/bench/custody_bench
 	@CRMGATE_BIN=$(abspath $(PROG)) CRMGATE_PASSTHROUGH_BIN=$(abspath build-bench/crmgate-passthrough) \
 	    BENCH_DRIVER=$(abspath $(B)/tests/bench/tunnel_load) BENCH_MINT_BENCH=$(abspath $(B)/tests/bench/mint_bench) \
 	    bash tests/bench/run.sh
@@ -182,6 +185,11 @@ $(B)/tests/bench/tunnel_load: tests/bench/tunnel_load.c
 $(B)/tests/bench/mint_bench: tests/certs/mint_bench.c $(B)/libcrmgate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Icerts $(CFLAGS) $(WARN) -Wno-missing-prototypes \
+	    -o $@ $< $(B)/libcrmgate.a $(LDLIBS)
+
+$(B)/tests/bench/custody_bench: tests/bench/custody_bench.c $(B)/libcrmgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy $(CFLAGS) $(WARN) -Wno-missing-prototypes \
 	    -o $@ $< $(B)/libcrmgate.a $(LDLIBS)
 
 $(B)/tests/bench/policy_bench: tests/bench/policy_bench.c $(B)/libcrmgate.a

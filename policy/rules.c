@@ -658,8 +658,9 @@ static int rules_ws_name_ok(const char *s)
 struct rules_ws *rules_ws_parse(const char *file, const char *text, size_t len, char *err,
                                 size_t errlen)
 {
-    static const char *const keys[] = {"workspace",  "mode",        "hubspot",
-                                       "salesforce", "description", NULL};
+    static const char *const keys[] = {"workspace",         "mode",        "hubspot",
+                                       "salesforce",        "description", "chat_integration",
+                                       "allow_passthrough", NULL};
     /* Rule ids reach agents in denials: they name the file, never the server's path to it. */
     const char *base = strrchr(file, '/') != NULL ? strrchr(file, '/') + 1 : file;
     struct rules_ctx cx = {.file = file, .id = base, .err = err, .errlen = errlen};
@@ -725,6 +726,23 @@ struct rules_ws *rules_ws_parse(const char *file, const char *text, size_t len, 
         rules_fail(&cx, "/mode", "must be \"enforce\" or \"dry_run\"");
         goto fail;
     }
+    v = json_object_get(root, "chat_integration");
+    if (v != NULL) {
+        const char *ci = json_string_value(v);
+        if (ci == NULL || (strcmp(ci, "user") != 0 && strcmp(ci, "workspace") != 0)) {
+            rules_fail(&cx, "/chat_integration",
+                       "must be \"user\" (chat acts with the calling user's integration) or "
+                       "\"workspace\"");
+            goto fail;
+        }
+        ws->chat_workspace = strcmp(ci, "workspace") == 0;
+    }
+    v = json_object_get(root, "allow_passthrough");
+    if (v != NULL && !json_is_boolean(v)) {
+        rules_fail(&cx, "/allow_passthrough", "must be true or false");
+        goto fail;
+    }
+    ws->allow_passthrough = json_is_true(v);
     if ((v = json_object_get(root, "hubspot")) != NULL &&
         rules_parse_crm(&cx, CRM_HUBSPOT, &ws->hubspot, v, "/hubspot") < 0)
         goto fail;

@@ -43,6 +43,9 @@ struct rules_ws {
     char *name;
     char *file;
     enum rules_mode mode;
+    int chat_workspace;    /* "chat_integration": "workspace": chat acts with the workspace
+                              integration too (the admin override) */
+    int allow_passthrough; /* agents' own CRM tokens (registered fingerprints) may call */
     struct rules_crm hubspot, salesforce;
 };
 

@@ -149,6 +149,14 @@ static json_t *audit_record(const struct audit_in *in, size_t i)
     if (in->unknown != NULL && in->unknown[i])
         bad |= json_object_set_new(rec, "before_state", json_string("unavailable")) < 0;
     bad |= json_object_set_new(rec, "request_id", audit_str(in->request_id)) < 0;
+    /* whose credentials the CRM saw: the "who was this update for" */
+    if (who != NULL)
+        bad |= json_object_set_new(rec, "integration",
+                                   in->integration != NULL ? custody_audit_json(in->integration)
+                                   : in->key_id != NULL    ? json_null() /* none chosen yet */
+                                                           : custody_audit_json(NULL)) < 0;
+    if (in->key_id != NULL)
+        bad |= json_object_set_new(rec, "key", json_string(in->key_id)) < 0;
     if (bad) {
         json_decref(rec);
         return NULL;

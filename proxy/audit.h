@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "custody.h"
 #include "enforce.h"
 #include "http.h"
 
@@ -54,8 +55,11 @@ struct audit_in {
     char *const *ids; /* ef->ops.n record ids replacing the ops' own (dry-run creates), or NULL */
     long long ts_ms;
     const char *request_id;
-    int synthetic;     /* the answer was synthesized (dry-run) */
-    int keep_volatile; /* store.record_volatile_fields */
+    const struct custody_ref *integration; /* the integration a crmgate key acted with, or
+                                              NULL: the agent's own token (pass-through) */
+    const char *key_id;                    /* the crmgate key's id, or NULL */
+    int synthetic;                         /* the answer was synthesized (dry-run) */
+    int keep_volatile;                     /* store.record_volatile_fields */
 };
 
 /* The records as a new JSON array (one per operation), or NULL when out of memory. */

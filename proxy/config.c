@@ -60,6 +60,7 @@ void config_unref(struct config *cfg)
     if (cfg->admin_token != NULL)
         OPENSSL_cleanse(cfg->admin_token, strlen(cfg->admin_token));
     free(cfg->admin_token);
+    free(cfg->vault_key_file);
     free(cfg->ca_bundle);
     free(cfg->rules_dir);
     free(cfg->tls_cert);
@@ -447,6 +448,39 @@ static int config_apply_admin(struct config *cfg, json_t *ad, const char *file, 
 }
 
 /*
+ * "vault": {"key_file": PATH, "refresh_margin_s": N}: the key that seals CRM credentials
+ * (custody.h), and how long before an OAuth access token expires crmgate refreshes it.
+ */
+static int config_apply_vault(struct config *cfg, json_t *vt, const char *file, char *err,
+                              size_t errlen)
+{
+    static const char *const keys[] = {"key_file", "refresh_margin_s", NULL};
+    const char *kf = NULL;
+    unsigned long long v = cfg->vault_refresh_margin_s;
+
+    if (!json_is_object(vt)) {
+        snprintf(err, errlen, "%s: /vault: must be an object", file);
+        return -1;
+    }
+    if (config_check_keys(vt, keys, file, "/vault", err, errlen) < 0)
+        return -1;
+    if (config_get_string(vt, "key_file", &kf, file, err, errlen) < 0) {
+        char tmp[512];
+        snprintf(tmp, sizeof(tmp), "%s", err + strlen(file) + 2);
+        snprintf(err, errlen, "%s: /vault%s", file, tmp);
+        return -1;
+    }
+    if (config_get_uint(vt, "refresh_margin_s", 0, 86400, &v, file, "/vault", err, errlen) < 0)
+        return -1;
+    cfg->vault_refresh_margin_s = (unsigned)v;
+    if (kf != NULL && config_set_str(&cfg->vault_key_file, kf) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * "forward" and "transparent": {"listen": "ADDR:PORT", "ca_dir": "/var/lib/crmgate/ca"}.
  * Both intercept with the same CA, so two different ca_dir values are an error.
  */
@@ -704,6 +738,7 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
                                        "transparent",
                                        "store",
                                        "admin",
+                                       "vault",
                                        NULL};
     static const char *const upstream_keys[] = {"hubspot", "salesforce", NULL};
     json_error_t jerr;
@@ -829,6 +864,9 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     if (json_object_get(root, "admin") != NULL &&
         config_apply_admin(cfg, json_object_get(root, "admin"), file, err, errlen) < 0)
         goto done;
+    if (json_object_get(root, "vault") != NULL &&
+        config_apply_vault(cfg, json_object_get(root, "vault"), file, err, errlen) < 0)
+        goto done;
     if (json_object_get(root, "callers") != NULL &&
         config_apply_callers(cfg, json_object_get(root, "callers"), file, err, errlen) < 0)
         goto done;
@@ -898,6 +936,8 @@ static int config_apply_overrides(struct config *cfg, const struct config_overri
         goto oom;
     if (ov->admin_listen != NULL && config_set_str(&cfg->admin_listen, ov->admin_listen) < 0)
         goto oom;
+    if (ov->vault_key_file != NULL && config_set_str(&cfg->vault_key_file, ov->vault_key_file) < 0)
+        goto oom;
     if (ov->upstream_hubspot != NULL &&
         config_set_upstream(&cfg->upstream_hubspot, ov->upstream_hubspot, "--upstream hubspot", err,
                             errlen) < 0)
@@ -945,6 +985,7 @@ static struct config *config_new_default(void)
     cfg->drain_timeout_ms = 30000;
     cfg->store_map_bytes = STORE_DEFAULT_MAP_BYTES;
     cfg->store_max_map_bytes = STORE_DEFAULT_MAX_MAP_BYTES;
+    cfg->vault_refresh_margin_s = 300;
     /* systemd may pass several directories separated by ':'; ours is the first. */
     if (sd != NULL && sd[0] != '\0') {
         size_t n = strcspn(sd, ":");
@@ -1104,6 +1145,10 @@ void config_print(const struct config *cfg)
     printf("state_dir: %s\n", cfg->state_dir);
     printf("store: map %zu bytes, growing up to %zu\n", cfg->store_map_bytes,
            cfg->store_max_map_bytes);
+    printf("vault: %s (OAuth tokens refreshed %us before expiry)\n",
+           cfg->vault_key_file != NULL ? cfg->vault_key_file
+                                       : "$CREDENTIALS_DIRECTORY/vault.key when present, else none",
+           cfg->vault_refresh_margin_s);
     printf("admin: unix socket %s%s%s%s\n", cfg->admin_socket,
            cfg->admin_listen != NULL ? ", TCP " : "",
            cfg->admin_listen != NULL ? cfg->admin_listen : "",

@@ -88,7 +88,9 @@ struct config {
     char *admin_listen;           /* optional TCP "ADDR:PORT" for the admin API, or NULL */
     char *admin_host;
     char *admin_port;
-    char *admin_token; /* bearer token the TCP admin listener requires (never logged) */
+    char *admin_token;    /* bearer token the TCP admin listener requires (never logged) */
+    char *vault_key_file; /* vault.key_file; NULL: $CREDENTIALS_DIRECTORY/vault.key if any */
+    unsigned vault_refresh_margin_s; /* OAuth tokens are refreshed this long before expiry */
 };
 
 /* Command-line flags; each non-NULL field overrides the file's value. */
@@ -110,6 +112,7 @@ struct config_overrides {
     const char *log_level;
     const char *admin_socket;
     const char *admin_listen;
+    const char *vault_key_file;
 };
 
 /*

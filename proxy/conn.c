@@ -26,6 +26,7 @@
 #include "../policy/crm.h"
 #include "config.h"
 #include "conn.h"
+#include "custody.h"
 #include "exchange.h"
 #include "identify.h"
 #include "log.h"
@@ -58,9 +59,11 @@ struct conn {
     int read_eof; /* the client half-closed; answer, then close */
     int tls;      /* HTTPS: c->bev is an OpenSSL bufferevent */
     enum conn_kind kind;
-    int tunnel;                   /* forward mode: CONNECT accepted, TLS intercepted */
-    char tunnel_host[256];        /* the CONNECT host, lower case */
-    char proxy_fp[65];            /* fingerprint of Proxy-Authorization on CONNECT, or "" */
+    int tunnel;                  /* forward mode: CONNECT accepted, TLS intercepted */
+    char tunnel_host[256];       /* the CONNECT host, lower case */
+    char proxy_fp[65];           /* fingerprint of Proxy-Authorization on CONNECT, or "" */
+    unsigned char proxy_key[32]; /* SHA-256 of a crmgate key in Proxy-Authorization */
+    int has_proxy_key;
     struct tls_mitm mitm;         /* what the interception handshake needs */
     struct config *tls_cfg;       /* the config whose TLS context, CA and cache c uses */
     int shutdown_sent;            /* close_notify queued (tunnels flush it before closing) */
@@ -356,10 +359,23 @@ static int conn_check_forward(struct conn *c, llhttp_t *p)
             decoded[vl - 7] = '\0';
             tok = decoded;
         }
-        if (tok != NULL && tok[0] != '\0' &&
-            http_fields_add(&one, "Authorization", 13, "Bearer ", 7) == 0 &&
-            http_fields_append_value(&one, tok, strlen(tok)) == 0 &&
-            identify_caller(cfg, &one, c->proxy_fp, why, sizeof(why)) != NULL)
+        if (tok != NULL && custody_key_parse(tok, strlen(tok), c->proxy_key)) {
+            /* A crmgate key: checked now, and again on every request in the tunnel. */
+            struct custody_identity id;
+            char kwhy[300];
+            memset(decoded, 0, sizeof(decoded));
+            if (custody_key_lookup(c->w->store, c->proxy_key, custody_now_ms(), &id, kwhy,
+                                   sizeof(kwhy)) < 0) {
+                memset(c->proxy_key, 0, sizeof(c->proxy_key));
+                return conn_fail(c, 403, "key_refused", kwhy);
+            }
+            custody_identity_free(&id);
+            c->has_proxy_key = 1;
+            rc = 0;
+        } else if (tok != NULL && tok[0] != '\0' &&
+                   http_fields_add(&one, "Authorization", 13, "Bearer ", 7) == 0 &&
+                   http_fields_append_value(&one, tok, strlen(tok)) == 0 &&
+                   identify_caller(cfg, &one, c->proxy_fp, why, sizeof(why)) != NULL)
             rc = 0;
         memset(decoded, 0, sizeof(decoded));
         http_fields_free(&one);
@@ -588,6 +604,11 @@ static void conn_transparent_ready(struct conn *c)
 const char *conn_tunnel_host(const struct conn *c)
 {
     return c->tunnel ? c->tunnel_host : NULL;
+}
+
+const unsigned char *conn_proxy_key(const struct conn *c)
+{
+    return c->has_proxy_key ? c->proxy_key : NULL;
 }
 
 const char *conn_proxy_fingerprint(const struct conn *c)

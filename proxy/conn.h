@@ -46,6 +46,9 @@ struct conn *conn_new(struct worker *w, evutil_socket_t fd, const struct sockadd
 /* Forward mode: the intercepted tunnel's CRM host, or NULL (reverse mode, or before CONNECT). */
 const char *conn_tunnel_host(const struct conn *c);
 
+/* Forward mode: the SHA-256 of a crmgate key given in Proxy-Authorization on CONNECT, or NULL. */
+const unsigned char *conn_proxy_key(const struct conn *c);
+
 /* Forward mode: the caller's fingerprint from Proxy-Authorization on CONNECT, or NULL. */
 const char *conn_proxy_fingerprint(const struct conn *c);
 

@@ -122,7 +122,8 @@ static int enforce_classify(struct enforce *ef, enum crm crm, const struct http_
 }
 
 int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
-                    const struct http_request *req, const char *rest, const char *proxy_fp)
+                    const struct http_request *req, const char *rest, const char *proxy_fp,
+                    const struct enforce_key *key)
 {
     char fp[65], why[256];
     size_t denied_op = 0;
@@ -133,7 +134,8 @@ int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
      * make bench only: a second binary with policy compiled out, to measure what enforcement
      * costs against the same proxy. Never built by make, make install or the tests.
      */
-    (void)cfg, (void)req, (void)rest, (void)fp, (void)why, (void)denied_op, (void)proxy_fp;
+    (void)cfg, (void)req, (void)rest, (void)fp, (void)why, (void)denied_op, (void)proxy_fp,
+        (void)key;
     ef->verdict.allow = 1;
     snprintf(ef->verdict.rule, sizeof(ef->verdict.rule), "bench:passthrough");
     return 1;
@@ -141,10 +143,19 @@ int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
     /* Classified first (it is pure) so that even a refusal takes the right shape. */
     if (enforce_classify(ef, crm, req, rest) < 0)
         return -1;
-    ef->caller = proxy_fp != NULL ? config_caller_find(cfg, proxy_fp)
-                                  : identify_caller(cfg, &req->headers, fp, why, sizeof(why));
-    if (ef->caller == NULL && proxy_fp != NULL)
-        snprintf(why, sizeof(why), "the Proxy-Authorization caller is no longer registered");
+    if (key != NULL) {
+        if (key->caller == NULL) {
+            enforce_deny(ef, 403, "key_refused", "builtin:crmgate-key", key->refusal);
+            return 0;
+        }
+        ef->caller = key->caller;
+        ef->via_key = 1;
+    } else {
+        ef->caller = proxy_fp != NULL ? config_caller_find(cfg, proxy_fp)
+                                      : identify_caller(cfg, &req->headers, fp, why, sizeof(why));
+        if (ef->caller == NULL && proxy_fp != NULL)
+            snprintf(why, sizeof(why), "the Proxy-Authorization caller is no longer registered");
+    }
     if (ef->caller == NULL) {
         enforce_deny(ef, 403, "unknown_caller", "builtin:unknown-caller", why);
         return 0;
@@ -153,6 +164,15 @@ int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
     if (ef->ws == NULL) {
         snprintf(why, sizeof(why), "no rules are loaded for workspace %s", ef->caller->workspace);
         enforce_deny(ef, 403, "no_workspace", "builtin:no-workspace", why);
+        return 0;
+    }
+    if (!ef->via_key && !ef->ws->allow_passthrough) {
+        snprintf(why, sizeof(why),
+                 "workspace %s does not let agents call with their own CRM token "
+                 "(allow_passthrough is off): use a crmgate key, and crmgate sends the "
+                 "workspace's or your own connected integration",
+                 ef->caller->workspace);
+        enforce_deny(ef, 403, "passthrough_refused", "builtin:passthrough", why);
         return 0;
     }
     if (crm == CRM_SALESFORCE) {

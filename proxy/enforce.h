@@ -16,9 +16,16 @@
 
 #define ENFORCE_MAX_HEADER_VALUE 1024 /* content-type and friends, copied for classify */
 
+/* A crmgate key the caller presented (custody.h), resolved by the exchange. */
+struct enforce_key {
+    const struct config_caller *caller; /* its identity, or NULL when refused */
+    const char *refusal;                /* why it was refused: unknown, revoked, expired */
+};
+
 struct enforce {
     enum crm crm;
-    const struct config_caller *caller; /* points into the config the exchange holds */
+    const struct config_caller *caller; /* the config's, or the exchange's key identity */
+    int via_key;                        /* identified by a crmgate key: crmgate injects the token */
     const struct rules_ws *ws;
     struct crm_ops ops;
     struct policy_verdict verdict;
@@ -46,13 +53,17 @@ void enforce_view_free(struct enforce_view *v);
 
 /*
  * Run identify, classify and decide for req (rest = the target after the
- * CRM prefix). proxy_fp: the caller's fingerprint from a forward-mode
- * Proxy-Authorization, or NULL to identify by the request's Authorization. Returns 1 when the
+ * CRM prefix). key: a crmgate key the caller presented, or NULL; then
+ * proxy_fp: the caller's fingerprint from a forward-mode
+ * Proxy-Authorization, or NULL to identify by the request's Authorization.
+ * A caller identified by its own CRM token's fingerprint passes only where
+ * the workspace sets allow_passthrough. Returns 1 when the
  * request may be forwarded, 0 when it must be answered with the denial in ef (status, code,
  * verdict), -1 when out of memory. ef must be zeroed first and released with enforce_free.
  */
 int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
-                    const struct http_request *req, const char *rest, const char *proxy_fp);
+                    const struct http_request *req, const char *rest, const char *proxy_fp,
+                    const struct enforce_key *key);
 
 /*
  * Filter a successful answer in place: body (the whole JSON answer) loses

@@ -35,9 +35,11 @@
 #include "before.h"
 #include "config.h"
 #include "conn.h"
+#include "custody.h"
 #include "enforce.h"
 #include "exchange.h"
 #include "log.h"
+#include "refresh.h"
 #include "metrics.h"
 #include "route.h"
 #include "server.h"
@@ -98,6 +100,16 @@ struct exchange {
     int err_status;
     const char *err_code;
     char err_msg[600];
+    /* credential custody (custody.h): a crmgate key's identity and the integration it uses */
+    struct custody_identity kid;
+    struct enforce_key ekey;
+    char key_why[300];
+    struct custody_ref iref;
+    struct custody_cred cred; /* opened; cleansed when the exchange goes */
+    int has_cred;
+    struct refresh_wait *rw; /* waiting for the integration's token refresh */
+    int refreshed;           /* waited once already: use what the refresh left */
+    int cred_refused;        /* the CRM refused the integration's token: answer 403 instead */
 };
 
 static long long exchange_now_us(void)
@@ -118,6 +130,12 @@ static long long exchange_wall_ms(void)
 
 static void exchange_free(struct exchange *ex)
 {
+    if (ex->rw != NULL)
+        refresh_cancel(ex->rw);
+    ex->rw = NULL;
+    custody_cred_free(&ex->cred);
+    custody_identity_free(&ex->kid);
+    http_fields_cleanse(&ex->fwd);
     /* every classified request is counted once, with its final decision */
     if (ex->ef.verdict.rule[0] != '\0')
         metrics_request(ex->crm, ex->ef.ops.n > 0 ? ex->ef.ops.v[0].verb : CRM_VERB_UNKNOWN,
@@ -257,6 +275,9 @@ static void exchange_deny(struct exchange *ex)
 
 void exchange_cancel(struct exchange *ex)
 {
+    if (ex->rw != NULL)
+        refresh_cancel(ex->rw);
+    ex->rw = NULL;
     if (ex->xfer != NULL)
         upstream_cancel(ex->xfer);
     ex->xfer = NULL;
@@ -303,6 +324,16 @@ static int exchange_drop_request_header(const char *name, size_t nlen)
     return 1;
 }
 
+/* "Authorization: Bearer <the integration's access token>" onto f; 0 / -1. */
+static int exchange_add_auth(struct exchange *ex, struct http_fields *f)
+{
+    return http_fields_add(f, "Authorization", 13, "Bearer ", 7) < 0 ||
+                   http_fields_append_value(f, ex->cred.access_token,
+                                            strlen(ex->cred.access_token)) < 0
+               ? -1
+               : 0;
+}
+
 static int exchange_build_request_headers(struct exchange *ex, const struct http_request *req)
 {
     const struct http_fields *in = &req->headers;
@@ -317,9 +348,14 @@ static int exchange_build_request_headers(struct exchange *ex, const struct http
         const char *v = http_field_value(in, k, &vl);
         if (http_is_hop_by_hop(in, n, nl) || exchange_drop_request_header(n, nl))
             continue;
+        /* A crmgate key never goes upstream: the integration's token replaces it. */
+        if (ex->ef.via_key && http_name_eq(n, nl, "authorization"))
+            continue;
         if (http_fields_add(&ex->fwd, n, nl, v, vl) < 0)
             goto done;
     }
+    if (ex->has_cred && exchange_add_auth(ex, &ex->fwd) < 0)
+        goto done;
     /* X-Forwarded-For: the chain the client sent, then the client itself. */
     if (http_fields_add(&xff, "X-Forwarded-For", 15, "", 0) < 0)
         goto done;
@@ -446,6 +482,8 @@ static int exchange_build_records(struct exchange *ex, const char *outcome, char
         /* only a dry-run answer is synthetic: a refusal or a failed before-state read is not */
         .synthetic = ex->dry && strcmp(outcome, "dry_run") == 0,
         .keep_volatile = ex->cfg->store_record_volatile,
+        .integration = ex->ef.via_key && ex->iref.ws[0] != '\0' ? &ex->iref : NULL,
+        .key_id = ex->ef.via_key ? ex->kid.key_id : NULL,
     };
 
     json_decref(ex->records);
@@ -502,6 +540,8 @@ static void exchange_store_refused(struct exchange *ex, enum store_status st)
 
 static int exchange_forward(struct exchange *ex);
 static void exchange_send_ready(struct exchange *ex);
+static void exchange_scrub(struct exchange *ex);
+static void exchange_cred_refused(struct exchange *ex);
 static void exchange_dry_run(struct exchange *ex);
 static int exchange_overlay_merge(struct exchange *ex, struct upstream_response *rsp, char *why,
                                   size_t whylen);
@@ -615,10 +655,22 @@ static void exchange_send_ready(struct exchange *ex)
 {
     struct http_fields f = {0};
 
+    if (ex->cred_refused) {
+        char msg[600];
+        snprintf(msg, sizeof(msg),
+                 "the %s refused the credentials of the %s integration of workspace %s%s%s: an "
+                 "admin must reconnect it (crmgate integration add); crmgate has marked it as "
+                 "needing attention",
+                 exchange_crm_title(ex->crm), custody_scope_name(ex->iref.scope), ex->iref.ws,
+                 ex->iref.scope == CUSTODY_SCOPE_USER ? " for user " : "", ex->iref.user);
+        exchange_reply_error(ex, 403, "integration_refused", msg);
+        return;
+    }
     if (ex->out_failed) {
         exchange_fail(ex, &ex->fail);
         return;
     }
+    exchange_scrub(ex);
     if (exchange_decision_headers(ex, &f) < 0) {
         conn_abort(ex->c, 502, "out_of_memory", "out of memory relaying the answer");
         http_fields_free(&f);
@@ -662,6 +714,8 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
     char why[512];
 
     ex->xfer = NULL; /* upstream releases it after this callback */
+    if (ex->has_cred && rsp->result == CURLE_OK && rsp->status == 401)
+        exchange_cred_refused(ex);
     if (rsp->result == CURLE_OK)
         metrics_upstream_latency(ex->crm, latency);
     if (rsp->result != CURLE_OK || rsp->status < 200 || rsp->status > 599) {
@@ -797,6 +851,8 @@ static void exchange_beforecb(struct before_result *res, void *arg)
         exchange_free(ex);
         return;
     }
+    if (!res->ok && res->status == 401 && ex->has_cred)
+        exchange_cred_refused(ex); /* answered 403 after the record commits */
     if (!res->ok && res->body != NULL) {
         /* The CRM refused the read itself (a bad field, an expired token, a rate limit): the
          * agent gets that answer as the CRM gave it, so SDKs refresh, back off or report as
@@ -1294,6 +1350,290 @@ static int exchange_overlay_merge(struct exchange *ex, struct upstream_response 
     return 0;
 }
 
+/* ----- credential custody ----- */
+
+/*
+ * The crmgate key the caller presented, looked up (every request: a
+ * revocation holds at once): forward mode's Proxy-Authorization first, then
+ * "Authorization: Bearer cgk_...". NULL when the caller sent none.
+ */
+static const struct enforce_key *exchange_key(struct exchange *ex)
+{
+    const unsigned char *pk = conn_proxy_key(ex->c);
+    const struct http_fields *h = &ex->req->headers;
+    unsigned char hash[32];
+    long i = http_fields_find(h, "authorization", 0);
+
+    if (pk == NULL) {
+        size_t vl;
+        const char *v = i >= 0 ? http_field_value(h, (size_t)i, &vl) : NULL;
+        if (v == NULL || http_fields_count(h, "authorization") != 1)
+            return NULL;
+        if (vl > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
+            v += 7;
+            vl -= 7;
+        } else if (vl > 6 && strncasecmp(v, "OAuth ", 6) == 0) {
+            v += 6;
+            vl -= 6;
+        } else {
+            return NULL;
+        }
+        while (vl > 0 && *v == ' ') {
+            v++;
+            vl--;
+        }
+        if (!custody_key_parse(v, vl, hash))
+            return NULL;
+        pk = hash;
+    }
+    if (custody_key_lookup_cached(ex->w->store, pk, custody_now_ms(), &ex->kid, ex->key_why,
+                                  sizeof(ex->key_why)) == 0)
+        ex->ekey.caller = &ex->kid.caller;
+    else
+        ex->ekey.refusal = ex->key_why;
+    return &ex->ekey;
+}
+
+/* A workflow key's workflow id is the request's; a different X-Crmgate-Workflow is refused. */
+static int exchange_key_workflow(struct exchange *ex, char *why, size_t whylen)
+{
+    const char *wf = ex->kid.workflow;
+
+    if (!ex->ef.via_key || wf == NULL)
+        return 0;
+    if (ex->ctx.workflow[0] != '\0' && strcmp(ex->ctx.workflow, wf) != 0) {
+        snprintf(why, whylen,
+                 "X-Crmgate-Workflow differs from the workflow this crmgate key belongs to");
+        return -1;
+    }
+    snprintf(ex->ctx.workflow, sizeof(ex->ctx.workflow), "%s", wf);
+    return 0;
+}
+
+/*
+ * Refuse the request with an error in the CRM's shape, recording a write
+ * first. 1 while the write's record is committed (the exchange answers
+ * then), 0 when answered (the exchange is gone).
+ */
+static int exchange_refuse(struct exchange *ex, int status, const char *code, const char *msg)
+{
+    if (ex->write)
+        return exchange_final_error(ex, status == 403 ? "denied" : "upstream_error", 0, status,
+                                    code, msg) == 0;
+    exchange_reply_error(ex, status, code, msg);
+    exchange_free(ex);
+    return 0;
+}
+
+static struct exchange *exchange_proceed(struct exchange *ex);
+
+static int exchange_credentials(struct exchange *ex);
+
+static void exchange_refreshcb(const struct refresh_result *res, void *arg)
+{
+    struct exchange *ex = arg;
+
+    ex->rw = NULL;
+    ex->refreshed = 1;
+    if (!res->ok) {
+        (void)exchange_refuse(ex, res->status, res->code, res->message);
+        return;
+    }
+    if (exchange_credentials(ex) == 0)
+        (void)exchange_proceed(ex);
+}
+
+/*
+ * The integration a key's caller acts with, opened into ex->cred. 0 when
+ * ready, 1 when waiting for its token's refresh (exchange_refreshcb goes
+ * on), -1 when answered (no integration: 403, never another one).
+ */
+static int exchange_credentials(struct exchange *ex)
+{
+    const struct config_caller *who = ex->ef.caller;
+    const char *crm = crm_name(ex->crm);
+    char err[400], msg[700];
+    int found;
+
+    custody_cred_free(&ex->cred);
+    ex->has_cred = 0;
+    if (custody_select(who, ex->ef.ws, ex->crm, &ex->iref, err, sizeof(err)) < 0)
+        return exchange_refuse(ex, 403, "no_integration", err) ? 1 : -1;
+    found = custody_cred_read_cached(ex->w->store, custody_vault(), &ex->iref, &ex->cred, err,
+                                     sizeof(err));
+    if (found < 0) {
+        snprintf(msg, sizeof(msg), "crmgate cannot use the %s integration: %s", crm, err);
+        return exchange_refuse(ex, 503, "credential_unreadable", msg) ? 1 : -1;
+    }
+    if (found == 0) {
+        if (ex->iref.scope == CUSTODY_SCOPE_USER)
+            snprintf(msg, sizeof(msg),
+                     "user %s has not connected their %s account to crmgate workspace %s: "
+                     "connect it (crmgate integration add --workspace %s --user %s --crm %s) "
+                     "and call again; crmgate never acts for you with another integration",
+                     ex->iref.user, crm, ex->iref.ws, ex->iref.ws, ex->iref.user, crm);
+        else
+            snprintf(msg, sizeof(msg),
+                     "workspace %s has no %s integration: an admin must connect one (crmgate "
+                     "integration add --workspace %s --crm %s)",
+                     ex->iref.ws, crm, ex->iref.ws, crm);
+        return exchange_refuse(ex, 403, "no_integration", msg) ? 1 : -1;
+    }
+    if (!ex->refreshed &&
+        custody_cred_due(&ex->cred, custody_now_ms(), ex->cfg->vault_refresh_margin_s)) {
+        ex->rw = refresh_start(ex->w, ex->cfg, &ex->iref, exchange_refreshcb, ex);
+        if (ex->rw == NULL) {
+            conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+            exchange_free(ex);
+            return -1;
+        }
+        return 1;
+    }
+    ex->has_cred = 1;
+    return 0;
+}
+
+/*
+ * The CRM refused the integration's token (401) although crmgate held it
+ * fresh: the integration needs an admin (and an OAuth one refreshes on its
+ * next use). The agent gets 403, never the 401 its SDK would act on.
+ */
+static void exchange_cred_refused(struct exchange *ex)
+{
+    char why[300];
+
+    snprintf(why, sizeof(why), "the CRM refused its %s token (401) at %lld ms",
+             custody_type_name(ex->cred.type), custody_now_ms());
+    ex->cred_refused = 1;
+    refresh_mark_attention(ex->w, &ex->iref, ex->cred.type == CUSTODY_TYPE_OAUTH, why);
+}
+
+/* Remove every trace of the injected token from the answer: headers that carry it, and in the
+ * body, the token itself. */
+static void exchange_scrub(struct exchange *ex)
+{
+    const char *tok = ex->has_cred ? ex->cred.access_token : NULL;
+    size_t tl = tok != NULL ? strlen(tok) : 0;
+    struct http_fields keep = {0};
+    int dropped = 0;
+
+    if (tl == 0)
+        return;
+    for (size_t k = 0; k < ex->out.n; k++) {
+        size_t nl, vl;
+        const char *n = http_field_name(&ex->out, k, &nl);
+        const char *v = http_field_value(&ex->out, k, &vl);
+        if (memmem(v, vl, tok, tl) != NULL) {
+            dropped++;
+            continue;
+        }
+        http_fields_add(&keep, n, nl, v, vl);
+    }
+    if (dropped > 0) {
+        http_fields_cleanse(&ex->out);
+        ex->out = keep;
+        log_warn("%s: %d header(s) of the CRM's answer carried the integration's token; "
+                 "dropped",
+                 conn_peer(ex->c), dropped);
+    } else {
+        http_fields_free(&keep);
+    }
+    if (ex->out_body != NULL && evbuffer_get_length(ex->out_body) >= tl) {
+        size_t len = evbuffer_get_length(ex->out_body);
+        char *p = (char *)evbuffer_pullup(ex->out_body, -1);
+        char *hit = memmem(p, len, tok, tl);
+        if (hit != NULL) {
+            struct evbuffer *nb = evbuffer_new();
+            const char *cur = p;
+            static const char red[] = "[redacted by crmgate]";
+            if (nb == NULL)
+                return;
+            while (hit != NULL) {
+                evbuffer_add(nb, cur, (size_t)(hit - cur));
+                evbuffer_add(nb, red, sizeof(red) - 1);
+                cur = hit + tl;
+                hit = memmem(cur, len - (size_t)(cur - p), tok, tl);
+            }
+            evbuffer_add(nb, cur, len - (size_t)(cur - p));
+            evbuffer_free(ex->out_body);
+            ex->out_body = nb;
+            ex->out_length = -1;
+            log_warn("%s: the CRM's answer carried the integration's token; redacted",
+                     conn_peer(ex->c));
+        }
+    }
+}
+
+/*
+ * From an allowed request with its credentials settled to the answer: a
+ * read is forwarded (or answered from the dry-run overlay), a write reads
+ * its before-state first. Returns ex while it runs, NULL once answered.
+ */
+static struct exchange *exchange_proceed(struct exchange *ex)
+{
+    struct worker *w = ex->w;
+    struct http_request *req = ex->req;
+    struct config *cfg = ex->cfg;
+    enum crm crm = ex->crm;
+
+    if (ex->has_cred && crm == CRM_SALESFORCE && ex->cred.instance_url != NULL) {
+        /* one crmgate URL for every org: the integration says which instance */
+        free(ex->base);
+        ex->base = strdup(ex->cred.instance_url);
+        if (ex->base == NULL)
+            goto oom_ex;
+    }
+    if (ex->base == NULL) {
+        conn_abort(ex->c, 502, "no_upstream",
+                   "no Salesforce instance URL is configured (set upstreams.salesforce or "
+                   "--upstream salesforce=URL, or connect an integration with its instance URL)");
+        exchange_free(ex);
+        return NULL;
+    }
+    ex->url = route_upstream_url(ex->base, ex->rest);
+    if (ex->url == NULL || exchange_build_request_headers(ex, req) < 0)
+        goto oom_ex;
+    if (!ex->write) {
+        int local = exchange_overlay_read(ex);
+        if (local != 0)
+            return NULL; /* answered from the overlay, or failed: either way, answered */
+        return exchange_forward(ex) == 0 ? ex : NULL;
+    }
+    ex->dry = exchange_is_dry(ex);
+    {
+        /* crmgate's own reads carry the agent's credential, as the write will. */
+        struct http_fields auth = {0};
+        long ai = ex->ef.via_key ? -1 : http_fields_find(&req->headers, "authorization", 0);
+        if (ex->has_cred && exchange_add_auth(ex, &auth) < 0) {
+            http_fields_cleanse(&auth);
+            goto oom_ex;
+        }
+        if (ai >= 0) {
+            size_t vl;
+            const char *v = http_field_value(&req->headers, (size_t)ai, &vl);
+            if (http_fields_add(&auth, "Authorization", 13, v, vl) < 0) {
+                http_fields_cleanse(&auth);
+                goto oom_ex;
+            }
+        }
+        ex->phase = EX_BEFORE;
+        ex->bf = before_start(w, crm, ex->base, ex->rest, &auth, &ex->ef.ops, cfg,
+                              exchange_beforecb, ex);
+        http_fields_cleanse(&auth);
+    }
+    if (ex->bf == NULL)
+        return exchange_final_error(ex, "denied", 0, 403, "before_state_refused",
+                                    "crmgate would need too many reads to record this write's "
+                                    "before-state; send fewer records per call") == 0
+                   ? ex
+                   : NULL;
+    return ex;
+oom_ex:
+    conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+    exchange_free(ex);
+    return NULL;
+}
+
 struct exchange *exchange_start(struct conn *c, struct http_request *req)
 {
     struct worker *w = conn_worker(c);
@@ -1329,12 +1669,6 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
         snprintf(tunnel_base, sizeof(tunnel_base), "https://%s", tunnel);
         base = tunnel_base;
     }
-    if (base == NULL) {
-        conn_abort(c, 502, "no_upstream",
-                   "no Salesforce instance URL is configured (set upstreams.salesforce or "
-                   "--upstream salesforce=URL)");
-        return NULL;
-    }
     ex = calloc(1, sizeof(*ex));
     if (ex == NULL)
         goto oom;
@@ -1343,11 +1677,12 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     ex->req = req;
     ex->crm = crm;
     ex->cfg = config_ref(cfg);
-    ex->base = strdup(base);
+    ex->base = base != NULL ? strdup(base) : NULL; /* NULL: only an integration can say */
     ex->rest = strdup(rest);
-    if (ex->base == NULL || ex->rest == NULL)
+    if ((base != NULL && ex->base == NULL) || ex->rest == NULL)
         goto oom_ex;
-    switch (enforce_request(&ex->ef, cfg, crm, req, rest, conn_proxy_fingerprint(c))) {
+    switch (enforce_request(&ex->ef, cfg, crm, req, rest, conn_proxy_fingerprint(c),
+                            exchange_key(ex))) {
     case 1:
     case 0:
         break;
@@ -1355,7 +1690,8 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
         goto oom_ex;
     }
     ex->write = audit_write_class(&ex->ef.ops, req->method_name);
-    if (audit_context(&req->headers, &ex->ctx, why, sizeof(why)) < 0) {
+    if (audit_context(&req->headers, &ex->ctx, why, sizeof(why)) < 0 ||
+        exchange_key_workflow(ex, why, sizeof(why)) < 0) {
         ex->write = 0; /* nothing was attempted */
         exchange_reply_error(ex, 400, "bad_context_header", why);
         exchange_free(ex);
@@ -1372,40 +1708,17 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
         exchange_free(ex);
         return NULL;
     }
-    ex->url = route_upstream_url(base, rest);
-    if (ex->url == NULL || exchange_build_request_headers(ex, req) < 0)
-        goto oom_ex;
-    if (!ex->write) {
-        int local = exchange_overlay_read(ex);
-        if (local != 0)
-            return NULL; /* answered from the overlay, or failed: either way, answered */
-        return exchange_forward(ex) == 0 ? ex : NULL;
-    }
-    ex->dry = exchange_is_dry(ex);
-    {
-        /* crmgate's own reads carry the agent's credential, as the write will. */
-        struct http_fields auth = {0};
-        long ai = http_fields_find(&req->headers, "authorization", 0);
-        if (ai >= 0) {
-            size_t vl;
-            const char *v = http_field_value(&req->headers, (size_t)ai, &vl);
-            if (http_fields_add(&auth, "Authorization", 13, v, vl) < 0) {
-                http_fields_free(&auth);
-                goto oom_ex;
-            }
+    if (ex->ef.via_key) {
+        switch (exchange_credentials(ex)) {
+        case 0:
+            break;
+        case 1:
+            return ex; /* waiting for the integration's token refresh */
+        default:
+            return NULL; /* answered */
         }
-        ex->phase = EX_BEFORE;
-        ex->bf = before_start(w, crm, ex->base, ex->rest, &auth, &ex->ef.ops, cfg,
-                              exchange_beforecb, ex);
-        http_fields_free(&auth);
     }
-    if (ex->bf == NULL)
-        return exchange_final_error(ex, "denied", 0, 403, "before_state_refused",
-                                    "crmgate would need too many reads to record this write's "
-                                    "before-state; send fewer records per call") == 0
-                   ? ex
-                   : NULL;
-    return ex;
+    return exchange_proceed(ex);
 oom_ex:
     exchange_free(ex);
 oom:

@@ -16,6 +16,16 @@ void http_fields_free(struct http_fields *fs)
     fs->len = fs->cap = fs->n = fs->fcap = 0;
 }
 
+void http_fields_cleanse(struct http_fields *fs)
+{
+    if (fs->buf != NULL) {
+        volatile char *p = fs->buf;
+        for (size_t i = 0; i < fs->cap; i++)
+            p[i] = 0;
+    }
+    http_fields_free(fs);
+}
+
 void http_fields_reset(struct http_fields *fs)
 {
     fs->len = 0;

@@ -24,6 +24,9 @@ struct http_fields {
 /* Release the memory of fs (the struct itself is the caller's). */
 void http_fields_free(struct http_fields *fs);
 
+/* Zero the bytes of fs (it carried a credential), then free them. */
+void http_fields_cleanse(struct http_fields *fs);
+
 /* Forget every field but keep the memory for reuse. */
 void http_fields_reset(struct http_fields *fs);
 

@@ -27,8 +27,11 @@
 #include "admin.h"
 #include "admin_api.h"
 #include "cli_admin.h"
+#include "cli_custody.h"
 #include "cli_policy.h"
 #include "config.h"
+#include "admin_custody.h"
+#include "custody.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
@@ -52,6 +55,12 @@ static void usage(FILE *out)
         "  crmgate ca init|export|mint ...\n"
         "                             create the name-constrained CA, print its certificate\n"
         "                             (crmgate ca help)\n"
+        "  crmgate key create|list|revoke ...\n"
+        "                             crmgate keys for agents (crmgate key --help)\n"
+        "  crmgate integration add|list|remove ...\n"
+        "                             the CRM accounts crmgate acts with (secrets on stdin)\n"
+        "  crmgate vault keygen [--out FILE]\n"
+        "                             a key to seal CRM credentials with\n"
         "  crmgate dry-run on|off|reset|status [--workspace W]\n"
         "                             a workspace's runtime dry-run switch (persisted)\n"
         "  crmgate diffs [--workspace W --crm C --object O --record R --workflow F\n"
@@ -86,6 +95,8 @@ static void usage(FILE *out)
         "                             CA's name constraints: crmgate ca init --permit-extra)\n"
         "      --admin-socket PATH    admin API unix socket (default STATE_DIR/admin.sock)\n"
         "      --admin-listen ADDR:PORT  admin API over TCP too (needs admin.token)\n"
+        "      --vault-key FILE       the key that seals CRM credentials (default\n"
+        "                             $CREDENTIALS_DIRECTORY/vault.key when present)\n"
         "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
         "      --check                validate the configuration, print it, and exit\n"
         "\n"
@@ -153,6 +164,54 @@ static int state_dir_prepare(const char *dir, int create)
     return 0;
 }
 
+/*
+ * The vault key: vault.key_file / --vault-key, else systemd's
+ * $CREDENTIALS_DIRECTORY/vault.key when present. It must be the key the
+ * store's credentials were sealed with; without one, a store that holds
+ * credentials refuses to start. 0, or -1 after printing one line.
+ */
+/* Where the vault key is: 0 and path, or -1 when none is configured or provided. */
+static int main_vault_path(const struct config *cfg, char *path, size_t pathlen)
+{
+    const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+    path[0] = '\0';
+    if (cfg->vault_key_file != NULL) {
+        snprintf(path, pathlen, "%s", cfg->vault_key_file);
+    } else if (creds != NULL && creds[0] != '\0') {
+        snprintf(path, pathlen, "%s/vault.key", creds);
+        if (access(path, F_OK) < 0)
+            path[0] = '\0';
+    }
+    return path[0] != '\0' ? 0 : -1;
+}
+
+static int main_open_vault(const struct config *cfg, struct store *store)
+{
+    char path[4096], err[1024];
+    struct vault *v = NULL;
+
+    if (main_vault_path(cfg, path, sizeof(path)) == 0) {
+        v = vault_load(path, err, sizeof(err));
+        if (v == NULL) {
+            fprintf(stderr, "crmgate: %s\n", err);
+            return -1;
+        }
+    }
+    if (custody_check_store(store, v, err, sizeof(err)) < 0) {
+        if (path[0] != '\0')
+            fprintf(stderr, "crmgate: %s (%s)\n", err, path);
+        else
+            fprintf(stderr, "crmgate: %s\n", err);
+        vault_free(v);
+        return -1;
+    }
+    custody_init(v);
+    if (v != NULL)
+        log_notice("vault: credentials sealed with the key in %s", path);
+    return 0;
+}
+
 enum {
     OPT_LISTEN = 256,
     OPT_UPSTREAM,
@@ -169,6 +228,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_ADMIN_SOCKET,
     OPT_ADMIN_LISTEN,
+    OPT_VAULT_KEY,
     OPT_CHECK,
 };
 
@@ -191,6 +251,7 @@ static int cmd_serve(int argc, char **argv)
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"admin-socket", required_argument, NULL, OPT_ADMIN_SOCKET},
         {"admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN},
+        {"vault-key", required_argument, NULL, OPT_VAULT_KEY},
         {"check", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -266,6 +327,9 @@ static int cmd_serve(int argc, char **argv)
         case OPT_ADMIN_LISTEN:
             ov.admin_listen = optarg;
             break;
+        case OPT_VAULT_KEY:
+            ov.vault_key_file = optarg;
+            break;
         case OPT_CHECK:
             check = 1;
             break;
@@ -292,6 +356,16 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     if (check) {
+        char vpath[4096];
+        if (main_vault_path(cfg, vpath, sizeof(vpath)) == 0) {
+            struct vault *v = vault_load(vpath, err, sizeof(err));
+            if (v == NULL) {
+                fprintf(stderr, "crmgate: %s\n", err);
+                config_unref(cfg);
+                return 1;
+            }
+            vault_free(v); /* its format only: whether it is the store's key shows at start */
+        }
         config_print(cfg);
         printf("OK\n");
         config_unref(cfg);
@@ -311,10 +385,16 @@ static int cmd_serve(int argc, char **argv)
             config_unref(cfg);
             return 1;
         }
-        if (admin_api_register() < 0) {
+        if (main_open_vault(cfg, store) < 0) {
+            store_close(store);
+            config_unref(cfg);
+            return 1;
+        }
+        if (admin_api_register() < 0 || admin_custody_register(store) < 0) {
             fprintf(stderr, "crmgate: cannot register the admin API's routes\n");
             store_close(store);
             config_unref(cfg);
+            custody_shutdown();
             return 1;
         }
         admin = admin_open(cfg, store, err, sizeof(err));
@@ -323,6 +403,7 @@ static int cmd_serve(int argc, char **argv)
             admin_routes_clear();
             store_close(store);
             config_unref(cfg);
+            custody_shutdown();
             libevent_global_shutdown();
             return 1;
         }
@@ -330,6 +411,7 @@ static int cmd_serve(int argc, char **argv)
         admin_close(admin); /* it served during the drain; its port goes before the store */
         admin_routes_clear();
         store_close(store);
+        custody_shutdown();
         libevent_global_shutdown();
     }
     config_unref(cfg);
@@ -354,6 +436,8 @@ int main(int argc, char **argv)
         return cli_ca(argc - 1, argv + 1);
     if (strcmp(cmd, "token") == 0)
         return cli_token(argc - 1, argv + 1);
+    if (strcmp(cmd, "key") == 0 || strcmp(cmd, "integration") == 0 || strcmp(cmd, "vault") == 0)
+        return cli_custody(argc - 1, argv + 1);
     if (strcmp(cmd, "dry-run") == 0 || strcmp(cmd, "diffs") == 0 || strcmp(cmd, "stats") == 0)
         return cli_admin(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)

@@ -332,6 +332,9 @@ static void server_sighupcb(evutil_socket_t fd, short what, void *arg)
     }
     if (strcmp(cfg->listen, s->cfg->listen) != 0 || cfg->workers != s->cfg->workers)
         log_warn("reload: listen and workers changes take effect only after a restart");
+    if ((cfg->vault_key_file == NULL) != (s->cfg->vault_key_file == NULL) ||
+        (cfg->vault_key_file != NULL && strcmp(cfg->vault_key_file, s->cfg->vault_key_file) != 0))
+        log_warn("reload: a vault.key_file change takes effect only after a restart");
     log_set_level(cfg->log_level);
     for (int i = 0; i < s->nworkers; i++)
         worker_notify(&s->workers[i], cfg, 0);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "../policy/synthesize.h"
 #include "log.h"
@@ -33,11 +34,17 @@
 #define STORE_MAX_WS_CACHE   4096 /* workspaces with a runtime switch kept in memory */
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
-    "audit",      "idx_workspace", "idx_record", "idx_workflow", "idx_call",
-    "workspaces", "overlay",       "stats",      "meta",
+    "audit",   "idx_workspace", "idx_record", "idx_workflow", "idx_call",    "workspaces",
+    "overlay", "stats",         "meta",       "keys",         "credentials",
 };
 
-enum store_item_kind { STORE_ITEM_APPEND, STORE_ITEM_UPDATE, STORE_ITEM_WORKSPACE };
+enum store_item_kind {
+    STORE_ITEM_APPEND,
+    STORE_ITEM_UPDATE,
+    STORE_ITEM_WORKSPACE,
+    STORE_ITEM_KV_PUT,
+    STORE_ITEM_KV_MERGE
+};
 
 struct store_item {
     struct store_item *next;
@@ -46,6 +53,12 @@ struct store_item {
     json_t *overlay;
     char *ws;
     int dry_run;
+    enum store_table table; /* KV items */
+    unsigned char *key, *val, *match;
+    size_t klen, vlen, mlen;
+    int has_val, has_match;
+    int conflict; /* a KV condition did not hold: nothing written, STORE_CONFLICT */
+    json_t *patch;
     store_done_cb cb;
     void *arg;
     struct store_port *port;
@@ -95,6 +108,7 @@ struct store {
 
     /* counters (relaxed atomics) */
     uint64_t records, commits, commit_errors, latency_count, latency_sum_us;
+    uint64_t kv_generation; /* bumped after every commit that changed a KV table */
     uint64_t latency_le[8];
     int full;
 };
@@ -128,6 +142,8 @@ const char *store_status_name(enum store_status st)
         return "failed";
     case STORE_CLOSED:
         return "closed";
+    case STORE_CONFLICT:
+        return "conflict";
     }
     return "failed";
 }
@@ -498,6 +514,69 @@ static int store_apply_workspace(struct store *s, MDB_txn *txn, struct store_ite
     return mdb_put(txn, s->dbi[STORE_DB_WORKSPACES], &k, &v, 0);
 }
 
+static MDB_dbi store_table_dbi(const struct store *s, enum store_table t)
+{
+    switch (t) {
+    case STORE_TABLE_KEYS:
+        return s->dbi[STORE_DB_KEYS];
+    case STORE_TABLE_CREDENTIALS:
+        return s->dbi[STORE_DB_CREDENTIALS];
+    case STORE_TABLE_META:
+        break;
+    }
+    return s->dbi[STORE_DB_META];
+}
+
+/*
+ * A KV put, delete or merge. A condition that does not hold (if_match
+ * differs, a merge target is missing) writes nothing and marks the item
+ * conflicting; it is not an error of the batch.
+ */
+static int store_apply_kv(struct store *s, MDB_txn *txn, struct store_item *it)
+{
+    MDB_dbi dbi = store_table_dbi(s, it->table);
+    MDB_val k = {it->klen, it->key}, cur, v;
+    int rc;
+
+    it->conflict = 0;
+    rc = mdb_get(txn, dbi, &k, &cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    if (it->kind == STORE_ITEM_KV_MERGE) {
+        json_t *j;
+        char *json;
+        if (rc == MDB_NOTFOUND) {
+            it->conflict = 1;
+            return 0;
+        }
+        j = json_loadb(cur.mv_data, cur.mv_size, 0, NULL);
+        if (!json_is_object(j) || json_object_update(j, it->patch) < 0) {
+            json_decref(j);
+            it->conflict = 1;
+            return 0;
+        }
+        json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(j);
+        if (json == NULL)
+            return ENOMEM;
+        v.mv_size = strlen(json);
+        v.mv_data = json;
+        rc = mdb_put(txn, dbi, &k, &v, 0);
+        free(json);
+        return rc;
+    }
+    if (it->has_match && (rc == MDB_NOTFOUND || cur.mv_size != it->mlen ||
+                          memcmp(cur.mv_data, it->match, it->mlen) != 0)) {
+        it->conflict = 1;
+        return 0;
+    }
+    if (!it->has_val)
+        return rc == MDB_NOTFOUND ? 0 : mdb_del(txn, dbi, &k, NULL);
+    v.mv_size = it->vlen;
+    v.mv_data = it->val;
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
 /* Apply one item inside the batch's transaction; an LMDB error code or 0. */
 static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uint64_t *last_id)
 {
@@ -546,6 +625,9 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
         return 0;
     case STORE_ITEM_WORKSPACE:
         return store_apply_workspace(s, txn, it);
+    case STORE_ITEM_KV_PUT:
+    case STORE_ITEM_KV_MERGE:
+        return store_apply_kv(s, txn, it);
     }
     return EINVAL;
 }
@@ -597,6 +679,14 @@ static void store_write_batch(struct store *s, struct store_item *batch)
         }
         if (rc == 0) {
             __atomic_store_n(&s->last_id, last, __ATOMIC_RELAXED); /* store_info reads it */
+            /* before any callback runs: whoever is told "committed" sees the new generation */
+            for (struct store_item *it = batch; it != NULL; it = it->next) {
+                if ((it->kind == STORE_ITEM_KV_PUT || it->kind == STORE_ITEM_KV_MERGE) &&
+                    !it->conflict) {
+                    __atomic_add_fetch(&s->kv_generation, 1, __ATOMIC_RELEASE);
+                    break;
+                }
+            }
             break;
         }
         if (rc == MDB_MAP_FULL && store_grow(s) == 0)
@@ -615,7 +705,7 @@ static void store_write_batch(struct store *s, struct store_item *batch)
                   rc == MDB_MAP_FULL ? "the map is at store.max_map_bytes" : mdb_strerror(rc));
     }
     for (struct store_item *it = batch; it != NULL; it = it->next) {
-        it->status = st;
+        it->status = st == STORE_OK && it->conflict ? STORE_CONFLICT : st;
         if (st != STORE_OK) {
             it->first = 0;
             continue;
@@ -632,6 +722,12 @@ static void store_item_free(struct store_item *it)
 {
     json_decref(it->records);
     json_decref(it->overlay);
+    json_decref(it->patch);
+    free(it->key);
+    if (it->val != NULL)
+        OPENSSL_cleanse(it->val, it->vlen);
+    free(it->val);
+    free(it->match);
     free(it->ws);
     free(it);
 }
@@ -819,6 +915,153 @@ int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_ru
         return -1;
     }
     return 0;
+}
+
+static int store_kv_new(struct store_port *p, enum store_item_kind kind, enum store_table t,
+                        const void *key, size_t klen, const void *val, size_t vlen,
+                        const void *match, size_t mlen, json_t *patch, store_done_cb cb, void *arg)
+{
+    struct store_item *it = calloc(1, sizeof(*it));
+
+    if (it == NULL || klen == 0 || klen > STORE_MAX_KEY)
+        goto fail;
+    it->kind = kind;
+    it->table = t;
+    it->patch = patch;
+    patch = NULL;
+    it->key = malloc(klen);
+    if (it->key == NULL)
+        goto fail;
+    memcpy(it->key, key, klen);
+    it->klen = klen;
+    if (val != NULL) {
+        it->val = malloc(vlen + 1);
+        if (it->val == NULL)
+            goto fail;
+        memcpy(it->val, val, vlen);
+        it->vlen = vlen;
+        it->has_val = 1;
+    }
+    if (match != NULL) {
+        it->match = malloc(mlen + 1);
+        if (it->match == NULL)
+            goto fail;
+        memcpy(it->match, match, mlen);
+        it->mlen = mlen;
+        it->has_match = 1;
+    }
+    it->cb = cb;
+    it->arg = arg;
+    if (store_submit(p, it) < 0)
+        goto fail;
+    return 0;
+fail:
+    json_decref(patch);
+    if (it != NULL)
+        store_item_free(it);
+    return -1;
+}
+
+int store_kv_put(struct store_port *p, enum store_table t, const void *key, size_t klen,
+                 const void *val, size_t vlen, const void *if_match, size_t mlen, store_done_cb cb,
+                 void *arg)
+{
+    return store_kv_new(p, STORE_ITEM_KV_PUT, t, key, klen, val, vlen, if_match, mlen, NULL, cb,
+                        arg);
+}
+
+int store_kv_merge(struct store_port *p, enum store_table t, const void *key, size_t klen,
+                   json_t *patch, store_done_cb cb, void *arg)
+{
+    if (!json_is_object(patch)) {
+        json_decref(patch);
+        return -1;
+    }
+    return store_kv_new(p, STORE_ITEM_KV_MERGE, t, key, klen, NULL, 0, NULL, 0, patch, cb, arg);
+}
+
+void *store_kv_get(struct store *s, enum store_table t, const void *key, size_t klen, size_t *vlen,
+                   char *err, size_t errlen)
+{
+    MDB_val k = {klen, (void *)key}, v;
+    MDB_txn *txn;
+    void *out = NULL;
+    int rc;
+
+    err[0] = '\0';
+    *vlen = 0;
+    if (klen == 0 || klen > STORE_MAX_KEY || store_read_begin(s, &txn, err, errlen) < 0)
+        return NULL;
+    rc = mdb_get(txn, store_table_dbi(s, t), &k, &v);
+    if (rc == 0) {
+        out = malloc(v.mv_size + 1);
+        if (out == NULL) {
+            snprintf(err, errlen, "out of memory");
+        } else {
+            memcpy(out, v.mv_data, v.mv_size);
+            ((char *)out)[v.mv_size] = '\0';
+            *vlen = v.mv_size;
+        }
+    } else if (rc != MDB_NOTFOUND) {
+        snprintf(err, errlen, "cannot read the store: %s", mdb_strerror(rc));
+    }
+    store_read_end(s, txn);
+    return out;
+}
+
+int store_kv_scan(struct store *s, enum store_table t, const void *prefix, size_t plen,
+                  store_scan_cb fn, void *arg, char *err, size_t errlen)
+{
+    MDB_val k = {plen, (void *)prefix}, v;
+    MDB_cursor *cur;
+    MDB_txn *txn;
+    int rc, op = plen > 0 ? MDB_SET_RANGE : MDB_FIRST;
+
+    if (store_read_begin(s, &txn, err, errlen) < 0)
+        return -1;
+    rc = mdb_cursor_open(txn, store_table_dbi(s, t), &cur);
+    if (rc != 0) {
+        store_read_end(s, txn);
+        snprintf(err, errlen, "cannot read the store: %s", mdb_strerror(rc));
+        return -1;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (plen > 0 && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
+            break;
+        if (fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    store_read_end(s, txn);
+    return 0;
+}
+
+int store_kv_put_sync(struct store *s, enum store_table t, const void *key, size_t klen,
+                      const void *val, size_t vlen, char *err, size_t errlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    MDB_txn *txn;
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc == 0) {
+        rc = mdb_put(txn, store_table_dbi(s, t), &k, &v, 0);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "store %s: %s", s->dir, mdb_strerror(rc));
+    else
+        __atomic_add_fetch(&s->kv_generation, 1, __ATOMIC_RELEASE);
+    return rc == 0 ? 0 : -1;
+}
+
+uint64_t store_kv_generation(struct store *s)
+{
+    return __atomic_load_n(&s->kv_generation, __ATOMIC_ACQUIRE);
 }
 
 /* ----- ports ----- */

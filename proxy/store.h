@@ -27,7 +27,13 @@
  *   stats         ws \0 workflow \0 user \0 crm \0 object \0 field \0 outcome
  *                 -> be64(count)   ("-" stands for an absent workflow, user or
  *                 field; a record that touched no field counts once as "-")
- *   meta          "schema" -> "1"
+ *   meta          "schema" -> "1"; "vault_check" -> a value sealed with the
+ *                 vault key (custody.c), so a wrong key is caught at start
+ *   keys          sha256(crmgate key) -> {"id","workspace","user","kind",
+ *                 "workflow","created_ms","expires_ms","revoked_ms"} (custody.h)
+ *   credentials   ws \0 crm \0 "user"|"workspace" \0 user -> {"v":1,"type",
+ *                 "created_ms","updated_ms","expires_ms","attention","sealed"}
+ *                 where sealed is the vault's base64 AES-GCM blob (custody.h)
  *
  * Audit ids are time-ordered: max(last + 1, unix_ms << 16), allocated by the
  * writer, so keys only grow (MDB_APPEND) and byte order is time order. They
@@ -63,9 +69,10 @@ struct store_port;
 
 enum store_status {
     STORE_OK = 0,
-    STORE_FULL,   /* the map is at max_map_bytes, or the disk is full */
-    STORE_FAILED, /* any other LMDB or I/O error (logged) */
-    STORE_CLOSED, /* the store is shutting down */
+    STORE_FULL,     /* the map is at max_map_bytes, or the disk is full */
+    STORE_FAILED,   /* any other LMDB or I/O error (logged) */
+    STORE_CLOSED,   /* the store is shutting down */
+    STORE_CONFLICT, /* a KV condition did not hold: nothing was written (not an error) */
 };
 
 struct store_options {
@@ -159,6 +166,49 @@ struct store_info {
 
 /* Fill out; any thread. */
 void store_info(struct store *s, struct store_info *out);
+
+/* ----- small tables: crmgate keys, sealed credentials, meta (custody.c) ----- */
+
+enum store_table { STORE_TABLE_KEYS, STORE_TABLE_CREDENTIALS, STORE_TABLE_META };
+
+/*
+ * Put val (vlen bytes) at key, or delete key when val is NULL. With
+ * if_match, only when the current value is exactly those mlen bytes (else
+ * the callback gets STORE_CONFLICT and nothing is written). Copies
+ * everything; the value copy is cleansed when freed. 0 / -1 as
+ * store_audit_append.
+ */
+int store_kv_put(struct store_port *p, enum store_table t, const void *key, size_t klen,
+                 const void *val, size_t vlen, const void *if_match, size_t mlen, store_done_cb cb,
+                 void *arg);
+
+/* Merge the members of patch (ownership taken) into the JSON object at key; STORE_CONFLICT when
+ * absent. */
+int store_kv_merge(struct store_port *p, enum store_table t, const void *key, size_t klen,
+                   json_t *patch, store_done_cb cb, void *arg);
+
+/* A NUL-terminated copy of the value at key (*vlen bytes; the caller frees), or NULL: absent (err
+ * "") or failed. */
+void *store_kv_get(struct store *s, enum store_table t, const void *key, size_t klen, size_t *vlen,
+                   char *err, size_t errlen);
+
+/* Called per entry of a scan, inside its read transaction; nonzero stops the scan. */
+typedef int (*store_scan_cb)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
+
+/* Visit the entries whose key starts with prefix (plen 0: all), in key order. 0, or -1 with err. */
+int store_kv_scan(struct store *s, enum store_table t, const void *prefix, size_t plen,
+                  store_scan_cb fn, void *arg, char *err, size_t errlen);
+
+/*
+ * A counter that moves after every commit that changed a KV table, before
+ * that commit's callbacks run: a cache of KV values is current while the
+ * generation it was filled at is. Any thread.
+ */
+uint64_t store_kv_generation(struct store *s);
+
+/* Start-up only (no worker running): put in a transaction of its own. 0, or -1 with err. */
+int store_kv_put_sync(struct store *s, enum store_table t, const void *key, size_t klen,
+                      const void *val, size_t vlen, char *err, size_t errlen);
 
 /* ----- reading the log (store_query.c) ----- */
 

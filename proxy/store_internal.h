@@ -22,6 +22,8 @@ enum store_db {
     STORE_DB_OVERLAY,
     STORE_DB_STATS,
     STORE_DB_META,
+    STORE_DB_KEYS,
+    STORE_DB_CREDENTIALS,
     STORE_DB_COUNT
 };
 

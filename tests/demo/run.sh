@@ -56,13 +56,15 @@ FAKE_PID=$!
 FAKE=$(wait_for "$TMP/fake.log" 'http://127\.0\.0\.1:[0-9]+' "$FAKE_PID" "the fake CRM")
 
 # One workspace, "demo": deals' amount and stage may change, a contact's phone may not;
-# Salesforce opportunities may be updated and created. Both SDK tokens are registered to it.
+# Salesforce opportunities may be updated and created. Both SDK tokens are registered to it,
+# and the workspace lets agents call with their own tokens (allow_passthrough).
 mkdir -p "$TMP/rules" "$TMP/state"
 cat >"$TMP/rules/demo.json" <<'EOF'
 {
   "workspace": "demo",
   "description": "The make demo workspace: a renewal agent.",
   "mode": "enforce",
+  "allow_passthrough": true,
   "hubspot": {
     "objects": {
       "deals": {

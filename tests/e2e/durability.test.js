@@ -129,7 +129,7 @@ test('map full: writes get 503 with a clear reason, reads still work, nothing un
 function policy() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-rules-'));
   fs.writeFileSync(path.join(dir, 'open.json'), JSON.stringify({
-    workspace: 'e2e-open', hubspot: { objects: { '*': { read: '*', write: '*', actions: { create: true, update: true, delete: true } } } },
+    workspace: 'e2e-open', allow_passthrough: true, hubspot: { objects: { '*': { read: '*', write: '*', actions: { create: true, update: true, delete: true } } } },
   }));
   return { rules_dir: dir, callers: [{ token_sha256: harness.sha256(TOKEN), workspace: 'e2e-open', kind: 'workflow' }] };
 }

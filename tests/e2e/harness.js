@@ -336,7 +336,13 @@ function policyConfig(dir, opts) {
   const callers = opts.callers || OPEN_TOKENS.map((token) => ({ token, workspace: 'e2e-open' }));
   const rulesDir = path.join(dir, 'rules');
   fs.mkdirSync(rulesDir, { recursive: true });
-  for (const [file, ws] of Object.entries(rules)) fs.writeFileSync(path.join(rulesDir, file), JSON.stringify(ws, null, 2));
+  /* Registered token fingerprints are agents' own CRM tokens: their workspaces allow that
+   * (allow_passthrough) unless a test's rules say otherwise. */
+  const passthrough = new Set(callers.map((c) => c.workspace));
+  for (const [file, ws] of Object.entries(rules)) {
+    const out = passthrough.has(ws.workspace) && ws.allow_passthrough === undefined ? { ...ws, allow_passthrough: true } : ws;
+    fs.writeFileSync(path.join(rulesDir, file), JSON.stringify(out, null, 2));
+  }
   return {
     rules_dir: rulesDir,
     callers: callers.map((c) => ({ token_sha256: sha256(c.token), workspace: c.workspace,

@@ -311,10 +311,12 @@ test("token fingerprint: equals Node's sha256 of the token (trailing newline ign
 const RELOAD_TOKEN = 'pat-na1-7e10ad00-0000-0000-0000-000000000001';
 const rulesV1 = {
   workspace: 'acme',
+  allow_passthrough: true,
   hubspot: { objects: { contacts: { read: ['email', 'firstname', 'lifecyclestage'], write: ['lifecyclestage'] } } },
 };
 const rulesV2 = {
   workspace: 'acme',
+  allow_passthrough: true,
   hubspot: { objects: { contacts: { read: ['email', 'firstname', 'lifecyclestage'], write: ['lifecyclestage', 'firstname'] } } },
 };
 

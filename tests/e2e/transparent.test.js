@@ -134,17 +134,21 @@ process.on('exit', removeNetns);
 let fake;
 let gate;
 let CA;
+let VAULT_DIR; /* the vault key for the crmgate-key test (credential custody) */
 
 before(async () => {
   if (SKIP) return;
   createNetns();
   fake = await harness.startFake({ netns: NS });
+  VAULT_DIR = fs.mkdtempSync('/tmp/crmgate-tp-vault-');
+  execFileSync(harness.crmgateBinary(), ['vault', 'keygen', '--out', `${VAULT_DIR}/vault.key`], { stdio: 'ignore' });
   gate = await harness.startCrmgate({
     netns: NS,
     upstreams: { hubspot: fake.url, salesforce: fake.url },
     rules: RULES,
     callers: CALLERS,
     transparent: { listen: `127.0.0.1:${TP}` },
+    args: ['--vault-key', `${VAULT_DIR}/vault.key`],
   });
   CA = gate.caCert;
 });
@@ -155,6 +159,7 @@ after(async () => {
     if (fake) await fake.stop();
   } finally {
     removeNetns();
+    if (VAULT_DIR) fs.rmSync(VAULT_DIR, { recursive: true, force: true });
   }
 });
 
@@ -420,6 +425,34 @@ test('config file {"transparent": {"listen", "ca_dir"}} starts the transparent l
 });
 
 /* ---------------- shutdown and cleanup ---------------- */
+
+/* ---------------- credential custody: a crmgate key where the token goes ---------------- */
+
+test('Transparent: @hubspot/api-client with a crmgate key (default base URL) gets the workspace integration\'s token injected; a revoked key gets 403', { skip: SKIP }, async () => {
+  const cli = (args, input) => {
+    const r = require('node:child_process').spawnSync(harness.crmgateBinary(), [...args, '--state-dir', gate.stateDir], { input: input || '', encoding: 'utf8' });
+    assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+    return r;
+  };
+  cli(['integration', 'add', '--workspace', 'tpws', '--crm', 'hubspot', '--type', 'private-app'], 'pat-na1-tp-integration-token');
+  const made = cli(['key', 'create', '--workspace', 'tpws', '--kind', 'workflow']);
+  const key = made.stdout.trim();
+  const id = /key ([0-9a-f]{16})/.exec(made.stderr)[1];
+  const t = await runNodeJson(HUBSPOT_SCRIPT, { NODE_EXTRA_CA_CERTS: CA, T_TOKEN: key });
+  assert.ok(t.read.ok, `read: ${JSON.stringify(t.read)}`);
+  assert.deepEqual(t.read.ok.properties, { email: 'ada@tp.test', firstname: 'Ada' });
+  assert.ok(t.update.ok, `update: ${JSON.stringify(t.update)}`);
+  assert.ok(t.denied.error && t.denied.error.code === 403, JSON.stringify(t.denied));
+  const reqs = await fake.requests();
+  assert.ok(reqs.length >= 2, JSON.stringify(reqs.map((r) => r.path)));
+  for (const r of reqs) assert.equal(r.headers.authorization, 'Bearer pat-na1-tp-integration-token', `${r.method} ${r.path}`);
+  cli(['key', 'revoke', id]);
+  await fake.clearRequests();
+  const t2 = await runNodeJson(HUBSPOT_SCRIPT, { NODE_EXTRA_CA_CERTS: CA, T_TOKEN: key });
+  assert.ok(t2.read.error && t2.read.error.code === 403, JSON.stringify(t2.read));
+  assert.match(JSON.stringify(t2.read.error.body), /revoked/);
+  assert.deepEqual(await fakeLog(), [], 'nothing reached the CRM with a revoked key');
+});
 
 test('crmgate with a transparent listener exits 0 on SIGTERM', { skip: SKIP }, async () => {
   gate.stopped = true;

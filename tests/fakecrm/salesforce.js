@@ -1796,8 +1796,17 @@ module.exports = function create(fake) {
     EmailEncodingKey: 'UTF-8', ProfileId: makeId('00e', 1), LanguageLocaleKey: 'en_US',
   };
 
+  /*
+   * OAuth sessions (seed {oauth: {sessionSeconds: N, clients: [{clientId, clientSecret}]}}): the
+   * access tokens the token endpoint issues expire after sessionSeconds, and a call with an
+   * expired one gets 401 INVALID_SESSION_ID as Salesforce answers it (reference §8). Tokens
+   * the fake did not issue never expire. With clients set, a refresh must name one of them.
+   */
+  let oauth = { sessionSeconds: 0, clients: [], issued: new Map() };
+
   /* Fresh schema and store; the API user the fake acts as exists from the start. */
   function reset() {
+    oauth = { sessionSeconds: 0, clients: [], issued: new Map() };
     schema = createSchema();
     store = createStore(fake, schema);
     dml = createDml(fake, schema, store);
@@ -2602,8 +2611,13 @@ module.exports = function create(fake) {
     if (grant === 'password' && !(p.get('username') && p.get('password'))) return fail('invalid_grant', 'authentication failure');
     if (grant === 'client_credentials' && !(p.get('client_id') && p.get('client_secret'))) return fail('invalid_client', 'invalid client credentials');
     if (!['refresh_token', 'password', 'client_credentials'].includes(grant)) return fail('unsupported_grant_type', 'grant type not supported');
+    if (oauth.clients.length) {
+      const c = oauth.clients.find((x) => x.clientId === p.get('client_id'));
+      if (!c || c.clientSecret !== p.get('client_secret')) return fail('invalid_client', 'invalid client credentials');
+    }
     const now = fake.now();
     const token = `00DHs0000000001!AQ${crypto.randomBytes(24).toString('base64url')}`;
+    if (oauth.sessionSeconds > 0) oauth.issued.set(token, now + oauth.sessionSeconds * 1000);
     const body = {
       access_token: token,
       signature: crypto.createHmac('sha256', 'fakecrm').update(`${store.currentUserId}${now}`).digest('base64'),
@@ -2685,6 +2699,9 @@ module.exports = function create(fake) {
   async function handle(ctx) {
     const p = ctx.path;
     if (p === '/services/oauth2/token') return oauthToken(ctx);
+    if (ctx.token && oauth.issued.has(ctx.token) && oauth.issued.get(ctx.token) <= fake.now()) {
+      return ctx.send(401, [{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' }]);
+    }
     if (p === '/services/oauth2/revoke') return oauthRevoke(ctx);
     if (!/^\/services\/data(\/|$)/.test(p)) return ctx.send(404, notFound().toBody());
     const segs = segmentsOf(ctx.rawPath);
@@ -2706,12 +2723,17 @@ module.exports = function create(fake) {
   /* ---------------- seed / state ---------------- */
 
   /*
-   * seed({customFields:{Account:[{name,type,externalId}]}, objects:{Account:[{Id?, Name, ...}]}})
+   * seed({customFields:{Account:[{name,type,externalId}]}, objects:{Account:[{Id?, Name, ...}]},
+   *       oauth:{sessionSeconds, clients}})
    * Records may carry system fields (CreatedDate, LastModifiedDate ...) and IsDeleted:true
    * (they go to the recycle bin). Mistakes throw: a bad seed must fail the test loudly.
    */
   function seed(data) {
     if (!data || typeof data !== 'object') throw new Error('salesforce seed: expected an object');
+    if (data.oauth) {
+      if (data.oauth.sessionSeconds !== undefined) oauth.sessionSeconds = Number(data.oauth.sessionSeconds);
+      if (Array.isArray(data.oauth.clients)) oauth.clients = data.oauth.clients;
+    }
     for (const [obj, specs] of Object.entries(data.customFields || {})) {
       for (const spec of specs) schema.addCustomField(obj, spec);
       store.schemaChangedAt = fake.now();

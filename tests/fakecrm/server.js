@@ -35,7 +35,8 @@
  *
  * Control API (JSON, no auth, never logged): POST /_fake/reset, POST /_fake/seed,
  * GET|DELETE /_fake/requests (?since=N; entries {seq, method, path, query, headers, body,
- * response: {status, gzip} | null}), GET /_fake/state, POST|DELETE /_fake/faults,
+ * response: {status, gzip} | null}), GET /_fake/state, POST|DELETE /_fake/faults (a 'status'
+ * fault may carry "headers": {name: value} to answer with),
  * POST /_fake/tokens/revoke {token}, POST /_fake/options {gzip: 'auto'|'always'|'off'} (reset
  * restores the command-line setting).
  */
@@ -344,6 +345,7 @@ async function applyFault(state, f, ctx, mod) {
       const body = f.body !== undefined ? f.body : def.body;
       const extra = {};
       if (crm === 'hubspot' && body && body.correlationId) extra['x-hubspot-correlation-id'] = body.correlationId;
+      if (f.headers && typeof f.headers === 'object') Object.assign(extra, f.headers); /* {name: value} answered as given */
       ctx.send(status, status === 204 ? null : body, extra);
       return true;
     }

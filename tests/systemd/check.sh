@@ -67,6 +67,9 @@ for want in 'Type=notify' 'ExecStart=/usr/sbin/crmgate serve -c /etc/crmgate/crm
     'StateDirectoryMode=0750' 'UMask=0007' 'NoNewPrivileges=yes' 'ProtectSystem=strict'; do
     grep -qxF "$want" "$src/crmgate.service" || fail "crmgate.service lacks '$want'"
 done
+# The vault key comes in as $CREDENTIALS_DIRECTORY/vault.key (crmgate's default lookup).
+grep -qxF 'LoadCredential=vault.key:crmgate-vault.key' "$src/crmgate.service" ||
+    fail "crmgate.service does not load the vault key as \$CREDENTIALS_DIRECTORY/vault.key"
 if grep -qE '^LoadCredential=[^:]+:/' "$src/crmgate.service"; then
     fail "LoadCredential= with an absolute path fails the start (243/CREDENTIALS) when the file is absent"
 fi

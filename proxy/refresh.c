@@ -1,0 +1,516 @@
+/*
+ * refresh.c - single-flight OAuth refresh (see refresh.h).
+ *
+ * One process-wide list of flights (integrations being refreshed) under one
+ * mutex; a flight is owned by the worker that started it, which runs the
+ * token call on its own multi handle and commits the result through its
+ * own store port. Each waiter owns an event on its own loop; the owner
+ * activates it under the mutex, so a waiter cancelled on its loop (which
+ * takes the same mutex first) is never activated after it is freed.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "refresh.h"
+#include "server.h"
+#include "store.h"
+#include "upstream.h"
+
+#define REFRESH_MAX_BODY   (4 * CUSTODY_MAX_SECRET) /* the form we post */
+#define REFRESH_HS_DEFAULT 1800 /* HubSpot's lifetime when expires_in is absent */
+
+struct refresh_wait {
+    struct refresh_wait *next;
+    struct refresh_flight *flight; /* NULL once delivered */
+    struct event *ev;              /* on the waiter's loop */
+    refresh_done_cb cb;
+    void *arg;
+    struct refresh_result res;
+};
+
+struct refresh_flight {
+    struct refresh_flight *next;
+    unsigned char key[CUSTODY_MAX_KEY];
+    size_t klen;
+    struct custody_ref ref;
+    struct refresh_wait *waiters;
+    struct worker *w; /* the owner */
+    struct config *cfg;
+    struct custody_cred old;
+    struct upstream_xfer *xfer;
+    struct http_fields headers;
+    char *url;
+    char *body;
+    struct refresh_result res;
+};
+
+static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct refresh_flight *refresh_flights;
+static unsigned long refresh_counts[3];
+
+static long long refresh_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+unsigned long refresh_count(enum crm crm)
+{
+    return __atomic_load_n(&refresh_counts[crm], __ATOMIC_RELAXED);
+}
+
+static void refresh_waitcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct refresh_wait *rw = arg;
+    struct refresh_result res = rw->res;
+    refresh_done_cb cb = rw->cb;
+    void *cbarg = rw->arg;
+
+    (void)fd, (void)what;
+    /* gone before the callback, which may well start another wait */
+    event_free(rw->ev);
+    free(rw);
+    if (res.code == NULL)
+        res.code = "";
+    cb(&res, cbarg);
+}
+
+static void refresh_flight_free(struct refresh_flight *f)
+{
+    config_unref(f->cfg);
+    custody_cred_free(&f->old);
+    http_fields_free(&f->headers);
+    free(f->url);
+    if (f->body != NULL)
+        OPENSSL_cleanse(f->body, strlen(f->body));
+    free(f->body);
+    free(f);
+}
+
+/* Tell every waiter, unlink the flight and free it. On the owner's loop. */
+static void refresh_deliver(struct refresh_flight *f)
+{
+    struct refresh_flight **pp;
+
+    pthread_mutex_lock(&refresh_lock);
+    for (pp = &refresh_flights; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    while (f->waiters != NULL) {
+        struct refresh_wait *rw = f->waiters;
+        f->waiters = rw->next;
+        rw->next = NULL;
+        rw->flight = NULL;
+        rw->res = f->res;
+        event_active(rw->ev, EV_READ, 0);
+    }
+    pthread_mutex_unlock(&refresh_lock);
+    refresh_flight_free(f);
+}
+
+static void refresh_fail(struct refresh_flight *f, int status, const char *code, const char *fmt,
+                         ...) __attribute__((format(printf, 4, 5)));
+
+static void refresh_fail(struct refresh_flight *f, int status, const char *code, const char *fmt,
+                         ...)
+{
+    va_list ap;
+
+    f->res.ok = 0;
+    f->res.status = status;
+    f->res.code = code;
+    va_start(ap, fmt);
+    vsnprintf(f->res.message, sizeof(f->res.message), fmt, ap);
+    va_end(ap);
+}
+
+static void refresh_auditcb(enum store_status st, uint64_t first, size_t n, void *arg)
+{
+    struct refresh_flight *f = arg;
+
+    (void)first, (void)n;
+    if (st != STORE_OK)
+        log_error("refresh: the failed refresh of %s/%s was not audited (%s)", f->ref.ws,
+                  crm_name(f->ref.crm), store_status_name(st));
+    refresh_deliver(f);
+}
+
+/*
+ * A failed refresh: log it, write its audit record (one per refresh, not per
+ * waiting request), and tell the waiters once that record is committed.
+ */
+static void refresh_failed(struct refresh_flight *f, long upstream_status)
+{
+    json_t *rec = json_pack(
+        "{s:I, s:s, s:o, s:n, s:n, s:n, s:n, s:s, s:n, s:n, s:s, s:[], s:s, s:s, s:s, s:o, "
+        "s:I, s:b, s:s, s:o, s:n}",
+        "ts", (json_int_t)refresh_now_ms(), "workspace", f->ref.ws, "user",
+        f->ref.scope == CUSTODY_SCOPE_USER ? json_string(f->ref.user) : json_null(), "kind",
+        "workflow", "call", "reason", "crm", crm_name(f->ref.crm), "object", "record", "verb",
+        "oauth_refresh", "fields", "decision", "allow", "rule", "builtin:oauth-refresh", "outcome",
+        "upstream_error", "upstream_status",
+        upstream_status > 0 ? json_integer(upstream_status) : json_null(), "latency_us",
+        (json_int_t)0, "synthetic", 0, "error", f->res.code, "integration",
+        custody_audit_json(&f->ref), "request_id");
+    json_t *arr = rec != NULL ? json_pack("[o]", rec) : NULL;
+
+    log_warn("refresh: %s", f->res.message);
+    if (arr == NULL || store_audit_append(f->w->port, arr, NULL, refresh_auditcb, f) < 0) {
+        log_error("refresh: the failed refresh of %s/%s could not be audited", f->ref.ws,
+                  crm_name(f->ref.crm));
+        refresh_deliver(f);
+    }
+}
+
+static void refresh_storecb(enum store_status st, uint64_t first, size_t n, void *arg)
+{
+    struct refresh_flight *f = arg;
+
+    (void)first, (void)n;
+    if (st != STORE_OK && st != STORE_CONFLICT)
+        refresh_fail(f, 503, "credential_store_failed",
+                     "crmgate refreshed the %s token of workspace %s but could not store it (%s); "
+                     "nothing was sent",
+                     crm_name(f->ref.crm), f->ref.ws, store_status_name(st));
+    /* STORE_CONFLICT: an admin replaced the integration meanwhile; the waiters read that one */
+    refresh_deliver(f);
+}
+
+static char *refresh_jdup(json_t *root, const char *name)
+{
+    const char *s = json_string_value(json_object_get(root, name));
+
+    return s != NULL && s[0] != '\0' && strlen(s) <= CUSTODY_MAX_SECRET ? strdup(s) : NULL;
+}
+
+static int refresh_url_ok(const char *u)
+{
+    return u != NULL &&
+           (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://127.", 11) == 0 ||
+            strncmp(u, "http://[::1]", 12) == 0 || strncmp(u, "http://localhost", 16) == 0);
+}
+
+static void refresh_donecb(struct upstream_response *rsp, void *arg)
+{
+    struct refresh_flight *f = arg;
+    struct custody_cred c = {0};
+    json_t *root = NULL;
+    char *value = NULL;
+    size_t vlen = 0;
+    long long now = refresh_now_ms();
+    json_int_t expires_in;
+    const struct vault *v = custody_vault();
+
+    f->xfer = NULL;
+    __atomic_add_fetch(&refresh_counts[f->ref.crm], 1, __ATOMIC_RELAXED);
+    metrics_own_call(f->ref.crm, METRICS_PURPOSE_OAUTH_REFRESH);
+    if (rsp->result != CURLE_OK) {
+        refresh_fail(f, 502, "integration_refresh_failed",
+                     "crmgate could not refresh the %s token of %s (%s): %s", crm_name(f->ref.crm),
+                     f->ref.ws, custody_scope_name(f->ref.scope), rsp->error);
+        goto failed;
+    }
+    if (rsp->status < 200 || rsp->status > 299) {
+        int refused = rsp->status >= 400 && rsp->status < 500;
+        refresh_fail(f, refused ? 403 : 502,
+                     refused ? "integration_refresh_refused" : "integration_refresh_failed",
+                     "the %s token endpoint %s the refresh of the %s integration of workspace %s "
+                     "(status %ld)%s",
+                     crm_name(f->ref.crm), refused ? "refused" : "failed",
+                     custody_scope_name(f->ref.scope), f->ref.ws, rsp->status,
+                     refused ? ": an admin must reconnect it (crmgate integration add)" : "");
+        if (refused)
+            refresh_mark_attention(f->w, &f->ref, 0, f->res.message);
+        goto failed;
+    }
+    root = json_loadb((const char *)evbuffer_pullup(rsp->body, -1), evbuffer_get_length(rsp->body),
+                      0, NULL);
+    c.type = CUSTODY_TYPE_OAUTH;
+    c.access_token = refresh_jdup(root, "access_token");
+    if (c.access_token == NULL) {
+        refresh_fail(f, 502, "integration_refresh_failed",
+                     "the %s token endpoint answered without an access token",
+                     crm_name(f->ref.crm));
+        goto failed;
+    }
+    c.refresh_token = refresh_jdup(root, "refresh_token");
+    if (c.refresh_token == NULL && f->old.refresh_token != NULL)
+        c.refresh_token = strdup(f->old.refresh_token);
+    c.instance_url = refresh_jdup(root, "instance_url");
+    if (c.instance_url != NULL && !refresh_url_ok(c.instance_url)) {
+        free(c.instance_url);
+        c.instance_url = NULL;
+    }
+    if (c.instance_url == NULL && f->old.instance_url != NULL)
+        c.instance_url = strdup(f->old.instance_url);
+    c.client_id = f->old.client_id != NULL ? strdup(f->old.client_id) : NULL;
+    c.client_secret = f->old.client_secret != NULL ? strdup(f->old.client_secret) : NULL;
+    c.token_url = f->old.token_url != NULL ? strdup(f->old.token_url) : NULL;
+    expires_in = json_integer_value(json_object_get(root, "expires_in"));
+    c.lifetime_s = f->old.lifetime_s;
+    if (expires_in <= 0)
+        expires_in = c.lifetime_s > 0 ? c.lifetime_s
+                                      : (f->ref.crm == CRM_SALESFORCE ? CUSTODY_SF_LIFETIME
+                                                                      : REFRESH_HS_DEFAULT);
+    c.expires_ms = now + (long long)expires_in * 1000;
+    c.created_ms = f->old.created_ms;
+    c.updated_ms = now;
+    f->res.ok = 1; /* once committed (refresh_storecb) */
+    if (v == NULL || custody_cred_record(v, &f->ref, &c, &value, &vlen) < 0 ||
+        store_kv_put(f->w->port, STORE_TABLE_CREDENTIALS, f->key, f->klen, value, vlen,
+                     f->old.stored, f->old.stored_len, refresh_storecb, f) < 0) {
+        refresh_fail(f, 503, "credential_store_failed",
+                     "crmgate refreshed the %s token but could not store it; nothing was sent",
+                     crm_name(f->ref.crm));
+        goto failed;
+    }
+    log_notice("refresh: %s token of workspace %s (%s%s%s) refreshed; valid %llds",
+               crm_name(f->ref.crm), f->ref.ws, custody_scope_name(f->ref.scope),
+               f->ref.user[0] != '\0' ? " " : "", f->ref.user, (long long)expires_in);
+    json_decref(root);
+    custody_cred_free(&c);
+    free(value);
+    return; /* refresh_storecb delivers */
+failed:
+    json_decref(root);
+    custody_cred_free(&c);
+    if (value != NULL)
+        OPENSSL_cleanse(value, vlen);
+    free(value);
+    refresh_failed(f, rsp->result == CURLE_OK ? rsp->status : 0);
+}
+
+/* Append key=urlencoded(value)&... to an open buffer; 0 / -1. */
+static int refresh_form(char *out, size_t cap, size_t *len, const char *key, const char *val)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = *len;
+
+    if (val == NULL)
+        return 0;
+    n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s=", n > 0 ? "&" : "", key);
+    for (const unsigned char *p = (const unsigned char *)val; *p != '\0' && n + 4 < cap; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    if (n + 4 >= cap)
+        return -1;
+    out[n] = '\0';
+    *len = n;
+    return 0;
+}
+
+/* Read the credential again and either finish (no longer due) or post the refresh. */
+static void refresh_begin(struct refresh_flight *f)
+{
+    struct upstream_request ur = {0};
+    char err[300], url[CUSTODY_MAX_URL + 64];
+    size_t blen = 0;
+    int found = custody_cred_read(f->w->store, custody_vault(), &f->ref, &f->old, err, sizeof(err));
+
+    if (found <= 0) {
+        refresh_fail(f, found == 0 ? 403 : 503,
+                     found == 0 ? "no_integration" : "credential_unreadable", "%s",
+                     found == 0 ? "the integration was removed" : err);
+        refresh_deliver(f);
+        return;
+    }
+    if (!custody_cred_due(&f->old, refresh_now_ms(), f->cfg->vault_refresh_margin_s) &&
+        f->old.attention[0] == '\0') {
+        f->res.ok = 1; /* refreshed by an earlier flight meanwhile */
+        refresh_deliver(f);
+        return;
+    }
+    if (f->old.type != CUSTODY_TYPE_OAUTH || f->old.refresh_token == NULL) {
+        refresh_fail(f, 403, "integration_expired",
+                     "the %s token of the %s integration of workspace %s has expired and crmgate "
+                     "holds no refresh token for it: an admin must reconnect it",
+                     crm_name(f->ref.crm), custody_scope_name(f->ref.scope), f->ref.ws);
+        refresh_mark_attention(f->w, &f->ref, 0, f->res.message);
+        refresh_failed(f, 0);
+        return;
+    }
+    if (f->old.token_url != NULL)
+        snprintf(url, sizeof(url), "%s", f->old.token_url);
+    else if (f->ref.crm == CRM_HUBSPOT)
+        snprintf(url, sizeof(url), "%s/oauth/v1/token", f->cfg->upstream_hubspot);
+    else if (f->old.instance_url != NULL)
+        snprintf(url, sizeof(url), "%s/services/oauth2/token", f->old.instance_url);
+    else if (f->cfg->upstream_salesforce != NULL)
+        snprintf(url, sizeof(url), "%s/services/oauth2/token", f->cfg->upstream_salesforce);
+    else
+        url[0] = '\0';
+    f->body = malloc(REFRESH_MAX_BODY);
+    f->url = strdup(url);
+    if (url[0] == '\0' || f->body == NULL || f->url == NULL ||
+        refresh_form(f->body, REFRESH_MAX_BODY, &blen, "grant_type", "refresh_token") < 0 ||
+        refresh_form(f->body, REFRESH_MAX_BODY, &blen, "refresh_token", f->old.refresh_token) < 0 ||
+        refresh_form(f->body, REFRESH_MAX_BODY, &blen, "client_id", f->old.client_id) < 0 ||
+        refresh_form(f->body, REFRESH_MAX_BODY, &blen, "client_secret", f->old.client_secret) < 0 ||
+        http_fields_add(&f->headers, "Content-Type", 12, "application/x-www-form-urlencoded", 33) <
+            0 ||
+        http_fields_add(&f->headers, "Accept", 6, "application/json", 16) < 0) {
+        refresh_fail(f, 502, "integration_refresh_failed",
+                     "crmgate cannot build the %s token refresh (no token URL known)",
+                     crm_name(f->ref.crm));
+        refresh_failed(f, 0);
+        return;
+    }
+    ur.method = "POST";
+    ur.url = f->url;
+    ur.headers = &f->headers;
+    ur.body = f->body;
+    ur.body_len = blen;
+    ur.has_body = 1;
+    ur.connect_timeout_ms = f->cfg->upstream_connect_timeout_ms;
+    ur.timeout_ms = f->cfg->upstream_timeout_ms;
+    ur.max_response = f->cfg->limits.response_bytes;
+    ur.ca_bundle = f->cfg->ca_bundle;
+    f->xfer = upstream_start(f->w->upstream, &ur, refresh_donecb, f);
+    if (f->xfer == NULL) {
+        refresh_fail(f, 502, "integration_refresh_failed",
+                     "crmgate could not start the %s token refresh", crm_name(f->ref.crm));
+        refresh_failed(f, 0);
+    }
+}
+
+struct refresh_wait *refresh_start(struct worker *w, struct config *cfg,
+                                   const struct custody_ref *r, refresh_done_cb cb, void *arg)
+{
+    struct refresh_wait *rw = calloc(1, sizeof(*rw));
+    struct refresh_flight *f, *mine = NULL;
+    unsigned char key[CUSTODY_MAX_KEY];
+    size_t klen = custody_ref_key(r, key, sizeof(key));
+
+    if (rw == NULL || klen == 0)
+        goto fail;
+    rw->cb = cb;
+    rw->arg = arg;
+    rw->ev = event_new(w->base, -1, 0, refresh_waitcb, rw);
+    if (rw->ev == NULL)
+        goto fail;
+    pthread_mutex_lock(&refresh_lock);
+    for (f = refresh_flights; f != NULL; f = f->next) {
+        if (f->klen == klen && memcmp(f->key, key, klen) == 0)
+            break;
+    }
+    if (f == NULL) {
+        f = mine = calloc(1, sizeof(*f));
+        if (f == NULL) {
+            pthread_mutex_unlock(&refresh_lock);
+            goto fail;
+        }
+        memcpy(f->key, key, klen);
+        f->klen = klen;
+        f->ref = *r;
+        f->w = w;
+        f->cfg = config_ref(cfg);
+        f->next = refresh_flights;
+        refresh_flights = f;
+    }
+    rw->flight = f;
+    rw->next = f->waiters;
+    f->waiters = rw;
+    pthread_mutex_unlock(&refresh_lock);
+    if (mine != NULL)
+        refresh_begin(mine);
+    return rw;
+fail:
+    if (rw != NULL && rw->ev != NULL)
+        event_free(rw->ev);
+    free(rw);
+    return NULL;
+}
+
+void refresh_cancel(struct refresh_wait *rw)
+{
+    pthread_mutex_lock(&refresh_lock);
+    if (rw->flight != NULL) {
+        struct refresh_wait **pp;
+        for (pp = &rw->flight->waiters; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == rw) {
+                *pp = rw->next;
+                break;
+            }
+        }
+        rw->flight = NULL;
+    }
+    pthread_mutex_unlock(&refresh_lock);
+    event_free(rw->ev); /* also drops an activation that was delivered but has not run */
+    free(rw);
+}
+
+static void refresh_markcb(enum store_status st, uint64_t first, size_t n, void *arg)
+{
+    (void)first, (void)n, (void)arg;
+    if (st != STORE_OK && st != STORE_CONFLICT)
+        log_error("refresh: an integration's needs-attention mark was not stored (%s)",
+                  store_status_name(st));
+}
+
+void refresh_mark_attention(struct worker *w, const struct custody_ref *r, int oauth,
+                            const char *why)
+{
+    unsigned char key[CUSTODY_MAX_KEY];
+    size_t klen = custody_ref_key(r, key, sizeof(key));
+    json_t *patch = json_pack("{s:s}", "attention", why);
+
+    if (patch != NULL && oauth)
+        json_object_set_new(patch, "expires_ms", json_integer(1)); /* refresh on next use */
+    log_warn("integration %s/%s (%s%s%s) needs attention: %s", r->ws, crm_name(r->crm),
+             custody_scope_name(r->scope), r->user[0] != '\0' ? " " : "", r->user, why);
+    if (klen == 0 || patch == NULL ||
+        store_kv_merge(w->port, STORE_TABLE_CREDENTIALS, key, klen, patch, refresh_markcb, NULL) <
+            0)
+        log_error("refresh: the needs-attention mark could not be queued");
+}
+
+struct refresh_each {
+    void (*fn)(const struct custody_ref *r, int attention, void *arg);
+    void *arg;
+};
+
+static int refresh_each_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct refresh_each *e = arg;
+    struct custody_ref r;
+    json_t *rec = json_loadb(val, vlen, 0, NULL);
+    const char *att = json_string_value(json_object_get(rec, "attention"));
+
+    if (custody_ref_parse(key, klen, &r) == 0)
+        e->fn(&r, att != NULL && att[0] != '\0', e->arg);
+    json_decref(rec);
+    return 0;
+}
+
+int refresh_attention_each(struct store *s,
+                           void (*fn)(const struct custody_ref *r, int attention, void *arg),
+                           void *arg)
+{
+    struct refresh_each e = {fn, arg};
+    char err[256];
+
+    return store_kv_scan(s, STORE_TABLE_CREDENTIALS, NULL, 0, refresh_each_cb, &e, err,
+                         sizeof(err));
+}
