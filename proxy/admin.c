@@ -293,7 +293,11 @@ static const char *admin_method_name(enum evhttp_cmd_type cmd)
     return "UNKNOWN";
 }
 
-/* URL-decode s[0..len) (plus as space when plus); NULL when it holds a NUL or memory fails. */
+/*
+ * URL-decode s[0..len) (plus as space when plus); NULL when it holds a NUL,
+ * is not UTF-8 (error bodies echo names and values, and JSON strings must be
+ * UTF-8) or memory fails.
+ */
 static char *admin_decode(const char *s, size_t len, int plus)
 {
     char *raw = strndup(s, len), *out;
@@ -303,7 +307,7 @@ static char *admin_decode(const char *s, size_t len, int plus)
         return NULL;
     out = evhttp_uridecode(raw, plus, &olen);
     free(raw);
-    if (out != NULL && strlen(out) != olen) {
+    if (out != NULL && (strlen(out) != olen || !crm_utf8_valid((const unsigned char *)out, olen))) {
         free(out);
         return NULL;
     }

@@ -336,6 +336,16 @@ test('audit: filters pick the right records, paging is newest first and stable, 
   assertError(await gate.admin('GET', '/v1/audit/12345'), 404, 'not_found', 'unknown id');
 });
 
+test('bytes that are not UTF-8 in a path or a query: a 400 in the error shape, never an empty body', { skip: GATE }, async () => {
+  for (const p of ['/v1/workspaces/%FF', '/v1/audit/%C3', '/nope%FF', '/v1/audit?workspace=%FF', '/v1/audit?crm=%FF', '/v1/audit?%FF=1', '/v1/stats?workspace=a%FFb']) {
+    const r = await raw({ socketPath: gate.adminSocket, p });
+    assert.equal(r.status, 400, `${p}: ${r.text}`);
+    assert.ok(r.json && r.json.error, `${p}: an error body, got ${JSON.stringify(r.text)}`);
+    assert.match(r.json.error.code, /^bad_(path|query)$/, p);
+    assert.match(r.json.error.message, /encod/, p);
+  }
+});
+
 test('stats: counts per workspace, workflow, user, object, field and outcome', { skip: GATE }, async () => {
   const all = await gate.admin('GET', '/v1/stats');
   assert.equal(all.status, 200);
