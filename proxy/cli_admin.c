@@ -12,6 +12,7 @@
  * reached, 2 bad usage (including a request the daemon answers 400).
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +410,45 @@ static long long cli_admin_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * printf for table lines that carry what agents sent (field names, values,
+ * record ids, workflows): every control character (C0, DEL, and C1 as
+ * UTF-8) is printed as '?', so no escape sequence or carriage return from a
+ * record can reach the terminal, recolour it or overwrite what it shows.
+ */
+static void cli_admin_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void cli_admin_printf(const char *fmt, ...)
+{
+    char stack[1024], *line = stack;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(stack, sizeof(stack), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(stack)) {
+        line = malloc((size_t)n + 1);
+        if (line == NULL)
+            return;
+        va_start(ap, fmt);
+        vsnprintf(line, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if ((c < 0x20 && !(c == '\n' && i == n - 1)) || c == 0x7f)
+            line[i] = '?';
+        else if (c == 0xc2 && i + 1 < n && (unsigned char)line[i + 1] >= 0x80 &&
+                 (unsigned char)line[i + 1] <= 0x9f)
+            line[i] = line[i + 1] = '?';
+    }
+    fwrite(line, 1, (size_t)n, stdout);
+    if (line != stack)
+        free(line);
+}
+
 /* ----- diffs ----- */
 
 /* A JSON value as table text, cut to CLI_ADMIN_VALUE_COLS characters; null reads as null_text. */
@@ -451,8 +491,8 @@ static void cli_admin_diff_table(const json_t *records)
     size_t i;
     json_t *rec;
 
-    printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", "TIME (UTC)", "WORKSPACE", "WORKFLOW",
-           "OBJECT/RECORD", "FIELD", "BEFORE -> AFTER", "OUTCOME");
+    cli_admin_printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", "TIME (UTC)", "WORKSPACE",
+                     "WORKFLOW", "OBJECT/RECORD", "FIELD", "BEFORE -> AFTER", "OUTCOME");
     json_array_foreach(records, i, rec)
     {
         long long ts = json_integer_value(json_object_get(rec, "ts"));
@@ -469,9 +509,9 @@ static void cli_admin_diff_table(const json_t *records)
                  cli_admin_str(rec, "record"));
         if (json_array_size(fields) == 0) {
             snprintf(change, sizeof(change), "[%s]", cli_admin_str(rec, "verb"));
-            printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
-                   cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"), objrec, "-",
-                   change, cli_admin_str(rec, "outcome"));
+            cli_admin_printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
+                             cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"),
+                             objrec, "-", change, cli_admin_str(rec, "outcome"));
             continue;
         }
         /* a null before: a new record, a value crmgate did not read (denied, or the CRM
@@ -488,9 +528,10 @@ static void cli_admin_diff_table(const json_t *records)
             cli_admin_value(json_object_get(f, "before"), unread, before, sizeof(before));
             cli_admin_value(json_object_get(f, "after"), "(empty)", after, sizeof(after));
             snprintf(change, sizeof(change), "%s -> %s", before, after);
-            printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
-                   cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"), objrec,
-                   cli_admin_str(f, "name"), change, cli_admin_str(rec, "outcome"));
+            cli_admin_printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
+                             cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"),
+                             objrec, cli_admin_str(f, "name"), change,
+                             cli_admin_str(rec, "outcome"));
         }
     }
 }
@@ -607,11 +648,11 @@ static void cli_admin_breakdown(const char *title, const json_t *obj)
         kv[k++].n = json_integer_value(v);
     }
     qsort(kv, k, sizeof(*kv), cli_admin_kv_cmp);
-    printf("%s\n", title);
+    cli_admin_printf("%s\n", title);
     for (size_t i = 0; i < k && i < CLI_ADMIN_TOP; i++)
-        printf("  %-50s %10lld\n", kv[i].key, kv[i].n);
+        cli_admin_printf("  %-50s %10lld\n", kv[i].key, kv[i].n);
     if (k > CLI_ADMIN_TOP)
-        printf("  ... %zu more (--json for all)\n", k - CLI_ADMIN_TOP);
+        cli_admin_printf("  ... %zu more (--json for all)\n", k - CLI_ADMIN_TOP);
     free(kv);
 }
 
@@ -621,8 +662,8 @@ static void cli_admin_stats_print(const json_t *out)
     size_t i;
     json_t *row;
 
-    printf("audited field changes: %lld\n",
-           (long long)json_integer_value(json_object_get(out, "total")));
+    cli_admin_printf("audited field changes: %lld\n",
+                     (long long)json_integer_value(json_object_get(out, "total")));
     cli_admin_breakdown("by outcome:", json_object_get(out, "by_outcome"));
     cli_admin_breakdown("by workspace:", json_object_get(out, "by_workspace"));
     cli_admin_breakdown("by workflow:", json_object_get(out, "by_workflow"));
@@ -631,21 +672,23 @@ static void cli_admin_stats_print(const json_t *out)
     cli_admin_breakdown("by field:", json_object_get(out, "by_field"));
     if (json_array_size(rows) == 0)
         return;
-    printf("\n%-10s  %-14s  %-20s  %-24s  %-14s  %-14s  %s\n", "WORKSPACE", "WORKFLOW", "USER",
-           "CRM/OBJECT", "FIELD", "OUTCOME", "COUNT");
+    putchar('\n');
+    cli_admin_printf("%-10s  %-14s  %-20s  %-24s  %-14s  %-14s  %s\n", "WORKSPACE", "WORKFLOW",
+                     "USER", "CRM/OBJECT", "FIELD", "OUTCOME", "COUNT");
     json_array_foreach(rows, i, row)
     {
         char obj[300];
         if (i >= CLI_ADMIN_ROWS) {
-            printf("... %zu more rows (--json for all)\n", json_array_size(rows) - i);
+            cli_admin_printf("... %zu more rows (--json for all)\n", json_array_size(rows) - i);
             break;
         }
         snprintf(obj, sizeof(obj), "%s/%s", cli_admin_str(row, "crm"),
                  cli_admin_str(row, "object"));
-        printf("%-10s  %-14s  %-20s  %-24s  %-14s  %-14s  %lld\n", cli_admin_str(row, "workspace"),
-               cli_admin_str(row, "workflow"), cli_admin_str(row, "user"), obj,
-               cli_admin_str(row, "field"), cli_admin_str(row, "outcome"),
-               (long long)json_integer_value(json_object_get(row, "count")));
+        cli_admin_printf("%-10s  %-14s  %-20s  %-24s  %-14s  %-14s  %lld\n",
+                         cli_admin_str(row, "workspace"), cli_admin_str(row, "workflow"),
+                         cli_admin_str(row, "user"), obj, cli_admin_str(row, "field"),
+                         cli_admin_str(row, "outcome"),
+                         (long long)json_integer_value(json_object_get(row, "count")));
     }
 }
 

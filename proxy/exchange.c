@@ -78,8 +78,11 @@ struct exchange {
     struct before_fetch *bf;
     struct enforce ef;
     struct audit_ctx ctx;
-    int write;              /* audited */
-    int dry;                /* this write is answered in dry-run */
+    int write;    /* audited */
+    int detached; /* on w->detached: the client left, the exchange finishes alone */
+    struct exchange *dnext, *dprev;
+    char *wbody; /* a forwarded write's body, ours: curl may still send it after the conn is gone */
+    int dry;     /* this write is answered in dry-run */
     int store_pending;      /* a commit's callback is outstanding */
     json_t *records;        /* the audit records (the store gets copies) */
     json_t **before;        /* ef.ops.n before-states, or NULL */
@@ -130,6 +133,18 @@ static long long exchange_wall_ms(void)
 
 static void exchange_free(struct exchange *ex)
 {
+    if (ex->detached) {
+        struct worker *w = ex->w;
+        if (ex->dprev != NULL)
+            ex->dprev->dnext = ex->dnext;
+        else
+            w->detached = ex->dnext;
+        if (ex->dnext != NULL)
+            ex->dnext->dprev = ex->dprev;
+        ex->detached = 0;
+        w->ndetached--;
+        worker_conn_removed(w); /* a draining worker may be waiting for this one */
+    }
     if (ex->rw != NULL)
         refresh_cancel(ex->rw);
     ex->rw = NULL;
@@ -150,6 +165,8 @@ static void exchange_free(struct exchange *ex)
     ex->base = NULL;
     free(ex->rest);
     ex->rest = NULL;
+    free(ex->wbody);
+    ex->wbody = NULL;
     http_fields_free(&ex->fwd);
     http_fields_free(&ex->out);
     if (ex->out_body != NULL)
@@ -273,24 +290,57 @@ static void exchange_deny(struct exchange *ex)
     http_fields_free(&f);
 }
 
+/* Keep ex alive on its worker's detached list until it finishes by itself. */
+static void exchange_detach(struct exchange *ex)
+{
+    struct worker *w = ex->w;
+
+    ex->detached = 1;
+    ex->dprev = NULL;
+    ex->dnext = w->detached;
+    if (w->detached != NULL)
+        w->detached->dprev = ex;
+    w->detached = ex;
+    w->ndetached++;
+}
+
 void exchange_cancel(struct exchange *ex)
 {
     if (ex->rw != NULL)
         refresh_cancel(ex->rw);
     ex->rw = NULL;
-    if (ex->xfer != NULL)
-        upstream_cancel(ex->xfer);
-    ex->xfer = NULL;
     if (ex->bf != NULL)
         before_cancel(ex->bf);
     ex->bf = NULL;
     ex->c = NULL;
     ex->req = NULL;
-    /* A commit in flight still calls back: the exchange goes then. A write whose intent is
-     * committed but that was not answered keeps the outcome "unknown". */
-    if (ex->store_pending)
+    /* A write at the CRM may be applied whatever the client does: cutting it would leave its
+     * record "unknown" for good. It finishes, and exchange_done commits the CRM's outcome. */
+    if (ex->xfer != NULL && ex->phase == EX_WRITE && !ex->w->closing) {
+        exchange_detach(ex);
         return;
+    }
+    if (ex->xfer != NULL)
+        upstream_cancel(ex->xfer);
+    ex->xfer = NULL;
+    /* A commit in flight still calls back: the exchange goes then. */
+    if (ex->store_pending) {
+        exchange_detach(ex);
+        return;
+    }
     exchange_free(ex);
+}
+
+void exchange_abandon_all(struct worker *w)
+{
+    while (w->detached != NULL) {
+        struct exchange *ex = w->detached;
+        if (ex->xfer != NULL)
+            upstream_cancel(ex->xfer);
+        ex->xfer = NULL;
+        /* a commit still pending goes on; its callback never runs (the port is freed next) */
+        exchange_free(ex);
+    }
 }
 
 static const char *exchange_crm_title(enum crm crm)
@@ -758,8 +808,10 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
     if (exchange_commit(ex, EX_OUTCOME, NULL) < 0) {
         log_error("%s: the outcome of audit record %llu could not be queued; it stays "
                   "\"unknown\"",
-                  conn_peer(ex->c), (unsigned long long)ex->first_id);
-        exchange_send_ready(ex);
+                  ex->c != NULL ? conn_peer(ex->c) : "(client gone)",
+                  (unsigned long long)ex->first_id);
+        if (ex->c != NULL)
+            exchange_send_ready(ex);
         exchange_free(ex);
     }
 }
@@ -779,6 +831,13 @@ static int exchange_forward(struct exchange *ex)
     ur.url = ex->url;
     ur.headers = &ex->fwd;
     ur.body = blen > 0 ? evbuffer_pullup(req->body, -1) : NULL;
+    if (ex->write && blen > 0) {
+        /* a write may outlive its connection (exchange_cancel): curl sends our copy */
+        ex->wbody = malloc(blen);
+        if (ex->wbody != NULL)
+            memcpy(ex->wbody, ur.body, blen);
+        ur.body = ex->wbody;
+    }
     ur.body_len = blen;
     ur.has_body = blen > 0 || req->method == HTTP_POST || req->method == HTTP_PUT ||
                   req->method == HTTP_PATCH;
@@ -788,7 +847,8 @@ static int exchange_forward(struct exchange *ex)
     ur.ca_bundle = ex->cfg->ca_bundle;
     ex->phase = ex->write ? EX_WRITE : EX_READ;
     ex->t_forward_us = exchange_now_us();
-    ex->xfer = upstream_start(ex->w->upstream, &ur, exchange_done, ex);
+    if (ur.body != NULL || blen == 0)
+        ex->xfer = upstream_start(ex->w->upstream, &ur, exchange_done, ex);
     if (ex->xfer != NULL)
         return 0;
     if (ex->write) {

@@ -29,6 +29,7 @@
 
 #include "admin.h"
 #include "conn.h"
+#include "exchange.h"
 #include "log.h"
 #include "sdnotify.h"
 #include "server.h"
@@ -56,7 +57,7 @@ struct config *worker_config(struct worker *w)
 
 void worker_conn_removed(struct worker *w)
 {
-    if (w->draining && w->nconns == 0)
+    if (w->draining && w->nconns == 0 && w->ndetached == 0)
         event_base_loopexit(w->base, NULL);
 }
 
@@ -146,9 +147,12 @@ static void worker_drain_deadlinecb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    log_warn("worker %d: drain deadline reached with %zu connections left; closing them", w->id,
-             w->nconns);
+    log_warn("worker %d: drain deadline reached with %zu connections and %zu detached writes "
+             "left; closing them",
+             w->id, w->nconns, w->ndetached);
+    w->closing = 1;
     conn_close_all(&w->conns);
+    exchange_abandon_all(w);
     event_base_loopexit(w->base, NULL);
 }
 
@@ -171,7 +175,7 @@ static void worker_start_drain(struct worker *w)
         w->tlistener = NULL;
     }
     conn_drain_all(&w->conns);
-    if (w->nconns == 0) {
+    if (w->nconns == 0 && w->ndetached == 0) {
         event_base_loopexit(w->base, NULL);
         return;
     }
@@ -446,7 +450,9 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct stor
 
 static void worker_destroy(struct worker *w)
 {
+    w->closing = 1;
     conn_close_all(&w->conns);
+    exchange_abandon_all(w);
     if (w->listener != NULL)
         evconnlistener_free(w->listener);
     w->listener = NULL;

@@ -355,13 +355,26 @@ static int store_put_empty(struct store *s, MDB_txn *txn, enum store_db db,
     return mdb_put(txn, s->dbi[db], &k, &v, 0);
 }
 
+/* The record index entry of rec, when it names a record (putting it again changes nothing). */
+static int store_index_record(struct store *s, MDB_txn *txn, const json_t *rec, uint64_t id)
+{
+    const char *record = store_jstr(rec, "record", NULL);
+    const char *p[3];
+    char lobj[256];
+
+    if (record == NULL)
+        return 0;
+    p[0] = store_jstr(rec, "crm", "-");
+    p[1] = store_lower(store_jstr(rec, "object", "-"), lobj, sizeof(lobj));
+    p[2] = record;
+    return store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id);
+}
+
 static int store_index(struct store *s, MDB_txn *txn, const json_t *rec, uint64_t id)
 {
     const char *ws = store_jstr(rec, "workspace", "-");
     const char *wf = store_jstr(rec, "workflow", NULL);
     const char *call = store_jstr(rec, "call", NULL);
-    const char *record = store_jstr(rec, "record", NULL);
-    char lobj[256];
     int rc;
 
     {
@@ -369,12 +382,8 @@ static int store_index(struct store *s, MDB_txn *txn, const json_t *rec, uint64_
         if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKSPACE, p, 1, id)) != 0)
             return rc;
     }
-    if (record != NULL) {
-        const char *p[] = {store_jstr(rec, "crm", "-"),
-                           store_lower(store_jstr(rec, "object", "-"), lobj, sizeof(lobj)), record};
-        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id)) != 0)
-            return rc;
-    }
+    if ((rc = store_index_record(s, txn, rec, id)) != 0)
+        return rc;
     if (wf != NULL) {
         const char *p[] = {ws, wf};
         if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKFLOW, p, 2, id)) != 0)
@@ -617,7 +626,9 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
             id = strtoull(ids, &end, 10);
             if (errno != 0 || *end != '\0' || id == 0)
                 return EINVAL;
+            /* a create's record id arrives with its outcome: index it now */
             if ((rc = store_put_record(s, txn, rec, id, 0)) != 0 ||
+                (rc = store_index_record(s, txn, rec, id)) != 0 ||
                 (rc = store_count(s, txn, rec)) != 0)
                 return rc;
         }

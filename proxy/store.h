@@ -121,7 +121,8 @@ int store_audit_append(struct store_port *p, json_t *records, json_t *overlay, s
 
 /*
  * Replace records appended earlier (a JSON array; each record carries its
- * "id"), typically an intent's final outcome, and count them in stats.
+ * "id"), typically an intent's final outcome, and count them in stats. A
+ * record id set since the append (a create's) joins idx_record.
  * Ownership taken. 0 / -1 as store_audit_append.
  */
 int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, void *arg);

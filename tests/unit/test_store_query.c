@@ -202,6 +202,25 @@ static void test_store_query_filters(void **state)
     json_decref(all);
 }
 
+/* Times far in the future (plain milliseconds, as the API takes them) bound nothing wrongly. */
+static void test_store_query_far_times(void **state)
+{
+    struct fixture *f = *state;
+    json_t *a = json_array();
+    struct store_query q = {0};
+
+    json_array_append_new(a, rec("acme", "wf1", NULL, "hubspot", "deals", "1", "allowed", 1000));
+    append(f, a);
+    q.until_ms = (1LL << 48) - 1; /* << 16 would overflow the id */
+    assert_int_equal(count(f, q), 1);
+    q.until_ms = 9999999999999999LL;
+    assert_int_equal(count(f, q), 1);
+    q = (struct store_query){.since_ms = (1LL << 48) - 1};
+    assert_int_equal(count(f, q), 0);
+    q.since_ms = 9999999999999999LL;
+    assert_int_equal(count(f, q), 0);
+}
+
 static void test_store_query_budget(void **state)
 {
     struct fixture *f = *state;
@@ -278,6 +297,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_query_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_query_far_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_query_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_query_stats, setup, teardown),
     };
