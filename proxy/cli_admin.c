@@ -2,7 +2,7 @@
  * cli_admin.c - the commands that talk to a running crmgate through its
  * admin API, or read its store directly:
  *
- *   crmgate dry-run on|off|reset|status [--workspace W]
+ *   crmgate dry-run on|off|reset|clear|status [--workspace W]
  *   crmgate diffs [FILTERS] [--json] [--db DIR]
  *   crmgate stats [--workspace W] [--json] [--db DIR]
  *
@@ -105,11 +105,14 @@ static void cli_admin_target_help(FILE *out)
 
 static void cli_admin_usage_dry_run(FILE *out)
 {
-    fprintf(out, "Usage: crmgate dry-run on|off|reset|status [--workspace W] [--json]\n"
+    fprintf(out, "Usage: crmgate dry-run on|off|reset|clear|status [--workspace W] [--json]\n"
                  "\n"
                  "  on, off   set the workspace's runtime dry-run switch (persisted; it\n"
                  "            survives a restart and overrides the rules' mode)\n"
                  "  reset     remove the switch: the workspace's rules decide again\n"
+                 "  clear     discard the values written in dry-run (reads show the CRM's\n"
+                 "            again); the mode stays. off, and a reset to rules that do\n"
+                 "            not say dry_run, discard them too. Audit records stay.\n"
                  "  status    the workspace's mode and dry-run state (every workspace\n"
                  "            without --workspace)\n");
     cli_admin_target_help(out);
@@ -303,6 +306,18 @@ static void cli_admin_ws_line(const json_t *w)
                mode ? mode : "?");
 }
 
+/* "W: N dry-run records discarded ..." after a clear, or a switch that discarded some. */
+static void cli_admin_discarded_line(const json_t *w)
+{
+    json_int_t n = json_integer_value(json_object_get(w, "overlay_discarded"));
+    const char *name = json_string_value(json_object_get(w, "workspace"));
+
+    if (json_is_integer(json_object_get(w, "overlay_discarded")))
+        printf("%s: %lld dry-run record%s discarded (reads show the CRM's values; the audit "
+               "log keeps them)\n",
+               name ? name : "?", (long long)n, n == 1 ? "" : "s");
+}
+
 static int cli_admin_ws_path(char *buf, size_t buflen, const char *ws)
 {
     char *e = curl_easy_escape(NULL, ws, 0);
@@ -349,6 +364,11 @@ static int cli_dry_run(int argc, char **argv)
             json_decref(out);
             return 0;
         }
+    } else if (strcmp(action, "clear") == 0) {
+        if (ws == NULL) {
+            fprintf(stderr, "crmgate dry-run clear: --workspace W is required\n");
+            return 2;
+        }
     } else if (strcmp(action, "on") == 0 || strcmp(action, "off") == 0 ||
                strcmp(action, "reset") == 0) {
         if (ws == NULL) {
@@ -359,7 +379,8 @@ static int cli_dry_run(int argc, char **argv)
                          strcmp(action, "reset") == 0 ? json_null()
                                                       : json_boolean(strcmp(action, "on") == 0));
     } else {
-        fprintf(stderr, "crmgate dry-run: unknown action \"%s\" (on, off, reset or status)\n",
+        fprintf(stderr,
+                "crmgate dry-run: unknown action \"%s\" (on, off, reset, clear or status)\n",
                 action);
         return 2;
     }
@@ -368,14 +389,27 @@ static int cli_dry_run(int argc, char **argv)
         json_decref(body);
         return 2;
     }
-    rc = cli_admin_call("dry-run", &a, body != NULL ? "PUT" : "GET", path, body, &out);
+    if (strcmp(action, "clear") == 0 &&
+        (strlen(path) + sizeof("/overlay") > sizeof(path) ||
+         snprintf(path + strlen(path), sizeof(path) - strlen(path), "/overlay") < 0)) {
+        fprintf(stderr, "crmgate dry-run: workspace name too long\n");
+        return 2;
+    }
+    rc = cli_admin_call("dry-run", &a,
+                        body != NULL ? "PUT" : (strcmp(action, "clear") == 0 ? "DELETE" : "GET"),
+                        path, body, &out);
     json_decref(body);
     if (rc != 0)
         return rc;
-    if (a.json)
+    if (a.json) {
         cli_admin_print_json(out);
-    else
-        cli_admin_ws_line(out);
+    } else {
+        if (json_object_get(out, "mode") != NULL)
+            cli_admin_ws_line(out);
+        if (strcmp(action, "clear") == 0 ||
+            json_integer_value(json_object_get(out, "overlay_discarded")) > 0)
+            cli_admin_discarded_line(out);
+    }
     json_decref(out);
     return 0;
 }

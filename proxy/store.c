@@ -43,7 +43,8 @@ enum store_item_kind {
     STORE_ITEM_UPDATE,
     STORE_ITEM_WORKSPACE,
     STORE_ITEM_KV_PUT,
-    STORE_ITEM_KV_MERGE
+    STORE_ITEM_KV_MERGE,
+    STORE_ITEM_OVERLAY_DISCARD
 };
 
 struct store_item {
@@ -53,6 +54,7 @@ struct store_item {
     json_t *overlay;
     char *ws;
     int dry_run;
+    int discard_overlay;    /* a workspace item: discard ws's overlay too (n = entries) */
     enum store_table table; /* KV items */
     unsigned char *key, *val, *match;
     size_t klen, vlen, mlen;
@@ -635,7 +637,12 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
         it->n = json_array_size(it->records);
         return 0;
     case STORE_ITEM_WORKSPACE:
-        return store_apply_workspace(s, txn, it);
+        it->n = 0;
+        if ((rc = store_apply_workspace(s, txn, it)) != 0 || !it->discard_overlay)
+            return rc;
+        return store_overlay_discard_txn(s, txn, it->ws, NULL, &it->n);
+    case STORE_ITEM_OVERLAY_DISCARD:
+        return store_overlay_discard_txn(s, txn, it->ws, it->records, &it->n);
     case STORE_ITEM_KV_PUT:
     case STORE_ITEM_KV_MERGE:
         return store_apply_kv(s, txn, it);
@@ -905,8 +912,8 @@ int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, 
     return store_submit_new(p, STORE_ITEM_UPDATE, records, NULL, cb, arg);
 }
 
-int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run, store_done_cb cb,
-                                void *arg)
+int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run,
+                                int discard_overlay, store_done_cb cb, void *arg)
 {
     struct store_item *it;
 
@@ -919,6 +926,35 @@ int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_ru
     }
     it->kind = STORE_ITEM_WORKSPACE;
     it->dry_run = dry_run < 0 ? -1 : dry_run != 0;
+    it->discard_overlay = discard_overlay != 0;
+    it->cb = cb;
+    it->arg = arg;
+    if (store_submit(p, it) < 0) {
+        store_item_free(it);
+        return -1;
+    }
+    return 0;
+}
+
+int store_overlay_discard(struct store_port *p, const char *ws, json_t *dry_ws, store_done_cb cb,
+                          void *arg)
+{
+    struct store_item *it;
+
+    if ((ws == NULL) == (dry_ws == NULL) ||
+        (ws != NULL && (ws[0] == '\0' || strlen(ws) > STORE_MAX_KEY)) ||
+        (dry_ws != NULL && !json_is_array(dry_ws))) {
+        json_decref(dry_ws);
+        return -1;
+    }
+    it = calloc(1, sizeof(*it));
+    if (it == NULL || (ws != NULL && (it->ws = strdup(ws)) == NULL)) {
+        free(it);
+        json_decref(dry_ws);
+        return -1;
+    }
+    it->kind = STORE_ITEM_OVERLAY_DISCARD;
+    it->records = dry_ws;
     it->cb = cb;
     it->arg = arg;
     if (store_submit(p, it) < 0) {
