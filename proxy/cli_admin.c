@@ -90,17 +90,10 @@ struct cli_admin_args {
 
 static void cli_admin_target_help(FILE *out)
 {
+    fputc('\n', out);
+    admin_target_help(out);
     fprintf(out,
-            "\n"
-            "Reaching crmgate (first that applies):\n"
-            "  --url http://HOST:PORT     the TCP admin API; the token in $CRMGATE_ADMIN_TOKEN\n"
-            "  --socket PATH              the admin socket (serve's admin.socket)\n"
-            "  -c, --config FILE          serve's config: its admin.socket, else\n"
-            "                             its state_dir/admin.sock\n"
-            "  --state-dir DIR            DIR/admin.sock\n"
-            "  $CRMGATE_ADMIN_URL, else $STATE_DIRECTORY/admin.sock, else ./var/admin.sock\n"
-            "\n"
-            "Exit status: 0 done, 1 crmgate refused or could not be reached, 2 bad usage.\n");
+            "\nExit status: 0 done, 1 crmgate refused or could not be reached, 2 bad usage.\n");
 }
 
 static void cli_admin_usage_dry_run(FILE *out)
@@ -212,42 +205,6 @@ static int cli_admin_parse(int argc, char **argv, struct cli_admin_args *a, void
 }
 
 /*
- * The admin socket serve's config file names: admin.socket, else
- * state_dir/admin.sock (only these keys are read: the CLI needs neither the
- * CA nor the rules). 0, or -1 with err.
- */
-static int cli_admin_socket_of_config(const char *file, char *out, size_t outlen, char *err,
-                                      size_t errlen)
-{
-    json_error_t jerr;
-    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
-    const char *sock, *sd;
-    int n = -1;
-
-    if (root == NULL) {
-        snprintf(err, errlen, "%s: %s (line %d)", file, jerr.text, jerr.line);
-        return -1;
-    }
-    sock = json_string_value(json_object_get(json_object_get(root, "admin"), "socket"));
-    sd = json_string_value(json_object_get(root, "state_dir"));
-    if (sock != NULL)
-        n = snprintf(out, outlen, "%s", sock);
-    else if (sd != NULL)
-        n = snprintf(out, outlen, "%s/admin.sock", sd);
-    if (n < 0 || (size_t)n >= outlen) {
-        snprintf(err, errlen,
-                 n < 0 ? "%s sets neither admin.socket nor state_dir: give --socket or "
-                         "--state-dir"
-                       : "%s: the admin socket path is too long",
-                 file);
-        json_decref(root);
-        return -1;
-    }
-    json_decref(root);
-    return 0;
-}
-
-/*
  * Call the daemon; 0 with a 2xx answer in *out, else the exit status after
  * saying why on stderr: 2 when it found the request bad (400), else 1.
  */
@@ -255,18 +212,11 @@ static int cli_admin_call(const char *cmd, const struct cli_admin_args *a, const
                           const char *path, const json_t *body, json_t **out)
 {
     struct admin_target t;
-    char err[1024], why[1200], sock[sizeof(t.socket)];
+    char err[1024], why[1200];
     long status;
 
     *out = NULL;
-    if (a->config != NULL && a->socket == NULL && a->url == NULL &&
-        cli_admin_socket_of_config(a->config, sock, sizeof(sock), err, sizeof(err)) < 0) {
-        fprintf(stderr, "crmgate %s: %s\n", cmd, err);
-        return 1;
-    }
-    if (admin_target_init(&t, a->url,
-                          a->socket != NULL ? a->socket : (a->config != NULL ? sock : NULL),
-                          a->state_dir, err, sizeof(err)) < 0 ||
+    if (admin_target_init(&t, a->url, a->socket, a->config, a->state_dir, err, sizeof(err)) < 0 ||
         admin_client_call(&t, method, path, body, &status, out, err, sizeof(err)) < 0) {
         fprintf(stderr, "crmgate %s: %s\n", cmd, err);
         return 1;
