@@ -37,7 +37,7 @@ PROG       ?= crmgate
 SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.c \
               proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
-              proxy/tls.c proxy/store.c proxy/store_query.c proxy/store_overlay.c proxy/before.c proxy/audit.c \
+              proxy/tls.c proxy/store.c proxy/store_query.c proxy/store_overlay.c proxy/before.c proxy/audit.c proxy/audit_created.c \
               proxy/metrics.c proxy/query.c proxy/admin.c proxy/admin_api.c proxy/admin_client.c \
               proxy/cli_admin.c proxy/vault.c proxy/custody.c proxy/refresh.c proxy/admin_custody.c \
               proxy/cli_custody.c

@@ -82,7 +82,8 @@ struct exchange {
     int detached; /* on w->detached: the client left, the exchange finishes alone */
     struct exchange *dnext, *dprev;
     char *wbody; /* a forwarded write's body, ours: curl may still send it after the conn is gone */
-    int dry;     /* this write is answered in dry-run */
+    size_t wbody_len;
+    int dry;                /* this write is answered in dry-run */
     int store_pending;      /* a commit's callback is outstanding */
     json_t *records;        /* the audit records (the store gets copies) */
     json_t **before;        /* ef.ops.n before-states, or NULL */
@@ -740,21 +741,37 @@ static void exchange_send_ready(struct exchange *ex)
     http_fields_free(&f);
 }
 
-/* The id a single create's answer carries (HubSpot and Salesforce both say "id"). */
+/*
+ * The ids of created records: a single create's answer carries "id"
+ * (HubSpot and Salesforce both); batches, collections and composites are
+ * matched by audit_created_ids.
+ */
 static void exchange_created_id(struct exchange *ex)
 {
     json_t *root;
     const char *id;
+    size_t i, len;
+    const char *body;
 
-    if (ex->ef.ops.n != 1 || ex->ef.ops.v[0].verb != CRM_VERB_CREATE || ex->out_body == NULL ||
-        ex->out_status < 200 || ex->out_status > 299)
+    for (i = 0; i < ex->ef.ops.n && ex->ef.ops.v[i].verb != CRM_VERB_CREATE; i++)
+        ;
+    if (i == ex->ef.ops.n || ex->out_body == NULL || ex->out_status < 200 || ex->out_status > 299)
         return;
-    root = json_loadb((const char *)evbuffer_pullup(ex->out_body, -1),
-                      evbuffer_get_length(ex->out_body), 0, NULL);
-    id = json_string_value(json_object_get(root, "id"));
-    if (id != NULL)
-        audit_set_record_id(ex->records, 0, id);
-    json_decref(root);
+    body = (const char *)evbuffer_pullup(ex->out_body, -1);
+    len = evbuffer_get_length(ex->out_body);
+    if (ex->ef.ops.n == 1) {
+        int found;
+        root = json_loadb(body, len, 0, NULL);
+        id = json_string_value(json_object_get(root, "id"));
+        found = id != NULL;
+        if (found)
+            audit_set_record_id(ex->records, 0, id);
+        json_decref(root);
+        if (found)
+            return;
+    }
+    if (ex->wbody != NULL)
+        audit_created_ids(ex->records, ex->crm, ex->wbody, ex->wbody_len, body, len);
 }
 
 static void exchange_done(struct upstream_response *rsp, void *arg)
@@ -836,6 +853,7 @@ static int exchange_forward(struct exchange *ex)
         ex->wbody = malloc(blen);
         if (ex->wbody != NULL)
             memcpy(ex->wbody, ur.body, blen);
+        ex->wbody_len = ex->wbody != NULL ? blen : 0;
         ur.body = ex->wbody;
     }
     ur.body_len = blen;
