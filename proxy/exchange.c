@@ -83,10 +83,11 @@ struct exchange {
     struct exchange *dnext, *dprev;
     char *wbody; /* a forwarded write's body, ours: curl may still send it after the conn is gone */
     size_t wbody_len;
-    int dry;                /* this write is answered in dry-run */
-    int store_pending;      /* a commit's callback is outstanding */
-    json_t *records;        /* the audit records (the store gets copies) */
-    json_t **before;        /* ef.ops.n before-states, or NULL */
+    int refused;       /* answered with crmgate's own error, not the policy's (metrics "refused") */
+    int dry;           /* this write is answered in dry-run */
+    int store_pending; /* a commit's callback is outstanding */
+    json_t *records;   /* the audit records (the store gets copies) */
+    json_t **before;   /* ef.ops.n before-states, or NULL */
     unsigned char *unknown; /* ef.ops.n flags: before-state unknown */
     uint64_t first_id;      /* the first record's id once committed */
     json_t **overlay;       /* reads in dry-run: ef.ops.n overlay records (NULL entries), or NULL */
@@ -156,6 +157,7 @@ static void exchange_free(struct exchange *ex)
     if (ex->ef.verdict.rule[0] != '\0')
         metrics_request(ex->crm, ex->ef.ops.n > 0 ? ex->ef.ops.v[0].verb : CRM_VERB_UNKNOWN,
                         !ex->ef.verdict.allow ? METRICS_DENY
+                        : ex->refused         ? METRICS_REFUSED
                         : ex->dry             ? METRICS_DRY_RUN
                                               : METRICS_ALLOW);
     config_unref(ex->cfg);
@@ -233,6 +235,7 @@ static void exchange_reply_error(struct exchange *ex, int status, const char *co
     char *json = crm_error_body(ex->crm, status, code, msg, conn_request_id(ex->c));
 
     log_info("%s %d %s: %s", conn_peer(ex->c), status, code, msg);
+    ex->refused = 1;
     if (body == NULL || json == NULL ||
         http_fields_add(&f, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0 ||
         exchange_decision_headers(ex, &f) < 0 ||
@@ -1730,6 +1733,7 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     }
 
     if (crm == CRM_NONE) {
+        metrics_request(CRM_NONE, CRM_VERB_UNKNOWN, METRICS_REFUSED);
         conn_abort(c, 404, "unknown_route",
                    "no route for this path: crmgate serves /hubspot/... (HubSpot API) and "
                    "/salesforce/... (Salesforce REST API)");
@@ -1738,6 +1742,7 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     if (!exchange_method_allowed(req->method)) {
         char msg[128];
         snprintf(msg, sizeof(msg), "method %s is not supported by crmgate", req->method_name);
+        metrics_request(crm, CRM_VERB_UNKNOWN, METRICS_REFUSED);
         conn_abort(c, 405, "method_not_allowed", msg);
         return NULL;
     }
