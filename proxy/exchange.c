@@ -600,6 +600,21 @@ static void exchange_dry_run(struct exchange *ex);
 static int exchange_overlay_merge(struct exchange *ex, struct upstream_response *rsp, char *why,
                                   size_t whylen);
 
+/*
+ * A write's outcome that cannot be recorded, whether its queueing or its
+ * commit failed: the record stays "unknown" (its intent is durable), the
+ * log says why, and the answer carries X-Crmgate-Audit-Outcome: unrecorded
+ * so the agent or engineer knows the audit log lacks this outcome.
+ */
+static void exchange_outcome_unrecorded(struct exchange *ex, const char *what, const char *why)
+{
+    log_error("%s: the outcome of audit record %llu %s (%s); it stays \"unknown\"",
+              ex->c != NULL ? conn_peer(ex->c) : "(client gone)", (unsigned long long)ex->first_id,
+              what, why);
+    if (http_fields_add(&ex->out, "X-Crmgate-Audit-Outcome", 23, "unrecorded", 10) < 0)
+        log_error("out of memory marking an answer's audit outcome unrecorded");
+}
+
 static void exchange_storecb(enum store_status st, uint64_t first, size_t n, void *arg)
 {
     struct exchange *ex = arg;
@@ -633,12 +648,8 @@ static void exchange_storecb(enum store_status st, uint64_t first, size_t n, voi
         exchange_forward(ex); /* the exchange lives on, or has answered */
         return;
     case EX_OUTCOME:
-        if (st != STORE_OK) {
-            log_error("%s: the outcome of audit record %llu could not be committed (%s); it "
-                      "stays \"unknown\"",
-                      conn_peer(ex->c), (unsigned long long)ex->first_id, store_status_name(st));
-            http_fields_add(&ex->out, "X-Crmgate-Audit-Outcome", 23, "unrecorded", 10);
-        }
+        if (st != STORE_OK)
+            exchange_outcome_unrecorded(ex, "could not be committed", store_status_name(st));
         exchange_send_ready(ex);
         break;
     case EX_FINAL_COMMIT:
@@ -826,10 +837,8 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
         exchange_created_id(ex);
     }
     if (exchange_commit(ex, EX_OUTCOME, NULL) < 0) {
-        log_error("%s: the outcome of audit record %llu could not be queued; it stays "
-                  "\"unknown\"",
-                  ex->c != NULL ? conn_peer(ex->c) : "(client gone)",
-                  (unsigned long long)ex->first_id);
+        exchange_outcome_unrecorded(ex, "could not be queued",
+                                    "the store's queue is full or closed");
         if (ex->c != NULL)
             exchange_send_ready(ex);
         exchange_free(ex);
