@@ -163,6 +163,22 @@ static void admin_api_put_free(void *arg)
     free(p);
 }
 
+/* r's state naming the wslen bytes of ws, or NULL after answering 503 (r is then gone). */
+static struct admin_api_put *admin_api_put_new(struct admin_req *r, const char *ws, size_t wslen)
+{
+    struct admin_api_put *p = calloc(1, sizeof(*p));
+
+    if (p == NULL || (p->ws = strndup(ws, wslen)) == NULL) {
+        free(p);
+        admin_reply_error(r, 503, "out_of_memory", "crmgate is out of memory");
+        return NULL;
+    }
+    p->r = r;
+    r->ctx = p;
+    r->ctx_free = admin_api_put_free;
+    return p;
+}
+
 static void admin_api_ws_putcb(enum store_status st, uint64_t first, size_t n, void *arg)
 {
     struct admin_req *r = arg;
@@ -247,15 +263,9 @@ static void admin_api_ws_put(struct admin_req *r)
     }
     dry = json_is_null(d) ? -1 : json_is_true(d);
     json_decref(body);
-    p = calloc(1, sizeof(*p));
-    if (p == NULL || (p->ws = strdup(w->name)) == NULL) {
-        free(p);
-        admin_reply_error(r, 503, "out_of_memory", "crmgate is out of memory");
+    p = admin_api_put_new(r, w->name, strlen(w->name));
+    if (p == NULL)
         return;
-    }
-    p->r = r;
-    r->ctx = p;
-    r->ctx_free = admin_api_put_free;
     /* Leaving dry-run (off, or back to rules that do not say dry_run) ends its values: the
      * overlay goes in the same transaction, so turning dry-run on again starts clean. */
     if (store_workspace_set_dry_run(r->port, p->ws, dry,
@@ -297,15 +307,9 @@ static void admin_api_overlay_del(struct admin_req *r)
         return;
     }
     wslen = len - (sizeof(suffix) - 1);
-    p = calloc(1, sizeof(*p));
-    if (p == NULL || (p->ws = strndup(r->rest, wslen)) == NULL) {
-        free(p);
-        admin_reply_error(r, 503, "out_of_memory", "crmgate is out of memory");
+    p = admin_api_put_new(r, r->rest, wslen);
+    if (p == NULL)
         return;
-    }
-    p->r = r;
-    r->ctx = p;
-    r->ctx_free = admin_api_put_free;
     if (admin_api_ws_find(r->cfg, p->ws) == NULL) {
         admin_reply_error(r, 404, "unknown_workspace",
                           "no workspace \"%s\" in the loaded rules (%s)", p->ws, r->cfg->rules_dir);

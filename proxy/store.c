@@ -912,23 +912,32 @@ int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, 
     return store_submit_new(p, STORE_ITEM_UPDATE, records, NULL, cb, arg);
 }
 
-int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run,
-                                int discard_overlay, store_done_cb cb, void *arg)
+/* A new item naming workspace ws (copied; NULL: none) with records (ownership taken), or NULL. */
+static struct store_item *store_ws_item_new(enum store_item_kind kind, const char *ws,
+                                            json_t *records, store_done_cb cb, void *arg)
 {
     struct store_item *it;
 
-    if (ws == NULL || ws[0] == '\0' || strlen(ws) > STORE_MAX_KEY)
-        return -1;
-    it = calloc(1, sizeof(*it));
-    if (it == NULL || (it->ws = strdup(ws)) == NULL) {
-        free(it);
-        return -1;
+    if (ws != NULL && (ws[0] == '\0' || strlen(ws) > STORE_MAX_KEY)) {
+        json_decref(records);
+        return NULL;
     }
-    it->kind = STORE_ITEM_WORKSPACE;
-    it->dry_run = dry_run < 0 ? -1 : dry_run != 0;
-    it->discard_overlay = discard_overlay != 0;
+    it = calloc(1, sizeof(*it));
+    if (it == NULL || (ws != NULL && (it->ws = strdup(ws)) == NULL)) {
+        free(it);
+        json_decref(records);
+        return NULL;
+    }
+    it->kind = kind;
+    it->records = records;
     it->cb = cb;
     it->arg = arg;
+    return it;
+}
+
+/* Submit it, or free it when the queue refuses. 0 / -1. */
+static int store_submit_or_free(struct store_port *p, struct store_item *it)
+{
     if (store_submit(p, it) < 0) {
         store_item_free(it);
         return -1;
@@ -936,32 +945,30 @@ int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_ru
     return 0;
 }
 
+int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run,
+                                int discard_overlay, store_done_cb cb, void *arg)
+{
+    struct store_item *it =
+        ws != NULL ? store_ws_item_new(STORE_ITEM_WORKSPACE, ws, NULL, cb, arg) : NULL;
+
+    if (it == NULL)
+        return -1;
+    it->dry_run = dry_run < 0 ? -1 : dry_run != 0;
+    it->discard_overlay = discard_overlay != 0;
+    return store_submit_or_free(p, it);
+}
+
 int store_overlay_discard(struct store_port *p, const char *ws, json_t *dry_ws, store_done_cb cb,
                           void *arg)
 {
     struct store_item *it;
 
-    if ((ws == NULL) == (dry_ws == NULL) ||
-        (ws != NULL && (ws[0] == '\0' || strlen(ws) > STORE_MAX_KEY)) ||
-        (dry_ws != NULL && !json_is_array(dry_ws))) {
+    if ((ws == NULL) == (dry_ws == NULL) || (dry_ws != NULL && !json_is_array(dry_ws))) {
         json_decref(dry_ws);
         return -1;
     }
-    it = calloc(1, sizeof(*it));
-    if (it == NULL || (ws != NULL && (it->ws = strdup(ws)) == NULL)) {
-        free(it);
-        json_decref(dry_ws);
-        return -1;
-    }
-    it->kind = STORE_ITEM_OVERLAY_DISCARD;
-    it->records = dry_ws;
-    it->cb = cb;
-    it->arg = arg;
-    if (store_submit(p, it) < 0) {
-        store_item_free(it);
-        return -1;
-    }
-    return 0;
+    it = store_ws_item_new(STORE_ITEM_OVERLAY_DISCARD, ws, dry_ws, cb, arg);
+    return it != NULL ? store_submit_or_free(p, it) : -1;
 }
 
 static int store_kv_new(struct store_port *p, enum store_item_kind kind, enum store_table t,

@@ -21,27 +21,7 @@
 #include <jansson.h>
 
 #include "store.h"
-
-struct fixture {
-    char dir[64], db[80];
-    struct event_base *base;
-    struct store *s;
-    struct store_port *port;
-    int done;
-    enum store_status st;
-    size_t n;
-};
-
-static void donecb(enum store_status st, uint64_t first, size_t n, void *arg)
-{
-    struct fixture *f = arg;
-
-    (void)first;
-    f->st = st;
-    f->n = n;
-    f->done = 1;
-    event_base_loopbreak(f->base);
-}
+#include "store_fixture.h"
 
 static void wait_done(struct fixture *f)
 {
@@ -98,42 +78,7 @@ static size_t audited(struct fixture *f, const char *ws)
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    struct store_options o = {0};
-    char err[512];
-
-    assert_non_null(f);
-    evthread_use_pthreads();
-    snprintf(f->dir, sizeof(f->dir), "/tmp/crmgate-unit-ov-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof(f->db), "%s/db", f->dir);
-    o.dir = f->db;
-    f->s = store_open(&o, err, sizeof(err));
-    if (f->s == NULL)
-        fail_msg("store_open: %s", err);
-    f->base = event_base_new();
-    f->port = store_port_new(f->s, f->base);
-    assert_non_null(f->port);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[128];
-
-    store_port_free(f->port);
-    store_close(f->s);
-    event_base_free(f->base);
-    snprintf(p, sizeof(p), "%s/data.mdb", f->db);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/lock.mdb", f->db);
-    unlink(p);
-    rmdir(f->db);
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return store_fixture_setup(state, "ov", 0);
 }
 
 static void test_overlay_discard_one(void **state)
