@@ -24,6 +24,8 @@
  *   workspaces    ws -> {"dry_run": true|false, "updated_ms": N}
  *   overlay       ws \0 crm \0 lower(object) \0 record -> overlay record
  *                 {"object","id","fields":{...},"created":bool,"deleted":bool,"ts":ms}
+ *                 (discarded when ws leaves dry-run, on demand, and at start and
+ *                 reload for workspaces not in dry-run: store_overlay.c)
  *   stats         ws \0 workflow \0 user \0 crm \0 object \0 field \0 outcome
  *                 -> be64(count)   ("-" stands for an absent workflow, user or
  *                 field; a record that touched no field counts once as "-")
