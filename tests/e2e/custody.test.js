@@ -584,7 +584,7 @@ test('custody: a wrong, missing or malformed vault key: the daemon refuses to st
   r = serve([]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /vault key missing/);
-  fs.writeFileSync(path.join(stateDir, 'bad.key'), 'not-hex\n');
+  fs.writeFileSync(path.join(stateDir, 'bad.key'), 'not-hex\n', { mode: 0o600 });
   r = serve(['--vault-key', path.join(stateDir, 'bad.key')]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /bad format/);
@@ -594,6 +594,16 @@ test('custody: a wrong, missing or malformed vault key: the daemon refuses to st
   r = serve(['--vault-key', path.join(stateDir, 'absent.key')]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /missing \(no such file\)/);
+  /* the right key, but readable by other users: refused as the CA key is, before it is used */
+  const open = path.join(stateDir, 'open.key');
+  fs.copyFileSync(s.keyFile, open);
+  fs.chmodSync(open, 0o644);
+  r = serve(['--vault-key', open]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /vault key .*open\.key: accessible to other users \(mode 0644\); chmod 0600 it/);
+  fs.chmodSync(open, 0o640);
+  r = spawnSync(BIN, ['serve', '--check', '--state-dir', stateDir, '--rules-dir', path.join(stateDir, 'rules'), '--vault-key', open], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `group access is the admin's choice: ${r.stderr}`);
   /* systemd LoadCredential=: the wrong key as $CREDENTIALS_DIRECTORY/vault.key is refused too */
   const creds = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-creds-'));
   fs.copyFileSync(other, path.join(creds, 'vault.key'));

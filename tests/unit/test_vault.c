@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -115,6 +116,7 @@ static void write_file(const char *path, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
 }
 
 static void test_key_files(void **state)
@@ -140,6 +142,16 @@ static void test_key_files(void **state)
     v = vault_load(path, err, sizeof(err));
     assert_non_null(v);
     vault_free(v);
+    /* a key other users can read is refused (as the CA key), group access is the admin's */
+    assert_int_equal(chmod(path, 0604), 0);
+    assert_null(vault_load(path, err, sizeof(err)));
+    assert_non_null(strstr(err, "accessible to other users (mode 0604)"));
+    assert_int_equal(chmod(path, 0640), 0);
+    v = vault_load(path, err, sizeof(err));
+    assert_non_null(v);
+    vault_free(v);
+    assert_null(vault_load(dir, err, sizeof(err)));
+    assert_non_null(strstr(err, "not a regular file"));
     fd = open(path, O_WRONLY | O_TRUNC);
     assert_true(fd >= 0);
     assert_int_equal(vault_keygen(fd), 0);
