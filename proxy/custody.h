@@ -174,6 +174,15 @@ const char *custody_type_name(enum custody_type t);
 int custody_select(const struct config_caller *who, const struct rules_ws *ws, enum crm crm,
                    struct custody_ref *out, char *why, size_t whylen);
 
+/*
+ * Whether u may receive a token (an instance or token URL): https:// to a
+ * named host, or http:// only to loopback (localhost, 127.x.y.z, [::1]:
+ * the test CRMs), the host matched whole; no user info, whitespace,
+ * control character, query or fragment, at most CUSTODY_MAX_URL bytes.
+ * 1 / 0.
+ */
+int custody_url_ok(const char *u);
+
 /* Whether the access token should be refreshed now (an OAuth token within margin_s of expiry). */
 int custody_cred_due(const struct custody_cred *c, long long now_ms, unsigned margin_s);
 

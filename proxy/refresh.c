@@ -198,13 +198,6 @@ static char *refresh_jdup(json_t *root, const char *name)
     return s != NULL && s[0] != '\0' && strlen(s) <= CUSTODY_MAX_SECRET ? strdup(s) : NULL;
 }
 
-static int refresh_url_ok(const char *u)
-{
-    return u != NULL &&
-           (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://127.", 11) == 0 ||
-            strncmp(u, "http://[::1]", 12) == 0 || strncmp(u, "http://localhost", 16) == 0);
-}
-
 static void refresh_donecb(struct upstream_response *rsp, void *arg)
 {
     struct refresh_flight *f = arg;
@@ -252,7 +245,7 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
     if (c.refresh_token == NULL && f->old.refresh_token != NULL)
         c.refresh_token = strdup(f->old.refresh_token);
     c.instance_url = refresh_jdup(root, "instance_url");
-    if (c.instance_url != NULL && !refresh_url_ok(c.instance_url)) {
+    if (c.instance_url != NULL && !custody_url_ok(c.instance_url)) {
         free(c.instance_url);
         c.instance_url = NULL;
     }

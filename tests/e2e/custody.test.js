@@ -203,6 +203,24 @@ test('custody: a chat call from a user without an integration gets 403 telling t
   }
 });
 
+test('custody: an instance or token URL that only looks like loopback (plain http to localhost.evil..., 127.0.0.1@evil...) or hides its host behind user info is refused; nothing stored', { skip: GATE }, async () => {
+  const s = await startCustody();
+  try {
+    const { fake, gate } = s;
+    for (const url of ['http://localhost.evil.example/', 'http://127.0.0.1.nip.io/', 'http://127.0.0.1@evil.example/', 'https://acme.my.salesforce.com@evil.example']) {
+      for (const opt of ['--instance-url', '--token-url']) {
+        const r = cli(gate, ['integration', 'add', '--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app', opt, url], '00DHs0000000001!AQsf-never-stored');
+        assert.notEqual(r.status, 0, `${opt} ${url} was accepted`);
+        assert.match(r.stderr, /must be https:\/\/ URLs \(http:\/\/ only to loopback/, `${opt} ${url}: ${r.stderr}`);
+      }
+    }
+    assert.match(ok(cli(gate, ['integration', 'list']), 'list').stdout, /^(?![\s\S]*salesforce)/, 'nothing stored');
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app', '--instance-url', fake.url], '00DHs0000000001!AQsf-loopback');
+  } finally {
+    await s.stop();
+  }
+});
+
 test('custody: revoked, expired and unknown keys get 403 in the CRM\'s shape and nothing is forwarded; a revocation holds at once', { skip: GATE }, async () => {
   const s = await startCustody();
   try {

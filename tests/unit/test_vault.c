@@ -237,6 +237,49 @@ static void test_select(void **state)
     assert_int_equal(r.crm, CRM_SALESFORCE);
 }
 
+static void test_url_ok(void **state)
+{
+    static const char *const good[] = {"https://acme.my.salesforce.com",
+                                       "https://acme.my.salesforce.com/",
+                                       "https://h:8443/x",
+                                       "http://127.0.0.1:4010",
+                                       "http://localhost:80/base",
+                                       "http://[::1]:9",
+                                       "http://127.10.0.200",
+                                       NULL};
+    /* plain http to a host that only looks like loopback, user info, and odd characters */
+    static const char *const bad[] = {"http://localhost.evil.example/",
+                                      "http://127.0.0.1.nip.io:80",
+                                      "http://127.0.0.1@evil.example/",
+                                      "http://localhost@evil.example",
+                                      "https://acme.my.salesforce.com@evil.example/",
+                                      "http://[::1]evil.example",
+                                      "http://127.0.0.1234",
+                                      "http://127.0.0",
+                                      "http://evil.example",
+                                      "https://",
+                                      "https://:443/",
+                                      "https://h/a b",
+                                      "https://h/\x01",
+                                      "https://h/?q",
+                                      "https://h/#f",
+                                      "https://h\\@evil.example/",
+                                      "ftp://h/",
+                                      "",
+                                      NULL};
+
+    (void)state;
+    for (size_t i = 0; good[i] != NULL; i++) {
+        if (!custody_url_ok(good[i]))
+            fail_msg("refused: %s", good[i]);
+    }
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        if (custody_url_ok(bad[i]))
+            fail_msg("accepted: %s", bad[i]);
+    }
+    assert_false(custody_url_ok(NULL));
+}
+
 static void test_due(void **state)
 {
     struct custody_cred c = {.type = CUSTODY_TYPE_OAUTH, .expires_ms = 1000000};
@@ -314,11 +357,17 @@ static void test_cache_generation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_tamper),
-        cmocka_unit_test(test_aad_mismatch), cmocka_unit_test(test_wrong_key),
-        cmocka_unit_test(test_key_files),    cmocka_unit_test(test_key_parse),
-        cmocka_unit_test(test_ref_keys),     cmocka_unit_test(test_select),
-        cmocka_unit_test(test_due),          cmocka_unit_test(test_cache_generation),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_tamper),
+        cmocka_unit_test(test_aad_mismatch),
+        cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_key_files),
+        cmocka_unit_test(test_key_parse),
+        cmocka_unit_test(test_ref_keys),
+        cmocka_unit_test(test_select),
+        cmocka_unit_test(test_due),
+        cmocka_unit_test(test_url_ok),
+        cmocka_unit_test(test_cache_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
