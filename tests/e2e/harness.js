@@ -237,12 +237,13 @@ async function control(base, method, p, body, socketPath) {
 
 /*
  * Starts tests/fakecrm/server.js on a free loopback port.
- * opts: {tls, cert, key, gzip (default true), netns: NAME (run it inside that network namespace,
+ * opts: {tls, cert, key, gzip (default true), port (default 0: a free one; a fixed port, 443 say,
+ * only inside a namespace the test made), netns: NAME (run it inside that network namespace,
  * on the namespace's 127.0.0.1; the control calls then go through a Unix socket relay, and
  * `url` is the address inside the namespace)}.
  */
 async function startFake(opts = {}) {
-  const args = [FAKE_SERVER, '--port', '0', '--host', '127.0.0.1'];
+  const args = [FAKE_SERVER, '--port', String(opts.port || 0), '--host', '127.0.0.1'];
   if (opts.tls) args.push('--tls', '--cert', opts.cert, '--key', opts.key);
   if (opts.gzip === false) args.push('--no-gzip');
   const proc = track(nsSpawn(opts.netns, process.execPath, args, {
