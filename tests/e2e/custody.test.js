@@ -473,6 +473,59 @@ test('custody: a refused refresh → 403 (not 401), audited, needs attention; a 
   }
 });
 
+test('custody: a refresh whose record got a needs-attention mark meanwhile (a slower call\'s 401 with the old token) still stores the new tokens, and the waiting call uses them', { skip: GATE }, async () => {
+  const s = await startCustody();
+  try {
+    const { fake, gate } = s;
+    await fake.seed({ hubspot: { oauth: { clients: [{ clientId: 'cid-hs-race', clientSecret: 'cs-hs-race-SECRET' }], expiresIn: 3600 },
+      objects: { contacts: [{ id: '801', properties: { email: 'r@y.test' } }] } } });
+    const first = await postForm(`${fake.url}/oauth/v1/token`,
+      'grant_type=authorization_code&code=abc&redirect_uri=http%3A%2F%2Flocalhost&client_id=cid-hs-race&client_secret=cs-hs-race-SECRET');
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'hubspot', '--type', 'oauth', '--client-id', 'cid-hs-race'],
+      { access_token: first.body.access_token, refresh_token: first.body.refresh_token, client_secret: 'cs-hs-race-SECRET', expires_in: 3600 });
+    const k = newKey(gate, ['--workspace', 'acme', '--kind', 'workflow']);
+    const get = () => harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/801`, { headers: { Authorization: `Bearer ${k.key}` } });
+    /* the CRM drops the token crmgate holds fresh; the slow call's 401 lands while the refresh runs */
+    await fake.revokeToken(first.body.access_token);
+    await fake.fault({ action: 'latency', ms: 4000, match: { path: '^/crm/v3/objects/contacts/801' }, count: 1 });
+    await fake.fault({ action: 'latency', ms: 6000, match: { path: '^/oauth/v1/token' }, count: 1 });
+    await fake.clearRequests();
+    const slow = get();
+    const arrived = async (n) => {
+      for (const deadline = Date.now() + 10000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+        if ((await fake.requests()).length >= n) return;
+      }
+      throw new Error(`the fake never saw ${n} requests`);
+    };
+    await arrived(1);
+    const marking = await get(); /* 401 at once: 403 to the agent, the integration marked (refresh on next use) */
+    assert.equal(marking.status, 403, JSON.stringify(marking.body));
+    for (const deadline = Date.now() + 10000; ; await new Promise((r) => setTimeout(r, 20))) {
+      const ints = JSON.parse(ok(cli(gate, ['integration', 'list', '--json']), 'list').stdout).integrations;
+      if (ints[0].needs_attention) break;
+      assert.ok(Date.now() < deadline, 'the 401 marked the integration');
+    }
+    const waiting = get(); /* starts the refresh and waits for it; the slow call's mark lands meanwhile */
+    assert.equal((await slow).status, 403);
+    const w = await waiting;
+    assert.equal(w.status, 200, `the call that waited for the refresh: ${JSON.stringify(w.body)}`);
+    const log = await fake.requests();
+    assert.equal(log.filter((r) => /oauth/.test(r.path)).length, 1, 'one refresh');
+    const used = log.filter((r) => !/oauth/.test(r.path)).map(authOf);
+    const fresh = used[used.length - 1];
+    assert.notEqual(fresh, `Bearer ${first.body.access_token}`);
+    /* stored: the next call uses the new token without another refresh, and nothing needs attention */
+    await fake.clearRequests();
+    assert.equal((await get()).status, 200);
+    assert.deepEqual((await fake.requests()).map(authOf), [fresh]);
+    const ints = JSON.parse(ok(cli(gate, ['integration', 'list', '--json']), 'list').stdout).integrations;
+    assert.equal(ints[0].needs_attention, false, JSON.stringify(ints));
+  } finally {
+    await s.stop();
+  }
+});
+
 test('custody: the injected token never reaches the agent (echoed in a body or a header: redacted); pass-through only where allowed', { skip: GATE }, async () => {
   const s = await startCustody();
   try {
