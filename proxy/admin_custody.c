@@ -461,10 +461,10 @@ static void admin_custody_integration_put(struct admin_req *r)
         admin_reply_error(r, 400, "bad_request", "\"type\" must be \"private_app\" or \"oauth\"");
         goto done;
     }
-    if (at == NULL || at[0] == '\0' || strlen(at) > CUSTODY_MAX_SECRET ||
-        strpbrk(at, " \t\r\n") != NULL) {
+    if (!custody_token_ok(at)) {
         admin_reply_error(r, 400, "bad_request",
-                          "\"access_token\" is required (one token, no whitespace)");
+                          "\"access_token\" is required (one token: visible ASCII, no whitespace "
+                          "or control character)");
         goto done;
     }
     if ((rt != NULL && strlen(rt) > CUSTODY_MAX_SECRET) ||

@@ -654,6 +654,19 @@ int custody_url_ok(const char *u)
     return https || custody_loopback_host(h, hl);
 }
 
+int custody_token_ok(const char *t)
+{
+    size_t len = t != NULL ? strlen(t) : 0;
+
+    if (len == 0 || len > CUSTODY_MAX_SECRET)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)t[i] <= ' ' || (unsigned char)t[i] >= 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 int custody_cred_due(const struct custody_cred *c, long long now_ms, unsigned margin_s)
 {
     if (c->type != CUSTODY_TYPE_OAUTH || c->expires_ms <= 0)

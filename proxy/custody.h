@@ -183,6 +183,13 @@ int custody_select(const struct config_caller *who, const struct rules_ws *ws, e
  */
 int custody_url_ok(const char *u);
 
+/*
+ * Whether t may be sent as a token (it goes into an Authorization header): 1
+ * to CUSTODY_MAX_SECRET visible ASCII characters, no space or control
+ * character. 1 / 0.
+ */
+int custody_token_ok(const char *t);
+
 /* Whether the access token should be refreshed now (an OAuth token within margin_s of expiry). */
 int custody_cred_due(const struct custody_cred *c, long long now_ms, unsigned margin_s);
 

@@ -292,9 +292,10 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
                       0, NULL);
     c.type = CUSTODY_TYPE_OAUTH;
     c.access_token = refresh_jdup(root, "access_token");
-    if (c.access_token == NULL) {
+    if (!custody_token_ok(c.access_token)) {
+        /* it goes into an Authorization header: a CR or LF in it would add headers of its own */
         refresh_fail(f, 502, "integration_refresh_failed",
-                     "the %s token endpoint answered without an access token",
+                     "the %s token endpoint answered without a usable access token",
                      crm_name(f->ref.crm));
         goto failed;
     }

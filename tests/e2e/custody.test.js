@@ -526,6 +526,33 @@ test('custody: a refresh whose record got a needs-attention mark meanwhile (a sl
   }
 });
 
+test('custody: a token endpoint answering an access token with CR LF in it: the refresh fails (502, audited), no header of its making reaches the CRM; the admin API refuses such a token too', { skip: GATE }, async () => {
+  const s = await startCustody();
+  try {
+    const { fake, gate } = s;
+    await fake.seed({ hubspot: { objects: { contacts: [{ id: '901', properties: { email: 'i@y.test' } }] } } });
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'hubspot', '--type', 'oauth', '--client-id', 'cid-inj', '--expires-in', '1'],
+      { access_token: 'pat-na1-inj-old', refresh_token: 'rt-inj', client_secret: 'cs-inj-SECRET' });
+    const k = newKey(gate, ['--workspace', 'acme', '--kind', 'workflow']);
+    await fake.fault({ action: 'status', status: 200, match: { path: '^/oauth/v1/token' }, count: 1,
+      body: { access_token: 'pat-na1-inj-new\r\nX-Injected: yes', refresh_token: 'rt-inj-2', expires_in: 3600 } });
+    await fake.clearRequests();
+    const r = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/901`, { headers: { Authorization: `Bearer ${k.key}` } });
+    assert.equal(r.status, 502, JSON.stringify(r.body));
+    assert.match(r.body.message, /without a usable access token/);
+    const calls = await fake.requests();
+    assert.deepEqual(calls.map((c) => c.path), ['/oauth/v1/token'], 'nothing but the refresh reached the CRM');
+    assert.ok(calls.every((c) => c.headers['x-injected'] === undefined));
+    assert.ok(harness.readAuditRaw(gate.stateDir).some((a) => a.verb === 'oauth_refresh' && a.outcome === 'upstream_error'), 'audited');
+    /* the admin API: a token with a control character in it is refused as one with a space is */
+    const bad = cli(gate, ['integration', 'add', '--workspace', 'acme', '--crm', 'hubspot', '--type', 'private-app'], JSON.stringify({ access_token: 'pat-na1-x\u000bX-Injected: yes' }));
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /visible ASCII/);
+  } finally {
+    await s.stop();
+  }
+});
+
 test('custody: the injected token never reaches the agent (echoed in a body or a header: redacted); pass-through only where allowed', { skip: GATE }, async () => {
   const s = await startCustody();
   try {

@@ -278,6 +278,13 @@ static void test_url_ok(void **state)
             fail_msg("accepted: %s", bad[i]);
     }
     assert_false(custody_url_ok(NULL));
+    assert_true(custody_token_ok("00DHs0000000001!AQsf.token_with-every~mark"));
+    assert_false(custody_token_ok("tok\r\nX-Injected: 1"));
+    assert_false(custody_token_ok("tok\x0b"));
+    assert_false(custody_token_ok("tok en"));
+    assert_false(custody_token_ok("t\xc3\xa9"));
+    assert_false(custody_token_ok(""));
+    assert_false(custody_token_ok(NULL));
 }
 
 static void test_due(void **state)
