@@ -657,6 +657,8 @@ test('custody: no token, client secret or key in LMDB\'s files or the log (priva
     await new jsforce.Connection({ instanceUrl: `${gate.url}/salesforce`, accessToken: wf.key, version: VERSION }).query('SELECT Id FROM Account');
     assert.ok(harness.readAuditRaw(gate.stateDir).length >= 1);
     assertNoSecrets(gate, [...secrets, 'RT-secret-sf-4', 'client-secret-sf-5', chat.key, wf.key]);
+    /* and no core dump can write them to disk: RLIMIT_CORE is 0 from the start */
+    assert.match(fs.readFileSync(`/proc/${gate.proc.pid}/limits`, 'utf8'), /^Max core file size\s+0\s+0\s+bytes/m);
   } finally {
     await s.stop();
   }
