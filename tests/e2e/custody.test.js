@@ -277,6 +277,12 @@ test('custody: revoked, expired and unknown keys get 403 in the CRM\'s shape and
     c = cli(gate, ['key', 'create', '--workspace', 'acme', '--kind', 'workflow', '--expires', '2020-01-01']);
     assert.equal(c.status, 2);
     assert.match(c.stderr, /future/);
+    /* the epoch itself is a past time too, not "no expiry" */
+    for (const when of ['1970-01-01', '1970-01-01T00:00:00Z']) {
+      c = cli(gate, ['key', 'create', '--workspace', 'acme', '--kind', 'workflow', '--expires', when]);
+      assert.equal(c.status, 2, `--expires ${when} made a key: ${c.stdout}`);
+      assert.match(c.stderr, /future/);
+    }
     c = cli(gate, ['key', 'revoke', 'nothex']);
     assert.equal(c.status, 2);
     c = cli(gate, ['key', 'revoke', '0123456789abcdef']);
