@@ -6,8 +6,8 @@
  * sends the integration's token: the integration's instance URL does, else
  * upstreams.salesforce, else the call is refused and nothing is sent.
  *
- * Everything runs inside a network namespace the suite creates (cgc-<random>) and removes; it
- * has only lo, so nothing can leave it:
+ * Everything runs inside a network namespace the suite creates (harness.makeNetns: cgc-<random>,
+ * only lo, so nothing can leave it) and removes:
  *   - /etc/netns/NS/hosts maps acme.my.salesforce.com and evil.my.salesforce.com to 127.0.0.1;
  *   - the fake CRM listens there on 443 with TLS (a throw-away CA that crmgate's ca_bundle
  *     trusts), so it receives whatever crmgate sends to either name;
@@ -20,52 +20,22 @@
  */
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { execFile, execFileSync, spawnSync } = require('node:child_process');
 const harness = require('./harness.js');
 
-function have(cmd, args = ['-V']) {
-  try { execFileSync(cmd, args, { stdio: 'ignore' }); return true; } catch { return false; }
-}
-
-const SKIP = (() => {
-  if (!harness.crmgateAvailable()) return `crmgate binary not built (${harness.crmgateBinary()})`;
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespace)';
-  if (!have('ip')) return 'ip (iproute2) not installed';
-  return false;
-})();
-
+const SKIP = !harness.crmgateAvailable() ? `crmgate binary not built (${harness.crmgateBinary()})` : harness.netnsUnavailable();
 const BIN = harness.crmgateBinary();
-const NS = `cgc-${crypto.randomBytes(5).toString('hex')}`;
-const NS_ETC = `/etc/netns/${NS}`;
 const VERSION = '62.0';
 const OPEN_ACTIONS = { create: true, update: true, upsert: true, delete: true, associate: true };
 const OPEN_CRM = { schema_read: true, objects: { '*': { read: '*', write: '*', actions: OPEN_ACTIONS } } };
 
-let nsCreated = false;
-let nsRemoved = false;
+let ns;
 let fake;
 let gate;
 let dir;
-
-function sh(cmd, args) {
-  try {
-    return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-  } catch (e) {
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr ? e.stderr.toString() : e.message}`);
-  }
-}
-
-function removeNetns() {
-  if (!nsCreated || nsRemoved) return;
-  try { execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' }); } catch { /* already gone */ }
-  try { fs.rmSync(NS_ETC, { recursive: true, force: true }); } catch { /* best effort */ }
-  nsRemoved = true;
-}
-process.on('exit', removeNetns);
 
 function cli(args, input) {
   const r = spawnSync(BIN, [...args, '--state-dir', gate.stateDir], { input: input || '', encoding: 'utf8', timeout: 15000 });
@@ -75,21 +45,17 @@ function cli(args, input) {
 
 before(async () => {
   if (SKIP) return;
-  sh('ip', ['netns', 'add', NS]);
-  nsCreated = true;
-  fs.mkdirSync(NS_ETC, { recursive: true });
-  fs.writeFileSync(`${NS_ETC}/hosts`, '127.0.0.1 localhost acme.my.salesforce.com evil.my.salesforce.com\n');
-  sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
+  ns = harness.makeNetns('cgc', ['127.0.0.1 localhost acme.my.salesforce.com evil.my.salesforce.com']);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-custody-fwd-'));
   const certs = harness.makeTestCerts({ dir: path.join(dir, 'certs'), san: 'DNS:acme.my.salesforce.com,DNS:evil.my.salesforce.com,IP:127.0.0.1' });
-  fake = await harness.startFake({ netns: NS, tls: true, cert: certs.cert, key: certs.key, port: 443 });
+  fake = await harness.startFake({ netns: ns.name, tls: true, cert: certs.cert, key: certs.key, port: 443 });
   const keyFile = path.join(dir, 'vault.key');
   execFileSync(BIN, ['vault', 'keygen', '--out', keyFile], { stdio: 'ignore' });
   const rulesDir = path.join(dir, 'rules');
   fs.mkdirSync(rulesDir);
   fs.writeFileSync(path.join(rulesDir, 'acme.json'), JSON.stringify({ workspace: 'acme', hubspot: OPEN_CRM, salesforce: OPEN_CRM }));
   gate = await harness.startCrmgate({
-    netns: NS,
+    netns: ns.name,
     config: { rules_dir: rulesDir, callers: [], vault: { key_file: keyFile }, ca_bundle: certs.ca },
     upstreams: { hubspot: fake.url }, /* no upstreams.salesforce */
     forward: true,
@@ -101,7 +67,7 @@ after(async () => {
     if (gate && !gate.stopped) await gate.stop();
     if (fake) await fake.stop();
   } finally {
-    removeNetns();
+    if (ns) ns.remove();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -117,7 +83,7 @@ function jsforceRetrieve(key, host, id) {
     })();`;
   const env = { PATH: process.env.PATH, HTTPS_PROXY: `http://agent:${key}@127.0.0.1:${gate.forwardPort}`, NODE_EXTRA_CA_CERTS: gate.caCert };
   return new Promise((resolve, reject) => {
-    execFile('ip', ['netns', 'exec', NS, process.execPath, '-e', script], { cwd: harness.REPO, env, timeout: 20000 }, (err, stdout, stderr) => {
+    execFile('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script], { cwd: harness.REPO, env, timeout: 20000 }, (err, stdout, stderr) => {
       if (err && err.killed) { reject(new Error(`jsforce timed out: ${stderr}`)); return; }
       try { resolve(JSON.parse(stdout)); } catch { reject(new Error(`jsforce: ${stdout}\n${stderr}`)); }
     });
