@@ -499,7 +499,7 @@ static void admin_custody_integration_put(struct admin_req *r)
     ei = json_object_get(body, "expires_in");
     lt = json_object_get(body, "lifetime_s");
     if ((ei != NULL && (!json_is_integer(ei) || json_integer_value(ei) <= 0 ||
-                        json_integer_value(ei) > 10 * 365 * 86400)) ||
+                        json_integer_value(ei) > CUSTODY_MAX_EXPIRES_IN)) ||
         (lt != NULL && (!json_is_integer(lt) || json_integer_value(lt) <= 0 ||
                         json_integer_value(lt) > 365 * 86400))) {
         admin_reply_error(r, 400, "bad_request",

@@ -46,6 +46,7 @@
 #define CUSTODY_SF_LIFETIME    7200 /* Salesforce's default session, when nothing else is known */
 #define CUSTODY_CACHE_SLOTS    64   /* keys and integrations cached per thread */
 #define CUSTODY_MAX_KEY        511  /* LMDB's key limit (store_internal.h STORE_MAX_KEY) */
+#define CUSTODY_MAX_EXPIRES_IN (10LL * 365 * 86400) /* longest token lifetime taken, seconds */
 
 enum custody_scope { CUSTODY_SCOPE_WORKSPACE, CUSTODY_SCOPE_USER };
 enum custody_type { CUSTODY_TYPE_PRIVATE_APP, CUSTODY_TYPE_OAUTH };

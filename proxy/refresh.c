@@ -318,6 +318,8 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
         expires_in = c.lifetime_s > 0 ? c.lifetime_s
                                       : (f->ref.crm == CRM_SALESFORCE ? CUSTODY_SF_LIFETIME
                                                                       : REFRESH_HS_DEFAULT);
+    if (expires_in > CUSTODY_MAX_EXPIRES_IN)
+        expires_in = CUSTODY_MAX_EXPIRES_IN; /* now + expires_in * 1000 must not overflow */
     c.expires_ms = now + (long long)expires_in * 1000;
     c.created_ms = f->old.created_ms;
     c.updated_ms = now;

@@ -532,7 +532,7 @@ test('custody: a refresh whose record got a needs-attention mark meanwhile (a sl
   }
 });
 
-test('custody: a token endpoint answering an access token with CR LF in it: the refresh fails (502, audited), no header of its making reaches the CRM; the admin API refuses such a token too', { skip: GATE }, async () => {
+test('custody: odd token endpoint answers: an access token with CR LF in it fails the refresh (502, audited) and no header of its making reaches the CRM (the admin API refuses such a token too); an absurd expires_in is capped at 10 years, not wrapped', { skip: GATE }, async () => {
   const s = await startCustody();
   try {
     const { fake, gate } = s;
@@ -554,6 +554,15 @@ test('custody: a token endpoint answering an access token with CR LF in it: the 
     const bad = cli(gate, ['integration', 'add', '--workspace', 'acme', '--crm', 'hubspot', '--type', 'private-app'], JSON.stringify({ access_token: 'pat-na1-x\u000bX-Injected: yes' }));
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /visible ASCII/);
+    /* expires_in far past what a long long of milliseconds holds: 10 years at most, never negative */
+    await fake.fault({ action: 'status', status: 200, match: { path: '^/oauth/v1/token' }, count: 1,
+      body: { access_token: 'pat-na1-inj-newer', refresh_token: 'rt-inj-3', expires_in: 9300000000000000 } });
+    const before = Date.now();
+    const ok2 = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/901`, { headers: { Authorization: `Bearer ${k.key}` } });
+    assert.equal(ok2.status, 200, JSON.stringify(ok2.body));
+    const hs = JSON.parse(ok(cli(gate, ['integration', 'list', '--json']), 'list').stdout).integrations.find((i) => i.crm === 'hubspot');
+    const tenYears = 10 * 365 * 86400 * 1000;
+    assert.ok(hs.expires_ms >= before + tenYears && hs.expires_ms <= Date.now() + tenYears, `expires_ms ${hs.expires_ms}`);
   } finally {
     await s.stop();
   }
