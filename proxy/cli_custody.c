@@ -317,7 +317,7 @@ static int cli_custody_key(int argc, char **argv)
             json_object_set_new(body, "user", json_string(a.user));
         if (a.workflow != NULL)
             json_object_set_new(body, "workflow", json_string(a.workflow));
-        if (exp > 0)
+        if (a.expires != NULL) /* even 1970-01-01 (0): the daemon refuses a past time */
             json_object_set_new(body, "expires_ms", json_integer(exp));
         rc = cli_custody_call(&a, "POST", "/v1/keys", body, &out);
         json_decref(body);

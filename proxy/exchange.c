@@ -1666,11 +1666,14 @@ static struct exchange *exchange_proceed(struct exchange *ex)
     struct config *cfg = ex->cfg;
     enum crm crm = ex->crm;
 
-    if (ex->has_cred && crm == CRM_SALESFORCE && ex->cred.instance_url != NULL) {
-        /* one crmgate URL for every org: the integration says which instance */
+    if (ex->has_cred && crm == CRM_SALESFORCE) {
+        /* one crmgate URL for every org: the integration says which instance, else the
+         * configured upstream; never the host a forward tunnel names (the agent's pick) */
+        const char *to =
+            ex->cred.instance_url != NULL ? ex->cred.instance_url : cfg->upstream_salesforce;
         free(ex->base);
-        ex->base = strdup(ex->cred.instance_url);
-        if (ex->base == NULL)
+        ex->base = to != NULL ? strdup(to) : NULL;
+        if (to != NULL && ex->base == NULL)
             goto oom_ex;
     }
     if (ex->base == NULL) {
