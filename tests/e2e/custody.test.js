@@ -28,6 +28,7 @@ const { Client } = require('@hubspot/api-client');
 const jsforce = require('jsforce');
 const harness = require('./harness.js');
 
+const SLOW = Boolean(process.env.CRMGATE_SLOW);
 const GATE = harness.crmgateAvailable() ? false : 'crmgate binary not built (make)';
 const BIN = harness.crmgateBinary();
 const VERSION = '62.0';
@@ -254,9 +255,9 @@ test('custody: revoked, expired and unknown keys get 403 in the CRM\'s shape and
     let r = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts`, { headers: { Authorization: `Bearer ${unknown}` } });
     assert.equal(r.status, 403);
     assert.match(r.body.message, /not known/);
-    const soon = new Date(Date.now() + 1500).toISOString().replace(/\.\d+Z$/, 'Z');
+    const soon = new Date(Date.now() + (SLOW ? 15000 : 1500)).toISOString().replace(/\.\d+Z$/, 'Z');
     const exp = newKey(gate, ['--workspace', 'acme', '--kind', 'workflow', '--expires', soon]);
-    for (const deadline = Date.now() + 10000; ; ) {
+    for (const deadline = Date.now() + (SLOW ? 40000 : 10000); ; ) {
       r = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts`, { headers: { Authorization: `Bearer ${exp.key}` } });
       if (r.status !== 200 || Date.now() > deadline) break;
       await new Promise((res) => setTimeout(res, 100));
@@ -316,9 +317,12 @@ test('custody: revoked, expired and unknown keys get 403 in the CRM\'s shape and
   }
 });
 
-/* Tokens live LIFE_S at the fakes; crmgate refreshes them from DUE_S on (margin LIFE_S - DUE_S). */
-const LIFE_S = 10;
-const DUE_S = 4;
+/* Tokens live LIFE_S at the fakes; crmgate refreshes them from DUE_S on (margin LIFE_S - DUE_S).
+ * Under valgrind (CRMGATE_SLOW) set-up alone takes seconds: the windows grow with it. */
+const LIFE_S = SLOW ? 60 : 10;
+const DUE_S = SLOW ? 30 : 4;
+/* past a due time measured from before the integration was added (crmgate's clock starts later) */
+const SLACK_MS = SLOW ? 5000 : 300;
 
 /* 20 concurrent SDK calls while the token is due: one refresh, every call with the new token. */
 async function refreshRun(fake, call, tokenPath, oldToken) {
@@ -359,12 +363,12 @@ test('custody: HubSpot OAuth token expiring under 20 concurrent calls: exactly o
     assert.deepEqual(await Promise.all(Array.from({ length: 5 }, call)), Array(5).fill('x@y.test'));
     assert.equal((await fake.requests()).filter((r) => /oauth/.test(r.path)).length, 0);
     /* due (DUE_S after it was issued): the next 20 concurrent calls share one refresh */
-    while (Date.now() - t0 < DUE_S * 1000 + 300) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() - t0 < DUE_S * 1000 + SLACK_MS) await new Promise((r) => setTimeout(r, 50));
     const { newToken, refreshBody } = await refreshRun(fake, call, '^/oauth/v1/token', first.body.access_token);
     assert.match(refreshBody, /client_id=cid-hs-1/);
     assert.match(refreshBody, new RegExp(`refresh_token=${first.body.refresh_token}`));
     /* the old token has expired at the fake by now: the new one keeps working */
-    while (Date.now() - t0 < LIFE_S * 1000 + 300) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() - t0 < LIFE_S * 1000 + SLACK_MS) await new Promise((r) => setTimeout(r, 50));
     await fake.clearRequests();
     assert.equal(await call(), 'x@y.test');
     const metrics = spawnSync('curl', ['-s', '--unix-socket', path.join(gate.stateDir, 'admin.sock'), 'http://x/metrics'], { encoding: 'utf8' }).stdout;
@@ -396,9 +400,9 @@ test('custody: Salesforce OAuth session expiring under 20 concurrent calls: exac
     await fake.clearRequests();
     assert.equal(await call(), 'Initech');
     assert.equal((await fake.requests()).filter((r) => /oauth/.test(r.path)).length, 0);
-    while (Date.now() - t0 < DUE_S * 1000 + 300) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() - t0 < DUE_S * 1000 + SLACK_MS) await new Promise((r) => setTimeout(r, 50));
     const { newToken } = await refreshRun(fake, call, '^/services/oauth2/token', first.body.access_token);
-    while (Date.now() - t0 < LIFE_S * 1000 + 300) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() - t0 < LIFE_S * 1000 + SLACK_MS) await new Promise((r) => setTimeout(r, 50));
     await fake.clearRequests();
     assert.equal(await call(), 'Initech', 'the refreshed session works after the old one expired');
     assertNoSecrets(gate, [first.body.access_token, newToken, 'RT-sf-initial-9', 'cs-sf-SECRET-77', k.key]);
