@@ -214,13 +214,14 @@ wait_http "http://127.0.0.1:$up_port/" 10 "$up_pid" || { echo "bench: upstream n
 wait_http "http://127.0.0.1:$ngx_port/" 10 "$ngx_pid" || { echo "bench: proxy nginx did not start" >&2; cat "$dir"/proxy*.log >&2; exit 1; }
 
 # The policy every crmgate target runs with: the contact's properties readable, firstname
-# writable; a Salesforce Contact readable (handshake runs); and a dry_run twin for writes.
+# writable; a Salesforce Contact readable (handshake runs); and a dry_run twin for writes. The
+# agents call with their own tokens (registered fingerprints), so the workspaces allow it.
 mkdir -p "$dir/rules"
 for ws in bench benchdry; do
     mode=enforce
     [ "$ws" = benchdry ] && mode=dry_run
     cat >"$dir/rules/$ws.json" <<JSON
-{"workspace": "$ws", "mode": "$mode", "hubspot": {"objects": {"contacts": {"read": ["createdate", "email",
+{"workspace": "$ws", "mode": "$mode", "allow_passthrough": true, "hubspot": {"objects": {"contacts": {"read": ["createdate", "email",
  "firstname", "hs_object_id", "lastmodifieddate", "lastname", "lifecyclestage"],
  "write": {"firstname": {}}}}},
  "salesforce": {"objects": {"Contact": {"read": ["LastName", "Email"]}}}}
