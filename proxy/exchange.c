@@ -491,19 +491,23 @@ static int exchange_build_records(struct exchange *ex, const char *outcome, char
     return ex->records != NULL ? 0 : -1;
 }
 
-/* Hand copies of the records to the store (append, or update once ids are known); 0 / -1. */
+/*
+ * Hand the records to the store (append, or update once ids are known); 0 /
+ * -1. The store serializes them before it returns, so ours stay ours to
+ * change (no copy).
+ */
 static int exchange_commit(struct exchange *ex, enum exchange_phase phase, json_t *overlay)
 {
-    json_t *copy = json_deep_copy(ex->records);
+    json_t *recs = json_incref(ex->records);
     int rc;
 
-    if (copy == NULL) {
+    if (recs == NULL) {
         json_decref(overlay);
         return -1;
     }
     ex->phase = phase;
-    rc = phase == EX_OUTCOME ? store_audit_update(ex->w->port, copy, exchange_storecb, ex)
-                             : store_audit_append(ex->w->port, copy, overlay, exchange_storecb, ex);
+    rc = phase == EX_OUTCOME ? store_audit_update(ex->w->port, recs, exchange_storecb, ex)
+                             : store_audit_append(ex->w->port, recs, overlay, exchange_storecb, ex);
     if (rc == 0)
         ex->store_pending = 1;
     return rc;
