@@ -1188,6 +1188,53 @@ int jsonfilter_salesforce(const struct rules_ws *ws, const char *in, size_t len,
     return jf_run(&j, 1, NULL, removed);
 }
 
+int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, size_t *vlen,
+                      char *err, size_t errlen)
+{
+    struct jsonfilter_out none = {0}; /* nothing is written: no member is cut */
+    size_t klen = strlen(key);
+    struct jf j;
+    int more, rc = -1, found = 0;
+
+    jf_init(&j, in, len, &none, NULL, err, errlen);
+    if (len > JSONFILTER_MAX_BYTES) {
+        jf_fail(&j, 0, "answer larger than 64 MiB");
+        goto done;
+    }
+    j.pos = jf_ws(&j, 0);
+    if (j.pos >= j.len || j.in[j.pos] != '{') {
+        jf_fail(&j, j.pos, "'{' expected");
+        goto done;
+    }
+    for (more = jf_open(&j, '}'); more > 0; more = jf_next(&j, '}', 0)) {
+        struct jf_members m;
+        size_t start;
+
+        if (jf_key(&j, &m, &j.key) < 0)
+            goto done;
+        start = j.pos;
+        if (jf_skip(&j, 1) < 0)
+            goto done;
+        if (jf_is(&j.key, key, klen)) {
+            *off = start;
+            *vlen = j.pos - start;
+            found = 1;
+        }
+    }
+    if (more < 0)
+        goto done;
+    j.pos = jf_ws(&j, j.pos);
+    if (j.pos != j.len) {
+        jf_fail(&j, j.pos, "end of input expected");
+        goto done;
+    }
+    rc = found;
+done:
+    free(j.key.heap);
+    free(j.aux.heap);
+    return rc;
+}
+
 void jsonfilter_out_free(struct jsonfilter_out *out)
 {
     free(out->buf);

@@ -64,4 +64,17 @@ int jsonfilter_hubspot(const struct rules_ws *ws, const char *object, const char
 int jsonfilter_salesforce(const struct rules_ws *ws, const char *in, size_t len,
                           struct jsonfilter_out *out, size_t *removed, char *err, size_t errlen);
 
+/*
+ * Validate in[0..len) as the filters do (as strictly as json_loadb, nesting
+ * up to JSONFILTER_MAX_DEPTH, at most JSONFILTER_MAX_BYTES) and find the
+ * value of the root object's member key (compared after unescaping; of
+ * duplicates the last, as jansson keeps it): a record's "properties" can
+ * then be parsed without the rest of the answer. 1 with in[*off..*off +
+ * *vlen) that value, 0 when the root object has no such member, -1 with err
+ * when the input is not valid JSON, its root not an object, or memory ran
+ * out.
+ */
+int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, size_t *vlen,
+                      char *err, size_t errlen);
+
 #endif

@@ -1130,6 +1130,45 @@ static void test_depth(void **state)
     free(g.buf);
 }
 
+/* jsonfilter_member: the span of the root's (last) member, found only in valid JSON. */
+static void member_is(const char *doc, const char *key, int want, const char *value)
+{
+    size_t off = 0, vlen = 0;
+    char err[128];
+    int rc = jsonfilter_member(doc, strlen(doc), key, &off, &vlen, err, sizeof(err));
+
+    if (rc != want)
+        fail_msg("%s: got %d (%s), want %d", doc, rc, err, want);
+    if (want == 1) {
+        assert_int_equal(vlen, strlen(value));
+        assert_memory_equal(doc + off, value, vlen);
+    }
+    if (want == -1)
+        assert_true(err[0] != '\0');
+}
+
+static void test_member(void **state)
+{
+    (void)state;
+    member_is("{\"id\":\"2\",\"properties\":{\"a\":\"1\"},\"propertiesWithHistory\":{}}",
+              "properties", 1, "{\"a\":\"1\"}");
+    member_is(" { \"properties\" : [1, {\"x\":null}] } ", "properties", 1, "[1, {\"x\":null}]");
+    member_is("{\"properties\":\"s\"}", "properties", 1, "\"s\"");
+    /* escaped key, duplicates (the last counts, as jansson keeps it), nested ones ignored */
+    member_is("{\"\\u0070roperties\":1}", "properties", 1, "1");
+    member_is("{\"properties\":1,\"properties\":{\"b\":true}}", "properties", 1, "{\"b\":true}");
+    member_is("{\"x\":{\"properties\":1}}", "properties", 0, NULL);
+    member_is("{}", "properties", 0, NULL);
+    /* invalid anywhere, even after the member, or a root that is not an object */
+    member_is("{\"properties\":{},\"x\":tru}", "properties", -1, NULL);
+    member_is("{\"properties\":{},\"x\":\"\\u0000\"}", "properties", -1, NULL);
+    member_is("{\"properties\":{}} x", "properties", -1, NULL);
+    member_is("{\"properties\":{}", "properties", -1, NULL);
+    member_is("{\"properties\":01}", "properties", -1, NULL);
+    member_is("[{\"properties\":{}}]", "properties", -1, NULL);
+    member_is("", "properties", -1, NULL);
+}
+
 static void test_too_large(void **state)
 {
     size_t len = JSONFILTER_MAX_BYTES + 1;
@@ -1176,7 +1215,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys), cmocka_unit_test(test_untouched),
         cmocka_unit_test(test_invalid),        cmocka_unit_test(test_valid_edges),
         cmocka_unit_test(test_depth),          cmocka_unit_test(test_too_large),
-        cmocka_unit_test(test_out_reuse),
+        cmocka_unit_test(test_out_reuse),      cmocka_unit_test(test_member),
     };
 
     return cmocka_run_group_tests(tests, test_setup, test_teardown);
