@@ -1,6 +1,8 @@
 /*
  * jsonfilter.h - the response filter of filter.h in one pass over the
- * CRM's bytes, without building a tree. Pure (libc only).
+ * CRM's bytes, without building a tree; and, with the same scanner, a
+ * member's span (jsonfilter_member) and a fast strict parser
+ * (jsonfilter_parse). Pure (libc; jansson for the parser's tree).
  *
  * The answer is validated as strictly as jansson's json_loadb(.., 0, ..)
  * does (strings, escapes, UTF-8, numbers and their range, literals,
@@ -23,6 +25,8 @@
 #define CRMGATE_JSONFILTER_H
 
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "rules.h"
 
@@ -76,5 +80,15 @@ int jsonfilter_salesforce(const struct rules_ws *ws, const char *in, size_t len,
  */
 int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, size_t *vlen,
                       char *err, size_t errlen);
+
+/*
+ * Parse in[0..len) into a new jansson tree, as json_loadb(in, len, 0, ..)
+ * does (the same validation, values and error cases; duplicate keys: the
+ * last), but nesting only up to JSONFILTER_MAX_DEPTH, and in a fraction of
+ * its time (no stream callbacks, no token copies). NULL with err when the
+ * input is not JSON, its root neither an object nor an array, or memory
+ * ran out.
+ */
+json_t *jsonfilter_parse(const char *in, size_t len, char *err, size_t errlen);
 
 #endif

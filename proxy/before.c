@@ -367,8 +367,8 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
         if (found < 0) {
             before_fail(bf, 0, "the CRM's answer is not JSON");
         } else {
-            if (found > 0)
-                f = json_loadb(body + off, vlen, JSON_DECODE_ANY, NULL);
+            if (found > 0 && body[off] == '{') /* else not an object: no before-state */
+                f = jsonfilter_parse(body + off, vlen, NULL, 0);
             if (!json_is_object(f)) {
                 json_decref(f);
                 f = NULL;

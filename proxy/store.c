@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "../policy/jsonfilter.h"
 #include "../policy/jsonout.h"
 #include "../policy/synthesize.h"
 #include "log.h"
@@ -510,7 +511,7 @@ static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
         /* Writes are serialized here: a write that raced another to the same record keeps
          * what the other wrote (synth_overlay_combine). */
         if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &old) == 0) {
-            json_t *prev = json_loadb(old.mv_data, old.mv_size, 0, NULL);
+            json_t *prev = jsonfilter_parse(old.mv_data, old.mv_size, NULL, 0);
             put = synth_overlay_combine(prev, o);
             json_decref(prev);
             if (put == NULL)
@@ -1294,7 +1295,7 @@ json_t *store_overlay_get(struct store *s, const char *ws, const char *crm, cons
     if (klen == 0 || store_read_begin(s, &txn, err, sizeof(err)) < 0)
         return NULL;
     if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &v) == 0)
-        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        rec = jsonfilter_parse(v.mv_data, v.mv_size, NULL, 0);
     store_read_end(s, txn);
     return rec;
 }
