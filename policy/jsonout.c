@@ -1,7 +1,6 @@
 /*
  * jsonout.c - compact, key-sorted JSON into one buffer (see jsonout.h).
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +29,16 @@ static int jsonout_reserve(struct jsonout *out, size_t n)
         return -1;
     out->buf = b;
     out->cap = cap;
+    return 0;
+}
+
+/* One byte, without the copy loop (separators and brackets are most puts). */
+static int jsonout_putc(struct jsonout *out, char c)
+{
+    if (out->len + 2 > out->cap && jsonout_reserve(out, 1) < 0)
+        return -1;
+    out->buf[out->len++] = c;
+    out->buf[out->len] = '\0';
     return 0;
 }
 
@@ -102,7 +111,12 @@ static int jsonout_string(struct jsonout *out, const char *s, size_t n)
 /* As jansson orders keys: bytewise, a prefix first. */
 static int jsonout_cmp(const struct jsonout_member *a, const struct jsonout_member *b)
 {
-    int r = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+    int r;
+
+    /* most keys differ in their first byte: no call for those */
+    if (a->klen > 0 && b->klen > 0 && a->key[0] != b->key[0])
+        return (unsigned char)a->key[0] < (unsigned char)b->key[0] ? -1 : 1;
+    r = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
 
     if (r != 0)
         return r;
@@ -163,11 +177,11 @@ static int jsonout_object(struct jsonout *out, const json_t *v, int depth, size_
     if (id_at != NULL)
         *id_at = 0;
     jsonout_sort(m, k);
-    if (jsonout_put(out, "{", 1) < 0)
+    if (jsonout_putc(out, '{') < 0)
         goto fail;
     for (size_t i = 0; i < k; i++) {
-        if ((i > 0 && jsonout_put(out, ",", 1) < 0) ||
-            jsonout_string(out, m[i].key, m[i].klen) < 0 || jsonout_put(out, ":", 1) < 0)
+        if ((i > 0 && jsonout_putc(out, ',') < 0) || jsonout_string(out, m[i].key, m[i].klen) < 0 ||
+            jsonout_putc(out, ':') < 0)
             goto fail;
         if (m[i].val == NULL) {
             if (jsonout_put(out, "\"\"", 2) < 0)
@@ -177,7 +191,7 @@ static int jsonout_object(struct jsonout *out, const json_t *v, int depth, size_
             goto fail;
         }
     }
-    rc = jsonout_put(out, "}", 1);
+    rc = jsonout_putc(out, '}');
 fail:
     if (m != stack)
         free(m);
@@ -196,20 +210,30 @@ static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t
         return jsonout_object(out, v, depth, id_at);
     case JSON_ARRAY: {
         size_t len = json_array_size(v);
-        if (jsonout_put(out, "[", 1) < 0)
+        if (jsonout_putc(out, '[') < 0)
             return -1;
         for (size_t i = 0; i < len; i++) {
-            if ((i > 0 && jsonout_put(out, ",", 1) < 0) ||
+            if ((i > 0 && jsonout_putc(out, ',') < 0) ||
                 jsonout_value(out, json_array_get(v, i), depth + 1, NULL) < 0)
                 return -1;
         }
-        return jsonout_put(out, "]", 1);
+        return jsonout_putc(out, ']');
     }
     case JSON_STRING:
         return jsonout_string(out, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return n > 0 && (size_t)n < sizeof(num) ? jsonout_put(out, num, (size_t)n) : -1;
+    case JSON_INTEGER: {
+        /* decimal digits from the end; the magnitude as unsigned, so INT64_MIN works */
+        json_int_t iv = json_integer_value(v);
+        unsigned long long u = iv < 0 ? 0ull - (unsigned long long)iv : (unsigned long long)iv;
+        n = (int)sizeof(num);
+        do {
+            num[--n] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u != 0);
+        if (iv < 0)
+            num[--n] = '-';
+        return jsonout_put(out, num + n, sizeof(num) - (size_t)n);
+    }
     case JSON_REAL: {
         /* jansson's own: %.17g, a locale-proof point, ".0" where it would read as an integer */
         char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -81,7 +81,7 @@ struct exchange {
     int write;              /* audited */
     int dry;                /* this write is answered in dry-run */
     int store_pending;      /* a commit's callback is outstanding */
-    json_t *records;        /* the audit records (the store gets copies) */
+    json_t *records;        /* the audit records (the store serializes what it is given) */
     json_t **before;        /* ef.ops.n before-states, or NULL */
     unsigned char *unknown; /* ef.ops.n flags: before-state unknown */
     uint64_t first_id;      /* the first record's id once committed */
