@@ -145,9 +145,11 @@ static void jsonout_sort(struct jsonout_member *m, size_t n)
     }
 }
 
-static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t *id_at);
+static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t *id_at,
+                         int sorted);
 
-static int jsonout_object(struct jsonout *out, const json_t *v, int depth, size_t *id_at)
+static int jsonout_object(struct jsonout *out, const json_t *v, int depth, size_t *id_at,
+                          int sorted)
 {
     struct jsonout_member stack[JSONOUT_STACK_KEYS], *m = stack;
     size_t n = json_object_size(v), k = 0;
@@ -176,7 +178,8 @@ static int jsonout_object(struct jsonout *out, const json_t *v, int depth, size_
     }
     if (id_at != NULL)
         *id_at = 0;
-    jsonout_sort(m, k);
+    if (sorted)
+        jsonout_sort(m, k);
     if (jsonout_putc(out, '{') < 0)
         goto fail;
     for (size_t i = 0; i < k; i++) {
@@ -187,7 +190,7 @@ static int jsonout_object(struct jsonout *out, const json_t *v, int depth, size_
             if (jsonout_put(out, "\"\"", 2) < 0)
                 goto fail;
             *id_at = out->len - 1;
-        } else if (jsonout_value(out, m[i].val, depth + 1, NULL) < 0) {
+        } else if (jsonout_value(out, m[i].val, depth + 1, NULL, sorted) < 0) {
             goto fail;
         }
     }
@@ -198,7 +201,7 @@ fail:
     return rc;
 }
 
-static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t *id_at)
+static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t *id_at, int sorted)
 {
     char num[32];
     int n;
@@ -207,14 +210,14 @@ static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t
         return -1;
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        return jsonout_object(out, v, depth, id_at);
+        return jsonout_object(out, v, depth, id_at, sorted);
     case JSON_ARRAY: {
         size_t len = json_array_size(v);
         if (jsonout_putc(out, '[') < 0)
             return -1;
         for (size_t i = 0; i < len; i++) {
             if ((i > 0 && jsonout_putc(out, ',') < 0) ||
-                jsonout_value(out, json_array_get(v, i), depth + 1, NULL) < 0)
+                jsonout_value(out, json_array_get(v, i), depth + 1, NULL, sorted) < 0)
                 return -1;
         }
         return jsonout_putc(out, ']');
@@ -251,24 +254,29 @@ static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t
     return -1;
 }
 
-int jsonout_append(struct jsonout *out, const json_t *v)
+static int jsonout_append_as(struct jsonout *out, const json_t *v, int sorted)
 {
     size_t start = out->len;
 
-    if (v == NULL || jsonout_value(out, v, 0, NULL) < 0) {
+    if (v == NULL || jsonout_value(out, v, 0, NULL, sorted) < 0) {
         out->len = start;
         if (out->buf != NULL)
             out->buf[start] = '\0';
         return -1;
     }
     return 0;
+}
+
+int jsonout_append(struct jsonout *out, const json_t *v)
+{
+    return jsonout_append_as(out, v, 1);
 }
 
 int jsonout_record(struct jsonout *out, const json_t *rec, size_t *id_at)
 {
     size_t start = out->len;
 
-    if (!json_is_object(rec) || jsonout_value(out, rec, 0, id_at) < 0) {
+    if (!json_is_object(rec) || jsonout_value(out, rec, 0, id_at, 1) < 0) {
         out->len = start;
         if (out->buf != NULL)
             out->buf[start] = '\0';
@@ -277,17 +285,27 @@ int jsonout_record(struct jsonout *out, const json_t *rec, size_t *id_at)
     return 0;
 }
 
-char *jsonout_dumps(const json_t *v, size_t *len)
+static char *jsonout_dumps_as(const json_t *v, size_t *len, int sorted)
 {
     struct jsonout out = {0};
 
-    if (jsonout_append(&out, v) < 0) {
+    if (jsonout_append_as(&out, v, sorted) < 0) {
         jsonout_free(&out);
         return NULL;
     }
     if (len != NULL)
         *len = out.len;
     return out.buf;
+}
+
+char *jsonout_dumps(const json_t *v, size_t *len)
+{
+    return jsonout_dumps_as(v, len, 1);
+}
+
+char *jsonout_dumps_ordered(const json_t *v, size_t *len)
+{
+    return jsonout_dumps_as(v, len, 0);
 }
 
 void jsonout_free(struct jsonout *out)

@@ -43,6 +43,13 @@ int jsonout_record(struct jsonout *out, const json_t *rec, size_t *id_at);
 /* v as a new NUL-terminated string (*len bytes; len may be NULL), or NULL. The caller frees. */
 char *jsonout_dumps(const json_t *v, size_t *len);
 
+/*
+ * The same with members in insertion order, as jansson keeps them: the
+ * bytes of json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) (answers whose
+ * member order mimics the CRM's).
+ */
+char *jsonout_dumps_ordered(const json_t *v, size_t *len);
+
 /* Release the buffer; out is zeroed. */
 void jsonout_free(struct jsonout *out);
 

@@ -1027,7 +1027,8 @@ static int exchange_overlay_before(struct exchange *ex)
         if (json_is_true(json_object_get(rec, "deleted"))) {
             merged = NULL;
         } else {
-            merged = json_is_object(ex->before[i]) ? json_deep_copy(ex->before[i]) : json_object();
+            /* in place: the before-state is this exchange's (the fetch only releases it) */
+            merged = json_is_object(ex->before[i]) ? json_incref(ex->before[i]) : json_object();
             if (merged == NULL || json_object_update(merged, json_object_get(rec, "fields")) < 0) {
                 json_decref(merged);
                 json_decref(rec);
@@ -1050,7 +1051,8 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
         json_t *o;
         if (out->records[i] == NULL)
             continue;
-        o = json_deep_copy(out->records[i]);
+        /* synth's record, shared: out is only released after this, never read for these */
+        o = json_incref(out->records[i]);
         /* a record created by an earlier dry-run write still exists only in the overlay */
         if (o != NULL && ex->was_created != NULL && ex->was_created[i] &&
             json_object_set_new(o, "created", json_true()) < 0) {

@@ -2,7 +2,8 @@
  * Unit tests for policy/jsonout.c: every value of a corpus (escapes, control characters,
  * non-ASCII, keys that prefix each other, a key with a NUL, reals, deep nesting) comes out
  * byte for byte as jansson's json_dumps(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
- * writes it; a record's "id" placeholder sits in its sorted place and takes any id.
+ * writes it, and in insertion order as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY); a
+ * record's "id" placeholder sits in its sorted place and takes any id.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,15 @@ static void same_as_jansson(const json_t *v)
     size_t len = 0;
     char *got = jsonout_dumps(v, &len);
 
+    assert_non_null(want);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    assert_int_equal(len, strlen(want));
+    free(want);
+    free(got);
+    /* insertion order */
+    want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    got = jsonout_dumps_ordered(v, &len);
     assert_non_null(want);
     assert_non_null(got);
     assert_string_equal(got, want);
