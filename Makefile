@@ -37,7 +37,7 @@ PROG       ?= crmgate
 SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.c \
               proxy/http.c proxy/route.c proxy/exchange.c proxy/upstream.c proxy/sdnotify.c \
               proxy/rulesdir.c proxy/identify.c proxy/locators.c proxy/enforce.c proxy/cli_policy.c \
-              proxy/tls.c proxy/store.c proxy/store_query.c proxy/before.c proxy/audit.c \
+              proxy/tls.c proxy/store.c proxy/store_query.c proxy/store_overlay.c proxy/before.c proxy/audit.c proxy/audit_created.c \
               proxy/metrics.c proxy/query.c proxy/admin.c proxy/admin_api.c proxy/admin_client.c \
               proxy/cli_admin.c proxy/vault.c proxy/custody.c proxy/refresh.c proxy/admin_custody.c \
               proxy/cli_custody.c
@@ -58,7 +58,8 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
 
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
               test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize \
-              test_query test_metrics test_store_query test_tls test_vault test_jsonout
+              test_query test_metrics test_store_query test_store_overlay test_audit_created test_tls \
+              test_vault test_jsonout
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run demo test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \

@@ -29,9 +29,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -58,10 +60,32 @@ struct admin_route {
 static struct admin_route admin_routes[ADMIN_MAX_ROUTES];
 static size_t admin_nroutes;
 
+struct admin_conn;
+TAILQ_HEAD(admin_conn_list, admin_conn);
+
 struct admin_listener {
     struct admin *a;
     struct evhttp *http;
     int tcp;
+    struct admin_conn_list conns; /* its open connections */
+    size_t nconns;
+};
+
+/*
+ * One connection, tracked through the bufferevent made for evhttp, on which
+ * admin.c holds a reference: evhttp's own timeouts restart with every byte,
+ * so a client sending a header line every few seconds would hold its
+ * descriptor forever. The sweep (once a second) shuts down connections past
+ * their deadline and lets go of those evhttp has freed (bufferevent_free
+ * clears their callbacks; the descriptor closes with the last reference).
+ */
+struct admin_conn {
+    struct admin_listener *l;
+    struct bufferevent *bev;
+    struct timespec deadline; /* a whole request must have come by then */
+    int busy;                 /* a request is being handled: no deadline */
+    int shut;                 /* shut down once already */
+    TAILQ_ENTRY(admin_conn) link;
 };
 
 /* The request as admin.c keeps it: the public part first. */
@@ -69,6 +93,7 @@ struct admin_req_full {
     struct admin_req pub;
     struct evhttp_request *req;
     struct admin *a;
+    struct admin_conn *conn; /* NULL once its connection is gone */
     char *path;
     char *body;
     TAILQ_ENTRY(admin_req_full) link;
@@ -90,6 +115,7 @@ struct admin {
     struct config *pending_cfg;
     int stopping;
     struct event *ctl;
+    struct event *sweep; /* the connections' deadlines, every second */
 
     char *socket_path;
     int socket_bound;
@@ -152,8 +178,16 @@ static int admin_prefix_match(const struct admin_route *rt, const char *path)
 
 /* ----- replies ----- */
 
+static void admin_conn_arm(struct admin_conn *ac, int secs);
+
 static void admin_req_free(struct admin_req_full *f)
 {
+    if (f->conn != NULL) {
+        /* answered: the next request head must come within the timeout */
+        f->conn->busy = 0;
+        admin_conn_arm(f->conn, ADMIN_TIMEOUT_S);
+        f->conn = NULL;
+    }
     if (f->a != NULL)
         TAILQ_REMOVE(&f->a->pending, f, link);
     if (f->pub.ctx_free != NULL)
@@ -266,6 +300,110 @@ int admin_body_json(struct admin_req *r, json_t **out)
     return 0;
 }
 
+/* ----- connections ----- */
+
+static void admin_conn_arm(struct admin_conn *ac, int secs)
+{
+    clock_gettime(CLOCK_MONOTONIC, &ac->deadline);
+    ac->deadline.tv_sec += secs;
+}
+
+/* Drop our reference: the descriptor closes if evhttp is done with it too. */
+static void admin_conn_release(struct admin_conn *ac)
+{
+    struct admin_req_full *f;
+
+    TAILQ_FOREACH(f, &ac->l->a->pending, link)
+    {
+        if (f->conn == ac)
+            f->conn = NULL; /* answered later into a detached request */
+    }
+    TAILQ_REMOVE(&ac->l->conns, ac, link);
+    ac->l->nconns--;
+    bufferevent_decref(ac->bev);
+    free(ac);
+}
+
+static void admin_sweep_listener(struct admin_listener *l, const struct timespec *now)
+{
+    struct admin_conn *ac, *next;
+
+    for (ac = TAILQ_FIRST(&l->conns); ac != NULL; ac = next) {
+        bufferevent_data_cb rcb, wcb;
+        bufferevent_event_cb ecb;
+        next = TAILQ_NEXT(ac, link);
+        bufferevent_getcb(ac->bev, &rcb, &wcb, &ecb, NULL);
+        if (rcb == NULL && wcb == NULL && ecb == NULL) {
+            admin_conn_release(ac); /* evhttp freed it */
+            continue;
+        }
+        if (ac->busy || ac->shut || now->tv_sec < ac->deadline.tv_sec ||
+            (now->tv_sec == ac->deadline.tv_sec && now->tv_nsec < ac->deadline.tv_nsec))
+            continue;
+        /* evhttp sees the end of the stream and frees the connection */
+        ac->shut = 1;
+        if (bufferevent_getfd(ac->bev) >= 0)
+            shutdown(bufferevent_getfd(ac->bev), SHUT_RDWR);
+    }
+}
+
+static void admin_sweepcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct admin *a = arg;
+    struct timespec now;
+
+    (void)fd;
+    (void)what;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    admin_sweep_listener(&a->unix_l, &now);
+    if (a->tcp_l.http != NULL)
+        admin_sweep_listener(&a->tcp_l, &now);
+}
+
+/*
+ * evhttp's bufferevent for a new connection: tracked, with a deadline for
+ * its first request; past ADMIN_MAX_CONNECTIONS on this listener it is due
+ * at once. NULL (evhttp then makes an untracked one) when out of memory.
+ */
+static struct bufferevent *admin_conn_bevcb(struct event_base *base, void *arg)
+{
+    struct admin_listener *l = arg;
+    struct admin_conn *ac = calloc(1, sizeof(*ac));
+
+    if (ac == NULL || (ac->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+        free(ac);
+        return NULL;
+    }
+    bufferevent_incref(ac->bev);
+    ac->l = l;
+    TAILQ_INSERT_TAIL(&l->conns, ac, link);
+    l->nconns++;
+    if (l->nconns > ADMIN_MAX_CONNECTIONS) {
+        if (l->nconns == ADMIN_MAX_CONNECTIONS + 1) /* once per crossing, not per connection */
+            log_warn("admin: more than %d connections on the %s listener; closing the newest",
+                     ADMIN_MAX_CONNECTIONS, l->tcp ? "TCP" : "unix socket");
+        admin_conn_arm(ac, 0);
+    } else {
+        admin_conn_arm(ac, ADMIN_TIMEOUT_S);
+    }
+    return ac->bev;
+}
+
+/* The tracked connection req arrived on, or NULL. */
+static struct admin_conn *admin_conn_of(struct admin_listener *l, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    struct admin_conn *ac;
+
+    TAILQ_FOREACH(ac, &l->conns, link)
+    {
+        if (ac->bev == bev)
+            return ac;
+    }
+    return NULL;
+}
+
 /* ----- requests ----- */
 
 static const char *admin_method_name(enum evhttp_cmd_type cmd)
@@ -293,7 +431,11 @@ static const char *admin_method_name(enum evhttp_cmd_type cmd)
     return "UNKNOWN";
 }
 
-/* URL-decode s[0..len) (plus as space when plus); NULL when it holds a NUL or memory fails. */
+/*
+ * URL-decode s[0..len) (plus as space when plus); NULL when it holds a NUL,
+ * is not UTF-8 (error bodies echo names and values, and JSON strings must be
+ * UTF-8) or memory fails.
+ */
 static char *admin_decode(const char *s, size_t len, int plus)
 {
     char *raw = strndup(s, len), *out;
@@ -303,7 +445,7 @@ static char *admin_decode(const char *s, size_t len, int plus)
         return NULL;
     out = evhttp_uridecode(raw, plus, &olen);
     free(raw);
-    if (out != NULL && strlen(out) != olen) {
+    if (out != NULL && (strlen(out) != olen || !crm_utf8_valid((const unsigned char *)out, olen))) {
         free(out);
         return NULL;
     }
@@ -410,6 +552,9 @@ static void admin_requestcb(struct evhttp_request *req, void *arg)
     f->req = req;
     f->a = a;
     TAILQ_INSERT_TAIL(&a->pending, f, link);
+    f->conn = admin_conn_of(l, req);
+    if (f->conn != NULL)
+        f->conn->busy = 1;
     f->pub.method = admin_method_name(evhttp_request_get_command(req));
     f->pub.tcp = l->tcp;
     f->pub.store = a->store;
@@ -621,9 +766,11 @@ static int admin_http_new(struct admin *a, struct admin_listener *l, evutil_sock
 {
     l->a = a;
     l->tcp = tcp;
+    TAILQ_INIT(&l->conns);
     l->http = evhttp_new(a->base);
     if (l->http == NULL)
         return -1;
+    evhttp_set_bevcb(l->http, admin_conn_bevcb, l);
     evhttp_set_max_body_size(l->http, ADMIN_MAX_BODY_BYTES);
     evhttp_set_max_headers_size(l->http, ADMIN_MAX_HEADER_BYTES);
     evhttp_set_timeout(l->http, ADMIN_TIMEOUT_S);
@@ -652,6 +799,7 @@ struct admin *admin_open(struct config *cfg, struct store *store, char *err, siz
     /* Store ports wake this base from the writer thread. */
     if (evthread_use_pthreads() < 0 || (a->base = event_base_new()) == NULL ||
         (a->ctl = event_new(a->base, -1, EV_READ, admin_ctlcb, a)) == NULL ||
+        (a->sweep = event_new(a->base, -1, EV_PERSIST, admin_sweepcb, a)) == NULL ||
         (a->port = store_port_new(store, a->base)) == NULL ||
         (a->socket_path = strdup(cfg->admin_socket)) == NULL) {
         snprintf(err, errlen, "admin API: cannot create its event loop");
@@ -674,6 +822,10 @@ struct admin *admin_open(struct config *cfg, struct store *store, char *err, siz
             close(tfd);
             goto fail;
         }
+    }
+    {
+        struct timeval one = {1, 0};
+        event_add(a->sweep, &one);
     }
     return a;
 fail:
@@ -730,6 +882,14 @@ void admin_close(struct admin *a)
     if (a->tcp_l.http != NULL)
         evhttp_free(a->tcp_l.http);
     a->tcp_l.http = NULL;
+    /* evhttp has freed every connection: our references are the last */
+    while (!TAILQ_EMPTY(&a->unix_l.conns))
+        admin_conn_release(TAILQ_FIRST(&a->unix_l.conns));
+    while (!TAILQ_EMPTY(&a->tcp_l.conns))
+        admin_conn_release(TAILQ_FIRST(&a->tcp_l.conns));
+    if (a->sweep != NULL)
+        event_free(a->sweep);
+    a->sweep = NULL;
     /* Remove the socket only if it is still ours (not a newer daemon's). */
     if (a->socket_bound && stat(a->socket_path, &st) == 0 && st.st_dev == a->sock_dev &&
         st.st_ino == a->sock_ino)

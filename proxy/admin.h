@@ -14,7 +14,9 @@
  *
  * Errors always have the shape {"error": {"code": "...", "message": "..."}}.
  * Requests are bounded: ADMIN_MAX_BODY_BYTES, ADMIN_MAX_HEADER_BYTES,
- * ADMIN_MAX_PARAMS query parameters, ADMIN_TIMEOUT_S per connection.
+ * ADMIN_MAX_PARAMS query parameters, ADMIN_TIMEOUT_S to send a whole
+ * request (however slowly its bytes trickle in), ADMIN_MAX_CONNECTIONS per
+ * listener.
  */
 #ifndef CRMGATE_ADMIN_H
 #define CRMGATE_ADMIN_H
@@ -30,6 +32,7 @@
 #define ADMIN_MAX_PARAMS       32   /* query parameters of one request */
 #define ADMIN_MAX_PARAM_BYTES  1024 /* one decoded parameter value */
 #define ADMIN_TIMEOUT_S        10   /* a connection's read/write timeout: idle ones are closed */
+#define ADMIN_MAX_CONNECTIONS  64   /* open connections per listener; more are closed at once */
 #define ADMIN_MAX_ROUTES       64
 
 struct admin;

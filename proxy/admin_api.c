@@ -6,7 +6,10 @@
  *   GET /v1/workspaces             every workspace of the loaded rules
  *   GET /v1/workspaces/{ws}        its mode and dry-run state
  *   PUT /v1/workspaces/{ws}        {"dry_run": true | false | null}: the runtime switch,
- *                                  answered once durable (null: the rules decide again)
+ *                                  answered once durable (null: the rules decide again);
+ *                                  leaving dry-run discards the workspace's overlay
+ *   DELETE /v1/workspaces/{ws}/overlay  discard the overlay (the dry-run values), staying
+ *                                  in whatever mode the workspace is
  *   GET /v1/audit                  filtered, paged records (query.h), newest first
  *   GET /v1/audit/{id}             one record
  *   GET /v1/stats[?workspace=W]    counts per workspace, workflow, object, field, outcome
@@ -160,14 +163,31 @@ static void admin_api_put_free(void *arg)
     free(p);
 }
 
+/* r's state naming the wslen bytes of ws, or NULL after answering 503 (r is then gone). */
+static struct admin_api_put *admin_api_put_new(struct admin_req *r, const char *ws, size_t wslen)
+{
+    struct admin_api_put *p = calloc(1, sizeof(*p));
+
+    if (p == NULL || (p->ws = strndup(ws, wslen)) == NULL) {
+        free(p);
+        admin_reply_error(r, 503, "out_of_memory", "crmgate is out of memory");
+        return NULL;
+    }
+    p->r = r;
+    r->ctx = p;
+    r->ctx_free = admin_api_put_free;
+    return p;
+}
+
 static void admin_api_ws_putcb(enum store_status st, uint64_t first, size_t n, void *arg)
 {
     struct admin_req *r = arg;
     struct admin_api_put *p = r->ctx;
     const struct rules_ws *w;
 
+    json_t *ans;
+
     (void)first;
-    (void)n;
     if (st != STORE_OK) {
         admin_reply_error(r, 503, "store_unavailable",
                           "the dry-run switch of %s could not be stored (%s); nothing changed",
@@ -179,15 +199,20 @@ static void admin_api_ws_putcb(enum store_status st, uint64_t first, size_t n, v
         /* stored, and the rules no longer know it: say what is stored */
         int sw = store_workspace_dry_run(r->store, p->ws);
         admin_reply(r, 200,
-                    json_pack("{s:s, s:o}", "workspace", p->ws, "dry_run_switch",
-                              sw < 0 ? json_null() : json_boolean(sw)));
+                    json_pack("{s:s, s:o, s:I}", "workspace", p->ws, "dry_run_switch",
+                              sw < 0 ? json_null() : json_boolean(sw), "overlay_discarded",
+                              (json_int_t)n));
         return;
     }
-    log_notice("admin: workspace %s: dry-run switch %s", p->ws,
+    log_notice("admin: workspace %s: dry-run switch %s; %zu dry-run record(s) discarded", p->ws,
                store_workspace_dry_run(r->store, p->ws) < 0
                    ? "cleared (the rules decide)"
-                   : (store_workspace_dry_run(r->store, p->ws) ? "on" : "off"));
-    admin_reply(r, 200, admin_api_ws_json(r->store, w));
+                   : (store_workspace_dry_run(r->store, p->ws) ? "on" : "off"),
+               n);
+    ans = admin_api_ws_json(r->store, w);
+    if (ans != NULL)
+        json_object_set_new(ans, "overlay_discarded", json_integer((json_int_t)n));
+    admin_reply(r, 200, ans);
 }
 
 static void admin_api_ws_put(struct admin_req *r)
@@ -238,16 +263,59 @@ static void admin_api_ws_put(struct admin_req *r)
     }
     dry = json_is_null(d) ? -1 : json_is_true(d);
     json_decref(body);
-    p = calloc(1, sizeof(*p));
-    if (p == NULL || (p->ws = strdup(w->name)) == NULL) {
-        free(p);
-        admin_reply_error(r, 503, "out_of_memory", "crmgate is out of memory");
+    p = admin_api_put_new(r, w->name, strlen(w->name));
+    if (p == NULL)
+        return;
+    /* Leaving dry-run (off, or back to rules that do not say dry_run) ends its values: the
+     * overlay goes in the same transaction, so turning dry-run on again starts clean. */
+    if (store_workspace_set_dry_run(r->port, p->ws, dry,
+                                    dry == 0 || (dry < 0 && w->mode != RULES_MODE_DRY_RUN),
+                                    admin_api_ws_putcb, r) < 0)
+        admin_reply_error(r, 503, "store_unavailable",
+                          "the store is not taking writes (closing or overloaded); nothing "
+                          "changed");
+}
+
+static void admin_api_overlay_delcb(enum store_status st, uint64_t first, size_t n, void *arg)
+{
+    struct admin_req *r = arg;
+    struct admin_api_put *p = r->ctx;
+
+    (void)first;
+    if (st != STORE_OK) {
+        admin_reply_error(r, 503, "store_unavailable",
+                          "the dry-run records of %s could not be discarded (%s); nothing "
+                          "changed",
+                          p->ws, store_status_name(st));
         return;
     }
-    p->r = r;
-    r->ctx = p;
-    r->ctx_free = admin_api_put_free;
-    if (store_workspace_set_dry_run(r->port, p->ws, dry, admin_api_ws_putcb, r) < 0)
+    log_notice("admin: workspace %s: %zu dry-run record(s) discarded", p->ws, n);
+    admin_reply(r, 200,
+                json_pack("{s:s, s:I}", "workspace", p->ws, "overlay_discarded", (json_int_t)n));
+}
+
+/* DELETE /v1/workspaces/{ws}/overlay: the dry-run values go, the mode and the audit stay. */
+static void admin_api_overlay_del(struct admin_req *r)
+{
+    static const char suffix[] = "/overlay";
+    size_t len = strlen(r->rest), wslen;
+    struct admin_api_put *p;
+
+    if (len <= sizeof(suffix) - 1 || strcmp(r->rest + len - (sizeof(suffix) - 1), suffix) != 0) {
+        admin_reply_error(r, 405, "method_not_allowed",
+                          "DELETE needs /v1/workspaces/{workspace}/overlay");
+        return;
+    }
+    wslen = len - (sizeof(suffix) - 1);
+    p = admin_api_put_new(r, r->rest, wslen);
+    if (p == NULL)
+        return;
+    if (admin_api_ws_find(r->cfg, p->ws) == NULL) {
+        admin_reply_error(r, 404, "unknown_workspace",
+                          "no workspace \"%s\" in the loaded rules (%s)", p->ws, r->cfg->rules_dir);
+        return;
+    }
+    if (store_overlay_discard(r->port, p->ws, NULL, admin_api_overlay_delcb, r) < 0)
         admin_reply_error(r, 503, "store_unavailable",
                           "the store is not taking writes (closing or overloaded); nothing "
                           "changed");
@@ -346,6 +414,7 @@ int admin_api_register(void)
         admin_route_add("GET", "/metrics", admin_api_metrics, NULL) < 0 ||
         admin_route_add("GET", "/v1/workspaces", admin_api_ws_get, NULL) < 0 ||
         admin_route_add("PUT", "/v1/workspaces", admin_api_ws_put, NULL) < 0 ||
+        admin_route_add("DELETE", "/v1/workspaces", admin_api_overlay_del, NULL) < 0 ||
         admin_route_add("GET", "/v1/audit", admin_api_audit, NULL) < 0 ||
         admin_route_add("GET", "/v1/stats", admin_api_stats, NULL) < 0)
         return -1;

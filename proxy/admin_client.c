@@ -50,14 +50,57 @@ static int admin_target_socket(struct admin_target *t, const char *dir, const ch
     return 0;
 }
 
+/*
+ * The admin socket serve's config file names: admin.socket, else
+ * state_dir/admin.sock (only these keys are read: the CLI needs neither the
+ * CA nor the rules). 0, or -1 with err.
+ */
+static int admin_target_config(struct admin_target *t, const char *file, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+    const char *sock, *sd;
+    int rc;
+
+    if (root == NULL) {
+        snprintf(err, errlen, "%s: %s (line %d)", file, jerr.text, jerr.line);
+        return -1;
+    }
+    sock = json_string_value(json_object_get(json_object_get(root, "admin"), "socket"));
+    sd = json_string_value(json_object_get(root, "state_dir"));
+    if (sock == NULL && sd == NULL) {
+        snprintf(err, errlen,
+                 "%s sets neither admin.socket nor state_dir: give --socket or --state-dir", file);
+        json_decref(root);
+        return -1;
+    }
+    rc = sock != NULL ? admin_target_socket(t, sock, NULL, err, errlen)
+                      : admin_target_socket(t, sd, "admin.sock", err, errlen);
+    json_decref(root);
+    return rc;
+}
+
+void admin_target_help(FILE *out)
+{
+    fprintf(out,
+            "Reaching crmgate (first that applies):\n"
+            "  --url http://HOST:PORT     the TCP admin API; the token in $CRMGATE_ADMIN_TOKEN\n"
+            "  --socket PATH              the admin socket (serve's admin.socket)\n"
+            "  -c, --config FILE          serve's config: its admin.socket, else\n"
+            "                             its state_dir/admin.sock\n"
+            "  --state-dir DIR            DIR/admin.sock\n"
+            "  $CRMGATE_ADMIN_URL, else $STATE_DIRECTORY/admin.sock, else ./var/admin.sock\n");
+}
+
 int admin_target_init(struct admin_target *t, const char *url, const char *socket,
-                      const char *state_dir, char *err, size_t errlen)
+                      const char *config, const char *state_dir, char *err, size_t errlen)
 {
     const char *env_url = getenv("CRMGATE_ADMIN_URL");
     const char *sd = getenv("STATE_DIRECTORY");
 
     memset(t, 0, sizeof(*t));
-    if (url == NULL && socket == NULL && state_dir == NULL && env_url != NULL && env_url[0] != '\0')
+    if (url == NULL && socket == NULL && config == NULL && state_dir == NULL && env_url != NULL &&
+        env_url[0] != '\0')
         url = env_url;
     if (url != NULL) {
         const char *tok = getenv("CRMGATE_ADMIN_TOKEN");
@@ -79,6 +122,8 @@ int admin_target_init(struct admin_target *t, const char *url, const char *socke
     }
     if (socket != NULL)
         return admin_target_socket(t, socket, NULL, err, errlen);
+    if (config != NULL)
+        return admin_target_config(t, config, err, errlen);
     if (state_dir != NULL)
         return admin_target_socket(t, state_dir, "admin.sock", err, errlen);
     if (sd != NULL && sd[0] != '\0') {

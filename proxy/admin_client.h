@@ -7,6 +7,7 @@
 #define CRMGATE_ADMIN_CLIENT_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -21,14 +22,20 @@ struct admin_target {
 };
 
 /*
- * Where the daemon is, by precedence: url (--url), socket (--socket),
- * state_dir/admin.sock (--state-dir), $CRMGATE_ADMIN_URL, then
- * $STATE_DIRECTORY/admin.sock, then ./var/admin.sock (serve's defaults).
- * A TCP target takes its token from $CRMGATE_ADMIN_TOKEN. Any argument may
- * be NULL. 0, or -1 with err (a path too long, a URL not http://, no token).
+ * Where the daemon is, by precedence: url (--url), socket (--socket), the
+ * socket serve's config file names (-c/--config: its admin.socket, else its
+ * state_dir/admin.sock; only these keys are read), state_dir/admin.sock
+ * (--state-dir), $CRMGATE_ADMIN_URL, then $STATE_DIRECTORY/admin.sock, then
+ * ./var/admin.sock (serve's defaults). A TCP target takes its token from
+ * $CRMGATE_ADMIN_TOKEN. Any argument may be NULL. 0, or -1 with err (a path
+ * too long, a URL not http://, no token, a config file that cannot be read
+ * or names no socket).
  */
 int admin_target_init(struct admin_target *t, const char *url, const char *socket,
-                      const char *state_dir, char *err, size_t errlen);
+                      const char *config, const char *state_dir, char *err, size_t errlen);
+
+/* The help text of the flags admin_target_init takes, for every CLI command's usage. */
+void admin_target_help(FILE *out);
 
 /* Where t points, for messages: the socket path or the URL. */
 const char *admin_target_name(const struct admin_target *t);

@@ -415,14 +415,6 @@ static json_t *admin_custody_integration_json(const struct custody_ref *ref, jso
         "attention", att != NULL && att[0] != '\0' ? json_string(att) : json_null());
 }
 
-static int admin_custody_url_ok(const char *u)
-{
-    return u != NULL && strlen(u) <= CUSTODY_MAX_URL &&
-           (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://127.", 11) == 0 ||
-            strncmp(u, "http://[::1]", 12) == 0 || strncmp(u, "http://localhost", 16) == 0) &&
-           strpbrk(u, " \t\r\n?#") == NULL;
-}
-
 static char *admin_custody_sdup(const char *s)
 {
     return s != NULL ? strdup(s) : NULL;
@@ -469,10 +461,10 @@ static void admin_custody_integration_put(struct admin_req *r)
         admin_reply_error(r, 400, "bad_request", "\"type\" must be \"private_app\" or \"oauth\"");
         goto done;
     }
-    if (at == NULL || at[0] == '\0' || strlen(at) > CUSTODY_MAX_SECRET ||
-        strpbrk(at, " \t\r\n") != NULL) {
+    if (!custody_token_ok(at)) {
         admin_reply_error(r, 400, "bad_request",
-                          "\"access_token\" is required (one token, no whitespace)");
+                          "\"access_token\" is required (one token: visible ASCII, no whitespace "
+                          "or control character)");
         goto done;
     }
     if ((rt != NULL && strlen(rt) > CUSTODY_MAX_SECRET) ||
@@ -493,10 +485,11 @@ static void admin_custody_integration_put(struct admin_req *r)
                           "a private_app integration holds only \"access_token\"");
         goto done;
     }
-    if ((iu != NULL && !admin_custody_url_ok(iu)) || (tu != NULL && !admin_custody_url_ok(tu))) {
+    if ((iu != NULL && !custody_url_ok(iu)) || (tu != NULL && !custody_url_ok(tu))) {
         admin_reply_error(r, 400, "bad_request",
                           "\"instance_url\" and \"token_url\" must be https:// URLs (http:// only "
-                          "to loopback), without query or fragment");
+                          "to loopback: localhost, 127.x.y.z, [::1]), without user info, query "
+                          "or fragment");
         goto done;
     }
     if (iu != NULL && ref.crm != CRM_SALESFORCE) {
@@ -506,7 +499,7 @@ static void admin_custody_integration_put(struct admin_req *r)
     ei = json_object_get(body, "expires_in");
     lt = json_object_get(body, "lifetime_s");
     if ((ei != NULL && (!json_is_integer(ei) || json_integer_value(ei) <= 0 ||
-                        json_integer_value(ei) > 10 * 365 * 86400)) ||
+                        json_integer_value(ei) > CUSTODY_MAX_EXPIRES_IN)) ||
         (lt != NULL && (!json_is_integer(lt) || json_integer_value(lt) <= 0 ||
                         json_integer_value(lt) > 365 * 86400))) {
         admin_reply_error(r, 400, "bad_request",

@@ -83,4 +83,15 @@ size_t audit_batch_outcomes(json_t *records, enum crm crm, const char *body, siz
 /* Set record i's "record" id where it had none (a create's id from the CRM's answer). */
 int audit_set_record_id(json_t *records, size_t i, const char *id);
 
+/*
+ * The ids of a multi-record create from the CRM's answer (audit_created.c):
+ * HubSpot batch create (by objectWriteTraceId, else by the written values),
+ * Salesforce collections, composite and composite batch creates (by
+ * position). req is the request body, ans the CRM's JSON answer. Records
+ * that already have an id, or cannot be matched, are left as they are.
+ * Returns how many ids were set.
+ */
+size_t audit_created_ids(json_t *records, enum crm crm, const char *req, size_t rlen,
+                         const char *ans, size_t alen);
+
 #endif

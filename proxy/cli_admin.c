@@ -2,7 +2,7 @@
  * cli_admin.c - the commands that talk to a running crmgate through its
  * admin API, or read its store directly:
  *
- *   crmgate dry-run on|off|reset|status [--workspace W]
+ *   crmgate dry-run on|off|reset|clear|status [--workspace W]
  *   crmgate diffs [FILTERS] [--json] [--db DIR]
  *   crmgate stats [--workspace W] [--json] [--db DIR]
  *
@@ -12,6 +12,7 @@
  * reached, 2 bad usage (including a request the daemon answers 400).
  */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,26 +90,22 @@ struct cli_admin_args {
 
 static void cli_admin_target_help(FILE *out)
 {
+    fputc('\n', out);
+    admin_target_help(out);
     fprintf(out,
-            "\n"
-            "Reaching crmgate (first that applies):\n"
-            "  --url http://HOST:PORT     the TCP admin API; the token in $CRMGATE_ADMIN_TOKEN\n"
-            "  --socket PATH              the admin socket (serve's admin.socket)\n"
-            "  -c, --config FILE          serve's config: its admin.socket, else\n"
-            "                             its state_dir/admin.sock\n"
-            "  --state-dir DIR            DIR/admin.sock\n"
-            "  $CRMGATE_ADMIN_URL, else $STATE_DIRECTORY/admin.sock, else ./var/admin.sock\n"
-            "\n"
-            "Exit status: 0 done, 1 crmgate refused or could not be reached, 2 bad usage.\n");
+            "\nExit status: 0 done, 1 crmgate refused or could not be reached, 2 bad usage.\n");
 }
 
 static void cli_admin_usage_dry_run(FILE *out)
 {
-    fprintf(out, "Usage: crmgate dry-run on|off|reset|status [--workspace W] [--json]\n"
+    fprintf(out, "Usage: crmgate dry-run on|off|reset|clear|status [--workspace W] [--json]\n"
                  "\n"
                  "  on, off   set the workspace's runtime dry-run switch (persisted; it\n"
                  "            survives a restart and overrides the rules' mode)\n"
                  "  reset     remove the switch: the workspace's rules decide again\n"
+                 "  clear     discard the values written in dry-run (reads show the CRM's\n"
+                 "            again); the mode stays. off, and a reset to rules that do\n"
+                 "            not say dry_run, discard them too. Audit records stay.\n"
                  "  status    the workspace's mode and dry-run state (every workspace\n"
                  "            without --workspace)\n");
     cli_admin_target_help(out);
@@ -208,42 +205,6 @@ static int cli_admin_parse(int argc, char **argv, struct cli_admin_args *a, void
 }
 
 /*
- * The admin socket serve's config file names: admin.socket, else
- * state_dir/admin.sock (only these keys are read: the CLI needs neither the
- * CA nor the rules). 0, or -1 with err.
- */
-static int cli_admin_socket_of_config(const char *file, char *out, size_t outlen, char *err,
-                                      size_t errlen)
-{
-    json_error_t jerr;
-    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
-    const char *sock, *sd;
-    int n = -1;
-
-    if (root == NULL) {
-        snprintf(err, errlen, "%s: %s (line %d)", file, jerr.text, jerr.line);
-        return -1;
-    }
-    sock = json_string_value(json_object_get(json_object_get(root, "admin"), "socket"));
-    sd = json_string_value(json_object_get(root, "state_dir"));
-    if (sock != NULL)
-        n = snprintf(out, outlen, "%s", sock);
-    else if (sd != NULL)
-        n = snprintf(out, outlen, "%s/admin.sock", sd);
-    if (n < 0 || (size_t)n >= outlen) {
-        snprintf(err, errlen,
-                 n < 0 ? "%s sets neither admin.socket nor state_dir: give --socket or "
-                         "--state-dir"
-                       : "%s: the admin socket path is too long",
-                 file);
-        json_decref(root);
-        return -1;
-    }
-    json_decref(root);
-    return 0;
-}
-
-/*
  * Call the daemon; 0 with a 2xx answer in *out, else the exit status after
  * saying why on stderr: 2 when it found the request bad (400), else 1.
  */
@@ -251,18 +212,11 @@ static int cli_admin_call(const char *cmd, const struct cli_admin_args *a, const
                           const char *path, const json_t *body, json_t **out)
 {
     struct admin_target t;
-    char err[1024], why[1200], sock[sizeof(t.socket)];
+    char err[1024], why[1200];
     long status;
 
     *out = NULL;
-    if (a->config != NULL && a->socket == NULL && a->url == NULL &&
-        cli_admin_socket_of_config(a->config, sock, sizeof(sock), err, sizeof(err)) < 0) {
-        fprintf(stderr, "crmgate %s: %s\n", cmd, err);
-        return 1;
-    }
-    if (admin_target_init(&t, a->url,
-                          a->socket != NULL ? a->socket : (a->config != NULL ? sock : NULL),
-                          a->state_dir, err, sizeof(err)) < 0 ||
+    if (admin_target_init(&t, a->url, a->socket, a->config, a->state_dir, err, sizeof(err)) < 0 ||
         admin_client_call(&t, method, path, body, &status, out, err, sizeof(err)) < 0) {
         fprintf(stderr, "crmgate %s: %s\n", cmd, err);
         return 1;
@@ -300,6 +254,18 @@ static void cli_admin_ws_line(const json_t *w)
     else
         printf("%s: dry-run %s (from the rules: mode %s)\n", name ? name : "?", on ? "on" : "off",
                mode ? mode : "?");
+}
+
+/* "W: N dry-run records discarded ..." after a clear, or a switch that discarded some. */
+static void cli_admin_discarded_line(const json_t *w)
+{
+    json_int_t n = json_integer_value(json_object_get(w, "overlay_discarded"));
+    const char *name = json_string_value(json_object_get(w, "workspace"));
+
+    if (json_is_integer(json_object_get(w, "overlay_discarded")))
+        printf("%s: %lld dry-run record%s discarded (reads show the CRM's values; the audit "
+               "log keeps them)\n",
+               name ? name : "?", (long long)n, n == 1 ? "" : "s");
 }
 
 static int cli_admin_ws_path(char *buf, size_t buflen, const char *ws)
@@ -348,6 +314,11 @@ static int cli_dry_run(int argc, char **argv)
             json_decref(out);
             return 0;
         }
+    } else if (strcmp(action, "clear") == 0) {
+        if (ws == NULL) {
+            fprintf(stderr, "crmgate dry-run clear: --workspace W is required\n");
+            return 2;
+        }
     } else if (strcmp(action, "on") == 0 || strcmp(action, "off") == 0 ||
                strcmp(action, "reset") == 0) {
         if (ws == NULL) {
@@ -358,7 +329,8 @@ static int cli_dry_run(int argc, char **argv)
                          strcmp(action, "reset") == 0 ? json_null()
                                                       : json_boolean(strcmp(action, "on") == 0));
     } else {
-        fprintf(stderr, "crmgate dry-run: unknown action \"%s\" (on, off, reset or status)\n",
+        fprintf(stderr,
+                "crmgate dry-run: unknown action \"%s\" (on, off, reset, clear or status)\n",
                 action);
         return 2;
     }
@@ -367,14 +339,27 @@ static int cli_dry_run(int argc, char **argv)
         json_decref(body);
         return 2;
     }
-    rc = cli_admin_call("dry-run", &a, body != NULL ? "PUT" : "GET", path, body, &out);
+    if (strcmp(action, "clear") == 0 &&
+        (strlen(path) + sizeof("/overlay") > sizeof(path) ||
+         snprintf(path + strlen(path), sizeof(path) - strlen(path), "/overlay") < 0)) {
+        fprintf(stderr, "crmgate dry-run: workspace name too long\n");
+        return 2;
+    }
+    rc = cli_admin_call("dry-run", &a,
+                        body != NULL ? "PUT" : (strcmp(action, "clear") == 0 ? "DELETE" : "GET"),
+                        path, body, &out);
     json_decref(body);
     if (rc != 0)
         return rc;
-    if (a.json)
+    if (a.json) {
         cli_admin_print_json(out);
-    else
-        cli_admin_ws_line(out);
+    } else {
+        if (json_object_get(out, "mode") != NULL)
+            cli_admin_ws_line(out);
+        if (strcmp(action, "clear") == 0 ||
+            json_integer_value(json_object_get(out, "overlay_discarded")) > 0)
+            cli_admin_discarded_line(out);
+    }
     json_decref(out);
     return 0;
 }
@@ -407,6 +392,45 @@ static long long cli_admin_now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * printf for table lines that carry what agents sent (field names, values,
+ * record ids, workflows): every control character (C0, DEL, and C1 as
+ * UTF-8) is printed as '?', so no escape sequence or carriage return from a
+ * record can reach the terminal, recolour it or overwrite what it shows.
+ */
+static void cli_admin_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void cli_admin_printf(const char *fmt, ...)
+{
+    char stack[1024], *line = stack;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(stack, sizeof(stack), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(stack)) {
+        line = malloc((size_t)n + 1);
+        if (line == NULL)
+            return;
+        va_start(ap, fmt);
+        vsnprintf(line, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if ((c < 0x20 && !(c == '\n' && i == n - 1)) || c == 0x7f)
+            line[i] = '?';
+        else if (c == 0xc2 && i + 1 < n && (unsigned char)line[i + 1] >= 0x80 &&
+                 (unsigned char)line[i + 1] <= 0x9f)
+            line[i] = line[i + 1] = '?';
+    }
+    fwrite(line, 1, (size_t)n, stdout);
+    if (line != stack)
+        free(line);
 }
 
 /* ----- diffs ----- */
@@ -451,8 +475,8 @@ static void cli_admin_diff_table(const json_t *records)
     size_t i;
     json_t *rec;
 
-    printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", "TIME (UTC)", "WORKSPACE", "WORKFLOW",
-           "OBJECT/RECORD", "FIELD", "BEFORE -> AFTER", "OUTCOME");
+    cli_admin_printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", "TIME (UTC)", "WORKSPACE",
+                     "WORKFLOW", "OBJECT/RECORD", "FIELD", "BEFORE -> AFTER", "OUTCOME");
     json_array_foreach(records, i, rec)
     {
         long long ts = json_integer_value(json_object_get(rec, "ts"));
@@ -469,9 +493,9 @@ static void cli_admin_diff_table(const json_t *records)
                  cli_admin_str(rec, "record"));
         if (json_array_size(fields) == 0) {
             snprintf(change, sizeof(change), "[%s]", cli_admin_str(rec, "verb"));
-            printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
-                   cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"), objrec, "-",
-                   change, cli_admin_str(rec, "outcome"));
+            cli_admin_printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
+                             cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"),
+                             objrec, "-", change, cli_admin_str(rec, "outcome"));
             continue;
         }
         /* a null before: a new record, a value crmgate did not read (denied, or the CRM
@@ -488,9 +512,10 @@ static void cli_admin_diff_table(const json_t *records)
             cli_admin_value(json_object_get(f, "before"), unread, before, sizeof(before));
             cli_admin_value(json_object_get(f, "after"), "(empty)", after, sizeof(after));
             snprintf(change, sizeof(change), "%s -> %s", before, after);
-            printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
-                   cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"), objrec,
-                   cli_admin_str(f, "name"), change, cli_admin_str(rec, "outcome"));
+            cli_admin_printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
+                             cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"),
+                             objrec, cli_admin_str(f, "name"), change,
+                             cli_admin_str(rec, "outcome"));
         }
     }
 }
@@ -607,11 +632,11 @@ static void cli_admin_breakdown(const char *title, const json_t *obj)
         kv[k++].n = json_integer_value(v);
     }
     qsort(kv, k, sizeof(*kv), cli_admin_kv_cmp);
-    printf("%s\n", title);
+    cli_admin_printf("%s\n", title);
     for (size_t i = 0; i < k && i < CLI_ADMIN_TOP; i++)
-        printf("  %-50s %10lld\n", kv[i].key, kv[i].n);
+        cli_admin_printf("  %-50s %10lld\n", kv[i].key, kv[i].n);
     if (k > CLI_ADMIN_TOP)
-        printf("  ... %zu more (--json for all)\n", k - CLI_ADMIN_TOP);
+        cli_admin_printf("  ... %zu more (--json for all)\n", k - CLI_ADMIN_TOP);
     free(kv);
 }
 
@@ -621,8 +646,8 @@ static void cli_admin_stats_print(const json_t *out)
     size_t i;
     json_t *row;
 
-    printf("audited field changes: %lld\n",
-           (long long)json_integer_value(json_object_get(out, "total")));
+    cli_admin_printf("audited field changes: %lld\n",
+                     (long long)json_integer_value(json_object_get(out, "total")));
     cli_admin_breakdown("by outcome:", json_object_get(out, "by_outcome"));
     cli_admin_breakdown("by workspace:", json_object_get(out, "by_workspace"));
     cli_admin_breakdown("by workflow:", json_object_get(out, "by_workflow"));
@@ -631,21 +656,23 @@ static void cli_admin_stats_print(const json_t *out)
     cli_admin_breakdown("by field:", json_object_get(out, "by_field"));
     if (json_array_size(rows) == 0)
         return;
-    printf("\n%-10s  %-14s  %-20s  %-24s  %-14s  %-14s  %s\n", "WORKSPACE", "WORKFLOW", "USER",
-           "CRM/OBJECT", "FIELD", "OUTCOME", "COUNT");
+    putchar('\n');
+    cli_admin_printf("%-10s  %-14s  %-20s  %-24s  %-14s  %-14s  %s\n", "WORKSPACE", "WORKFLOW",
+                     "USER", "CRM/OBJECT", "FIELD", "OUTCOME", "COUNT");
     json_array_foreach(rows, i, row)
     {
         char obj[300];
         if (i >= CLI_ADMIN_ROWS) {
-            printf("... %zu more rows (--json for all)\n", json_array_size(rows) - i);
+            cli_admin_printf("... %zu more rows (--json for all)\n", json_array_size(rows) - i);
             break;
         }
         snprintf(obj, sizeof(obj), "%s/%s", cli_admin_str(row, "crm"),
                  cli_admin_str(row, "object"));
-        printf("%-10s  %-14s  %-20s  %-24s  %-14s  %-14s  %lld\n", cli_admin_str(row, "workspace"),
-               cli_admin_str(row, "workflow"), cli_admin_str(row, "user"), obj,
-               cli_admin_str(row, "field"), cli_admin_str(row, "outcome"),
-               (long long)json_integer_value(json_object_get(row, "count")));
+        cli_admin_printf("%-10s  %-14s  %-20s  %-24s  %-14s  %-14s  %lld\n",
+                         cli_admin_str(row, "workspace"), cli_admin_str(row, "workflow"),
+                         cli_admin_str(row, "user"), obj, cli_admin_str(row, "field"),
+                         cli_admin_str(row, "outcome"),
+                         (long long)json_integer_value(json_object_get(row, "count")));
     }
 }
 

@@ -42,6 +42,7 @@ enum {
 
 static const struct option cli_custody_opts[] = {
     {"socket", required_argument, NULL, OPT_SOCKET},
+    {"config", required_argument, NULL, 'c'},
     {"state-dir", required_argument, NULL, OPT_STATE_DIR},
     {"url", required_argument, NULL, OPT_URL},
     {"json", no_argument, NULL, OPT_JSON},
@@ -63,7 +64,7 @@ static const struct option cli_custody_opts[] = {
 };
 
 struct cli_custody_args {
-    const char *socket, *state_dir, *url;
+    const char *socket, *config, *state_dir, *url;
     const char *workspace, *user, *kind, *workflow, *expires, *crm, *type, *client_id;
     const char *expires_in, *instance_url, *token_url, *secrets_file, *out;
     int json;
@@ -93,10 +94,9 @@ static void cli_custody_usage(FILE *out)
           "  crmgate vault keygen [--out FILE]\n"
           "      a new vault key (64 hex digits); --out writes it with mode 0600 and\n"
           "      refuses to overwrite\n"
-          "\n"
-          "Where the daemon is: --socket PATH, --state-dir DIR (DIR/admin.sock), or --url\n"
-          "http://HOST:PORT with $CRMGATE_ADMIN_TOKEN (default: $STATE_DIRECTORY or ./var).\n",
+          "\n",
           out);
+    admin_target_help(out);
 }
 
 /* Parse the flags after the verb; -1 after printing an error (or 1 for --help). */
@@ -107,10 +107,13 @@ static int cli_custody_parse(int argc, char **argv, struct cli_custody_args *a)
     memset(a, 0, sizeof(*a));
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", cli_custody_opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:h", cli_custody_opts, NULL)) != -1) {
         switch (ch) {
         case OPT_SOCKET:
             a->socket = optarg;
+            break;
+        case 'c':
+            a->config = optarg;
             break;
         case OPT_STATE_DIR:
             a->state_dir = optarg;
@@ -197,7 +200,7 @@ static int cli_custody_call(const struct cli_custody_args *a, const char *method
     json_t *ans = NULL;
 
     *out = NULL;
-    if (admin_target_init(&t, a->url, a->socket, a->state_dir, err, sizeof(err)) < 0) {
+    if (admin_target_init(&t, a->url, a->socket, a->config, a->state_dir, err, sizeof(err)) < 0) {
         fprintf(stderr, "crmgate: %s\n", err);
         return 2;
     }
@@ -314,7 +317,7 @@ static int cli_custody_key(int argc, char **argv)
             json_object_set_new(body, "user", json_string(a.user));
         if (a.workflow != NULL)
             json_object_set_new(body, "workflow", json_string(a.workflow));
-        if (exp > 0)
+        if (a.expires != NULL) /* even 1970-01-01 (0): the daemon refuses a past time */
             json_object_set_new(body, "expires_ms", json_integer(exp));
         rc = cli_custody_call(&a, "POST", "/v1/keys", body, &out);
         json_decref(body);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -591,6 +592,79 @@ int custody_select(const struct config_caller *who, const struct rules_ws *ws, e
     out->scope = CUSTODY_SCOPE_USER;
     snprintf(out->user, sizeof(out->user), "%s", who->user);
     return 0;
+}
+
+/* Whether h (hl bytes) names loopback: localhost, [::1], or 127.x.y.z (decimal octets). */
+static int custody_loopback_host(const char *h, size_t hl)
+{
+    int dots = 0, digits = 0;
+
+    if ((hl == 9 && strncasecmp(h, "localhost", 9) == 0) || (hl == 5 && memcmp(h, "[::1]", 5) == 0))
+        return 1;
+    if (hl < 4 || memcmp(h, "127.", 4) != 0)
+        return 0;
+    for (size_t i = 0; i < hl; i++) {
+        if (h[i] == '.') {
+            if (digits == 0 || digits > 3)
+                return 0;
+            dots++;
+            digits = 0;
+        } else if (h[i] >= '0' && h[i] <= '9') {
+            digits++;
+        } else {
+            return 0;
+        }
+    }
+    return dots == 3 && digits > 0 && digits <= 3;
+}
+
+int custody_url_ok(const char *u)
+{
+    const char *h, *end;
+    size_t len = u != NULL ? strlen(u) : 0, hl;
+    int https;
+
+    if (len == 0 || len > CUSTODY_MAX_URL)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)u[i];
+        if (ch <= ' ' || ch >= 0x7f || ch == '?' || ch == '#' || ch == '\\')
+            return 0;
+    }
+    https = strncmp(u, "https://", 8) == 0;
+    if (!https && strncmp(u, "http://", 7) != 0)
+        return 0;
+    h = u + (https ? 8 : 7);
+    end = h + strcspn(h, "/");
+    if (memchr(h, '@', (size_t)(end - h)) != NULL)
+        return 0; /* user info: the host is not what it seems */
+    hl = (size_t)(end - h);
+    if (h[0] == '[') {
+        const char *rb = memchr(h, ']', hl);
+        if (rb == NULL)
+            return 0;
+        hl = (size_t)(rb + 1 - h);
+    } else {
+        const char *colon = memchr(h, ':', hl);
+        if (colon != NULL)
+            hl = (size_t)(colon - h);
+    }
+    if (hl == 0 || (h + hl < end && h[hl] != ':'))
+        return 0;
+    return https || custody_loopback_host(h, hl);
+}
+
+int custody_token_ok(const char *t)
+{
+    size_t len = t != NULL ? strlen(t) : 0;
+
+    if (len == 0 || len > CUSTODY_MAX_SECRET)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)t[i] <= ' ' || (unsigned char)t[i] >= 0x7f)
+            return 0;
+    }
+    return 1;
 }
 
 int custody_cred_due(const struct custody_cred *c, long long now_ms, unsigned margin_s)

@@ -46,6 +46,7 @@
 #define CUSTODY_SF_LIFETIME    7200 /* Salesforce's default session, when nothing else is known */
 #define CUSTODY_CACHE_SLOTS    64   /* keys and integrations cached per thread */
 #define CUSTODY_MAX_KEY        511  /* LMDB's key limit (store_internal.h STORE_MAX_KEY) */
+#define CUSTODY_MAX_EXPIRES_IN (10LL * 365 * 86400) /* longest token lifetime taken, seconds */
 
 enum custody_scope { CUSTODY_SCOPE_WORKSPACE, CUSTODY_SCOPE_USER };
 enum custody_type { CUSTODY_TYPE_PRIVATE_APP, CUSTODY_TYPE_OAUTH };
@@ -173,6 +174,22 @@ const char *custody_type_name(enum custody_type t);
  */
 int custody_select(const struct config_caller *who, const struct rules_ws *ws, enum crm crm,
                    struct custody_ref *out, char *why, size_t whylen);
+
+/*
+ * Whether u may receive a token (an instance or token URL): https:// to a
+ * named host, or http:// only to loopback (localhost, 127.x.y.z, [::1]:
+ * the test CRMs), the host matched whole; no user info, whitespace,
+ * control character, query or fragment, at most CUSTODY_MAX_URL bytes.
+ * 1 / 0.
+ */
+int custody_url_ok(const char *u);
+
+/*
+ * Whether t may be sent as a token (it goes into an Authorization header): 1
+ * to CUSTODY_MAX_SECRET visible ASCII characters, no space or control
+ * character. 1 / 0.
+ */
+int custody_token_ok(const char *t);
 
 /* Whether the access token should be refreshed now (an OAuth token within margin_s of expiry). */
 int custody_cred_due(const struct custody_cred *c, long long now_ms, unsigned margin_s);

@@ -78,11 +78,16 @@ struct exchange {
     struct before_fetch *bf;
     struct enforce ef;
     struct audit_ctx ctx;
-    int write;              /* audited */
-    int dry;                /* this write is answered in dry-run */
-    int store_pending;      /* a commit's callback is outstanding */
-    json_t *records;        /* the audit records (the store serializes what it is given) */
-    json_t **before;        /* ef.ops.n before-states, or NULL */
+    int write;    /* audited */
+    int detached; /* on w->detached: the client left, the exchange finishes alone */
+    struct exchange *dnext, *dprev;
+    char *wbody; /* a forwarded write's body, ours: curl may still send it after the conn is gone */
+    size_t wbody_len;
+    int refused;       /* answered with crmgate's own error, not the policy's (metrics "refused") */
+    int dry;           /* this write is answered in dry-run */
+    int store_pending; /* a commit's callback is outstanding */
+    json_t *records;   /* the audit records (the store serializes what it is given) */
+    json_t **before;   /* ef.ops.n before-states, or NULL */
     unsigned char *unknown; /* ef.ops.n flags: before-state unknown */
     uint64_t first_id;      /* the first record's id once committed */
     json_t **overlay;       /* reads in dry-run: ef.ops.n overlay records (NULL entries), or NULL */
@@ -130,6 +135,18 @@ static long long exchange_wall_ms(void)
 
 static void exchange_free(struct exchange *ex)
 {
+    if (ex->detached) {
+        struct worker *w = ex->w;
+        if (ex->dprev != NULL)
+            ex->dprev->dnext = ex->dnext;
+        else
+            w->detached = ex->dnext;
+        if (ex->dnext != NULL)
+            ex->dnext->dprev = ex->dprev;
+        ex->detached = 0;
+        w->ndetached--;
+        worker_conn_removed(w); /* a draining worker may be waiting for this one */
+    }
     if (ex->rw != NULL)
         refresh_cancel(ex->rw);
     ex->rw = NULL;
@@ -140,6 +157,7 @@ static void exchange_free(struct exchange *ex)
     if (ex->ef.verdict.rule[0] != '\0')
         metrics_request(ex->crm, ex->ef.ops.n > 0 ? ex->ef.ops.v[0].verb : CRM_VERB_UNKNOWN,
                         !ex->ef.verdict.allow ? METRICS_DENY
+                        : ex->refused         ? METRICS_REFUSED
                         : ex->dry             ? METRICS_DRY_RUN
                                               : METRICS_ALLOW);
     config_unref(ex->cfg);
@@ -150,6 +168,8 @@ static void exchange_free(struct exchange *ex)
     ex->base = NULL;
     free(ex->rest);
     ex->rest = NULL;
+    free(ex->wbody);
+    ex->wbody = NULL;
     http_fields_free(&ex->fwd);
     http_fields_free(&ex->out);
     if (ex->out_body != NULL)
@@ -215,6 +235,7 @@ static void exchange_reply_error(struct exchange *ex, int status, const char *co
     char *json = crm_error_body(ex->crm, status, code, msg, conn_request_id(ex->c));
 
     log_info("%s %d %s: %s", conn_peer(ex->c), status, code, msg);
+    ex->refused = 1;
     if (body == NULL || json == NULL ||
         http_fields_add(&f, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0 ||
         exchange_decision_headers(ex, &f) < 0 ||
@@ -273,24 +294,57 @@ static void exchange_deny(struct exchange *ex)
     http_fields_free(&f);
 }
 
+/* Keep ex alive on its worker's detached list until it finishes by itself. */
+static void exchange_detach(struct exchange *ex)
+{
+    struct worker *w = ex->w;
+
+    ex->detached = 1;
+    ex->dprev = NULL;
+    ex->dnext = w->detached;
+    if (w->detached != NULL)
+        w->detached->dprev = ex;
+    w->detached = ex;
+    w->ndetached++;
+}
+
 void exchange_cancel(struct exchange *ex)
 {
     if (ex->rw != NULL)
         refresh_cancel(ex->rw);
     ex->rw = NULL;
-    if (ex->xfer != NULL)
-        upstream_cancel(ex->xfer);
-    ex->xfer = NULL;
     if (ex->bf != NULL)
         before_cancel(ex->bf);
     ex->bf = NULL;
     ex->c = NULL;
     ex->req = NULL;
-    /* A commit in flight still calls back: the exchange goes then. A write whose intent is
-     * committed but that was not answered keeps the outcome "unknown". */
-    if (ex->store_pending)
+    /* A write at the CRM may be applied whatever the client does: cutting it would leave its
+     * record "unknown" for good. It finishes, and exchange_done commits the CRM's outcome. */
+    if (ex->xfer != NULL && ex->phase == EX_WRITE && !ex->w->closing) {
+        exchange_detach(ex);
         return;
+    }
+    if (ex->xfer != NULL)
+        upstream_cancel(ex->xfer);
+    ex->xfer = NULL;
+    /* A commit in flight still calls back: the exchange goes then. */
+    if (ex->store_pending) {
+        exchange_detach(ex);
+        return;
+    }
     exchange_free(ex);
+}
+
+void exchange_abandon_all(struct worker *w)
+{
+    while (w->detached != NULL) {
+        struct exchange *ex = w->detached;
+        if (ex->xfer != NULL)
+            upstream_cancel(ex->xfer);
+        ex->xfer = NULL;
+        /* a commit still pending goes on; its callback never runs (the port is freed next) */
+        exchange_free(ex);
+    }
 }
 
 static const char *exchange_crm_title(enum crm crm)
@@ -550,6 +604,21 @@ static void exchange_dry_run(struct exchange *ex);
 static int exchange_overlay_merge(struct exchange *ex, struct upstream_response *rsp, char *why,
                                   size_t whylen);
 
+/*
+ * A write's outcome that cannot be recorded, whether its queueing or its
+ * commit failed: the record stays "unknown" (its intent is durable), the
+ * log says why, and the answer carries X-Crmgate-Audit-Outcome: unrecorded
+ * so the agent or engineer knows the audit log lacks this outcome.
+ */
+static void exchange_outcome_unrecorded(struct exchange *ex, const char *what, const char *why)
+{
+    log_error("%s: the outcome of audit record %llu %s (%s); it stays \"unknown\"",
+              ex->c != NULL ? conn_peer(ex->c) : "(client gone)", (unsigned long long)ex->first_id,
+              what, why);
+    if (http_fields_add(&ex->out, "X-Crmgate-Audit-Outcome", 23, "unrecorded", 10) < 0)
+        log_error("out of memory marking an answer's audit outcome unrecorded");
+}
+
 static void exchange_storecb(enum store_status st, uint64_t first, size_t n, void *arg)
 {
     struct exchange *ex = arg;
@@ -583,12 +652,8 @@ static void exchange_storecb(enum store_status st, uint64_t first, size_t n, voi
         exchange_forward(ex); /* the exchange lives on, or has answered */
         return;
     case EX_OUTCOME:
-        if (st != STORE_OK) {
-            log_error("%s: the outcome of audit record %llu could not be committed (%s); it "
-                      "stays \"unknown\"",
-                      conn_peer(ex->c), (unsigned long long)ex->first_id, store_status_name(st));
-            http_fields_add(&ex->out, "X-Crmgate-Audit-Outcome", 23, "unrecorded", 10);
-        }
+        if (st != STORE_OK)
+            exchange_outcome_unrecorded(ex, "could not be committed", store_status_name(st));
         exchange_send_ready(ex);
         break;
     case EX_FINAL_COMMIT:
@@ -694,21 +759,37 @@ static void exchange_send_ready(struct exchange *ex)
     http_fields_free(&f);
 }
 
-/* The id a single create's answer carries (HubSpot and Salesforce both say "id"). */
+/*
+ * The ids of created records: a single create's answer carries "id"
+ * (HubSpot and Salesforce both); batches, collections and composites are
+ * matched by audit_created_ids.
+ */
 static void exchange_created_id(struct exchange *ex)
 {
     json_t *root;
     const char *id;
+    size_t i, len;
+    const char *body;
 
-    if (ex->ef.ops.n != 1 || ex->ef.ops.v[0].verb != CRM_VERB_CREATE || ex->out_body == NULL ||
-        ex->out_status < 200 || ex->out_status > 299)
+    for (i = 0; i < ex->ef.ops.n && ex->ef.ops.v[i].verb != CRM_VERB_CREATE; i++)
+        ;
+    if (i == ex->ef.ops.n || ex->out_body == NULL || ex->out_status < 200 || ex->out_status > 299)
         return;
-    root = json_loadb((const char *)evbuffer_pullup(ex->out_body, -1),
-                      evbuffer_get_length(ex->out_body), 0, NULL);
-    id = json_string_value(json_object_get(root, "id"));
-    if (id != NULL)
-        audit_set_record_id(ex->records, 0, id);
-    json_decref(root);
+    body = (const char *)evbuffer_pullup(ex->out_body, -1);
+    len = evbuffer_get_length(ex->out_body);
+    if (ex->ef.ops.n == 1) {
+        int found;
+        root = json_loadb(body, len, 0, NULL);
+        id = json_string_value(json_object_get(root, "id"));
+        found = id != NULL;
+        if (found)
+            audit_set_record_id(ex->records, 0, id);
+        json_decref(root);
+        if (found)
+            return;
+    }
+    if (ex->wbody != NULL)
+        audit_created_ids(ex->records, ex->crm, ex->wbody, ex->wbody_len, body, len);
 }
 
 static void exchange_done(struct upstream_response *rsp, void *arg)
@@ -760,10 +841,10 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
         exchange_created_id(ex);
     }
     if (exchange_commit(ex, EX_OUTCOME, NULL) < 0) {
-        log_error("%s: the outcome of audit record %llu could not be queued; it stays "
-                  "\"unknown\"",
-                  conn_peer(ex->c), (unsigned long long)ex->first_id);
-        exchange_send_ready(ex);
+        exchange_outcome_unrecorded(ex, "could not be queued",
+                                    "the store's queue is full or closed");
+        if (ex->c != NULL)
+            exchange_send_ready(ex);
         exchange_free(ex);
     }
 }
@@ -783,6 +864,14 @@ static int exchange_forward(struct exchange *ex)
     ur.url = ex->url;
     ur.headers = &ex->fwd;
     ur.body = blen > 0 ? evbuffer_pullup(req->body, -1) : NULL;
+    if (ex->write && blen > 0) {
+        /* a write may outlive its connection (exchange_cancel): curl sends our copy */
+        ex->wbody = malloc(blen);
+        if (ex->wbody != NULL)
+            memcpy(ex->wbody, ur.body, blen);
+        ex->wbody_len = ex->wbody != NULL ? blen : 0;
+        ur.body = ex->wbody;
+    }
     ur.body_len = blen;
     ur.has_body = blen > 0 || req->method == HTTP_POST || req->method == HTTP_PUT ||
                   req->method == HTTP_PATCH;
@@ -792,7 +881,8 @@ static int exchange_forward(struct exchange *ex)
     ur.ca_bundle = ex->cfg->ca_bundle;
     ex->phase = ex->write ? EX_WRITE : EX_READ;
     ex->t_forward_us = exchange_now_us();
-    ex->xfer = upstream_start(ex->w->upstream, &ur, exchange_done, ex);
+    if (ur.body != NULL || blen == 0)
+        ex->xfer = upstream_start(ex->w->upstream, &ur, exchange_done, ex);
     if (ex->xfer != NULL)
         return 0;
     if (ex->write) {
@@ -1582,11 +1672,14 @@ static struct exchange *exchange_proceed(struct exchange *ex)
     struct config *cfg = ex->cfg;
     enum crm crm = ex->crm;
 
-    if (ex->has_cred && crm == CRM_SALESFORCE && ex->cred.instance_url != NULL) {
-        /* one crmgate URL for every org: the integration says which instance */
+    if (ex->has_cred && crm == CRM_SALESFORCE) {
+        /* one crmgate URL for every org: the integration says which instance, else the
+         * configured upstream; never the host a forward tunnel names (the agent's pick) */
+        const char *to =
+            ex->cred.instance_url != NULL ? ex->cred.instance_url : cfg->upstream_salesforce;
         free(ex->base);
-        ex->base = strdup(ex->cred.instance_url);
-        if (ex->base == NULL)
+        ex->base = to != NULL ? strdup(to) : NULL;
+        if (to != NULL && ex->base == NULL)
             goto oom_ex;
     }
     if (ex->base == NULL) {
@@ -1658,6 +1751,7 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     }
 
     if (crm == CRM_NONE) {
+        metrics_request(CRM_NONE, CRM_VERB_UNKNOWN, METRICS_REFUSED);
         conn_abort(c, 404, "unknown_route",
                    "no route for this path: crmgate serves /hubspot/... (HubSpot API) and "
                    "/salesforce/... (Salesforce REST API)");
@@ -1666,6 +1760,7 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     if (!exchange_method_allowed(req->method)) {
         char msg[128];
         snprintf(msg, sizeof(msg), "method %s is not supported by crmgate", req->method_name);
+        metrics_request(crm, CRM_VERB_UNKNOWN, METRICS_REFUSED);
         conn_abort(c, 405, "method_not_allowed", msg);
         return NULL;
     }

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -232,6 +234,26 @@ enum {
     OPT_CHECK,
 };
 
+/*
+ * crmgate serve holds secrets in memory (the vault key, opened CRM tokens, the
+ * CA's and TLS private keys): no core dump may write them to disk, and no
+ * other process of its user may read them (ptrace, /proc/PID/mem). Before
+ * anything is loaded. Sanitizer builds stay dumpable: LeakSanitizer stops
+ * the process's threads with ptrace at exit.
+ */
+static void main_no_core_dumps(void)
+{
+    struct rlimit rl = {0, 0};
+
+    if (setrlimit(RLIMIT_CORE, &rl) != 0)
+        fprintf(stderr, "crmgate: warning: cannot turn core dumps off: %s\n", strerror(errno));
+#ifndef __SANITIZE_ADDRESS__
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        fprintf(stderr, "crmgate: warning: cannot make the process non-dumpable: %s\n",
+                strerror(errno));
+#endif
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -345,6 +367,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "crmgate serve: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
+    main_no_core_dumps();
     cfg = config_load(config_path, &ov, err, sizeof(err));
     if (cfg == NULL) {
         fprintf(stderr, "crmgate: %s\n", err);

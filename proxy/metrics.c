@@ -24,7 +24,7 @@ static const double metrics_latency_bounds_s[METRICS_BUCKETS] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
 static const char *const metrics_decision_names[METRICS_DECISION_COUNT] = {"allow", "deny",
-                                                                           "dry_run"};
+                                                                           "dry_run", "refused"};
 static const char *const metrics_purpose_names[METRICS_PURPOSE_COUNT] = {"before_state",
                                                                          "oauth_refresh"};
 
@@ -242,7 +242,8 @@ static int metrics_render_requests(struct evbuffer *buf)
                      "Classified CRM requests by CRM, verb (of the first operation) and "
                      "decision.") < 0)
         return -1;
-    for (size_t c = 1; c < METRICS_CRMS; c++) {
+    /* crm "none": requests refused before a CRM was known (no route) */
+    for (size_t c = 0; c < METRICS_CRMS; c++) {
         for (size_t v = 0; v < METRICS_VERBS; v++) {
             for (size_t d = 0; d < METRICS_DECISION_COUNT; d++) {
                 uint64_t n = __atomic_load_n(&metrics_requests[c][v][d], __ATOMIC_RELAXED);

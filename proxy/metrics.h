@@ -8,7 +8,8 @@
  * (a gauge per integration, ...) register a collector once at start-up.
  *
  * Names (stable; dashboards and other modules use them):
- *   crmgate_requests_total{crm,verb,decision}           counter
+ *   crmgate_requests_total{crm,verb,decision}           counter (decision: allow, deny,
+ *                                                       dry_run, refused)
  *   crmgate_upstream_latency_seconds{crm}               histogram (forwarded requests)
  *   crmgate_own_upstream_calls_total{crm,purpose}       counter (before_state, oauth_refresh)
  *   crmgate_audit_commit_latency_seconds                histogram (submit to durable commit)
@@ -36,7 +37,19 @@
 #define METRICS_MAX_LABELS   8    /* label pairs of one sample */
 #define METRICS_MAX_SAMPLES  4096 /* samples one collector may emit per scrape */
 
-enum metrics_decision { METRICS_ALLOW, METRICS_DENY, METRICS_DRY_RUN, METRICS_DECISION_COUNT };
+/*
+ * METRICS_REFUSED: crmgate answered with an error of its own that is not a
+ * policy decision: no route (crm "none") or method, a bad context header,
+ * the store refusing the audit record, a write dry-run cannot answer, a
+ * before-state crmgate could not read, an integration it could not use.
+ */
+enum metrics_decision {
+    METRICS_ALLOW,
+    METRICS_DENY,
+    METRICS_DRY_RUN,
+    METRICS_REFUSED,
+    METRICS_DECISION_COUNT
+};
 
 enum metrics_purpose {
     METRICS_PURPOSE_BEFORE_STATE,  /* crmgate's reads of a write's before-state */

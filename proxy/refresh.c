@@ -28,6 +28,7 @@
 
 #define REFRESH_MAX_BODY   (4 * CUSTODY_MAX_SECRET) /* the form we post */
 #define REFRESH_HS_DEFAULT 1800 /* HubSpot's lifetime when expires_in is absent */
+#define REFRESH_MAX_PUTS   4    /* conditional puts of one refresh's record (refresh_retry) */
 
 struct refresh_wait {
     struct refresh_wait *next;
@@ -51,6 +52,9 @@ struct refresh_flight {
     struct http_fields headers;
     char *url;
     char *body;
+    char *value; /* the refreshed record, kept until it is stored (refresh_retry) */
+    size_t vlen;
+    int puts;
     struct refresh_result res;
 };
 
@@ -96,6 +100,9 @@ static void refresh_flight_free(struct refresh_flight *f)
     if (f->body != NULL)
         OPENSSL_cleanse(f->body, strlen(f->body));
     free(f->body);
+    if (f->value != NULL)
+        OPENSSL_cleanse(f->value, f->vlen);
+    free(f->value);
     free(f);
 }
 
@@ -177,17 +184,67 @@ static void refresh_failed(struct refresh_flight *f, long upstream_status)
     }
 }
 
+/* The "sealed" member of a stored credentials record (a new string), or NULL. */
+static char *refresh_sealed_of(const void *val, size_t len)
+{
+    json_t *rec = json_loadb(val, len, 0, NULL);
+    const char *sealed = json_string_value(json_object_get(rec, "sealed"));
+    char *d = sealed != NULL ? strdup(sealed) : NULL;
+
+    json_decref(rec);
+    return d;
+}
+
+static void refresh_storecb(enum store_status st, uint64_t first, size_t n, void *arg);
+
+/*
+ * The refreshed record's conditional put found the record changed. When its
+ * sealed credentials are still the ones this refresh started from, only the
+ * clear part moved: a needs-attention mark from a call that got 401 with the
+ * old token while the refresh ran. Put again over that record, or the new
+ * tokens (and a rotated refresh token with them) would be thrown away and
+ * the waiters sent on with the dead token. 1 when the put is queued again.
+ */
+static int refresh_retry(struct refresh_flight *f)
+{
+    char err[256], *was = NULL, *now = NULL;
+    size_t len = 0;
+    void *cur;
+    int rc = 0;
+
+    if (f->value == NULL || f->puts >= REFRESH_MAX_PUTS)
+        return 0;
+    cur =
+        store_kv_get(f->w->store, STORE_TABLE_CREDENTIALS, f->key, f->klen, &len, err, sizeof(err));
+    if (cur == NULL)
+        return 0; /* removed meanwhile */
+    was = refresh_sealed_of(f->old.stored, f->old.stored_len);
+    now = refresh_sealed_of(cur, len);
+    if (was != NULL && now != NULL && strcmp(was, now) == 0) {
+        f->puts++;
+        rc = store_kv_put(f->w->port, STORE_TABLE_CREDENTIALS, f->key, f->klen, f->value, f->vlen,
+                          cur, len, refresh_storecb, f) == 0;
+    }
+    free(was);
+    free(now);
+    free(cur);
+    return rc;
+}
+
 static void refresh_storecb(enum store_status st, uint64_t first, size_t n, void *arg)
 {
     struct refresh_flight *f = arg;
 
     (void)first, (void)n;
+    if (st == STORE_CONFLICT && refresh_retry(f))
+        return;
     if (st != STORE_OK && st != STORE_CONFLICT)
         refresh_fail(f, 503, "credential_store_failed",
                      "crmgate refreshed the %s token of workspace %s but could not store it (%s); "
                      "nothing was sent",
                      crm_name(f->ref.crm), f->ref.ws, store_status_name(st));
-    /* STORE_CONFLICT: an admin replaced the integration meanwhile; the waiters read that one */
+    /* STORE_CONFLICT now: an admin replaced or removed the integration meanwhile; the waiters
+     * read that */
     refresh_deliver(f);
 }
 
@@ -196,13 +253,6 @@ static char *refresh_jdup(json_t *root, const char *name)
     const char *s = json_string_value(json_object_get(root, name));
 
     return s != NULL && s[0] != '\0' && strlen(s) <= CUSTODY_MAX_SECRET ? strdup(s) : NULL;
-}
-
-static int refresh_url_ok(const char *u)
-{
-    return u != NULL &&
-           (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://127.", 11) == 0 ||
-            strncmp(u, "http://[::1]", 12) == 0 || strncmp(u, "http://localhost", 16) == 0);
 }
 
 static void refresh_donecb(struct upstream_response *rsp, void *arg)
@@ -242,9 +292,10 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
                       0, NULL);
     c.type = CUSTODY_TYPE_OAUTH;
     c.access_token = refresh_jdup(root, "access_token");
-    if (c.access_token == NULL) {
+    if (!custody_token_ok(c.access_token)) {
+        /* it goes into an Authorization header: a CR or LF in it would add headers of its own */
         refresh_fail(f, 502, "integration_refresh_failed",
-                     "the %s token endpoint answered without an access token",
+                     "the %s token endpoint answered without a usable access token",
                      crm_name(f->ref.crm));
         goto failed;
     }
@@ -252,7 +303,7 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
     if (c.refresh_token == NULL && f->old.refresh_token != NULL)
         c.refresh_token = strdup(f->old.refresh_token);
     c.instance_url = refresh_jdup(root, "instance_url");
-    if (c.instance_url != NULL && !refresh_url_ok(c.instance_url)) {
+    if (c.instance_url != NULL && !custody_url_ok(c.instance_url)) {
         free(c.instance_url);
         c.instance_url = NULL;
     }
@@ -267,10 +318,13 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
         expires_in = c.lifetime_s > 0 ? c.lifetime_s
                                       : (f->ref.crm == CRM_SALESFORCE ? CUSTODY_SF_LIFETIME
                                                                       : REFRESH_HS_DEFAULT);
+    if (expires_in > CUSTODY_MAX_EXPIRES_IN)
+        expires_in = CUSTODY_MAX_EXPIRES_IN; /* now + expires_in * 1000 must not overflow */
     c.expires_ms = now + (long long)expires_in * 1000;
     c.created_ms = f->old.created_ms;
     c.updated_ms = now;
     f->res.ok = 1; /* once committed (refresh_storecb) */
+    f->puts = 1;
     if (v == NULL || custody_cred_record(v, &f->ref, &c, &value, &vlen) < 0 ||
         store_kv_put(f->w->port, STORE_TABLE_CREDENTIALS, f->key, f->klen, value, vlen,
                      f->old.stored, f->old.stored_len, refresh_storecb, f) < 0) {
@@ -284,7 +338,8 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
                f->ref.user[0] != '\0' ? " " : "", f->ref.user, (long long)expires_in);
     json_decref(root);
     custody_cred_free(&c);
-    free(value);
+    f->value = value; /* refresh_retry may put it again; cleansed with the flight */
+    f->vlen = vlen;
     return; /* refresh_storecb delivers */
 failed:
     json_decref(root);

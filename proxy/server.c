@@ -29,6 +29,7 @@
 
 #include "admin.h"
 #include "conn.h"
+#include "exchange.h"
 #include "log.h"
 #include "sdnotify.h"
 #include "server.h"
@@ -46,7 +47,9 @@ struct server {
     const char *config_path;
     const struct config_overrides *ov;
     struct config *cfg;
+    struct store_port *port; /* the main loop's: overlay sweeps at start and reload */
     int stopping;
+    int swept; /* the start-up sweep has committed (or failed) */
 };
 
 struct config *worker_config(struct worker *w)
@@ -56,7 +59,7 @@ struct config *worker_config(struct worker *w)
 
 void worker_conn_removed(struct worker *w)
 {
-    if (w->draining && w->nconns == 0)
+    if (w->draining && w->nconns == 0 && w->ndetached == 0)
         event_base_loopexit(w->base, NULL);
 }
 
@@ -146,9 +149,12 @@ static void worker_drain_deadlinecb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    log_warn("worker %d: drain deadline reached with %zu connections left; closing them", w->id,
-             w->nconns);
+    log_warn("worker %d: drain deadline reached with %zu connections and %zu detached writes "
+             "left; closing them",
+             w->id, w->nconns, w->ndetached);
+    w->closing = 1;
     conn_close_all(&w->conns);
+    exchange_abandon_all(w);
     event_base_loopexit(w->base, NULL);
 }
 
@@ -171,7 +177,7 @@ static void worker_start_drain(struct worker *w)
         w->tlistener = NULL;
     }
     conn_drain_all(&w->conns);
-    if (w->nconns == 0) {
+    if (w->nconns == 0 && w->ndetached == 0) {
         event_base_loopexit(w->base, NULL);
         return;
     }
@@ -315,6 +321,41 @@ static int server_workers_default(void)
     return n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (int)n;
 }
 
+static void server_sweptcb(enum store_status st, uint64_t first, size_t n, void *arg)
+{
+    struct server *s = arg;
+
+    (void)first;
+    s->swept = st == STORE_OK ? 1 : -1;
+    if (st != STORE_OK)
+        log_error("dry-run records of workspaces no longer in dry-run could not be discarded "
+                  "(%s)",
+                  store_status_name(st));
+    else if (n > 0)
+        log_notice("%zu dry-run record(s) of workspaces not in dry-run discarded", n);
+}
+
+/*
+ * Discard the overlay of every workspace whose effective mode (its runtime
+ * switch, else cfg's rules) is not dry-run: a rules file that went from
+ * dry_run to enforce ends its dry-run values, as the switch does. 0 / -1.
+ */
+static int server_sweep_overlay(struct server *s, const struct config *cfg)
+{
+    json_t *dry = json_array();
+
+    for (size_t i = 0; dry != NULL && cfg->rules != NULL && i < cfg->rules->n; i++) {
+        if (cfg->rules->ws[i]->mode == RULES_MODE_DRY_RUN &&
+            json_array_append_new(dry, json_string(cfg->rules->ws[i]->name)) < 0) {
+            json_decref(dry);
+            dry = NULL;
+        }
+    }
+    if (dry == NULL)
+        return -1;
+    return store_overlay_discard(s->port, NULL, dry, server_sweptcb, s);
+}
+
 static void server_sighupcb(evutil_socket_t fd, short what, void *arg)
 {
     struct server *s = arg;
@@ -339,6 +380,8 @@ static void server_sighupcb(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < s->nworkers; i++)
         worker_notify(&s->workers[i], cfg, 0);
     admin_set_config(s->admin, cfg);
+    if (server_sweep_overlay(s, cfg) < 0)
+        log_error("reload: the store did not take the sweep of dry-run records");
     config_unref(s->cfg);
     s->cfg = cfg;
     log_notice("configuration reloaded from %s",
@@ -446,7 +489,9 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct stor
 
 static void worker_destroy(struct worker *w)
 {
+    w->closing = 1;
     conn_close_all(&w->conns);
+    exchange_abandon_all(w);
     if (w->listener != NULL)
         evconnlistener_free(w->listener);
     w->listener = NULL;
@@ -510,9 +555,22 @@ int server_run(struct config *cfg, struct store *store, struct admin *admin,
     }
     s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
     s.base = event_base_new();
-    if (s.workers == NULL || s.base == NULL) {
+    if (s.workers == NULL || s.base == NULL ||
+        (store != NULL && (s.port = store_port_new(store, s.base)) == NULL)) {
         log_error("out of memory");
         goto out;
+    }
+    /* Before any request: dry-run values of workspaces that left dry-run while crmgate was
+     * stopped (a rules file changed, a header-only dry-run in an enforce workspace) go. */
+    if (s.port != NULL) {
+        if (server_sweep_overlay(&s, cfg) < 0) {
+            log_error("the store did not take the start-up sweep of dry-run records");
+            goto out;
+        }
+        while (s.swept == 0)
+            event_base_loop(s.base, EVLOOP_ONCE);
+        if (s.swept < 0)
+            goto out;
     }
     for (int i = 0; i < s.nworkers; i++)
         s.workers[i].lfd = s.workers[i].flfd = s.workers[i].tlfd = -1; /* not stdin's 0 */
@@ -653,6 +711,7 @@ out:
         event_free(ev_term);
     if (ev_int != NULL)
         event_free(ev_int);
+    store_port_free(s.port);
     if (s.base != NULL)
         event_base_free(s.base);
     config_unref(s.cfg);

@@ -21,6 +21,7 @@
 
 struct admin;
 struct conn;
+struct exchange;
 struct upstream;
 struct store;
 struct store_port;
@@ -43,6 +44,9 @@ struct worker {
     struct config *cfg;      /* this worker's reference to the current config */
     struct conn_list conns;
     size_t nconns;
+    struct exchange *detached; /* exchanges whose client left before they finished (exchange.c) */
+    size_t ndetached;
+    int closing;           /* past the drain: in-flight work is cut, not waited for */
     unsigned long refused; /* connections refused at limits.connections */
     int draining;
     uint64_t rng; /* xorshift state for request ids */
@@ -61,7 +65,10 @@ struct worker {
 /* The worker's current config (valid while the worker runs one callback). */
 struct config *worker_config(struct worker *w);
 
-/* A conn left w->conns: lets a draining worker exit when none are left. */
+/*
+ * A conn left w->conns, or a detached exchange finished: lets a draining
+ * worker exit when neither is left.
+ */
 void worker_conn_removed(struct worker *w);
 
 /* 64 random bits from the worker's generator (not for secrets). */

@@ -45,7 +45,8 @@ enum store_item_kind {
     STORE_ITEM_UPDATE,
     STORE_ITEM_WORKSPACE,
     STORE_ITEM_KV_PUT,
-    STORE_ITEM_KV_MERGE
+    STORE_ITEM_KV_MERGE,
+    STORE_ITEM_OVERLAY_DISCARD
 };
 
 /*
@@ -70,9 +71,11 @@ struct store_item {
     enum store_item_kind kind;
     struct store_rec *recs; /* appends and updates */
     size_t nrecs;
+    json_t *records; /* overlay discards: the workspaces still in dry-run */
     json_t *overlay;
     char *ws;
     int dry_run;
+    int discard_overlay;    /* a workspace item: discard ws's overlay too (n = entries) */
     enum store_table table; /* KV items */
     unsigned char *key, *val, *match;
     size_t klen, vlen, mlen;
@@ -380,10 +383,23 @@ static const char *store_or(const char *v, const char *dflt)
     return v != NULL ? v : dflt;
 }
 
+/* The record index entry of r, when it names a record (putting it again changes nothing). */
+static int store_index_record(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id)
+{
+    const char *p[3];
+    char lobj[256];
+
+    if (r->record == NULL)
+        return 0;
+    p[0] = store_or(r->crm, "-");
+    p[1] = store_lower(store_or(r->object, "-"), lobj, sizeof(lobj));
+    p[2] = r->record;
+    return store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id);
+}
+
 static int store_index(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id)
 {
     const char *ws = store_or(r->ws, "-");
-    char lobj[256];
     int rc;
 
     {
@@ -391,12 +407,8 @@ static int store_index(struct store *s, MDB_txn *txn, const struct store_rec *r,
         if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKSPACE, p, 1, id)) != 0)
             return rc;
     }
-    if (r->record != NULL) {
-        const char *p[] = {store_or(r->crm, "-"),
-                           store_lower(store_or(r->object, "-"), lobj, sizeof(lobj)), r->record};
-        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id)) != 0)
-            return rc;
-    }
+    if ((rc = store_index_record(s, txn, r, id)) != 0)
+        return rc;
     if (r->wf != NULL) {
         const char *p[] = {ws, r->wf};
         if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKFLOW, p, 2, id)) != 0)
@@ -638,14 +650,21 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
             const struct store_rec *r = &it->recs[i];
             if (r->id == 0)
                 return EINVAL;
+            /* a create's record id arrives with its outcome: index it now */
             if ((rc = store_put_record(s, txn, r, r->id, 0)) != 0 ||
+                (rc = store_index_record(s, txn, r, r->id)) != 0 ||
                 (rc = store_count(s, txn, r)) != 0)
                 return rc;
         }
         it->n = it->nrecs;
         return 0;
     case STORE_ITEM_WORKSPACE:
-        return store_apply_workspace(s, txn, it);
+        it->n = 0;
+        if ((rc = store_apply_workspace(s, txn, it)) != 0 || !it->discard_overlay)
+            return rc;
+        return store_overlay_discard_txn(s, txn, it->ws, NULL, &it->n);
+    case STORE_ITEM_OVERLAY_DISCARD:
+        return store_overlay_discard_txn(s, txn, it->ws, it->records, &it->n);
     case STORE_ITEM_KV_PUT:
     case STORE_ITEM_KV_MERGE:
         return store_apply_kv(s, txn, it);
@@ -747,6 +766,7 @@ static void store_item_free(struct store_item *it)
         free(it->recs[i].strs);
     }
     free(it->recs);
+    json_decref(it->records);
     json_decref(it->overlay);
     json_decref(it->patch);
     free(it->key);
@@ -1018,27 +1038,63 @@ int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, 
     return store_submit_new(p, STORE_ITEM_UPDATE, records, NULL, cb, arg);
 }
 
-int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run, store_done_cb cb,
-                                void *arg)
+/* A new item naming workspace ws (copied; NULL: none) with records (ownership taken), or NULL. */
+static struct store_item *store_ws_item_new(enum store_item_kind kind, const char *ws,
+                                            json_t *records, store_done_cb cb, void *arg)
 {
     struct store_item *it;
 
-    if (ws == NULL || ws[0] == '\0' || strlen(ws) > STORE_MAX_KEY)
-        return -1;
-    it = calloc(1, sizeof(*it));
-    if (it == NULL || (it->ws = strdup(ws)) == NULL) {
-        free(it);
-        return -1;
+    if (ws != NULL && (ws[0] == '\0' || strlen(ws) > STORE_MAX_KEY)) {
+        json_decref(records);
+        return NULL;
     }
-    it->kind = STORE_ITEM_WORKSPACE;
-    it->dry_run = dry_run < 0 ? -1 : dry_run != 0;
+    it = calloc(1, sizeof(*it));
+    if (it == NULL || (ws != NULL && (it->ws = strdup(ws)) == NULL)) {
+        free(it);
+        json_decref(records);
+        return NULL;
+    }
+    it->kind = kind;
+    it->records = records;
     it->cb = cb;
     it->arg = arg;
+    return it;
+}
+
+/* Submit it, or free it when the queue refuses. 0 / -1. */
+static int store_submit_or_free(struct store_port *p, struct store_item *it)
+{
     if (store_submit(p, it) < 0) {
         store_item_free(it);
         return -1;
     }
     return 0;
+}
+
+int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run,
+                                int discard_overlay, store_done_cb cb, void *arg)
+{
+    struct store_item *it =
+        ws != NULL ? store_ws_item_new(STORE_ITEM_WORKSPACE, ws, NULL, cb, arg) : NULL;
+
+    if (it == NULL)
+        return -1;
+    it->dry_run = dry_run < 0 ? -1 : dry_run != 0;
+    it->discard_overlay = discard_overlay != 0;
+    return store_submit_or_free(p, it);
+}
+
+int store_overlay_discard(struct store_port *p, const char *ws, json_t *dry_ws, store_done_cb cb,
+                          void *arg)
+{
+    struct store_item *it;
+
+    if ((ws == NULL) == (dry_ws == NULL) || (dry_ws != NULL && !json_is_array(dry_ws))) {
+        json_decref(dry_ws);
+        return -1;
+    }
+    it = store_ws_item_new(STORE_ITEM_OVERLAY_DISCARD, ws, dry_ws, cb, arg);
+    return it != NULL ? store_submit_or_free(p, it) : -1;
 }
 
 static int store_kv_new(struct store_port *p, enum store_item_kind kind, enum store_table t,

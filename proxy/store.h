@@ -24,6 +24,8 @@
  *   workspaces    ws -> {"dry_run": true|false, "updated_ms": N}
  *   overlay       ws \0 crm \0 lower(object) \0 record -> overlay record
  *                 {"object","id","fields":{...},"created":bool,"deleted":bool,"ts":ms}
+ *                 (discarded when ws leaves dry-run, on demand, and at start and
+ *                 reload for workspaces not in dry-run: store_overlay.c)
  *   stats         ws \0 workflow \0 user \0 crm \0 object \0 field \0 outcome
  *                 -> be64(count)   ("-" stands for an absent workflow, user or
  *                 field; a record that touched no field counts once as "-")
@@ -123,18 +125,31 @@ int store_audit_append(struct store_port *p, json_t *records, json_t *overlay, s
 
 /*
  * Replace records appended earlier (a JSON array; each record carries its
- * "id"), typically an intent's final outcome, and count them in stats.
- * One reference taken, serialized at once, as store_audit_append. 0 / -1 as
+ * "id"), typically an intent's final outcome, and count them in stats. A
+ * record id set since the append (a create's) joins idx_record. One
+ * reference taken, serialized at once, as store_audit_append. 0 / -1 as
  * store_audit_append.
  */
 int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, void *arg);
 
 /*
  * Set a workspace's runtime dry-run switch: 1 on, 0 off, -1 removed (the
- * rules decide again). Durable once cb reports STORE_OK. 0 / -1.
+ * rules decide again). With discard_overlay, ws's overlay is deleted in
+ * the same transaction, and cb's n says how many entries went. Durable
+ * once cb reports STORE_OK. 0 / -1.
  */
-int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run, store_done_cb cb,
-                                void *arg);
+int store_workspace_set_dry_run(struct store_port *p, const char *ws, int dry_run,
+                                int discard_overlay, store_done_cb cb, void *arg);
+
+/*
+ * Discard dry-run overlay entries (never audit records): those of ws, or,
+ * with ws NULL, those of every workspace not in dry-run as of the commit:
+ * its runtime switch, else whether dry_ws (a JSON array of the workspace
+ * names whose rules say mode dry_run; ownership taken) lists it. Exactly
+ * one of ws and dry_ws is given. cb's n: entries deleted. 0 / -1.
+ */
+int store_overlay_discard(struct store_port *p, const char *ws, json_t *dry_ws, store_done_cb cb,
+                          void *arg);
 
 /* The runtime dry-run switch of ws: 1, 0, or -1 when none is set. Any thread; no I/O. */
 int store_workspace_dry_run(struct store *s, const char *ws);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <lmdb.h>
 
 #include "store.h"
@@ -51,5 +52,14 @@ uint64_t store_be64_get(const unsigned char in[8]);
  */
 size_t store_key(unsigned char *out, const char *const *parts, size_t nparts, int with_id,
                  uint64_t id);
+
+/*
+ * Inside a write transaction (store_overlay.c): delete the overlay entries
+ * of ws, or with ws NULL those of every workspace not in dry-run (its
+ * switch in txn, else listed in dry_ws, a JSON array of the names whose
+ * rules say mode dry_run). *n: entries deleted. 0 or an LMDB error code.
+ */
+int store_overlay_discard_txn(struct store *s, MDB_txn *txn, const char *ws, const json_t *dry_ws,
+                              size_t *n);
 
 #endif

@@ -111,13 +111,15 @@ int store_query_audit(struct store *s, const struct store_query *q, json_t **out
         limit = STORE_QUERY_MAX;
     if (q->cursor == 1)
         goto empty; /* nothing lies below id 1 */
-    if (q->until_ms > 0) {
+    /* times too far ahead for an id (ms << 16 would overflow) bound nothing, or everything */
+    if (q->until_ms > 0 && (uint64_t)q->until_ms < (UINT64_MAX >> 16) - STORE_QUERY_SLACK_MS) {
         uint64_t u = (((uint64_t)q->until_ms + STORE_QUERY_SLACK_MS) << 16) | 0xffff;
         if (u < upper)
             upper = u;
     }
     if (q->since_ms > 0)
-        lower = (uint64_t)q->since_ms << 16;
+        lower =
+            (uint64_t)q->since_ms <= (UINT64_MAX >> 16) ? (uint64_t)q->since_ms << 16 : UINT64_MAX;
     {
         char lobj[256];
         const char *parts[3];

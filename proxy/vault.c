@@ -45,6 +45,7 @@ struct vault *vault_load(const char *path, char *err, size_t errlen)
 {
     unsigned char buf[VAULT_FILE_MAX], key[VAULT_KEY_BYTES];
     struct vault *v = NULL;
+    struct stat st;
     ssize_t n;
     size_t len, digits = 0;
     int fd;
@@ -53,6 +54,20 @@ struct vault *vault_load(const char *path, char *err, size_t errlen)
     if (fd < 0) {
         snprintf(err, errlen, "vault key %s: %s", path,
                  errno == ENOENT ? "missing (no such file)" : strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "vault key %s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    if ((st.st_mode & 0007) != 0) {
+        /* as the CA key: a key other users can read protects nothing */
+        snprintf(err, errlen,
+                 "vault key %s: accessible to other users (mode %04o); chmod 0600 it (crmgate "
+                 "vault keygen writes it so)",
+                 path, (unsigned)(st.st_mode & 07777));
+        close(fd);
         return NULL;
     }
     n = read(fd, buf, sizeof(buf));

@@ -5,9 +5,10 @@
  * or altered in any byte, does not open.
  *
  * The key is 32 bytes, written in its file as 64 hex digits (a trailing
- * newline allowed): `crmgate vault keygen > vault.key` or
- * `openssl rand -hex 32 > vault.key`. Under systemd it comes from
- * LoadCredential= as $CREDENTIALS_DIRECTORY/vault.key.
+ * newline allowed), readable by no other user: `crmgate vault keygen --out
+ * vault.key` (0600) or `(umask 077; openssl rand -hex 32 > vault.key)`.
+ * Under systemd it comes from LoadCredential= as
+ * $CREDENTIALS_DIRECTORY/vault.key.
  *
  * A sealed blob is nonce (12) || ciphertext || tag (16). Key material lives
  * only in struct vault and is cleansed when it is freed.
@@ -28,7 +29,9 @@ struct vault;
 
 /*
  * Load the key from path. NULL with err saying exactly what is wrong: the
- * file is missing or unreadable, or it does not hold 64 hex digits.
+ * file is missing or unreadable, not a regular file, accessible to other
+ * users (any 0007 mode bit, as the CA key), or it does not hold 64 hex
+ * digits.
  */
 struct vault *vault_load(const char *path, char *err, size_t errlen);
 

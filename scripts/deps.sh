@@ -49,7 +49,11 @@ fi
 # runs its own nginx instances, so the system one is not needed.
 
 [ "$bench" = no ] || exit 0
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# By content, not by time: a git checkout gives package-lock.json a new mtime without changing it.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f node_modules/.package-lock.json ] ||
+   [ "$(cat node_modules/.crmgate-lock.sha256 2>/dev/null)" != "$lock_sum" ]; then
     echo "deps: npm ci"
     npm ci --no-audit --no-fund --loglevel=error
+    echo "$lock_sum" > node_modules/.crmgate-lock.sha256
 fi

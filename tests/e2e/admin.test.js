@@ -336,6 +336,54 @@ test('audit: filters pick the right records, paging is newest first and stable, 
   assertError(await gate.admin('GET', '/v1/audit/12345'), 404, 'not_found', 'unknown id');
 });
 
+test('bytes that are not UTF-8 in a path or a query: a 400 in the error shape, never an empty body', { skip: GATE }, async () => {
+  for (const p of ['/v1/workspaces/%FF', '/v1/audit/%C3', '/nope%FF', '/v1/audit?workspace=%FF', '/v1/audit?crm=%FF', '/v1/audit?%FF=1', '/v1/stats?workspace=a%FFb']) {
+    const r = await raw({ socketPath: gate.adminSocket, p });
+    assert.equal(r.status, 400, `${p}: ${r.text}`);
+    assert.ok(r.json && r.json.error, `${p}: an error body, got ${JSON.stringify(r.text)}`);
+    assert.match(r.json.error.code, /^bad_(path|query)$/, p);
+    assert.match(r.json.error.message, /encod/, p);
+  }
+});
+
+test('slow clients: a request trickled in byte by byte is cut at the deadline; connections past the cap are closed at once', { skip: GATE, timeout: 60000 }, async () => {
+  const net = require('node:net');
+  const open = () => {
+    const s = net.connect(gate.adminSocket);
+    s.closedAt = null;
+    s.on('close', () => { s.closedAt = Date.now(); });
+    s.on('error', () => {});
+    return s;
+  };
+  const t0 = Date.now();
+  /* a header line every 2 s: each byte would restart a plain idle timeout */
+  const slow = open();
+  slow.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+  const trickle = setInterval(() => { if (slow.closedAt === null) slow.write('X-Slow: 1\r\n'); }, 2000);
+  /* 69 more connections that send nothing: 64 is the cap of one listener */
+  const idle = Array.from({ length: 69 }, open);
+  try {
+    for (const deadline = Date.now() + 5000; Date.now() < deadline;) {
+      if (idle.filter((c) => c.closedAt !== null).length >= 6) break;
+      await sleep(100);
+    }
+    assert.ok(idle.filter((c) => c.closedAt !== null).length >= 6, 'the connections past the cap were closed at once');
+    for (const deadline = Date.now() + 25000; Date.now() < deadline;) {
+      if (slow.closedAt !== null && idle.every((c) => c.closedAt !== null)) break;
+      await sleep(200);
+    }
+    assert.ok(slow.closedAt !== null, 'the trickling client was cut');
+    assert.ok(slow.closedAt - t0 < 16000, `cut after ${slow.closedAt - t0} ms`);
+    assert.ok(idle.every((c) => c.closedAt !== null), 'idle connections closed at the deadline');
+    const r = await gate.admin('GET', '/healthz');
+    assert.equal(r.status, 200, 'the admin API serves again');
+  } finally {
+    clearInterval(trickle);
+    slow.destroy();
+    for (const c of idle) c.destroy();
+  }
+});
+
 test('stats: counts per workspace, workflow, user, object, field and outcome', { skip: GATE }, async () => {
   const all = await gate.admin('GET', '/v1/stats');
   assert.equal(all.status, 200);

@@ -175,6 +175,30 @@ test('--url over TCP with $CRMGATE_ADMIN_TOKEN; without or with a wrong token it
   assert.equal((await gate.admin('GET', '/v1/workspaces/alpha')).body.dry_run, false);
 });
 
+/*
+ * What agents send ends up in the tables a human reads: a field name (recorded even when the
+ * write is denied) must not carry an escape sequence or a carriage return to the terminal,
+ * where it could recolour, retitle or overwrite the lines RevOps is reviewing. --json keeps
+ * the exact name (JSON escapes it).
+ */
+test('diffs and stats tables print no control character an agent sent; --json keeps them exact', { skip: GATE }, async () => {
+  const evil = 'x\u001b]0;PWNED\u0007\u001b[2K\rdealname\u009b31m';
+  const hs = new Client({ accessToken: HS, basePath: `${gate.url}/hubspot`, defaultHeaders: { 'X-Crmgate-Workflow': 'esc-flow' }, numberOfApiCallRetries: 0 });
+  await assert.rejects(hs.crm.deals.basicApi.update('204', { properties: { [evil]: 'v\u001b[31m' } }, undefined, HS_OPTS), (e) => e.code === 403);
+  const clean = (text, what) => {
+    assert.doesNotMatch(text, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, `${what}: ${JSON.stringify(text)}`);
+  };
+  const table = await cli(['diffs', '--socket', gate.adminSocket, '--workflow', 'esc-flow', '--workspace', 'alpha']);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /denied/);
+  clean(table.stdout, 'diffs');
+  const stats = await cli(['stats', '--socket', gate.adminSocket, '--workspace', 'alpha']);
+  assert.equal(stats.code, 0, stats.stderr);
+  clean(stats.stdout, 'stats');
+  const json = await cli(['diffs', '--socket', gate.adminSocket, '--workflow', 'esc-flow', '--workspace', 'alpha', '--json']);
+  assert.equal(JSON.parse(json.stdout).records[0].fields[0].name, evil);
+});
+
 test('diffs: the table, --json, filters and paging; stats; then --db with the daemon stopped', { skip: GATE }, async () => {
   const t0 = Date.now();
   const hs = new Client({ accessToken: HS, basePath: `${gate.url}/hubspot`, defaultHeaders: { 'X-Crmgate-Workflow': 'cli-flow' }, numberOfApiCallRetries: 0 });
@@ -284,3 +308,4 @@ test('make demo\'s script: both SDKs, enforce then dry-run, diffs printed, every
   const dir = out.match(/admin socket (\S+)\/state\/admin\.sock/)[1];
   assert.equal(fs.existsSync(dir), false, 'the demo removed its temporary directory');
 });
+

@@ -203,6 +203,24 @@ test('custody: a chat call from a user without an integration gets 403 telling t
   }
 });
 
+test('custody: an instance or token URL that only looks like loopback (plain http to localhost.evil..., 127.0.0.1@evil...) or hides its host behind user info is refused; nothing stored', { skip: GATE }, async () => {
+  const s = await startCustody();
+  try {
+    const { fake, gate } = s;
+    for (const url of ['http://localhost.evil.example/', 'http://127.0.0.1.nip.io/', 'http://127.0.0.1@evil.example/', 'https://acme.my.salesforce.com@evil.example']) {
+      for (const opt of ['--instance-url', '--token-url']) {
+        const r = cli(gate, ['integration', 'add', '--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app', opt, url], '00DHs0000000001!AQsf-never-stored');
+        assert.notEqual(r.status, 0, `${opt} ${url} was accepted`);
+        assert.match(r.stderr, /must be https:\/\/ URLs \(http:\/\/ only to loopback/, `${opt} ${url}: ${r.stderr}`);
+      }
+    }
+    assert.match(ok(cli(gate, ['integration', 'list']), 'list').stdout, /^(?![\s\S]*salesforce)/, 'nothing stored');
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app', '--instance-url', fake.url], '00DHs0000000001!AQsf-loopback');
+  } finally {
+    await s.stop();
+  }
+});
+
 test('custody: revoked, expired and unknown keys get 403 in the CRM\'s shape and nothing is forwarded; a revocation holds at once', { skip: GATE }, async () => {
   const s = await startCustody();
   try {
@@ -259,6 +277,12 @@ test('custody: revoked, expired and unknown keys get 403 in the CRM\'s shape and
     c = cli(gate, ['key', 'create', '--workspace', 'acme', '--kind', 'workflow', '--expires', '2020-01-01']);
     assert.equal(c.status, 2);
     assert.match(c.stderr, /future/);
+    /* the epoch itself is a past time too, not "no expiry" */
+    for (const when of ['1970-01-01', '1970-01-01T00:00:00Z']) {
+      c = cli(gate, ['key', 'create', '--workspace', 'acme', '--kind', 'workflow', '--expires', when]);
+      assert.equal(c.status, 2, `--expires ${when} made a key: ${c.stdout}`);
+      assert.match(c.stderr, /future/);
+    }
     c = cli(gate, ['key', 'revoke', 'nothex']);
     assert.equal(c.status, 2);
     c = cli(gate, ['key', 'revoke', '0123456789abcdef']);
@@ -455,6 +479,95 @@ test('custody: a refused refresh → 403 (not 401), audited, needs attention; a 
   }
 });
 
+test('custody: a refresh whose record got a needs-attention mark meanwhile (a slower call\'s 401 with the old token) still stores the new tokens, and the waiting call uses them', { skip: GATE }, async () => {
+  const s = await startCustody();
+  try {
+    const { fake, gate } = s;
+    await fake.seed({ hubspot: { oauth: { clients: [{ clientId: 'cid-hs-race', clientSecret: 'cs-hs-race-SECRET' }], expiresIn: 3600 },
+      objects: { contacts: [{ id: '801', properties: { email: 'r@y.test' } }] } } });
+    const first = await postForm(`${fake.url}/oauth/v1/token`,
+      'grant_type=authorization_code&code=abc&redirect_uri=http%3A%2F%2Flocalhost&client_id=cid-hs-race&client_secret=cs-hs-race-SECRET');
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'hubspot', '--type', 'oauth', '--client-id', 'cid-hs-race'],
+      { access_token: first.body.access_token, refresh_token: first.body.refresh_token, client_secret: 'cs-hs-race-SECRET', expires_in: 3600 });
+    const k = newKey(gate, ['--workspace', 'acme', '--kind', 'workflow']);
+    const get = () => harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/801`, { headers: { Authorization: `Bearer ${k.key}` } });
+    /* the CRM drops the token crmgate holds fresh; the slow call's 401 lands while the refresh runs */
+    await fake.revokeToken(first.body.access_token);
+    await fake.fault({ action: 'latency', ms: 4000, match: { path: '^/crm/v3/objects/contacts/801' }, count: 1 });
+    await fake.fault({ action: 'latency', ms: 6000, match: { path: '^/oauth/v1/token' }, count: 1 });
+    await fake.clearRequests();
+    const slow = get();
+    const arrived = async (n) => {
+      for (const deadline = Date.now() + 10000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+        if ((await fake.requests()).length >= n) return;
+      }
+      throw new Error(`the fake never saw ${n} requests`);
+    };
+    await arrived(1);
+    const marking = await get(); /* 401 at once: 403 to the agent, the integration marked (refresh on next use) */
+    assert.equal(marking.status, 403, JSON.stringify(marking.body));
+    for (const deadline = Date.now() + 10000; ; await new Promise((r) => setTimeout(r, 20))) {
+      const ints = JSON.parse(ok(cli(gate, ['integration', 'list', '--json']), 'list').stdout).integrations;
+      if (ints[0].needs_attention) break;
+      assert.ok(Date.now() < deadline, 'the 401 marked the integration');
+    }
+    const waiting = get(); /* starts the refresh and waits for it; the slow call's mark lands meanwhile */
+    assert.equal((await slow).status, 403);
+    const w = await waiting;
+    assert.equal(w.status, 200, `the call that waited for the refresh: ${JSON.stringify(w.body)}`);
+    const log = await fake.requests();
+    assert.equal(log.filter((r) => /oauth/.test(r.path)).length, 1, 'one refresh');
+    const used = log.filter((r) => !/oauth/.test(r.path)).map(authOf);
+    const fresh = used[used.length - 1];
+    assert.notEqual(fresh, `Bearer ${first.body.access_token}`);
+    /* stored: the next call uses the new token without another refresh, and nothing needs attention */
+    await fake.clearRequests();
+    assert.equal((await get()).status, 200);
+    assert.deepEqual((await fake.requests()).map(authOf), [fresh]);
+    const ints = JSON.parse(ok(cli(gate, ['integration', 'list', '--json']), 'list').stdout).integrations;
+    assert.equal(ints[0].needs_attention, false, JSON.stringify(ints));
+  } finally {
+    await s.stop();
+  }
+});
+
+test('custody: odd token endpoint answers: an access token with CR LF in it fails the refresh (502, audited) and no header of its making reaches the CRM (the admin API refuses such a token too); an absurd expires_in is capped at 10 years, not wrapped', { skip: GATE }, async () => {
+  const s = await startCustody();
+  try {
+    const { fake, gate } = s;
+    await fake.seed({ hubspot: { objects: { contacts: [{ id: '901', properties: { email: 'i@y.test' } }] } } });
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'hubspot', '--type', 'oauth', '--client-id', 'cid-inj', '--expires-in', '1'],
+      { access_token: 'pat-na1-inj-old', refresh_token: 'rt-inj', client_secret: 'cs-inj-SECRET' });
+    const k = newKey(gate, ['--workspace', 'acme', '--kind', 'workflow']);
+    await fake.fault({ action: 'status', status: 200, match: { path: '^/oauth/v1/token' }, count: 1,
+      body: { access_token: 'pat-na1-inj-new\r\nX-Injected: yes', refresh_token: 'rt-inj-2', expires_in: 3600 } });
+    await fake.clearRequests();
+    const r = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/901`, { headers: { Authorization: `Bearer ${k.key}` } });
+    assert.equal(r.status, 502, JSON.stringify(r.body));
+    assert.match(r.body.message, /without a usable access token/);
+    const calls = await fake.requests();
+    assert.deepEqual(calls.map((c) => c.path), ['/oauth/v1/token'], 'nothing but the refresh reached the CRM');
+    assert.ok(calls.every((c) => c.headers['x-injected'] === undefined));
+    assert.ok(harness.readAuditRaw(gate.stateDir).some((a) => a.verb === 'oauth_refresh' && a.outcome === 'upstream_error'), 'audited');
+    /* the admin API: a token with a control character in it is refused as one with a space is */
+    const bad = cli(gate, ['integration', 'add', '--workspace', 'acme', '--crm', 'hubspot', '--type', 'private-app'], JSON.stringify({ access_token: 'pat-na1-x\u000bX-Injected: yes' }));
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /visible ASCII/);
+    /* expires_in far past what a long long of milliseconds holds: 10 years at most, never negative */
+    await fake.fault({ action: 'status', status: 200, match: { path: '^/oauth/v1/token' }, count: 1,
+      body: { access_token: 'pat-na1-inj-newer', refresh_token: 'rt-inj-3', expires_in: 9300000000000000 } });
+    const before = Date.now();
+    const ok2 = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/901`, { headers: { Authorization: `Bearer ${k.key}` } });
+    assert.equal(ok2.status, 200, JSON.stringify(ok2.body));
+    const hs = JSON.parse(ok(cli(gate, ['integration', 'list', '--json']), 'list').stdout).integrations.find((i) => i.crm === 'hubspot');
+    const tenYears = 10 * 365 * 86400 * 1000;
+    assert.ok(hs.expires_ms >= before + tenYears && hs.expires_ms <= Date.now() + tenYears, `expires_ms ${hs.expires_ms}`);
+  } finally {
+    await s.stop();
+  }
+});
+
 test('custody: the injected token never reaches the agent (echoed in a body or a header: redacted); pass-through only where allowed', { skip: GATE }, async () => {
   const s = await startCustody();
   try {
@@ -559,6 +672,8 @@ test('custody: no token, client secret or key in LMDB\'s files or the log (priva
     await new jsforce.Connection({ instanceUrl: `${gate.url}/salesforce`, accessToken: wf.key, version: VERSION }).query('SELECT Id FROM Account');
     assert.ok(harness.readAuditRaw(gate.stateDir).length >= 1);
     assertNoSecrets(gate, [...secrets, 'RT-secret-sf-4', 'client-secret-sf-5', chat.key, wf.key]);
+    /* and no core dump can write them to disk: RLIMIT_CORE is 0 from the start */
+    assert.match(fs.readFileSync(`/proc/${gate.proc.pid}/limits`, 'utf8'), /^Max core file size\s+0\s+0\s+bytes/m);
   } finally {
     await s.stop();
   }
@@ -584,7 +699,7 @@ test('custody: a wrong, missing or malformed vault key: the daemon refuses to st
   r = serve([]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /vault key missing/);
-  fs.writeFileSync(path.join(stateDir, 'bad.key'), 'not-hex\n');
+  fs.writeFileSync(path.join(stateDir, 'bad.key'), 'not-hex\n', { mode: 0o600 });
   r = serve(['--vault-key', path.join(stateDir, 'bad.key')]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /bad format/);
@@ -594,6 +709,16 @@ test('custody: a wrong, missing or malformed vault key: the daemon refuses to st
   r = serve(['--vault-key', path.join(stateDir, 'absent.key')]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /missing \(no such file\)/);
+  /* the right key, but readable by other users: refused as the CA key is, before it is used */
+  const open = path.join(stateDir, 'open.key');
+  fs.copyFileSync(s.keyFile, open);
+  fs.chmodSync(open, 0o644);
+  r = serve(['--vault-key', open]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /vault key .*open\.key: accessible to other users \(mode 0644\); chmod 0600 it/);
+  fs.chmodSync(open, 0o640);
+  r = spawnSync(BIN, ['serve', '--check', '--state-dir', stateDir, '--rules-dir', path.join(stateDir, 'rules'), '--vault-key', open], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `group access is the admin's choice: ${r.stderr}`);
   /* systemd LoadCredential=: the wrong key as $CREDENTIALS_DIRECTORY/vault.key is refused too */
   const creds = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-creds-'));
   fs.copyFileSync(other, path.join(creds, 'vault.key'));

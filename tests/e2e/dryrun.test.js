@@ -743,6 +743,7 @@ test('a single write naming a record the CRM does not have gets the CRM\'s 404, 
 test('dry-run fails closed: with the audit store full, writes get 503 and nothing is forwarded', { skip: GATE, timeout: 60000 }, async () => {
   const fake = await harness.startFake();
   const rulesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-dry-rules-'));
+  /* its own rules dir: the harness's pass-through opt-in does not reach it */
   fs.writeFileSync(path.join(rulesDir, 'dry.json'), JSON.stringify({ ...RULES['dry.json'], allow_passthrough: true }));
   const gate = await harness.startCrmgate({
     upstreams: { hubspot: fake.url },

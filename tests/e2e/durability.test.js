@@ -125,6 +125,62 @@ test('map full: writes get 503 with a clear reason, reads still work, nothing un
   }
 });
 
+/*
+ * A client that goes away while its write is at the CRM (a reset, or any close on a TLS
+ * listener) must not leave the record "unknown" while the CRM applied the write: crmgate lets
+ * the forwarded write finish and records the CRM's answer. A drain (SIGTERM) right after waits
+ * for that write too, so the outcome is on disk when crmgate exits.
+ */
+test('a client reset during a forwarded write: the record gets the CRM\'s outcome, also across a drain', { skip: GATE, timeout: 60000 }, async () => {
+  const http = require('node:http');
+  const fake = await harness.startFake();
+  const gate = await harness.startCrmgate({ upstreams: { hubspot: fake.url } });
+  let stopped = false;
+  try {
+    await fake.seed({ hubspot: { objects: { contacts: [{ id: '8300', properties: { firstname: 'before' } }, { id: '8301', properties: { firstname: 'before' } }] } } });
+    const resetDuring = async (id, value) => {
+      await fake.fault({ action: 'latency', ms: 1000, match: { method: 'PATCH' }, count: 1 });
+      const n0 = (await fake.requests()).length;
+      const body = JSON.stringify({ properties: { firstname: value } });
+      const req = http.request(`${gate.url}/hubspot/crm/v3/objects/contacts/${id}`, {
+        method: 'PATCH', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'content-length': body.length },
+      });
+      req.on('error', () => {});
+      req.end(body);
+      /* reset once the write has reached the fake (it then sleeps before answering) */
+      for (const deadline = Date.now() + 10000; Date.now() < deadline;) {
+        if ((await fake.requests()).slice(n0).some((r) => r.method === 'PATCH')) break;
+        await sleep(20);
+      }
+      req.socket.resetAndDestroy();
+    };
+    const outcomeOf = (records, value) => {
+      const r = records.find((x) => x.fields.some((f) => f.name === 'firstname' && f.after === value));
+      return r && { outcome: r.outcome, status: r.upstream_status };
+    };
+
+    await resetDuring('8300', 'reset-live');
+    let seen;
+    for (const deadline = Date.now() + 10000; Date.now() < deadline;) {
+      const a = await gate.admin('GET', '/v1/audit?workspace=e2e-open');
+      seen = outcomeOf(a.body.records, 'reset-live');
+      if (seen && seen.outcome !== 'unknown') break;
+      await sleep(50);
+    }
+    const st = await fake.state();
+    assert.equal(st.hubspot.objects.contacts.find((c) => c.id === '8300').properties.firstname, 'reset-live', 'the CRM applied the write');
+    assert.deepEqual(seen, { outcome: 'allowed', status: 200 }, 'the record says what the CRM did');
+
+    await resetDuring('8301', 'reset-drain');
+    await gate.stop(); /* SIGTERM: the drain waits for the write the client left */
+    stopped = true;
+    assert.deepEqual(outcomeOf(harness.readAuditRaw(gate.stateDir), 'reset-drain'), { outcome: 'allowed', status: 200 });
+  } finally {
+    if (!stopped) await gate.stop();
+    await fake.stop();
+  }
+});
+
 /* The open rules and callers the harness would give, for a test that brings its own config. */
 function policy() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-rules-'));

@@ -193,6 +193,41 @@ async function startNsRelay(netns, port) {
   return { socketPath, proc };
 }
 
+/*
+ * A throw-away network namespace with only lo (up), so nothing inside can leave the machine:
+ * netnsUnavailable() says why one cannot be made (not root, no ip), else false;
+ * makeNetns(prefix, hosts) creates PREFIX-<random> with /etc/netns/NAME/hosts holding the
+ * lines given, and returns {name, remove()}; remove() is idempotent and also runs at exit.
+ */
+function netnsUnavailable() {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespace)';
+  try { execFileSync('ip', ['-V'], { stdio: 'ignore' }); } catch { return 'ip (iproute2) not installed'; }
+  return false;
+}
+
+function makeNetns(prefix, hosts) {
+  const name = `${prefix}-${require('node:crypto').randomBytes(5).toString('hex')}`;
+  const etc = `/etc/netns/${name}`;
+  let removed = false;
+  const remove = () => {
+    if (removed) return;
+    removed = true;
+    try { execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' }); } catch { /* already gone */ }
+    try { fs.rmSync(etc, { recursive: true, force: true }); } catch { /* best effort */ }
+  };
+  process.on('exit', remove);
+  execFileSync('ip', ['netns', 'add', name], { stdio: 'ignore' });
+  try {
+    fs.mkdirSync(etc, { recursive: true });
+    fs.writeFileSync(`${etc}/hosts`, hosts.map((l) => `${l}\n`).join(''));
+    execFileSync('ip', ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up'], { stdio: 'ignore' });
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  return { name, remove };
+}
+
 /* ---------------- tiny JSON client for the control API ---------------- */
 
 /* One HTTP(S) request with a JSON body; resolves {status, headers, body (parsed when JSON)}. */
@@ -237,12 +272,13 @@ async function control(base, method, p, body, socketPath) {
 
 /*
  * Starts tests/fakecrm/server.js on a free loopback port.
- * opts: {tls, cert, key, gzip (default true), netns: NAME (run it inside that network namespace,
+ * opts: {tls, cert, key, gzip (default true), port (default 0: a free one; a fixed port, 443 say,
+ * only inside a namespace the test made), netns: NAME (run it inside that network namespace,
  * on the namespace's 127.0.0.1; the control calls then go through a Unix socket relay, and
  * `url` is the address inside the namespace)}.
  */
 async function startFake(opts = {}) {
-  const args = [FAKE_SERVER, '--port', '0', '--host', '127.0.0.1'];
+  const args = [FAKE_SERVER, '--port', String(opts.port || 0), '--host', '127.0.0.1'];
   if (opts.tls) args.push('--tls', '--cert', opts.cert, '--key', opts.key);
   if (opts.gzip === false) args.push('--no-gzip');
   const proc = track(nsSpawn(opts.netns, process.execPath, args, {
@@ -625,4 +661,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { readAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
+module.exports = { netnsUnavailable, makeNetns, readAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };

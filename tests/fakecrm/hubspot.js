@@ -672,6 +672,7 @@ module.exports = function create(fake) {
   }
 
   function batchAnswer(ctx, okStatus, results, errors, startedMs) {
+    if (fake.batchOrder && fake.batchOrder() === 'reversed') results = results.slice().reverse();
     const out = { status: 'COMPLETE', results, startedAt: iso(startedMs), completedAt: iso(fake.now()) };
     if (errors.length) {
       out.numErrors = errors.length;

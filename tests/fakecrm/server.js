@@ -37,8 +37,9 @@
  * GET|DELETE /_fake/requests (?since=N; entries {seq, method, path, query, headers, body,
  * response: {status, gzip} | null}), GET /_fake/state, POST|DELETE /_fake/faults (a 'status'
  * fault may carry "headers": {name: value} to answer with),
- * POST /_fake/tokens/revoke {token}, POST /_fake/options {gzip: 'auto'|'always'|'off'} (reset
- * restores the command-line setting).
+ * POST /_fake/tokens/revoke {token}, POST /_fake/options {gzip: 'auto'|'always'|'off',
+ * batch_order: 'input'|'reversed' (HubSpot batch results)} (reset restores the command-line
+ * setting and input order).
  */
 
 const http = require('node:http');
@@ -83,8 +84,13 @@ function loadModule(file, fake) {
 function createFake(opts) {
   let baseUrl = '';
   const revoked = new Set();
+  let batchOrder = 'input';
   const fake = {
     now: () => Date.now(),
+    /* 'reversed': HubSpot batch results come last input first (HubSpot does not document
+     * their order), so a client that pairs them by position is caught */
+    batchOrder: () => batchOrder,
+    setBatchOrder: (o) => { batchOrder = o; },
     baseUrl: () => baseUrl,
     log: (...args) => { if (process.env.FAKECRM_DEBUG) console.error('[fakecrm]', ...args); },
     isRevoked: (t) => revoked.has(t),
@@ -183,6 +189,7 @@ async function handleControl(state, req, res, rawPath, query, body) {
       state.faults = [];
       state.fake.clearRevoked();
       state.gzipMode = state.opts.gzip ? 'auto' : 'off';
+      state.fake.setBatchOrder('input');
       return controlAnswer(state, req, res, 200, { ok: true });
     case 'POST /_fake/seed': {
       const data = json || {};
@@ -212,11 +219,14 @@ async function handleControl(state, req, res, rawPath, query, body) {
       return controlAnswer(state, req, res, 200, { ok: true, faults: state.faults.length });
     }
     case 'POST /_fake/options':
-      if (!json || !['auto', 'always', 'off'].includes(json.gzip)) {
-        return controlAnswer(state, req, res, 400, { error: 'body must be {gzip: "auto"|"always"|"off"}' });
+      if (!json || (json.gzip === undefined && json.batch_order === undefined) ||
+          (json.gzip !== undefined && !['auto', 'always', 'off'].includes(json.gzip)) ||
+          (json.batch_order !== undefined && !['input', 'reversed'].includes(json.batch_order))) {
+        return controlAnswer(state, req, res, 400, { error: 'body must be {gzip?: "auto"|"always"|"off", batch_order?: "input"|"reversed"}' });
       }
-      state.gzipMode = json.gzip;
-      return controlAnswer(state, req, res, 200, { ok: true, gzip: state.gzipMode });
+      if (json.gzip !== undefined) state.gzipMode = json.gzip;
+      if (json.batch_order !== undefined) state.fake.setBatchOrder(json.batch_order);
+      return controlAnswer(state, req, res, 200, { ok: true, gzip: state.gzipMode, batch_order: state.fake.batchOrder() });
     case 'GET /_fake/faults':
       return controlAnswer(state, req, res, 200, state.faults.map(({ re, ...f }) => f));
     case 'DELETE /_fake/faults':

@@ -64,7 +64,7 @@ fi
 # Directives whose absence verify would not notice but crmgate relies on.
 for want in 'Type=notify' 'ExecStart=/usr/sbin/crmgate serve -c /etc/crmgate/crmgate.json' \
     'ExecReload=/bin/kill -HUP $MAINPID' 'User=crmgate' 'Group=crmgate' 'StateDirectory=crmgate' \
-    'StateDirectoryMode=0750' 'UMask=0007' 'NoNewPrivileges=yes' 'ProtectSystem=strict'; do
+    'StateDirectoryMode=0750' 'UMask=0007' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'LimitCORE=0'; do
     grep -qxF "$want" "$src/crmgate.service" || fail "crmgate.service lacks '$want'"
 done
 # The vault key comes in as $CREDENTIALS_DIRECTORY/vault.key (crmgate's default lookup).

@@ -54,6 +54,8 @@ static void test_metrics_counters(void **state)
     metrics_request(CRM_SALESFORCE, CRM_VERB_CREATE, METRICS_DRY_RUN);
     metrics_request(CRM_HUBSPOT, (enum crm_verb)999, METRICS_DENY); /* out of range: unknown */
     metrics_request(CRM_HUBSPOT, CRM_VERB_READ, (enum metrics_decision)7); /* ignored */
+    metrics_request(CRM_SALESFORCE, CRM_VERB_UPDATE, METRICS_REFUSED);
+    metrics_request(CRM_NONE, CRM_VERB_UNKNOWN, METRICS_REFUSED); /* no route */
     metrics_own_call(CRM_SALESFORCE, METRICS_PURPOSE_BEFORE_STATE);
     metrics_own_call(CRM_HUBSPOT, METRICS_PURPOSE_OAUTH_REFRESH);
     metrics_upstream_latency(CRM_HUBSPOT, 3000);     /* 3 ms: le 0.005 */
@@ -65,6 +67,10 @@ static void test_metrics_counters(void **state)
     has_line(t,
              "crmgate_requests_total{crm=\"salesforce\",verb=\"create\",decision=\"dry_run\"} 1");
     has_line(t, "crmgate_requests_total{crm=\"hubspot\",verb=\"unknown\",decision=\"deny\"} 1");
+    has_line(t,
+             "crmgate_requests_total{crm=\"salesforce\",verb=\"update\",decision=\"refused\"} 1");
+    has_line(t, "crmgate_requests_total{crm=\"none\",verb=\"unknown\",decision=\"refused\"} 1");
+    assert_null(strstr(t, "crm=\"none\",verb=\"unknown\",decision=\"allow\""));
     assert_null(strstr(t, "verb=\"read\""));
     has_line(t, "crmgate_own_upstream_calls_total{crm=\"salesforce\",purpose=\"before_state\"} 1");
     has_line(t, "crmgate_own_upstream_calls_total{crm=\"hubspot\",purpose=\"oauth_refresh\"} 1");

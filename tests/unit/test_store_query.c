@@ -20,28 +20,9 @@
 #include <jansson.h>
 
 #include "store.h"
+#include "store_fixture.h"
 
 #define BULK 50010 /* more than one query call may examine */
-
-struct fixture {
-    char dir[64], db[80];
-    struct event_base *base;
-    struct store *s;
-    struct store_port *port;
-    int done;
-    enum store_status st;
-};
-
-static void donecb(enum store_status st, uint64_t first, size_t n, void *arg)
-{
-    struct fixture *f = arg;
-
-    (void)first;
-    (void)n;
-    f->st = st;
-    f->done = 1;
-    event_base_loopbreak(f->base);
-}
 
 /* Records are stamped some seconds before their commit, as the request path stamps them. */
 static long long t0_ms;
@@ -68,44 +49,8 @@ static void append(struct fixture *f, json_t *records)
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    struct store_options o = {0};
-    char err[512];
-
-    assert_non_null(f);
     t0_ms = (long long)time(NULL) * 1000 - 60000;
-    evthread_use_pthreads();
-    snprintf(f->dir, sizeof(f->dir), "/tmp/crmgate-unit-sq-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof(f->db), "%s/db", f->dir);
-    o.dir = f->db;
-    o.map_bytes = 256u << 20;
-    f->s = store_open(&o, err, sizeof(err));
-    if (f->s == NULL)
-        fail_msg("store_open: %s", err);
-    f->base = event_base_new();
-    f->port = store_port_new(f->s, f->base);
-    assert_non_null(f->port);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[128];
-
-    store_port_free(f->port);
-    store_close(f->s);
-    event_base_free(f->base);
-    snprintf(p, sizeof(p), "%s/data.mdb", f->db);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/lock.mdb", f->db);
-    unlink(p);
-    rmdir(f->db);
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return store_fixture_setup(state, "sq", 256u << 20);
 }
 
 static size_t count(struct fixture *f, struct store_query q)
@@ -202,6 +147,25 @@ static void test_store_query_filters(void **state)
     json_decref(all);
 }
 
+/* Times far in the future (plain milliseconds, as the API takes them) bound nothing wrongly. */
+static void test_store_query_far_times(void **state)
+{
+    struct fixture *f = *state;
+    json_t *a = json_array();
+    struct store_query q = {0};
+
+    json_array_append_new(a, rec("acme", "wf1", NULL, "hubspot", "deals", "1", "allowed", 1000));
+    append(f, a);
+    q.until_ms = (1LL << 48) - 1; /* << 16 would overflow the id */
+    assert_int_equal(count(f, q), 1);
+    q.until_ms = 9999999999999999LL;
+    assert_int_equal(count(f, q), 1);
+    q = (struct store_query){.since_ms = (1LL << 48) - 1};
+    assert_int_equal(count(f, q), 0);
+    q.since_ms = 9999999999999999LL;
+    assert_int_equal(count(f, q), 0);
+}
+
 static void test_store_query_budget(void **state)
 {
     struct fixture *f = *state;
@@ -278,6 +242,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_query_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_query_far_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_query_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_query_stats, setup, teardown),
     };

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -115,6 +116,7 @@ static void write_file(const char *path, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
 }
 
 static void test_key_files(void **state)
@@ -140,6 +142,16 @@ static void test_key_files(void **state)
     v = vault_load(path, err, sizeof(err));
     assert_non_null(v);
     vault_free(v);
+    /* a key other users can read is refused (as the CA key), group access is the admin's */
+    assert_int_equal(chmod(path, 0604), 0);
+    assert_null(vault_load(path, err, sizeof(err)));
+    assert_non_null(strstr(err, "accessible to other users (mode 0604)"));
+    assert_int_equal(chmod(path, 0640), 0);
+    v = vault_load(path, err, sizeof(err));
+    assert_non_null(v);
+    vault_free(v);
+    assert_null(vault_load(dir, err, sizeof(err)));
+    assert_non_null(strstr(err, "not a regular file"));
     fd = open(path, O_WRONLY | O_TRUNC);
     assert_true(fd >= 0);
     assert_int_equal(vault_keygen(fd), 0);
@@ -225,6 +237,56 @@ static void test_select(void **state)
     assert_int_equal(r.crm, CRM_SALESFORCE);
 }
 
+static void test_url_ok(void **state)
+{
+    static const char *const good[] = {"https://acme.my.salesforce.com",
+                                       "https://acme.my.salesforce.com/",
+                                       "https://h:8443/x",
+                                       "http://127.0.0.1:4010",
+                                       "http://localhost:80/base",
+                                       "http://[::1]:9",
+                                       "http://127.10.0.200",
+                                       NULL};
+    /* plain http to a host that only looks like loopback, user info, and odd characters */
+    static const char *const bad[] = {"http://localhost.evil.example/",
+                                      "http://127.0.0.1.nip.io:80",
+                                      "http://127.0.0.1@evil.example/",
+                                      "http://localhost@evil.example",
+                                      "https://acme.my.salesforce.com@evil.example/",
+                                      "http://[::1]evil.example",
+                                      "http://127.0.0.1234",
+                                      "http://127.0.0",
+                                      "http://evil.example",
+                                      "https://",
+                                      "https://:443/",
+                                      "https://h/a b",
+                                      "https://h/\x01",
+                                      "https://h/?q",
+                                      "https://h/#f",
+                                      "https://h\\@evil.example/",
+                                      "ftp://h/",
+                                      "",
+                                      NULL};
+
+    (void)state;
+    for (size_t i = 0; good[i] != NULL; i++) {
+        if (!custody_url_ok(good[i]))
+            fail_msg("refused: %s", good[i]);
+    }
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        if (custody_url_ok(bad[i]))
+            fail_msg("accepted: %s", bad[i]);
+    }
+    assert_false(custody_url_ok(NULL));
+    assert_true(custody_token_ok("00DHs0000000001!AQsf.token_with-every~mark"));
+    assert_false(custody_token_ok("tok\r\nX-Injected: 1"));
+    assert_false(custody_token_ok("tok\x0b"));
+    assert_false(custody_token_ok("tok en"));
+    assert_false(custody_token_ok("t\xc3\xa9"));
+    assert_false(custody_token_ok(""));
+    assert_false(custody_token_ok(NULL));
+}
+
 static void test_due(void **state)
 {
     struct custody_cred c = {.type = CUSTODY_TYPE_OAUTH, .expires_ms = 1000000};
@@ -302,11 +364,17 @@ static void test_cache_generation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_tamper),
-        cmocka_unit_test(test_aad_mismatch), cmocka_unit_test(test_wrong_key),
-        cmocka_unit_test(test_key_files),    cmocka_unit_test(test_key_parse),
-        cmocka_unit_test(test_ref_keys),     cmocka_unit_test(test_select),
-        cmocka_unit_test(test_due),          cmocka_unit_test(test_cache_generation),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_tamper),
+        cmocka_unit_test(test_aad_mismatch),
+        cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_key_files),
+        cmocka_unit_test(test_key_parse),
+        cmocka_unit_test(test_ref_keys),
+        cmocka_unit_test(test_select),
+        cmocka_unit_test(test_due),
+        cmocka_unit_test(test_url_ok),
+        cmocka_unit_test(test_cache_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

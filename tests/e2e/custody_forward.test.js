@@ -1,0 +1,118 @@
+'use strict';
+/*
+ * Credential custody in forward mode: where a crmgate key's Salesforce token goes is the
+ * integration's business, never the agent's. An agent opens its tunnel to any
+ * <label>.my.salesforce.com it likes (CONNECT), so that host must not decide where crmgate
+ * sends the integration's token: the integration's instance URL does, else
+ * upstreams.salesforce, else the call is refused and nothing is sent.
+ *
+ * Everything runs inside a network namespace the suite creates (harness.makeNetns: cgc-<random>,
+ * only lo, so nothing can leave it) and removes:
+ *   - /etc/netns/NS/hosts maps acme.my.salesforce.com and evil.my.salesforce.com to 127.0.0.1;
+ *   - the fake CRM listens there on 443 with TLS (a throw-away CA that crmgate's ca_bundle
+ *     trusts), so it receives whatever crmgate sends to either name;
+ *   - crmgate (forward listener, vault key, no upstreams.salesforce) and jsforce (HTTPS_PROXY
+ *     carrying the key) run in it; the CLI reaches crmgate's admin socket from outside.
+ *
+ * Needs root and ip; skipped otherwise.
+ *
+ *   node --test tests/e2e/custody_forward.test.js
+ */
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFile, execFileSync, spawnSync } = require('node:child_process');
+const harness = require('./harness.js');
+
+const SKIP = !harness.crmgateAvailable() ? `crmgate binary not built (${harness.crmgateBinary()})` : harness.netnsUnavailable();
+const BIN = harness.crmgateBinary();
+const VERSION = '62.0';
+const OPEN_ACTIONS = { create: true, update: true, upsert: true, delete: true, associate: true };
+const OPEN_CRM = { schema_read: true, objects: { '*': { read: '*', write: '*', actions: OPEN_ACTIONS } } };
+
+let ns;
+let fake;
+let gate;
+let dir;
+
+function cli(args, input) {
+  const r = spawnSync(BIN, [...args, '--state-dir', gate.stateDir], { input: input || '', encoding: 'utf8', timeout: 15000 });
+  assert.equal(r.status, 0, `${args.join(' ')}: exit ${r.status}\n${r.stderr}${r.stdout}`);
+  return r;
+}
+
+before(async () => {
+  if (SKIP) return;
+  ns = harness.makeNetns('cgc', ['127.0.0.1 localhost acme.my.salesforce.com evil.my.salesforce.com']);
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-custody-fwd-'));
+  const certs = harness.makeTestCerts({ dir: path.join(dir, 'certs'), san: 'DNS:acme.my.salesforce.com,DNS:evil.my.salesforce.com,IP:127.0.0.1' });
+  fake = await harness.startFake({ netns: ns.name, tls: true, cert: certs.cert, key: certs.key, port: 443 });
+  const keyFile = path.join(dir, 'vault.key');
+  execFileSync(BIN, ['vault', 'keygen', '--out', keyFile], { stdio: 'ignore' });
+  const rulesDir = path.join(dir, 'rules');
+  fs.mkdirSync(rulesDir);
+  fs.writeFileSync(path.join(rulesDir, 'acme.json'), JSON.stringify({ workspace: 'acme', hubspot: OPEN_CRM, salesforce: OPEN_CRM }));
+  gate = await harness.startCrmgate({
+    netns: ns.name,
+    config: { rules_dir: rulesDir, callers: [], vault: { key_file: keyFile }, ca_bundle: certs.ca },
+    upstreams: { hubspot: fake.url }, /* no upstreams.salesforce */
+    forward: true,
+  });
+});
+
+after(async () => {
+  try {
+    if (gate && !gate.stopped) await gate.stop();
+    if (fake) await fake.stop();
+  } finally {
+    if (ns) ns.remove();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/* jsforce inside the namespace, through crmgate's forward listener with the key as proxy credentials. */
+function jsforceRetrieve(key, host, id) {
+  const script = `
+    const jsforce = require('jsforce');
+    (async () => {
+      const conn = new jsforce.Connection({ instanceUrl: 'https://${host}', accessToken: 'not-a-crm-token', version: '${VERSION}' });
+      try { const r = await conn.sobject('Account').retrieve('${id}'); process.stdout.write(JSON.stringify({ ok: r.Name })); }
+      catch (e) { process.stdout.write(JSON.stringify({ error: String(e.message), code: e.errorCode })); }
+    })();`;
+  const env = { PATH: process.env.PATH, HTTPS_PROXY: `http://agent:${key}@127.0.0.1:${gate.forwardPort}`, NODE_EXTRA_CA_CERTS: gate.caCert };
+  return new Promise((resolve, reject) => {
+    execFile('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script], { cwd: harness.REPO, env, timeout: 20000 }, (err, stdout, stderr) => {
+      if (err && err.killed) { reject(new Error(`jsforce timed out: ${stderr}`)); return; }
+      try { resolve(JSON.parse(stdout)); } catch { reject(new Error(`jsforce: ${stdout}\n${stderr}`)); }
+    });
+  });
+}
+
+test('custody forward: a key\'s Salesforce token goes to the integration\'s instance URL, never to the host the agent tunnelled to; without an instance URL (and no upstreams.salesforce) the call is refused and nothing is sent', { skip: SKIP }, async () => {
+  await fake.seed({ salesforce: { objects: { Account: [{ Name: 'Hooli' }] } } });
+  const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === 'Hooli').Id;
+  const key = cli(['key', 'create', '--workspace', 'acme', '--kind', 'workflow']).stdout.trim();
+
+  /* an integration without an instance URL: the tunnel's host (the agent's pick) must not get its token */
+  const token = '00DHs0000000001!AQsf-no-instance-url';
+  cli(['integration', 'add', '--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app'], token);
+  await fake.clearRequests();
+  let out = await jsforceRetrieve(key, 'evil.my.salesforce.com', acc);
+  assert.ok(out.error, `answered: ${JSON.stringify(out)}`);
+  assert.match(out.error, /no Salesforce instance URL/);
+  const sent = (await fake.requests()).filter((r) => JSON.stringify(r.headers).includes('AQsf-no-instance-url'));
+  assert.deepEqual(sent.map((r) => `${r.headers.host} ${r.method} ${r.path}`), [], 'the token reached the host the agent tunnelled to');
+  assert.ok(!gate.stderr().includes(token), 'the token is not logged');
+
+  /* with its instance URL: the call goes there, whatever host the tunnel names */
+  cli(['integration', 'add', '--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app', '--instance-url', 'https://acme.my.salesforce.com'], '00DHs0000000001!AQsf-acme-instance');
+  await fake.clearRequests();
+  out = await jsforceRetrieve(key, 'evil.my.salesforce.com', acc);
+  assert.equal(out.ok, 'Hooli', JSON.stringify(out));
+  const calls = (await fake.requests()).filter((r) => !/oauth/.test(r.path));
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].headers.authorization, 'Bearer 00DHs0000000001!AQsf-acme-instance');
+  assert.equal(calls[0].headers.host, 'acme.my.salesforce.com');
+});
