@@ -65,29 +65,7 @@ install -m 0644 "$here/contact.json" "$dir/contact.json"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
     -keyout "$dir/https.key" -out "$dir/https.pem" 2>/dev/null
 chmod 0644 "$dir/https.key" # a throw-away key, read by nginx workers
-python3 - "$dir" <<'PY'
-import json, sys
-d = sys.argv[1]
-c = json.load(open(f"{d}/contact.json"))
-c["id"] = c["properties"]["hs_object_id"] = "2"
-c["url"] = c["url"].replace("/record/0-1/1", "/record/0-1/2")
-c2 = json.dumps(c, separators=(",", ":"))
-assert not any(ch in c2 for ch in "'\\$")
-open(f"{d}/upstream-locations.conf", "w").write(f"""
-        location = /crm/v3/objects/contacts/1 {{
-            types {{ }}
-            default_type "application/json;charset=utf-8";
-            alias {d}/contact.json;
-        }}
-        location = /crm/v3/objects/contacts/2 {{
-            default_type "application/json;charset=utf-8";
-            return 200 '{c2}';
-        }}
-        location / {{
-            return 404;
-        }}
-""")
-PY
+python3 "$here/upstream_answers.py" "$dir" 003000000000001AAA
 user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
 sed -e "s|@DIR@|$dir|g" -e "s|@UPSTREAM_PORT@|$up_port|g" -e "s|@UPSTREAM_TLS_PORT@|$up_tls_port|g" \
