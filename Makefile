@@ -43,7 +43,7 @@ SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.
               proxy/cli_custody.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
               policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c \
-              policy/diff.c policy/synthesize.c
+              policy/diff.c policy/synthesize.c policy/jsonout.c
 SRC_CERTS  := certs/ca.c certs/mint.c certs/cli_ca.c
 SRC        := $(SRC_PROXY) $(SRC_POLICY) $(SRC_CERTS)
 SRC_LLHTTP := $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c
@@ -59,7 +59,7 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
               test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize \
               test_query test_metrics test_store_query test_store_overlay test_audit_created test_tls \
-              test_vault
+              test_vault test_jsonout
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run demo test unit e2e systemd-check asan valgrind bench fuzz fuzz-seeds \

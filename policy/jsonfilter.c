@@ -22,6 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
+
 #include "crm.h"
 #include "jsonfilter.h"
 
@@ -1186,6 +1188,196 @@ int jsonfilter_salesforce(const struct rules_ws *ws, const char *in, size_t len,
 
     jf_init(&j, in, len, out, rules_crm_of(ws, CRM_SALESFORCE), err, errlen);
     return jf_run(&j, 1, NULL, removed);
+}
+
+int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, size_t *vlen,
+                      char *err, size_t errlen)
+{
+    struct jsonfilter_out none = {0}; /* nothing is written: no member is cut */
+    size_t klen = strlen(key);
+    struct jf j;
+    int more, rc = -1, found = 0;
+
+    jf_init(&j, in, len, &none, NULL, err, errlen);
+    if (len > JSONFILTER_MAX_BYTES) {
+        jf_fail(&j, 0, "answer larger than 64 MiB");
+        goto done;
+    }
+    j.pos = jf_ws(&j, 0);
+    if (j.pos >= j.len || j.in[j.pos] != '{') {
+        jf_fail(&j, j.pos, "'{' expected");
+        goto done;
+    }
+    for (more = jf_open(&j, '}'); more > 0; more = jf_next(&j, '}', 0)) {
+        struct jf_members m;
+        size_t start;
+
+        if (jf_key(&j, &m, &j.key) < 0)
+            goto done;
+        start = j.pos;
+        if (jf_skip(&j, 1) < 0)
+            goto done;
+        if (jf_is(&j.key, key, klen)) {
+            *off = start;
+            *vlen = j.pos - start;
+            found = 1;
+        }
+    }
+    if (more < 0)
+        goto done;
+    j.pos = jf_ws(&j, j.pos);
+    if (j.pos != j.len) {
+        jf_fail(&j, j.pos, "end of input expected");
+        goto done;
+    }
+    rc = found;
+done:
+    free(j.key.heap);
+    free(j.aux.heap);
+    return rc;
+}
+
+/* A number already checked by jf_number, in[start..end), as jansson makes it. */
+static json_t *jf_number_value(struct jf *j, size_t start, size_t end)
+{
+    char small[64], *buf = small, *stop;
+    size_t n = end - start;
+    int real = 0;
+    json_t *v;
+
+    for (size_t p = start; p < end; p++)
+        real |= j->in[p] == '.' || j->in[p] == 'e' || j->in[p] == 'E';
+    if (n >= sizeof(small) && (buf = malloc(n + 1)) == NULL)
+        return NULL;
+    memcpy(buf, j->in + start, n);
+    buf[n] = '\0';
+    /* the range was checked: neither overflows */
+    v = real ? json_real(strtod(buf, &stop)) : json_integer(strtoll(buf, &stop, 10));
+    if (buf != small)
+        free(buf);
+    return v;
+}
+
+/* Build the value at pos (at depth) as json_loadb would; NULL with j failed. */
+static json_t *jf_build(struct jf *j, int depth)
+{
+    json_t *v = NULL, *item;
+    size_t start = j->pos;
+    int more;
+
+    if (jf_depth(j, depth) < 0)
+        return NULL;
+    switch (j->in[j->pos]) {
+    case '{':
+        if ((v = json_object()) == NULL)
+            break;
+        for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', 0)) {
+            struct jf_members m;
+            char small[64], *key = small;
+            size_t klen;
+            int rc;
+
+            if (jf_key(j, &m, &j->key) < 0)
+                goto fail;
+            /* nested members reuse j->key */
+            klen = j->key.len;
+            if (klen >= sizeof(small) && (key = malloc(klen + 1)) == NULL)
+                goto oom;
+            memcpy(key, j->key.s, klen + 1);
+            item = jf_build(j, depth + 1);
+            /* valid UTF-8 without NUL (jf_string); a later duplicate replaces, as in jansson */
+            rc = item != NULL ? json_object_setn_new_nocheck(v, key, klen, item) : -1;
+            if (key != small)
+                free(key);
+            if (item == NULL)
+                goto fail;
+            if (rc < 0)
+                goto oom;
+        }
+        if (more < 0)
+            goto fail;
+        return v;
+    case '[':
+        if ((v = json_array()) == NULL)
+            break;
+        for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
+            if ((item = jf_build(j, depth + 1)) == NULL)
+                goto fail;
+            if (json_array_append_new(v, item) < 0)
+                goto oom;
+        }
+        if (more < 0)
+            goto fail;
+        return v;
+    case '"':
+        if (jf_string(j, &j->pos, &j->aux) < 0)
+            return NULL;
+        v = json_stringn_nocheck(j->aux.s, j->aux.len);
+        break;
+    case 't':
+        if (jf_literal(j, "true") < 0)
+            return NULL;
+        v = json_true();
+        break;
+    case 'f':
+        if (jf_literal(j, "false") < 0)
+            return NULL;
+        v = json_false();
+        break;
+    case 'n':
+        if (jf_literal(j, "null") < 0)
+            return NULL;
+        v = json_null();
+        break;
+    default:
+        if (j->in[j->pos] != '-' && !jf_isdigit(j->pos, j)) {
+            jf_fail(j, j->pos, "invalid token");
+            return NULL;
+        }
+        if (jf_number(j, &j->pos) < 0)
+            return NULL;
+        v = jf_number_value(j, start, j->pos);
+        break;
+    }
+    if (v == NULL)
+        jf_oom(j);
+    return v;
+oom:
+    jf_oom(j);
+fail:
+    json_decref(v);
+    return NULL;
+}
+
+json_t *jsonfilter_parse(const char *in, size_t len, char *err, size_t errlen)
+{
+    struct jsonfilter_out none = {0}; /* nothing is written */
+    json_t *root = NULL;
+    struct jf j;
+
+    jf_init(&j, in, len, &none, NULL, err, errlen);
+    if (len > JSONFILTER_MAX_BYTES) {
+        jf_fail(&j, 0, "input larger than 64 MiB");
+        goto done;
+    }
+    j.pos = jf_ws(&j, 0);
+    if (j.pos >= j.len || (j.in[j.pos] != '{' && j.in[j.pos] != '[')) {
+        jf_fail(&j, j.pos, "'[' or '{' expected");
+        goto done;
+    }
+    root = jf_build(&j, 0);
+    if (root == NULL)
+        goto done;
+    j.pos = jf_ws(&j, j.pos);
+    if (j.pos != j.len) {
+        jf_fail(&j, j.pos, "end of input expected");
+        json_decref(root);
+        root = NULL;
+    }
+done:
+    free(j.key.heap);
+    free(j.aux.heap);
+    return root;
 }
 
 void jsonfilter_out_free(struct jsonfilter_out *out)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jsonout.h"
 #include "salesforce.h"
 #include "synthesize.h"
 
@@ -233,11 +234,10 @@ static int synth_set_body(struct synth_ctx *c, int status, json_t *body)
     c->out->status = status;
     if (body == NULL)
         return 0;
-    c->out->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    c->out->body = jsonout_dumps_ordered(body, &c->out->body_len);
     json_decref(body);
     if (c->out->body == NULL)
         return synth_fail(c, "out of memory");
-    c->out->body_len = strlen(c->out->body);
     return 0;
 }
 
@@ -1774,44 +1774,57 @@ static int synth_mark_written(struct synth_ctx *c)
     return 0;
 }
 
-json_t *synth_overlay_combine(const json_t *old, json_t *rec)
+/* Whether synth_overlay_combine has anything to add to rec. */
+static int synth_overlay_combines(const json_t *old, const json_t *rec)
 {
-    json_t *out, *fields, *written, *name;
+    return json_is_object(json_object_get(old, "fields")) &&
+           !json_is_true(json_object_get(old, "deleted")) &&
+           json_is_object(json_object_get(rec, "fields")) &&
+           !json_is_true(json_object_get(rec, "deleted")) &&
+           json_is_array(json_object_get(rec, "written"));
+}
+
+int synth_overlay_combine_into(const json_t *old, json_t *rec)
+{
     const json_t *ofields = json_object_get(old, "fields");
+    json_t *fields, *written, *name;
     size_t k;
 
-    if (!json_is_object(ofields) || json_is_true(json_object_get(old, "deleted")) ||
-        !json_is_object(json_object_get(rec, "fields")) ||
-        json_is_true(json_object_get(rec, "deleted")) ||
-        !json_is_array(json_object_get(rec, "written")))
-        return json_incref(rec);
-    out = json_deep_copy(rec);
-    fields = json_object_get(out, "fields");
-    written = json_object_get(out, "written");
-    if (out == NULL || fields == NULL || written == NULL) {
-        json_decref(out);
-        return NULL;
-    }
+    if (!synth_overlay_combines(old, rec))
+        return 0;
+    fields = json_object_get(rec, "fields");
+    written = json_object_get(rec, "written");
     json_array_foreach(json_object_get(old, "written"), k, name)
     {
         const char *n = json_string_value(name);
-        json_t *v = n != NULL ? json_object_get(ofields, n) : NULL;
+        json_t *v = n != NULL ? json_object_get(ofields, n) : NULL, *w;
         size_t j;
-        json_t *w;
         int mine = 0;
+        if (v == NULL)
+            continue;
         json_array_foreach(written, j, w)
         {
             mine |= json_is_string(w) && strcmp(json_string_value(w), n) == 0;
         }
-        if (v == NULL || mine)
+        if (mine)
             continue;
-        if (json_object_set(fields, n, v) < 0 || json_array_append(written, name) < 0) {
-            json_decref(out);
-            return NULL;
-        }
+        if (json_object_set(fields, n, v) < 0 || json_array_append(written, name) < 0)
+            return -1;
     }
     if (json_is_true(json_object_get(old, "created")) &&
-        json_object_set_new(out, "created", json_true()) < 0) {
+        json_object_set_new(rec, "created", json_true()) < 0)
+        return -1;
+    return 0;
+}
+
+json_t *synth_overlay_combine(const json_t *old, json_t *rec)
+{
+    json_t *out;
+
+    if (!synth_overlay_combines(old, rec))
+        return json_incref(rec);
+    out = json_deep_copy(rec);
+    if (out == NULL || synth_overlay_combine_into(old, out) < 0) {
         json_decref(out);
         return NULL;
     }

@@ -102,6 +102,10 @@ int synth_response(const struct synth_request *in, struct synth_response *out, c
  */
 json_t *synth_overlay_combine(const json_t *old, json_t *rec);
 
+/* The same, changing rec itself (its owner's, no copy): 0, or -1 out of memory (rec then
+ * half combined: drop it). */
+int synth_overlay_combine_into(const json_t *old, json_t *rec);
+
 /* Release what synth_response filled in (nops = ops->n); out is zeroed. */
 void synth_response_free(struct synth_response *out, size_t nops);
 

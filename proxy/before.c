@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "../policy/diff.h"
+#include "../policy/jsonfilter.h"
 #include "before.h"
 #include "config.h"
 #include "log.h"
@@ -356,6 +357,25 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
             rsp->body = NULL;
         }
         before_fail(bf, rsp->status, st);
+    } else if (bf->crm == CRM_HUBSPOT && !call->batch) {
+        /* Only the record's properties are kept: validate the whole answer, parse just those
+         * (its propertiesWithHistory and the rest are most of the bytes). */
+        size_t len = evbuffer_get_length(rsp->body), off = 0, vlen = 0;
+        const char *body = (const char *)evbuffer_pullup(rsp->body, -1);
+        int found = jsonfilter_member(body, len, "properties", &off, &vlen, NULL, 0);
+        json_t *f = NULL;
+        if (found < 0) {
+            before_fail(bf, 0, "the CRM's answer is not JSON");
+        } else {
+            if (found > 0 && body[off] == '{') /* else not an object: no before-state */
+                f = jsonfilter_parse(body + off, vlen, NULL, 0);
+            if (!json_is_object(f)) {
+                json_decref(f);
+                f = NULL;
+            }
+            json_decref(bf->res.before[call->idx[0]]);
+            bf->res.before[call->idx[0]] = f;
+        }
     } else {
         size_t len = evbuffer_get_length(rsp->body);
         root = json_loadb((const char *)evbuffer_pullup(rsp->body, -1), len, 0, NULL);

@@ -86,7 +86,7 @@ struct exchange {
     int refused;       /* answered with crmgate's own error, not the policy's (metrics "refused") */
     int dry;           /* this write is answered in dry-run */
     int store_pending; /* a commit's callback is outstanding */
-    json_t *records;   /* the audit records (the store gets copies) */
+    json_t *records;   /* the audit records (the store serializes what it is given) */
     json_t **before;   /* ef.ops.n before-states, or NULL */
     unsigned char *unknown; /* ef.ops.n flags: before-state unknown */
     uint64_t first_id;      /* the first record's id once committed */
@@ -545,19 +545,23 @@ static int exchange_build_records(struct exchange *ex, const char *outcome, char
     return ex->records != NULL ? 0 : -1;
 }
 
-/* Hand copies of the records to the store (append, or update once ids are known); 0 / -1. */
+/*
+ * Hand the records to the store (append, or update once ids are known); 0 /
+ * -1. The store serializes them before it returns, so ours stay ours to
+ * change (no copy).
+ */
 static int exchange_commit(struct exchange *ex, enum exchange_phase phase, json_t *overlay)
 {
-    json_t *copy = json_deep_copy(ex->records);
+    json_t *recs = json_incref(ex->records);
     int rc;
 
-    if (copy == NULL) {
+    if (recs == NULL) {
         json_decref(overlay);
         return -1;
     }
     ex->phase = phase;
-    rc = phase == EX_OUTCOME ? store_audit_update(ex->w->port, copy, exchange_storecb, ex)
-                             : store_audit_append(ex->w->port, copy, overlay, exchange_storecb, ex);
+    rc = phase == EX_OUTCOME ? store_audit_update(ex->w->port, recs, exchange_storecb, ex)
+                             : store_audit_append(ex->w->port, recs, overlay, exchange_storecb, ex);
     if (rc == 0)
         ex->store_pending = 1;
     return rc;
@@ -1113,7 +1117,8 @@ static int exchange_overlay_before(struct exchange *ex)
         if (json_is_true(json_object_get(rec, "deleted"))) {
             merged = NULL;
         } else {
-            merged = json_is_object(ex->before[i]) ? json_deep_copy(ex->before[i]) : json_object();
+            /* in place: the before-state is this exchange's (the fetch only releases it) */
+            merged = json_is_object(ex->before[i]) ? json_incref(ex->before[i]) : json_object();
             if (merged == NULL || json_object_update(merged, json_object_get(rec, "fields")) < 0) {
                 json_decref(merged);
                 json_decref(rec);
@@ -1136,7 +1141,8 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
         json_t *o;
         if (out->records[i] == NULL)
             continue;
-        o = json_deep_copy(out->records[i]);
+        /* synth's record, shared: out is only released after this, never read for these */
+        o = json_incref(out->records[i]);
         /* a record created by an earlier dry-run write still exists only in the overlay */
         if (o != NULL && ex->was_created != NULL && ex->was_created[i] &&
             json_object_set_new(o, "created", json_true()) < 0) {

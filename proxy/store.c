@@ -24,6 +24,8 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "../policy/jsonfilter.h"
+#include "../policy/jsonout.h"
 #include "../policy/synthesize.h"
 #include "log.h"
 #include "store.h"
@@ -47,10 +49,29 @@ enum store_item_kind {
     STORE_ITEM_OVERLAY_DISCARD
 };
 
+/*
+ * An audit record as the writer takes it: serialized on the submitting
+ * thread (the caller keeps its JSON, nothing is shared across threads),
+ * with what the indexes and stats need. Appended records have "id":"" at
+ * id_at; the writer puts the id it assigns there.
+ */
+struct store_rec {
+    char *json; /* compact, sorted keys */
+    size_t len, id_at;
+    uint64_t id; /* updates: the record's own id (0: none, the batch fails with EINVAL) */
+    /* NULL when absent or empty; pointers into strs */
+    const char *ws, *wf, *call, *record, *crm, *object, *user, *outcome;
+    const char **fields; /* nfields names, also into strs */
+    size_t nfields;
+    char *strs;
+};
+
 struct store_item {
     struct store_item *next;
     enum store_item_kind kind;
-    json_t *records;
+    struct store_rec *recs; /* appends and updates */
+    size_t nrecs;
+    json_t *records; /* overlay discards: the workspaces still in dry-run */
     json_t *overlay;
     char *ws;
     int dry_run;
@@ -357,26 +378,28 @@ static int store_put_empty(struct store *s, MDB_txn *txn, enum store_db db,
     return mdb_put(txn, s->dbi[db], &k, &v, 0);
 }
 
-/* The record index entry of rec, when it names a record (putting it again changes nothing). */
-static int store_index_record(struct store *s, MDB_txn *txn, const json_t *rec, uint64_t id)
+static const char *store_or(const char *v, const char *dflt)
 {
-    const char *record = store_jstr(rec, "record", NULL);
+    return v != NULL ? v : dflt;
+}
+
+/* The record index entry of r, when it names a record (putting it again changes nothing). */
+static int store_index_record(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id)
+{
     const char *p[3];
     char lobj[256];
 
-    if (record == NULL)
+    if (r->record == NULL)
         return 0;
-    p[0] = store_jstr(rec, "crm", "-");
-    p[1] = store_lower(store_jstr(rec, "object", "-"), lobj, sizeof(lobj));
-    p[2] = record;
+    p[0] = store_or(r->crm, "-");
+    p[1] = store_lower(store_or(r->object, "-"), lobj, sizeof(lobj));
+    p[2] = r->record;
     return store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id);
 }
 
-static int store_index(struct store *s, MDB_txn *txn, const json_t *rec, uint64_t id)
+static int store_index(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id)
 {
-    const char *ws = store_jstr(rec, "workspace", "-");
-    const char *wf = store_jstr(rec, "workflow", NULL);
-    const char *call = store_jstr(rec, "call", NULL);
+    const char *ws = store_or(r->ws, "-");
     int rc;
 
     {
@@ -384,15 +407,15 @@ static int store_index(struct store *s, MDB_txn *txn, const json_t *rec, uint64_
         if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKSPACE, p, 1, id)) != 0)
             return rc;
     }
-    if ((rc = store_index_record(s, txn, rec, id)) != 0)
+    if ((rc = store_index_record(s, txn, r, id)) != 0)
         return rc;
-    if (wf != NULL) {
-        const char *p[] = {ws, wf};
+    if (r->wf != NULL) {
+        const char *p[] = {ws, r->wf};
         if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKFLOW, p, 2, id)) != 0)
             return rc;
     }
-    if (call != NULL) {
-        const char *p[] = {ws, call};
+    if (r->call != NULL) {
+        const char *p[] = {ws, r->call};
         if ((rc = store_put_empty(s, txn, STORE_DB_IDX_CALL, p, 2, id)) != 0)
             return rc;
     }
@@ -421,48 +444,60 @@ static int store_count_one(struct store *s, MDB_txn *txn, const char *const *par
 }
 
 /* Count a record with a final outcome: once per field it touched, or once as "-". */
-static int store_count(struct store *s, MDB_txn *txn, const json_t *rec)
+static int store_count(struct store *s, MDB_txn *txn, const struct store_rec *r)
 {
-    const char *outcome = store_jstr(rec, "outcome", "unknown");
-    json_t *fields = json_object_get(rec, "fields");
-    const char *p[7] = {store_jstr(rec, "workspace", "-"),
-                        store_jstr(rec, "workflow", "-"),
-                        store_jstr(rec, "user", "-"),
-                        store_jstr(rec, "crm", "-"),
-                        store_jstr(rec, "object", "-"),
+    const char *outcome = store_or(r->outcome, "unknown");
+    const char *p[7] = {store_or(r->ws, "-"),
+                        store_or(r->wf, "-"),
+                        store_or(r->user, "-"),
+                        store_or(r->crm, "-"),
+                        store_or(r->object, "-"),
                         "-",
                         outcome};
-    size_t n = json_array_size(fields);
     int rc;
 
     if (strcmp(outcome, "unknown") == 0)
         return 0;
-    if (n == 0)
+    if (r->nfields == 0)
         return store_count_one(s, txn, p);
-    for (size_t i = 0; i < n; i++) {
-        p[5] = store_jstr(json_array_get(fields, i), "name", "-");
+    for (size_t i = 0; i < r->nfields; i++) {
+        p[5] = store_or(r->fields[i], "-");
         if ((rc = store_count_one(s, txn, p)) != 0)
             return rc;
     }
     return 0;
 }
 
-static int store_put_record(struct store *s, MDB_txn *txn, json_t *rec, uint64_t id, int append)
+/* Put a record at id; an appended one gets its id written into its "id":"" first. */
+static int store_put_record(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id,
+                            int append)
 {
     unsigned char key[8];
+    char ids[24];
+    size_t idlen = 0;
     MDB_val k = {8, key}, v;
-    char *json;
     int rc;
 
-    json = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
-    if (json == NULL)
-        return ENOMEM;
+    if (append) {
+        int n = snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
+        if (n <= 0 || (size_t)n >= sizeof(ids) || r->id_at == 0 || r->id_at > r->len)
+            return EINVAL;
+        idlen = (size_t)n;
+    }
     store_be64_put(key, id);
-    v.mv_size = strlen(json);
-    v.mv_data = json;
-    rc = mdb_put(txn, s->dbi[STORE_DB_AUDIT], &k, &v, append ? MDB_APPEND : 0);
-    free(json);
-    return rc;
+    v.mv_size = r->len + idlen;
+    v.mv_data = NULL;
+    rc = mdb_put(txn, s->dbi[STORE_DB_AUDIT], &k, &v, MDB_RESERVE | (append ? MDB_APPEND : 0));
+    if (rc != 0)
+        return rc;
+    if (!append) {
+        memcpy(v.mv_data, r->json, r->len);
+        return 0;
+    }
+    memcpy(v.mv_data, r->json, r->id_at);
+    memcpy((char *)v.mv_data + r->id_at, ids, idlen);
+    memcpy((char *)v.mv_data + r->id_at + idlen, r->json + r->id_at, r->len - r->id_at);
+    return 0;
 }
 
 static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
@@ -479,7 +514,6 @@ static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
                            store_jstr(o, "id", "-")};
         size_t klen = store_key(key, p, 4, 0, 0);
         MDB_val k = {klen, key}, v, old;
-        json_t *put = NULL;
         char *json;
         int rc;
 
@@ -488,14 +522,15 @@ static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
         /* Writes are serialized here: a write that raced another to the same record keeps
          * what the other wrote (synth_overlay_combine). */
         if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &old) == 0) {
-            json_t *prev = json_loadb(old.mv_data, old.mv_size, 0, NULL);
-            put = synth_overlay_combine(prev, o);
+            json_t *prev = jsonfilter_parse(old.mv_data, old.mv_size, NULL, 0);
+            /* o is the item's own (nobody else holds it): combined in place. A batch
+             * replayed after map growth combines again: what it adds is already there. */
+            rc = synth_overlay_combine_into(prev, o);
             json_decref(prev);
-            if (put == NULL)
+            if (rc < 0)
                 return ENOMEM;
         }
-        json = json_dumps(put != NULL ? put : o, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(put);
+        json = jsonout_dumps(o, NULL);
         if (json == NULL)
             return ENOMEM;
         v.mv_size = strlen(json);
@@ -566,7 +601,7 @@ static int store_apply_kv(struct store *s, MDB_txn *txn, struct store_item *it)
             it->conflict = 1;
             return 0;
         }
-        json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        json = jsonout_dumps(j, NULL);
         json_decref(j);
         if (json == NULL)
             return ENOMEM;
@@ -591,50 +626,37 @@ static int store_apply_kv(struct store *s, MDB_txn *txn, struct store_item *it)
 /* Apply one item inside the batch's transaction; an LMDB error code or 0. */
 static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uint64_t *last_id)
 {
-    size_t i;
-    json_t *rec;
     int rc;
 
     switch (it->kind) {
     case STORE_ITEM_APPEND: {
         uint64_t now = store_wall_ms() << 16;
         it->first = 0;
-        json_array_foreach(it->records, i, rec)
-        {
+        for (size_t i = 0; i < it->nrecs; i++) {
+            const struct store_rec *r = &it->recs[i];
             uint64_t id = *last_id + 1 > now ? *last_id + 1 : now;
-            char ids[24];
-            snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
-            if (json_object_set_new(rec, "id", json_string(ids)) < 0)
-                return ENOMEM;
-            if ((rc = store_put_record(s, txn, rec, id, 1)) != 0 ||
-                (rc = store_index(s, txn, rec, id)) != 0 || (rc = store_count(s, txn, rec)) != 0)
+            if ((rc = store_put_record(s, txn, r, id, 1)) != 0 ||
+                (rc = store_index(s, txn, r, id)) != 0 || (rc = store_count(s, txn, r)) != 0)
                 return rc;
             if (it->first == 0)
                 it->first = id;
             *last_id = id;
         }
-        it->n = json_array_size(it->records);
+        it->n = it->nrecs;
         return it->overlay != NULL ? store_apply_overlay(s, txn, it->overlay) : 0;
     }
     case STORE_ITEM_UPDATE:
-        json_array_foreach(it->records, i, rec)
-        {
-            const char *ids = json_string_value(json_object_get(rec, "id"));
-            char *end;
-            unsigned long long id;
-            if (ids == NULL)
-                return EINVAL;
-            errno = 0;
-            id = strtoull(ids, &end, 10);
-            if (errno != 0 || *end != '\0' || id == 0)
+        for (size_t i = 0; i < it->nrecs; i++) {
+            const struct store_rec *r = &it->recs[i];
+            if (r->id == 0)
                 return EINVAL;
             /* a create's record id arrives with its outcome: index it now */
-            if ((rc = store_put_record(s, txn, rec, id, 0)) != 0 ||
-                (rc = store_index_record(s, txn, rec, id)) != 0 ||
-                (rc = store_count(s, txn, rec)) != 0)
+            if ((rc = store_put_record(s, txn, r, r->id, 0)) != 0 ||
+                (rc = store_index_record(s, txn, r, r->id)) != 0 ||
+                (rc = store_count(s, txn, r)) != 0)
                 return rc;
         }
-        it->n = json_array_size(it->records);
+        it->n = it->nrecs;
         return 0;
     case STORE_ITEM_WORKSPACE:
         it->n = 0;
@@ -738,6 +760,12 @@ static void store_write_batch(struct store *s, struct store_item *batch)
 
 static void store_item_free(struct store_item *it)
 {
+    for (size_t i = 0; i < it->nrecs; i++) {
+        free(it->recs[i].json);
+        free(it->recs[i].fields);
+        free(it->recs[i].strs);
+    }
+    free(it->recs);
     json_decref(it->records);
     json_decref(it->overlay);
     json_decref(it->patch);
@@ -869,6 +897,103 @@ static int store_submit(struct store_port *p, struct store_item *it)
     return 0;
 }
 
+/* Copy the strings the writer's indexes and stats need (absent or empty: NULL). 0 / -1. */
+static int store_rec_meta(struct store_rec *r, const json_t *rec)
+{
+    static const char *const keys[] = {"workspace", "workflow", "call", "record",
+                                       "crm",       "object",   "user", "outcome"};
+    const char **slots[] = {&r->ws,  &r->wf,     &r->call, &r->record,
+                            &r->crm, &r->object, &r->user, &r->outcome};
+    const json_t *fields = json_object_get(rec, "fields");
+    const char *v[8];
+    size_t total = 0, off = 0, nf = json_array_size(fields);
+
+    for (size_t i = 0; i < 8; i++) {
+        v[i] = json_string_value(json_object_get(rec, keys[i]));
+        if (v[i] != NULL && v[i][0] == '\0')
+            v[i] = NULL;
+        total += v[i] != NULL ? strlen(v[i]) + 1 : 0;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        const char *n = json_string_value(json_object_get(json_array_get(fields, i), "name"));
+        total += n != NULL ? strlen(n) + 1 : 0;
+    }
+    r->strs = malloc(total + 1);
+    r->fields = calloc(nf + 1, sizeof(*r->fields));
+    if (r->strs == NULL || r->fields == NULL)
+        return -1;
+    for (size_t i = 0; i < 8; i++) {
+        size_t n;
+        if (v[i] == NULL)
+            continue;
+        n = strlen(v[i]) + 1;
+        memcpy(r->strs + off, v[i], n);
+        *slots[i] = r->strs + off;
+        off += n;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        const char *n = json_string_value(json_object_get(json_array_get(fields, i), "name"));
+        size_t len;
+        if (n == NULL || n[0] == '\0') {
+            r->fields[i] = NULL; /* counted as "-" */
+            continue;
+        }
+        len = strlen(n) + 1;
+        memcpy(r->strs + off, n, len);
+        r->fields[i] = r->strs + off;
+        off += len;
+    }
+    r->nfields = nf;
+    return 0;
+}
+
+/*
+ * Serialize an item's records on the caller's thread: the writer then needs
+ * no JSON, and the caller may go on changing its own (no deep copy). 0 / -1.
+ */
+static int store_item_records(struct store_item *it, const json_t *records)
+{
+    size_t n = json_array_size(records);
+
+    it->recs = calloc(n + 1, sizeof(*it->recs));
+    if (it->recs == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *rec = json_array_get(records, i);
+        struct store_rec *r = &it->recs[i];
+        struct jsonout out = {0};
+        it->nrecs = i + 1;
+        if (!json_is_object(rec))
+            return -1;
+        if (it->kind == STORE_ITEM_APPEND) {
+            if (jsonout_record(&out, rec, &r->id_at) < 0 || r->id_at == 0) {
+                jsonout_free(&out); /* an appended record's id is the writer's to give */
+                return -1;
+            }
+        } else {
+            const char *ids = json_string_value(json_object_get(rec, "id"));
+            char *end;
+            unsigned long long id = 0;
+            if (ids != NULL) {
+                errno = 0;
+                id = strtoull(ids, &end, 10);
+                if (errno != 0 || *end != '\0' || end == ids)
+                    id = 0;
+            }
+            r->id = id;
+            if (jsonout_append(&out, rec) < 0) {
+                jsonout_free(&out);
+                return -1;
+            }
+        }
+        r->json = out.buf;
+        r->len = out.len;
+        if (store_rec_meta(r, rec) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Submit, or release what the caller handed over when the queue refuses it. */
 static int store_submit_new(struct store_port *p, enum store_item_kind kind, json_t *records,
                             json_t *overlay, store_done_cb cb, void *arg)
@@ -881,14 +1006,15 @@ static int store_submit_new(struct store_port *p, enum store_item_kind kind, jso
         return -1;
     }
     it->kind = kind;
-    it->records = records;
     it->overlay = overlay;
     it->cb = cb;
     it->arg = arg;
-    if (store_submit(p, it) < 0) {
+    if (store_item_records(it, records) < 0 || store_submit(p, it) < 0) {
+        json_decref(records);
         store_item_free(it);
         return -1;
     }
+    json_decref(records);
     return 0;
 }
 
@@ -1225,7 +1351,7 @@ json_t *store_overlay_get(struct store *s, const char *ws, const char *crm, cons
     if (klen == 0 || store_read_begin(s, &txn, err, sizeof(err)) < 0)
         return NULL;
     if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &v) == 0)
-        rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+        rec = jsonfilter_parse(v.mv_data, v.mv_size, NULL, 0);
     store_read_end(s, txn);
     return rec;
 }

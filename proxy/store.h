@@ -110,9 +110,11 @@ void store_port_free(struct store_port *p);
 typedef void (*store_done_cb)(enum store_status st, uint64_t first, size_t n, void *arg);
 
 /*
- * Append a request's audit records (a JSON array of record objects;
- * ownership taken, not to be touched again). The writer assigns consecutive
- * ids, sets each record's "id", writes the records and their index entries,
+ * Append a request's audit records (a JSON array of record objects; one
+ * reference taken). They are serialized before this returns, on the calling
+ * thread, so the caller may keep and change its own reference. The writer
+ * assigns consecutive ids, writes them into the records' "id" (any "id"
+ * given is replaced), writes the records and their index entries,
  * counts records whose outcome is final in stats, and puts each overlay
  * record (an array parallel to nothing: each element carries its own
  * "workspace","crm","object","id"; may be NULL) in the same transaction.
@@ -124,8 +126,9 @@ int store_audit_append(struct store_port *p, json_t *records, json_t *overlay, s
 /*
  * Replace records appended earlier (a JSON array; each record carries its
  * "id"), typically an intent's final outcome, and count them in stats. A
- * record id set since the append (a create's) joins idx_record.
- * Ownership taken. 0 / -1 as store_audit_append.
+ * record id set since the append (a create's) joins idx_record. One
+ * reference taken, serialized at once, as store_audit_append. 0 / -1 as
+ * store_audit_append.
  */
 int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, void *arg);
 

@@ -165,38 +165,7 @@ chmod 0644 "$dir/https.key" # read by nginx workers (nobody); a throw-away key
 
 # The upstream's answers: the canned contact (GET), contact 2 for writes (GET and PATCH, via
 # `return`, which nginx answers for any method), and a Salesforce Contact for handshake runs.
-python3 - "$dir" "$sf_id" <<'PY'
-import json, sys
-d, sf_id = sys.argv[1], sys.argv[2]
-c = json.load(open(f"{d}/contact.json"))
-c["id"] = c["properties"]["hs_object_id"] = "2"
-c["url"] = c["url"].replace("/record/0-1/1", "/record/0-1/2")
-c2 = json.dumps(c, separators=(",", ":"))
-sf = json.dumps({"attributes": {"type": "Contact", "url": f"/services/data/v62.0/sobjects/Contact/{sf_id}"},
-                 "LastName": "Lovelace", "Email": "ada@example.com", "Id": sf_id}, separators=(",", ":"))
-for body in (c2, sf):
-    assert not any(ch in body for ch in "'\\$"), "body must fit in an nginx '...' string"
-open(f"{d}/contact2.json", "w").write(c2)
-open(f"{d}/sf-contact.json", "w").write(sf)
-open(f"{d}/upstream-locations.conf", "w").write(f"""
-        location = /crm/v3/objects/contacts/1 {{
-            types {{ }}
-            default_type "application/json;charset=utf-8";
-            alias {d}/contact.json;
-        }}
-        location = /crm/v3/objects/contacts/2 {{
-            default_type "application/json;charset=utf-8";
-            return 200 '{c2}';
-        }}
-        location = /services/data/v62.0/sobjects/Contact/{sf_id} {{
-            default_type "application/json;charset=UTF-8";
-            return 200 '{sf}';
-        }}
-        location / {{
-            return 404;
-        }}
-""")
-PY
+python3 "$here/upstream_answers.py" "$dir" "$sf_id"
 sf_len=$(wc -c <"$dir/sf-contact.json")
 
 fill nginx-upstream.conf.in "$up_workers"
@@ -214,13 +183,14 @@ wait_http "http://127.0.0.1:$up_port/" 10 "$up_pid" || { echo "bench: upstream n
 wait_http "http://127.0.0.1:$ngx_port/" 10 "$ngx_pid" || { echo "bench: proxy nginx did not start" >&2; cat "$dir"/proxy*.log >&2; exit 1; }
 
 # The policy every crmgate target runs with: the contact's properties readable, firstname
-# writable; a Salesforce Contact readable (handshake runs); and a dry_run twin for writes.
+# writable; a Salesforce Contact readable (handshake runs); and a dry_run twin for writes. The
+# agents call with their own tokens (registered fingerprints), so the workspaces allow it.
 mkdir -p "$dir/rules"
 for ws in bench benchdry; do
     mode=enforce
     [ "$ws" = benchdry ] && mode=dry_run
     cat >"$dir/rules/$ws.json" <<JSON
-{"workspace": "$ws", "mode": "$mode", "hubspot": {"objects": {"contacts": {"read": ["createdate", "email",
+{"workspace": "$ws", "mode": "$mode", "allow_passthrough": true, "hubspot": {"objects": {"contacts": {"read": ["createdate", "email",
  "firstname", "hs_object_id", "lastmodifieddate", "lastname", "lifecyclestage"],
  "write": {"firstname": {}}}}},
  "salesforce": {"objects": {"Contact": {"read": ["LastName", "Email"]}}}}

@@ -709,6 +709,28 @@ static void test_filter_cases(void **state)
 }
 
 /* (b) Generated answers, then their mutations: the tree filter is the oracle. */
+/*
+ * jsonfilter_parse against json_loadb: the same tree, or both refuse (but where the input
+ * nests deeper than the filters go, or holds a NUL byte, which jansson skips). Returns
+ * whether the input was parsed.
+ */
+static int parse_same(const char *in, size_t len)
+{
+    char err[256];
+    json_t *want = json_loadb(in, len, 0, NULL), *got = jsonfilter_parse(in, len, err, sizeof(err));
+    int ok = got != NULL;
+
+    if (want == NULL && got != NULL)
+        fail_msg("jsonfilter_parse took what jansson refuses: %.*s", (int)len, in);
+    if (want != NULL && got == NULL && strstr(err, "deeper") == NULL && memchr(in, 0, len) == NULL)
+        fail_msg("jsonfilter_parse refused (%s) what jansson parses: %.*s", err, (int)len, in);
+    if (want != NULL && got != NULL && !json_equal(want, got))
+        fail_msg("jsonfilter_parse and jansson disagree on: %.*s", (int)len, in);
+    json_decref(want);
+    json_decref(got);
+    return ok;
+}
+
 static void test_differential(void **state)
 {
     struct gen g = {NULL, 0, 0, 0x9E3779B97F4A7C15ULL};
@@ -728,6 +750,7 @@ static void test_differential(void **state)
         if (tree == NULL)
             fail_msg("generator wrote invalid JSON (%s): %s", jerr.text, g.buf);
         json_decref(tree);
+        assert_true(parse_same(g.buf, g.len));
         if (fuzz_check(ws, salesforce, object, g.buf, g.len, why, sizeof(why)) < 0)
             fail_msg("%s\ninput: %s", why, g.buf);
         {
@@ -764,6 +787,7 @@ static void test_differential(void **state)
             }
             if (fuzz_check(ws, salesforce, object, mut, len, why, sizeof(why)) < 0)
                 fail_msg("%s\nmutated input: %.*s", why, (int)len, mut);
+            (void)parse_same(mut, len);
             {
                 json_t *t = json_loadb(mut, len, 0, &jerr);
 
@@ -804,6 +828,7 @@ static void test_fuzz_corpus(void **state)
         len = fread(buf, 1, sizeof(buf), f);
         fclose(f);
         LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+        (void)parse_same(buf, len);
         n++;
     }
     closedir(d);
@@ -1130,6 +1155,92 @@ static void test_depth(void **state)
     free(g.buf);
 }
 
+/* jsonfilter_member: the span of the root's (last) member, found only in valid JSON. */
+static void member_is(const char *doc, const char *key, int want, const char *value)
+{
+    size_t off = 0, vlen = 0;
+    char err[128];
+    int rc = jsonfilter_member(doc, strlen(doc), key, &off, &vlen, err, sizeof(err));
+
+    if (rc != want)
+        fail_msg("%s: got %d (%s), want %d", doc, rc, err, want);
+    if (want == 1) {
+        assert_int_equal(vlen, strlen(value));
+        assert_memory_equal(doc + off, value, vlen);
+    }
+    if (want == -1)
+        assert_true(err[0] != '\0');
+}
+
+static void test_member(void **state)
+{
+    (void)state;
+    member_is("{\"id\":\"2\",\"properties\":{\"a\":\"1\"},\"propertiesWithHistory\":{}}",
+              "properties", 1, "{\"a\":\"1\"}");
+    member_is(" { \"properties\" : [1, {\"x\":null}] } ", "properties", 1, "[1, {\"x\":null}]");
+    member_is("{\"properties\":\"s\"}", "properties", 1, "\"s\"");
+    /* escaped key, duplicates (the last counts, as jansson keeps it), nested ones ignored */
+    member_is("{\"\\u0070roperties\":1}", "properties", 1, "1");
+    member_is("{\"properties\":1,\"properties\":{\"b\":true}}", "properties", 1, "{\"b\":true}");
+    member_is("{\"x\":{\"properties\":1}}", "properties", 0, NULL);
+    member_is("{}", "properties", 0, NULL);
+    /* invalid anywhere, even after the member, or a root that is not an object */
+    member_is("{\"properties\":{},\"x\":tru}", "properties", -1, NULL);
+    member_is("{\"properties\":{},\"x\":\"\\u0000\"}", "properties", -1, NULL);
+    member_is("{\"properties\":{}} x", "properties", -1, NULL);
+    member_is("{\"properties\":{}", "properties", -1, NULL);
+    member_is("{\"properties\":01}", "properties", -1, NULL);
+    member_is("[{\"properties\":{}}]", "properties", -1, NULL);
+    member_is("", "properties", -1, NULL);
+}
+
+/* jsonfilter_parse: numbers, escapes and structure as jansson makes them. */
+static void test_parse(void **state)
+{
+    static const char *const same[] = {
+        "{}",
+        "[]",
+        " [ 1 , -0 , 0.5 , -1.25e-3 , 1E+2 , 9223372036854775807 ] ",
+        "[-9223372036854775808, 1e308, 4.9e-324, 1e-400]",
+        "{\"a\":1,\"a\":{\"b\":[true,false,null]}}",
+        "{\"\\u0070\\u00e9\\ud83d\\ude00\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+        "[\"caf\xc3\xa9 \xe6\x97\xa5\xf0\x9f\x98\x80\"]",
+        "{\"long key long key long key long key long key long key long key long key\":\"v\"}",
+        /* refused by both */
+        "",
+        "1",
+        "\"s\"",
+        "[9223372036854775808]",
+        "[-9223372036854775809]",
+        "[1e309]",
+        "[01]",
+        "[1.]",
+        "[.5]",
+        "[+1]",
+        "[\"\\u0000\"]",
+        "[\"\\ud800\"]",
+        "[\"\x01\"]",
+        "[\"\xc3\"]",
+        "{\"a\" 1}",
+        "{\"a\":1,}",
+        "[1,]",
+        "[1] [2]",
+        "[tru]",
+        "[nul]",
+        "{a:1}",
+        "[1e]",
+    };
+    char err[128];
+    size_t parsed = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+        parsed += (size_t)parse_same(same[i], strlen(same[i]));
+    assert_int_equal(parsed, 8);
+    assert_null(jsonfilter_parse("[1", 2, err, sizeof(err)));
+    assert_true(err[0] != '\0');
+}
+
 static void test_too_large(void **state)
 {
     size_t len = JSONFILTER_MAX_BYTES + 1;
@@ -1176,7 +1287,8 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys), cmocka_unit_test(test_untouched),
         cmocka_unit_test(test_invalid),        cmocka_unit_test(test_valid_edges),
         cmocka_unit_test(test_depth),          cmocka_unit_test(test_too_large),
-        cmocka_unit_test(test_out_reuse),
+        cmocka_unit_test(test_out_reuse),      cmocka_unit_test(test_member),
+        cmocka_unit_test(test_parse),
     };
 
     return cmocka_run_group_tests(tests, test_setup, test_teardown);

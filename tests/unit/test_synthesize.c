@@ -348,6 +348,11 @@ static void test_synthesize_combine(void **state)
     assert_true(json_equal(got, want));
     assert_ptr_equal(got2, del); /* a delete replaces */
     assert_ptr_equal(got3, rec);
+    /* in place (the store's writer owns its record): the same result, rec itself changed */
+    assert_int_equal(synth_overlay_combine_into(old, rec), 0);
+    assert_true(json_equal(rec, want));
+    assert_int_equal(synth_overlay_combine_into(old, del), 0);
+    assert_int_equal(json_object_size(json_object_get(del, "fields")), 0);
     json_decref(got);
     json_decref(got2);
     json_decref(got3);
