@@ -391,3 +391,14 @@ int crm_utf8_valid(const unsigned char *s, size_t len)
     }
     return 1;
 }
+
+int crm_hex(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}

@@ -123,6 +123,9 @@ size_t crm_utf8_seq(const unsigned char *s, size_t len);
 /* Whether s[0..len) is entirely well-formed UTF-8. */
 int crm_utf8_valid(const unsigned char *s, size_t len);
 
+/* The value (0-15) of the hex digit ch, or -1 when ch is not one (percent-decoding). */
+int crm_hex(int ch);
+
 /* Release every operation and reset ops to empty. */
 void crm_ops_free(struct crm_ops *ops);
 

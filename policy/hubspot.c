@@ -256,17 +256,6 @@ static int hs_v3_assoc_type_ok(struct hs_ctx *c, const char *from, const char *t
 
 /* ---------------- path and query ---------------- */
 
-static int hs_hex(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /*
  * Make a denial reason safe to put in JSON and logs: bytes that are not
  * part of well-formed UTF-8 (input echoed, or a sequence cut by a %.64s)
@@ -310,8 +299,8 @@ static long hs_pct_decode(struct hs_ctx *c, const char *src, size_t len, char *d
                 hs_deny(c, "invalid percent escape");
                 return -1;
             }
-            h = hs_hex(src[i + 1]);
-            l = hs_hex(src[i + 2]);
+            h = crm_hex(src[i + 1]);
+            l = crm_hex(src[i + 2]);
             if (h < 0 || l < 0) {
                 hs_deny(c, "invalid percent escape");
                 return -1;

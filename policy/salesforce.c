@@ -134,17 +134,6 @@ static int sf_op_fail(struct sf_ctx *c)
 /* ------------------------------------------------------------------ */
 /* decoding                                                            */
 
-static int sf_hex(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Whitespace inside SOQL/SOSL text (multi-line queries arrive as %0A). */
 static int sf_space(char ch)
 {
@@ -168,8 +157,8 @@ static long sf_decode(const char *src, size_t len, char *dst, int form)
             int hi, lo;
             if (i + 2 >= len)
                 return -1;
-            hi = sf_hex(src[i + 1]);
-            lo = sf_hex(src[i + 2]);
+            hi = crm_hex(src[i + 1]);
+            lo = crm_hex(src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = (unsigned char)(hi * 16 + lo);

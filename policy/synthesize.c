@@ -98,26 +98,14 @@ static void synth_iso(long long ms, int sf, char buf[64], size_t len)
              rem / 60 % 60, rem % 60, msec, sf ? "+0000" : "Z");
 }
 
-static int synth_hex(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Decode %XX in place over s[0..len); returns the new length. */
 static size_t synth_pct(char *s, size_t len)
 {
     size_t i, o = 0;
 
     for (i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len + 0 && synth_hex(s[i + 1]) >= 0 &&
-            synth_hex(s[i + 2]) >= 0) {
-            s[o++] = (char)(synth_hex(s[i + 1]) * 16 + synth_hex(s[i + 2]));
+        if (s[i] == '%' && i + 2 < len + 0 && crm_hex(s[i + 1]) >= 0 && crm_hex(s[i + 2]) >= 0) {
+            s[o++] = (char)(crm_hex(s[i + 1]) * 16 + crm_hex(s[i + 2]));
             i += 2;
         } else {
             s[o++] = s[i];
