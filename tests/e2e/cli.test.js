@@ -82,7 +82,7 @@ test('--help of each command, and bad usage exits 2 with a message', { skip: GAT
     assert.match(r.stdout, /--socket PATH/);
   }
   const top = await cli(['--help']);
-  assert.match(top.stdout, /crmgate dry-run on\|off\|reset\|status/);
+  assert.match(top.stdout, /crmgate dry-run on\|off\|reset\|clear\|status/);
   assert.match(top.stdout, /crmgate diffs/);
   assert.match(top.stdout, /crmgate stats/);
   const cases = [
