@@ -366,13 +366,13 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
         json_t *f = NULL;
         if (found < 0) {
             before_fail(bf, 0, "the CRM's answer is not JSON");
+        } else if (found == 0 || body[off] != '{') {
+            /* a record HubSpot has always comes with its properties: without them its
+             * before-state is not known, and recording "none" would make one up */
+            before_fail(bf, 0, "the CRM's answer has no properties object");
+        } else if ((f = jsonfilter_parse(body + off, vlen, NULL, 0)) == NULL) {
+            before_fail(bf, 0, "out of memory"); /* the span was validated */
         } else {
-            if (found > 0 && body[off] == '{') /* else not an object: no before-state */
-                f = jsonfilter_parse(body + off, vlen, NULL, 0);
-            if (!json_is_object(f)) {
-                json_decref(f);
-                f = NULL;
-            }
             json_decref(bf->res.before[call->idx[0]]);
             bf->res.before[call->idx[0]] = f;
         }

@@ -12,7 +12,9 @@
  * request (400: the write names a field that does not exist) leaves the
  * before-state unknown rather than blocking the write: the CRM will answer
  * the write with its own error, per subrequest in a composite. Any other
- * refusal (401, 403, 429) or failure stops the write. These calls spend the
+ * refusal (401, 403, 429) or failure stops the write, and so does an answer
+ * that is not JSON or (HubSpot, one record) has no properties object: no
+ * before value is made up. These calls spend the
  * customer's API quota, so they are counted apart in the metrics.
  */
 #ifndef CRMGATE_BEFORE_H

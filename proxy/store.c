@@ -500,6 +500,19 @@ static int store_put_record(struct store *s, MDB_txn *txn, const struct store_re
     return 0;
 }
 
+/*
+ * An overlay record as stored: the fast parser, else jansson, for a record
+ * nested deeper than JSONFILTER_MAX_DEPTH (jsonout writes up to 2048, and a
+ * Salesforce before-state, parsed by jansson, can carry that deep a value
+ * into the record). NULL when neither parses it.
+ */
+static json_t *store_overlay_parse(const void *data, size_t len)
+{
+    json_t *rec = jsonfilter_parse(data, len, NULL, 0);
+
+    return rec != NULL ? rec : json_loadb(data, len, 0, NULL);
+}
+
 static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
 {
     size_t i;
@@ -522,7 +535,7 @@ static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
         /* Writes are serialized here: a write that raced another to the same record keeps
          * what the other wrote (synth_overlay_combine). */
         if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &old) == 0) {
-            json_t *prev = jsonfilter_parse(old.mv_data, old.mv_size, NULL, 0);
+            json_t *prev = store_overlay_parse(old.mv_data, old.mv_size);
             /* o is the item's own (nobody else holds it): combined in place. A batch
              * replayed after map growth combines again: what it adds is already there. */
             rc = synth_overlay_combine_into(prev, o);
@@ -1351,7 +1364,7 @@ json_t *store_overlay_get(struct store *s, const char *ws, const char *crm, cons
     if (klen == 0 || store_read_begin(s, &txn, err, sizeof(err)) < 0)
         return NULL;
     if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &v) == 0)
-        rec = jsonfilter_parse(v.mv_data, v.mv_size, NULL, 0);
+        rec = store_overlay_parse(v.mv_data, v.mv_size);
     store_read_end(s, txn);
     return rec;
 }

@@ -252,6 +252,24 @@ test('a 400 from the before-state read does not hide the CRM\'s own answer to th
   assert.equal(recs[0].upstream_status, 400);
 });
 
+test('a HubSpot before-read answered 200 without a properties object stops the write: no before value is made up', { skip: GATE }, async () => {
+  for (const body of ['{"id":"8002"}', '{"id":"8002","properties":null}', '{"id":"8002","properties":"x"}', '{"id":"8002","properties":[]}']) {
+    newRecords();
+    await stack.fake.clearRequests();
+    await stack.fake.fault({ match: { method: 'GET', path: '^/crm/v3/objects/contacts/8002' }, action: 'status', status: 200, body, count: 1 });
+    try {
+      await assert.rejects(hs().crm.contacts.basicApi.update('8002', { properties: { lastname: 'Nope' } }), (e) => e.code === 502, body);
+    } finally {
+      await stack.fake.clearFaults();
+    }
+    assert.deepEqual(harness.fakeWrites(await stack.fake.requests()), [], `${body}: nothing forwarded`);
+    assert.notEqual((await hsRecord('contacts', '8002')).properties.lastname, 'Nope');
+    const recs = newRecords();
+    expectRecords(recs, [{ verb: 'update', record: '8002', outcome: 'upstream_error', fields: { lastname: [null, 'Nope'] } }]);
+    assert.equal(recs[0].error, 'before_state_unavailable', body);
+  }
+});
+
 test('a batch the CRM answers in part: each record carries its own operation\'s outcome', { skip: GATE }, async () => {
   newRecords();
   const r = await harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/contacts/batch/update`, {

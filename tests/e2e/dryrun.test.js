@@ -892,3 +892,25 @@ test('dry-run writes racing each other to one record all show in later reads', {
     assert.deepEqual(names.filter((n) => got.properties[n] !== `${n}-${round}`), [], `round ${round}: ${JSON.stringify(got.properties)}`);
   }
 });
+
+test('a dry-run write whose before-state nests deeper than 64 levels is still seen by later reads and writes', { skip: GATE }, async () => {
+  /* jsonout writes overlay records up to 2048 levels; reading them back must not stop at 64 */
+  const made = await sf(SF_TOKEN).sobject('Account').create({ Name: 'Deep', Industry: 'Tech' });
+  newRecords();
+  const deep = `${'['.repeat(70)}${']'.repeat(70)}`;
+  const body = `{"attributes":{"type":"Account","url":"/services/data/v${VERSION}/sobjects/Account/${made.id}"},"Id":"${made.id}","Name":"Deep","Industry":"Tech","Deep__c":${deep}}`;
+  await stack.fake.fault({ match: { method: 'GET', path: `/sobjects/Account/${made.id}` }, action: 'status', status: 200, body, count: 1 });
+  try {
+    const acc = sf().sobject('Account');
+    assert.deepEqual(await noWrite(() => acc.update({ Id: made.id, Name: 'Deep Dry' })), { id: made.id, success: true, errors: [] });
+    expectDry(newRecords(), [{ verb: 'update', record: made.id, fields: { Name: ['Deep', 'Deep Dry'] } }]);
+    let got = await acc.retrieve(made.id, { fields: ['Name', 'Industry'] });
+    assert.equal(got.Name, 'Deep Dry');
+    await noWrite(() => acc.update({ Id: made.id, Industry: 'Staplers' }));
+    newRecords();
+    got = await acc.retrieve(made.id, { fields: ['Name', 'Industry'] });
+    assert.deepEqual([got.Name, got.Industry], ['Deep Dry', 'Staplers']);
+  } finally {
+    await stack.fake.clearFaults();
+  }
+});

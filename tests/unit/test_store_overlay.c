@@ -4,7 +4,9 @@
  * it prefixes), the sweep of every workspace not in dry-run (the runtime
  * switch wins over the rules' list), a switch that discards in its own
  * commit, enough entries to span many pages (deletes while walking), and
- * audit records left alone.
+ * audit records left alone. And overlay records nested deeper than the fast
+ * parser goes (a Salesforce before-state can be): read back, and combined
+ * with a later write to the same record, not silently dropped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,11 +152,65 @@ static void test_overlay_sweep(void **state)
     assert_true(has(f, "rules", 400));
 }
 
+/* A value nested depth arrays deep. */
+static json_t *nested(int depth)
+{
+    json_t *v = json_array();
+
+    for (int i = 1; i < depth; i++)
+        v = json_pack("[o]", v);
+    return v;
+}
+
+/* One dry-run overlay record of Account 001A (fields and written as synth leaves them). */
+static void put_account(struct fixture *f, json_t *fields, json_t *written)
+{
+    json_t *ov = json_pack("[{s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b}]", "workspace", "w", "crm",
+                           "salesforce", "object", "Account", "id", "001A", "fields", fields,
+                           "written", written, "created", 0, "deleted", 0);
+    json_t *recs = json_pack("[{s:s, s:s, s:s, s:s, s:s}]", "workspace", "w", "crm", "salesforce",
+                             "object", "Account", "record", "001A", "outcome", "dry_run");
+
+    f->done = 0;
+    assert_int_equal(store_audit_append(f->port, recs, ov, donecb, f), 0);
+    wait_done(f);
+}
+
+/*
+ * jsonfilter_parse stops at 64 levels; jansson (and jsonout, which wrote
+ * the record) go to 2048. An overlay record deeper than 64 must still be
+ * found, and still be combined with a racing write to the same record.
+ */
+static void test_overlay_deep(void **state)
+{
+    struct fixture *f = *state;
+    json_t *o;
+
+    put_account(f, json_pack("{s:s, s:o}", "Name", "Dry1", "Deep__c", nested(70)),
+                json_pack("[s]", "Name"));
+    o = store_overlay_get(f->s, "w", "salesforce", "Account", "001A");
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "fields"), "Name")),
+                        "Dry1");
+    json_decref(o);
+
+    /* a write that read the record before the first was committed: keeps Name */
+    put_account(f, json_pack("{s:s}", "Industry", "Dry2"), json_pack("[s]", "Industry"));
+    o = store_overlay_get(f->s, "w", "salesforce", "Account", "001A");
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "fields"), "Name")),
+                        "Dry1");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(o, "fields"), "Industry")), "Dry2");
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_overlay_discard_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlay_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlay_deep, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
