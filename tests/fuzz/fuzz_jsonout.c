@@ -36,6 +36,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_STACK 64
+/* Values a shared subtree may add in all (repeated copies of copies grow exponentially). */
+#define FUZZ_SHARED_BUDGET 4096
 
 /* The height of v: a scalar is 0, a container one more than its deepest child. */
 static int fuzz_height(const json_t *v)
@@ -79,6 +81,21 @@ static uint64_t fuzz_u64(struct fuzz_in *in)
     return v;
 }
 
+/* The number of values in v, counting a shared subtree each time it appears. */
+static size_t fuzz_weight(const json_t *v)
+{
+    size_t w = 1, i;
+    const char *k;
+    json_t *x;
+
+    if (json_is_array(v)) {
+        json_array_foreach((json_t *)v, i, x) w += fuzz_weight(x);
+    } else if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, x) w += fuzz_weight(x);
+    }
+    return w;
+}
+
 static json_t *fuzz_push(json_t **st, size_t *n, json_t *v)
 {
     if (v == NULL)
@@ -95,7 +112,7 @@ static json_t *fuzz_push(json_t **st, size_t *n, json_t *v)
 static json_t *fuzz_build(struct fuzz_in *in)
 {
     json_t *st[FUZZ_STACK], *v;
-    size_t n = 0, k;
+    size_t n = 0, k, shared = 0;
     uint8_t op, b;
     char s[256];
 
@@ -145,8 +162,10 @@ static json_t *fuzz_build(struct fuzz_in *in)
             fuzz_push(st, &n, v);
             break;
         case 6:
-            if (n > 0)
+            if (n > 0 && (k = fuzz_weight(st[n - 1])) <= FUZZ_SHARED_BUDGET - shared) {
+                shared += k;
                 fuzz_push(st, &n, json_incref(st[n - 1]));
+            }
             break;
         default:
             if (n > 0) {
@@ -189,11 +208,18 @@ static void fuzz_same(const char *what, const char *want, const char *got, size_
 static void fuzz_record(const json_t *v, int deep)
 {
     struct jsonout out = {0};
-    json_t *c = json_copy((json_t *)v);
+    json_t *c = json_object();
     size_t id_at = 0;
     char *want;
     int rc;
 
+    /* not json_copy: it drops what follows a NUL in a key */
+    for (void *it = json_object_iter((json_t *)v); c != NULL && it != NULL;
+         it = json_object_iter_next((json_t *)v, it)) {
+        if (json_object_setn(c, json_object_iter_key(it), json_object_iter_key_len(it),
+                             json_object_iter_value(it)) < 0)
+            abort();
+    }
     if (c == NULL || json_object_set_new(c, "id", json_string("")) < 0)
         abort();
     want = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
