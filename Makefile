@@ -141,7 +141,7 @@ FUZZERS      := soql hubspot salesforce jsonfilter jsonparse jsonout synthesize
 FUZZ_SECONDS ?= 600
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC_POLICY)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(SRC_POLICY)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -Ipolicy -o $@ $< $(SRC_POLICY) -ljansson
 

@@ -31,31 +31,9 @@
 
 #include "jsonfilter.h"
 
+#include "fuzz_util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The height of v: a scalar is 0, a container one more than its deepest child. */
-static int fuzz_height(const json_t *v)
-{
-    int h = 0, c;
-    size_t i;
-    const char *k;
-    json_t *x;
-
-    if (json_is_array(v)) {
-        json_array_foreach((json_t *)v, i, x)
-        {
-            c = fuzz_height(x) + 1;
-            h = c > h ? c : h;
-        }
-    } else if (json_is_object(v)) {
-        json_object_foreach((json_t *)v, k, x)
-        {
-            c = fuzz_height(x) + 1;
-            h = c > h ? c : h;
-        }
-    }
-    return h;
-}
 
 static char *fuzz_show(const json_t *v)
 {

@@ -35,6 +35,8 @@
 #include "salesforce.h"
 #include "synthesize.h"
 
+#include "fuzz_util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_NOW_MS 1787306400123LL
@@ -105,17 +107,6 @@ static uint64_t fuzz_rand64(void *arg)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
-}
-
-static char *fuzz_dup(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-
-    if (s == NULL)
-        abort();
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
 }
 
 static void fuzz_fail(const char *what, const struct synth_response *out)
@@ -230,8 +221,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct synth_response out;
     struct fuzz_rand rnd = {0, 0};
     const struct sf_schema *schema;
-    const uint8_t *p, *end, *nl;
-    char *path, *query, *body, err[512];
+    struct fuzz_parts parts;
+    char err[512];
     json_t **before = NULL;
     unsigned flags;
     enum crm crm;
@@ -245,23 +236,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     flags = data[1];
     crm = (flags & 1) ? CRM_SALESFORCE : CRM_HUBSPOT;
     schema = (flags & 16) ? fuzz_schema : NULL;
-    p = data + 2;
-    end = data + size;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    path = fuzz_dup(p, (size_t)((nl ? nl : end) - p));
-    p = nl ? nl + 1 : end;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    query = fuzz_dup(p, (size_t)((nl ? nl : end) - p));
-    p = nl ? nl + 1 : end;
-    /* An exact-size copy of the body, so ASan catches any read past body_len. */
-    body = malloc((size_t)(end - p) ? (size_t)(end - p) : 1);
-    if (body == NULL)
-        abort();
-    memcpy(body, p, (size_t)(end - p));
-    req.path = path;
-    req.query = query[0] ? query : NULL;
-    req.body = body;
-    req.body_len = (size_t)(end - p);
+    fuzz_parts_split(data + 2, data + size, &parts);
+    req.path = parts.path;
+    req.query = parts.query[0] ? parts.query : NULL;
+    req.body = parts.body;
+    req.body_len = parts.body_len;
     req.content_type = (flags & 2) ? NULL : "application/json";
 
     if ((crm == CRM_HUBSPOT ? hubspot_classify(&req, &ops)
@@ -304,8 +283,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_read(crm, &req, &ops, (flags & 128) != 0);
     crm_ops_free(&ops);
     free(before);
-    free(path);
-    free(query);
-    free(body);
+    fuzz_parts_free(&parts);
     return 0;
 }
