@@ -134,13 +134,14 @@ valgrind: deps all
 
 # The bench also builds crmgate-passthrough (policy compiled out) to measure what enforcement
 # costs, and the policy micro-benchmark (classify + decide + filter).
-# libFuzzer targets for the pure parsers (clang, ASan+UBSan), FUZZ_SECONDS each (default 600).
+# libFuzzer targets for the pure parsers, the JSON parser and writer (differential against
+# jansson) and the dry-run synthesizer (clang, ASan+UBSan), FUZZ_SECONDS each (default 600).
 # New inputs go to build-fuzz/corpus/NAME; the committed seeds in tests/fuzz/corpus/NAME are read.
-FUZZERS      := soql hubspot salesforce jsonfilter
+FUZZERS      := soql hubspot salesforce jsonfilter jsonparse jsonout synthesize
 FUZZ_SECONDS ?= 600
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC_POLICY)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(SRC_POLICY)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -Ipolicy -o $@ $< $(SRC_POLICY) -ljansson
 

@@ -20,26 +20,16 @@
 #include "crm.h"
 #include "hubspot.h"
 
+#include "fuzz_util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char *fuzz_dup(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-
-    if (s == NULL)
-        abort();
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "get"};
     struct crm_request req = {0};
     struct crm_ops ops = {0};
-    const uint8_t *p, *end, *nl;
-    char *path, *query;
+    struct fuzz_parts parts;
     unsigned flags;
     json_t *j;
 
@@ -47,18 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     req.method = methods[data[0] % 7];
     flags = data[1];
-    p = data + 2;
-    end = data + size;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    path = fuzz_dup(p, (size_t)((nl ? nl : end) - p));
-    p = nl ? nl + 1 : end;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    query = fuzz_dup(p, (size_t)((nl ? nl : end) - p));
-    p = nl ? nl + 1 : end;
-    req.path = path;
-    req.query = (flags & 8) ? NULL : query;
-    req.body = (const char *)p;
-    req.body_len = (size_t)(end - p);
+    fuzz_parts_split(data + 2, data + size, &parts);
+    req.path = parts.path;
+    req.query = (flags & 8) ? NULL : parts.query;
+    req.body = parts.body;
+    req.body_len = parts.body_len;
     req.content_type = (flags & 1) ? "application/json" : NULL;
     req.content_encoding = (flags & 2) ? "gzip" : NULL;
     req.method_override = (flags & 4) ? "DELETE" : NULL;
@@ -81,7 +64,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     json_decref(j);
     crm_ops_free(&ops);
-    free(path);
-    free(query);
+    fuzz_parts_free(&parts);
     return 0;
 }

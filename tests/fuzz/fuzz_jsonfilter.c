@@ -30,6 +30,8 @@
 #include "jsonfilter.h"
 #include "rules.h"
 
+#include "fuzz_util.h"
+
 /* The filter cases' workspace, and one with catch-all entries. */
 static const char *const fuzz_rules[] = {
     "{\"workspace\":\"acme\",\"hubspot\":{\"schema_read\":true,\"objects\":{\"deals\":{\"read\":"
@@ -55,32 +57,6 @@ static struct rules_ws *fuzz_ws(size_t i)
         abort();
     }
     return ws;
-}
-
-/* The height of v: a scalar is 0, a container one more than its deepest child. */
-static int fuzz_height(json_t *v)
-{
-    int h = 0, c;
-    size_t i;
-    const char *k;
-    json_t *x;
-
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, x)
-        {
-            c = fuzz_height(x) + 1;
-            h = c > h ? c : h;
-        }
-        return h;
-    }
-    if (json_is_object(v)) {
-        json_object_foreach(v, k, x)
-        {
-            c = fuzz_height(x) + 1;
-            h = c > h ? c : h;
-        }
-    }
-    return h;
 }
 
 /*

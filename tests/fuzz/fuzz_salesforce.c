@@ -28,20 +28,11 @@
 #include "crm.h"
 #include "salesforce.h"
 
+#include "fuzz_util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct sf_schema *fuzz_schema;
-
-static char *fuzz_dup(const uint8_t *p, size_t n)
-{
-    char *s = malloc(n + 1);
-
-    if (s == NULL)
-        abort();
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
 
 static void fuzz_check(const struct crm_ops *ops, unsigned flags)
 {
@@ -81,8 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "get"};
     struct crm_request req = {0};
     struct crm_ops ops = {0};
-    const uint8_t *p, *end, *nl;
-    char *path, *query, *body;
+    struct fuzz_parts parts;
     unsigned flags;
 
     if (fuzz_schema == NULL) {
@@ -99,23 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     req.method = methods[data[0] % 7];
     flags = data[1];
-    p = data + 2;
-    end = data + size;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    path = fuzz_dup(p, (size_t)((nl ? nl : end) - p));
-    p = nl ? nl + 1 : end;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    query = fuzz_dup(p, (size_t)((nl ? nl : end) - p));
-    p = nl ? nl + 1 : end;
-    /* An exact-size copy of the body, so ASan catches any read past body_len. */
-    body = malloc((size_t)(end - p) ? (size_t)(end - p) : 1);
-    if (body == NULL)
-        abort();
-    memcpy(body, p, (size_t)(end - p));
-    req.path = path;
-    req.query = (flags & 8) ? NULL : query;
-    req.body = body;
-    req.body_len = (size_t)(end - p);
+    fuzz_parts_split(data + 2, data + size, &parts);
+    req.path = parts.path;
+    req.query = (flags & 8) ? NULL : parts.query;
+    req.body = parts.body;
+    req.body_len = parts.body_len;
     req.content_type = (flags & 1) ? "application/json" : NULL;
     req.content_encoding = (flags & 2) ? "gzip" : NULL;
     req.method_override = (flags & 4) ? "DELETE" : NULL;
@@ -123,8 +101,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     fuzz_check(&ops, flags);
     crm_ops_free(&ops);
-    free(path);
-    free(query);
-    free(body);
+    fuzz_parts_free(&parts);
     return 0;
 }

@@ -1,0 +1,143 @@
+/*
+ * fuzz_jsonparse.c - libFuzzer target for jsonfilter_parse and
+ * jsonfilter_member, differential against jansson's json_loadb(.., 0, ..).
+ *
+ * Input layout: byte 0 chooses the member jsonfilter_member looks for
+ * (b % 4 into "properties" "a" "caf\u00e9" ""); the rest is the JSON text.
+ * Invariants:
+ *   - jsonfilter_parse accepts exactly what json_loadb accepts, and then the
+ *     trees are json_equal (duplicate keys: both keep the last); the only
+ *     allowed differences are a tree nested deeper than
+ *     JSONFILTER_MAX_DEPTH, and an input holding a NUL byte (jansson skips
+ *     one after a number or literal; no JSON holds one), which
+ *     jsonfilter_parse refuses and jansson may accept;
+ *   - a refusal comes with an error text;
+ *   - jsonfilter_member refuses what jsonfilter_parse refuses or what has
+ *     no object root; otherwise it finds the member exactly when jansson's
+ *     tree has it, and its span parses (JSON_DECODE_ANY) to jansson's value;
+ *   - no crash, no leak, no undefined behaviour.
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ipolicy \
+ *       tests/fuzz/fuzz_jsonparse.c policy/jsonfilter.c policy/filter.c policy/rules.c \
+ *       policy/crm.c -ljansson -o build-fuzz/fuzz_jsonparse
+ *   build-fuzz/fuzz_jsonparse -dict=tests/fuzz/jsonparse.dict tests/fuzz/corpus/jsonparse
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "jsonfilter.h"
+
+#include "fuzz_util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char *fuzz_show(const json_t *v)
+{
+    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+
+    return s ? s : strdup("NULL");
+}
+
+/* jansson may accept what jsonfilter refuses only for these reasons. */
+static int fuzz_excused(const json_t *tree, const char *in, size_t len)
+{
+    return fuzz_height(tree) > JSONFILTER_MAX_DEPTH || memchr(in, '\0', len) != NULL;
+}
+
+static int fuzz_check_member(const char *in, size_t len, const char *key, const json_t *tree,
+                             int parsed, char *why, size_t whylen)
+{
+    size_t off = 0, vlen = 0;
+    char err[256] = "";
+    int rc = jsonfilter_member(in, len, key, &off, &vlen, err, sizeof(err));
+    json_t *want, *got;
+    int res = -1;
+
+    if (rc < 0) {
+        if (err[0] == '\0')
+            snprintf(why, whylen, "member: refused without an error");
+        else if (tree == NULL || !json_is_object(tree) || !parsed)
+            res = 0;
+        else
+            snprintf(why, whylen, "member: refused (%s) what jansson and the parser accept", err);
+        return res;
+    }
+    if (!parsed || !json_is_object(tree)) {
+        snprintf(why, whylen, "member: answered %d where the parser refuses or no object root", rc);
+        return -1;
+    }
+    want = json_object_get(tree, key);
+    if (rc == 0) {
+        if (want != NULL)
+            snprintf(why, whylen, "member: \"%s\" not found, jansson has it", key);
+        return want == NULL ? 0 : -1;
+    }
+    if (want == NULL || off > len || vlen > len - off) {
+        snprintf(why, whylen, "member: found \"%s\" at %zu+%zu, jansson %s", key, off, vlen,
+                 want ? "has it" : "does not");
+        return -1;
+    }
+    got = json_loadb(in + off, vlen, JSON_DECODE_ANY, NULL);
+    if (got == NULL || !json_equal(got, want)) {
+        snprintf(why, whylen, "member: span %.*s is not jansson's value", (int)vlen, in + off);
+        json_decref(got);
+        return -1;
+    }
+    json_decref(got);
+    return 0;
+}
+
+static int fuzz_check(const char *in, size_t len, const char *key, char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *tree = json_loadb(in, len, 0, &jerr);
+    char err[256] = "";
+    json_t *got = jsonfilter_parse(in, len, err, sizeof(err));
+    int res = -1;
+
+    if (got == NULL && err[0] == '\0') {
+        snprintf(why, whylen, "parse: refused without an error");
+        goto done;
+    }
+    if (tree == NULL && got != NULL) {
+        char *s = fuzz_show(got);
+        snprintf(why, whylen, "parse: jansson refuses (%s), jsonfilter_parse gives %s", jerr.text,
+                 s);
+        free(s);
+        goto done;
+    }
+    if (tree != NULL && got == NULL && !fuzz_excused(tree, in, len)) {
+        snprintf(why, whylen, "parse: jansson accepts, jsonfilter_parse refuses: %s", err);
+        goto done;
+    }
+    if (tree != NULL && got != NULL && !json_equal(tree, got)) {
+        char *a = fuzz_show(tree), *b = fuzz_show(got);
+        snprintf(why, whylen, "parse: differs: jansson %s, jsonfilter_parse %s", a, b);
+        free(a);
+        free(b);
+        goto done;
+    }
+    res = fuzz_check_member(in, len, key, tree, got != NULL, why, whylen);
+done:
+    json_decref(got);
+    json_decref(tree);
+    return res;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char *const keys[] = {"properties", "a", "caf\xc3\xa9", ""};
+    char why[4096];
+
+    if (size == 0)
+        return 0;
+    if (fuzz_check((const char *)data + 1, size - 1, keys[data[0] % 4], why, sizeof(why)) < 0) {
+        fprintf(stderr, "fuzz_jsonparse: %s\n", why);
+        abort();
+    }
+    return 0;
+}
