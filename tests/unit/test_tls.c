@@ -83,10 +83,10 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static long long serial_of(X509 *x)
+static unsigned long long serial_of(X509 *x)
 {
     const ASN1_INTEGER *s = X509_get0_serialNumber(x);
-    long long v = 0;
+    unsigned long long v = 0;
 
     /* The low 8 bytes tell 16-byte random serials apart well enough for a test. */
     for (int i = s->length > 8 ? s->length - 8 : 0; i < s->length; i++)
