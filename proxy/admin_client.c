@@ -92,6 +92,25 @@ void admin_target_help(FILE *out)
             "  $CRMGATE_ADMIN_URL, else $STATE_DIRECTORY/admin.sock, else ./var/admin.sock\n");
 }
 
+int admin_target_flag(struct admin_target_flags *f, int ch, const char *arg)
+{
+    switch (ch) {
+    case ADMIN_OPT_SOCKET:
+        f->socket = arg;
+        return 1;
+    case 'c':
+        f->config = arg;
+        return 1;
+    case ADMIN_OPT_STATE_DIR:
+        f->state_dir = arg;
+        return 1;
+    case ADMIN_OPT_URL:
+        f->url = arg;
+        return 1;
+    }
+    return 0;
+}
+
 int admin_target_init(struct admin_target *t, const char *url, const char *socket,
                       const char *config, const char *state_dir, char *err, size_t errlen)
 {

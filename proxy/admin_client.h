@@ -37,6 +37,26 @@ int admin_target_init(struct admin_target *t, const char *url, const char *socke
 /* The help text of the flags admin_target_init takes, for every CLI command's usage. */
 void admin_target_help(FILE *out);
 
+/*
+ * The flags every CLI command takes to find the daemon, parsed in one place:
+ * put ADMIN_TARGET_OPTIONS in the command's getopt_long table (and "c:" in
+ * its short options), then hand each option to admin_target_flag.
+ */
+struct admin_target_flags {
+    const char *url, *socket, *config, *state_dir;
+};
+enum { ADMIN_OPT_SOCKET = 300, ADMIN_OPT_STATE_DIR, ADMIN_OPT_URL };
+#define ADMIN_TARGET_OPTIONS                                                                       \
+    {"socket", required_argument, NULL, ADMIN_OPT_SOCKET},                                         \
+        {"config", required_argument, NULL, 'c'},                                                  \
+        {"state-dir", required_argument, NULL, ADMIN_OPT_STATE_DIR},                               \
+    {                                                                                              \
+        "url", required_argument, NULL, ADMIN_OPT_URL                                              \
+    }
+
+/* Store getopt's option ch with its arg in f: 1 when ch was a target flag, 0 otherwise. */
+int admin_target_flag(struct admin_target_flags *f, int ch, const char *arg);
+
 /* Where t points, for messages: the socket path or the URL. */
 const char *admin_target_name(const struct admin_target *t);
 

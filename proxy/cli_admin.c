@@ -32,10 +32,7 @@
 #define CLI_ADMIN_ROWS       50 /* detail rows of `stats` */
 
 enum {
-    OPT_SOCKET = 400,
-    OPT_STATE_DIR,
-    OPT_URL,
-    OPT_JSON,
+    OPT_JSON = 400,
     OPT_DB,
     OPT_WORKSPACE,
     OPT_CRM,
@@ -51,10 +48,7 @@ enum {
 };
 
 static const struct option cli_admin_opts[] = {
-    {"socket", required_argument, NULL, OPT_SOCKET},
-    {"config", required_argument, NULL, 'c'},
-    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
-    {"url", required_argument, NULL, OPT_URL},
+    ADMIN_TARGET_OPTIONS,
     {"json", no_argument, NULL, OPT_JSON},
     {"db", required_argument, NULL, OPT_DB},
     {"workspace", required_argument, NULL, OPT_WORKSPACE},
@@ -80,7 +74,8 @@ static const char *const cli_admin_filters[] = {
 #define CLI_ADMIN_NFILTERS (sizeof(cli_admin_filters) / sizeof(cli_admin_filters[0]))
 
 struct cli_admin_args {
-    const char *socket, *config, *state_dir, *url, *db;
+    struct admin_target_flags target;
+    const char *db;
     const char *filter[CLI_ADMIN_NFILTERS]; /* by cli_admin_filters' index */
     int json;
     int filters_allowed; /* diffs: every filter; others: --workspace only */
@@ -152,19 +147,9 @@ static int cli_admin_parse(int argc, char **argv, struct cli_admin_args *a, void
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "c:h", cli_admin_opts, NULL)) != -1) {
+        if (admin_target_flag(&a->target, ch, optarg))
+            continue;
         switch (ch) {
-        case OPT_SOCKET:
-            a->socket = optarg;
-            break;
-        case 'c':
-            a->config = optarg;
-            break;
-        case OPT_STATE_DIR:
-            a->state_dir = optarg;
-            break;
-        case OPT_URL:
-            a->url = optarg;
-            break;
         case OPT_JSON:
             a->json = 1;
             break;
@@ -216,7 +201,8 @@ static int cli_admin_call(const char *cmd, const struct cli_admin_args *a, const
     long status;
 
     *out = NULL;
-    if (admin_target_init(&t, a->url, a->socket, a->config, a->state_dir, err, sizeof(err)) < 0 ||
+    if (admin_target_init(&t, a->target.url, a->target.socket, a->target.config,
+                          a->target.state_dir, err, sizeof(err)) < 0 ||
         admin_client_call(&t, method, path, body, &status, out, err, sizeof(err)) < 0) {
         fprintf(stderr, "crmgate %s: %s\n", cmd, err);
         return 1;

@@ -21,10 +21,7 @@
 #define CLI_CUSTODY_MAX_SECRETS (64 * 1024) /* bytes read from stdin or --secrets-file */
 
 enum {
-    OPT_SOCKET = 500,
-    OPT_STATE_DIR,
-    OPT_URL,
-    OPT_JSON,
+    OPT_JSON = 500,
     OPT_WORKSPACE,
     OPT_USER,
     OPT_KIND,
@@ -41,10 +38,7 @@ enum {
 };
 
 static const struct option cli_custody_opts[] = {
-    {"socket", required_argument, NULL, OPT_SOCKET},
-    {"config", required_argument, NULL, 'c'},
-    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
-    {"url", required_argument, NULL, OPT_URL},
+    ADMIN_TARGET_OPTIONS,
     {"json", no_argument, NULL, OPT_JSON},
     {"workspace", required_argument, NULL, OPT_WORKSPACE},
     {"user", required_argument, NULL, OPT_USER},
@@ -64,7 +58,7 @@ static const struct option cli_custody_opts[] = {
 };
 
 struct cli_custody_args {
-    const char *socket, *config, *state_dir, *url;
+    struct admin_target_flags target;
     const char *workspace, *user, *kind, *workflow, *expires, *crm, *type, *client_id;
     const char *expires_in, *instance_url, *token_url, *secrets_file, *out;
     int json;
@@ -108,19 +102,9 @@ static int cli_custody_parse(int argc, char **argv, struct cli_custody_args *a)
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "c:h", cli_custody_opts, NULL)) != -1) {
+        if (admin_target_flag(&a->target, ch, optarg))
+            continue;
         switch (ch) {
-        case OPT_SOCKET:
-            a->socket = optarg;
-            break;
-        case 'c':
-            a->config = optarg;
-            break;
-        case OPT_STATE_DIR:
-            a->state_dir = optarg;
-            break;
-        case OPT_URL:
-            a->url = optarg;
-            break;
         case OPT_JSON:
             a->json = 1;
             break;
@@ -200,7 +184,8 @@ static int cli_custody_call(const struct cli_custody_args *a, const char *method
     json_t *ans = NULL;
 
     *out = NULL;
-    if (admin_target_init(&t, a->url, a->socket, a->config, a->state_dir, err, sizeof(err)) < 0) {
+    if (admin_target_init(&t, a->target.url, a->target.socket, a->target.config,
+                          a->target.state_dir, err, sizeof(err)) < 0) {
         fprintf(stderr, "crmgate: %s\n", err);
         return 2;
     }
