@@ -12,11 +12,15 @@
 #            synthesized answer, commit), on the instance whose reads are measured above;
 #            LMDB syncs counted with perf's syscall tracepoints during the same run
 # tunnel_load (tests/bench/tunnel_load.c; wrk cannot CONNECT) against:
-#   the upstream directly (plain and TLS: the driver's own ceiling), crmgate's HTTPS reverse
+#   the upstream directly (plain and TLS: the driver's own ceiling), nginx's HTTPS reverse proxy
+#   (the same nginx as the wrk row, TLS 1.3: what a lean C proxy does on this machine), crmgate's HTTPS reverse
 #   listener, crmgate's forward listener (CONNECT once, then keep-alive requests in the tunnel),
 #   mitmdump the same way, and new tunnels per second (CONNECT + full TLS handshake + one
 #   request + close) with a warm leaf cache (one host) and a cold one (a new host each time).
-# Plus the median leaf mint time (mint_bench).
+# Plus the median leaf mint time (mint_bench). Every proxy row also reports the proxy's own CPU
+# time per request (utime + stime of all its threads and worker processes over the run, from
+# /proc): on 2 shared cores req/s says who won the cores, CPU per request says what each request
+# costs.
 #
 # crmgate runs with rules under which every field of the canned answers is readable (so the
 # pre-flight body stays byte-identical): it classifies, decides, parses and filters every answer.
@@ -141,11 +145,26 @@ rss_kib() {
     echo "$total"
 }
 
+# CPU time (clock ticks: utime + stime, every thread) of PID and its direct children (nginx:
+# master + workers), to turn a run into the proxy's own CPU microseconds per request.
+hz=$(getconf CLK_TCK)
+cpu_ticks() {
+    local total=0 p t
+    for p in "$1" $(awk -v pp="$1" '$1 == "PPid:" && $2 == pp { split(FILENAME, a, "/"); print a[3] }' \
+        /proc/[0-9]*/status 2>/dev/null); do
+        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+# us_per_req TICKS REQUESTS: CPU microseconds per request
+us_per_req() { awk -v t="$1" -v r="$2" -v hz="$hz" 'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / r }'; }
+
 fill() {
     local user_line=""
     [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
     sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|${3:-0}|g" -e "s|@UPSTREAM_PORT@|$up_port|g" \
-        -e "s|@UPSTREAM_TLS_PORT@|$up_tls_port|g" \
+        -e "s|@UPSTREAM_TLS_PORT@|$up_tls_port|g" -e "s|@PROXY_TLS_PORT@|$ngx_tls_port|g" \
         -e "s|@WORKERS@|$2|g" -e "s|@USER@|$user_line|g" "$here/$1" >"$dir/${1%.in}"
 }
 
@@ -155,6 +174,7 @@ chmod 0644 "$dir/contact.json"
 up_port=$(free_port)
 up_tls_port=$(free_port)
 ngx_port=$(free_port)
+ngx_tls_port=$(free_port)
 gate_port=$(free_port)
 
 # A throw-away self-signed P-256 certificate for 127.0.0.1 (crmgate's HTTPS reverse listener and
@@ -270,7 +290,7 @@ else
         mitm_note="not run: mitmdump did not start: $(tail -n 3 "$dir/mitmdump.log" | tr '\n' ' ')"
 fi
 
-declare -A url pid_of label rps p50 p99 rss clean note script tok minb
+declare -A url pid_of label rps p50 p99 rss cpu clean note script tok minb
 targets=(direct nginx)
 url[direct]="http://127.0.0.1:$up_port$path"
 pid_of[direct]=$up_pid
@@ -386,11 +406,14 @@ run_wrk_target() {
         perf stat -x, -o "$dir/perf.$t" -e "$sync_events" -p "${pid_of[$t]}" -- sleep "$secs" &
         perf_pid=$!
     fi
+    local ticks0 ticks1
+    ticks0=$(cpu_ticks "${pid_of[$t]}")
     if ! wrk_run "$t" "$secs" "$dir/wrk.$t.log"; then
         note[$t]="wrk failed: $(tail -n 3 "$dir/wrk.$t.log" | tr '\n' ' ')"
         failures=$((failures + 1))
         return
     fi
+    ticks1=$(cpu_ticks "${pid_of[$t]}")
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || true
         syncs[$t]=$(awk -F, '$3 ~ /sys_enter/ && $1 ~ /^[0-9]+$/ { n += $1 } END { print n + 0 }' "$dir/perf.$t")
@@ -407,6 +430,7 @@ run_wrk_target() {
         m[${kv%%=*}]=${kv#*=}
     done
     rss[$t]=$(rss_kib "${pid_of[$t]}")
+    cpu[$t]=$(us_per_req $((ticks1 - ticks0)) "${m[requests]}")
     rps[$t]=$(awk -v r="${m[requests]}" -v d="${m[duration_us]}" 'BEGIN { printf "%.0f", r / (d / 1e6) }')
     p50[$t]=${m[p50_us]}
     p99[$t]=${m[p99_us]}
@@ -437,45 +461,48 @@ done
 auth="Authorization: Bearer $token"
 hs_get=(--path "$path" --header "$auth" --expect-body-bytes "$body_len")
 sf_get=(--path "$sf_path" --header "$auth" --expect-body-bytes "$sf_len")
-declare -A dlabel dclean dnote drps dp50 dp99 dcpu dca dsecs
+declare -A dlabel dclean dnote drps dp50 dp99 dcpu dca dsecs dpid dproxy dproxy_us
 dtargets=()
-add_driver() { # name label ca seconds args...
+add_driver() { # name label ca seconds proxy-pid args... (proxy-pid "": none, the upstream itself)
     local n=$1
     dlabel[$n]=$2
     dca[$n]=$3
     dsecs[$n]=$4
-    shift 4
+    dpid[$n]=$5
+    shift 5
     local -n a="da_${n//-/_}"
     a=("$@")
     dtargets+=("$n")
 }
-add_driver d-direct "upstream direct, plain HTTP (the driver's ceiling)" "" "$secs" \
+add_driver d-direct "upstream direct, plain HTTP (the driver's ceiling)" "" "$secs" "" \
     --target "127.0.0.1:$up_port" "${hs_get[@]}"
-add_driver d-direct-tls "upstream direct over TLS 1.3, keep-alive (the driver's ceiling)" "$dir/https.pem" "$secs" \
+add_driver d-direct-tls "upstream direct over TLS 1.3, keep-alive (the driver's ceiling)" "$dir/https.pem" "$secs" "" \
     --target "127.0.0.1:$up_tls_port" --tls "${hs_get[@]}"
+add_driver d-nginx-https "nginx HTTPS reverse proxy (2 workers), keep-alive" "$dir/https.pem" "$secs" "$ngx_pid" \
+    --target "127.0.0.1:$ngx_tls_port" --tls --path "/hubspot$path" --header "$auth" --expect-body-bytes "$body_len"
 if [ -n "${gate_pid[crmgate-https]:-}" ]; then
-    add_driver d-https "crmgate HTTPS reverse, keep-alive" "$dir/https.pem" "$secs" \
+    add_driver d-https "crmgate HTTPS reverse, keep-alive" "$dir/https.pem" "$secs" "${gate_pid[crmgate-https]}" \
         --target "127.0.0.1:$https_port" --tls --path "/hubspot$path" --header "$auth" --expect-body-bytes "$body_len"
-    add_driver d-mitm "crmgate forward MITM, warm keep-alive tunnels" "$dir/ca/ca.pem" "$secs" \
+    add_driver d-mitm "crmgate forward MITM, warm keep-alive tunnels" "$dir/ca/ca.pem" "$secs" "${gate_pid[crmgate-https]}" \
         --proxy "127.0.0.1:$fwd_port" --tls --host api.hubapi.com "${hs_get[@]}"
 fi
 if [ -z "$mitm_note" ]; then
-    add_driver d-mitmdump "mitmdump MITM, warm keep-alive tunnels" "$dir/mitm/mitmproxy-ca-cert.pem" "$secs" \
+    add_driver d-mitmdump "mitmdump MITM, warm keep-alive tunnels" "$dir/mitm/mitmproxy-ca-cert.pem" "$secs" "$mitm_pid" \
         --proxy "127.0.0.1:$mitm_port" --tls --host api.hubapi.com "${hs_get[@]}"
 fi
 add_driver hs-direct "upstream direct over TLS 1.3, new connection each (the driver's handshake ceiling)" \
-    "$dir/https.pem" "$hs_secs" --target "127.0.0.1:$up_tls_port" --tls --new-conn \
+    "$dir/https.pem" "$hs_secs" "" --target "127.0.0.1:$up_tls_port" --tls --new-conn \
     --connections "$hs_conns" "${sf_get[@]}"
 if [ -n "${gate_pid[crmgate-https]:-}" ]; then
-    add_driver hs-warm "crmgate new tunnels, warm leaf cache (one host)" "$dir/ca/ca.pem" "$hs_secs" \
+    add_driver hs-warm "crmgate new tunnels, warm leaf cache (one host)" "$dir/ca/ca.pem" "$hs_secs" "${gate_pid[crmgate-https]}" \
         --proxy "127.0.0.1:$fwd_port" --tls --host bench.my.salesforce.com --new-conn \
         --connections "$hs_conns" "${sf_get[@]}"
-    add_driver hs-cold "crmgate new tunnels, cold leaf cache (a new host each)" "$dir/ca/ca.pem" "$hs_secs" \
+    add_driver hs-cold "crmgate new tunnels, cold leaf cache (a new host each)" "$dir/ca/ca.pem" "$hs_secs" "${gate_pid[crmgate-https]}" \
         --proxy "127.0.0.1:$fwd_port" --tls --host-pattern 'c%u.my.salesforce.com' --new-conn \
         --connections "$hs_conns" "${sf_get[@]}"
 fi
 if [ -z "$mitm_note" ]; then
-    add_driver hs-mitmdump "mitmdump new tunnels, warm (one host)" "$dir/mitm/mitmproxy-ca-cert.pem" "$hs_secs" \
+    add_driver hs-mitmdump "mitmdump new tunnels, warm (one host)" "$dir/mitm/mitmproxy-ca-cert.pem" "$hs_secs" "$mitm_pid" \
         --proxy "127.0.0.1:$mitm_port" --tls --host bench.my.salesforce.com --new-conn \
         --connections "$hs_conns" "${sf_get[@]}"
 fi
@@ -505,8 +532,11 @@ run_driver_target() {
     timeout $((warm + 30)) "$driver" "${a[@]}" --threads "$threads" --seconds "$warm" \
         $([[ " ${a[*]} " == *" --connections "* ]] || echo --connections "$conns") >/dev/null 2>&1 || true
     echo "run $t (${dsecs[$t]}s)"
+    local ticks0=0 ticks1=0
+    [ -z "${dpid[$t]}" ] || ticks0=$(cpu_ticks "${dpid[$t]}")
     timeout $((dsecs[$t] + 30)) "$driver" "${a[@]}" --threads "$threads" --seconds "${dsecs[$t]}" \
         $([[ " ${a[*]} " == *" --connections "* ]] || echo --connections "$conns") >"$log" 2>&1 || true
+    [ -z "${dpid[$t]}" ] || ticks1=$(cpu_ticks "${dpid[$t]}")
     sed 's/^/    /' "$log"
     req=$(driver_line "$log" requests)
     if [ -z "$req" ]; then
@@ -521,6 +551,11 @@ run_driver_target() {
     dp50[$t]=$(driver_line "$log" p50_us)
     dp99[$t]=$(driver_line "$log" p99_us)
     dcpu[$t]=$(awk -v c="$(driver_line "$log" cpu_us)" -v d="$dur" 'BEGIN { printf "%.0f%%", 100 * c / d }')
+    dproxy[$t]="—"
+    if [ -n "${dpid[$t]}" ]; then
+        dproxy_us[$t]=$(us_per_req $((ticks1 - ticks0)) "$req")
+        dproxy[$t]="${dproxy_us[$t]} µs"
+    fi
     if [ "$req" -gt 0 ] && [ "$errs" -eq 0 ] && [ "$bad" -eq 0 ]; then
         dclean[$t]=yes
         dnote[$t]="$req requests, 0 errors, 0 unexpected answers"
@@ -562,13 +597,13 @@ report="$here/out/latest.md"
     echo
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, $(nginx -v 2>&1 | sed 's/.*: //'), wrk -t$threads -c$conns -d${secs}s --latency after a ${warm}s warm-up. GET $path (canned $body_len-byte HubSpot contact). RSS: VmRSS after the run (nginx: master + workers).${CRMGATE_BENCH_NETNS:+ Everything ran inside network namespace $CRMGATE_BENCH_NETNS (lo only).}"
     echo
-    echo "| target | req/s | p50 | p99 | RSS (MiB) | clean |"
-    echo "|---|---:|---:|---:|---:|---|"
+    echo "| target | req/s | p50 | p99 | CPU/req | RSS (MiB) | clean |"
+    echo "|---|---:|---:|---:|---:|---:|---|"
     for t in direct nginx passthrough crmgate crmgate-https; do
         if [ -n "${rps[$t]:-}" ]; then
-            echo "| ${label[$t]} | ${rps[$t]} | $(ms "${p50[$t]}") | $(ms "${p99[$t]}") | $(mib "${rss[$t]}") | ${clean[$t]} |"
+            echo "| ${label[$t]} | ${rps[$t]} | $(ms "${p50[$t]}") | $(ms "${p99[$t]}") | ${cpu[$t]} µs | $(mib "${rss[$t]}") | ${clean[$t]} |"
         else
-            echo "| ${label[$t]} | — | — | — | — | not run |"
+            echo "| ${label[$t]} | — | — | — | — | — | not run |"
         fi
     done
     echo
@@ -586,8 +621,8 @@ report="$here/out/latest.md"
     fi
     echo "Writes (wrk, PATCH $patch_path {\"properties\":{\"firstname\":...}}, same connections; syncs = fdatasync + fsync + msync calls of the crmgate process counted by perf during the run):"
     echo
-    echo "| writes | writes/s | p50 | p99 | syncs/s | syncs/write | clean |"
-    echo "|---|---:|---:|---:|---:|---:|---|"
+    echo "| writes | writes/s | p50 | p99 | CPU/write | syncs/s | syncs/write | clean |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|"
     for t in direct-patch audited dryrun audited-shm dryrun-shm; do
         if [ -n "${rps[$t]:-}" ]; then
             sps="—"
@@ -596,9 +631,9 @@ report="$here/out/latest.md"
                 sps=$(awk -v s="${syncs[$t]}" -v d="$secs" 'BEGIN { printf "%.0f", s / d }')
                 spw=$(awk -v s="${syncs[$t]}" -v d="$secs" -v r="${rps[$t]}" 'BEGIN { printf "%.3f", (r > 0 ? s / d / r : 0) }')
             fi
-            echo "| ${label[$t]} | ${rps[$t]} | $(ms "${p50[$t]}") | $(ms "${p99[$t]}") | $sps | $spw | ${clean[$t]} |"
+            echo "| ${label[$t]} | ${rps[$t]} | $(ms "${p50[$t]}") | $(ms "${p99[$t]}") | ${cpu[$t]} µs | $sps | $spw | ${clean[$t]} |"
         else
-            echo "| ${label[$t]} | — | — | — | — | — | not run |"
+            echo "| ${label[$t]} | — | — | — | — | — | — | not run |"
         fi
     done
     echo
@@ -606,17 +641,17 @@ report="$here/out/latest.md"
     echo
     echo "Through the load driver (tunnel_load, $threads threads; keep-alive rows $conns connections for ${secs}s, handshake rows $hs_conns connections for ${hs_secs}s, each a full TLS 1.3 handshake without resumption; driver CPU = the driver's own CPU time over the run, 100% = one core):"
     echo
-    echo "| target | req/s | p50 | p99 | driver CPU | clean |"
-    echo "|---|---:|---:|---:|---:|---|"
-    for t in d-direct d-direct-tls d-https d-mitm d-mitmdump hs-direct hs-warm hs-cold hs-mitmdump; do
+    echo "| target | req/s | p50 | p99 | proxy CPU/req | driver CPU | clean |"
+    echo "|---|---:|---:|---:|---:|---:|---|"
+    for t in d-direct d-direct-tls d-nginx-https d-https d-mitm d-mitmdump hs-direct hs-warm hs-cold hs-mitmdump; do
         [ -n "${dlabel[$t]:-}" ] || continue
         if [ -n "${drps[$t]:-}" ]; then
-            echo "| ${dlabel[$t]} | ${drps[$t]} | $(ms "${dp50[$t]}") | $(ms "${dp99[$t]}") | ${dcpu[$t]} | ${dclean[$t]} |"
+            echo "| ${dlabel[$t]} | ${drps[$t]} | $(ms "${dp50[$t]}") | $(ms "${dp99[$t]}") | ${dproxy[$t]} | ${dcpu[$t]} | ${dclean[$t]} |"
         else
-            echo "| ${dlabel[$t]} | — | — | — | — | not run |"
+            echo "| ${dlabel[$t]} | — | — | — | — | — | not run |"
         fi
     done
-    [ -z "$mitm_note" ] || echo "| mitmdump | — | — | — | — | $mitm_note |"
+    [ -z "$mitm_note" ] || echo "| mitmdump | — | — | — | — | — | $mitm_note |"
     echo
     echo "Leaf minting: median ${mint_line:-?} µs per leaf (mint_bench: build + ECDSA sign, shared P-256 key), a cache hit ${hit_line:-?} µs."
     echo
@@ -624,6 +659,11 @@ report="$here/out/latest.md"
     echo "|---|---:|"
     echo "| forward MITM / HTTPS reverse (same driver, warm keep-alive) | $(target x "${drps[d-mitm]:-}" "${drps[d-https]:-}" 0.8) |"
     echo "| crmgate MITM / mitmdump MITM (same driver, warm keep-alive) | $(target x "${drps[d-mitm]:-}" "${drps[d-mitmdump]:-}" 50) |"
+    echo "| mitmdump / crmgate MITM, proxy CPU per request (work done per core; mitmdump uses one core at most, crmgate every core its workers get) | $(ratio "${dproxy_us[d-mitmdump]:-0}" "${dproxy_us[d-mitm]:-0}") |"
+    echo "| 50 × mitmdump's req/s / nginx HTTPS reverse proxy's req/s (what the MITM target asks of this machine) | $(awk -v m="${drps[d-mitmdump]:-0}" -v n="${drps[d-nginx-https]:-0}" 'BEGIN { if (n > 0) printf "%.2f×", 50 * m / n; else printf "n/a" }') |"
+    echo "| crmgate HTTPS reverse / nginx HTTPS reverse proxy (same driver) | $(ratio "${drps[d-https]:-0}" "${drps[d-nginx-https]:-0}") |"
+    echo "| crmgate audited write / crmgate read, CPU per request (wrk) | $(ratio "${cpu[audited]:-0}" "${cpu[crmgate]:-0}") |"
+    echo "| crmgate dry-run write / crmgate read, CPU per request (wrk) | $(ratio "${cpu[dryrun]:-0}" "${cpu[crmgate]:-0}") |"
     echo "| audited writes / crmgate reads (wrk) | $(target x "${rps[audited]:-}" "${rps[crmgate]:-}" 0.4) |"
     echo "| dry-run writes / crmgate reads (wrk) | $(target x "${rps[dryrun]:-}" "${rps[crmgate]:-}" 0.8) |"
     echo "| audited writes / the upstream's own PATCH ceiling | $(ratio "${rps[audited]:-0}" "${rps[direct-patch]:-0}") |"
