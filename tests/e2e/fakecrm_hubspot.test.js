@@ -63,6 +63,13 @@ test('control API: seed, state, request log (control calls not logged), reset', 
   assert.deepEqual(JSON.parse(log[1].body), { properties: { firstname: 'Augusta' } });
   assert.equal((await fake.requests(log[0].seq)).length, 1, '?since=N returns only later requests');
 
+  /* DELETE ?through=N drops what a reader has counted, and nothing after it */
+  const bad = await requestJson(`${fake.url}/_fake/requests?through=x`, { method: 'DELETE' });
+  assert.equal(bad.status, 400);
+  assert.equal((await fake.requests()).length, 2, 'a bad through drops nothing');
+  await requestJson(`${fake.url}/_fake/requests?through=${log[0].seq}`, { method: 'DELETE' });
+  assert.deepEqual((await fake.requests()).map((r) => r.seq), [log[1].seq]);
+
   await fake.clearRequests();
   assert.deepEqual(await fake.requests(), []);
   await fake.reset();

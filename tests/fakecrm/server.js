@@ -34,9 +34,9 @@
  * ---------------------------------------------------------------------------------------------
  *
  * Control API (JSON, no auth, never logged): POST /_fake/reset, POST /_fake/seed,
- * GET|DELETE /_fake/requests (?since=N; entries {seq, method, path, query, headers, body,
- * response: {status, gzip} | null}), GET /_fake/state, POST|DELETE /_fake/faults (a 'status'
- * fault may carry "headers": {name: value} to answer with),
+ * GET|DELETE /_fake/requests (GET ?since=N, DELETE ?through=N drops entries up to seq N; entries
+ * {seq, method, path, query, headers, body, response: {status, gzip} | null}), GET /_fake/state,
+ * POST|DELETE /_fake/faults (a 'status' fault may carry "headers": {name: value} to answer with),
  * POST /_fake/tokens/revoke {token}, POST /_fake/options {gzip: 'auto'|'always'|'off',
  * batch_order: 'input'|'reversed' (HubSpot batch results)} (reset restores the command-line
  * setting and input order).
@@ -202,9 +202,13 @@ async function handleControl(state, req, res, rawPath, query, body) {
       const since = Number(query.get('since') || 0);
       return controlAnswer(state, req, res, 200, state.requests.filter((r) => r.seq > since));
     }
-    case 'DELETE /_fake/requests':
-      state.requests = [];
+    case 'DELETE /_fake/requests': {
+      /* ?through=N drops only entries up to seq N (a reader that has counted them); else all */
+      const through = query.get('through');
+      if (through !== null && !/^\d+$/.test(through)) return controlAnswer(state, req, res, 400, { error: 'through must be a sequence number' });
+      state.requests = through === null ? [] : state.requests.filter((r) => r.seq > Number(through));
       return controlAnswer(state, req, res, 200, { ok: true });
+    }
     case 'GET /_fake/state': {
       const out = {};
       for (const m of state.modules) out[m.name] = m.state();
