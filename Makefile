@@ -122,6 +122,7 @@ test: deps
 	@$(MAKE) --no-print-directory systemd-check
 	@$(MAKE) --no-print-directory certs-check
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory soak SOAK_SECONDS=$(SOAK_SMOKE_SECONDS)
 
 asan: deps
 	@$(MAKE) --no-print-directory B=build-asan PROG=crmgate-asan \
@@ -183,6 +184,8 @@ bench: deps all $(B)/tests/bench/policy_bench $(B)/tests/bench/mint_bench $(B)/t
 # reconciled with what the fake CRM received, crmgate's memory, descriptors and threads held
 # steady. SOAK_SECONDS (600) sets the length; loopback only, in its own namespace as root.
 SOAK_SECONDS ?= 600
+# make test runs the same checks for SOAK_SMOKE_SECONDS.
+SOAK_SMOKE_SECONDS ?= 45
 soak: deps all
 	@CRMGATE_BIN=$(abspath $(PROG)) SOAK_SECONDS=$(SOAK_SECONDS) bash tests/soak/run.sh
 
