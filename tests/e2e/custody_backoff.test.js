@@ -10,8 +10,10 @@
  *     the admin API and the metrics show it; one oauth_refresh audit record per attempt, and a
  *     write refused meanwhile is audited
  *   - a refresh the token endpoint refuses (a wrong client secret: invalid_client,
- *     BAD_CLIENT_SECRET): 403, needs attention, and never again, however long one waits, until
- *     an admin stores the integration again; then one refresh and 200
+ *     BAD_CLIENT_SECRET): 403, needs attention, and never again, however long one waits and
+ *     across a restart, until an admin stores the integration again; then one refresh and 200
+ *   - the token endpoint failing with 503 (HubSpot) or 429 (Salesforce: a rate limit is about
+ *     the moment) backs off; a 4xx other than 408/429 is a refusal
  *   - Salesforce instance URLs: only hosts under vault.salesforce_domains (default
  *     salesforce.com, force.com) or plain http to loopback; an admin's other URL is a 400, a
  *     token endpoint's other instance_url fails the refresh for good and drops its token, and a
@@ -23,6 +25,7 @@
  */
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const path = require('node:path');
 const { Client } = require('@hubspot/api-client');
 const jsforce = require('jsforce');
@@ -55,6 +58,7 @@ const CRMS = {
   hubspot: {
     tokenPath: '^/oauth/v1/token',
     secret: 'cs-hs-bo-SECRET-1',
+    outage: 503, /* how the token endpoint fails */
     refusal: /BAD_CLIENT_SECRET/,
     async setup({ fake, gate }, secret) {
       await fake.seed({ hubspot: { oauth: { clients: [{ clientId: 'cid-hs-bo', clientSecret: 'cs-hs-bo-SECRET-1' }], expiresIn: 3600 },
@@ -71,6 +75,7 @@ const CRMS = {
       const hs = new Client({ accessToken: k.key, basePath: `${gate.url}/hubspot` });
       return {
         key: k.key,
+        path: '/hubspot/crm/v3/objects/contacts/701',
         secrets: [first.body.access_token, first.body.refresh_token, 'cs-hs-bo-SECRET-1', k.key],
         oldToken: first.body.access_token,
         reconnect: () => connect(CRMS.hubspot.secret),
@@ -87,6 +92,7 @@ const CRMS = {
   salesforce: {
     tokenPath: '^/services/oauth2/token',
     secret: 'cs-sf-bo-SECRET-2',
+    outage: 429, /* a rate limit at the token endpoint is about the moment, not the credentials */
     refusal: /invalid_client/,
     async setup({ fake, gate }, secret) {
       await fake.seed({ salesforce: { oauth: { clients: [{ clientId: 'cid-sf-bo', clientSecret: 'cs-sf-bo-SECRET-2' }] },
@@ -109,6 +115,7 @@ const CRMS = {
       const conn = new jsforce.Connection({ instanceUrl: `${gate.url}/salesforce`, accessToken: k.key, version: VERSION });
       return {
         key: k.key,
+        path: `/salesforce/services/data/v${VERSION}/sobjects/Account/${acc}`,
         secrets: [first.body.access_token, 'RT-sf-bo-initial-9', 'cs-sf-bo-SECRET-2', k.key],
         oldToken: first.body.access_token,
         reconnect: () => connect(CRMS.salesforce.secret),
@@ -160,12 +167,13 @@ function metric(text, name, labels) {
 for (const crm of Object.keys(CRMS)) {
   const spec = CRMS[crm];
 
-  test(`custody backoff (${crm}): a failed refresh backs off: 503 with Retry-After and no token request during the wait, a retry after it, and the first success clears it`, { skip: GATE }, async () => {
+  test(`custody backoff (${crm}): a failed refresh (${spec.outage} at the token endpoint) backs off: 503 with Retry-After and no token request during the wait, a retry after it, and the first success clears it`, { skip: GATE }, async () => {
     const s = await start();
     try {
       const { fake, gate } = s;
       const c = await spec.setup(s, spec.secret);
-      await fake.fault({ action: 'status', status: 503, match: { path: spec.tokenPath }, count: -1 });
+      await fake.fault({ action: 'status', status: spec.outage, match: { path: spec.tokenPath }, count: -1,
+        body: { error: 'temporarily_unavailable', error_description: 'try later' } });
       await fake.clearRequests();
       const t0 = Date.now();
 
@@ -173,7 +181,7 @@ for (const crm of Object.keys(CRMS)) {
       let r = await c.read();
       assert.equal(r.status, 502, JSON.stringify(r.body));
       assert.equal(r.headers['x-crmgate-error'], 'integration_refresh_failed');
-      assert.match(String(JSON.stringify(r.body)), /failed the refresh.*tries again in \d+ s \(failure 1 in a row\)/);
+      assert.match(JSON.stringify(r.body), new RegExp(`failed the refresh .*\\(status ${spec.outage}, temporarily_unavailable\\); crmgate tries again in \\d+ s \\(failure 1 in a row\\)`));
       const firstRetry = Number(r.headers['retry-after']);
       assert.ok(firstRetry >= 1 && firstRetry <= Math.ceil(BACKOFF_MS / 1000), `Retry-After ${r.headers['retry-after']}`);
       assert.equal((await tokenCalls(fake, spec.tokenPath)).length, 1);
@@ -253,10 +261,11 @@ for (const crm of Object.keys(CRMS)) {
     }
   });
 
-  test(`custody backoff (${crm}): a refused refresh (wrong client secret) is never retried until an admin stores the integration again: 403 at once, no token request, needs attention`, { skip: GATE }, async () => {
+  test(`custody backoff (${crm}): a refused refresh (wrong client secret) is never retried, not even after a restart, until an admin stores the integration again: 403 at once, no token request, needs attention`, { skip: GATE }, async () => {
     const s = await start();
     try {
-      const { fake, gate } = s;
+      const { fake } = s;
+      let { gate } = s;
       const c = await spec.setup(s, 'a-wrong-client-secret-77');
       await fake.clearRequests();
 
@@ -300,10 +309,20 @@ for (const crm of Object.keys(CRMS)) {
       assert.ok(metric(m, 'crmgate_oauth_refresh_backoff_total', `crm="${crm}",reason="refused"`) >= CALLS + 2);
       assert.equal(metric(m, 'crmgate_integration_needs_attention', `workspace="acme",crm="${crm}",integration="workspace"`), 1);
 
+      /* the refusal is in the integration's record: a restart does not retry it either */
+      await gate.stop();
+      s.gate = await harness.startCrmgate({ stateDir: gate.stateDir, upstreams: { hubspot: fake.url, salesforce: fake.url },
+        config: JSON.parse(fs.readFileSync(path.join(gate.stateDir, 'config.json'), 'utf8')) });
+      r = await harness.requestJson(`${s.gate.url}${c.path}`, { headers: { Authorization: `Bearer ${c.key}` } });
+      assert.equal(r.status, 403, JSON.stringify(r.body));
+      assert.equal(r.headers['x-crmgate-error'], 'integration_refresh_refused');
+      assert.equal((await tokenCalls(fake, spec.tokenPath)).length, 1, 'not retried after a restart');
+
       /* the admin stores it again with the right secret: one refresh, and it works */
-      await c.reconnect();
+      gate = s.gate;
+      await c.reconnect(); /* the same admin socket: the same state directory */
       await fake.clearRequests();
-      r = await c.read();
+      r = await harness.requestJson(`${gate.url}${c.path}`, { headers: { Authorization: `Bearer ${c.key}` } });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal((await tokenCalls(fake, spec.tokenPath)).length, 1);
       const after = integrationOf(gate, crm);
