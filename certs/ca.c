@@ -53,8 +53,7 @@
 const char *const certs_ca_default_permitted[] = {
     "api.hubapi.com",
     "api.hubspot.com",
-    ".salesforce.com",
-    ".force.com",
+    CERTS_SALESFORCE_DOMAINS,
 };
 const size_t certs_ca_default_npermitted =
     sizeof(certs_ca_default_permitted) / sizeof(certs_ca_default_permitted[0]);

@@ -29,6 +29,13 @@ enum certs_format { CERTS_FORMAT_PEM, CERTS_FORMAT_DER };
 /* Most permitted names a CA may carry; a list longer than this is a configuration mistake. */
 #define CERTS_CA_MAX_PERMITTED 64
 
+/*
+ * Salesforce's domains (each with all its subdomains): the CA permits them
+ * by default, and an integration's instance URL must be under one of them
+ * unless vault.salesforce_domains says otherwise (config.h).
+ */
+#define CERTS_SALESFORCE_DOMAINS ".salesforce.com", ".force.com"
+
 /* The CRM domains a CA permits when the caller configures none. */
 extern const char *const certs_ca_default_permitted[];
 extern const size_t certs_ca_default_npermitted;

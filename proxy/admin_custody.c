@@ -400,19 +400,38 @@ static int admin_custody_ref(struct admin_req *r, const char *ws, const char *cr
     return 0;
 }
 
+/*
+ * The refresh state of an integration record: "state" ok, backoff (no
+ * refresh before next_attempt_ms) or refused (none until an admin stores it
+ * again), and the failed refreshes in a row.
+ */
+static json_t *admin_custody_refresh_json(json_t *rec, long long now_ms)
+{
+    struct refresh_state st;
+
+    refresh_state_of(rec, &st);
+    return json_pack("{s:s, s:i, s:o}", "state",
+                     st.refused            ? "refused"
+                     : st.next_ms > now_ms ? "backoff"
+                                           : "ok",
+                     "consecutive_failures", st.failures, "next_attempt_ms",
+                     !st.refused && st.next_ms > now_ms ? json_integer(st.next_ms) : json_null());
+}
+
 /* The public view of an integration record: never a secret. */
 static json_t *admin_custody_integration_json(const struct custody_ref *ref, json_t *rec)
 {
     const char *att = json_string_value(json_object_get(rec, "attention"));
 
     return json_pack(
-        "{s:s, s:s, s:s, s:o, s:O, s:O, s:O, s:O, s:b, s:o}", "workspace", ref->ws, "crm",
+        "{s:s, s:s, s:s, s:o, s:O, s:O, s:O, s:O, s:b, s:o, s:o}", "workspace", ref->ws, "crm",
         crm_name(ref->crm), "scope", custody_scope_name(ref->scope), "user",
         ref->scope == CUSTODY_SCOPE_USER ? json_string(ref->user) : json_null(), "type",
         json_object_get(rec, "type"), "created_ms", json_object_get(rec, "created_ms"),
         "updated_ms", json_object_get(rec, "updated_ms"), "expires_ms",
         json_object_get(rec, "expires_ms"), "needs_attention", att != NULL && att[0] != '\0',
-        "attention", att != NULL && att[0] != '\0' ? json_string(att) : json_null());
+        "attention", att != NULL && att[0] != '\0' ? json_string(att) : json_null(), "refresh",
+        admin_custody_refresh_json(rec, custody_now_ms()));
 }
 
 static char *admin_custody_sdup(const char *s)
@@ -494,6 +513,23 @@ static void admin_custody_integration_put(struct admin_req *r)
     }
     if (iu != NULL && ref.crm != CRM_SALESFORCE) {
         admin_reply_error(r, 400, "bad_request", "\"instance_url\" is for salesforce only");
+        goto done;
+    }
+    if (ref.crm == CRM_SALESFORCE &&
+        ((iu != NULL && !custody_instance_url_ok(iu, (const char *const *)r->cfg->sf_domains,
+                                                 r->cfg->nsf_domains)) ||
+         (tu != NULL && !custody_instance_url_ok(tu, (const char *const *)r->cfg->sf_domains,
+                                                 r->cfg->nsf_domains)))) {
+        char doms[CONFIG_MAX_SF_DOMAINS * 64] = "";
+        size_t n = 0;
+        for (size_t i = 0; i < r->cfg->nsf_domains && n < sizeof(doms); i++)
+            n += (size_t)snprintf(doms + n, sizeof(doms) - n, "%s%s", i > 0 ? ", " : "",
+                                  r->cfg->sf_domains[i]);
+        admin_reply_error(r, 400, "bad_request",
+                          "a Salesforce integration's \"instance_url\" and \"token_url\" must "
+                          "be on a Salesforce host, under %s (vault.salesforce_domains), or plain "
+                          "http to loopback: crmgate sends the tokens there",
+                          doms);
         goto done;
     }
     ei = json_object_get(body, "expires_in");
@@ -631,10 +667,17 @@ static void admin_custody_integrations(struct admin_req *r)
                           "the store is not taking writes; nothing was removed");
 }
 
-/* ----- the gauge ----- */
+/* ----- the metrics ----- */
 
-static void admin_custody_gauge_each(const struct custody_ref *ref, int attention, void *arg)
+struct admin_custody_gauge {
+    struct metrics_out *out;
+    int failures; /* 0: the needs-attention gauge, 1: consecutive failed refreshes */
+};
+
+static void admin_custody_gauge_each(const struct custody_ref *ref, const struct refresh_state *st,
+                                     void *arg)
 {
+    struct admin_custody_gauge *g = arg;
     char integ[CUSTODY_MAX_NAME + 32];
     const char *labels[6];
 
@@ -646,12 +689,37 @@ static void admin_custody_gauge_each(const struct custody_ref *ref, int attentio
     labels[3] = crm_name(ref->crm);
     labels[4] = "integration";
     labels[5] = integ;
-    metrics_sample(arg, attention ? 1 : 0, labels, 3);
+    metrics_sample(g->out, g->failures ? st->failures : st->attention ? 1 : 0, labels, 3);
 }
 
 static int admin_custody_collect(struct metrics_out *out, void *arg)
 {
-    return refresh_attention_each(arg, admin_custody_gauge_each, out);
+    struct admin_custody_gauge g = {out, 0};
+
+    return refresh_state_each(arg, admin_custody_gauge_each, &g);
+}
+
+static int admin_custody_collect_failures(struct metrics_out *out, void *arg)
+{
+    struct admin_custody_gauge g = {out, 1};
+
+    return refresh_state_each(arg, admin_custody_gauge_each, &g);
+}
+
+static int admin_custody_collect_holds(struct metrics_out *out, void *arg)
+{
+    static const char *const reasons[REFRESH_HOLD_COUNT] = {"backoff", "refused"};
+
+    (void)arg;
+    for (int crm = CRM_HUBSPOT; crm <= CRM_SALESFORCE; crm++) {
+        for (int h = 0; h < REFRESH_HOLD_COUNT; h++) {
+            const char *labels[4] = {"crm", crm_name((enum crm)crm), "reason", reasons[h]};
+            if (metrics_sample(out, (double)refresh_held_count((enum crm)crm, (enum refresh_hold)h),
+                               labels, 2) < 0)
+                return -1;
+        }
+    }
+    return 0;
 }
 
 int admin_custody_register(struct store *s)
@@ -662,7 +730,15 @@ int admin_custody_register(struct store *s)
     if (metrics_family_add("crmgate_integration_needs_attention", METRICS_GAUGE,
                            "1 when the CRM refused an integration's credentials or their refresh; "
                            "an admin must reconnect it",
-                           admin_custody_collect, s) < 0)
+                           admin_custody_collect, s) < 0 ||
+        metrics_family_add("crmgate_integration_refresh_failures", METRICS_GAUGE,
+                           "OAuth refreshes of an integration that failed in a row (0 after a "
+                           "success); crmgate backs off between them",
+                           admin_custody_collect_failures, s) < 0 ||
+        metrics_family_add("crmgate_oauth_refresh_backoff_total", METRICS_COUNTER,
+                           "calls answered without an OAuth refresh because their integration's "
+                           "refresh is backing off (503) or was refused for good (403)",
+                           admin_custody_collect_holds, NULL) < 0)
         return -1;
     return 0;
 }

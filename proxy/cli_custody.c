@@ -82,8 +82,13 @@ static void cli_custody_usage(FILE *out)
           "        private-app: the token (or {\"access_token\": \"...\"})\n"
           "        oauth:       {\"access_token\", \"refresh_token\", \"client_secret\",\n"
           "                      \"client_id\"?, \"expires_in\"?}\n"
-          "      Salesforce: --instance-url is where the calls go (https://X.my.salesforce.com).\n"
+          "      Salesforce: --instance-url is where the calls go (https://X.my.salesforce.com);\n"
+          "      it and --token-url must be on a host under vault.salesforce_domains\n"
+          "      (default salesforce.com, force.com), or plain http to loopback.\n"
           "  crmgate integration list [--workspace W] [--json]\n"
+          "      no secret; the token expiry, the OAuth refresh state (ok; backoff to TIME after\n"
+          "      failed refreshes; refused: none until the integration is added again) and\n"
+          "      why it needs attention\n"
           "  crmgate integration remove --workspace W [--user U] --crm hubspot|salesforce\n"
           "  crmgate vault keygen [--out FILE]\n"
           "      a new vault key (64 hex digits); --out writes it with mode 0600 and\n"
@@ -555,16 +560,24 @@ static int cli_custody_integration(int argc, char **argv)
         if ((rc = cli_custody_list(&a, "/v1/integrations", &out)) != 0)
             return rc;
         if (!a.json) {
-            printf("%-20s  %-10s  %-9s  %-24s  %-11s  %-20s  %s\n", "WORKSPACE", "CRM", "SCOPE",
-                   "USER", "TYPE", "EXPIRES", "ATTENTION");
+            printf("%-20s  %-10s  %-9s  %-24s  %-11s  %-20s  %-32s  %s\n", "WORKSPACE", "CRM",
+                   "SCOPE", "USER", "TYPE", "EXPIRES", "REFRESH", "ATTENTION");
             json_array_foreach(json_object_get(out, "integrations"), i, it)
             {
-                char when[32];
+                char when[32], next[32], refresh[64];
+                json_t *rf = json_object_get(it, "refresh");
+                const char *st = cli_custody_s(rf, "state");
                 cli_custody_when(json_object_get(it, "expires_ms"), when, sizeof(when));
-                printf("%-20s  %-10s  %-9s  %-24s  %-11s  %-20s  %s\n",
+                cli_custody_when(json_object_get(rf, "next_attempt_ms"), next, sizeof(next));
+                /* backoff: no refresh before that time; refused: none until added again */
+                if (strcmp(st, "backoff") == 0)
+                    snprintf(refresh, sizeof(refresh), "backoff to %s", next);
+                else
+                    snprintf(refresh, sizeof(refresh), "%s", st);
+                printf("%-20s  %-10s  %-9s  %-24s  %-11s  %-20s  %-32s  %s\n",
                        cli_custody_s(it, "workspace"), cli_custody_s(it, "crm"),
                        cli_custody_s(it, "scope"), cli_custody_s(it, "user"),
-                       cli_custody_s(it, "type"), when,
+                       cli_custody_s(it, "type"), when, refresh,
                        json_is_true(json_object_get(it, "needs_attention"))
                            ? cli_custody_s(it, "attention")
                            : "-");

@@ -61,6 +61,9 @@ void config_unref(struct config *cfg)
         OPENSSL_cleanse(cfg->admin_token, strlen(cfg->admin_token));
     free(cfg->admin_token);
     free(cfg->vault_key_file);
+    for (size_t i = 0; i < cfg->nsf_domains; i++)
+        free(cfg->sf_domains[i]);
+    cfg->nsf_domains = 0;
     free(cfg->ca_bundle);
     free(cfg->rules_dir);
     free(cfg->tls_cert);
@@ -448,15 +451,82 @@ static int config_apply_admin(struct config *cfg, json_t *ad, const char *file, 
 }
 
 /*
- * "vault": {"key_file": PATH, "refresh_margin_s": N}: the key that seals CRM credentials
- * (custody.h), and how long before an OAuth access token expires crmgate refreshes it.
+ * One entry of vault.salesforce_domains into its canonical form (lower case, no leading dot):
+ * letters, digits, '-' and '.', at least two labels (a bare "com" would let every .com host
+ * through), no empty label, a last label that is not all digits. 0 / -1.
+ */
+static int config_sf_domain(const char *in, char *out, size_t outlen)
+{
+    size_t n, labels = 1;
+
+    if (in[0] == '.')
+        in++;
+    n = strlen(in);
+    if (n == 0 || n >= outlen || in[0] == '.' || in[n - 1] == '.' || strstr(in, "..") != NULL)
+        return -1;
+    for (size_t i = 0; i <= n; i++) {
+        char c = in[i];
+        if (c == '.')
+            labels++;
+        else if (c != '\0' && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                (c >= '0' && c <= '9') || c == '-'))
+            return -1;
+        out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    /* an all-numeric last label is an IP address in disguise (as certs/ refuses it) */
+    return labels >= 2 &&
+                   strspn(strrchr(out, '.') + 1, "0123456789") < strlen(strrchr(out, '.') + 1)
+               ? 0
+               : -1;
+}
+
+/* Replace cfg's Salesforce domains with names[0..n); -1 with err naming the bad one. */
+static int config_set_sf_domains(struct config *cfg, const char *const *names, size_t n,
+                                 const char *where, char *err, size_t errlen)
+{
+    char canon[256];
+
+    for (size_t i = 0; i < cfg->nsf_domains; i++)
+        free(cfg->sf_domains[i]);
+    cfg->nsf_domains = 0;
+    for (size_t i = 0; i < n && i < CONFIG_MAX_SF_DOMAINS; i++) {
+        if (config_sf_domain(names[i], canon, sizeof(canon)) < 0) {
+            snprintf(err, errlen,
+                     "%s/%zu: \"%s\" is not a domain (letters, digits, '-' and '.', at least two "
+                     "labels: \".salesforce.com\", \"force.com\")",
+                     where, i, names[i]);
+            return -1;
+        }
+        if ((cfg->sf_domains[i] = strdup(canon)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        cfg->nsf_domains = i + 1;
+    }
+    return 0;
+}
+
+/*
+ * "vault": {"key_file": PATH, "refresh_margin_s": N, "refresh_backoff_min_ms": N,
+ * "refresh_backoff_max_ms": N, "salesforce_domains": [..]}: the key that seals CRM credentials
+ * (custody.h), how long before an OAuth access token expires crmgate refreshes it, how long it
+ * waits after a failed refresh (refresh.h), and where a Salesforce instance URL may point.
  */
 static int config_apply_vault(struct config *cfg, json_t *vt, const char *file, char *err,
                               size_t errlen)
 {
-    static const char *const keys[] = {"key_file", "refresh_margin_s", NULL};
-    const char *kf = NULL;
-    unsigned long long v = cfg->vault_refresh_margin_s;
+    static const char *const keys[] = {"key_file",
+                                       "refresh_margin_s",
+                                       "refresh_backoff_min_ms",
+                                       "refresh_backoff_max_ms",
+                                       "salesforce_domains",
+                                       NULL};
+    const char *kf = NULL, *names[CONFIG_MAX_SF_DOMAINS];
+    unsigned long long v = cfg->vault_refresh_margin_s, bmin = cfg->vault_backoff_min_ms,
+                       bmax = cfg->vault_backoff_max_ms;
+    json_t *doms = json_object_get(vt, "salesforce_domains"), *d;
+    char where[600];
+    size_t i;
 
     if (!json_is_object(vt)) {
         snprintf(err, errlen, "%s: /vault: must be an object", file);
@@ -470,9 +540,42 @@ static int config_apply_vault(struct config *cfg, json_t *vt, const char *file, 
         snprintf(err, errlen, "%s: /vault%s", file, tmp);
         return -1;
     }
-    if (config_get_uint(vt, "refresh_margin_s", 0, 86400, &v, file, "/vault", err, errlen) < 0)
+    if (config_get_uint(vt, "refresh_margin_s", 0, 86400, &v, file, "/vault", err, errlen) < 0 ||
+        config_get_uint(vt, "refresh_backoff_min_ms", 100, 3600000, &bmin, file, "/vault", err,
+                        errlen) < 0 ||
+        config_get_uint(vt, "refresh_backoff_max_ms", 100, 86400000, &bmax, file, "/vault", err,
+                        errlen) < 0)
         return -1;
+    if (bmax < bmin) {
+        snprintf(err, errlen,
+                 "%s: /vault/refresh_backoff_max_ms: must not be below refresh_backoff_min_ms",
+                 file);
+        return -1;
+    }
     cfg->vault_refresh_margin_s = (unsigned)v;
+    cfg->vault_backoff_min_ms = (unsigned)bmin;
+    cfg->vault_backoff_max_ms = (unsigned)bmax;
+    if (doms != NULL) {
+        if (!json_is_array(doms) || json_array_size(doms) == 0 ||
+            json_array_size(doms) > CONFIG_MAX_SF_DOMAINS) {
+            snprintf(err, errlen,
+                     "%s: /vault/salesforce_domains: must be an array of 1 to %d domains", file,
+                     CONFIG_MAX_SF_DOMAINS);
+            return -1;
+        }
+        json_array_foreach(doms, i, d)
+        {
+            names[i] = json_string_value(d);
+            if (names[i] == NULL) {
+                snprintf(err, errlen, "%s: /vault/salesforce_domains/%zu: must be a string", file,
+                         i);
+                return -1;
+            }
+        }
+        snprintf(where, sizeof(where), "%s: /vault/salesforce_domains", file);
+        if (config_set_sf_domains(cfg, names, json_array_size(doms), where, err, errlen) < 0)
+            return -1;
+    }
     if (kf != NULL && config_set_str(&cfg->vault_key_file, kf) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -971,9 +1074,10 @@ oom:
 /* The embedded default: loopback only, HubSpot's public API, no Salesforce. */
 static struct config *config_new_default(void)
 {
+    static const char *const sf_default[] = {CERTS_SALESFORCE_DOMAINS};
     struct config *cfg = calloc(1, sizeof(*cfg));
     const char *sd = getenv("STATE_DIRECTORY");
-    char first[PATH_MAX];
+    char first[PATH_MAX], err[300];
 
     if (cfg == NULL)
         return NULL;
@@ -986,6 +1090,8 @@ static struct config *config_new_default(void)
     cfg->store_map_bytes = STORE_DEFAULT_MAP_BYTES;
     cfg->store_max_map_bytes = STORE_DEFAULT_MAX_MAP_BYTES;
     cfg->vault_refresh_margin_s = 300;
+    cfg->vault_backoff_min_ms = CONFIG_BACKOFF_MIN_MS;
+    cfg->vault_backoff_max_ms = CONFIG_BACKOFF_MAX_MS;
     /* systemd may pass several directories separated by ':'; ours is the first. */
     if (sd != NULL && sd[0] != '\0') {
         size_t n = strcspn(sd, ":");
@@ -999,7 +1105,9 @@ static struct config *config_new_default(void)
     if (config_set_str(&cfg->listen, "127.0.0.1:8080") < 0 ||
         config_set_str(&cfg->upstream_hubspot, "https://api.hubapi.com") < 0 ||
         config_set_str(&cfg->state_dir, first) < 0 ||
-        config_set_str(&cfg->rules_dir, "./rules") < 0) {
+        config_set_str(&cfg->rules_dir, "./rules") < 0 ||
+        config_set_sf_domains(cfg, sf_default, sizeof(sf_default) / sizeof(sf_default[0]),
+                              "default", err, sizeof(err)) < 0) {
         config_unref(cfg);
         return NULL;
     }
@@ -1145,10 +1253,15 @@ void config_print(const struct config *cfg)
     printf("state_dir: %s\n", cfg->state_dir);
     printf("store: map %zu bytes, growing up to %zu\n", cfg->store_map_bytes,
            cfg->store_max_map_bytes);
-    printf("vault: %s (OAuth tokens refreshed %us before expiry)\n",
+    printf("vault: %s (OAuth tokens refreshed %us before expiry; a failed refresh waits %ums, "
+           "doubling up to %ums)\n",
            cfg->vault_key_file != NULL ? cfg->vault_key_file
                                        : "$CREDENTIALS_DIRECTORY/vault.key when present, else none",
-           cfg->vault_refresh_margin_s);
+           cfg->vault_refresh_margin_s, cfg->vault_backoff_min_ms, cfg->vault_backoff_max_ms);
+    printf("salesforce instance URLs: under");
+    for (size_t i = 0; i < cfg->nsf_domains; i++)
+        printf(" %s", cfg->sf_domains[i]);
+    printf(" (or plain http to loopback)\n");
     printf("admin: unix socket %s%s%s%s\n", cfg->admin_socket,
            cfg->admin_listen != NULL ? ", TCP " : "",
            cfg->admin_listen != NULL ? cfg->admin_listen : "",

@@ -21,6 +21,11 @@
 
 #define CONFIG_MAX_WORKERS     64
 #define CONFIG_ADMIN_TOKEN_MIN 24 /* characters of admin.token */
+#define CONFIG_MAX_SF_DOMAINS  16 /* entries of vault.salesforce_domains */
+
+/* OAuth refresh back-off after a failed refresh (vault.refresh_backoff_*), milliseconds */
+#define CONFIG_BACKOFF_MIN_MS 1000   /* the first wait: 1 s, doubling with each failure */
+#define CONFIG_BACKOFF_MAX_MS 300000 /* the longest wait: 5 min */
 
 struct config_limits {
     size_t header_bytes;        /* request line + header block; 431 beyond */
@@ -91,6 +96,12 @@ struct config {
     char *admin_token;    /* bearer token the TCP admin listener requires (never logged) */
     char *vault_key_file; /* vault.key_file; NULL: $CREDENTIALS_DIRECTORY/vault.key if any */
     unsigned vault_refresh_margin_s; /* OAuth tokens are refreshed this long before expiry */
+    unsigned vault_backoff_min_ms;   /* first wait after a failed refresh, doubling */
+    unsigned vault_backoff_max_ms;   /* ... up to this */
+    /* where a Salesforce instance URL may point: each domain and its subdomains, lower case,
+     * without a leading dot (vault.salesforce_domains; default CERTS_SALESFORCE_DOMAINS) */
+    char *sf_domains[CONFIG_MAX_SF_DOMAINS];
+    size_t nsf_domains;
 };
 
 /* Command-line flags; each non-NULL field overrides the file's value. */

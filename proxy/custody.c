@@ -463,10 +463,12 @@ int custody_cred_record(const struct vault *v, const struct custody_ref *r,
         (b64 = custody_b64(blob, blen)) == NULL)
         goto done;
     rec =
-        json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "v", 1, "type",
+        json_pack("{s:i, s:s, s:I, s:I, s:I, s:I, s:s, s:i, s:I, s:b, s:s}", "v", 1, "type",
                   custody_type_name(c->type), "created_ms", (json_int_t)c->created_ms, "updated_ms",
                   (json_int_t)c->updated_ms, "expires_ms", (json_int_t)c->expires_ms, "lifetime_s",
-                  (json_int_t)c->lifetime_s, "attention", c->attention, "sealed", b64);
+                  (json_int_t)c->lifetime_s, "attention", c->attention, "refresh_failures",
+                  c->refresh_failures, "refresh_next_ms", (json_int_t)c->refresh_next_ms,
+                  "refresh_refused", c->refresh_refused, "sealed", b64);
     if (rec == NULL)
         goto done;
     *value = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
@@ -520,6 +522,9 @@ int custody_cred_read(struct store *s, const struct vault *v, const struct custo
     out->created_ms = json_integer_value(json_object_get(rec, "created_ms"));
     out->updated_ms = json_integer_value(json_object_get(rec, "updated_ms"));
     snprintf(out->attention, sizeof(out->attention), "%s", attention != NULL ? attention : "");
+    out->refresh_failures = (int)json_integer_value(json_object_get(rec, "refresh_failures"));
+    out->refresh_next_ms = json_integer_value(json_object_get(rec, "refresh_next_ms"));
+    out->refresh_refused = json_is_true(json_object_get(rec, "refresh_refused"));
     alen = custody_aad(r, out->type, aad, sizeof(aad));
     if (v == NULL) {
         snprintf(err, errlen, "crmgate has no vault key, so it cannot open credentials");
@@ -618,31 +623,34 @@ static int custody_loopback_host(const char *h, size_t hl)
     return dots == 3 && digits > 0 && digits <= 3;
 }
 
-int custody_url_ok(const char *u)
+/*
+ * The host of an http(s) URL that custody_url_ok accepts: *h and *hl (without port, brackets
+ * kept), *https. 0, or -1 when u is not one.
+ */
+static int custody_url_host(const char *u, const char **host, size_t *hostlen, int *https)
 {
     const char *h, *end;
     size_t len = u != NULL ? strlen(u) : 0, hl;
-    int https;
 
     if (len == 0 || len > CUSTODY_MAX_URL)
-        return 0;
+        return -1;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)u[i];
         if (ch <= ' ' || ch >= 0x7f || ch == '?' || ch == '#' || ch == '\\')
-            return 0;
+            return -1;
     }
-    https = strncmp(u, "https://", 8) == 0;
-    if (!https && strncmp(u, "http://", 7) != 0)
-        return 0;
-    h = u + (https ? 8 : 7);
+    *https = strncmp(u, "https://", 8) == 0;
+    if (!*https && strncmp(u, "http://", 7) != 0)
+        return -1;
+    h = u + (*https ? 8 : 7);
     end = h + strcspn(h, "/");
     if (memchr(h, '@', (size_t)(end - h)) != NULL)
-        return 0; /* user info: the host is not what it seems */
+        return -1; /* user info: the host is not what it seems */
     hl = (size_t)(end - h);
     if (h[0] == '[') {
         const char *rb = memchr(h, ']', hl);
         if (rb == NULL)
-            return 0;
+            return -1;
         hl = (size_t)(rb + 1 - h);
     } else {
         const char *colon = memchr(h, ':', hl);
@@ -650,8 +658,60 @@ int custody_url_ok(const char *u)
             hl = (size_t)(colon - h);
     }
     if (hl == 0 || (h + hl < end && h[hl] != ':'))
+        return -1;
+    *host = h;
+    *hostlen = hl;
+    return 0;
+}
+
+int custody_url_ok(const char *u)
+{
+    const char *h;
+    size_t hl;
+    int https;
+
+    if (custody_url_host(u, &h, &hl, &https) < 0)
         return 0;
     return https || custody_loopback_host(h, hl);
+}
+
+int custody_instance_url_ok(const char *u, const char *const *domains, size_t n)
+{
+    const char *h;
+    size_t hl;
+    int https;
+
+    if (custody_url_host(u, &h, &hl, &https) < 0)
+        return 0;
+    if (!https)
+        return custody_loopback_host(h, hl);
+    for (size_t i = 0; i < hl; i++) {
+        char c = h[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.'))
+            return 0;
+    }
+    if (h[0] == '.' || h[hl - 1] == '.' || memmem(h, hl, "..", 2) != NULL)
+        return 0; /* an empty label, or a trailing dot: not a name the domains are written in */
+    for (size_t i = 0; i < n; i++) {
+        size_t dl = strlen(domains[i]);
+        if (dl == 0 || dl > hl || strncasecmp(h + hl - dl, domains[i], dl) != 0)
+            continue;
+        if (dl == hl || h[hl - dl - 1] == '.')
+            return 1;
+    }
+    return 0;
+}
+
+long long custody_backoff_ms(int failures, unsigned min_ms, unsigned max_ms, unsigned rnd)
+{
+    long long d = min_ms > 0 ? min_ms : 1;
+
+    for (int i = 1; i < failures && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    return d - (long long)(rnd % (unsigned)(d / 2 + 1));
 }
 
 int custody_token_ok(const char *t)

@@ -71,7 +71,13 @@ struct custody_cred {
     long long expires_ms; /* access token expiry (wall clock), 0: none known */
     long long lifetime_s; /* a refresh's lifetime when the CRM does not say (Salesforce) */
     long long created_ms, updated_ms;
-    char attention[300];   /* why it needs an admin, "" when it does not */
+    char attention[300]; /* why it needs an admin, "" when it does not */
+    /* the refresh back-off (refresh.h): consecutive failed refreshes, the earliest time the
+     * next may start (wall clock; 0: any time), and whether the token endpoint refused for
+     * good (no refresh until an admin stores the integration again) */
+    int refresh_failures;
+    long long refresh_next_ms;
+    int refresh_refused;
     unsigned char *stored; /* the record as stored, for a conditional replace */
     size_t stored_len;
 };
@@ -183,6 +189,24 @@ int custody_select(const struct config_caller *who, const struct rules_ws *ws, e
  * 1 / 0.
  */
 int custody_url_ok(const char *u);
+
+/*
+ * Whether u may be a Salesforce integration's instance URL: custody_url_ok,
+ * and an https URL's host is one of domains[0..n) or under one (lower-case
+ * names without a leading dot: "salesforce.com" takes salesforce.com and
+ * x.my.salesforce.com, never evilsalesforce.com), letters, digits, '-' and
+ * '.' only (no IP literal, no percent-encoding). Plain http stays limited
+ * to loopback exactly as custody_url_ok has it. 1 / 0.
+ */
+int custody_instance_url_ok(const char *u, const char *const *domains, size_t n);
+
+/*
+ * How long to wait after the failures-th consecutive failed refresh (1, 2,
+ * ...): min_ms doubled failures-1 times, at most max_ms, then jittered down
+ * by up to half with rnd (any random value), so integrations that failed
+ * together do not retry together. Milliseconds.
+ */
+long long custody_backoff_ms(int failures, unsigned min_ms, unsigned max_ms, unsigned rnd);
 
 /*
  * Whether t may be sent as a token (it goes into an Authorization header): 1

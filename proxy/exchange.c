@@ -115,6 +115,7 @@ struct exchange {
     struct refresh_wait *rw; /* waiting for the integration's token refresh */
     int refreshed;           /* waited once already: use what the refresh left */
     int cred_refused;        /* the CRM refused the integration's token: answer 403 instead */
+    int retry_after_s;       /* an error answer's Retry-After (refresh back-off), 0: none */
 };
 
 static long long exchange_now_us(void)
@@ -234,9 +235,14 @@ static void exchange_reply_error(struct exchange *ex, int status, const char *co
     struct evbuffer *body = evbuffer_new();
     char *json = crm_error_body(ex->crm, status, code, msg, conn_request_id(ex->c));
 
+    char retry[24];
+
     log_info("%s %d %s: %s", conn_peer(ex->c), status, code, msg);
     ex->refused = 1;
+    snprintf(retry, sizeof(retry), "%d", ex->retry_after_s);
     if (body == NULL || json == NULL ||
+        (ex->retry_after_s > 0 &&
+         http_fields_add(&f, "Retry-After", 11, retry, strlen(retry)) < 0) ||
         http_fields_add(&f, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0 ||
         exchange_decision_headers(ex, &f) < 0 ||
         http_fields_add(&f, "X-Crmgate-Error", 15, code, strlen(code)) < 0 ||
@@ -1532,6 +1538,7 @@ static void exchange_refreshcb(const struct refresh_result *res, void *arg)
     ex->rw = NULL;
     ex->refreshed = 1;
     if (!res->ok) {
+        ex->retry_after_s = res->retry_after_s;
         (void)exchange_refuse(ex, res->status, res->code, res->message);
         return;
     }
@@ -1549,6 +1556,8 @@ static int exchange_credentials(struct exchange *ex)
     const struct config_caller *who = ex->ef.caller;
     const char *crm = crm_name(ex->crm);
     char err[400], msg[700];
+    struct refresh_result held;
+    long long now = custody_now_ms();
     int found;
 
     custody_cred_free(&ex->cred);
@@ -1575,8 +1584,26 @@ static int exchange_credentials(struct exchange *ex)
                      ex->iref.ws, crm, ex->iref.ws, crm);
         return exchange_refuse(ex, 403, "no_integration", msg) ? 1 : -1;
     }
+    if (ex->crm == CRM_SALESFORCE && ex->cred.instance_url != NULL &&
+        !custody_instance_url_ok(ex->cred.instance_url, (const char *const *)ex->cfg->sf_domains,
+                                 ex->cfg->nsf_domains)) {
+        /* stored before the domains were checked, or the domains narrowed since */
+        snprintf(msg, sizeof(msg),
+                 "the instance URL of the %s %s integration of workspace %s is not on a "
+                 "Salesforce host (vault.salesforce_domains): crmgate sends its token nowhere "
+                 "else; an admin must reconnect it (crmgate integration add --instance-url)",
+                 crm, custody_scope_name(ex->iref.scope), ex->iref.ws);
+        return exchange_refuse(ex, 403, "integration_instance_refused", msg) ? 1 : -1;
+    }
+    /* a refresh refused for good, or backing off: answer now, the token endpoint hears nothing */
     if (!ex->refreshed &&
-        custody_cred_due(&ex->cred, custody_now_ms(), ex->cfg->vault_refresh_margin_s)) {
+        (ex->cred.refresh_refused ||
+         custody_cred_due(&ex->cred, now, ex->cfg->vault_refresh_margin_s)) &&
+        refresh_held(&ex->iref, &ex->cred, now, &held)) {
+        ex->retry_after_s = held.retry_after_s;
+        return exchange_refuse(ex, held.status, held.code, held.message) ? 1 : -1;
+    }
+    if (!ex->refreshed && custody_cred_due(&ex->cred, now, ex->cfg->vault_refresh_margin_s)) {
         ex->rw = refresh_start(ex->w, ex->cfg, &ex->iref, exchange_refreshcb, ex);
         if (ex->rw == NULL) {
             conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");

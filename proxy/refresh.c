@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -29,6 +30,14 @@
 #define REFRESH_MAX_BODY   (4 * CUSTODY_MAX_SECRET) /* the form we post */
 #define REFRESH_HS_DEFAULT 1800 /* HubSpot's lifetime when expires_in is absent */
 #define REFRESH_MAX_PUTS   4    /* conditional puts of one refresh's record (refresh_retry) */
+#define REFRESH_MAX_ERROR  64   /* bytes of a token endpoint's error code quoted in messages */
+
+/* How a refresh failed: what it does to the integration's refresh state. */
+enum refresh_kind {
+    REFRESH_FAILED,   /* may work later: back off */
+    REFRESH_REFUSED,  /* needs an admin: no refresh until the integration is stored again */
+    REFRESH_UNCOUNTED /* not the token endpoint's doing (the store): state unchanged */
+};
 
 struct refresh_wait {
     struct refresh_wait *next;
@@ -55,12 +64,15 @@ struct refresh_flight {
     char *value; /* the refreshed record, kept until it is stored (refresh_retry) */
     size_t vlen;
     int puts;
+    json_t *patch;        /* a failure's refresh state, merged into the record (refresh_statecb) */
+    long upstream_status; /* a failure's, for its audit record */
     struct refresh_result res;
 };
 
 static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct refresh_flight *refresh_flights;
 static unsigned long refresh_counts[3];
+static unsigned long refresh_holds[3][REFRESH_HOLD_COUNT];
 
 static long long refresh_now_ms(void)
 {
@@ -73,6 +85,11 @@ static long long refresh_now_ms(void)
 unsigned long refresh_count(enum crm crm)
 {
     return __atomic_load_n(&refresh_counts[crm], __ATOMIC_RELAXED);
+}
+
+unsigned long refresh_held_count(enum crm crm, enum refresh_hold h)
+{
+    return __atomic_load_n(&refresh_holds[crm][h], __ATOMIC_RELAXED);
 }
 
 static void refresh_waitcb(evutil_socket_t fd, short what, void *arg)
@@ -103,6 +120,7 @@ static void refresh_flight_free(struct refresh_flight *f)
     if (f->value != NULL)
         OPENSSL_cleanse(f->value, f->vlen);
     free(f->value);
+    json_decref(f->patch);
     free(f);
 }
 
@@ -130,20 +148,50 @@ static void refresh_deliver(struct refresh_flight *f)
     refresh_flight_free(f);
 }
 
-static void refresh_fail(struct refresh_flight *f, int status, const char *code, const char *fmt,
+static void refresh_fail(struct refresh_result *res, int status, const char *code, const char *fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 
-static void refresh_fail(struct refresh_flight *f, int status, const char *code, const char *fmt,
+static void refresh_fail(struct refresh_result *res, int status, const char *code, const char *fmt,
                          ...)
 {
     va_list ap;
 
-    f->res.ok = 0;
-    f->res.status = status;
-    f->res.code = code;
+    res->ok = 0;
+    res->status = status;
+    res->code = code;
     va_start(ap, fmt);
-    vsnprintf(f->res.message, sizeof(f->res.message), fmt, ap);
+    vsnprintf(res->message, sizeof(res->message), fmt, ap);
     va_end(ap);
+}
+
+int refresh_held(const struct custody_ref *r, const struct custody_cred *c, long long now_ms,
+                 struct refresh_result *res)
+{
+    const char *crm = crm_name(r->crm), *scope = custody_scope_name(r->scope);
+    const char *for_user = r->scope == CUSTODY_SCOPE_USER ? " for user " : "";
+
+    memset(res, 0, sizeof(*res));
+    if (c->refresh_refused) {
+        refresh_fail(res, 403, "integration_refresh_refused",
+                     "crmgate no longer refreshes the %s token of the %s integration of workspace "
+                     "%s%s%s: %s. An admin must reconnect it (crmgate integration add)",
+                     crm, scope, r->ws, for_user, r->user,
+                     c->attention[0] != '\0' ? c->attention
+                                             : "its token endpoint refused an earlier refresh");
+        __atomic_add_fetch(&refresh_holds[r->crm][REFRESH_HOLD_REFUSED], 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    if (c->refresh_next_ms > now_ms) {
+        res->retry_after_s = (int)((c->refresh_next_ms - now_ms + 999) / 1000);
+        refresh_fail(res, 503, "integration_refresh_backoff",
+                     "the %s token endpoint failed the last %d refresh%s of the %s integration of "
+                     "workspace %s%s%s; crmgate waits before it tries again: retry after %d s",
+                     crm, c->refresh_failures, c->refresh_failures == 1 ? "" : "es", scope, r->ws,
+                     for_user, r->user, res->retry_after_s);
+        __atomic_add_fetch(&refresh_holds[r->crm][REFRESH_HOLD_BACKOFF], 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    return 0;
 }
 
 static void refresh_auditcb(enum store_status st, uint64_t first, size_t n, void *arg)
@@ -158,11 +206,12 @@ static void refresh_auditcb(enum store_status st, uint64_t first, size_t n, void
 }
 
 /*
- * A failed refresh: log it, write its audit record (one per refresh, not per
- * waiting request), and tell the waiters once that record is committed.
+ * Write a failed refresh's audit record (one per refresh, not per waiting
+ * request), and tell the waiters once it is committed.
  */
-static void refresh_failed(struct refresh_flight *f, long upstream_status)
+static void refresh_audit(struct refresh_flight *f)
 {
+    long upstream_status = f->upstream_status;
     json_t *rec = json_pack(
         "{s:I, s:s, s:o, s:n, s:n, s:n, s:n, s:s, s:n, s:n, s:s, s:[], s:s, s:s, s:s, s:o, "
         "s:I, s:b, s:s, s:o, s:n}",
@@ -176,7 +225,6 @@ static void refresh_failed(struct refresh_flight *f, long upstream_status)
         custody_audit_json(&f->ref), "request_id");
     json_t *arr = rec != NULL ? json_pack("[o]", rec) : NULL;
 
-    log_warn("refresh: %s", f->res.message);
     if (arr == NULL || store_audit_append(f->w->port, arr, NULL, refresh_auditcb, f) < 0) {
         log_error("refresh: the failed refresh of %s/%s could not be audited", f->ref.ws,
                   crm_name(f->ref.crm));
@@ -195,38 +243,146 @@ static char *refresh_sealed_of(const void *val, size_t len)
     return d;
 }
 
+/*
+ * The integration's record as stored now (*len bytes; the caller frees it)
+ * when its sealed credentials are still the ones this refresh started from:
+ * only its clear part moved (a needs-attention mark from a call that got
+ * 401 meanwhile). NULL when it was removed or an admin stored new
+ * credentials: those win over anything this refresh would write.
+ */
+static void *refresh_current_same(struct refresh_flight *f, size_t *len)
+{
+    char err[256], *was, *now;
+    void *cur =
+        store_kv_get(f->w->store, STORE_TABLE_CREDENTIALS, f->key, f->klen, len, err, sizeof(err));
+    int same;
+
+    if (cur == NULL)
+        return NULL;
+    was = refresh_sealed_of(f->old.stored, f->old.stored_len);
+    now = refresh_sealed_of(cur, *len);
+    same = was != NULL && now != NULL && strcmp(was, now) == 0;
+    free(was);
+    free(now);
+    if (!same) {
+        free(cur);
+        return NULL;
+    }
+    return cur;
+}
+
+static void refresh_statecb(enum store_status st, uint64_t first, size_t n, void *arg);
+
+/* Put cur (curlen bytes, the record as stored) with f->patch merged in, if it is still cur. 0 / -1.
+ */
+static int refresh_state_put(struct refresh_flight *f, const void *cur, size_t curlen)
+{
+    json_t *rec = json_loadb(cur, curlen, 0, NULL);
+    char *value = NULL;
+    int rc = -1;
+
+    if (rec != NULL && json_object_update(rec, f->patch) == 0)
+        value = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+    f->puts++;
+    if (value != NULL)
+        rc = store_kv_put(f->w->port, STORE_TABLE_CREDENTIALS, f->key, f->klen, value,
+                          strlen(value), cur, curlen, refresh_statecb, f);
+    if (value != NULL)
+        OPENSSL_cleanse(value, strlen(value));
+    free(value);
+    json_decref(rec);
+    return rc;
+}
+
+static void refresh_statecb(enum store_status st, uint64_t first, size_t n, void *arg)
+{
+    struct refresh_flight *f = arg;
+    size_t len = 0;
+    void *cur;
+
+    (void)first, (void)n;
+    if (st == STORE_CONFLICT) {
+        cur = f->puts < REFRESH_MAX_PUTS ? refresh_current_same(f, &len) : NULL;
+        if (cur != NULL && refresh_state_put(f, cur, len) == 0) {
+            free(cur);
+            return;
+        }
+        if (cur == NULL)
+            log_notice("refresh: %s/%s was stored again or removed while its refresh failed; "
+                       "its refresh state is left as it is now",
+                       f->ref.ws, crm_name(f->ref.crm));
+        free(cur);
+    } else if (st != STORE_OK) {
+        log_error("refresh: the refresh state of %s/%s was not stored (%s)", f->ref.ws,
+                  crm_name(f->ref.crm), store_status_name(st));
+    }
+    refresh_audit(f);
+}
+
+/*
+ * A failed refresh: log it, record it in the integration (kind: back off,
+ * or refused until an admin acts), then audit it and tell the waiters.
+ * f->res says why.
+ */
+static void refresh_failed(struct refresh_flight *f, long upstream_status, enum refresh_kind kind)
+{
+    int failures = f->old.refresh_failures + 1;
+
+    f->upstream_status = upstream_status;
+    if (kind == REFRESH_REFUSED) {
+        f->patch = json_pack("{s:s, s:b, s:i, s:I}", "attention", f->res.message, "refresh_refused",
+                             1, "refresh_failures", failures, "refresh_next_ms", (json_int_t)0);
+    } else if (kind == REFRESH_FAILED) {
+        unsigned rnd = 0;
+        long long wait;
+        size_t ml = strlen(f->res.message);
+        if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
+            rnd = (unsigned)refresh_now_ms(); /* jitter only: any value will do */
+        wait = custody_backoff_ms(failures, f->cfg->vault_backoff_min_ms,
+                                  f->cfg->vault_backoff_max_ms, rnd);
+        f->res.retry_after_s = (int)((wait + 999) / 1000);
+        if (ml + 64 < sizeof(f->res.message))
+            snprintf(f->res.message + ml, sizeof(f->res.message) - ml,
+                     "; crmgate tries again in %d s (failure %d in a row)", f->res.retry_after_s,
+                     failures);
+        f->patch = json_pack("{s:i, s:I}", "refresh_failures", failures, "refresh_next_ms",
+                             (json_int_t)(refresh_now_ms() + wait));
+    }
+    log_warn("refresh: %s", f->res.message);
+    if (kind == REFRESH_UNCOUNTED || f->old.stored == NULL) {
+        refresh_audit(f);
+        return;
+    }
+    if (f->patch == NULL || refresh_state_put(f, f->old.stored, f->old.stored_len) < 0) {
+        log_error("refresh: the refresh state of %s/%s could not be queued", f->ref.ws,
+                  crm_name(f->ref.crm));
+        refresh_audit(f);
+    }
+}
+
 static void refresh_storecb(enum store_status st, uint64_t first, size_t n, void *arg);
 
 /*
- * The refreshed record's conditional put found the record changed. When its
- * sealed credentials are still the ones this refresh started from, only the
- * clear part moved: a needs-attention mark from a call that got 401 with the
- * old token while the refresh ran. Put again over that record, or the new
- * tokens (and a rotated refresh token with them) would be thrown away and
- * the waiters sent on with the dead token. 1 when the put is queued again.
+ * The refreshed record's conditional put found the record changed. When
+ * only its clear part moved (refresh_current_same), put again over it, or
+ * the new tokens (and a rotated refresh token with them) would be thrown
+ * away and the waiters sent on with the dead token. 1 when the put is
+ * queued again.
  */
 static int refresh_retry(struct refresh_flight *f)
 {
-    char err[256], *was = NULL, *now = NULL;
     size_t len = 0;
     void *cur;
-    int rc = 0;
+    int rc;
 
     if (f->value == NULL || f->puts >= REFRESH_MAX_PUTS)
         return 0;
-    cur =
-        store_kv_get(f->w->store, STORE_TABLE_CREDENTIALS, f->key, f->klen, &len, err, sizeof(err));
+    cur = refresh_current_same(f, &len);
     if (cur == NULL)
-        return 0; /* removed meanwhile */
-    was = refresh_sealed_of(f->old.stored, f->old.stored_len);
-    now = refresh_sealed_of(cur, len);
-    if (was != NULL && now != NULL && strcmp(was, now) == 0) {
-        f->puts++;
-        rc = store_kv_put(f->w->port, STORE_TABLE_CREDENTIALS, f->key, f->klen, f->value, f->vlen,
-                          cur, len, refresh_storecb, f) == 0;
-    }
-    free(was);
-    free(now);
+        return 0; /* removed, or an admin's new credentials */
+    f->puts++;
+    rc = store_kv_put(f->w->port, STORE_TABLE_CREDENTIALS, f->key, f->klen, f->value, f->vlen, cur,
+                      len, refresh_storecb, f) == 0;
     free(cur);
     return rc;
 }
@@ -239,7 +395,7 @@ static void refresh_storecb(enum store_status st, uint64_t first, size_t n, void
     if (st == STORE_CONFLICT && refresh_retry(f))
         return;
     if (st != STORE_OK && st != STORE_CONFLICT)
-        refresh_fail(f, 503, "credential_store_failed",
+        refresh_fail(&f->res, 503, "credential_store_failed",
                      "crmgate refreshed the %s token of workspace %s but could not store it (%s); "
                      "nothing was sent",
                      crm_name(f->ref.crm), f->ref.ws, store_status_name(st));
@@ -255,37 +411,63 @@ static char *refresh_jdup(json_t *root, const char *name)
     return s != NULL && s[0] != '\0' && strlen(s) <= CUSTODY_MAX_SECRET ? strdup(s) : NULL;
 }
 
+/*
+ * The error code of a token endpoint's refusal, for messages: Salesforce's
+ * "error" (invalid_grant), HubSpot's "status" (BAD_REFRESH_TOKEN), when it
+ * is a short word; never the description, which may quote what was sent.
+ */
+static void refresh_error_code(struct evbuffer *body, char *out, size_t outlen)
+{
+    json_t *root =
+        json_loadb((const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body), 0, NULL);
+    const char *e = json_string_value(json_object_get(root, "error"));
+    size_t n;
+
+    if (e == NULL)
+        e = json_string_value(json_object_get(root, "status"));
+    n = e != NULL ? strlen(e) : 0;
+    out[0] = '\0';
+    if (n > 0 && n <= REFRESH_MAX_ERROR && n < outlen &&
+        strspn(e, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n)
+        snprintf(out, outlen, ", %s", e);
+    json_decref(root);
+}
+
 static void refresh_donecb(struct upstream_response *rsp, void *arg)
 {
     struct refresh_flight *f = arg;
     struct custody_cred c = {0};
     json_t *root = NULL;
-    char *value = NULL;
+    char *value = NULL, code[REFRESH_MAX_ERROR + 3];
     size_t vlen = 0;
     long long now = refresh_now_ms();
     json_int_t expires_in;
     const struct vault *v = custody_vault();
+    enum refresh_kind kind = REFRESH_FAILED;
 
     f->xfer = NULL;
     __atomic_add_fetch(&refresh_counts[f->ref.crm], 1, __ATOMIC_RELAXED);
     metrics_own_call(f->ref.crm, METRICS_PURPOSE_OAUTH_REFRESH);
     if (rsp->result != CURLE_OK) {
-        refresh_fail(f, 502, "integration_refresh_failed",
+        refresh_fail(&f->res, 502, "integration_refresh_failed",
                      "crmgate could not refresh the %s token of %s (%s): %s", crm_name(f->ref.crm),
                      f->ref.ws, custody_scope_name(f->ref.scope), rsp->error);
         goto failed;
     }
     if (rsp->status < 200 || rsp->status > 299) {
-        int refused = rsp->status >= 400 && rsp->status < 500;
-        refresh_fail(f, refused ? 403 : 502,
+        /* a 4xx is the endpoint's verdict on what crmgate holds (invalid_grant,
+         * invalid_client): asking again cannot help. 408 and 429 are about the moment. */
+        int refused =
+            rsp->status >= 400 && rsp->status < 500 && rsp->status != 408 && rsp->status != 429;
+        refresh_error_code(rsp->body, code, sizeof(code));
+        refresh_fail(&f->res, refused ? 403 : 502,
                      refused ? "integration_refresh_refused" : "integration_refresh_failed",
                      "the %s token endpoint %s the refresh of the %s integration of workspace %s "
-                     "(status %ld)%s",
+                     "(status %ld%s)%s",
                      crm_name(f->ref.crm), refused ? "refused" : "failed",
-                     custody_scope_name(f->ref.scope), f->ref.ws, rsp->status,
+                     custody_scope_name(f->ref.scope), f->ref.ws, rsp->status, code,
                      refused ? ": an admin must reconnect it (crmgate integration add)" : "");
-        if (refused)
-            refresh_mark_attention(f->w, &f->ref, 0, f->res.message);
+        kind = refused ? REFRESH_REFUSED : REFRESH_FAILED;
         goto failed;
     }
     root = json_loadb((const char *)evbuffer_pullup(rsp->body, -1), evbuffer_get_length(rsp->body),
@@ -294,7 +476,7 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
     c.access_token = refresh_jdup(root, "access_token");
     if (!custody_token_ok(c.access_token)) {
         /* it goes into an Authorization header: a CR or LF in it would add headers of its own */
-        refresh_fail(f, 502, "integration_refresh_failed",
+        refresh_fail(&f->res, 502, "integration_refresh_failed",
                      "the %s token endpoint answered without a usable access token",
                      crm_name(f->ref.crm));
         goto failed;
@@ -302,10 +484,20 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
     c.refresh_token = refresh_jdup(root, "refresh_token");
     if (c.refresh_token == NULL && f->old.refresh_token != NULL)
         c.refresh_token = strdup(f->old.refresh_token);
-    c.instance_url = refresh_jdup(root, "instance_url");
-    if (c.instance_url != NULL && !custody_url_ok(c.instance_url)) {
-        free(c.instance_url);
-        c.instance_url = NULL;
+    if (f->ref.crm == CRM_SALESFORCE)
+        c.instance_url = refresh_jdup(root, "instance_url");
+    if (c.instance_url != NULL &&
+        !custody_instance_url_ok(c.instance_url, (const char *const *)f->cfg->sf_domains,
+                                 f->cfg->nsf_domains)) {
+        /* the new token would go there: refuse it rather than send it anywhere */
+        refresh_fail(&f->res, 403, "integration_refresh_refused",
+                     "the salesforce token endpoint answered the refresh of the %s integration of "
+                     "workspace %s with an instance_url outside the Salesforce domains "
+                     "(vault.salesforce_domains): crmgate dropped the new token; an admin must "
+                     "check the integration and reconnect it (crmgate integration add)",
+                     custody_scope_name(f->ref.scope), f->ref.ws);
+        kind = REFRESH_REFUSED;
+        goto failed;
     }
     if (c.instance_url == NULL && f->old.instance_url != NULL)
         c.instance_url = strdup(f->old.instance_url);
@@ -328,9 +520,10 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
     if (v == NULL || custody_cred_record(v, &f->ref, &c, &value, &vlen) < 0 ||
         store_kv_put(f->w->port, STORE_TABLE_CREDENTIALS, f->key, f->klen, value, vlen,
                      f->old.stored, f->old.stored_len, refresh_storecb, f) < 0) {
-        refresh_fail(f, 503, "credential_store_failed",
+        refresh_fail(&f->res, 503, "credential_store_failed",
                      "crmgate refreshed the %s token but could not store it; nothing was sent",
                      crm_name(f->ref.crm));
+        kind = REFRESH_UNCOUNTED;
         goto failed;
     }
     log_notice("refresh: %s token of workspace %s (%s%s%s) refreshed; valid %llds",
@@ -347,7 +540,7 @@ failed:
     if (value != NULL)
         OPENSSL_cleanse(value, vlen);
     free(value);
-    refresh_failed(f, rsp->result == CURLE_OK ? rsp->status : 0);
+    refresh_failed(f, rsp->result == CURLE_OK ? rsp->status : 0, kind);
 }
 
 /* Append key=urlencoded(value)&... to an open buffer; 0 / -1. */
@@ -385,7 +578,7 @@ static void refresh_begin(struct refresh_flight *f)
     int found = custody_cred_read(f->w->store, custody_vault(), &f->ref, &f->old, err, sizeof(err));
 
     if (found <= 0) {
-        refresh_fail(f, found == 0 ? 403 : 503,
+        refresh_fail(&f->res, found == 0 ? 403 : 503,
                      found == 0 ? "no_integration" : "credential_unreadable", "%s",
                      found == 0 ? "the integration was removed" : err);
         refresh_deliver(f);
@@ -397,13 +590,17 @@ static void refresh_begin(struct refresh_flight *f)
         refresh_deliver(f);
         return;
     }
+    /* the caller read its record through a cache: the store has the last word on a hold */
+    if (refresh_held(&f->ref, &f->old, refresh_now_ms(), &f->res)) {
+        refresh_deliver(f);
+        return;
+    }
     if (f->old.type != CUSTODY_TYPE_OAUTH || f->old.refresh_token == NULL) {
-        refresh_fail(f, 403, "integration_expired",
+        refresh_fail(&f->res, 403, "integration_expired",
                      "the %s token of the %s integration of workspace %s has expired and crmgate "
                      "holds no refresh token for it: an admin must reconnect it",
                      crm_name(f->ref.crm), custody_scope_name(f->ref.scope), f->ref.ws);
-        refresh_mark_attention(f->w, &f->ref, 0, f->res.message);
-        refresh_failed(f, 0);
+        refresh_failed(f, 0, REFRESH_REFUSED);
         return;
     }
     if (f->old.token_url != NULL)
@@ -426,10 +623,10 @@ static void refresh_begin(struct refresh_flight *f)
         http_fields_add(&f->headers, "Content-Type", 12, "application/x-www-form-urlencoded", 33) <
             0 ||
         http_fields_add(&f->headers, "Accept", 6, "application/json", 16) < 0) {
-        refresh_fail(f, 502, "integration_refresh_failed",
+        refresh_fail(&f->res, 502, "integration_refresh_failed",
                      "crmgate cannot build the %s token refresh (no token URL known)",
                      crm_name(f->ref.crm));
-        refresh_failed(f, 0);
+        refresh_failed(f, 0, REFRESH_FAILED);
         return;
     }
     ur.method = "POST";
@@ -444,9 +641,9 @@ static void refresh_begin(struct refresh_flight *f)
     ur.ca_bundle = f->cfg->ca_bundle;
     f->xfer = upstream_start(f->w->upstream, &ur, refresh_donecb, f);
     if (f->xfer == NULL) {
-        refresh_fail(f, 502, "integration_refresh_failed",
+        refresh_fail(&f->res, 502, "integration_refresh_failed",
                      "crmgate could not start the %s token refresh", crm_name(f->ref.crm));
-        refresh_failed(f, 0);
+        refresh_failed(f, 0, REFRESH_FAILED);
     }
 }
 
@@ -541,8 +738,18 @@ void refresh_mark_attention(struct worker *w, const struct custody_ref *r, int o
         log_error("refresh: the needs-attention mark could not be queued");
 }
 
+void refresh_state_of(json_t *rec, struct refresh_state *st)
+{
+    const char *att = json_string_value(json_object_get(rec, "attention"));
+
+    st->attention = att != NULL && att[0] != '\0';
+    st->failures = (int)json_integer_value(json_object_get(rec, "refresh_failures"));
+    st->next_ms = json_integer_value(json_object_get(rec, "refresh_next_ms"));
+    st->refused = json_is_true(json_object_get(rec, "refresh_refused"));
+}
+
 struct refresh_each {
-    void (*fn)(const struct custody_ref *r, int attention, void *arg);
+    void (*fn)(const struct custody_ref *r, const struct refresh_state *st, void *arg);
     void *arg;
 };
 
@@ -550,18 +757,20 @@ static int refresh_each_cb(const void *key, size_t klen, const void *val, size_t
 {
     struct refresh_each *e = arg;
     struct custody_ref r;
+    struct refresh_state st;
     json_t *rec = json_loadb(val, vlen, 0, NULL);
-    const char *att = json_string_value(json_object_get(rec, "attention"));
 
+    refresh_state_of(rec, &st);
     if (custody_ref_parse(key, klen, &r) == 0)
-        e->fn(&r, att != NULL && att[0] != '\0', e->arg);
+        e->fn(&r, &st, e->arg);
     json_decref(rec);
     return 0;
 }
 
-int refresh_attention_each(struct store *s,
-                           void (*fn)(const struct custody_ref *r, int attention, void *arg),
-                           void *arg)
+int refresh_state_each(struct store *s,
+                       void (*fn)(const struct custody_ref *r, const struct refresh_state *st,
+                                  void *arg),
+                       void *arg)
 {
     struct refresh_each e = {fn, arg};
     char err[256];

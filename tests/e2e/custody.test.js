@@ -27,6 +27,9 @@ const { spawnSync, execFile } = require('node:child_process');
 const { Client } = require('@hubspot/api-client');
 const jsforce = require('jsforce');
 const harness = require('./harness.js');
+const util = require('./custody_util.js');
+
+const { cli, ok, newKey, addIntegration, postForm, assertNoSecrets } = util;
 
 const SLOW = Boolean(process.env.CRMGATE_SLOW);
 const GATE = harness.crmgateAvailable() ? false : 'crmgate binary not built (make)';
@@ -43,67 +46,18 @@ const RULES = {
 const PASSTHROUGH_TOKEN = 'pat-na1-legacy-own-token-0000000000';
 const NO_PASS_TOKEN = 'pat-na1-acme-own-token-111111111111';
 
-/* Run the CLI against gate's admin socket; returns {status, stdout, stderr}. */
-function cli(gate, args, input) {
-  const r = spawnSync(BIN, [...args, '--state-dir', gate.stateDir], { input: input || '', encoding: 'utf8', timeout: 15000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(r, what) {
-  assert.equal(r.status, 0, `${what}: exit ${r.status}\n${r.stderr}${r.stdout}`);
-  return r;
-}
-
-function newKey(gate, args) {
-  const r = ok(cli(gate, ['key', 'create', ...args]), `key create ${args.join(' ')}`);
-  const key = r.stdout.trim();
-  assert.match(key, /^cgk_[A-Za-z0-9_-]{43}$/);
-  const id = /key ([0-9a-f]{16})/.exec(r.stderr)[1];
-  return { key, id };
-}
-
-function addIntegration(gate, args, secrets) {
-  ok(cli(gate, ['integration', 'add', ...args], typeof secrets === 'string' ? secrets : JSON.stringify(secrets)),
-    `integration add ${args.join(' ')}`);
-}
-
-async function startCustody(opts = {}) {
-  const fake = await harness.startFake();
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-custody-'));
-  const keyFile = path.join(stateDir, 'vault.key');
-  ok(spawnSync(BIN, ['vault', 'keygen', '--out', keyFile], { encoding: 'utf8' }), 'vault keygen');
-  assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600, 'the vault key is written 0600');
-  const rulesDir = path.join(stateDir, 'rules');
-  fs.mkdirSync(rulesDir);
-  for (const [f, ws] of Object.entries(RULES)) fs.writeFileSync(path.join(rulesDir, f), JSON.stringify(ws));
-  const config = {
-    rules_dir: rulesDir,
+function startCustody(opts = {}) {
+  return util.startCustody({
+    rules: RULES,
     callers: [
       { token_sha256: harness.sha256(PASSTHROUGH_TOKEN), workspace: 'legacy', kind: 'workflow' },
       { token_sha256: harness.sha256(NO_PASS_TOKEN), workspace: 'acme', kind: 'workflow' },
     ],
-    vault: { key_file: keyFile, refresh_margin_s: opts.margin || 300 },
-    log_level: 'debug',
-  };
-  const gate = await harness.startCrmgate({ config, stateDir, upstreams: { hubspot: fake.url, salesforce: fake.url }, forward: opts.forward });
-  return { fake, gate, keyFile, stop: async () => { await gate.stop(); await fake.stop(); } };
+    ...opts,
+  });
 }
 
 const authOf = (r) => r.headers.authorization;
-
-/* POST a form to the fake's token endpoint (the test's own OAuth dance, not crmgate's). */
-function postForm(url, form) {
-  return new Promise((resolve, reject) => {
-    const body = Buffer.from(form);
-    const req = require('node:http').request(url, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': body.length } }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /* Every data call the fake received (not its OAuth endpoints). */
 async function dataCalls(fake) {
@@ -371,7 +325,7 @@ test('custody: HubSpot OAuth token expiring under 20 concurrent calls: exactly o
     while (Date.now() - t0 < LIFE_S * 1000 + SLACK_MS) await new Promise((r) => setTimeout(r, 50));
     await fake.clearRequests();
     assert.equal(await call(), 'x@y.test');
-    const metrics = spawnSync('curl', ['-s', '--unix-socket', path.join(gate.stateDir, 'admin.sock'), 'http://x/metrics'], { encoding: 'utf8' }).stdout;
+    const metrics = util.metrics(gate);
     assert.match(metrics, /crmgate_own_upstream_calls_total\{crm="hubspot",purpose="oauth_refresh"\} [1-9]/);
     /* secrets: nowhere in LMDB's files or the log */
     assertNoSecrets(gate, [first.body.access_token, first.body.refresh_token, newToken, 'cs-hs-SECRET-4242', k.key]);
@@ -452,7 +406,7 @@ test('custody: a refused refresh → 403 (not 401), audited, needs attention; a 
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const i of ints) assert.equal(i.needs_attention, true, JSON.stringify(i));
-    const metrics = spawnSync('curl', ['-s', '--unix-socket', path.join(gate.stateDir, 'admin.sock'), 'http://x/metrics'], { encoding: 'utf8' }).stdout;
+    const metrics = util.metrics(gate);
     assert.match(metrics, /crmgate_integration_needs_attention\{workspace="acme",crm="salesforce",integration="workspace"\} 1/);
     assert.match(metrics, /crmgate_integration_needs_attention\{workspace="acme",crm="hubspot",integration="workspace"\} 1/);
     /* a write whose before-state read is refused (401) with a token crmgate held fresh: 403,
@@ -476,7 +430,7 @@ test('custody: a refused refresh → 403 (not 401), audited, needs attention; a 
     addIntegration(gate, ['--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app', '--instance-url', fake.url], '00DHs0000000001!AQsf-new');
     const again = await conn.query('SELECT Id FROM Account');
     assert.equal(again.totalSize, 0);
-    const m2 = spawnSync('curl', ['-s', '--unix-socket', path.join(gate.stateDir, 'admin.sock'), 'http://x/metrics'], { encoding: 'utf8' }).stdout;
+    const m2 = util.metrics(gate);
     assert.match(m2, /crmgate_integration_needs_attention\{workspace="acme",crm="salesforce",integration="workspace"\} 0/);
   } finally {
     await s.stop();
@@ -536,7 +490,7 @@ test('custody: a refresh whose record got a needs-attention mark meanwhile (a sl
   }
 });
 
-test('custody: odd token endpoint answers: an access token with CR LF in it fails the refresh (502, audited) and no header of its making reaches the CRM (the admin API refuses such a token too); an absurd expires_in is capped at 10 years, not wrapped', { skip: GATE }, async () => {
+test('custody: odd token endpoint answers: an access token with CR LF in it fails the refresh (502, audited, backs off) and no header of its making reaches the CRM (the admin API refuses such a token too); an absurd expires_in is capped at 10 years, not wrapped', { skip: GATE }, async () => {
   const s = await startCustody();
   try {
     const { fake, gate } = s;
@@ -561,8 +515,14 @@ test('custody: odd token endpoint answers: an access token with CR LF in it fail
     /* expires_in far past what a long long of milliseconds holds: 10 years at most, never negative */
     await fake.fault({ action: 'status', status: 200, match: { path: '^/oauth/v1/token' }, count: 1,
       body: { access_token: 'pat-na1-inj-newer', refresh_token: 'rt-inj-3', expires_in: 9300000000000000 } });
+    /* the failed refresh backs off (custody_backoff.test.js): calls within the wait get 503 */
     const before = Date.now();
-    const ok2 = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/901`, { headers: { Authorization: `Bearer ${k.key}` } });
+    let ok2;
+    for (const deadline = Date.now() + 30000; ; await new Promise((r) => setTimeout(r, 100))) {
+      ok2 = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/901`, { headers: { Authorization: `Bearer ${k.key}` } });
+      if (ok2.status !== 503 || Date.now() > deadline) break;
+      assert.equal(ok2.headers['x-crmgate-error'], 'integration_refresh_backoff');
+    }
     assert.equal(ok2.status, 200, JSON.stringify(ok2.body));
     const hs = JSON.parse(ok(cli(gate, ['integration', 'list', '--json']), 'list').stdout).integrations.find((i) => i.crm === 'hubspot');
     const tenYears = 10 * 365 * 86400 * 1000;
@@ -648,16 +608,6 @@ test('custody: forward mode: jsforce with HTTPS_PROXY carrying the crmgate key (
     await s.stop();
   }
 });
-
-function assertNoSecrets(gate, secrets) {
-  const files = fs.readdirSync(path.join(gate.stateDir, 'db')).map((f) => path.join(gate.stateDir, 'db', f));
-  for (const secret of secrets) {
-    assert.ok(secret && secret.length > 8, `a real secret to look for: ${secret}`);
-    for (const f of files) assert.ok(!fs.readFileSync(f).includes(Buffer.from(secret)), `${secret.slice(0, 6)}... found in ${f}`);
-    assert.ok(!gate.stderr().includes(secret), `${secret.slice(0, 6)}... found in the log`);
-    assert.ok(!gate.stdout().includes(secret), `${secret.slice(0, 6)}... found on stdout`);
-  }
-}
 
 test('custody: no token, client secret or key in LMDB\'s files or the log (private-app, both scopes, both CRMs)', { skip: GATE }, async () => {
   const s = await startCustody();

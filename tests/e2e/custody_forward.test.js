@@ -116,3 +116,24 @@ test('custody forward: a key\'s Salesforce token goes to the integration\'s inst
   assert.equal(calls[0].headers.authorization, 'Bearer 00DHs0000000001!AQsf-acme-instance');
   assert.equal(calls[0].headers.host, 'acme.my.salesforce.com');
 });
+
+test('custody forward: a refreshed Salesforce session whose instance_url names another Salesforce host moves there, with the new token (hosts outside the Salesforce domains are refused: custody_backoff.test.js)', { skip: SKIP }, async () => {
+  await fake.seed({ salesforce: { objects: { Account: [{ Name: 'Globex' }] } } });
+  const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === 'Globex').Id;
+  const key = cli(['key', 'create', '--workspace', 'acme', '--kind', 'workflow']).stdout.trim();
+  /* due at once (60 s left, margin 300 s); the refreshed session lasts 2 hours */
+  const put = await gate.admin('PUT', '/v1/integrations', { workspace: 'acme', crm: 'salesforce', type: 'oauth', client_id: 'cid-fwd',
+    instance_url: 'https://acme.my.salesforce.com', expires_in: 60, lifetime_s: 7200,
+    access_token: '00DHs0000000001!AQsf-fwd-old', refresh_token: 'RT-fwd-1', client_secret: 'cs-fwd-SECRET-1' });
+  assert.equal(put.status, 201, JSON.stringify(put.body));
+  await fake.fault({ action: 'status', status: 200, match: { path: '^/services/oauth2/token' }, count: 1,
+    body: { access_token: '00DHs0000000001!AQsf-fwd-new', instance_url: 'https://evil.my.salesforce.com', token_type: 'Bearer' } });
+  await fake.clearRequests();
+  const out = await jsforceRetrieve(key, 'acme.my.salesforce.com', acc);
+  assert.equal(out.ok, 'Globex', JSON.stringify(out));
+  const log = await fake.requests();
+  assert.deepEqual(log.map((r) => `${r.headers.host} ${r.method} ${r.path.replace(acc, 'ID')}`),
+    ['acme.my.salesforce.com POST /services/oauth2/token', `evil.my.salesforce.com GET /services/data/v${VERSION}/sobjects/Account/ID`]);
+  assert.equal(log[1].headers.authorization, 'Bearer 00DHs0000000001!AQsf-fwd-new');
+  assert.ok(!gate.stderr().includes('AQsf-fwd-new') && !gate.stderr().includes('cs-fwd-SECRET-1'), 'no secret in the log');
+});

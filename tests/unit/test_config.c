@@ -45,6 +45,12 @@ static void test_default(void **state)
     assert_null(cfg->upstream_salesforce);
     assert_string_equal(cfg->state_dir, "./var");
     assert_int_equal(cfg->limits.header_bytes, 64 * 1024);
+    /* Salesforce instance URLs: the CA's Salesforce domains, canonical (no leading dot) */
+    assert_int_equal(cfg->nsf_domains, 2);
+    assert_string_equal(cfg->sf_domains[0], "salesforce.com");
+    assert_string_equal(cfg->sf_domains[1], "force.com");
+    assert_int_equal(cfg->vault_backoff_min_ms, CONFIG_BACKOFF_MIN_MS);
+    assert_int_equal(cfg->vault_backoff_max_ms, CONFIG_BACKOFF_MAX_MS);
     config_unref(cfg);
 
     setenv("STATE_DIRECTORY", "/var/lib/crmgate:/var/lib/other", 1);
@@ -78,6 +84,20 @@ static void test_file_and_overrides(void **state)
     assert_int_equal(cfg->upstream_timeout_ms, 700);
     config_unref(cfg);
     unlink(path);
+
+    path =
+        write_config("{\"vault\":{\"salesforce_domains\":[\".Salesforce.com\",\"sf.corp.example\"],"
+                     "\"refresh_backoff_min_ms\":250,\"refresh_backoff_max_ms\":4000}}");
+    cfg = config_load(path, &ov, err, sizeof(err));
+    if (cfg == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(cfg->nsf_domains, 2);
+    assert_string_equal(cfg->sf_domains[0], "salesforce.com");
+    assert_string_equal(cfg->sf_domains[1], "sf.corp.example");
+    assert_int_equal(cfg->vault_backoff_min_ms, 250);
+    assert_int_equal(cfg->vault_backoff_max_ms, 4000);
+    config_unref(cfg);
+    unlink(path);
 }
 
 static void test_errors(void **state)
@@ -98,6 +118,16 @@ static void test_errors(void **state)
         {"{\"upstreams\":{\"pipedrive\":\"https://x\"}}", "/upstreams/pipedrive: unknown key"},
         {"{\"workers\":-1}", "/workers: must be an integer"},
         {"{\"log_level\":\"loud\"}", "/log_level"},
+        {"{\"vault\":{\"salesforce_domains\":[\"com\"]}}", "/vault/salesforce_domains/0"},
+        {"{\"vault\":{\"salesforce_domains\":[\".\"]}}", "is not a domain"},
+        {"{\"vault\":{\"salesforce_domains\":[\"x..com\"]}}", "is not a domain"},
+        {"{\"vault\":{\"salesforce_domains\":[\"*.salesforce.com\"]}}", "is not a domain"},
+        {"{\"vault\":{\"salesforce_domains\":[\"127.0.0.1\"]}}", "is not a domain"},
+        {"{\"vault\":{\"salesforce_domains\":[\"force.com\", 7]}}", "/salesforce_domains/1"},
+        {"{\"vault\":{\"salesforce_domains\":[]}}", "array of 1 to 16"},
+        {"{\"vault\":{\"refresh_backoff_min_ms\":5000,\"refresh_backoff_max_ms\":1000}}",
+         "must not be below"},
+        {"{\"vault\":{\"refresh_backoff_min_ms\":0}}", "/vault/refresh_backoff_min_ms"},
         {"[1]", "top level must be an object"},
         {"{", "invalid JSON"},
     };

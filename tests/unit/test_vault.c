@@ -287,6 +287,100 @@ static void test_url_ok(void **state)
     assert_false(custody_token_ok(NULL));
 }
 
+/* The Salesforce host check, row by row: the URL and whether it may be an instance URL. */
+static void test_instance_url_ok(void **state)
+{
+    static const char *const domains[] = {"salesforce.com", "force.com"};
+    static const struct {
+        const char *url;
+        int ok;
+    } rows[] = {
+        {"https://acme.my.salesforce.com", 1},
+        {"https://acme.my.salesforce.com/", 1},
+        {"https://acme.my.salesforce.com:443/services", 1},
+        {"https://ACME.My.SalesForce.COM", 1},
+        {"https://na1.salesforce.com", 1},
+        {"https://salesforce.com", 1}, /* the domain itself, as the CA's constraint has it */
+        {"https://acme--dev.sandbox.my.salesforce.com", 1},
+        {"https://acme.lightning.force.com", 1},
+        {"https://force.com", 1},
+        /* the loopback exception, exactly as custody_url_ok has it */
+        {"http://127.0.0.1:4010", 1},
+        {"http://localhost:80/base", 1},
+        {"http://[::1]:9", 1},
+        {"http://localhost.evil.example/", 0},
+        {"http://127.0.0.1.nip.io:80", 0},
+        {"http://127.0.0.1@evil.example/", 0},
+        {"http://acme.my.salesforce.com", 0}, /* a Salesforce host, but the token in clear */
+        /* anything else over https */
+        {"https://evil.example", 0},
+        {"https://evilsalesforce.com", 0},
+        {"https://salesforce.com.evil.example", 0},
+        {"https://acme.my.salesforce.com.evil.example/", 0},
+        {"https://acme.my.salesforce.com@evil.example/", 0},
+        {"https://evil.example/acme.my.salesforce.com", 0},
+        {"https://evil.example:443@acme.my.salesforce.com", 0},
+        {"https://acme.my.salesforce.com./", 0},
+        {"https://evil%2eexample%2f.salesforce.com", 0},
+        {"https://acme_x.salesforce.com", 0},
+        {"https://127.0.0.1:8443", 0},
+        {"https://localhost", 0},
+        {"https://[::1]:443", 0},
+        {"https://13.110.0.1", 0},
+        {"https://.salesforce.com", 0},
+        {"https://", 0},
+        {"ftp://acme.my.salesforce.com", 0},
+        {"https://acme.my.salesforce.com/?q", 0},
+        {"", 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        if (custody_instance_url_ok(rows[i].url, domains, 2) != rows[i].ok)
+            fail_msg("%s: want %s", rows[i].url, rows[i].ok ? "accepted" : "refused");
+    }
+    assert_false(custody_instance_url_ok(NULL, domains, 2));
+    /* no domains: loopback only */
+    assert_false(custody_instance_url_ok("https://acme.my.salesforce.com", domains, 0));
+    assert_true(custody_instance_url_ok("http://127.0.0.1:1", domains, 0));
+    /* another configured domain */
+    {
+        static const char *const corp[] = {"sf-egress.corp.example"};
+        assert_true(custody_instance_url_ok("https://sf-egress.corp.example:8443", corp, 1));
+        assert_true(custody_instance_url_ok("https://eu.sf-egress.corp.example", corp, 1));
+        assert_false(custody_instance_url_ok("https://acme.my.salesforce.com", corp, 1));
+        assert_false(custody_instance_url_ok("https://xsf-egress.corp.example", corp, 1));
+    }
+}
+
+/* The back-off: min doubling per failure up to max, jittered down by at most half. */
+static void test_backoff(void **state)
+{
+    static const struct {
+        int failures;
+        long long full; /* the wait without jitter */
+    } rows[] = {{1, 1000},    {2, 2000},    {3, 4000},    {4, 8000},     {9, 256000},
+                {10, 300000}, {11, 300000}, {40, 300000}, {1000, 300000}};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        long long lo = rows[i].full - rows[i].full / 2, hi = rows[i].full;
+        assert_int_equal(custody_backoff_ms(rows[i].failures, 1000, 300000, 0), hi);
+        for (unsigned rnd = 1; rnd < 2000000000u; rnd = rnd * 7 + 13) {
+            long long w = custody_backoff_ms(rows[i].failures, 1000, 300000, rnd);
+            if (w < lo || w > hi)
+                fail_msg("failure %d, rnd %u: %lld outside [%lld, %lld]", rows[i].failures, rnd, w,
+                         lo, hi);
+        }
+    }
+    /* jitter spreads: not every random value gives the same wait */
+    assert_true(custody_backoff_ms(5, 1000, 300000, 1) !=
+                custody_backoff_ms(5, 1000, 300000, 4000));
+    /* min above max, and zero: never more than max, never negative */
+    assert_true(custody_backoff_ms(1, 5000, 2000, 0) <= 2000);
+    assert_true(custody_backoff_ms(1, 0, 100, 12345) >= 0);
+}
+
 static void test_due(void **state)
 {
     struct custody_cred c = {.type = CUSTODY_TYPE_OAUTH, .expires_ms = 1000000};
@@ -374,6 +468,8 @@ int main(void)
         cmocka_unit_test(test_select),
         cmocka_unit_test(test_due),
         cmocka_unit_test(test_url_ok),
+        cmocka_unit_test(test_instance_url_ok),
+        cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_cache_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
