@@ -1558,7 +1558,8 @@ static int exchange_credentials(struct exchange *ex)
     char err[400], msg[700];
     struct refresh_result held;
     long long now = custody_now_ms();
-    int found;
+    const char *const *sfd = (const char *const *)ex->cfg->sf_domains;
+    int found, iu_bad, tu_bad;
 
     custody_cred_free(&ex->cred);
     ex->has_cred = 0;
@@ -1584,15 +1585,19 @@ static int exchange_credentials(struct exchange *ex)
                      ex->iref.ws, crm, ex->iref.ws, crm);
         return exchange_refuse(ex, 403, "no_integration", msg) ? 1 : -1;
     }
-    if (ex->crm == CRM_SALESFORCE && ex->cred.instance_url != NULL &&
-        !custody_instance_url_ok(ex->cred.instance_url, (const char *const *)ex->cfg->sf_domains,
-                                 ex->cfg->nsf_domains)) {
-        /* stored before the domains were checked, or the domains narrowed since */
+    iu_bad = ex->crm == CRM_SALESFORCE && ex->cred.instance_url != NULL &&
+             !custody_instance_url_ok(ex->cred.instance_url, sfd, ex->cfg->nsf_domains);
+    tu_bad = ex->crm == CRM_SALESFORCE && ex->cred.token_url != NULL &&
+             !custody_instance_url_ok(ex->cred.token_url, sfd, ex->cfg->nsf_domains);
+    if (iu_bad || tu_bad) {
+        /* stored before the domains were checked, or the domains narrowed since: the instance
+         * URL would get the access token, the token URL the refresh token and client secret */
         snprintf(msg, sizeof(msg),
-                 "the instance URL of the %s %s integration of workspace %s is not on a "
-                 "Salesforce host (vault.salesforce_domains): crmgate sends its token nowhere "
-                 "else; an admin must reconnect it (crmgate integration add --instance-url)",
-                 crm, custody_scope_name(ex->iref.scope), ex->iref.ws);
+                 "the %s of the %s %s integration of workspace %s is not on a Salesforce host "
+                 "(vault.salesforce_domains): crmgate sends its tokens nowhere else; an admin "
+                 "must reconnect it (crmgate integration add %s)",
+                 iu_bad ? "instance URL" : "token URL", crm, custody_scope_name(ex->iref.scope),
+                 ex->iref.ws, iu_bad ? "--instance-url" : "--token-url");
         return exchange_refuse(ex, 403, "integration_instance_refused", msg) ? 1 : -1;
     }
     /* a refresh refused for good, or backing off: answer now, the token endpoint hears nothing */

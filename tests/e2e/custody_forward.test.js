@@ -8,7 +8,8 @@
  *
  * Everything runs inside a network namespace the suite creates (harness.makeNetns: cgc-<random>,
  * only lo, so nothing can leave it) and removes:
- *   - /etc/netns/NS/hosts maps acme.my.salesforce.com and evil.my.salesforce.com to 127.0.0.1;
+ *   - /etc/netns/NS/hosts maps acme.my.salesforce.com, evil.my.salesforce.com and
+ *     login.tokens.example (a token endpoint outside the Salesforce domains) to 127.0.0.1;
  *   - the fake CRM listens there on 443 with TLS (a throw-away CA that crmgate's ca_bundle
  *     trusts), so it receives whatever crmgate sends to either name;
  *   - crmgate (forward listener, vault key, no upstreams.salesforce) and jsforce (HTTPS_PROXY
@@ -45,9 +46,9 @@ function cli(args, input) {
 
 before(async () => {
   if (SKIP) return;
-  ns = harness.makeNetns('cgc', ['127.0.0.1 localhost acme.my.salesforce.com evil.my.salesforce.com']);
+  ns = harness.makeNetns('cgc', ['127.0.0.1 localhost acme.my.salesforce.com evil.my.salesforce.com login.tokens.example']);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-custody-fwd-'));
-  const certs = harness.makeTestCerts({ dir: path.join(dir, 'certs'), san: 'DNS:acme.my.salesforce.com,DNS:evil.my.salesforce.com,IP:127.0.0.1' });
+  const certs = harness.makeTestCerts({ dir: path.join(dir, 'certs'), san: 'DNS:acme.my.salesforce.com,DNS:evil.my.salesforce.com,DNS:login.tokens.example,IP:127.0.0.1' });
   fake = await harness.startFake({ netns: ns.name, tls: true, cert: certs.cert, key: certs.key, port: 443 });
   const keyFile = path.join(dir, 'vault.key');
   execFileSync(BIN, ['vault', 'keygen', '--out', keyFile], { stdio: 'ignore' });
@@ -136,4 +137,57 @@ test('custody forward: a refreshed Salesforce session whose instance_url names a
     ['acme.my.salesforce.com POST /services/oauth2/token', `evil.my.salesforce.com GET /services/data/v${VERSION}/sobjects/Account/ID`]);
   assert.equal(log[1].headers.authorization, 'Bearer 00DHs0000000001!AQsf-fwd-new');
   assert.ok(!gate.stderr().includes('AQsf-fwd-new') && !gate.stderr().includes('cs-fwd-SECRET-1'), 'no secret in the log');
+});
+
+/* Rewrite the gate's config file's vault.salesforce_domains (undefined: the default) and SIGHUP it. */
+function setDomains(domains) {
+  const file = path.join(gate.stateDir, 'config.json');
+  const cfg = JSON.parse(fs.readFileSync(file, 'utf8'));
+  if (domains) cfg.vault.salesforce_domains = domains;
+  else delete cfg.vault.salesforce_domains;
+  fs.writeFileSync(file, JSON.stringify(cfg, null, 2));
+  gate.proc.kill('SIGHUP');
+}
+
+/* PUT a probe integration with a token URL under tokens.example until the answer is `want` (the reload landed). */
+async function untilProbe(want) {
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    const r = await gate.admin('PUT', '/v1/integrations', { workspace: 'probe', crm: 'salesforce', type: 'private_app',
+      access_token: '00DHs0000000001!AQsf-probe', token_url: 'https://login.tokens.example/services/oauth2/token' });
+    if (r.status === want) return;
+    assert.ok(Date.now() < deadline, `the reload did not land: ${r.status} ${JSON.stringify(r.body)}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+test('custody forward: a stored Salesforce token URL that vault.salesforce_domains no longer covers gets nothing: no refresh token or client secret is posted there, the call is refused', { skip: SKIP }, async () => {
+  await fake.seed({ salesforce: { objects: { Account: [{ Name: 'Umbrella' }] } } });
+  const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === 'Umbrella').Id;
+  const key = cli(['key', 'create', '--workspace', 'acme', '--kind', 'workflow']).stdout.trim();
+  try {
+    /* the operator allowed tokens.example once: an integration whose token endpoint is there */
+    setDomains(['salesforce.com', 'force.com', 'tokens.example']);
+    await untilProbe(201);
+    const put = await gate.admin('PUT', '/v1/integrations', { workspace: 'acme', crm: 'salesforce', type: 'oauth', client_id: 'cid-narrow',
+      instance_url: 'https://acme.my.salesforce.com', token_url: 'https://login.tokens.example/services/oauth2/token',
+      expires_in: 60, lifetime_s: 7200, access_token: '00DHs0000000001!AQsf-narrow-old', refresh_token: 'RT-narrow-SECRET-1',
+      client_secret: 'cs-narrow-SECRET-1' });
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    /* ... and narrowed the domains again: that host is no Salesforce host any more */
+    setDomains(undefined);
+    await untilProbe(400);
+    await fake.clearRequests();
+    const out = await jsforceRetrieve(key, 'acme.my.salesforce.com', acc);
+    const log = await fake.requests();
+    assert.deepEqual(log.filter((r) => r.headers.host === 'login.tokens.example' || /RT-narrow|cs-narrow/.test(r.body))
+      .map((r) => `${r.headers.host} ${r.method} ${r.path}`), [], 'the refresh token and client secret went to a host outside the Salesforce domains');
+    assert.deepEqual(log, [], 'nothing sent');
+    assert.equal(out.code, 'INSUFFICIENT_ACCESS', JSON.stringify(out));
+    assert.match(out.error, /token URL .*not on a Salesforce host/);
+    assert.ok(!gate.stderr().includes('RT-narrow-SECRET-1') && !gate.stderr().includes('cs-narrow-SECRET-1'), 'no secret in the log');
+  } finally {
+    setDomains(undefined);
+    await gate.admin('DELETE', '/v1/integrations?workspace=probe&crm=salesforce');
+  }
 });
