@@ -244,7 +244,8 @@ done:
 
 struct admin_custody_list {
     json_t *arr;
-    const char *ws; /* filter, or NULL */
+    const char *ws;          /* filter, or NULL */
+    unsigned backoff_max_ms; /* vault.refresh_backoff_max_ms (integrations) */
 };
 
 static int admin_custody_key_each(const void *k, size_t kl, const void *v, size_t vl, void *arg)
@@ -311,7 +312,7 @@ static void admin_custody_keys(struct admin_req *r)
         return;
     }
     if (strcmp(r->method, "GET") == 0 && r->rest[0] == '\0') {
-        struct admin_custody_list l = {json_array(), admin_param(r, "workspace")};
+        struct admin_custody_list l = {json_array(), admin_param(r, "workspace"), 0};
         for (size_t i = 0; i < r->nparams; i++) {
             if (strcmp(r->params[i].name, "workspace") != 0) {
                 json_decref(l.arr);
@@ -405,21 +406,24 @@ static int admin_custody_ref(struct admin_req *r, const char *ws, const char *cr
  * refresh before next_attempt_ms) or refused (none until an admin stores it
  * again), and the failed refreshes in a row.
  */
-static json_t *admin_custody_refresh_json(json_t *rec, long long now_ms)
+static json_t *admin_custody_refresh_json(json_t *rec, long long now_ms, unsigned max_ms)
 {
     struct refresh_state st;
+    int waiting;
 
     refresh_state_of(rec, &st);
+    waiting = refresh_waiting(st.next_ms, now_ms, max_ms);
     return json_pack("{s:s, s:i, s:o}", "state",
-                     st.refused            ? "refused"
-                     : st.next_ms > now_ms ? "backoff"
-                                           : "ok",
+                     st.refused ? "refused"
+                     : waiting  ? "backoff"
+                                : "ok",
                      "consecutive_failures", st.failures, "next_attempt_ms",
-                     !st.refused && st.next_ms > now_ms ? json_integer(st.next_ms) : json_null());
+                     !st.refused && waiting ? json_integer(st.next_ms) : json_null());
 }
 
 /* The public view of an integration record: never a secret. */
-static json_t *admin_custody_integration_json(const struct custody_ref *ref, json_t *rec)
+static json_t *admin_custody_integration_json(const struct custody_ref *ref, json_t *rec,
+                                              unsigned backoff_max_ms)
 {
     const char *att = json_string_value(json_object_get(rec, "attention"));
 
@@ -431,7 +435,7 @@ static json_t *admin_custody_integration_json(const struct custody_ref *ref, jso
         "updated_ms", json_object_get(rec, "updated_ms"), "expires_ms",
         json_object_get(rec, "expires_ms"), "needs_attention", att != NULL && att[0] != '\0',
         "attention", att != NULL && att[0] != '\0' ? json_string(att) : json_null(), "refresh",
-        admin_custody_refresh_json(rec, custody_now_ms()));
+        admin_custody_refresh_json(rec, custody_now_ms(), backoff_max_ms));
 }
 
 static char *admin_custody_sdup(const char *s)
@@ -563,7 +567,8 @@ static void admin_custody_integration_put(struct admin_req *r)
         goto done;
     }
     pub = json_loadb(value, vlen, 0, NULL);
-    answer = pub != NULL ? admin_custody_integration_json(&ref, pub) : NULL;
+    answer = pub != NULL ? admin_custody_integration_json(&ref, pub, r->cfg->vault_backoff_max_ms)
+                         : NULL;
     json_decref(pub);
     if (answer == NULL) {
         admin_reply_error(r, 503, "out_of_memory", "crmgate is out of memory");
@@ -595,7 +600,7 @@ static int admin_custody_int_each(const void *k, size_t kl, const void *v, size_
         return 0;
     rec = json_loadb(v, vl, 0, NULL);
     if (rec != NULL)
-        json_array_append_new(l->arr, admin_custody_integration_json(&ref, rec));
+        json_array_append_new(l->arr, admin_custody_integration_json(&ref, rec, l->backoff_max_ms));
     json_decref(rec);
     return json_array_size(l->arr) >= ADMIN_CUSTODY_MAX_LIST;
 }
@@ -627,7 +632,8 @@ static void admin_custody_integrations(struct admin_req *r)
         }
     }
     if (strcmp(r->method, "GET") == 0) {
-        struct admin_custody_list l = {json_array(), admin_param(r, "workspace")};
+        struct admin_custody_list l = {json_array(), admin_param(r, "workspace"),
+                                       r->cfg->vault_backoff_max_ms};
         if (l.arr == NULL || store_kv_scan(r->store, STORE_TABLE_CREDENTIALS, NULL, 0,
                                            admin_custody_int_each, &l, err, sizeof(err)) < 0) {
             json_decref(l.arr);

@@ -1604,7 +1604,7 @@ static int exchange_credentials(struct exchange *ex)
     if (!ex->refreshed &&
         (ex->cred.refresh_refused ||
          custody_cred_due(&ex->cred, now, ex->cfg->vault_refresh_margin_s)) &&
-        refresh_held(&ex->iref, &ex->cred, now, &held)) {
+        refresh_held(&ex->iref, &ex->cred, now, ex->cfg->vault_backoff_max_ms, &held)) {
         ex->retry_after_s = held.retry_after_s;
         return exchange_refuse(ex, held.status, held.code, held.message) ? 1 : -1;
     }

@@ -164,8 +164,13 @@ static void refresh_fail(struct refresh_result *res, int status, const char *cod
     va_end(ap);
 }
 
+int refresh_waiting(long long next_ms, long long now_ms, unsigned max_ms)
+{
+    return next_ms > now_ms && next_ms - now_ms <= (long long)max_ms;
+}
+
 int refresh_held(const struct custody_ref *r, const struct custody_cred *c, long long now_ms,
-                 struct refresh_result *res)
+                 unsigned max_ms, struct refresh_result *res)
 {
     const char *crm = crm_name(r->crm), *scope = custody_scope_name(r->scope);
     const char *for_user = r->scope == CUSTODY_SCOPE_USER ? " for user " : "";
@@ -181,7 +186,7 @@ int refresh_held(const struct custody_ref *r, const struct custody_cred *c, long
         __atomic_add_fetch(&refresh_holds[r->crm][REFRESH_HOLD_REFUSED], 1, __ATOMIC_RELAXED);
         return 1;
     }
-    if (c->refresh_next_ms > now_ms) {
+    if (refresh_waiting(c->refresh_next_ms, now_ms, max_ms)) {
         res->retry_after_s = (int)((c->refresh_next_ms - now_ms + 999) / 1000);
         refresh_fail(res, 503, "integration_refresh_backoff",
                      "the %s token endpoint failed the last %d refresh%s of the %s integration of "
@@ -592,7 +597,7 @@ static void refresh_begin(struct refresh_flight *f)
         return;
     }
     /* the caller read its record through a cache: the store has the last word on a hold */
-    if (refresh_held(&f->ref, &f->old, refresh_now_ms(), &f->res)) {
+    if (refresh_held(&f->ref, &f->old, refresh_now_ms(), f->cfg->vault_backoff_max_ms, &f->res)) {
         refresh_deliver(f);
         return;
     }

@@ -67,10 +67,19 @@ typedef void (*refresh_done_cb)(const struct refresh_result *res, void *arg);
 /*
  * Whether c (r's credentials as read) may not be refreshed now: 0 when a
  * refresh may start, 1 with res filled (403 refused for good, or 503 and
- * retry_after_s while backing off) and the hold counted.
+ * retry_after_s while backing off: refresh_waiting with max_ms) and the
+ * hold counted.
  */
 int refresh_held(const struct custody_ref *r, const struct custody_cred *c, long long now_ms,
-                 struct refresh_result *res);
+                 unsigned max_ms, struct refresh_result *res);
+
+/*
+ * Whether a back-off that ends at next_ms (wall clock) still runs at now_ms:
+ * not when it ended, nor when it ends further off than max_ms
+ * (vault.refresh_backoff_max_ms), which no wait crmgate sets can: the
+ * maximum was lowered since, or the wall clock set back. 1 / 0.
+ */
+int refresh_waiting(long long next_ms, long long now_ms, unsigned max_ms);
 
 /*
  * Wait for r's token to be refreshed, starting the refresh unless one is

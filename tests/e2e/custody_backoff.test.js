@@ -405,3 +405,45 @@ test('custody backoff (salesforce): a stored instance URL that vault.salesforce_
     await s.fake.stop();
   }
 });
+
+test('custody backoff (hubspot): a stored wait longer than vault.refresh_backoff_max_ms allows from now (the maximum lowered, or the wall clock set back) ends at once: the back-off never outlasts its configured maximum', { skip: GATE }, async () => {
+  /* the first failure waits 30 to 60 s */
+  const s = await startCustody({ rules: RULES, vault: { refresh_backoff_min_ms: 60000, refresh_backoff_max_ms: 60000 } });
+  try {
+    const { fake, gate } = s;
+    const c = await CRMS.hubspot.setup(s, CRMS.hubspot.secret);
+    await fake.fault({ action: 'status', status: 503, match: { path: CRMS.hubspot.tokenPath }, count: -1 });
+    let r = await c.read();
+    assert.equal(r.status, 502, JSON.stringify(r.body));
+    let integ = integrationOf(gate, 'hubspot');
+    assert.equal(integ.refresh.state, 'backoff');
+    assert.ok(integ.refresh.next_attempt_ms > Date.now() + 20000, JSON.stringify(integ));
+    r = await c.read();
+    assert.equal(r.status, 503);
+    assert.ok(Number(r.headers['retry-after']) > 20, r.headers['retry-after']);
+
+    /* the operator lowers the maximum to 1 s: the 30-60 s wait stored under the old one is
+     * longer than any wait crmgate would now set, so it is over */
+    await gate.stop();
+    const config = JSON.parse(fs.readFileSync(path.join(gate.stateDir, 'config.json'), 'utf8'));
+    config.vault.refresh_backoff_min_ms = 1000;
+    config.vault.refresh_backoff_max_ms = 1000;
+    s.gate = await harness.startCrmgate({ stateDir: gate.stateDir, upstreams: { hubspot: fake.url, salesforce: fake.url }, config });
+    await fake.clearFaults();
+    await fake.clearRequests();
+    integ = integrationOf(s.gate, 'hubspot');
+    assert.equal(integ.refresh.state, 'ok', `no wait beyond the configured maximum is shown: ${JSON.stringify(integ)}`);
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      r = await harness.requestJson(`${s.gate.url}${c.path}`, { headers: { Authorization: `Bearer ${c.key}` } });
+      if (r.status !== 503 || Date.now() > deadline) break;
+      await sleep(100);
+    }
+    assert.equal(r.status, 200, `still held ${r.headers['retry-after']} s after the maximum was lowered to 1 s: ${JSON.stringify(r.body)}`);
+    assert.equal((await tokenCalls(fake, CRMS.hubspot.tokenPath)).length, 1);
+    assert.deepEqual(integrationOf(s.gate, 'hubspot').refresh, { state: 'ok', consecutive_failures: 0, next_attempt_ms: null });
+  } finally {
+    await s.gate.stop();
+    await s.fake.stop();
+  }
+});

@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 
 #include "custody.h"
+#include "refresh.h"
 #include "store.h"
 #include "vault.h"
 
@@ -381,6 +382,22 @@ static void test_backoff(void **state)
     assert_true(custody_backoff_ms(1, 0, 100, 12345) >= 0);
 }
 
+/* A stored back-off runs until its end, but never further off than the configured maximum
+ * (lowered since, or the wall clock set back): then it is over. */
+static void test_backoff_waiting(void **state)
+{
+    (void)state;
+    assert_int_equal(refresh_waiting(0, 1000000, 300000), 0);
+    assert_int_equal(refresh_waiting(1000000, 1000000, 300000), 0);
+    assert_int_equal(refresh_waiting(1000001, 1000000, 300000), 1);
+    assert_int_equal(refresh_waiting(1300000, 1000000, 300000), 1);
+    /* the clock went back an hour after a 5-minute wait was set: over, not 65 minutes */
+    assert_int_equal(refresh_waiting(1300000, 1000000 - 3600000, 300000), 0);
+    /* the maximum lowered from 5 minutes to 1 s */
+    assert_int_equal(refresh_waiting(1300000, 1000000, 1000), 0);
+    assert_int_equal(refresh_waiting(1000500, 1000000, 1000), 1);
+}
+
 static void test_due(void **state)
 {
     struct custody_cred c = {.type = CUSTODY_TYPE_OAUTH, .expires_ms = 1000000};
@@ -470,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_url_ok),
         cmocka_unit_test(test_instance_url_ok),
         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_backoff_waiting),
         cmocka_unit_test(test_cache_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
