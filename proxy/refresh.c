@@ -491,15 +491,19 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
         c.refresh_token = strdup(f->old.refresh_token);
     if (f->ref.crm == CRM_SALESFORCE)
         c.instance_url = refresh_jdup(root, "instance_url");
+    /* the new token would go there: refuse it rather than send it anywhere. Plain http (to
+     * loopback: the test CRMs) only from a token endpoint that is plain http itself, never a
+     * downgrade of an https session to whatever listens on a local port */
     if (c.instance_url != NULL &&
-        !custody_instance_url_ok(c.instance_url, (const char *const *)f->cfg->sf_domains,
-                                 f->cfg->nsf_domains)) {
-        /* the new token would go there: refuse it rather than send it anywhere */
+        (!custody_instance_url_ok(c.instance_url, (const char *const *)f->cfg->sf_domains,
+                                  f->cfg->nsf_domains) ||
+         (strncmp(c.instance_url, "http://", 7) == 0 && strncmp(f->url, "http://", 7) != 0))) {
         refresh_fail(&f->res, 403, "integration_refresh_refused",
                      "the salesforce token endpoint answered the refresh of the %s integration of "
                      "workspace %s with an instance_url outside the Salesforce domains "
-                     "(vault.salesforce_domains): crmgate dropped the new token; an admin must "
-                     "check the integration and reconnect it (crmgate integration add)",
+                     "(vault.salesforce_domains; plain http only from a plain-http token "
+                     "endpoint): crmgate dropped the new token; an admin must check the "
+                     "integration and reconnect it (crmgate integration add)",
                      custody_scope_name(f->ref.scope), f->ref.ws);
         kind = REFRESH_REFUSED;
         goto failed;

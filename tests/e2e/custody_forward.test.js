@@ -191,3 +191,29 @@ test('custody forward: a stored Salesforce token URL that vault.salesforce_domai
     await gate.admin('DELETE', '/v1/integrations?workspace=probe&crm=salesforce');
   }
 });
+
+test('custody forward: a Salesforce token endpoint reached over https cannot move the session to plain http (loopback is for test CRMs an admin connects): the refresh is refused and the new token goes nowhere', { skip: SKIP }, async () => {
+  /* a plain-http listener on the namespace's loopback: it must hear nothing */
+  const plain = await harness.startFake({ netns: ns.name, port: 8089 });
+  try {
+    await fake.seed({ salesforce: { objects: { Account: [{ Name: 'Stark' }] } } });
+    const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === 'Stark').Id;
+    const key = cli(['key', 'create', '--workspace', 'acme', '--kind', 'workflow']).stdout.trim();
+    const put = await gate.admin('PUT', '/v1/integrations', { workspace: 'acme', crm: 'salesforce', type: 'oauth', client_id: 'cid-plain',
+      instance_url: 'https://acme.my.salesforce.com', expires_in: 60, lifetime_s: 7200,
+      access_token: '00DHs0000000001!AQsf-plain-old', refresh_token: 'RT-plain-1', client_secret: 'cs-plain-SECRET-1' });
+    assert.equal(put.status, 201, JSON.stringify(put.body));
+    await fake.fault({ action: 'status', status: 200, match: { path: '^/services/oauth2/token' }, count: 1,
+      body: { access_token: '00DHs0000000001!AQsf-plain-new', instance_url: 'http://127.0.0.1:8089', token_type: 'Bearer' } });
+    await fake.clearRequests();
+    const out = await jsforceRetrieve(key, 'acme.my.salesforce.com', acc);
+    assert.deepEqual(await plain.requests(), [], 'the new token went over plain http to a loopback port');
+    assert.equal(out.code, 'INSUFFICIENT_ACCESS', JSON.stringify(out));
+    assert.match(out.error, /instance_url outside the Salesforce domains/);
+    const integ = JSON.parse(cli(['integration', 'list', '--json', '--workspace', 'acme']).stdout).integrations.find((i) => i.crm === 'salesforce');
+    assert.equal(integ.refresh.state, 'refused', JSON.stringify(integ));
+    assert.ok(!gate.stderr().includes('AQsf-plain-new'), 'the dropped token is not logged');
+  } finally {
+    await plain.stop();
+  }
+});
