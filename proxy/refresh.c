@@ -416,12 +416,21 @@ static char *refresh_jdup(json_t *root, const char *name)
     return s != NULL && s[0] != '\0' && strlen(s) <= CUSTODY_MAX_SECRET ? strdup(s) : NULL;
 }
 
+/* Whether e (a token endpoint's error code) is, holds or is part of secret s. */
+static int refresh_echoes(const char *e, const char *s)
+{
+    return s != NULL && s[0] != '\0' && (strstr(s, e) != NULL || strstr(e, s) != NULL);
+}
+
 /*
  * The error code of a token endpoint's refusal, for messages: Salesforce's
  * "error" (invalid_grant), HubSpot's "status" (BAD_REFRESH_TOKEN), when it
- * is a short word; never the description, which may quote what was sent.
+ * is a short word; never the description, which may quote what was sent,
+ * nor a word that echoes a secret of sent (an access or refresh token, a
+ * client secret can be shaped like a code).
  */
-static void refresh_error_code(struct evbuffer *body, char *out, size_t outlen)
+static void refresh_error_code(struct evbuffer *body, const struct custody_cred *sent, char *out,
+                               size_t outlen)
 {
     json_t *root =
         json_loadb((const char *)evbuffer_pullup(body, -1), evbuffer_get_length(body), 0, NULL);
@@ -433,7 +442,9 @@ static void refresh_error_code(struct evbuffer *body, char *out, size_t outlen)
     n = e != NULL ? strlen(e) : 0;
     out[0] = '\0';
     if (n > 0 && n <= REFRESH_MAX_ERROR && n < outlen &&
-        strspn(e, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n)
+        strspn(e, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
+        !refresh_echoes(e, sent->access_token) && !refresh_echoes(e, sent->refresh_token) &&
+        !refresh_echoes(e, sent->client_secret))
         snprintf(out, outlen, ", %s", e);
     json_decref(root);
 }
@@ -464,7 +475,7 @@ static void refresh_donecb(struct upstream_response *rsp, void *arg)
          * invalid_client): asking again cannot help. 408 and 429 are about the moment. */
         int refused =
             rsp->status >= 400 && rsp->status < 500 && rsp->status != 408 && rsp->status != 429;
-        refresh_error_code(rsp->body, code, sizeof(code));
+        refresh_error_code(rsp->body, &f->old, code, sizeof(code));
         refresh_fail(&f->res, refused ? 403 : 502,
                      refused ? "integration_refresh_refused" : "integration_refresh_failed",
                      "the %s token endpoint %s the refresh of the %s integration of workspace %s "

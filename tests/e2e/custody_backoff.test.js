@@ -447,3 +447,36 @@ test('custody backoff (hubspot): a stored wait longer than vault.refresh_backoff
     await s.fake.stop();
   }
 });
+
+test('custody backoff (hubspot): a token endpoint\'s error code that echoes a secret crmgate sent (client secret, refresh token) is not quoted: not to the agent, the log, or the record\'s clear part', { skip: GATE }, async () => {
+  const s = await start();
+  try {
+    const { fake, gate } = s;
+    const c = await CRMS.hubspot.setup(s, CRMS.hubspot.secret);
+    const rt = c.secrets[1];
+    for (const echoed of [CRMS.hubspot.secret, rt]) {
+      assert.match(echoed, /^[A-Za-z0-9_.-]{1,64}$/, 'a secret shaped like an error code');
+      await c.reconnect();
+      await fake.clearFaults();
+      await fake.fault({ action: 'status', status: 400, match: { path: CRMS.hubspot.tokenPath }, count: 1,
+        body: { status: echoed, message: 'no' } });
+      const r = await c.read();
+      assert.equal(r.status, 403, JSON.stringify(r.body));
+      assert.equal(r.headers['x-crmgate-error'], 'integration_refresh_refused');
+      assert.ok(!JSON.stringify(r.body).includes(echoed), `the agent got a secret: ${JSON.stringify(r.body)}`);
+      assert.ok(!JSON.stringify(integrationOf(gate, 'hubspot')).includes(echoed), 'the admin API shows a secret');
+      const again = await c.read();
+      assert.ok(!JSON.stringify(again.body).includes(echoed), `the agent got a secret: ${JSON.stringify(again.body)}`);
+    }
+    /* and a real error code is still named */
+    await c.reconnect();
+    await fake.fault({ action: 'status', status: 400, match: { path: CRMS.hubspot.tokenPath }, count: 1,
+      body: { status: 'BAD_REFRESH_TOKEN', message: 'missing or unknown refresh token' } });
+    const r = await c.read();
+    assert.equal(r.status, 403);
+    assert.match(JSON.stringify(r.body), /status 400, BAD_REFRESH_TOKEN/);
+    assertNoSecrets(gate, c.secrets);
+  } finally {
+    await s.stop();
+  }
+});
