@@ -74,20 +74,10 @@ for tool in nginx wrk curl python3; do
 done
 
 # Re-run inside a network namespace with only lo (see the top); removed however the run ends.
-if [ -z "${CRMGATE_BENCH_NETNS:-}" ] && [ -z "${BENCH_NO_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] &&
-    command -v ip >/dev/null; then
-    ns=cgb-$$
-    ip netns add "$ns"
-    trap 'ip netns del "$ns" 2>/dev/null || true; rm -rf "/etc/netns/$ns"' EXIT
-    trap 'exit 130' INT TERM
-    ip -n "$ns" link set lo up
-    mkdir -p "/etc/netns/$ns"
-    printf '127.0.0.1 localhost\n127.0.0.1 api.hubapi.com api.hubspot.com\n::1 localhost\n' >"/etc/netns/$ns/hosts"
-    echo "bench: running inside network namespace $ns (interfaces: $(ip -n "$ns" -brief link | awk '{print $1}' | tr '\n' ' '))"
-    rc=0
-    ip netns exec "$ns" env CRMGATE_BENCH_NETNS="$ns" bash "$0" "$@" || rc=$?
-    exit "$rc"
-fi
+# shellcheck source=tests/lo_netns.sh
+. "$here/../lo_netns.sh"
+[ -n "${BENCH_NO_NETNS:-}" ] ||
+    lo_netns_reexec cgb CRMGATE_BENCH_NETNS $'127.0.0.1 localhost\n127.0.0.1 api.hubapi.com api.hubspot.com\n::1 localhost\n' "$0" "$@"
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/crmgate-bench.XXXXXX")
 # A second store on tmpfs, where a sync costs nothing: writes there show crmgate's own CPU cost.
