@@ -124,29 +124,31 @@ wait_http() {
     return 1
 }
 
-# Sum of VmRSS (KiB) of PID and its direct children (nginx: master + workers).
-rss_kib() {
-    local total=0 p kb
-    for p in "$1" $(awk -v pp="$1" '$1 == "PPid:" && $2 == pp { split(FILENAME, a, "/"); print a[3] }' \
-        /proc/[0-9]*/status 2>/dev/null); do
-        kb=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$p/status" 2>/dev/null || true)
-        total=$((total + ${kb:-0}))
+# PID and its direct children (nginx: master + workers), one a line.
+proc_tree() {
+    echo "$1"
+    awk -v pp="$1" '$1 == "PPid:" && $2 == pp { split(FILENAME, a, "/"); print a[3] }' \
+        /proc/[0-9]*/status 2>/dev/null
+}
+
+# proc_sum PID FILE AWK-PROGRAM: the sum over proc_tree PID of what the program prints from
+# /proc/P/FILE (a process gone meanwhile counts 0).
+proc_sum() {
+    local total=0 p v
+    for p in $(proc_tree "$1"); do
+        v=$(awk "$3" "/proc/$p/$2" 2>/dev/null || true)
+        total=$((total + ${v:-0}))
     done
     echo "$total"
 }
 
-# CPU time (clock ticks: utime + stime, every thread) of PID and its direct children (nginx:
-# master + workers), to turn a run into the proxy's own CPU microseconds per request.
+# Sum of VmRSS (KiB) of PID and its direct children.
+rss_kib() { proc_sum "$1" status '$1 == "VmRSS:" { print $2 }'; }
+
+# CPU time (clock ticks: utime + stime, every thread) of PID and its direct children, to turn a
+# run into the proxy's own CPU microseconds per request.
 hz=$(getconf CLK_TCK)
-cpu_ticks() {
-    local total=0 p t
-    for p in "$1" $(awk -v pp="$1" '$1 == "PPid:" && $2 == pp { split(FILENAME, a, "/"); print a[3] }' \
-        /proc/[0-9]*/status 2>/dev/null); do
-        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
+cpu_ticks() { proc_sum "$1" stat '{ print $14 + $15 }'; }
 # us_per_req TICKS REQUESTS: CPU microseconds per request
 us_per_req() { awk -v t="$1" -v r="$2" -v hz="$hz" 'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / r }'; }
 
