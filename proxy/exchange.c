@@ -1531,12 +1531,39 @@ static struct exchange *exchange_proceed(struct exchange *ex);
 
 static int exchange_credentials(struct exchange *ex);
 
+/*
+ * A token this long before its expiry still serves while its refresh fails
+ * or backs off: a token endpoint's outage then costs the agents nothing until
+ * the token really expires. The slack covers a call in flight, so the CRM
+ * never sees the token expire under it (its 401 would need an admin).
+ */
+#define EXCHANGE_TOKEN_GRACE_MS (60 * 1000)
+
+static int exchange_token_usable(const struct exchange *ex, long long now_ms)
+{
+    return ex->cred.access_token != NULL && ex->cred.expires_ms > 0 &&
+           ex->cred.expires_ms - EXCHANGE_TOKEN_GRACE_MS > now_ms;
+}
+
+/* A refresh that failed for now (the endpoint's outage, the back-off), not refused for good. */
+static int exchange_refresh_transient(const struct refresh_result *res)
+{
+    return res->code != NULL && (strcmp(res->code, "integration_refresh_failed") == 0 ||
+                                 strcmp(res->code, "integration_refresh_backoff") == 0);
+}
+
 static void exchange_refreshcb(const struct refresh_result *res, void *arg)
 {
     struct exchange *ex = arg;
 
     ex->rw = NULL;
     ex->refreshed = 1;
+    if (!res->ok && exchange_refresh_transient(res) &&
+        exchange_token_usable(ex, custody_now_ms())) {
+        ex->has_cred = 1; /* the token held before the refresh, still valid */
+        (void)exchange_proceed(ex);
+        return;
+    }
     if (!res->ok) {
         ex->retry_after_s = res->retry_after_s;
         (void)exchange_refuse(ex, res->status, res->code, res->message);
@@ -1599,6 +1626,13 @@ static int exchange_credentials(struct exchange *ex)
                  iu_bad ? "instance URL" : "token URL", crm, custody_scope_name(ex->iref.scope),
                  ex->iref.ws, iu_bad ? "--instance-url" : "--token-url");
         return exchange_refuse(ex, 403, "integration_instance_refused", msg) ? 1 : -1;
+    }
+    /* backing off, a token not about to expire still serves (the token endpoint hears nothing) */
+    if (!ex->refreshed && !ex->cred.refresh_refused &&
+        refresh_waiting(ex->cred.refresh_next_ms, now, ex->cfg->vault_backoff_max_ms) &&
+        exchange_token_usable(ex, now)) {
+        ex->has_cred = 1;
+        return 0;
     }
     /* a refresh refused for good, or backing off: answer now, the token endpoint hears nothing */
     if (!ex->refreshed &&

@@ -74,20 +74,10 @@ for tool in nginx wrk curl python3; do
 done
 
 # Re-run inside a network namespace with only lo (see the top); removed however the run ends.
-if [ -z "${CRMGATE_BENCH_NETNS:-}" ] && [ -z "${BENCH_NO_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] &&
-    command -v ip >/dev/null; then
-    ns=cgb-$$
-    ip netns add "$ns"
-    trap 'ip netns del "$ns" 2>/dev/null || true; rm -rf "/etc/netns/$ns"' EXIT
-    trap 'exit 130' INT TERM
-    ip -n "$ns" link set lo up
-    mkdir -p "/etc/netns/$ns"
-    printf '127.0.0.1 localhost\n127.0.0.1 api.hubapi.com api.hubspot.com\n::1 localhost\n' >"/etc/netns/$ns/hosts"
-    echo "bench: running inside network namespace $ns (interfaces: $(ip -n "$ns" -brief link | awk '{print $1}' | tr '\n' ' '))"
-    rc=0
-    ip netns exec "$ns" env CRMGATE_BENCH_NETNS="$ns" bash "$0" "$@" || rc=$?
-    exit "$rc"
-fi
+# shellcheck source=tests/lo_netns.sh
+. "$here/../lo_netns.sh"
+[ -n "${BENCH_NO_NETNS:-}" ] ||
+    lo_netns_reexec cgb CRMGATE_BENCH_NETNS $'127.0.0.1 localhost\n127.0.0.1 api.hubapi.com api.hubspot.com\n::1 localhost\n' "$0" "$@"
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/crmgate-bench.XXXXXX")
 # A second store on tmpfs, where a sync costs nothing: writes there show crmgate's own CPU cost.
@@ -134,29 +124,31 @@ wait_http() {
     return 1
 }
 
-# Sum of VmRSS (KiB) of PID and its direct children (nginx: master + workers).
-rss_kib() {
-    local total=0 p kb
-    for p in "$1" $(awk -v pp="$1" '$1 == "PPid:" && $2 == pp { split(FILENAME, a, "/"); print a[3] }' \
-        /proc/[0-9]*/status 2>/dev/null); do
-        kb=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$p/status" 2>/dev/null || true)
-        total=$((total + ${kb:-0}))
+# PID and its direct children (nginx: master + workers), one a line.
+proc_tree() {
+    echo "$1"
+    awk -v pp="$1" '$1 == "PPid:" && $2 == pp { split(FILENAME, a, "/"); print a[3] }' \
+        /proc/[0-9]*/status 2>/dev/null
+}
+
+# proc_sum PID FILE AWK-PROGRAM: the sum over proc_tree PID of what the program prints from
+# /proc/P/FILE (a process gone meanwhile counts 0).
+proc_sum() {
+    local total=0 p v
+    for p in $(proc_tree "$1"); do
+        v=$(awk "$3" "/proc/$p/$2" 2>/dev/null || true)
+        total=$((total + ${v:-0}))
     done
     echo "$total"
 }
 
-# CPU time (clock ticks: utime + stime, every thread) of PID and its direct children (nginx:
-# master + workers), to turn a run into the proxy's own CPU microseconds per request.
+# Sum of VmRSS (KiB) of PID and its direct children.
+rss_kib() { proc_sum "$1" status '$1 == "VmRSS:" { print $2 }'; }
+
+# CPU time (clock ticks: utime + stime, every thread) of PID and its direct children, to turn a
+# run into the proxy's own CPU microseconds per request.
 hz=$(getconf CLK_TCK)
-cpu_ticks() {
-    local total=0 p t
-    for p in "$1" $(awk -v pp="$1" '$1 == "PPid:" && $2 == pp { split(FILENAME, a, "/"); print a[3] }' \
-        /proc/[0-9]*/status 2>/dev/null); do
-        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
+cpu_ticks() { proc_sum "$1" stat '{ print $14 + $15 }'; }
 # us_per_req TICKS REQUESTS: CPU microseconds per request
 us_per_req() { awk -v t="$1" -v r="$2" -v hz="$hz" 'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / r }'; }
 

@@ -14,6 +14,9 @@
  *     across a restart, until an admin stores the integration again; then one refresh and 200
  *   - the token endpoint failing with 503 (HubSpot) or 429 (Salesforce: a rate limit is about
  *     the moment) backs off; a 4xx other than 408/429 is a refusal
+ *   - through that outage, a token due for refresh but valid for more than a minute still
+ *     serves every call (the one whose refresh failed, and those during the wait); the refresh
+ *     is tried again after the wait
  *   - Salesforce instance URLs: only hosts under vault.salesforce_domains (default
  *     salesforce.com, force.com) or plain http to loopback; an admin's other URL is a 400, a
  *     token endpoint's other instance_url fails the refresh for good and drops its token, and a
@@ -60,14 +63,14 @@ const CRMS = {
     secret: 'cs-hs-bo-SECRET-1',
     outage: 503, /* how the token endpoint fails */
     refusal: /BAD_CLIENT_SECRET/,
-    async setup({ fake, gate }, secret) {
+    async setup({ fake, gate }, secret, expiresIn = 60) {
       await fake.seed({ hubspot: { oauth: { clients: [{ clientId: 'cid-hs-bo', clientSecret: 'cs-hs-bo-SECRET-1' }], expiresIn: 3600 },
         objects: { contacts: [{ id: '701', properties: { email: 'x@y.test', firstname: 'Ann' } }] } } });
       const first = await postForm(`${fake.url}/oauth/v1/token`,
         'grant_type=authorization_code&code=abc&redirect_uri=http%3A%2F%2Flocalhost&client_id=cid-hs-bo&client_secret=cs-hs-bo-SECRET-1');
       assert.equal(first.status, 200, JSON.stringify(first.body));
       const connect = async (cs) => addIntegration(gate, ['--workspace', 'acme', '--crm', 'hubspot', '--type', 'oauth', '--client-id', 'cid-hs-bo'],
-        { access_token: first.body.access_token, refresh_token: first.body.refresh_token, client_secret: cs, expires_in: 60 });
+        { access_token: first.body.access_token, refresh_token: first.body.refresh_token, client_secret: cs, expires_in: expiresIn });
       await connect(secret);
       const k = newKey(gate, ['--workspace', 'acme', '--kind', 'workflow']);
       const auth = { Authorization: `Bearer ${k.key}` };
@@ -94,7 +97,7 @@ const CRMS = {
     secret: 'cs-sf-bo-SECRET-2',
     outage: 429, /* a rate limit at the token endpoint is about the moment, not the credentials */
     refusal: /invalid_client/,
-    async setup({ fake, gate }, secret) {
+    async setup({ fake, gate }, secret, expiresIn = 60) {
       await fake.seed({ salesforce: { oauth: { clients: [{ clientId: 'cid-sf-bo', clientSecret: 'cs-sf-bo-SECRET-2' }] },
         objects: { Account: [{ Name: 'Initech' }] } } });
       const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === 'Initech').Id;
@@ -105,7 +108,7 @@ const CRMS = {
        * (lifetime_s: Salesforce's answer does not say) */
       const connect = async (cs) => {
         const r = await gate.admin('PUT', '/v1/integrations', { workspace: 'acme', crm: 'salesforce', type: 'oauth', client_id: 'cid-sf-bo',
-          instance_url: fake.url, expires_in: 60, lifetime_s: 7200, access_token: first.body.access_token, refresh_token: 'RT-sf-bo-initial-9', client_secret: cs });
+          instance_url: fake.url, expires_in: expiresIn, lifetime_s: 7200, access_token: first.body.access_token, refresh_token: 'RT-sf-bo-initial-9', client_secret: cs });
         assert.equal(r.status, 201, JSON.stringify(r.body));
       };
       await connect(secret);
@@ -258,6 +261,61 @@ for (const crm of Object.keys(CRMS)) {
       assert.equal(r.status, 200);
       assert.equal((await tokenCalls(fake, spec.tokenPath)).length, 3, 'fresh now: no refresh');
       assertNoSecrets(gate, [...c.secrets, data[0].headers.authorization.slice(7)]);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test(`custody backoff (${crm}): through the token endpoint's outage (${spec.outage}), a token still valid for minutes keeps serving: 200 for the call whose refresh failed and during the wait, the token endpoint asked once per wait`, { skip: GATE }, async () => {
+    const s = await start();
+    try {
+      const { fake, gate } = s;
+      /* due (within the 300 s margin) but valid for 4 minutes: more than the minute of slack */
+      const c = await spec.setup(s, spec.secret, 240);
+      await fake.fault({ action: 'status', status: spec.outage, match: { path: spec.tokenPath }, count: -1,
+        body: { error: 'temporarily_unavailable', error_description: 'try later' } });
+      await fake.clearRequests();
+
+      let r = await c.read();
+      assert.equal(r.status, 200, `the call whose refresh failed is served with the token it has: ${JSON.stringify(r.body)}`);
+      assert.equal((await tokenCalls(fake, spec.tokenPath)).length, 1);
+      let integ = integrationOf(gate, crm);
+      assert.equal(integ.refresh.state, 'backoff', JSON.stringify(integ));
+      assert.equal(integ.refresh.consecutive_failures, 1);
+      const nextAt = integ.refresh.next_attempt_ms;
+
+      let made = 0;
+      while (made < CALLS && Date.now() < nextAt - 500) {
+        r = await c.read();
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        made++;
+      }
+      assert.ok(made >= 1, 'no call fitted in the back-off window: the machine is too slow for BACKOFF_MS');
+      const w = await c.write();
+      assert.ok(w.status === 200 || w.status === 204, `a write during the wait: ${w.status} ${JSON.stringify(w.body)}`);
+      await c.sdkRead();
+      const data = await dataCalls(fake);
+      assert.ok(data.length >= made + 3, `every call reached the CRM: ${data.map((d) => `${d.method} ${d.path}`).join(', ')}`);
+      assert.ok(data.every((d) => d.headers.authorization === `Bearer ${c.oldToken}`), 'all with the token crmgate held');
+      if (Date.now() < nextAt - 200) {
+        assert.equal((await tokenCalls(fake, spec.tokenPath)).length, 1, 'the token endpoint hears nothing during the wait');
+      }
+      const rec = harness.readAuditRaw(gate.stateDir).filter((a) => a.record === c.record && a.verb !== 'oauth_refresh');
+      assert.equal(rec.length, 1, JSON.stringify(rec));
+      assert.equal(rec[0].outcome, 'allowed');
+
+      /* after the wait, the endpoint back: the next call refreshes, and the new token serves */
+      await fake.clearFaults();
+      await sleep(Math.max(0, nextAt - Date.now() + 50));
+      await fake.clearRequests();
+      r = await c.read();
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal((await tokenCalls(fake, spec.tokenPath)).length, 1, 'refreshed after the wait');
+      const after = await dataCalls(fake);
+      assert.notEqual(after[after.length - 1].headers.authorization, `Bearer ${c.oldToken}`, 'the refreshed token');
+      integ = integrationOf(gate, crm);
+      assert.deepEqual(integ.refresh, { state: 'ok', consecutive_failures: 0, next_attempt_ms: null });
+      assertNoSecrets(gate, [...c.secrets, after[after.length - 1].headers.authorization.slice(7)]);
     } finally {
       await s.stop();
     }

@@ -11,20 +11,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
-if [ -z "${CRMGATE_SOAK_NETNS:-}" ] && [ -z "${SOAK_NO_NETNS:-}" ] && [ "$(id -u)" -eq 0 ] &&
-    command -v ip >/dev/null; then
-    ns=cgs-$$
-    ip netns add "$ns"
-    trap 'ip netns del "$ns" 2>/dev/null || true; rm -rf "/etc/netns/$ns"' EXIT
-    trap 'exit 130' INT TERM
-    ip -n "$ns" link set lo up
-    mkdir -p "/etc/netns/$ns"
-    printf '127.0.0.1 localhost\n::1 localhost\n' >"/etc/netns/$ns/hosts"
-    echo "soak: running inside network namespace $ns (interfaces: $(ip -n "$ns" -brief link | awk '{print $1}' | tr '\n' ' '))"
-    rc=0
-    ip netns exec "$ns" env CRMGATE_SOAK_NETNS="$ns" bash "$0" "$@" || rc=$?
-    exit "$rc"
-fi
+# shellcheck source=tests/lo_netns.sh
+. "$here/../lo_netns.sh"
+[ -n "${SOAK_NO_NETNS:-}" ] || lo_netns_reexec cgs CRMGATE_SOAK_NETNS $'127.0.0.1 localhost\n::1 localhost\n' "$0" "$@"
 
 cd "$top"
 exec node tests/soak/soak.js
