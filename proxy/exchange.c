@@ -116,6 +116,7 @@ struct exchange {
     int refreshed;           /* waited once already: use what the refresh left */
     int cred_refused;        /* the CRM refused the integration's token: answer 403 instead */
     int retry_after_s;       /* an error answer's Retry-After (refresh back-off), 0: none */
+    struct refresh_result refresh_failed; /* code != NULL: the refresh failed for now */
 };
 
 static long long exchange_now_us(void)
@@ -1558,10 +1559,13 @@ static void exchange_refreshcb(const struct refresh_result *res, void *arg)
 
     ex->rw = NULL;
     ex->refreshed = 1;
-    if (!res->ok && exchange_refresh_transient(res) &&
-        exchange_token_usable(ex, custody_now_ms())) {
-        ex->has_cred = 1; /* the token held before the refresh, still valid */
-        (void)exchange_proceed(ex);
+    if (!res->ok && exchange_refresh_transient(res)) {
+        /* the token held before may still serve, but as the store has it now: an admin may
+         * have removed or replaced the integration while the refresh ran (exchange_credentials
+         * answers with res when the token it reads is not usable) */
+        ex->refresh_failed = *res;
+        if (exchange_credentials(ex) == 0)
+            (void)exchange_proceed(ex);
         return;
     }
     if (!res->ok) {
@@ -1626,6 +1630,18 @@ static int exchange_credentials(struct exchange *ex)
                  iu_bad ? "instance URL" : "token URL", crm, custody_scope_name(ex->iref.scope),
                  ex->iref.ws, iu_bad ? "--instance-url" : "--token-url");
         return exchange_refuse(ex, 403, "integration_instance_refused", msg) ? 1 : -1;
+    }
+    /* its refresh just failed for now: the token read again serves if it is usable */
+    if (ex->refreshed && ex->refresh_failed.code != NULL) {
+        if (exchange_token_usable(ex, now)) {
+            ex->has_cred = 1;
+            return 0;
+        }
+        ex->retry_after_s = ex->refresh_failed.retry_after_s;
+        return exchange_refuse(ex, ex->refresh_failed.status, ex->refresh_failed.code,
+                               ex->refresh_failed.message)
+                   ? 1
+                   : -1;
     }
     /* backing off, a token not about to expire still serves (the token endpoint hears nothing) */
     if (!ex->refreshed && !ex->cred.refresh_refused &&

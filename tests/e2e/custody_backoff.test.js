@@ -538,3 +538,28 @@ test('custody backoff (hubspot): a token endpoint\'s error code that echoes a se
     await s.stop();
   }
 });
+
+test('custody backoff (hubspot): an integration removed while its refresh hangs is not used by the calls that waited for it, though its token would still be valid', { skip: GATE }, async () => {
+  /* the token request times out after 3 s: a failure for now, after which a token valid for
+   * minutes would serve (main's grace), but the admin removed the integration meanwhile */
+  const s = await startCustody({ rules: RULES, vault: { refresh_backoff_min_ms: BACKOFF_MS }, config: { upstream_timeout_ms: 3000 } });
+  try {
+    const { fake, gate } = s;
+    const c = await CRMS.hubspot.setup(s, CRMS.hubspot.secret, 240);
+    await fake.fault({ action: 'latency', ms: 8000, match: { path: CRMS.hubspot.tokenPath }, count: 1 });
+    await fake.clearRequests();
+    const pending = c.read();
+    const deadline = Date.now() + 10000;
+    while ((await tokenCalls(fake, CRMS.hubspot.tokenPath)).length === 0) {
+      assert.ok(Date.now() < deadline, 'the refresh never reached the token endpoint');
+      await sleep(50);
+    }
+    ok(cli(gate, ['integration', 'remove', '--workspace', 'acme', '--crm', 'hubspot']), 'remove');
+    const r = await pending;
+    assert.equal(r.status, 403, `the removed integration's token was used: ${r.status} ${JSON.stringify(r.body)}`);
+    assert.equal(r.headers['x-crmgate-error'], 'no_integration');
+    assert.deepEqual((await dataCalls(fake)).map((d) => `${d.method} ${d.path}`), [], 'no call with the removed integration\'s token');
+  } finally {
+    await s.stop();
+  }
+});

@@ -50,7 +50,7 @@ function metrics(gate) {
 /*
  * A fake CRM and a crmgate with a fresh vault key, both CRMs pointed at the fake.
  * opts: {rules: {file: workspace}, callers, margin (vault.refresh_margin_s, default 300),
- * vault: more vault keys, forward}.
+ * vault: more vault keys, config: more top-level keys, forward}.
  */
 async function startCustody(opts = {}) {
   const fake = await harness.startFake();
@@ -66,6 +66,7 @@ async function startCustody(opts = {}) {
     callers: opts.callers || [],
     vault: { key_file: keyFile, refresh_margin_s: opts.margin || 300, ...(opts.vault || {}) },
     log_level: 'debug',
+    ...(opts.config || {}),
   };
   const gate = await harness.startCrmgate({ config, stateDir, upstreams: { hubspot: fake.url, salesforce: fake.url }, forward: opts.forward });
   return { fake, gate, keyFile, stop: async () => { await gate.stop(); await fake.stop(); } };
