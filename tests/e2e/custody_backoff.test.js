@@ -16,7 +16,12 @@
  *     the moment) backs off; a 4xx other than 408/429 is a refusal
  *   - through that outage, a token due for refresh but valid for more than a minute still
  *     serves every call (the one whose refresh failed, and those during the wait); the refresh
- *     is tried again after the wait
+ *     is tried again after the wait; but not when an admin removed the integration while the
+ *     refresh ran (it hangs until crmgate's timeout): 403 no_integration, nothing sent
+ *   - a stored wait further off than refresh_backoff_max_ms from now (the maximum lowered, the
+ *     clock set back) is over: the back-off never outlasts its configured maximum
+ *   - a token endpoint's error code that echoes the client secret or refresh token is not
+ *     quoted (agent, log, the record's clear part); a real code still is
  *   - Salesforce instance URLs: only hosts under vault.salesforce_domains (default
  *     salesforce.com, force.com) or plain http to loopback; an admin's other URL is a 400, a
  *     token endpoint's other instance_url fails the refresh for good and drops its token, and a

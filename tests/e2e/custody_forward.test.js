@@ -118,18 +118,28 @@ test('custody forward: a key\'s Salesforce token goes to the integration\'s inst
   assert.equal(calls[0].headers.host, 'acme.my.salesforce.com');
 });
 
-test('custody forward: a refreshed Salesforce session whose instance_url names another Salesforce host moves there, with the new token (hosts outside the Salesforce domains are refused: custody_backoff.test.js)', { skip: SKIP }, async () => {
-  await fake.seed({ salesforce: { objects: { Account: [{ Name: 'Globex' }] } } });
-  const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === 'Globex').Id;
+/*
+ * An Account named name, a workflow key, and the workspace's Salesforce OAuth integration on
+ * https://acme.my.salesforce.com due at once (60 s left, margin 300 s; a refreshed session
+ * lasts 2 hours), whose next refresh the token endpoint answers with {access_token: newToken,
+ * instance_url}. tag makes its secrets (RT-TAG-1, cs-TAG-SECRET-1) unique. {acc, key}.
+ */
+async function dueIntegration(name, tag, newToken, instanceUrl) {
+  await fake.seed({ salesforce: { objects: { Account: [{ Name: name }] } } });
+  const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === name).Id;
   const key = cli(['key', 'create', '--workspace', 'acme', '--kind', 'workflow']).stdout.trim();
-  /* due at once (60 s left, margin 300 s); the refreshed session lasts 2 hours */
-  const put = await gate.admin('PUT', '/v1/integrations', { workspace: 'acme', crm: 'salesforce', type: 'oauth', client_id: 'cid-fwd',
+  const put = await gate.admin('PUT', '/v1/integrations', { workspace: 'acme', crm: 'salesforce', type: 'oauth', client_id: `cid-${tag}`,
     instance_url: 'https://acme.my.salesforce.com', expires_in: 60, lifetime_s: 7200,
-    access_token: '00DHs0000000001!AQsf-fwd-old', refresh_token: 'RT-fwd-1', client_secret: 'cs-fwd-SECRET-1' });
+    access_token: `00DHs0000000001!AQsf-${tag}-old`, refresh_token: `RT-${tag}-1`, client_secret: `cs-${tag}-SECRET-1` });
   assert.equal(put.status, 201, JSON.stringify(put.body));
   await fake.fault({ action: 'status', status: 200, match: { path: '^/services/oauth2/token' }, count: 1,
-    body: { access_token: '00DHs0000000001!AQsf-fwd-new', instance_url: 'https://evil.my.salesforce.com', token_type: 'Bearer' } });
+    body: { access_token: newToken, instance_url: instanceUrl, token_type: 'Bearer' } });
   await fake.clearRequests();
+  return { acc, key };
+}
+
+test('custody forward: a refreshed Salesforce session whose instance_url names another Salesforce host moves there, with the new token (hosts outside the Salesforce domains are refused: custody_backoff.test.js)', { skip: SKIP }, async () => {
+  const { acc, key } = await dueIntegration('Globex', 'fwd', '00DHs0000000001!AQsf-fwd-new', 'https://evil.my.salesforce.com');
   const out = await jsforceRetrieve(key, 'acme.my.salesforce.com', acc);
   assert.equal(out.ok, 'Globex', JSON.stringify(out));
   const log = await fake.requests();
@@ -196,16 +206,7 @@ test('custody forward: a Salesforce token endpoint reached over https cannot mov
   /* a plain-http listener on the namespace's loopback: it must hear nothing */
   const plain = await harness.startFake({ netns: ns.name, port: 8089 });
   try {
-    await fake.seed({ salesforce: { objects: { Account: [{ Name: 'Stark' }] } } });
-    const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === 'Stark').Id;
-    const key = cli(['key', 'create', '--workspace', 'acme', '--kind', 'workflow']).stdout.trim();
-    const put = await gate.admin('PUT', '/v1/integrations', { workspace: 'acme', crm: 'salesforce', type: 'oauth', client_id: 'cid-plain',
-      instance_url: 'https://acme.my.salesforce.com', expires_in: 60, lifetime_s: 7200,
-      access_token: '00DHs0000000001!AQsf-plain-old', refresh_token: 'RT-plain-1', client_secret: 'cs-plain-SECRET-1' });
-    assert.equal(put.status, 201, JSON.stringify(put.body));
-    await fake.fault({ action: 'status', status: 200, match: { path: '^/services/oauth2/token' }, count: 1,
-      body: { access_token: '00DHs0000000001!AQsf-plain-new', instance_url: 'http://127.0.0.1:8089', token_type: 'Bearer' } });
-    await fake.clearRequests();
+    const { acc, key } = await dueIntegration('Stark', 'plain', '00DHs0000000001!AQsf-plain-new', 'http://127.0.0.1:8089');
     const out = await jsforceRetrieve(key, 'acme.my.salesforce.com', acc);
     assert.deepEqual(await plain.requests(), [], 'the new token went over plain http to a loopback port');
     assert.equal(out.code, 'INSUFFICIENT_ACCESS', JSON.stringify(out));
