@@ -1631,9 +1631,11 @@ static int exchange_credentials(struct exchange *ex)
                  ex->iref.ws, iu_bad ? "--instance-url" : "--token-url");
         return exchange_refuse(ex, 403, "integration_instance_refused", msg) ? 1 : -1;
     }
-    /* its refresh just failed for now: the token read again serves if it is usable */
+    /* its refresh just failed for now: the token read again serves if it is usable, or if it
+     * is no longer due (an admin stored the integration again meanwhile) */
     if (ex->refreshed && ex->refresh_failed.code != NULL) {
-        if (exchange_token_usable(ex, now)) {
+        if (exchange_token_usable(ex, now) ||
+            !custody_cred_due(&ex->cred, now, ex->cfg->vault_refresh_margin_s)) {
             ex->has_cred = 1;
             return 0;
         }

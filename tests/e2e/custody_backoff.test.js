@@ -564,6 +564,21 @@ test('custody backoff (hubspot): an integration removed while its refresh hangs 
     assert.equal(r.status, 403, `the removed integration's token was used: ${r.status} ${JSON.stringify(r.body)}`);
     assert.equal(r.headers['x-crmgate-error'], 'no_integration');
     assert.deepEqual((await dataCalls(fake)).map((d) => `${d.method} ${d.path}`), [], 'no call with the removed integration\'s token');
+
+    /* replaced rather than removed (a private app's token, which never expires): the waiting
+     * call goes with the new one, never the old */
+    await c.reconnect();
+    await fake.fault({ action: 'latency', ms: 8000, match: { path: CRMS.hubspot.tokenPath }, count: 1 });
+    await fake.clearRequests();
+    const pending2 = c.read();
+    while ((await tokenCalls(fake, CRMS.hubspot.tokenPath)).length === 0) {
+      assert.ok(Date.now() < deadline + 10000, 'the refresh never reached the token endpoint');
+      await sleep(50);
+    }
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'hubspot', '--type', 'private-app'], 'pat-na1-replaced-TOKEN-0001');
+    const r2 = await pending2;
+    assert.equal(r2.status, 200, `the replaced integration: ${r2.status} ${JSON.stringify(r2.body)}`);
+    assert.deepEqual((await dataCalls(fake)).map((d) => d.headers.authorization), ['Bearer pat-na1-replaced-TOKEN-0001']);
   } finally {
     await s.stop();
   }
