@@ -426,8 +426,8 @@ static int refresh_echoes(const char *e, const char *s)
  * The error code of a token endpoint's refusal, for messages: Salesforce's
  * "error" (invalid_grant), HubSpot's "status" (BAD_REFRESH_TOKEN), when it
  * is a short word; never the description, which may quote what was sent,
- * nor a word that echoes a secret of sent (an access or refresh token, a
- * client secret can be shaped like a code).
+ * nor a word that echoes a secret in sent (an access or refresh token, or a
+ * client secret, can be shaped like a code).
  */
 static void refresh_error_code(struct evbuffer *body, const struct custody_cred *sent, char *out,
                                size_t outlen)
