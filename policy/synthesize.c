@@ -1772,6 +1772,31 @@ static int synth_overlay_combines(const json_t *old, const json_t *rec)
            json_is_array(json_object_get(rec, "written"));
 }
 
+int synth_overlay_combine_adds(const json_t *old, const json_t *rec)
+{
+    const json_t *ofields = json_object_get(old, "fields"), *written, *name, *w;
+    size_t k, j;
+
+    if (!synth_overlay_combines(old, rec))
+        return 0;
+    written = json_object_get(rec, "written");
+    json_array_foreach(json_object_get(old, "written"), k, name)
+    {
+        const char *n = json_string_value(name);
+        int mine = 0;
+        if (n == NULL || json_object_get(ofields, n) == NULL)
+            continue;
+        json_array_foreach(written, j, w)
+        {
+            mine |= json_is_string(w) && strcmp(json_string_value(w), n) == 0;
+        }
+        if (!mine)
+            return 1;
+    }
+    return json_is_true(json_object_get(old, "created")) &&
+           !json_is_true(json_object_get(rec, "created"));
+}
+
 int synth_overlay_combine_into(const json_t *old, json_t *rec)
 {
     const json_t *ofields = json_object_get(old, "fields");
