@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jsonfilter.h"
 #include "jsonout.h"
 #include "salesforce.h"
 #include "synthesize.h"
@@ -268,6 +269,18 @@ static int synth_id_taken(struct synth_ctx *c, const char *id)
             return 1;
     }
     return 0;
+}
+
+/*
+ * The request body's tree: jsonfilter_parse (json_loadb's validation and
+ * values, in a fraction of its time), else json_loadb itself for a body
+ * nested deeper than the fast parser goes. NULL when it does not parse.
+ */
+static json_t *synth_parse_body(const struct crm_request *req)
+{
+    json_t *body = jsonfilter_parse(req->body, req->body_len, NULL, 0);
+
+    return body != NULL ? body : json_loadb(req->body, req->body_len, 0, NULL);
 }
 
 /*
@@ -831,7 +844,7 @@ static int synth_hubspot(struct synth_ctx *c)
         return synth_fail(c, "dry-run cannot answer a v3 association PUT: its answer lists every "
                              "association of the record");
     if (req->body != NULL && req->body_len > 0) {
-        body = json_loadb(req->body, req->body_len, 0, NULL);
+        body = synth_parse_body(req);
         if (body == NULL)
             return synth_fail(c, "the request body does not parse");
     }
@@ -1704,7 +1717,7 @@ static int synth_salesforce(struct synth_ctx *c)
     size_t f;
 
     if (req->body != NULL && req->body_len > 0) {
-        body = json_loadb(req->body, req->body_len, 0, NULL);
+        body = synth_parse_body(req);
         if (body == NULL)
             return synth_fail(c, "the request body does not parse");
     }
