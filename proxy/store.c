@@ -365,17 +365,30 @@ static const char *store_lower(const char *s, char *buf, size_t buflen)
     return buf;
 }
 
+/*
+ * Put an index entry. With may_exist (an update's entry, most often put by
+ * its append already), one present is left alone: a read, where a put of
+ * the same bytes would still copy its page into the transaction.
+ */
 static int store_put_empty(struct store *s, MDB_txn *txn, enum store_db db,
-                           const char *const *parts, size_t nparts, uint64_t id)
+                           const char *const *parts, size_t nparts, uint64_t id, int may_exist)
 {
     unsigned char key[STORE_MAX_KEY];
     size_t klen = store_key(key, parts, nparts, 1, id);
-    MDB_val k = {klen, key}, v = {0, ""};
+    MDB_val k = {klen, key}, v = {0, ""}, cur;
+    int rc;
 
     if (klen == 0) {
         log_warn("store: index %s: key too long for record %llu, not indexed", store_db_names[db],
                  (unsigned long long)id);
         return 0;
+    }
+    if (may_exist) {
+        rc = mdb_get(txn, s->dbi[db], &k, &cur);
+        if (rc == 0 && cur.mv_size == 0)
+            return 0;
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
     }
     return mdb_put(txn, s->dbi[db], &k, &v, 0);
 }
@@ -385,8 +398,9 @@ static const char *store_or(const char *v, const char *dflt)
     return v != NULL ? v : dflt;
 }
 
-/* The record index entry of r, when it names a record (putting it again changes nothing). */
-static int store_index_record(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id)
+/* The record index entry of r, when it names a record (may_exist: see store_put_empty). */
+static int store_index_record(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id,
+                              int may_exist)
 {
     const char *p[3];
     char lobj[256];
@@ -396,7 +410,7 @@ static int store_index_record(struct store *s, MDB_txn *txn, const struct store_
     p[0] = store_or(r->crm, "-");
     p[1] = store_lower(store_or(r->object, "-"), lobj, sizeof(lobj));
     p[2] = r->record;
-    return store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id);
+    return store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id, may_exist);
 }
 
 static int store_index(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id)
@@ -406,19 +420,19 @@ static int store_index(struct store *s, MDB_txn *txn, const struct store_rec *r,
 
     {
         const char *p[] = {ws};
-        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKSPACE, p, 1, id)) != 0)
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKSPACE, p, 1, id, 0)) != 0)
             return rc;
     }
-    if ((rc = store_index_record(s, txn, r, id)) != 0)
+    if ((rc = store_index_record(s, txn, r, id, 0)) != 0)
         return rc;
     if (r->wf != NULL) {
         const char *p[] = {ws, r->wf};
-        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKFLOW, p, 2, id)) != 0)
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKFLOW, p, 2, id, 0)) != 0)
             return rc;
     }
     if (r->call != NULL) {
         const char *p[] = {ws, r->call};
-        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_CALL, p, 2, id)) != 0)
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_CALL, p, 2, id, 0)) != 0)
             return rc;
     }
     return 0;
@@ -679,7 +693,7 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
                 return EINVAL;
             /* a create's record id arrives with its outcome: index it now */
             if ((rc = store_put_record(s, txn, r, r->id, 0)) != 0 ||
-                (rc = store_index_record(s, txn, r, r->id)) != 0 ||
+                (rc = store_index_record(s, txn, r, r->id, 1)) != 0 ||
                 (rc = store_count(s, txn, r)) != 0)
                 return rc;
         }
