@@ -122,41 +122,18 @@ static json_t *audit_record(const struct audit_in *in, size_t i)
     if (rec == NULL)
         return NULL;
     fields = diff_fields(op, in->before != NULL ? in->before[i] : NULL, in->keep_volatile);
-    bad = fields == NULL || json_object_set_new_nocheck(rec, "fields", fields) < 0;
-    bad |= json_object_set_new_nocheck(rec, "ts", json_integer(in->ts_ms)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "workspace",
-                                       audit_str(who != NULL ? who->workspace : NULL)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "user", audit_str(who != NULL ? who->user : NULL)) < 0;
-    bad |= json_object_set_new_nocheck(
-               rec, "kind", audit_str(who != NULL ? config_kind_name(who->kind) : NULL)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "workflow", audit_str(in->ctx->workflow)) < 0;
+    /* in key order: jsonout sorts the members, and sorted ones cost its sort nothing */
+    bad = in->unknown != NULL && in->unknown[i] &&
+          json_object_set_new_nocheck(rec, "before_state", json_string_nocheck("unavailable")) < 0;
     bad |= json_object_set_new_nocheck(rec, "call", audit_str(in->ctx->call)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "reason", audit_str(in->ctx->reason)) < 0;
     bad |= json_object_set_new_nocheck(rec, "crm", json_string_nocheck(crm_name(op->crm))) < 0;
-    bad |= json_object_set_new_nocheck(rec, "object", audit_str(op->object)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "record", audit_str(record)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "id_property", audit_str(op->id_property)) < 0;
-    bad |=
-        json_object_set_new_nocheck(rec, "verb", json_string_nocheck(crm_verb_name(op->verb))) < 0;
-    if (op->to_object != NULL || op->to_id != NULL)
-        bad |=
-            json_object_set_new_nocheck(rec, "to",
-                                        json_pack("{s:o, s:o}", "object", audit_str(op->to_object),
-                                                  "id", audit_str(op->to_id))) < 0;
-    if (op->verb == CRM_VERB_UNKNOWN)
-        bad |= json_object_set_new_nocheck(rec, "detail", audit_str(op->detail)) < 0;
     bad |= json_object_set_new_nocheck(rec, "decision", json_string(in->decision)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "rule", audit_str(ef->verdict.rule)) < 0;
     if (!ef->verdict.allow)
         bad |= json_object_set_new_nocheck(rec, "denial", audit_str(ef->verdict.reason)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "outcome", json_string(in->outcome)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "upstream_status", json_null()) < 0;
-    bad |= json_object_set_new_nocheck(rec, "latency_us", json_integer(0)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "synthetic", json_boolean(in->synthetic)) < 0;
-    if (in->unknown != NULL && in->unknown[i])
-        bad |= json_object_set_new_nocheck(rec, "before_state",
-                                           json_string_nocheck("unavailable")) < 0;
-    bad |= json_object_set_new_nocheck(rec, "request_id", audit_str(in->request_id)) < 0;
+    if (op->verb == CRM_VERB_UNKNOWN)
+        bad |= json_object_set_new_nocheck(rec, "detail", audit_str(op->detail)) < 0;
+    bad |= fields == NULL || json_object_set_new_nocheck(rec, "fields", fields) < 0;
+    bad |= json_object_set_new_nocheck(rec, "id_property", audit_str(op->id_property)) < 0;
     /* whose credentials the CRM saw: the "who was this update for" */
     if (who != NULL)
         bad |= json_object_set_new_nocheck(rec, "integration",
@@ -166,6 +143,29 @@ static json_t *audit_record(const struct audit_in *in, size_t i)
                                                                 : custody_audit_json(NULL)) < 0;
     if (in->key_id != NULL)
         bad |= json_object_set_new_nocheck(rec, "key", json_string(in->key_id)) < 0;
+    bad |= json_object_set_new_nocheck(
+               rec, "kind", audit_str(who != NULL ? config_kind_name(who->kind) : NULL)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "latency_us", json_integer(0)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "object", audit_str(op->object)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "outcome", json_string(in->outcome)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "reason", audit_str(in->ctx->reason)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "record", audit_str(record)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "request_id", audit_str(in->request_id)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "rule", audit_str(ef->verdict.rule)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "synthetic", json_boolean(in->synthetic)) < 0;
+    if (op->to_object != NULL || op->to_id != NULL)
+        bad |=
+            json_object_set_new_nocheck(rec, "to",
+                                        json_pack("{s:o, s:o}", "object", audit_str(op->to_object),
+                                                  "id", audit_str(op->to_id))) < 0;
+    bad |= json_object_set_new_nocheck(rec, "ts", json_integer(in->ts_ms)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "upstream_status", json_null()) < 0;
+    bad |= json_object_set_new_nocheck(rec, "user", audit_str(who != NULL ? who->user : NULL)) < 0;
+    bad |=
+        json_object_set_new_nocheck(rec, "verb", json_string_nocheck(crm_verb_name(op->verb))) < 0;
+    bad |= json_object_set_new_nocheck(rec, "workflow", audit_str(in->ctx->workflow)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "workspace",
+                                       audit_str(who != NULL ? who->workspace : NULL)) < 0;
     if (bad) {
         json_decref(rec);
         return NULL;
