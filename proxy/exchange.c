@@ -581,13 +581,19 @@ static int exchange_commit(struct exchange *ex, enum exchange_phase phase, json_
     return rc;
 }
 
-/* Give our copies the ids the writer assigned. */
+/*
+ * Note the first id the writer assigned, and give our copies of an intent's
+ * records their ids: its outcome replaces them by id. A final record (a
+ * dry-run, a denial) is not written again, so its copy is left as it is.
+ */
 static void exchange_set_ids(struct exchange *ex, uint64_t first)
 {
     size_t i;
     json_t *rec;
 
     ex->first_id = first;
+    if (ex->phase != EX_INTENT)
+        return;
     json_array_foreach(ex->records, i, rec)
     {
         char id[24];
