@@ -61,13 +61,23 @@ json_t *diff_lookup(enum crm crm, const json_t *before, const char *name)
     return NULL;
 }
 
+/*
+ * {"name","before","after"} appended to arr; before and after shared (a
+ * reference each), absent ones null. Built member by member, in key order
+ * (jsonout sorts them): json_pack's format walk cost more than the object.
+ */
 static int diff_add(json_t *arr, const char *name, json_t *before, json_t *after)
 {
-    json_t *f =
-        json_pack("{s:s, s:O, s:O}", "name", name, "before", before != NULL ? before : json_null(),
-                  "after", after != NULL ? after : json_null());
+    json_t *f = json_object();
+    int bad = json_object_set_nocheck(f, "after", after != NULL ? after : json_null()) < 0;
 
-    return f == NULL ? -1 : json_array_append_new(arr, f);
+    bad |= json_object_set_nocheck(f, "before", before != NULL ? before : json_null()) < 0;
+    bad |= json_object_set_new_nocheck(f, "name", json_string(name)) < 0;
+    if (bad) {
+        json_decref(f);
+        return -1;
+    }
+    return json_array_append_new(arr, f);
 }
 
 json_t *diff_fields(const struct crm_op *op, const json_t *before, int keep_volatile)

@@ -69,6 +69,7 @@ struct jf {
     char *err;
     size_t errlen;
     int failed;
+    int unique; /* jsonfilter_parse_unique: a repeated key fails the parse */
     struct jf_str key, aux;
     struct jf_slot *slots; /* small_slots or heap; NULL until first used */
     size_t nslots;
@@ -1096,6 +1097,7 @@ static void jf_init(struct jf *j, const char *in, size_t len, struct jsonfilter_
     j->err = err;
     j->errlen = errlen;
     j->failed = 0;
+    j->unique = 0;
     j->key.heap = j->aux.heap = NULL;
     j->key.s = j->key.small;
     j->aux.s = j->aux.small;
@@ -1284,6 +1286,12 @@ static json_t *jf_build(struct jf *j, int depth)
             if (klen >= sizeof(small) && (key = malloc(klen + 1)) == NULL)
                 goto oom;
             memcpy(key, j->key.s, klen + 1);
+            if (j->unique && json_object_getn(v, key, klen) != NULL) {
+                jf_fail(j, j->pos, "duplicate object key");
+                if (key != small)
+                    free(key);
+                goto fail;
+            }
             item = jf_build(j, depth + 1);
             /* valid UTF-8 without NUL (jf_string); a later duplicate replaces, as in jansson */
             rc = item != NULL ? json_object_setn_new_nocheck(v, key, klen, item) : -1;
@@ -1349,13 +1357,14 @@ fail:
     return NULL;
 }
 
-json_t *jsonfilter_parse(const char *in, size_t len, char *err, size_t errlen)
+static json_t *jf_parse(const char *in, size_t len, int unique, char *err, size_t errlen)
 {
     struct jsonfilter_out none = {0}; /* nothing is written */
     json_t *root = NULL;
     struct jf j;
 
     jf_init(&j, in, len, &none, NULL, err, errlen);
+    j.unique = unique;
     if (len > JSONFILTER_MAX_BYTES) {
         jf_fail(&j, 0, "input larger than 64 MiB");
         goto done;
@@ -1378,6 +1387,16 @@ done:
     free(j.key.heap);
     free(j.aux.heap);
     return root;
+}
+
+json_t *jsonfilter_parse(const char *in, size_t len, char *err, size_t errlen)
+{
+    return jf_parse(in, len, 0, err, errlen);
+}
+
+json_t *jsonfilter_parse_unique(const char *in, size_t len, char *err, size_t errlen)
+{
+    return jf_parse(in, len, 1, err, errlen);
 }
 
 void jsonfilter_out_free(struct jsonfilter_out *out)

@@ -91,4 +91,10 @@ int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, 
  */
 json_t *jsonfilter_parse(const char *in, size_t len, char *err, size_t errlen);
 
+/*
+ * jsonfilter_parse, refusing an object that repeats a key (compared after
+ * unescaping), as json_loadb(.., JSON_REJECT_DUPLICATES, ..) does.
+ */
+json_t *jsonfilter_parse_unique(const char *in, size_t len, char *err, size_t errlen);
+
 #endif

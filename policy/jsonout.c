@@ -52,6 +52,15 @@ static int jsonout_put(struct jsonout *out, const void *p, size_t n)
     return 0;
 }
 
+/* 1 for the bytes a JSON string escapes: controls, '"' and '\\' (one load per byte). */
+/* clang-format off */
+static const unsigned char jsonout_escaped[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 - 0x0f */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 - 0x1f */
+    ['"'] = 1, ['\\'] = 1,
+};
+/* clang-format on */
+
 /* A JSON string: what jansson escapes without JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH. */
 static int jsonout_string(struct jsonout *out, const char *s, size_t n)
 {
@@ -65,7 +74,7 @@ static int jsonout_string(struct jsonout *out, const char *s, size_t n)
     while (i < n) {
         size_t run = i;
         unsigned char c;
-        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+        while (run < n && !jsonout_escaped[(unsigned char)s[run]])
             run++;
         memcpy(out->buf + out->len, s + i, run - i);
         out->len += run - i;

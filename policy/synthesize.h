@@ -106,6 +106,13 @@ json_t *synth_overlay_combine(const json_t *old, json_t *rec);
  * half combined: drop it). */
 int synth_overlay_combine_into(const json_t *old, json_t *rec);
 
+/*
+ * Whether synth_overlay_combine_into(old, rec) would change rec: 1 when old
+ * has a field its writes set that rec's did not, or was created and rec
+ * is not marked so; else 0 (rec stays as it is, byte for byte).
+ */
+int synth_overlay_combine_adds(const json_t *old, const json_t *rec);
+
 /* Release what synth_response filled in (nops = ops->n); out is zeroed. */
 void synth_response_free(struct synth_response *out, size_t nops);
 

@@ -101,6 +101,11 @@ static json_t *audit_str(const char *s)
     return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
 }
 
+/*
+ * One record. Its member names are literals, set without jansson's UTF-8
+ * check of each name (a record has ~22); values from requests and config
+ * are checked as ever, only crmgate's own names (crm, verb) are not.
+ */
 static json_t *audit_record(const struct audit_in *in, size_t i)
 {
     const struct enforce *ef = in->ef;
@@ -117,46 +122,50 @@ static json_t *audit_record(const struct audit_in *in, size_t i)
     if (rec == NULL)
         return NULL;
     fields = diff_fields(op, in->before != NULL ? in->before[i] : NULL, in->keep_volatile);
-    bad = fields == NULL || json_object_set_new(rec, "fields", fields) < 0;
-    bad |= json_object_set_new(rec, "ts", json_integer(in->ts_ms)) < 0;
-    bad |=
-        json_object_set_new(rec, "workspace", audit_str(who != NULL ? who->workspace : NULL)) < 0;
-    bad |= json_object_set_new(rec, "user", audit_str(who != NULL ? who->user : NULL)) < 0;
-    bad |= json_object_set_new(rec, "kind",
-                               audit_str(who != NULL ? config_kind_name(who->kind) : NULL)) < 0;
-    bad |= json_object_set_new(rec, "workflow", audit_str(in->ctx->workflow)) < 0;
-    bad |= json_object_set_new(rec, "call", audit_str(in->ctx->call)) < 0;
-    bad |= json_object_set_new(rec, "reason", audit_str(in->ctx->reason)) < 0;
-    bad |= json_object_set_new(rec, "crm", json_string(crm_name(op->crm))) < 0;
-    bad |= json_object_set_new(rec, "object", audit_str(op->object)) < 0;
-    bad |= json_object_set_new(rec, "record", audit_str(record)) < 0;
-    bad |= json_object_set_new(rec, "id_property", audit_str(op->id_property)) < 0;
-    bad |= json_object_set_new(rec, "verb", json_string(crm_verb_name(op->verb))) < 0;
-    if (op->to_object != NULL || op->to_id != NULL)
-        bad |= json_object_set_new(rec, "to",
-                                   json_pack("{s:o, s:o}", "object", audit_str(op->to_object), "id",
-                                             audit_str(op->to_id))) < 0;
-    if (op->verb == CRM_VERB_UNKNOWN)
-        bad |= json_object_set_new(rec, "detail", audit_str(op->detail)) < 0;
-    bad |= json_object_set_new(rec, "decision", json_string(in->decision)) < 0;
-    bad |= json_object_set_new(rec, "rule", audit_str(ef->verdict.rule)) < 0;
+    /* in key order: jsonout sorts the members, and sorted ones cost its sort nothing */
+    bad = in->unknown != NULL && in->unknown[i] &&
+          json_object_set_new_nocheck(rec, "before_state", json_string_nocheck("unavailable")) < 0;
+    bad |= json_object_set_new_nocheck(rec, "call", audit_str(in->ctx->call)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "crm", json_string_nocheck(crm_name(op->crm))) < 0;
+    bad |= json_object_set_new_nocheck(rec, "decision", json_string(in->decision)) < 0;
     if (!ef->verdict.allow)
-        bad |= json_object_set_new(rec, "denial", audit_str(ef->verdict.reason)) < 0;
-    bad |= json_object_set_new(rec, "outcome", json_string(in->outcome)) < 0;
-    bad |= json_object_set_new(rec, "upstream_status", json_null()) < 0;
-    bad |= json_object_set_new(rec, "latency_us", json_integer(0)) < 0;
-    bad |= json_object_set_new(rec, "synthetic", json_boolean(in->synthetic)) < 0;
-    if (in->unknown != NULL && in->unknown[i])
-        bad |= json_object_set_new(rec, "before_state", json_string("unavailable")) < 0;
-    bad |= json_object_set_new(rec, "request_id", audit_str(in->request_id)) < 0;
+        bad |= json_object_set_new_nocheck(rec, "denial", audit_str(ef->verdict.reason)) < 0;
+    if (op->verb == CRM_VERB_UNKNOWN)
+        bad |= json_object_set_new_nocheck(rec, "detail", audit_str(op->detail)) < 0;
+    bad |= fields == NULL || json_object_set_new_nocheck(rec, "fields", fields) < 0;
+    bad |= json_object_set_new_nocheck(rec, "id_property", audit_str(op->id_property)) < 0;
     /* whose credentials the CRM saw: the "who was this update for" */
     if (who != NULL)
-        bad |= json_object_set_new(rec, "integration",
-                                   in->integration != NULL ? custody_audit_json(in->integration)
-                                   : in->key_id != NULL    ? json_null() /* none chosen yet */
-                                                           : custody_audit_json(NULL)) < 0;
+        bad |= json_object_set_new_nocheck(rec, "integration",
+                                           in->integration != NULL
+                                               ? custody_audit_json(in->integration)
+                                           : in->key_id != NULL ? json_null() /* none chosen yet */
+                                                                : custody_audit_json(NULL)) < 0;
     if (in->key_id != NULL)
-        bad |= json_object_set_new(rec, "key", json_string(in->key_id)) < 0;
+        bad |= json_object_set_new_nocheck(rec, "key", json_string(in->key_id)) < 0;
+    bad |= json_object_set_new_nocheck(
+               rec, "kind", audit_str(who != NULL ? config_kind_name(who->kind) : NULL)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "latency_us", json_integer(0)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "object", audit_str(op->object)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "outcome", json_string(in->outcome)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "reason", audit_str(in->ctx->reason)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "record", audit_str(record)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "request_id", audit_str(in->request_id)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "rule", audit_str(ef->verdict.rule)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "synthetic", json_boolean(in->synthetic)) < 0;
+    if (op->to_object != NULL || op->to_id != NULL)
+        bad |=
+            json_object_set_new_nocheck(rec, "to",
+                                        json_pack("{s:o, s:o}", "object", audit_str(op->to_object),
+                                                  "id", audit_str(op->to_id))) < 0;
+    bad |= json_object_set_new_nocheck(rec, "ts", json_integer(in->ts_ms)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "upstream_status", json_null()) < 0;
+    bad |= json_object_set_new_nocheck(rec, "user", audit_str(who != NULL ? who->user : NULL)) < 0;
+    bad |=
+        json_object_set_new_nocheck(rec, "verb", json_string_nocheck(crm_verb_name(op->verb))) < 0;
+    bad |= json_object_set_new_nocheck(rec, "workflow", audit_str(in->ctx->workflow)) < 0;
+    bad |= json_object_set_new_nocheck(rec, "workspace",
+                                       audit_str(who != NULL ? who->workspace : NULL)) < 0;
     if (bad) {
         json_decref(rec);
         return NULL;
@@ -187,12 +196,12 @@ int audit_set_outcome(json_t *records, const char *outcome, long upstream_status
 
     json_array_foreach(records, i, rec)
     {
-        if (json_object_set_new(rec, "outcome", json_string(outcome)) < 0 ||
-            json_object_set_new(rec, "upstream_status",
-                                upstream_status > 0 ? json_integer(upstream_status) : json_null()) <
-                0 ||
-            json_object_set_new(rec, "latency_us", json_integer(latency_us)) < 0 ||
-            (error != NULL && json_object_set_new(rec, "error", json_string(error)) < 0))
+        if (json_object_set_new_nocheck(rec, "outcome", json_string(outcome)) < 0 ||
+            json_object_set_new_nocheck(rec, "upstream_status",
+                                        upstream_status > 0 ? json_integer(upstream_status)
+                                                            : json_null()) < 0 ||
+            json_object_set_new_nocheck(rec, "latency_us", json_integer(latency_us)) < 0 ||
+            (error != NULL && json_object_set_new_nocheck(rec, "error", json_string(error)) < 0))
             return -1;
     }
     return 0;

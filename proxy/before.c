@@ -378,7 +378,11 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
         }
     } else {
         size_t len = evbuffer_get_length(rsp->body);
-        root = json_loadb((const char *)evbuffer_pullup(rsp->body, -1), len, 0, NULL);
+        const char *body = (const char *)evbuffer_pullup(rsp->body, -1);
+        /* the fast parser (json_loadb's tree); jansson for what it refuses (deeper nesting) */
+        root = jsonfilter_parse(body, len, NULL, 0);
+        if (root == NULL)
+            root = json_loadb(body, len, 0, NULL);
         if (root == NULL) {
             before_fail(bf, 0, "the CRM's answer is not JSON");
         } else if (!call->batch) {

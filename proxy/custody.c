@@ -736,8 +736,15 @@ int custody_cred_due(const struct custody_cred *c, long long now_ms, unsigned ma
 
 json_t *custody_audit_json(const struct custody_ref *r)
 {
-    if (r == NULL)
-        return json_pack("{s:s}", "scope", "passthrough");
+    if (r == NULL) {
+        /* every passthrough write's record has one: without json_pack's format walk */
+        json_t *o = json_object();
+        if (json_object_set_new_nocheck(o, "scope", json_string_nocheck("passthrough")) < 0) {
+            json_decref(o);
+            return NULL;
+        }
+        return o;
+    }
     if (r->scope == CUSTODY_SCOPE_USER)
         return json_pack("{s:s, s:s, s:s}", "scope", "user", "user", r->user, "workspace", r->ws);
     return json_pack("{s:s, s:s}", "scope", "workspace", "workspace", r->ws);

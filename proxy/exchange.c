@@ -93,6 +93,8 @@ struct exchange {
     json_t **overlay;       /* reads in dry-run: ef.ops.n overlay records (NULL entries), or NULL */
     unsigned char
         *was_created; /* dry-run writes: ef.ops.n flags, the record exists only in the overlay */
+    json_t **prev;    /* dry-run writes: ef.ops.n stored overlay records (NULL entries), or NULL */
+    struct store_seen *seen; /* dry-run writes: ef.ops.n, the stored bytes prev came from */
     long long t_forward_us;
     /* the answer, when it waits for the outcome's commit */
     int out_status;
@@ -187,6 +189,14 @@ static void exchange_free(struct exchange *ex)
     ex->unknown = NULL;
     free(ex->was_created);
     ex->was_created = NULL;
+    if (ex->prev != NULL) {
+        for (size_t i = 0; i < ex->ef.ops.n; i++)
+            json_decref(ex->prev[i]);
+        free(ex->prev);
+        ex->prev = NULL;
+    }
+    store_seen_free(ex->seen, ex->ef.ops.n);
+    ex->seen = NULL;
     if (ex->overlay != NULL) {
         for (size_t i = 0; i < ex->ef.ops.n; i++)
             json_decref(ex->overlay[i]);
@@ -555,32 +565,42 @@ static int exchange_build_records(struct exchange *ex, const char *outcome, char
 /*
  * Hand the records to the store (append, or update once ids are known); 0 /
  * -1. The store serializes them before it returns, so ours stay ours to
- * change (no copy).
+ * change (no copy). overlay and seen (nseen entries parallel to it, see
+ * store_audit_append_seen) are the store's, also on failure.
  */
-static int exchange_commit(struct exchange *ex, enum exchange_phase phase, json_t *overlay)
+static int exchange_commit(struct exchange *ex, enum exchange_phase phase, json_t *overlay,
+                           struct store_seen *seen, size_t nseen)
 {
     json_t *recs = json_incref(ex->records);
     int rc;
 
     if (recs == NULL) {
         json_decref(overlay);
+        store_seen_free(seen, nseen);
         return -1;
     }
     ex->phase = phase;
     rc = phase == EX_OUTCOME ? store_audit_update(ex->w->port, recs, exchange_storecb, ex)
-                             : store_audit_append(ex->w->port, recs, overlay, exchange_storecb, ex);
+                             : store_audit_append_seen(ex->w->port, recs, overlay, seen, nseen,
+                                                       exchange_storecb, ex);
     if (rc == 0)
         ex->store_pending = 1;
     return rc;
 }
 
-/* Give our copies the ids the writer assigned. */
+/*
+ * Note the first id the writer assigned, and give our copies of an intent's
+ * records their ids: its outcome replaces them by id. A final record (a
+ * dry-run, a denial) is not written again, so its copy is left as it is.
+ */
 static void exchange_set_ids(struct exchange *ex, uint64_t first)
 {
     size_t i;
     json_t *rec;
 
     ex->first_id = first;
+    if (ex->phase != EX_INTENT)
+        return;
     json_array_foreach(ex->records, i, rec)
     {
         char id[24];
@@ -639,7 +659,7 @@ static void exchange_storecb(enum store_status st, uint64_t first, size_t n, voi
          * its record says so rather than staying "unknown". */
         if (ex->phase == EX_INTENT && st == STORE_OK &&
             audit_set_outcome(ex->records, "upstream_error", 0, 0, "client_gone") == 0 &&
-            exchange_commit(ex, EX_OUTCOME, NULL) == 0)
+            exchange_commit(ex, EX_OUTCOME, NULL, NULL, 0) == 0)
             return;
         exchange_free(ex);
         return;
@@ -847,7 +867,7 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
                                  evbuffer_get_length(ex->out_body));
         exchange_created_id(ex);
     }
-    if (exchange_commit(ex, EX_OUTCOME, NULL) < 0) {
+    if (exchange_commit(ex, EX_OUTCOME, NULL, NULL, 0) < 0) {
         exchange_outcome_unrecorded(ex, "could not be queued",
                                     "the store's queue is full or closed");
         if (ex->c != NULL)
@@ -898,7 +918,7 @@ static int exchange_forward(struct exchange *ex)
         ex->out_failed = 1;
         ex->fail.result = CURLE_FAILED_INIT;
         snprintf(ex->fail.error, sizeof(ex->fail.error), "crmgate could not start the request");
-        if (exchange_commit(ex, EX_OUTCOME, NULL) == 0)
+        if (exchange_commit(ex, EX_OUTCOME, NULL, NULL, 0) == 0)
             return 0;
     }
     conn_abort(ex->c, 502, "upstream_error", "crmgate could not start the upstream request");
@@ -934,7 +954,7 @@ static int exchange_final_error(struct exchange *ex, const char *outcome, long u
     snprintf(ex->err_msg, sizeof(ex->err_msg), "%s", msg);
     if (exchange_build_records(ex, outcome, NULL) < 0 ||
         audit_set_outcome(ex->records, outcome, upstream_status, 0, code) < 0 ||
-        exchange_commit(ex, EX_FINAL_COMMIT, NULL) < 0) {
+        exchange_commit(ex, EX_FINAL_COMMIT, NULL, NULL, 0) < 0) {
         exchange_store_refused(ex, STORE_FAILED);
         exchange_free(ex);
         return -1;
@@ -972,7 +992,7 @@ static void exchange_beforecb(struct before_result *res, void *arg)
         if (exchange_build_records(ex, "upstream_error", NULL) < 0 ||
             audit_set_outcome(ex->records, "upstream_error", res->status, 0,
                               "before_state_refused_by_crm") < 0 ||
-            exchange_commit(ex, EX_FINAL_COMMIT, NULL) < 0) {
+            exchange_commit(ex, EX_FINAL_COMMIT, NULL, NULL, 0) < 0) {
             exchange_store_refused(ex, STORE_FAILED);
             exchange_free(ex);
         }
@@ -989,7 +1009,7 @@ static void exchange_beforecb(struct before_result *res, void *arg)
         return;
     }
     if (exchange_build_records(ex, "unknown", NULL) < 0 ||
-        exchange_commit(ex, EX_INTENT, NULL) < 0) {
+        exchange_commit(ex, EX_INTENT, NULL, NULL, 0) < 0) {
         exchange_store_refused(ex, STORE_FAILED);
         exchange_free(ex);
     }
@@ -1073,18 +1093,22 @@ static const char *exchange_record_id(enum crm crm, json_t *rec)
     return id;
 }
 
-static json_t *exchange_overlay_by_id(struct exchange *ex, const char *object, const char *id)
+static json_t *exchange_overlay_by_id(struct exchange *ex, const char *object, const char *id,
+                                      struct store_seen *seen)
 {
-    return store_overlay_get(ex->w->store, ex->ef.ws->name, crm_name(ex->crm), object, id);
+    return store_overlay_get_seen(ex->w->store, ex->ef.ws->name, crm_name(ex->crm), object, id,
+                                  seen);
 }
 
 /*
  * The overlay record of op in this workspace, or NULL. crm_rec is the CRM's
  * own record of it when known (a before-state, a read's answer): a record
  * named by an id property is found by the id that record carries, else
- * through the alias an earlier dry-run write by that property left.
+ * through the alias an earlier dry-run write by that property left. seen
+ * (may be NULL): the stored bytes of the record returned.
  */
-static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op, json_t *crm_rec)
+static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op, json_t *crm_rec,
+                                    struct store_seen *seen)
 {
     char key[EXCHANGE_MAX_ALIAS];
     const char *id, *target;
@@ -1093,15 +1117,15 @@ static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op
     if (op->record_id == NULL || op->object == NULL || op->record_id[0] == '@')
         return NULL;
     if (!exchange_by_property(op))
-        return exchange_overlay_by_id(ex, op->object, op->record_id);
+        return exchange_overlay_by_id(ex, op->object, op->record_id, seen);
     id = exchange_record_id(ex->crm, crm_rec);
     if (id != NULL)
-        return exchange_overlay_by_id(ex, op->object, id);
+        return exchange_overlay_by_id(ex, op->object, id, seen);
     if (exchange_alias_key(op, key, sizeof(key)) < 0)
         return NULL;
-    alias = exchange_overlay_by_id(ex, op->object, key);
+    alias = exchange_overlay_by_id(ex, op->object, key, NULL);
     target = json_string_value(json_object_get(alias, "alias_of"));
-    rec = target != NULL ? exchange_overlay_by_id(ex, op->object, target) : NULL;
+    rec = target != NULL ? exchange_overlay_by_id(ex, op->object, target, seen) : NULL;
     json_decref(alias);
     return rec;
 }
@@ -1109,17 +1133,22 @@ static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op
 /*
  * Lay earlier dry-run writes over the before-state: a record created in
  * dry-run exists only in the overlay, one updated in dry-run has the
- * dry-run values, one deleted in dry-run is gone.
+ * dry-run values, one deleted in dry-run is gone. The stored records are
+ * kept (ex->prev, ex->seen) for the commit: exchange_overlay_records.
  */
 static int exchange_overlay_before(struct exchange *ex)
 {
     ex->was_created = calloc(ex->ef.ops.n + 1, 1);
-    if (ex->was_created == NULL)
+    ex->prev = calloc(ex->ef.ops.n + 1, sizeof(*ex->prev));
+    ex->seen = calloc(ex->ef.ops.n + 1, sizeof(*ex->seen));
+    if (ex->was_created == NULL || ex->prev == NULL || ex->seen == NULL)
         return -1;
     for (size_t i = 0; i < ex->ef.ops.n; i++) {
-        json_t *rec = exchange_overlay_get(ex, &ex->ef.ops.v[i], ex->before[i]), *merged;
+        json_t *rec = exchange_overlay_get(ex, &ex->ef.ops.v[i], ex->before[i], &ex->seen[i]),
+               *merged;
         if (rec == NULL)
             continue;
+        ex->prev[i] = json_incref(rec);
         ex->was_created[i] = json_is_true(json_object_get(rec, "created"));
         if (json_is_true(json_object_get(rec, "deleted"))) {
             merged = NULL;
@@ -1139,11 +1168,24 @@ static int exchange_overlay_before(struct exchange *ex)
     return 0;
 }
 
-/* The overlay records synth left, tagged with their workspace and CRM, as a new array. */
-static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_response *out)
+/*
+ * The overlay records synth left, tagged with their workspace and CRM, as a
+ * new array, and *seen (parallel to it, *nseen entries; the caller's): the
+ * stored bytes each one's record was read from, where combining with that
+ * stored record adds nothing (the writer then need not read it back).
+ */
+static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_response *out,
+                                        struct store_seen **seen, size_t *nseen)
 {
     json_t *arr = json_array();
 
+    *nseen = 0;
+    /* at most two entries per op: its record, and the alias of a write by an id property */
+    *seen = calloc(2 * ex->ef.ops.n + 1, sizeof(**seen));
+    if (*seen == NULL) {
+        json_decref(arr);
+        return NULL;
+    }
     for (size_t i = 0; arr != NULL && out->records != NULL && i < ex->ef.ops.n; i++) {
         json_t *o;
         if (out->records[i] == NULL)
@@ -1162,6 +1204,13 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
             json_decref(arr);
             return NULL;
         }
+        if (ex->prev != NULL && ex->prev[i] != NULL && ex->seen[i].bytes != NULL &&
+            !synth_overlay_combine_adds(ex->prev[i], o)) {
+            (*seen)[*nseen] = ex->seen[i];
+            ex->seen[i].bytes = NULL;
+            ex->seen[i].len = 0;
+        }
+        (*nseen)++;
         /* written by an id property: later calls by that property find the record */
         if (exchange_by_property(&ex->ef.ops.v[i]) && out->ids != NULL && out->ids[i] != NULL) {
             char key[EXCHANGE_MAX_ALIAS];
@@ -1174,6 +1223,7 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
                 json_decref(arr);
                 return NULL;
             }
+            (*nseen)++;
         }
     }
     return arr;
@@ -1222,6 +1272,8 @@ static void exchange_dry_run(struct exchange *ex)
     struct synth_request in = {0};
     char err[512], why[512];
     json_t *overlay = NULL;
+    struct store_seen *seen = NULL;
+    size_t nseen = 0;
 
     for (size_t i = 0; i < ex->ef.ops.n; i++) {
         if (ex->unknown != NULL && ex->unknown[i]) {
@@ -1261,7 +1313,7 @@ static void exchange_dry_run(struct exchange *ex)
     ex->out_status = out.status;
     ex->out_length = -1;
     ex->out_body = evbuffer_new();
-    overlay = exchange_overlay_records(ex, &out);
+    overlay = exchange_overlay_records(ex, &out, &seen, &nseen);
     if (ex->out_body == NULL || overlay == NULL ||
         (out.body != NULL && evbuffer_add(ex->out_body, out.body, out.body_len) < 0) ||
         (out.body != NULL &&
@@ -1273,6 +1325,7 @@ static void exchange_dry_run(struct exchange *ex)
                          strlen(conn_request_id(ex->c))) < 0) ||
         exchange_build_records(ex, "dry_run", out.ids) < 0 || exchange_dry_missing(ex, &out) < 0) {
         json_decref(overlay);
+        store_seen_free(seen, 2 * ex->ef.ops.n + 1);
         synth_response_free(&out, ex->ef.ops.n);
         conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
         exchange_free(ex);
@@ -1283,11 +1336,12 @@ static void exchange_dry_run(struct exchange *ex)
     if (enforce_response(&ex->ef, ex->out_status, "application/json", ex->out_body, why,
                          sizeof(why)) < 0) {
         json_decref(overlay);
+        store_seen_free(seen, nseen);
         conn_abort(ex->c, 502, "uninspectable_answer", why);
         exchange_free(ex);
         return;
     }
-    if (exchange_commit(ex, EX_FINAL_COMMIT, overlay) < 0) {
+    if (exchange_commit(ex, EX_FINAL_COMMIT, overlay, seen, nseen) < 0) {
         exchange_store_refused(ex, STORE_FAILED);
         exchange_free(ex);
     }
@@ -1313,7 +1367,7 @@ static int exchange_overlay_read(struct exchange *ex)
     for (size_t i = 0; i < ex->ef.ops.n; i++) {
         if (ex->ef.ops.v[i].verb != CRM_VERB_READ)
             continue;
-        ex->overlay[i] = exchange_overlay_get(ex, &ex->ef.ops.v[i], NULL);
+        ex->overlay[i] = exchange_overlay_get(ex, &ex->ef.ops.v[i], NULL, NULL);
         found += ex->overlay[i] != NULL;
         late |= exchange_by_property(&ex->ef.ops.v[i]);
     }
@@ -1401,7 +1455,7 @@ static size_t exchange_overlay_late(struct exchange *ex, json_t *answer)
             }
         }
         if (exchange_record_id(ex->crm, crm_rec) != NULL)
-            ex->overlay[i] = exchange_overlay_get(ex, op, crm_rec);
+            ex->overlay[i] = exchange_overlay_get(ex, op, crm_rec, NULL);
         found += ex->overlay[i] != NULL;
     }
     return found;
@@ -1885,7 +1939,7 @@ struct exchange *exchange_start(struct conn *c, struct http_request *req)
     if (!ex->ef.verdict.allow) {
         /* A denied write is audited, with the fields it tried to touch. */
         if (ex->write && exchange_build_records(ex, "denied", NULL) == 0 &&
-            exchange_commit(ex, EX_DENY_COMMIT, NULL) == 0)
+            exchange_commit(ex, EX_DENY_COMMIT, NULL, NULL, 0) == 0)
             return ex;
         if (ex->write)
             log_error("%s: a denied write could not be queued for the audit log", conn_peer(c));

@@ -73,6 +73,8 @@ struct store_item {
     size_t nrecs;
     json_t *records; /* overlay discards: the workspaces still in dry-run */
     json_t *overlay;
+    struct store_seen *seen; /* appends: nseen entries parallel to overlay, or NULL */
+    size_t nseen;
     char *ws;
     int dry_run;
     int discard_overlay;    /* a workspace item: discard ws's overlay too (n = entries) */
@@ -363,17 +365,30 @@ static const char *store_lower(const char *s, char *buf, size_t buflen)
     return buf;
 }
 
+/*
+ * Put an index entry. With may_exist (an update's entry, most often put by
+ * its append already), one present is left alone: a read, where a put of
+ * the same bytes would still copy its page into the transaction.
+ */
 static int store_put_empty(struct store *s, MDB_txn *txn, enum store_db db,
-                           const char *const *parts, size_t nparts, uint64_t id)
+                           const char *const *parts, size_t nparts, uint64_t id, int may_exist)
 {
     unsigned char key[STORE_MAX_KEY];
     size_t klen = store_key(key, parts, nparts, 1, id);
-    MDB_val k = {klen, key}, v = {0, ""};
+    MDB_val k = {klen, key}, v = {0, ""}, cur;
+    int rc;
 
     if (klen == 0) {
         log_warn("store: index %s: key too long for record %llu, not indexed", store_db_names[db],
                  (unsigned long long)id);
         return 0;
+    }
+    if (may_exist) {
+        rc = mdb_get(txn, s->dbi[db], &k, &cur);
+        if (rc == 0 && cur.mv_size == 0)
+            return 0;
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
     }
     return mdb_put(txn, s->dbi[db], &k, &v, 0);
 }
@@ -383,8 +398,9 @@ static const char *store_or(const char *v, const char *dflt)
     return v != NULL ? v : dflt;
 }
 
-/* The record index entry of r, when it names a record (putting it again changes nothing). */
-static int store_index_record(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id)
+/* The record index entry of r, when it names a record (may_exist: see store_put_empty). */
+static int store_index_record(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id,
+                              int may_exist)
 {
     const char *p[3];
     char lobj[256];
@@ -394,7 +410,7 @@ static int store_index_record(struct store *s, MDB_txn *txn, const struct store_
     p[0] = store_or(r->crm, "-");
     p[1] = store_lower(store_or(r->object, "-"), lobj, sizeof(lobj));
     p[2] = r->record;
-    return store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id);
+    return store_put_empty(s, txn, STORE_DB_IDX_RECORD, p, 3, id, may_exist);
 }
 
 static int store_index(struct store *s, MDB_txn *txn, const struct store_rec *r, uint64_t id)
@@ -404,19 +420,19 @@ static int store_index(struct store *s, MDB_txn *txn, const struct store_rec *r,
 
     {
         const char *p[] = {ws};
-        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKSPACE, p, 1, id)) != 0)
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKSPACE, p, 1, id, 0)) != 0)
             return rc;
     }
-    if ((rc = store_index_record(s, txn, r, id)) != 0)
+    if ((rc = store_index_record(s, txn, r, id, 0)) != 0)
         return rc;
     if (r->wf != NULL) {
         const char *p[] = {ws, r->wf};
-        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKFLOW, p, 2, id)) != 0)
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_WORKFLOW, p, 2, id, 0)) != 0)
             return rc;
     }
     if (r->call != NULL) {
         const char *p[] = {ws, r->call};
-        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_CALL, p, 2, id)) != 0)
+        if ((rc = store_put_empty(s, txn, STORE_DB_IDX_CALL, p, 2, id, 0)) != 0)
             return rc;
     }
     return 0;
@@ -513,12 +529,21 @@ static json_t *store_overlay_parse(const void *data, size_t len)
     return rec != NULL ? rec : json_loadb(data, len, 0, NULL);
 }
 
-static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
+/* Whether the stored value v is still exactly what the item's writer read of record i. */
+static int store_seen_current(const struct store_item *it, size_t i, const MDB_val *v)
+{
+    const struct store_seen *sn = it->seen != NULL && i < it->nseen ? &it->seen[i] : NULL;
+
+    return sn != NULL && sn->bytes != NULL && v->mv_size == sn->len &&
+           memcmp(v->mv_data, sn->bytes, sn->len) == 0;
+}
+
+static int store_apply_overlay(struct store *s, MDB_txn *txn, struct store_item *it)
 {
     size_t i;
     json_t *o;
 
-    json_array_foreach(overlay, i, o)
+    json_array_foreach(it->overlay, i, o)
     {
         unsigned char key[STORE_MAX_KEY];
         char lobj[256];
@@ -533,8 +558,11 @@ static int store_apply_overlay(struct store *s, MDB_txn *txn, json_t *overlay)
         if (klen == 0)
             continue;
         /* Writes are serialized here: a write that raced another to the same record keeps
-         * what the other wrote (synth_overlay_combine). */
-        if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &old) == 0) {
+         * what the other wrote (synth_overlay_combine). Unless nothing was written to it
+         * since its writer read it, and combining with that adds nothing (the writer
+         * checked): then o stands as it is, with no parse here. */
+        if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &old) == 0 &&
+            !store_seen_current(it, i, &old)) {
             json_t *prev = store_overlay_parse(old.mv_data, old.mv_size);
             /* o is the item's own (nobody else holds it): combined in place. A batch
              * replayed after map growth combines again: what it adds is already there. */
@@ -656,7 +684,7 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
             *last_id = id;
         }
         it->n = it->nrecs;
-        return it->overlay != NULL ? store_apply_overlay(s, txn, it->overlay) : 0;
+        return it->overlay != NULL ? store_apply_overlay(s, txn, it) : 0;
     }
     case STORE_ITEM_UPDATE:
         for (size_t i = 0; i < it->nrecs; i++) {
@@ -665,7 +693,7 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
                 return EINVAL;
             /* a create's record id arrives with its outcome: index it now */
             if ((rc = store_put_record(s, txn, r, r->id, 0)) != 0 ||
-                (rc = store_index_record(s, txn, r, r->id)) != 0 ||
+                (rc = store_index_record(s, txn, r, r->id, 1)) != 0 ||
                 (rc = store_count(s, txn, r)) != 0)
                 return rc;
         }
@@ -781,6 +809,7 @@ static void store_item_free(struct store_item *it)
     free(it->recs);
     json_decref(it->records);
     json_decref(it->overlay);
+    store_seen_free(it->seen, it->nseen);
     json_decref(it->patch);
     free(it->key);
     if (it->val != NULL)
@@ -1009,17 +1038,21 @@ static int store_item_records(struct store_item *it, const json_t *records)
 
 /* Submit, or release what the caller handed over when the queue refuses it. */
 static int store_submit_new(struct store_port *p, enum store_item_kind kind, json_t *records,
-                            json_t *overlay, store_done_cb cb, void *arg)
+                            json_t *overlay, struct store_seen *seen, size_t nseen,
+                            store_done_cb cb, void *arg)
 {
     struct store_item *it = calloc(1, sizeof(*it));
 
     if (it == NULL) {
         json_decref(records);
         json_decref(overlay);
+        store_seen_free(seen, nseen);
         return -1;
     }
     it->kind = kind;
     it->overlay = overlay;
+    it->seen = seen;
+    it->nseen = nseen;
     it->cb = cb;
     it->arg = arg;
     if (store_item_records(it, records) < 0 || store_submit(p, it) < 0) {
@@ -1031,15 +1064,31 @@ static int store_submit_new(struct store_port *p, enum store_item_kind kind, jso
     return 0;
 }
 
-int store_audit_append(struct store_port *p, json_t *records, json_t *overlay, store_done_cb cb,
-                       void *arg)
+void store_seen_free(struct store_seen *seen, size_t n)
+{
+    for (size_t i = 0; seen != NULL && i < n; i++) {
+        free(seen[i].bytes);
+        seen[i].bytes = NULL;
+    }
+    free(seen);
+}
+
+int store_audit_append_seen(struct store_port *p, json_t *records, json_t *overlay,
+                            struct store_seen *seen, size_t nseen, store_done_cb cb, void *arg)
 {
     if (!json_is_array(records) || (overlay != NULL && !json_is_array(overlay))) {
         json_decref(records);
         json_decref(overlay);
+        store_seen_free(seen, nseen);
         return -1;
     }
-    return store_submit_new(p, STORE_ITEM_APPEND, records, overlay, cb, arg);
+    return store_submit_new(p, STORE_ITEM_APPEND, records, overlay, seen, nseen, cb, arg);
+}
+
+int store_audit_append(struct store_port *p, json_t *records, json_t *overlay, store_done_cb cb,
+                       void *arg)
+{
+    return store_audit_append_seen(p, records, overlay, NULL, 0, cb, arg);
 }
 
 int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, void *arg)
@@ -1048,7 +1097,7 @@ int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, 
         json_decref(records);
         return -1;
     }
-    return store_submit_new(p, STORE_ITEM_UPDATE, records, NULL, cb, arg);
+    return store_submit_new(p, STORE_ITEM_UPDATE, records, NULL, NULL, 0, cb, arg);
 }
 
 /* A new item naming workspace ws (copied; NULL: none) with records (ownership taken), or NULL. */
@@ -1353,6 +1402,12 @@ json_t *store_audit_get(struct store *s, uint64_t id, char *err, size_t errlen)
 json_t *store_overlay_get(struct store *s, const char *ws, const char *crm, const char *object,
                           const char *id)
 {
+    return store_overlay_get_seen(s, ws, crm, object, id, NULL);
+}
+
+json_t *store_overlay_get_seen(struct store *s, const char *ws, const char *crm, const char *object,
+                               const char *id, struct store_seen *seen)
+{
     unsigned char key[STORE_MAX_KEY];
     char lobj[256], err[256];
     const char *p[] = {ws, crm, store_lower(object, lobj, sizeof(lobj)), id};
@@ -1361,10 +1416,20 @@ json_t *store_overlay_get(struct store *s, const char *ws, const char *crm, cons
     MDB_txn *txn;
     json_t *rec = NULL;
 
+    if (seen != NULL) {
+        seen->bytes = NULL;
+        seen->len = 0;
+    }
     if (klen == 0 || store_read_begin(s, &txn, err, sizeof(err)) < 0)
         return NULL;
-    if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &v) == 0)
+    if (mdb_get(txn, s->dbi[STORE_DB_OVERLAY], &k, &v) == 0) {
         rec = store_overlay_parse(v.mv_data, v.mv_size);
+        if (rec != NULL && seen != NULL && v.mv_size > 0 &&
+            (seen->bytes = malloc(v.mv_size)) != NULL) {
+            memcpy(seen->bytes, v.mv_data, v.mv_size);
+            seen->len = v.mv_size;
+        }
+    }
     store_read_end(s, txn);
     return rec;
 }

@@ -124,6 +124,32 @@ int store_audit_append(struct store_port *p, json_t *records, json_t *overlay, s
                        void *arg);
 
 /*
+ * The stored bytes an overlay record was parsed from (store_overlay_get_seen),
+ * handed back with the write that follows the read (store_audit_append_seen).
+ */
+struct store_seen {
+    char *bytes; /* a malloc'd copy, or NULL: none */
+    size_t len;
+};
+
+/*
+ * store_audit_append, where seen (NULL, or nseen entries parallel to
+ * overlay; ownership of the array and its bytes taken, also on failure)
+ * says what each overlay record's writer read of it: a record whose stored
+ * value is still exactly its entry's bytes at the commit is written as
+ * given, without reading the stored one back and combining them
+ * (synth_overlay_combine). The caller vouches that combining it with the
+ * record those bytes hold adds nothing (synth_overlay_combine_adds). Any
+ * other stored value (a racing write landed in between) is combined as
+ * store_audit_append does. 0 / -1 as store_audit_append.
+ */
+int store_audit_append_seen(struct store_port *p, json_t *records, json_t *overlay,
+                            struct store_seen *seen, size_t nseen, store_done_cb cb, void *arg);
+
+/* Release seen's n entries and seen itself; NULL is ignored. */
+void store_seen_free(struct store_seen *seen, size_t n);
+
+/*
  * Replace records appended earlier (a JSON array; each record carries its
  * "id"), typically an intent's final outcome, and count them in stats. A
  * record id set since the append (a create's) joins idx_record. One
@@ -160,6 +186,14 @@ json_t *store_audit_get(struct store *s, uint64_t id, char *err, size_t errlen);
 /* The overlay record of (ws, crm name, object, record id) as a new reference, or NULL. */
 json_t *store_overlay_get(struct store *s, const char *ws, const char *crm, const char *object,
                           const char *id);
+
+/*
+ * store_overlay_get, and a copy of the stored bytes the record was parsed
+ * from in *seen (the caller's to free; bytes NULL when the record is NULL,
+ * or when out of memory for the copy).
+ */
+json_t *store_overlay_get_seen(struct store *s, const char *ws, const char *crm, const char *object,
+                               const char *id, struct store_seen *seen);
 
 /* Counters for /metrics and /healthz. */
 struct store_info {

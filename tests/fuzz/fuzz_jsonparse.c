@@ -6,11 +6,14 @@
  * (b % 4 into "properties" "a" "caf\u00e9" ""); the rest is the JSON text.
  * Invariants:
  *   - jsonfilter_parse accepts exactly what json_loadb accepts, and then the
- *     trees are json_equal (duplicate keys: both keep the last); the only
+ *     trees are json_equal (duplicate keys: both keep the last), their
+ *     members in the same order (synth's answers are dumped in it); the only
  *     allowed differences are a tree nested deeper than
  *     JSONFILTER_MAX_DEPTH, and an input holding a NUL byte (jansson skips
  *     one after a number or literal; no JSON holds one), which
  *     jsonfilter_parse refuses and jansson may accept;
+ *   - jsonfilter_parse_unique accepts exactly what json_loadb(..,
+ *     JSON_REJECT_DUPLICATES, ..) accepts (the same excuses), to an equal tree;
  *   - a refusal comes with an error text;
  *   - jsonfilter_member refuses what jsonfilter_parse refuses or what has
  *     no object root; otherwise it finds the member exactly when jansson's
@@ -91,6 +94,29 @@ static int fuzz_check_member(const char *in, size_t len, const char *key, const 
     return 0;
 }
 
+/* jsonfilter_parse_unique against json_loadb(.., JSON_REJECT_DUPLICATES, ..): the same verdict. */
+static int fuzz_check_unique(const char *in, size_t len, char *why, size_t whylen)
+{
+    json_t *tree = json_loadb(in, len, JSON_REJECT_DUPLICATES, NULL);
+    char err[256] = "";
+    json_t *got = jsonfilter_parse_unique(in, len, err, sizeof(err));
+    int res = -1;
+
+    if (got == NULL && err[0] == '\0')
+        snprintf(why, whylen, "unique: refused without an error");
+    else if (tree == NULL && got != NULL)
+        snprintf(why, whylen, "unique: jansson refuses, jsonfilter_parse_unique accepts");
+    else if (tree != NULL && got == NULL && !fuzz_excused(tree, in, len))
+        snprintf(why, whylen, "unique: jansson accepts, jsonfilter_parse_unique refuses: %s", err);
+    else if (tree != NULL && got != NULL && !json_equal(tree, got))
+        snprintf(why, whylen, "unique: the trees differ");
+    else
+        res = 0;
+    json_decref(got);
+    json_decref(tree);
+    return res;
+}
+
 static int fuzz_check(const char *in, size_t len, const char *key, char *why, size_t whylen)
 {
     json_error_t jerr;
@@ -121,6 +147,24 @@ static int fuzz_check(const char *in, size_t len, const char *key, char *why, si
         free(b);
         goto done;
     }
+    if (tree != NULL && got != NULL) {
+        /* and the members in the same order (what an ordered dump, as synth's answers are
+         * written, sees): both insert in document order, a duplicate where it first stood */
+        char *a = json_dumps(tree, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *b = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+        int same = a != NULL && b != NULL && strcmp(a, b) == 0;
+        if (!same)
+            snprintf(why, whylen,
+                     "parse: members in another order: jansson %.200s, "
+                     "jsonfilter_parse %.200s",
+                     a ? a : "?", b ? b : "?");
+        free(a);
+        free(b);
+        if (!same)
+            goto done;
+    }
+    if (fuzz_check_unique(in, len, why, whylen) < 0)
+        goto done;
     res = fuzz_check_member(in, len, key, tree, got != NULL, why, whylen);
 done:
     json_decref(got);

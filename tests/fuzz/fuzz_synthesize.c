@@ -18,7 +18,8 @@
  * overlay record an object with "fields" (an object) and ts the clock; a
  * created record's id well-formed (HubSpot 16 digits in [8*10^15,
  * 9*10^15), Salesforce 18 characters with its object's key prefix, "DR0"
- * and a valid checksum); synth_overlay_combine works on every record. When
+ * and a valid checksum); synth_overlay_combine works on every record, and
+ * synth_overlay_combine_adds says exactly when it changes one. When
  * it refuses: an error text and nothing filled. synth_read_answer: 0 with
  * a JSON body and a 200 or 404, or -1 with an error. No crash, no leak, no
  * undefined behaviour. FUZZ_SYNTH_DUMP=1 prints every answer or refusal.
@@ -178,10 +179,14 @@ static void fuzz_check(enum crm crm, const struct sf_schema *schema, const struc
         c = synth_overlay_combine(fuzz_overlay, rec);
         if (c == NULL || !json_is_object(c))
             fuzz_fail("synth_overlay_combine failed", out);
+        if (synth_overlay_combine_adds(fuzz_overlay, rec) == json_equal(c, rec))
+            fuzz_fail("synth_overlay_combine_adds disagrees with synth_overlay_combine", out);
         json_decref(c);
         c = synth_overlay_combine(rec, fuzz_overlay);
         if (c == NULL)
             fuzz_fail("synth_overlay_combine failed", out);
+        if (synth_overlay_combine_adds(rec, fuzz_overlay) == json_equal(c, fuzz_overlay))
+            fuzz_fail("synth_overlay_combine_adds disagrees with synth_overlay_combine", out);
         json_decref(c);
     }
 }

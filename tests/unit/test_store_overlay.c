@@ -6,7 +6,9 @@
  * commit, enough entries to span many pages (deletes while walking), and
  * audit records left alone. And overlay records nested deeper than the fast
  * parser goes (a Salesforce before-state can be): read back, and combined
- * with a later write to the same record, not silently dropped.
+ * with a later write to the same record, not silently dropped. And a
+ * write that hands back the stored bytes it read: taken as given while
+ * they are current, combined once a racing write changed them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -205,12 +207,81 @@ static void test_overlay_deep(void **state)
     json_decref(o);
 }
 
+/* Append one overlay record of contact 7 in "w", with seen (NULL: none) as its writer read it. */
+static void put_seen(struct fixture *f, json_t *fields, const char *written,
+                     struct store_seen *seen)
+{
+    json_t *ov = json_pack("[{s:s, s:s, s:s, s:s, s:o, s:[s], s:b, s:b}]", "workspace", "w", "crm",
+                           "hubspot", "object", "contacts", "id", "7", "fields", fields, "written",
+                           written, "created", 0, "deleted", 0);
+    json_t *recs = json_pack("[{s:s, s:s, s:s, s:s, s:s}]", "workspace", "w", "crm", "hubspot",
+                             "object", "contacts", "record", "7", "outcome", "dry_run");
+
+    f->done = 0;
+    assert_int_equal(store_audit_append_seen(f->port, recs, ov, seen, seen != NULL, donecb, f), 0);
+    wait_done(f);
+}
+
+static const char *field7(struct fixture *f, const char *name, char *buf, size_t len)
+{
+    json_t *o = store_overlay_get(f->s, "w", "hubspot", "contacts", "7");
+    const char *v = json_string_value(json_object_get(json_object_get(o, "fields"), name));
+
+    snprintf(buf, len, "%s", v != NULL ? v : "(none)");
+    json_decref(o);
+    return buf;
+}
+
+/*
+ * A dry-run write hands back the stored bytes it read: the writer takes the
+ * record as given while the stored one is still exactly those bytes, and
+ * combines as always once another write landed in between (the race).
+ */
+static void test_overlay_seen(void **state)
+{
+    struct fixture *f = *state;
+    struct store_seen *seen;
+    json_t *o;
+    char buf[64];
+
+    put_seen(f, json_pack("{s:s, s:s}", "a", "A1", "b", "B0"), "a", NULL);
+    /* a second write reads it (A1 and its own b), and a third lands before its commit */
+    seen = calloc(1, sizeof(*seen));
+    assert_non_null(seen);
+    o = store_overlay_get_seen(f->s, "w", "hubspot", "contacts", "7", seen);
+    assert_non_null(o);
+    assert_non_null(seen->bytes);
+    json_decref(o);
+    put_seen(f, json_pack("{s:s, s:s, s:s}", "a", "A1", "b", "B0", "c", "C3"), "c", NULL);
+    put_seen(f, json_pack("{s:s, s:s}", "a", "A1", "b", "B2"), "b", seen);
+    assert_string_equal(field7(f, "a", buf, sizeof(buf)), "A1");
+    assert_string_equal(field7(f, "b", buf, sizeof(buf)), "B2");
+    assert_string_equal(field7(f, "c", buf, sizeof(buf)), "C3"); /* the racing write's */
+
+    /* still exactly what was read: written as given, the stored record not read back */
+    seen = calloc(1, sizeof(*seen));
+    assert_non_null(seen);
+    o = store_overlay_get_seen(f->s, "w", "hubspot", "contacts", "7", seen);
+    json_decref(o);
+    put_seen(f, json_pack("{s:s}", "d", "D4"), "d", seen);
+    assert_string_equal(field7(f, "d", buf, sizeof(buf)), "D4");
+    assert_string_equal(field7(f, "c", buf, sizeof(buf)), "(none)");
+
+    /* no record stored: no bytes */
+    seen = calloc(1, sizeof(*seen));
+    assert_non_null(seen);
+    assert_null(store_overlay_get_seen(f->s, "w", "hubspot", "contacts", "8", seen));
+    assert_null(seen->bytes);
+    store_seen_free(seen, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_overlay_discard_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlay_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlay_deep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlay_seen, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
  * test_store_query.c - store_query_audit and store_query_stats on a real
  * LMDB store in a temporary directory: every filter (through each index and
  * without one), newest-first cursor paging, the scan budget (a page with
- * fewer records than asked and a cursor to go on), and the stats rows.
+ * fewer records than asked and a cursor to go on), the stats rows, and an
+ * outcome's record joining the record index.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -238,6 +239,50 @@ static void test_store_query_stats(void **state)
     json_decref(out);
 }
 
+/* Replace records appended earlier (store_audit_update) and wait for the commit. */
+static void update(struct fixture *f, json_t *records)
+{
+    f->done = 0;
+    assert_int_equal(store_audit_update(f->port, records, donecb, f), 0);
+    while (!f->done)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(f->st, STORE_OK);
+}
+
+/*
+ * An outcome naming a record its intent did not (a create's new id) joins
+ * the record index; one whose record is indexed already leaves exactly that
+ * entry (the writer reads it rather than putting it again).
+ */
+static void test_store_update_index(void **state)
+{
+    struct fixture *f = *state;
+    json_t *r = rec("u", NULL, NULL, "hubspot", "contacts", "x", "unknown", 0), *out, *got;
+    struct store_query byws = {.workspace = "u", .limit = 10};
+    struct store_query byrec = {.crm = "hubspot", .object = "contacts", .record = "77"};
+    uint64_t next;
+    char err[256];
+
+    json_object_set_new(r, "record", json_null());
+    append(f, json_pack("[o]", r));
+    assert_int_equal(count(f, byrec), 0);
+    assert_int_equal(store_query_audit(f->s, &byws, &out, &next, err, sizeof(err)), 0);
+    assert_int_equal(json_array_size(out), 1);
+    got = json_deep_copy(json_array_get(out, 0));
+    json_decref(out);
+    json_object_set_new(got, "record", json_string("77"));
+    json_object_set_new(got, "outcome", json_string("allowed"));
+    update(f, json_pack("[O]", got));
+    assert_int_equal(count(f, byrec), 1);
+    json_object_set_new(got, "outcome", json_string("upstream_error"));
+    update(f, json_pack("[o]", got));
+    assert_int_equal(count(f, byrec), 1);
+    assert_int_equal(store_query_audit(f->s, &byrec, &out, &next, err, sizeof(err)), 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(out, 0), "outcome")),
+                        "upstream_error");
+    json_decref(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +290,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_query_far_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_query_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_query_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_update_index, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

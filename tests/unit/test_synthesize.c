@@ -345,6 +345,11 @@ static void test_synthesize_combine(void **state)
     json_t *got3 = synth_overlay_combine(NULL, rec);
 
     (void)state;
+    /* adds: old wrote a, rec did not (and old was created); not after combining, not a delete */
+    assert_int_equal(synth_overlay_combine_adds(old, rec), 1);
+    assert_int_equal(synth_overlay_combine_adds(old, got), 0);
+    assert_int_equal(synth_overlay_combine_adds(old, del), 0);
+    assert_int_equal(synth_overlay_combine_adds(NULL, rec), 0);
     assert_true(json_equal(got, want));
     assert_ptr_equal(got2, del); /* a delete replaces */
     assert_ptr_equal(got3, rec);
@@ -353,6 +358,11 @@ static void test_synthesize_combine(void **state)
     assert_true(json_equal(rec, want));
     assert_int_equal(synth_overlay_combine_into(old, del), 0);
     assert_int_equal(json_object_size(json_object_get(del, "fields")), 0);
+    /* only "created" to add: that alone is a change */
+    json_object_set_new(want, "created", json_false());
+    assert_int_equal(synth_overlay_combine_adds(old, want), 1);
+    json_object_set_new(old, "created", json_false());
+    assert_int_equal(synth_overlay_combine_adds(old, want), 0);
     json_decref(got);
     json_decref(got2);
     json_decref(got3);
