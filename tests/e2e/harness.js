@@ -507,18 +507,53 @@ function readAuditRaw(stateDir) {
   const out = execFileSync('mdb_dump', ['-s', 'audit', path.join(stateDir, 'db')], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1024 * 1024 * 1024 }).toString('latin1');
   const lines = out.split('\n');
   let i = lines.indexOf('HEADER=END') + 1;
-  const unescape = (t) => Buffer.from(t.trim(), 'hex');
   const records = [];
   while (i < lines.length && lines[i] !== 'DATA=END') {
-    const key = unescape(lines[i].slice(1));
-    const val = unescape(lines[i + 1].slice(1)).toString('utf8');
-    let rec;
-    try { rec = JSON.parse(val); } catch (e) { throw new Error(`audit record ${key.toString('hex')} is not JSON: ${val.slice(0, 200)}`); }
-    if (rec.id !== key.readBigUInt64BE(0).toString()) throw new Error(`audit record ${key.toString('hex')} carries id ${rec.id}`);
-    records.push(rec);
+    records.push(auditRecordOf(lines[i], lines[i + 1]));
     i += 2;
   }
   return records;
+}
+
+/* One record of mdb_dump's hex output: its key line and value line, checked (JSON, its id). */
+function auditRecordOf(keyLine, valLine) {
+  const unescape = (t) => Buffer.from(t.trim(), 'hex');
+  const key = unescape(keyLine.slice(1));
+  const val = unescape(valLine.slice(1)).toString('utf8');
+  let rec;
+  try { rec = JSON.parse(val); } catch (e) { throw new Error(`audit record ${key.toString('hex')} is not JSON: ${val.slice(0, 200)}`); }
+  if (rec.id !== key.readBigUInt64BE(0).toString()) throw new Error(`audit record ${key.toString('hex')} carries id ${rec.id}`);
+  return rec;
+}
+
+/*
+ * readAuditRaw for logs too big to hold: calls fn(record) for each, oldest first, as mdb_dump
+ * streams them; resolves with the count, rejects on a bad record or a failed mdb_dump.
+ */
+function forEachAuditRaw(stateDir, fn) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('mdb_dump', ['-s', 'audit', path.join(stateDir, 'db')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const rl = require('node:readline').createInterface({ input: child.stdout, crlfDelay: Infinity });
+    let inData = false;
+    let keyLine = null;
+    let n = 0;
+    let failed = null;
+    let errText = '';
+    child.stderr.on('data', (d) => { errText += d; });
+    rl.on('line', (line) => {
+      if (failed) return;
+      if (!inData) { inData = line === 'HEADER=END'; return; }
+      if (line === 'DATA=END') { inData = false; return; }
+      if (keyLine === null) { keyLine = line; return; }
+      try { fn(auditRecordOf(keyLine, line)); n++; } catch (e) { failed = e; child.kill(); }
+      keyLine = null;
+    });
+    child.on('close', (code) => {
+      if (failed) reject(failed);
+      else if (code !== 0) reject(new Error(`mdb_dump exited ${code}: ${errText.slice(-500)}`));
+      else resolve(n);
+    });
+  });
 }
 
 /*
@@ -661,4 +696,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { netnsUnavailable, makeNetns, readAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
+module.exports = { netnsUnavailable, makeNetns, readAuditRaw, forEachAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };

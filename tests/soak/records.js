@@ -4,16 +4,19 @@
  * owns PER_LOOP HubSpot contacts and PER_LOOP Salesforce Accounts, numbered from its kind's
  * base, and writes them in turn, so loops never race each other and the final state of every
  * record is known. Turns keep each record's property history (which the fake, like HubSpot,
- * returns in full to crmgate's before-reads) PER_LOOP times shorter.
+ * returns in full to crmgate's before-reads) PER_LOOP times shorter: PER_LOOP grows with the
+ * soak's length (SOAK_SECONDS / 20, from 32 to 512), so a longer soak does not turn into a
+ * test of ever longer histories.
  */
 
 const { idChecksum } = require('../fakecrm/salesforce.js');
 
-const PER_LOOP = 32;
+const PER_LOOP = Math.min(512, Math.max(32, Math.ceil(Number(process.env.SOAK_SECONDS || 600) / 20)));
+const ID_STRIDE = 1000; /* loop i's records start at base + i * ID_STRIDE: room for 512 */
 
 const ids = {
-  hubspot: { open: 51000, dry: 52000, flip: 53000, limited: 54000, fwd: 55000 },
-  salesforce: { open: 1000, dry: 2000, flip: 3000, limited: 4000, fwd: 5000 },
+  hubspot: { open: 100000, dry: 200000, flip: 300000, limited: 400000, fwd: 500000 },
+  salesforce: { open: 100000, dry: 200000, flip: 300000, limited: 400000, fwd: 500000 },
 };
 
 /* An 18-character Account id (key prefix 001) for record number n, with its case checksum. */
@@ -24,7 +27,7 @@ function sfId(n) {
 
 /* Record number j (0..PER_LOOP-1) of loop i of a kind, for a CRM. */
 function recordNumber(crm, kind, i, j) {
-  return ids[crm][kind] + i * PER_LOOP + j;
+  return ids[crm][kind] + i * ID_STRIDE + j;
 }
 
 /* The fake's seed for loops 0..loops-1 of every kind. */
@@ -43,4 +46,4 @@ function seed(loops) {
   return { hubspot: { objects: { contacts } }, salesforce: { objects: { Account: accounts } } };
 }
 
-module.exports = { PER_LOOP, ids, sfId, recordNumber, seed };
+module.exports = { PER_LOOP, ID_STRIDE, ids, sfId, recordNumber, seed };
