@@ -307,11 +307,17 @@ static json_t *synth_record(const char *object, const char *id, json_t *fields, 
     return o;
 }
 
-/* The overlay record an earlier op of this request left for id (or NULL). */
+/* The overlay record an earlier op of this request left for id in op upto's object (or NULL). */
 static json_t *synth_earlier(struct synth_ctx *c, size_t upto, const char *id)
 {
+    const char *obj = c->in->ops->v[upto].object;
+
     for (size_t k = upto; k-- > 0;) {
-        if (c->out->ids[k] != NULL && c->out->records[k] != NULL && strcmp(c->out->ids[k], id) == 0)
+        const char *kobj = c->in->ops->v[k].object;
+        /* an id names a record of one object: another object's record of that id is not it */
+        if (c->out->ids[k] != NULL && c->out->records[k] != NULL &&
+            strcmp(c->out->ids[k], id) == 0 && obj != NULL && kobj != NULL &&
+            strcasecmp(obj, kobj) == 0)
             return c->out->records[k];
     }
     return NULL;

@@ -666,6 +666,12 @@ test('a write dry-run cannot answer gets 403 in the CRM\'s shape, is audited as 
       { method: 'POST', url: `${SF}/sobjects/Account`, referenceId: 'a', body: { Name: 'Graph Co' } }] }] }, /composite\/graph/],
     ['salesforce', 'POST', `${SF}/composite`, { compositeRequest: [
       { method: 'PATCH', url: `${SF}/sobjects/Account/@{nope.id}`, referenceId: 'x', body: { Name: 'y' } }] }, /reference .* does not resolve/],
+    /* a reference to the Contact just created, used as an Account's id: Salesforce answers that
+     * sub-request 404 (NOT_FOUND); dry-run answered it as a successful Account update (found by
+     * fuzz_synthesize) and now, as for any composite naming a record that does not exist, refuses */
+    ['salesforce', 'POST', `${SF}/composite`, { compositeRequest: [
+      { method: 'POST', url: `${SF}/sobjects/Contact`, referenceId: 'c1', body: { LastName: 'Ref Mix' } },
+      { method: 'PATCH', url: `${SF}/sobjects/Account/@{c1.id}`, referenceId: 'c2', body: { Industry: 'Wrong Object' } }] }, /Account 003\w+ does not exist/],
     ['salesforce', 'POST', `${SF}/sobjects/Widget__c`, { Name: 'w' }, /no key prefix is known for Widget__c/],
     ['hubspot', 'PUT', '/crm/v3/objects/contacts/8001/associations/companies/9001/contact_to_company', undefined, /v3 association PUT/],
     ['hubspot', 'POST', '/contacts/v1/contact/vid/8001/profile', { properties: [{ property: 'firstname', value: 'Legacy' }] }, /cannot answer this HubSpot endpoint/],
