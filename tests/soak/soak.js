@@ -11,8 +11,9 @@
  * them, every SOAK_CHURN_SECONDS: the flip workspace's switch through the admin API, a SIGHUP
  * every third time, and /metrics, /v1/stats and /v1/audit read.
  *
- * Every SOAK_SAMPLE_SECONDS it samples crmgate (anonymous RSS, open descriptors, threads) and
- * counts the writes the fake received (then drops them from the fake's log, which would grow).
+ * Every SOAK_SAMPLE_SECONDS it samples crmgate (anonymous RSS, open descriptors, threads); every
+ * churn tick and sample it counts the writes the fake received, then drops them from the fake's
+ * log (which keeps every request).
  * At the end crmgate is stopped with SIGTERM and the soak fails (exit 1) unless:
  *   - every agent call succeeded and crmgate never exited (and exited 0 on SIGTERM);
  *   - every churn call answered 200;
@@ -147,7 +148,7 @@ async function main() {
     const reqs = await fake.requests(fakeSeq);
     if (reqs.length === 0) return;
     fakeWrites += harness.fakeWrites(reqs).length;
-    fakeSeq = Math.max(...reqs.map((r) => r.seq));
+    for (const r of reqs) if (r.seq > fakeSeq) fakeSeq = r.seq; /* no spread: tens of thousands */
     await harness.requestJson(`${fake.url}/_fake/requests?through=${fakeSeq}`, { method: 'DELETE' });
   }
 
@@ -174,6 +175,7 @@ async function main() {
       nextChurn += CHURN_S * 1000;
       churn.ticks++;
       try {
+        await drainFake(); /* often: the fake holds every request until then */
         flipOn = !flipOn;
         const r = await gate.admin('PUT', '/v1/workspaces/flip', { dry_run: flipOn });
         if (r.status !== 200) churn.bad.push(`PUT /v1/workspaces/flip: ${r.status} ${JSON.stringify(r.body)}`);
