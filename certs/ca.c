@@ -51,8 +51,7 @@
     40 /* "crmgate local CA (" + name + ")" stays under the 64-char CN limit */
 
 const char *const certs_ca_default_permitted[] = {
-    "api.hubapi.com",
-    "api.hubspot.com",
+    CERTS_HUBSPOT_DOMAINS,
     CERTS_SALESFORCE_DOMAINS,
 };
 const size_t certs_ca_default_npermitted =

@@ -36,6 +36,13 @@ enum certs_format { CERTS_FORMAT_PEM, CERTS_FORMAT_DER };
  */
 #define CERTS_SALESFORCE_DOMAINS ".salesforce.com", ".force.com"
 
+/*
+ * HubSpot's API hosts: the CA permits them by default, and an integration's
+ * token URL must be on one of them (or a subdomain) unless
+ * vault.hubspot_domains says otherwise (config.h).
+ */
+#define CERTS_HUBSPOT_DOMAINS "api.hubapi.com", "api.hubspot.com"
+
 /* The CRM domains a CA permits when the caller configures none. */
 extern const char *const certs_ca_default_permitted[];
 extern const size_t certs_ca_default_npermitted;

@@ -519,21 +519,21 @@ static void admin_custody_integration_put(struct admin_req *r)
         admin_reply_error(r, 400, "bad_request", "\"instance_url\" is for salesforce only");
         goto done;
     }
-    if (ref.crm == CRM_SALESFORCE &&
-        ((iu != NULL && !custody_instance_url_ok(iu, (const char *const *)r->cfg->sf_domains,
-                                                 r->cfg->nsf_domains)) ||
-         (tu != NULL && !custody_instance_url_ok(tu, (const char *const *)r->cfg->sf_domains,
-                                                 r->cfg->nsf_domains)))) {
+    if ((iu != NULL && !custody_crm_url_ok(r->cfg, ref.crm, iu)) ||
+        (tu != NULL && !custody_crm_url_ok(r->cfg, ref.crm, tu))) {
+        int sf = ref.crm == CRM_SALESFORCE;
+        char *const *list = sf ? r->cfg->sf_domains : r->cfg->hs_domains;
+        size_t nlist = sf ? r->cfg->nsf_domains : r->cfg->nhs_domains;
         char doms[CONFIG_MAX_SF_DOMAINS * 64] = "";
         size_t n = 0;
-        for (size_t i = 0; i < r->cfg->nsf_domains && n < sizeof(doms); i++)
-            n += (size_t)snprintf(doms + n, sizeof(doms) - n, "%s%s", i > 0 ? ", " : "",
-                                  r->cfg->sf_domains[i]);
+        for (size_t i = 0; i < nlist && n < sizeof(doms); i++)
+            n += (size_t)snprintf(doms + n, sizeof(doms) - n, "%s%s", i > 0 ? ", " : "", list[i]);
         admin_reply_error(r, 400, "bad_request",
-                          "a Salesforce integration's \"instance_url\" and \"token_url\" must "
-                          "be on a Salesforce host, under %s (vault.salesforce_domains), or plain "
+                          "a %s integration's %s must be on a %s host, under %s (%s), or plain "
                           "http to loopback: crmgate sends the tokens there",
-                          doms);
+                          sf ? "Salesforce" : "HubSpot",
+                          sf ? "\"instance_url\" and \"token_url\"" : "\"token_url\"",
+                          sf ? "Salesforce" : "HubSpot", doms, custody_domains_key(ref.crm));
         goto done;
     }
     ei = json_object_get(body, "expires_in");

@@ -85,6 +85,8 @@ static void cli_custody_usage(FILE *out)
           "      Salesforce: --instance-url is where the calls go (https://X.my.salesforce.com);\n"
           "      it and --token-url must be on a host under vault.salesforce_domains\n"
           "      (default salesforce.com, force.com), or plain http to loopback.\n"
+          "      HubSpot: --token-url must be on a host under vault.hubspot_domains\n"
+          "      (default api.hubapi.com, api.hubspot.com), or plain http to loopback.\n"
           "  crmgate integration list [--workspace W] [--json]\n"
           "      no secret; the token expiry, the OAuth refresh state (ok; backoff to TIME after\n"
           "      failed refreshes; refused: none until the integration is added again) and\n"

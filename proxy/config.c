@@ -64,6 +64,9 @@ void config_unref(struct config *cfg)
     for (size_t i = 0; i < cfg->nsf_domains; i++)
         free(cfg->sf_domains[i]);
     cfg->nsf_domains = 0;
+    for (size_t i = 0; i < cfg->nhs_domains; i++)
+        free(cfg->hs_domains[i]);
+    cfg->nhs_domains = 0;
     free(cfg->ca_bundle);
     free(cfg->rules_dir);
     free(cfg->tls_cert);
@@ -451,11 +454,11 @@ static int config_apply_admin(struct config *cfg, json_t *ad, const char *file, 
 }
 
 /*
- * One entry of vault.salesforce_domains into its canonical form (lower case, no leading dot):
- * letters, digits, '-' and '.', at least two labels (a bare "com" would let every .com host
- * through), no empty label, a last label that is not all digits. 0 / -1.
+ * One entry of vault.salesforce_domains or vault.hubspot_domains into its canonical form (lower
+ * case, no leading dot): letters, digits, '-' and '.', at least two labels (a bare "com" would let
+ * every .com host through), no empty label, a last label that is not all digits. 0 / -1.
  */
-static int config_sf_domain(const char *in, char *out, size_t outlen)
+static int config_domain(const char *in, char *out, size_t outlen)
 {
     size_t n, labels = 1;
 
@@ -480,30 +483,62 @@ static int config_sf_domain(const char *in, char *out, size_t outlen)
                : -1;
 }
 
-/* Replace cfg's Salesforce domains with names[0..n); -1 with err naming the bad one. */
-static int config_set_sf_domains(struct config *cfg, const char *const *names, size_t n,
-                                 const char *where, char *err, size_t errlen)
+/*
+ * Replace a domain list (cfg's sf_domains or hs_domains, *n entries) with
+ * names[0..count); -1 with err naming the bad one.
+ */
+static int config_set_domains(char **list, size_t *n, const char *const *names, size_t count,
+                              const char *where, char *err, size_t errlen)
 {
     char canon[256];
 
-    for (size_t i = 0; i < cfg->nsf_domains; i++)
-        free(cfg->sf_domains[i]);
-    cfg->nsf_domains = 0;
-    for (size_t i = 0; i < n && i < CONFIG_MAX_SF_DOMAINS; i++) {
-        if (config_sf_domain(names[i], canon, sizeof(canon)) < 0) {
+    for (size_t i = 0; i < *n; i++)
+        free(list[i]);
+    *n = 0;
+    for (size_t i = 0; i < count && i < CONFIG_MAX_SF_DOMAINS; i++) {
+        if (config_domain(names[i], canon, sizeof(canon)) < 0) {
             snprintf(err, errlen,
                      "%s/%zu: \"%s\" is not a domain (letters, digits, '-' and '.', at least two "
-                     "labels: \".salesforce.com\", \"force.com\")",
+                     "labels: \".salesforce.com\", \"api.hubapi.com\")",
                      where, i, names[i]);
             return -1;
         }
-        if ((cfg->sf_domains[i] = strdup(canon)) == NULL) {
+        if ((list[i] = strdup(canon)) == NULL) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        cfg->nsf_domains = i + 1;
+        *n = i + 1;
     }
     return 0;
+}
+
+/* vault.KEY (an array of 1 to CONFIG_MAX_SF_DOMAINS domains, when present) into a list. */
+static int config_apply_domains(json_t *vt, const char *key, char **list, size_t *n,
+                                const char *file, char *err, size_t errlen)
+{
+    json_t *doms = json_object_get(vt, key), *d;
+    const char *names[CONFIG_MAX_SF_DOMAINS];
+    char where[600];
+    size_t i;
+
+    if (doms == NULL)
+        return 0;
+    if (!json_is_array(doms) || json_array_size(doms) == 0 ||
+        json_array_size(doms) > CONFIG_MAX_SF_DOMAINS) {
+        snprintf(err, errlen, "%s: /vault/%s: must be an array of 1 to %d domains", file, key,
+                 CONFIG_MAX_SF_DOMAINS);
+        return -1;
+    }
+    json_array_foreach(doms, i, d)
+    {
+        names[i] = json_string_value(d);
+        if (names[i] == NULL) {
+            snprintf(err, errlen, "%s: /vault/%s/%zu: must be a string", file, key, i);
+            return -1;
+        }
+    }
+    snprintf(where, sizeof(where), "%s: /vault/%s", file, key);
+    return config_set_domains(list, n, names, json_array_size(doms), where, err, errlen);
 }
 
 /*
@@ -520,13 +555,11 @@ static int config_apply_vault(struct config *cfg, json_t *vt, const char *file, 
                                        "refresh_backoff_min_ms",
                                        "refresh_backoff_max_ms",
                                        "salesforce_domains",
+                                       "hubspot_domains",
                                        NULL};
-    const char *kf = NULL, *names[CONFIG_MAX_SF_DOMAINS];
+    const char *kf = NULL;
     unsigned long long v = cfg->vault_refresh_margin_s, bmin = cfg->vault_backoff_min_ms,
                        bmax = cfg->vault_backoff_max_ms;
-    json_t *doms = json_object_get(vt, "salesforce_domains"), *d;
-    char where[600];
-    size_t i;
 
     if (!json_is_object(vt)) {
         snprintf(err, errlen, "%s: /vault: must be an object", file);
@@ -555,27 +588,11 @@ static int config_apply_vault(struct config *cfg, json_t *vt, const char *file, 
     cfg->vault_refresh_margin_s = (unsigned)v;
     cfg->vault_backoff_min_ms = (unsigned)bmin;
     cfg->vault_backoff_max_ms = (unsigned)bmax;
-    if (doms != NULL) {
-        if (!json_is_array(doms) || json_array_size(doms) == 0 ||
-            json_array_size(doms) > CONFIG_MAX_SF_DOMAINS) {
-            snprintf(err, errlen,
-                     "%s: /vault/salesforce_domains: must be an array of 1 to %d domains", file,
-                     CONFIG_MAX_SF_DOMAINS);
-            return -1;
-        }
-        json_array_foreach(doms, i, d)
-        {
-            names[i] = json_string_value(d);
-            if (names[i] == NULL) {
-                snprintf(err, errlen, "%s: /vault/salesforce_domains/%zu: must be a string", file,
-                         i);
-                return -1;
-            }
-        }
-        snprintf(where, sizeof(where), "%s: /vault/salesforce_domains", file);
-        if (config_set_sf_domains(cfg, names, json_array_size(doms), where, err, errlen) < 0)
-            return -1;
-    }
+    if (config_apply_domains(vt, "salesforce_domains", cfg->sf_domains, &cfg->nsf_domains, file,
+                             err, errlen) < 0 ||
+        config_apply_domains(vt, "hubspot_domains", cfg->hs_domains, &cfg->nhs_domains, file, err,
+                             errlen) < 0)
+        return -1;
     if (kf != NULL && config_set_str(&cfg->vault_key_file, kf) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -1075,6 +1092,7 @@ oom:
 static struct config *config_new_default(void)
 {
     static const char *const sf_default[] = {CERTS_SALESFORCE_DOMAINS};
+    static const char *const hs_default[] = {CERTS_HUBSPOT_DOMAINS};
     struct config *cfg = calloc(1, sizeof(*cfg));
     const char *sd = getenv("STATE_DIRECTORY");
     char first[PATH_MAX], err[300];
@@ -1106,8 +1124,12 @@ static struct config *config_new_default(void)
         config_set_str(&cfg->upstream_hubspot, "https://api.hubapi.com") < 0 ||
         config_set_str(&cfg->state_dir, first) < 0 ||
         config_set_str(&cfg->rules_dir, "./rules") < 0 ||
-        config_set_sf_domains(cfg, sf_default, sizeof(sf_default) / sizeof(sf_default[0]),
-                              "default", err, sizeof(err)) < 0) {
+        config_set_domains(cfg->sf_domains, &cfg->nsf_domains, sf_default,
+                           sizeof(sf_default) / sizeof(sf_default[0]), "default", err,
+                           sizeof(err)) < 0 ||
+        config_set_domains(cfg->hs_domains, &cfg->nhs_domains, hs_default,
+                           sizeof(hs_default) / sizeof(hs_default[0]), "default", err,
+                           sizeof(err)) < 0) {
         config_unref(cfg);
         return NULL;
     }
@@ -1261,6 +1283,9 @@ void config_print(const struct config *cfg)
     printf("salesforce instance URLs: under");
     for (size_t i = 0; i < cfg->nsf_domains; i++)
         printf(" %s", cfg->sf_domains[i]);
+    printf(" (or plain http to loopback)\nhubspot token URLs: under");
+    for (size_t i = 0; i < cfg->nhs_domains; i++)
+        printf(" %s", cfg->hs_domains[i]);
     printf(" (or plain http to loopback)\n");
     printf("admin: unix socket %s%s%s%s\n", cfg->admin_socket,
            cfg->admin_listen != NULL ? ", TCP " : "",

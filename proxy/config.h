@@ -21,7 +21,7 @@
 
 #define CONFIG_MAX_WORKERS     64
 #define CONFIG_ADMIN_TOKEN_MIN 24 /* characters of admin.token */
-#define CONFIG_MAX_SF_DOMAINS  16 /* entries of vault.salesforce_domains */
+#define CONFIG_MAX_SF_DOMAINS  16 /* entries of vault.salesforce_domains, vault.hubspot_domains */
 
 /* OAuth refresh back-off after a failed refresh (vault.refresh_backoff_*), milliseconds */
 #define CONFIG_BACKOFF_MIN_MS 1000   /* the first wait: 1 s, doubling with each failure */
@@ -102,6 +102,10 @@ struct config {
      * without a leading dot (vault.salesforce_domains; default CERTS_SALESFORCE_DOMAINS) */
     char *sf_domains[CONFIG_MAX_SF_DOMAINS];
     size_t nsf_domains;
+    /* the same for a HubSpot integration's token URL (vault.hubspot_domains; default
+     * CERTS_HUBSPOT_DOMAINS) */
+    char *hs_domains[CONFIG_MAX_SF_DOMAINS];
+    size_t nhs_domains;
 };
 
 /* Command-line flags; each non-NULL field overrides the file's value. */

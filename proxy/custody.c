@@ -703,6 +703,18 @@ int custody_instance_url_ok(const char *u, const char *const *domains, size_t n)
     return 0;
 }
 
+int custody_crm_url_ok(const struct config *cfg, enum crm crm, const char *u)
+{
+    if (crm == CRM_SALESFORCE)
+        return custody_instance_url_ok(u, (const char *const *)cfg->sf_domains, cfg->nsf_domains);
+    return custody_instance_url_ok(u, (const char *const *)cfg->hs_domains, cfg->nhs_domains);
+}
+
+const char *custody_domains_key(enum crm crm)
+{
+    return crm == CRM_SALESFORCE ? "vault.salesforce_domains" : "vault.hubspot_domains";
+}
+
 long long custody_backoff_ms(int failures, unsigned min_ms, unsigned max_ms, unsigned rnd)
 {
     long long d = min_ms > 0 ? min_ms : 1;

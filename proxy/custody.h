@@ -201,6 +201,16 @@ int custody_url_ok(const char *u);
 int custody_instance_url_ok(const char *u, const char *const *domains, size_t n);
 
 /*
+ * Whether u may receive crm's tokens (a Salesforce instance or token URL, a
+ * HubSpot token URL): custody_instance_url_ok under cfg's
+ * vault.salesforce_domains or vault.hubspot_domains. 1 / 0.
+ */
+int custody_crm_url_ok(const struct config *cfg, enum crm crm, const char *u);
+
+/* The setting that lists crm's domains: "vault.salesforce_domains" or "vault.hubspot_domains". */
+const char *custody_domains_key(enum crm crm);
+
+/*
  * How long to wait after the failures-th consecutive failed refresh (1, 2,
  * ...): min_ms doubled failures-1 times, at most max_ms, then jittered down
  * by up to half with rnd (any random value), so integrations that failed

@@ -1643,7 +1643,6 @@ static int exchange_credentials(struct exchange *ex)
     char err[400], msg[700];
     struct refresh_result held;
     long long now = custody_now_ms();
-    const char *const *sfd = (const char *const *)ex->cfg->sf_domains;
     int found, iu_bad, tu_bad;
 
     custody_cred_free(&ex->cred);
@@ -1671,18 +1670,19 @@ static int exchange_credentials(struct exchange *ex)
         return exchange_refuse(ex, 403, "no_integration", msg) ? 1 : -1;
     }
     iu_bad = ex->crm == CRM_SALESFORCE && ex->cred.instance_url != NULL &&
-             !custody_instance_url_ok(ex->cred.instance_url, sfd, ex->cfg->nsf_domains);
-    tu_bad = ex->crm == CRM_SALESFORCE && ex->cred.token_url != NULL &&
-             !custody_instance_url_ok(ex->cred.token_url, sfd, ex->cfg->nsf_domains);
+             !custody_crm_url_ok(ex->cfg, ex->crm, ex->cred.instance_url);
+    tu_bad =
+        ex->cred.token_url != NULL && !custody_crm_url_ok(ex->cfg, ex->crm, ex->cred.token_url);
     if (iu_bad || tu_bad) {
         /* stored before the domains were checked, or the domains narrowed since: the instance
          * URL would get the access token, the token URL the refresh token and client secret */
         snprintf(msg, sizeof(msg),
-                 "the %s of the %s %s integration of workspace %s is not on a Salesforce host "
-                 "(vault.salesforce_domains): crmgate sends its tokens nowhere else; an admin "
-                 "must reconnect it (crmgate integration add %s)",
+                 "the %s of the %s %s integration of workspace %s is not on a %s host (%s): "
+                 "crmgate sends its tokens nowhere else; an admin must reconnect it (crmgate "
+                 "integration add %s)",
                  iu_bad ? "instance URL" : "token URL", crm, custody_scope_name(ex->iref.scope),
-                 ex->iref.ws, iu_bad ? "--instance-url" : "--token-url");
+                 ex->iref.ws, ex->crm == CRM_SALESFORCE ? "Salesforce" : "HubSpot",
+                 custody_domains_key(ex->crm), iu_bad ? "--instance-url" : "--token-url");
         return exchange_refuse(ex, 403, "integration_instance_refused", msg) ? 1 : -1;
     }
     /* its refresh just failed for now: the token read again serves if it is usable, or if it

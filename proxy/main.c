@@ -106,6 +106,8 @@ static void usage(FILE *out)
         "                             and refresh_backoff_max_ms (the wait after a failed OAuth\n"
         "                             refresh: 1 s doubling up to 5 min), salesforce_domains\n"
         "                             (where Salesforce tokens may go: salesforce.com, force.com)\n"
+        "                             and hubspot_domains (where a HubSpot token URL may point:\n"
+        "                             api.hubapi.com, api.hubspot.com)\n"
         "      --log-level LEVEL      error, warn, notice, info (default) or debug\n"
         "      --check                validate the configuration, print it, and exit\n"
         "\n"

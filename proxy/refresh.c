@@ -594,7 +594,7 @@ static void refresh_begin(struct refresh_flight *f)
 {
     struct upstream_request ur = {0};
     char err[300], url[CUSTODY_MAX_URL + 64];
-    const char *sf_url;
+    const char *send_url;
     size_t blen = 0;
     int found = custody_cred_read(f->w->store, custody_vault(), &f->ref, &f->old, err, sizeof(err));
 
@@ -624,19 +624,21 @@ static void refresh_begin(struct refresh_flight *f)
         refresh_failed(f, 0, REFRESH_REFUSED);
         return;
     }
-    /* the refresh token and client secret go to the token URL, else the instance URL: for
-     * Salesforce only on a Salesforce host (the caller checked its cached copy; this is the
-     * record as stored now, and the configuration may have narrowed the domains since) */
-    sf_url = f->old.token_url != NULL ? f->old.token_url : f->old.instance_url;
-    if (f->ref.crm == CRM_SALESFORCE && sf_url != NULL &&
-        !custody_instance_url_ok(sf_url, (const char *const *)f->cfg->sf_domains,
-                                 f->cfg->nsf_domains)) {
+    /* the refresh token and client secret go to the token URL, else (Salesforce) the instance
+     * URL: only on the CRM's hosts (the caller checked its cached copy; this is the record as
+     * stored now, and the configuration may have narrowed the domains since) */
+    send_url = f->old.token_url != NULL       ? f->old.token_url
+               : f->ref.crm == CRM_SALESFORCE ? f->old.instance_url
+                                              : NULL;
+    if (send_url != NULL && !custody_crm_url_ok(f->cfg, f->ref.crm, send_url)) {
         refresh_fail(&f->res, 403, "integration_instance_refused",
-                     "the %s URL of the %s integration of workspace %s is not on a Salesforce "
-                     "host (vault.salesforce_domains): crmgate sends its refresh token nowhere "
-                     "else; an admin must reconnect it (crmgate integration add)",
+                     "the %s URL of the %s integration of workspace %s is not on a %s host (%s): "
+                     "crmgate sends its refresh token nowhere else; an admin must reconnect it "
+                     "(crmgate integration add)",
                      f->old.token_url != NULL ? "token" : "instance",
-                     custody_scope_name(f->ref.scope), f->ref.ws);
+                     custody_scope_name(f->ref.scope), f->ref.ws,
+                     f->ref.crm == CRM_SALESFORCE ? "Salesforce" : "HubSpot",
+                     custody_domains_key(f->ref.crm));
         refresh_failed(f, 0, REFRESH_UNCOUNTED);
         return;
     }

@@ -469,6 +469,43 @@ test('custody backoff (salesforce): a stored instance URL that vault.salesforce_
   }
 });
 
+test('custody backoff (hubspot): token URLs only on HubSpot hosts (vault.hubspot_domains): an admin\'s other host is a 400, and a stored one the domains no longer cover is refused at use, nothing sent', { skip: GATE }, async () => {
+  const s = await startCustody({ rules: RULES, vault: { hubspot_domains: ['api.hubapi.com', 'crmgate-test.invalid'] } });
+  let gate2;
+  try {
+    const base = { workspace: 'acme', crm: 'hubspot', type: 'oauth', client_id: 'cid-hs-dom', client_secret: 'cs-hs-dom-SECRET-5',
+      access_token: 'hs-access-dom-1', refresh_token: 'hs-refresh-dom-1', expires_in: 60 };
+    for (const tokenUrl of ['https://evil.example/oauth/v1/token', 'https://login.salesforce.com/services/oauth2/token',
+      'https://api.hubapi.com.evil.example/oauth/v1/token']) {
+      const r = await s.gate.admin('PUT', '/v1/integrations', { ...base, token_url: tokenUrl });
+      assert.equal(r.status, 400, `${tokenUrl}: ${JSON.stringify(r.body)}`);
+      assert.match(r.body.error.message, /HubSpot integration's "token_url" must be on a HubSpot host, under api\.hubapi\.com, crmgate-test\.invalid \(vault\.hubspot_domains\)/);
+    }
+    assert.deepEqual(integrations(s.gate), [], 'nothing stored');
+    const ok201 = await s.gate.admin('PUT', '/v1/integrations', { ...base, token_url: 'https://auth.crmgate-test.invalid/oauth/v1/token' });
+    assert.equal(ok201.status, 201, JSON.stringify(ok201.body));
+    const k = newKey(s.gate, ['--workspace', 'acme', '--kind', 'workflow']);
+    const stateDir = s.gate.stateDir;
+    await s.gate.stop();
+    /* the same store and key, the domains narrowed: the stored token URL is no longer a HubSpot host */
+    gate2 = await harness.startCrmgate({ stateDir, upstreams: { hubspot: s.fake.url },
+      config: { rules_dir: path.join(stateDir, 'rules'), callers: [], vault: { key_file: s.keyFile, hubspot_domains: ['api.hubapi.com'] } } });
+    await s.fake.clearRequests();
+    const r = await harness.requestJson(`${gate2.url}/hubspot/crm/v3/objects/contacts/701`, { headers: { Authorization: `Bearer ${k.key}` } });
+    assert.equal(r.status, 403, JSON.stringify(r.body));
+    assert.equal(r.headers['x-crmgate-error'], 'integration_instance_refused');
+    assert.match(r.body.message, /token URL of the hubspot workspace integration of workspace acme is not on a HubSpot host \(vault\.hubspot_domains\)/);
+    assert.deepEqual(await s.fake.requests(), [], 'nothing sent: no token request, no data call');
+    for (const secret of ['cs-hs-dom-SECRET-5', 'hs-refresh-dom-1', 'hs-access-dom-1']) {
+      assert.ok(!gate2.stderr().includes(secret), `${secret} in the log`);
+      assert.ok(!JSON.stringify(r.body).includes(secret), `${secret} in the answer`);
+    }
+  } finally {
+    if (gate2) await gate2.stop();
+    await s.fake.stop();
+  }
+});
+
 test('custody backoff (hubspot): a stored wait longer than vault.refresh_backoff_max_ms allows from now (the maximum lowered, or the wall clock set back) ends at once: the back-off never outlasts its configured maximum', { skip: GATE }, async () => {
   /* the first failure waits 30 to 60 s */
   const s = await startCustody({ rules: RULES, vault: { refresh_backoff_min_ms: 60000, refresh_backoff_max_ms: 60000 } });

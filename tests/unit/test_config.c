@@ -49,6 +49,10 @@ static void test_default(void **state)
     assert_int_equal(cfg->nsf_domains, 2);
     assert_string_equal(cfg->sf_domains[0], "salesforce.com");
     assert_string_equal(cfg->sf_domains[1], "force.com");
+    /* HubSpot token URLs: the CA's HubSpot hosts */
+    assert_int_equal(cfg->nhs_domains, 2);
+    assert_string_equal(cfg->hs_domains[0], "api.hubapi.com");
+    assert_string_equal(cfg->hs_domains[1], "api.hubspot.com");
     assert_int_equal(cfg->vault_backoff_min_ms, CONFIG_BACKOFF_MIN_MS);
     assert_int_equal(cfg->vault_backoff_max_ms, CONFIG_BACKOFF_MAX_MS);
     config_unref(cfg);
@@ -87,6 +91,7 @@ static void test_file_and_overrides(void **state)
 
     path =
         write_config("{\"vault\":{\"salesforce_domains\":[\".Salesforce.com\",\"sf.corp.example\"],"
+                     "\"hubspot_domains\":[\"API-EU1.hubapi.com\"],"
                      "\"refresh_backoff_min_ms\":250,\"refresh_backoff_max_ms\":4000}}");
     cfg = config_load(path, &ov, err, sizeof(err));
     if (cfg == NULL)
@@ -94,6 +99,8 @@ static void test_file_and_overrides(void **state)
     assert_int_equal(cfg->nsf_domains, 2);
     assert_string_equal(cfg->sf_domains[0], "salesforce.com");
     assert_string_equal(cfg->sf_domains[1], "sf.corp.example");
+    assert_int_equal(cfg->nhs_domains, 1);
+    assert_string_equal(cfg->hs_domains[0], "api-eu1.hubapi.com");
     assert_int_equal(cfg->vault_backoff_min_ms, 250);
     assert_int_equal(cfg->vault_backoff_max_ms, 4000);
     config_unref(cfg);
@@ -125,6 +132,10 @@ static void test_errors(void **state)
         {"{\"vault\":{\"salesforce_domains\":[\"127.0.0.1\"]}}", "is not a domain"},
         {"{\"vault\":{\"salesforce_domains\":[\"force.com\", 7]}}", "/salesforce_domains/1"},
         {"{\"vault\":{\"salesforce_domains\":[]}}", "array of 1 to 16"},
+        {"{\"vault\":{\"hubspot_domains\":[\"com\"]}}", "/vault/hubspot_domains/0"},
+        {"{\"vault\":{\"hubspot_domains\":[\"10.0.0.1\"]}}", "is not a domain"},
+        {"{\"vault\":{\"hubspot_domains\":\"api.hubapi.com\"}}",
+         "/vault/hubspot_domains: must be an array"},
         {"{\"vault\":{\"refresh_backoff_min_ms\":5000,\"refresh_backoff_max_ms\":1000}}",
          "must not be below"},
         {"{\"vault\":{\"refresh_backoff_min_ms\":0}}", "/vault/refresh_backoff_min_ms"},

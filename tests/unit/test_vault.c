@@ -354,6 +354,46 @@ static void test_instance_url_ok(void **state)
     }
 }
 
+/* Each CRM's token URLs under its own list: a HubSpot token URL never on another host. */
+static void test_crm_url_ok(void **state)
+{
+    static const struct {
+        enum crm crm;
+        const char *url;
+        int ok;
+    } rows[] = {
+        {CRM_HUBSPOT, "https://api.hubapi.com/oauth/v1/token", 1},
+        {CRM_HUBSPOT, "https://api.hubspot.com/oauth/v1/token", 1},
+        {CRM_HUBSPOT, "https://API.HubAPI.com/oauth/v1/token", 1},
+        {CRM_HUBSPOT, "http://127.0.0.1:9/oauth/v1/token", 1},
+        {CRM_HUBSPOT, "https://evil.example/oauth/v1/token", 0},
+        {CRM_HUBSPOT, "https://hubapi.com/oauth/v1/token", 0},
+        {CRM_HUBSPOT, "https://xapi.hubapi.com/oauth/v1/token", 0},
+        {CRM_HUBSPOT, "https://api.hubapi.com.evil.example/oauth/v1/token", 0},
+        {CRM_HUBSPOT, "https://api.hubapi.com@evil.example/oauth/v1/token", 0},
+        {CRM_HUBSPOT, "https://login.salesforce.com/services/oauth2/token", 0},
+        {CRM_HUBSPOT, "http://api.hubapi.com/oauth/v1/token", 0},
+        {CRM_SALESFORCE, "https://login.salesforce.com/services/oauth2/token", 1},
+        {CRM_SALESFORCE, "https://api.hubapi.com/oauth/v1/token", 0},
+    };
+    char *sf[] = {"salesforce.com", "force.com"}, *hs[] = {"api.hubapi.com", "api.hubspot.com"};
+    struct config cfg;
+
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    memcpy(cfg.sf_domains, sf, sizeof(sf));
+    cfg.nsf_domains = 2;
+    memcpy(cfg.hs_domains, hs, sizeof(hs));
+    cfg.nhs_domains = 2;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        if (custody_crm_url_ok(&cfg, rows[i].crm, rows[i].url) != rows[i].ok)
+            fail_msg("%s %s: expected %s", crm_name(rows[i].crm), rows[i].url,
+                     rows[i].ok ? "ok" : "refused");
+    }
+    assert_string_equal(custody_domains_key(CRM_HUBSPOT), "vault.hubspot_domains");
+    assert_string_equal(custody_domains_key(CRM_SALESFORCE), "vault.salesforce_domains");
+}
+
 /* The back-off: min doubling per failure up to max, jittered down by at most half. */
 static void test_backoff(void **state)
 {
@@ -486,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_due),
         cmocka_unit_test(test_url_ok),
         cmocka_unit_test(test_instance_url_ok),
+        cmocka_unit_test(test_crm_url_ok),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_backoff_waiting),
         cmocka_unit_test(test_cache_generation),
