@@ -442,6 +442,14 @@ test('custody backoff (salesforce): instance URLs only on Salesforce hosts: an a
   }
 });
 
+/* s's crmgate stopped and started again on its store and vault key, with more vault settings. */
+async function restartNarrowed(s, crm, vault) {
+  const stateDir = s.gate.stateDir;
+  await s.gate.stop();
+  return harness.startCrmgate({ stateDir, upstreams: { [crm]: s.fake.url },
+    config: { rules_dir: path.join(stateDir, 'rules'), callers: [], vault: { key_file: s.keyFile, ...vault } } });
+}
+
 test('custody backoff (salesforce): a stored instance URL that vault.salesforce_domains no longer covers is refused at use, and nothing is sent', { skip: GATE }, async () => {
   const s = await startCustody({ rules: RULES, vault: { salesforce_domains: ['salesforce.com', 'crmgate-test.invalid'] } });
   let gate2;
@@ -449,11 +457,8 @@ test('custody backoff (salesforce): a stored instance URL that vault.salesforce_
     addIntegration(s.gate, ['--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app', '--instance-url', 'https://acme.crmgate-test.invalid'],
       '00DHs0000000001!AQsf-domain-narrowed');
     const k = newKey(s.gate, ['--workspace', 'acme', '--kind', 'workflow']);
-    const stateDir = s.gate.stateDir;
-    await s.gate.stop();
     /* the same store and key, the domains narrowed: the stored URL is no longer a Salesforce host */
-    gate2 = await harness.startCrmgate({ stateDir, upstreams: { salesforce: s.fake.url },
-      config: { rules_dir: path.join(stateDir, 'rules'), callers: [], vault: { key_file: s.keyFile, salesforce_domains: ['salesforce.com'] } } });
+    gate2 = await restartNarrowed(s, 'salesforce', { salesforce_domains: ['salesforce.com'] });
     await s.fake.clearRequests();
     const conn = new jsforce.Connection({ instanceUrl: `${gate2.url}/salesforce`, accessToken: k.key, version: VERSION });
     await assert.rejects(conn.query('SELECT Id FROM Account'), (e) => {
@@ -485,11 +490,8 @@ test('custody backoff (hubspot): token URLs only on HubSpot hosts (vault.hubspot
     const ok201 = await s.gate.admin('PUT', '/v1/integrations', { ...base, token_url: 'https://auth.crmgate-test.invalid/oauth/v1/token' });
     assert.equal(ok201.status, 201, JSON.stringify(ok201.body));
     const k = newKey(s.gate, ['--workspace', 'acme', '--kind', 'workflow']);
-    const stateDir = s.gate.stateDir;
-    await s.gate.stop();
     /* the same store and key, the domains narrowed: the stored token URL is no longer a HubSpot host */
-    gate2 = await harness.startCrmgate({ stateDir, upstreams: { hubspot: s.fake.url },
-      config: { rules_dir: path.join(stateDir, 'rules'), callers: [], vault: { key_file: s.keyFile, hubspot_domains: ['api.hubapi.com'] } } });
+    gate2 = await restartNarrowed(s, 'hubspot', { hubspot_domains: ['api.hubapi.com'] });
     await s.fake.clearRequests();
     const r = await harness.requestJson(`${gate2.url}/hubspot/crm/v3/objects/contacts/701`, { headers: { Authorization: `Bearer ${k.key}` } });
     assert.equal(r.status, 403, JSON.stringify(r.body));
