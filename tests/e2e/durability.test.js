@@ -22,10 +22,14 @@ const GATE = harness.crmgateAvailable() ? false : `crmgate binary not built (${h
 const KILLS = 12;
 const WRITERS = 8;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/* valgrind (CRMGATE_SLOW) runs crmgate 20-50x slower: the windows grow with it */
+const SLOW = Boolean(process.env.CRMGATE_SLOW);
+const LOAD_WAIT_MS = SLOW ? 60000 : 10000;
+const KILL_AFTER_MS = SLOW ? 5000 : 500;
 
 const SEED = { hubspot: { objects: { contacts: Array.from({ length: WRITERS }, (_, i) => ({ id: String(8100 + i), properties: { firstname: 'start' } })) } } };
 
-test('SIGKILL under write load, twelve times: every write the CRM got is in the audit log, none corrupt', { skip: GATE, timeout: 180000 }, async () => {
+test('SIGKILL under write load, twelve times: every write the CRM got is in the audit log, none corrupt', { skip: GATE, timeout: SLOW ? 900000 : 180000 }, async () => {
   const fake = await harness.startFake();
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-kill-'));
   try {
@@ -34,6 +38,8 @@ test('SIGKILL under write load, twelve times: every write the CRM got is in the 
     for (let round = 0; round < KILLS; round++) {
       const gate = await harness.startCrmgate({ stateDir, upstreams: { hubspot: fake.url } });
       let stop = false;
+      let answered;
+      const firstAnswer = new Promise((resolve) => { answered = resolve; });
       const writer = async (w) => {
         while (!stop) {
           const value = `r${round}-w${w}-${n++}`;
@@ -41,13 +47,21 @@ test('SIGKILL under write load, twelve times: every write the CRM got is in the 
             await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/${8100 + w}`, {
               method: 'PATCH', headers: { authorization: `Bearer ${TOKEN}` }, body: { properties: { firstname: value } },
             });
+            answered();
           } catch {
             return; /* the kill cut the connection */
           }
         }
       };
       const loops = Array.from({ length: WRITERS }, (_, w) => writer(w));
-      await sleep(150 + Math.floor(Math.random() * 350));
+      /* the load is on once a write has been answered (under valgrind that alone takes
+       * seconds); the kill comes at a random moment after it */
+      let timer;
+      const loadDeadline = new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`round ${round}: no write answered within ${LOAD_WAIT_MS} ms`)), LOAD_WAIT_MS);
+      });
+      await Promise.race([firstAnswer, loadDeadline]).finally(() => clearTimeout(timer));
+      await sleep(KILL_AFTER_MS * (0.3 + 0.7 * Math.random()));
       gate.proc.kill('SIGKILL');
       await gate.waitExit();
       stop = true;
