@@ -826,12 +826,10 @@ static void store_port_release(struct store_port *p)
     free(p);
 }
 
-/* Hand an item back to its port's loop (or drop it when the port is gone). */
-static void store_deliver(struct store *s, struct store_item *it, uint64_t now)
+/* Count an item's commit latency (now - submitted) in the store's histogram. */
+static void store_count_latency(struct store *s, const struct store_item *it, uint64_t now)
 {
-    struct store_port *p = it->port;
     uint64_t lat = now - it->submitted_us;
-    int release = 0;
 
     __atomic_add_fetch(&s->latency_count, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->latency_sum_us, lat, __ATOMIC_RELAXED);
@@ -839,23 +837,69 @@ static void store_deliver(struct store *s, struct store_item *it, uint64_t now)
         if (lat <= store_latency_bounds[b])
             __atomic_add_fetch(&s->latency_le[b], 1, __ATOMIC_RELAXED);
     }
-    it->next = NULL;
+}
+
+/*
+ * Hand a chain of items, all of port p, back to p's loop with one wake-up
+ * (or drop them when the port is gone). The items are still pending, so p
+ * lives at least until this returns.
+ */
+static void store_deliver_chain(struct store_port *p, struct store_item *head,
+                                struct store_item *tail)
+{
+    int release = 0;
+
+    tail->next = NULL;
     pthread_mutex_lock(&p->lock);
     if (p->dead) {
-        release = --p->pending == 0;
+        while (head != NULL) {
+            struct store_item *it = head;
+            head = it->next;
+            p->pending--;
+            store_item_free(it);
+        }
+        release = p->pending == 0;
         pthread_mutex_unlock(&p->lock);
-        store_item_free(it);
         if (release)
             store_port_release(p);
         return;
     }
     if (p->done_tail != NULL)
-        p->done_tail->next = it;
+        p->done_tail->next = head;
     else
-        p->done_head = it;
-    p->done_tail = it;
+        p->done_head = head;
+    p->done_tail = tail;
     event_active(p->ev, EV_READ, 0);
     pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * Hand a committed batch back: each port gets its items, in order, with one
+ * wake-up of its loop rather than one per item (a wake-up is a write to the
+ * loop's notify descriptor, and the loop's lock taken against it).
+ */
+static void store_deliver(struct store *s, struct store_item *batch, uint64_t now)
+{
+    while (batch != NULL) {
+        struct store_port *p = batch->port;
+        struct store_item *head = batch, *tail = batch, *rest = NULL, **rtail = &rest;
+
+        store_count_latency(s, batch, now);
+        for (struct store_item *it = batch->next, *next; it != NULL; it = next) {
+            next = it->next;
+            if (it->port == p) {
+                store_count_latency(s, it, now);
+                tail->next = it;
+                tail = it;
+            } else {
+                *rtail = it;
+                rtail = &it->next;
+            }
+        }
+        *rtail = NULL;
+        store_deliver_chain(p, head, tail);
+        batch = rest;
+    }
 }
 
 static void *store_writer_main(void *arg)
@@ -902,14 +946,7 @@ static void *store_writer_main(void *arg)
         if (batch == NULL)
             continue;
         store_write_batch(s, batch);
-        {
-            uint64_t now = store_now_us();
-            while (batch != NULL) {
-                struct store_item *it = batch;
-                batch = it->next;
-                store_deliver(s, it, now);
-            }
-        }
+        store_deliver(s, batch, store_now_us());
     }
     return NULL;
 }
