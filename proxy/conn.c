@@ -438,8 +438,9 @@ static int conn_check_head(llhttp_t *p)
         return conn_check_forward(c, p);
     if (c->kind == CONN_KIND_TRANSPARENT && !c->tunnel)
         return conn_fail(c, 421, "misdirected", "no intercepted host for this connection");
-    if (c->tunnel)
-        return conn_check_tunnel(c);
+    /* A tunnel's requests then get every check below, as the reverse listener's do. */
+    if (c->tunnel && conn_check_tunnel(c) != 0)
+        return HPE_USER;
     if (r->method == HTTP_CONNECT)
         return conn_fail(c, 405, "connect_not_allowed",
                          "CONNECT is not accepted on the reverse listener: point the SDK's "

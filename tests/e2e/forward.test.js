@@ -751,6 +751,41 @@ test('SNI/CONNECT-host mismatch: CONNECT api.hubapi.com:443, SNI and Host api.hu
   await assertNothingOutbound('SNI differs from the CONNECT host');
 });
 
+/*
+ * Inside a tunnel, a request's head gets every check the reverse listener makes (the tunnel
+ * check once returned early and skipped them all): an override the classifiers do not read could
+ * turn a checked read into a write, a compressed body would be forwarded unread by the policy.
+ */
+const TUNNEL_HEAD_CASES = [
+  ['an X-HTTP-Method header', { headers: { 'X-HTTP-Method': 'DELETE' } }, 400, 'method_override'],
+  ['an X-Method-Override header', { headers: { 'X-Method-Override': 'DELETE' } }, 400, 'method_override'],
+  ['two Authorization headers', { headers: { Authorization: `Bearer ${UNREG_HS}` } }, 400, 'duplicate_header'],
+  ['a gzipped body', { method: 'PATCH', path: '/crm/v3/objects/contacts/101', body: '{"properties":{"lifecyclestage":"customer"}}',
+    headers: { 'Content-Encoding': 'gzip' } }, 415, 'content_encoding'],
+  ['Transfer-Encoding other than chunked', { method: 'PATCH', path: '/crm/v3/objects/contacts/101', rawBody: '2\r\n{}\r\n0\r\n\r\n',
+    headers: { 'Transfer-Encoding': 'gzip, chunked' } }, 501, 'transfer_encoding'],
+  ['an Upgrade request', { headers: { Connection: 'Upgrade', Upgrade: 'websocket' } }, 501, 'upgrade_not_supported'],
+  ['an Expect other than 100-continue', { headers: { Expect: 'something' } }, 417, 'expectation'],
+  ['a body past limits.body_bytes', { method: 'PATCH', path: '/crm/v3/objects/contacts/101', rawBody: '',
+    headers: { 'Content-Length': String(64 << 20) } }, 413, 'body_too_large'],
+];
+for (const [name, req, status, code] of TUNNEL_HEAD_CASES) {
+  test(`inside a tunnel, ${name} is refused as on the reverse listener (${status} ${code}), nothing forwarded`, { skip: SKIP }, async () => {
+    const { rawBody, ...rest } = req;
+    const c = await connect(`${HS_HOST}:443`);
+    assert.equal(c.status, 200, c.head);
+    const s = await tunnelTls(c.sock, { servername: HS_HOST });
+    let bytes = httpRequest({ path: CONTACT_EMAIL, ...rest });
+    if (rawBody !== undefined) bytes += rawBody;
+    s.write(bytes);
+    const r = await readResponse(s, name);
+    s.destroy();
+    assert.equal(r.status, status, `${name}: ${r.statusLine} ${r.text}`);
+    assert.equal(r.headers['x-crmgate-error'], code, r.text);
+    await assertNothingOutbound(`${name} in a tunnel`);
+  });
+}
+
 /* ---------------- the minted leaf ---------------- */
 
 test('Leaf: the certificate presented for api.hubapi.com chains to ca.pem and has SAN DNS:api.hubapi.com (Node tls)', { skip: SKIP }, async () => {
