@@ -676,10 +676,13 @@ test('Not an open proxy: CONNECT to IP literals (127.0.0.1:443, 127.0.0.1:<tripw
   if (!trip.p443) t.diagnostic('127.0.0.1:443 could not be bound: that tripwire was skipped');
 });
 
-test('Not an open proxy: a CRM host on a port other than 443 -> 403 (api.hubapi.com:8443, :<tripwire>, acme.my.salesforce.com:80)', { skip: SKIP }, async () => {
+test('Not an open proxy: a CRM host on a port other than 443, or an odd spelling of 443 or of the host -> 403 (api.hubapi.com:8443, :+443, user@api.hubapi.com:443)', { skip: SKIP }, async () => {
   const bad = [];
   for (const [target, status] of [['api.hubapi.com:8443', 403], [`api.hubapi.com:${trip.any.port}`, 403], [`${SF_HOST}:80`, 403],
-    ['api.hubapi.com', [400, 403]] /* no port at all: malformed (400) or refused (403) */]) {
+    ['api.hubapi.com', [400, 403]] /* no port at all: malformed (400) or refused (403) */,
+    /* 443 spelled so that strtol reads 443 but a URL parser would not: refused too */
+    ['api.hubapi.com:+443', 403], ['api.hubapi.com:443abc', 403], ['api.hubapi.com:0x1bb', 403], ['api.hubapi.com:65979', 403],
+    ['user@api.hubapi.com:443', [400, 403]], ['api.hubapi.com%2e:443', [400, 403]]]) {
     try { await expectRefused(target, status); } catch (e) { bad.push(e.message); }
   }
   assert.deepEqual(bad, []);
