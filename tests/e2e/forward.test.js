@@ -789,6 +789,147 @@ for (const [name, req, status, code] of TUNNEL_HEAD_CASES) {
   });
 }
 
+/* One raw request head through a fresh api.hubapi.com tunnel (SNI `servername`); resolves the answer. */
+async function rawInTunnel(head, { servername = HS_HOST, connectHost = HS_HOST } = {}) {
+  const c = await connect(`${connectHost}:443`);
+  assert.equal(c.status, 200, c.head);
+  const s = await tunnelTls(c.sock, { servername, checkServerIdentity: () => undefined });
+  s.write(head);
+  const r = await readResponse(s, head.split('\r\n')[0]);
+  s.destroy();
+  return r;
+}
+
+test('inside a tunnel: a second CONNECT, an absolute-form target, two Host headers or none -> 400, nothing forwarded', { skip: SKIP }, async () => {
+  const auth = `Authorization: Bearer ${HS_TOKEN}\r\n`;
+  const bad = [];
+  for (const head of [
+    `CONNECT ${HS_HOST}:443 HTTP/1.1\r\nHost: ${HS_HOST}:443\r\n\r\n`,
+    `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`,
+    `CONNECT 127.0.0.1:${trip.any.port} HTTP/1.1\r\nHost: 127.0.0.1:${trip.any.port}\r\n\r\n`,
+    `GET https://${HS_HOST}${CONTACT_EMAIL} HTTP/1.1\r\nHost: ${HS_HOST}\r\n${auth}\r\n`,
+    `GET http://127.0.0.1:${trip.any.port}/ HTTP/1.1\r\nHost: ${HS_HOST}\r\n${auth}\r\n`,
+    `GET ${CONTACT_EMAIL} HTTP/1.1\r\nHost: ${HS_HOST}\r\nHost: evil.example.com\r\n${auth}\r\n`,
+    `GET ${CONTACT_EMAIL} HTTP/1.1\r\nHost: ${HS_HOST}\r\nHost: ${HS_HOST}\r\n${auth}\r\n`,
+    `GET ${CONTACT_EMAIL} HTTP/1.0\r\n${auth}\r\n`,
+  ]) {
+    const r = await rawInTunnel(head);
+    if (r.status !== 400) bad.push(`${JSON.stringify(head.split('\r\n').slice(0, 3))}: ${r.statusLine} ${r.text}`);
+  }
+  assert.deepEqual(bad, []);
+  await assertNothingOutbound('odd request targets in a tunnel');
+});
+
+test('inside a tunnel: Host spellings of the tunnel host pass (case, :443, HTTP/1.0); any other port or a trailing dot -> 421', { skip: SKIP }, async () => {
+  const got = {};
+  for (const [host, status, version = '1.1'] of [
+    ['API.HubAPI.com', 200], [`${HS_HOST}:443`, 200], [HS_HOST, 200, '1.0'],
+    [`${HS_HOST}.`, 421], [`${HS_HOST}:8443`, 421], [`${HS_HOST}:0443`, 421], [`${HS_HOST}:`, 421],
+    [`user@${HS_HOST}`, 421], [`${HS_HOST}.evil.example`, 421], ['api.hubspot.com', 421]]) {
+    const r = await rawInTunnel(`GET ${CONTACT_EMAIL} HTTP/${version}\r\nHost: ${host}\r\nAuthorization: Bearer ${HS_TOKEN}\r\nConnection: close\r\n\r\n`);
+    got[`${host} HTTP/${version}`] = r.status === status ? 'ok' : `${r.statusLine} ${r.text}`;
+  }
+  assert.deepEqual(Object.entries(got).filter(([, v]) => v !== 'ok'), []);
+});
+
+test('SNI spellings of the CONNECT host are the same host (upper case, trailing dot): served, leaf for the canonical name', { skip: SKIP }, async () => {
+  for (const servername of ['API.HUBAPI.COM', `${HS_HOST}.`]) {
+    const c = await connect(`${HS_HOST}:443`);
+    assert.equal(c.status, 200, c.head);
+    const s = await tunnelTls(c.sock, { servername, checkServerIdentity: () => undefined });
+    assert.equal(s.authorized, true, `${servername}: ${s.authorizationError}`);
+    assert.equal(s.getPeerCertificate().subjectaltname, `DNS:${HS_HOST}`, servername);
+    s.write(httpRequest({ path: CONTACT_EMAIL, close: true }));
+    const r = await readResponse(s, `SNI ${servername}`);
+    s.destroy();
+    assert.equal(r.status, 200, `SNI ${servername}: ${r.statusLine} ${r.text}`);
+  }
+});
+
+/*
+ * A client that does not wait for the 200: CONNECT and its ClientHello in one write. The bytes
+ * after the CONNECT head are the tunnel's first TLS bytes, used by the handshake (not lost, not
+ * parsed as HTTP). The 200 is cut off the stream before the TLS client reads it.
+ */
+test('CONNECT and the ClientHello in one write (no wait for the 200): the tunnel handshakes and serves', { skip: SKIP }, async () => {
+  const { Duplex } = require('node:stream');
+  const sock = net.connect({ host: '127.0.0.1', port: FWD });
+  sock.on('error', () => {});
+  await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+  let head = Buffer.alloc(0);
+  let headDone = false;
+  let first = true;
+  const wire = new Duplex({
+    write(chunk, enc, cb) {
+      /* the CONNECT head goes out with the first TLS bytes, in one write */
+      sock.write(first ? Buffer.concat([Buffer.from(connectHead(`${HS_HOST}:443`)), chunk]) : chunk, cb);
+      first = false;
+    },
+    read() {},
+  });
+  sock.on('data', (d) => {
+    if (headDone) { wire.push(d); return; }
+    head = Buffer.concat([head, d]);
+    const i = head.indexOf('\r\n\r\n');
+    if (i < 0) return;
+    headDone = true;
+    assert.match(head.subarray(0, i).toString('latin1'), /^HTTP\/1\.1 200 /);
+    if (head.length > i + 4) wire.push(head.subarray(i + 4));
+  });
+  sock.on('end', () => wire.push(null));
+  const s = await tunnelTls(wire, { servername: HS_HOST });
+  s.write(httpRequest({ path: CONTACT_EMAIL, close: true }));
+  const r = await readResponse(s, 'pipelined CONNECT');
+  s.destroy();
+  sock.destroy();
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.properties.email, 'ada@fwd.test');
+});
+
+/*
+ * Handshakes cannot be held open: a connection has limits.header_timeout_ms from its accept (or
+ * from the 200) to finish its TLS handshake and send a request head, whatever it trickles.
+ */
+test('a silent or trickled CONNECT or ClientHello is closed at limits.header_timeout_ms; nothing forwarded', { skip: SKIP }, async () => {
+  const g = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, rules: RULES, callers: CALLERS,
+    forward: { caDir: gate.caDir }, workers: 1, config: { limits: { header_timeout_ms: 600 } } });
+  const hello = Buffer.from('16030100f4010000f00303' + '00'.repeat(200), 'hex'); /* the start of a ClientHello */
+  const open = async (bytes) => {
+    const c = net.connect({ host: '127.0.0.1', port: g.forwardPort });
+    c.on('error', () => {});
+    await new Promise((resolve, reject) => { c.once('connect', resolve); c.once('error', reject); });
+    if (bytes) c.write(bytes);
+    return c;
+  };
+  /* one byte every 100 ms: every read arrives well inside any per-read timeout */
+  const trickle = (c, buf) => { let i = 0; const t = setInterval(() => { if (i >= buf.length || c.destroyed) clearInterval(t); else c.write(buf.subarray(i, ++i)); }, 100); return t; };
+  const timers = [];
+  try {
+    const cases = {};
+    cases['nothing sent'] = await open();
+    const slowConnect = await open();
+    timers.push(trickle(slowConnect, Buffer.from(connectHead(`${HS_HOST}:443`))));
+    cases['CONNECT head trickled'] = slowConnect;
+    for (const [name, rest] of [['no ClientHello after the 200', null], ['a ClientHello trickled after the 200', hello]]) {
+      const c = await open(connectHead(`${HS_HOST}:443`));
+      const h = await readHead(c);
+      assert.equal(h.status, 200, h.head);
+      if (rest) timers.push(trickle(c, rest));
+      cases[name] = c;
+    }
+    const t0 = Date.now();
+    const closed = await Promise.all(Object.values(cases).map((c) => closesWithin(c, 5000)));
+    const elapsed = Date.now() - t0;
+    assert.deepEqual(Object.fromEntries(Object.keys(cases).map((k, i) => [k, closed[i]])),
+      Object.fromEntries(Object.keys(cases).map((k) => [k, true])), 'each connection is closed by crmgate');
+    assert.ok(elapsed < 4000, `closed after ${elapsed} ms (header_timeout_ms 600)`);
+    assert.deepEqual(await fakeLog(), []);
+  } finally {
+    for (const t of timers) clearInterval(t);
+    await g.stop({ signal: 'SIGKILL' });
+  }
+});
+
 /* ---------------- the minted leaf ---------------- */
 
 test('Leaf: the certificate presented for api.hubapi.com chains to ca.pem and has SAN DNS:api.hubapi.com (Node tls)', { skip: SKIP }, async () => {
