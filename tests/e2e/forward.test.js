@@ -930,6 +930,41 @@ test('a silent or trickled CONNECT or ClientHello is closed at limits.header_tim
   }
 });
 
+/*
+ * TLS sessions belong to the host they were made for. A client resuming a session from an
+ * api.hubapi.com tunnel in an api.hubspot.com one would skip the certificate for the new name
+ * (RFC 6066 §3: the server MUST NOT resume under a different server_name): it gets a full
+ * handshake with a leaf for the new host, while resuming for the same host still works.
+ */
+for (const version of ['TLSv1.2', 'TLSv1.3']) {
+  test(`${version}: a session is resumed for its own host only; another host gets a full handshake and its own leaf`, { skip: SKIP }, async () => {
+    const open = async (host, session) => {
+      const c = await connect(`${host}:443`);
+      assert.equal(c.status, 200, c.head);
+      let got = null;
+      const s = tls.connect({ socket: c.sock, servername: host, ca: fs.readFileSync(CA), session, minVersion: version, maxVersion: version });
+      s.on('session', (x) => { got = x; });
+      await new Promise((resolve, reject) => { s.once('secureConnect', resolve); s.once('error', reject); });
+      s.write(httpRequest({ host, path: CONTACT_EMAIL }));
+      const r = await readResponse(s, `${version} ${host}`);
+      for (let i = 0; i < 50 && got === null; i++) await sleep(10); /* TLS 1.3 tickets follow the handshake */
+      const out = { status: r.status, reused: s.isSessionReused(), san: s.getPeerCertificate().subjectaltname, session: got };
+      s.destroy();
+      return out;
+    };
+    const first = await open(HS_HOST);
+    assert.equal(first.status, 200);
+    assert.ok(first.session, 'crmgate issued a session');
+    const same = await open(HS_HOST, first.session);
+    assert.equal(same.status, 200);
+    assert.equal(same.reused, true, 'a session is resumed for the host it was made for');
+    const other = await open('api.hubspot.com', first.session);
+    assert.equal(other.status, 200);
+    assert.equal(other.reused, false, 'a session made for api.hubapi.com must not be resumed for api.hubspot.com');
+    assert.equal(other.san, 'DNS:api.hubspot.com');
+  });
+}
+
 /* ---------------- the minted leaf ---------------- */
 
 test('Leaf: the certificate presented for api.hubapi.com chains to ca.pem and has SAN DNS:api.hubapi.com (Node tls)', { skip: SKIP }, async () => {
