@@ -965,6 +965,49 @@ for (const version of ['TLSv1.2', 'TLSv1.3']) {
   });
 }
 
+/*
+ * Half-open tunnels count against limits.connections like any connection: past the cap a new
+ * one is closed at once (no 200, no handshake, no outbound), and the slots come back when the
+ * held ones reach limits.header_timeout_ms.
+ */
+test('half-open tunnels count against limits.connections; past it a new CONNECT is closed at once; slots return at the header timeout', { skip: SKIP }, async () => {
+  const g = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, rules: RULES, callers: CALLERS,
+    forward: { caDir: gate.caDir }, workers: 1, config: { limits: { connections: 2, header_timeout_ms: 1500 } } });
+  const open = async () => {
+    const c = net.connect({ host: '127.0.0.1', port: g.forwardPort });
+    c.on('error', () => {});
+    await new Promise((resolve, reject) => { c.once('connect', resolve); c.once('error', reject); });
+    c.write(connectHead(`${HS_HOST}:443`));
+    return c;
+  };
+  const held = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await open();
+      held.push(c);
+      assert.equal((await readHead(c)).status, 200, 'a tunnel within the cap');
+    }
+    const over = await open();
+    const h = await readHead(over).catch((e) => ({ status: null, ended: false, head: e.message }));
+    assert.equal(h.ended, true, `past limits.connections the connection is closed without an answer: ${h.head}`);
+    assert.match(g.stderr(), /limits\.connections/);
+    /* the held tunnels never send a ClientHello: closed at the header timeout, freeing the slots */
+    assert.deepEqual(await Promise.all(held.map((c) => closesWithin(c, 6000))), [true, true]);
+    let ok = null;
+    for (const t0 = Date.now(); ok === null && Date.now() - t0 < 5000; await sleep(50)) {
+      const c = await open();
+      const r = await readHead(c).catch(() => ({ status: null }));
+      c.destroy();
+      if (r.status === 200) ok = c;
+    }
+    assert.ok(ok, 'once the held tunnels timed out, a new CONNECT is served');
+    assert.deepEqual(await fakeLog(), []);
+  } finally {
+    for (const c of held) c.destroy();
+    await g.stop({ signal: 'SIGKILL' });
+  }
+});
+
 /* ---------------- the minted leaf ---------------- */
 
 test('Leaf: the certificate presented for api.hubapi.com chains to ca.pem and has SAN DNS:api.hubapi.com (Node tls)', { skip: SKIP }, async () => {
