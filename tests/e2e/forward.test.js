@@ -699,6 +699,25 @@ test('Not an open proxy: look-alike and non-allow-listed hosts -> 403', { skip: 
   await assertNothingOutbound('CONNECT to look-alike hosts');
 });
 
+/* Credentials a client put in a CONNECT or absolute-form target are refused and never echoed or logged. */
+test('Not an open proxy: user info in a CONNECT or absolute-form target is refused, and neither logged nor echoed', { skip: SKIP }, async () => {
+  const secret = 'S3cretProxyPw';
+  const mark = gate.stderr().length;
+  for (const head of [connectHead(`agent:${secret}@${HS_HOST}:443`), connectHead(`agent:${secret}@example.com:443`),
+    `GET http://agent:${secret}@${HS_HOST}/crm/v3/objects/contacts/101 HTTP/1.1\r\nHost: ${HS_HOST}\r\n\r\n`]) {
+    const sock = await rawForward(head);
+    const r = await readResponse(sock, head.split('\r\n')[0]);
+    sock.destroy();
+    assert.ok(r.status === 400 || r.status === 403, `${head.split('\r\n')[0]}: ${r.statusLine}`);
+    assert.doesNotMatch(r.text, new RegExp(secret), 'the answer must not echo the credentials');
+  }
+  await sleep(200);
+  const log = gate.stderr().slice(mark);
+  assert.match(log, /connect_refused|plain_http_refused/, log);
+  assert.doesNotMatch(log, new RegExp(secret), `the log must not carry the credentials:\n${log}`);
+  await assertNothingOutbound('user info in a target');
+});
+
 test('Not an open proxy: CONNECT carrying a body header (Content-Length, Transfer-Encoding) -> 400', { skip: SKIP }, async () => {
   await expectRefused(`${HS_HOST}:443`, 400, { 'Content-Length': '5' }, 'hello');
   await expectRefused(`${HS_HOST}:443`, 400, { 'Transfer-Encoding': 'chunked' }, '5\r\nhello\r\n0\r\n\r\n');
