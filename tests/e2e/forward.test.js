@@ -1027,6 +1027,19 @@ test('half-open tunnels count against limits.connections; past it a new CONNECT 
   }
 });
 
+/* crmgate never follows an upstream redirect: the client gets the 3xx, and the Location host nothing. */
+test('an upstream redirect is answered to the client, never followed (the Location host sees no connection)', { skip: SKIP }, async () => {
+  for (const status of [301, 302, 307, 308]) {
+    await fake.fault({ action: 'status', status, match: { path: '^/crm/v3/objects/contacts/101$' }, count: 1,
+      headers: { Location: `http://127.0.0.1:${trip.any.port}/crm/v3/objects/contacts/101` }, body: { status: 'error', message: 'moved' } });
+    const r = await viaTunnel({ path: CONTACT_EMAIL });
+    assert.equal(r.status, status, `${status}: ${r.statusLine} ${r.text}`);
+    await sleep(100);
+    assert.deepEqual(trip.any.hits, [], `${status}: crmgate followed the redirect`);
+  }
+  await fake.clearFaults();
+});
+
 /* ---------------- the minted leaf ---------------- */
 
 test('Leaf: the certificate presented for api.hubapi.com chains to ca.pem and has SAN DNS:api.hubapi.com (Node tls)', { skip: SKIP }, async () => {
