@@ -905,6 +905,36 @@ test('CONNECT and the ClientHello in one write (no wait for the 200): the tunnel
   assert.equal(r.json.properties.email, 'ada@fwd.test');
 });
 
+/* A ClientHello cut into 7-byte TCP segments (a write every 2 ms) is reassembled and served. */
+test('a ClientHello split over many small TCP segments still handshakes and is served', { skip: SKIP }, async () => {
+  const { Duplex } = require('node:stream');
+  const c = await connect(`${HS_HOST}:443`);
+  assert.equal(c.status, 200, c.head);
+  c.sock.setNoDelay(true);
+  let segments = 0;
+  const wire = new Duplex({
+    async write(chunk, enc, cb) {
+      for (let i = 0; i < chunk.length; i += 7) {
+        c.sock.write(chunk.subarray(i, i + 7));
+        segments++;
+        await sleep(2);
+      }
+      cb();
+    },
+    read() {},
+  });
+  c.sock.on('data', (d) => wire.push(d));
+  c.sock.on('end', () => wire.push(null));
+  const s = await tunnelTls(wire, { servername: HS_HOST });
+  assert.ok(segments > 20, `the ClientHello went out in ${segments} pieces`);
+  s.write(httpRequest({ path: CONTACT_EMAIL, close: true }));
+  const r = await readResponse(s, 'split ClientHello', 10000);
+  s.destroy();
+  c.sock.destroy();
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.properties.email, 'ada@fwd.test');
+});
+
 /*
  * Handshakes cannot be held open: a connection has limits.header_timeout_ms from its accept (or
  * from the 200) to finish its TLS handshake and send a request head, whatever it trickles.

@@ -439,6 +439,40 @@ test('inside an intercepted connection the reverse listener\'s head checks apply
   assert.deepEqual(await fakeLog(), [], 'nothing may reach the (fake) CRM');
 });
 
+/* No peeking: a ClientHello cut into 7-byte TCP segments is reassembled by the handshake itself. */
+test('a ClientHello split over many small TCP segments is intercepted and served', { skip: SKIP }, async () => {
+  const script = `
+const net = require('net'), tls = require('tls'), fs = require('fs');
+const { Duplex } = require('stream');
+const sock = net.connect(443, '${CRM_IP}');
+sock.setNoDelay(true);
+let segments = 0;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const wire = new Duplex({
+  async write(chunk, enc, cb) { for (let i = 0; i < chunk.length; i += 7) { sock.write(chunk.subarray(i, i + 7)); segments++; await sleep(2); } cb(); },
+  read() {},
+});
+sock.on('data', (d) => wire.push(d));
+sock.on('end', () => wire.push(null));
+sock.on('connect', () => {
+  const s = tls.connect({ socket: wire, servername: '${HS_HOST}', ca: fs.readFileSync(process.env.T_CA) }, () => {
+    s.write('GET ${CONTACT_EMAIL} HTTP/1.1\\r\\nHost: ${HS_HOST}\\r\\nAuthorization: Bearer ${HS_TOKEN}\\r\\nConnection: close\\r\\n\\r\\n');
+  });
+  let out = '';
+  s.on('data', (d) => { out += d; });
+  s.on('error', (e) => { out += 'ERROR ' + e.message; });
+  let done = false;
+  const finish = () => { if (done) return; done = true; process.stdout.write(JSON.stringify({ segments, head: out.split('\\r\\n')[0], email: /ada@tp\\.test/.test(out) })); sock.destroy(); };
+  s.on('end', finish);
+  s.on('close', finish);
+  sock.on('close', () => setTimeout(finish, 100)); /* a TLS socket over a JS stream may not report the end itself */
+});`;
+  const r = await runNodeJson(script, { T_CA: CA });
+  assert.ok(r.segments > 20, `the ClientHello went out in ${r.segments} pieces`);
+  assert.match(r.head, /^HTTP\/1\.1 200 /, JSON.stringify(r));
+  assert.equal(r.email, true);
+});
+
 /* A handshake cannot be held open: silent or trickled, it is closed at limits.header_timeout_ms. */
 test('a silent or trickled ClientHello is closed at limits.header_timeout_ms', { skip: SKIP }, async () => {
   const g = await harness.startCrmgate({
