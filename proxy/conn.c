@@ -867,6 +867,10 @@ void conn_abort(struct conn *c, int status, const char *code, const char *messag
     enum crm crm = c->req.target[0] == '/' ? route_reverse(c->req.target, &rest) : CRM_NONE;
     char *json;
 
+    /* In a tunnel the host names the CRM (its paths carry no /hubspot or /salesforce). */
+    if (c->tunnel)
+        crm = route_forward_host(c->tunnel_host, worker_config(c->w)->sf_instance_host);
+
     if (c->state == CONN_WRITING || c->responded) {
         /* Part of an answer is out already: all we can do is close. */
         c->close_after = 1;

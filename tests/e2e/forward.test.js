@@ -808,6 +808,30 @@ for (const [name, req, status, code] of TUNNEL_HEAD_CASES) {
   });
 }
 
+/*
+ * A request crmgate refuses inside a tunnel is answered in the tunnel CRM's error shape, as in
+ * reverse mode: Salesforce's [{message, errorCode}] in a *.my.salesforce.com tunnel (the
+ * connection-level refusals once came in HubSpot's shape there, the path having no /salesforce
+ * prefix to tell), HubSpot's {status, message, category} in an api.hubapi.com one.
+ */
+test('refusals inside a tunnel come in the tunnel CRM\'s error shape (421, 400, 415)', { skip: SKIP }, async () => {
+  const sfPath = `/services/data/v${VERSION}/sobjects/Account/${ACC}`;
+  for (const [req, status] of [
+    [{ host: 'other.my.salesforce.com' }, 421],
+    [{ headers: { 'X-HTTP-Method': 'DELETE' } }, 400],
+    [{ method: 'PATCH', body: '{"Name":"x"}', headers: { 'Content-Encoding': 'gzip' } }, 415],
+  ]) {
+    const sf = await viaTunnel({ connectHost: SF_HOST, token: SF_TOKEN, path: sfPath, ...req });
+    assert.equal(sf.status, status, `${SF_HOST}: ${sf.statusLine} ${sf.text}`);
+    assert.ok(Array.isArray(sf.json) && typeof sf.json[0].errorCode === 'string' && typeof sf.json[0].message === 'string',
+      `${status} in a Salesforce tunnel must be Salesforce-shaped: ${sf.text}`);
+    const hs = await viaTunnel({ path: CONTACT_EMAIL, ...req, host: req.host ? 'api.hubspot.com' : HS_HOST });
+    assert.equal(hs.status, status, `${HS_HOST}: ${hs.statusLine} ${hs.text}`);
+    assert.ok(hs.json && hs.json.status === 'error' && typeof hs.json.category === 'string', `${status} in a HubSpot tunnel must be HubSpot-shaped: ${hs.text}`);
+  }
+  await assertNothingOutbound('refusals inside tunnels');
+});
+
 /* One raw request head through a fresh api.hubapi.com tunnel (SNI `servername`); resolves the answer. */
 async function rawInTunnel(head, { servername = HS_HOST, connectHost = HS_HOST } = {}) {
   const c = await connect(`${connectHost}:443`);
