@@ -209,6 +209,8 @@ int admin_client_call(const struct admin_target *t, const char *method, const ch
         hdrs = h;
     }
     curl_easy_setopt(e, CURLOPT_URL, url);
+    /* The admin token goes to crmgate itself, never to a proxy the shell's environment names. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     if (t->url[0] == '\0')
         curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, t->socket);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);

@@ -282,6 +282,24 @@ static int conn_on_header_value(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/*
+ * Whether an authority (CONNECT) or absolute-form target carries user info
+ * (user:password@host): credentials that are never logged or echoed. *from
+ * is where its authority, and so the user info, starts.
+ */
+static int conn_target_userinfo(const char *t, size_t *from)
+{
+    size_t s = strcspn(t, ":/"), end;
+
+    *from = 0;
+    if (t[0] == '/')
+        return 0;
+    if (strncmp(t + s, "://", 3) == 0)
+        *from = s + 3;
+    end = *from + strcspn(t + *from, "/?#");
+    return memchr(t + *from, '@', end - *from) != NULL;
+}
+
 /* Authority characters we accept in Host: names, IPv4, [IPv6], port. */
 static int conn_host_valid(const char *v, size_t n)
 {
@@ -312,6 +330,7 @@ static int conn_check_forward(struct conn *c, llhttp_t *p)
     struct http_request *r = &c->req;
     const struct config *cfg = worker_config(c->w);
     char host[256], why[256];
+    size_t from;
     long port = 0;
     long i;
 
@@ -324,6 +343,10 @@ static int conn_check_forward(struct conn *c, llhttp_t *p)
     }
     if ((p->flags & F_CONTENT_LENGTH) || http_fields_find(&r->headers, "transfer-encoding", 0) >= 0)
         return conn_fail(c, 400, "bad_framing", "CONNECT with a body");
+    if (conn_target_userinfo(r->target, &from))
+        return conn_fail(c, 403, "connect_refused",
+                         "CONNECT with user info (user@host) is refused: proxy credentials go in "
+                         "Proxy-Authorization");
     if (route_authority(r->target, host, sizeof(host), &port) < 0 || port != 443 ||
         route_forward_host(host, cfg->sf_instance_host) == CRM_NONE) {
         char msg[400];
@@ -438,8 +461,9 @@ static int conn_check_head(llhttp_t *p)
         return conn_check_forward(c, p);
     if (c->kind == CONN_KIND_TRANSPARENT && !c->tunnel)
         return conn_fail(c, 421, "misdirected", "no intercepted host for this connection");
-    if (c->tunnel)
-        return conn_check_tunnel(c);
+    /* A tunnel's requests then get every check below, as the reverse listener's do. */
+    if (c->tunnel && conn_check_tunnel(c) != 0)
+        return HPE_USER;
     if (r->method == HTTP_CONNECT)
         return conn_fail(c, 405, "connect_not_allowed",
                          "CONNECT is not accepted on the reverse listener: point the SDK's "
@@ -741,12 +765,15 @@ static long long conn_elapsed_us(const struct conn *c)
  * The length of the target to log: the path without its query (queries may
  * carry secrets), and for OAuth paths only up to the resource, because
  * /oauth/v1/access-tokens/{token} and /refresh-tokens/{token} carry tokens.
+ * A target with user info is logged only up to it.
  */
 static int conn_log_path_len(const struct conn *c)
 {
     const char *t = c->req.target, *o = strstr(t, "/oauth/");
-    size_t n = strcspn(t, "?");
+    size_t n = strcspn(t, "?"), from;
 
+    if (conn_target_userinfo(t, &from))
+        return (int)from;
     if (o != NULL && (size_t)(o - t) < n) {
         const char *p = o + 7;
         /* keep "/oauth/<version>/<resource>" and drop what follows */
@@ -839,6 +866,10 @@ void conn_abort(struct conn *c, int status, const char *code, const char *messag
     const char *rest;
     enum crm crm = c->req.target[0] == '/' ? route_reverse(c->req.target, &rest) : CRM_NONE;
     char *json;
+
+    /* In a tunnel the host names the CRM (its paths carry no /hubspot or /salesforce). */
+    if (c->tunnel)
+        crm = route_forward_host(c->tunnel_host, worker_config(c->w)->sf_instance_host);
 
     if (c->state == CONN_WRITING || c->responded) {
         /* Part of an answer is out already: all we can do is close. */

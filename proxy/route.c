@@ -100,6 +100,9 @@ int route_authority(const char *authority, char *host, size_t hostlen, long *por
         host[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
     }
     host[n] = '\0';
+    /* port = *DIGIT: strtol alone would also take "+443", " 443" or "-0" */
+    if (colon[1] == '\0' || colon[1 + strspn(colon + 1, "0123456789")] != '\0')
+        return -1;
     errno = 0;
     *port = strtol(colon + 1, &end, 10);
     if (errno != 0 || end == colon + 1 || *end != '\0' || *port <= 0 || *port > 65535)

@@ -37,8 +37,9 @@ enum crm route_forward_host(const char *host, const char *sf_instance_host);
 
 /*
  * Split a CONNECT authority "host:port" into a lower-case host (no brackets:
- * IP literals are refused by the allow-list anyway) and its port. 0, or -1
- * when it is not host:port.
+ * IP literals are refused by the allow-list anyway) and its port, digits
+ * only (no sign or blank strtol would skip). 0, or -1 when it is not
+ * host:port.
  */
 int route_authority(const char *authority, char *host, size_t hostlen, long *port);
 

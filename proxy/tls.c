@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
 
 #include "../certs/ca.h"
 #include "../certs/mint.h"
@@ -110,6 +111,22 @@ static int tls_install_leaf(SSL *ssl, X509 *leaf, EVP_PKEY *key, const struct ce
 }
 
 /*
+ * Bind ssl's sessions to host: the session id context is checked before a
+ * session or ticket is resumed, and this callback runs before that decision.
+ * A session made for one host and offered for another is then not resumed
+ * (RFC 6066 3: resuming would skip the new host's certificate) and the
+ * client gets a full handshake with the right leaf. The context holds at
+ * most 32 bytes: the host's SHA-256.
+ */
+static int tls_bind_sessions(SSL *ssl, const char *host)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+
+    SHA256((const unsigned char *)host, strlen(host), md);
+    return SSL_set_session_id_context(ssl, md, sizeof(md)) == 1 ? 0 : -1;
+}
+
+/*
  * Runs inside the handshake (libevent 2.1 cannot wait for an asynchronous
  * one): parse SNI from the raw extension (SSL_get_servername is still NULL
  * here), refuse names crmgate does not intercept, install a minted leaf.
@@ -147,6 +164,11 @@ static int tls_mitm_hellocb(SSL *ssl, int *al, void *arg)
         return SSL_CLIENT_HELLO_ERROR;
     }
     snprintf(m->sni, sizeof(m->sni), "%s", r == 0 ? host : "");
+    if (tls_bind_sessions(ssl, host) != 0) {
+        ERR_clear_error();
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
     if (certs_cache_get_or_mint(m->cache, m->ca, host, time(NULL), &leaf, &key, err, sizeof(err)) <
         0) {
         log_error("intercept: cannot mint a certificate for %s: %s", host, err);

@@ -47,7 +47,8 @@ struct tls_mitm {
  * tls_server_ctx_new, and a ClientHello callback that mints (or takes from
  * the cache) a leaf for the client's SNI, or the CONNECT host when there is
  * none. A name crmgate does not intercept fails the handshake
- * (unrecognized_name). NULL with err.
+ * (unrecognized_name). Sessions are bound to the host they were made for:
+ * offered for another host, they are not resumed. NULL with err.
  */
 SSL_CTX *tls_mitm_ctx_new(char *err, size_t errlen);
 

@@ -389,6 +389,10 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
     curl_easy_setopt(e, CURLOPT_SHARE, u->share);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* Straight to the upstream the config names: never a proxy from the environment
+     * (an inherited HTTPS_PROXY may be crmgate's own forward listener, an http_proxy would
+     * see the CRM token in clear). "" overrides http_proxy, HTTPS_PROXY and ALL_PROXY. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     /* Forward the path exactly as classified: no dot-segment squashing. */
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     /* Ask for identity; should gzip or deflate come anyway, curl decodes it. */

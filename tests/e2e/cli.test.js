@@ -175,6 +175,21 @@ test('--url over TCP with $CRMGATE_ADMIN_TOKEN; without or with a wrong token it
   assert.equal((await gate.admin('GET', '/v1/workspaces/alpha')).body.dry_run, false);
 });
 
+/* The admin token never goes to a proxy the shell names (libcurl reads http_proxy by default). */
+test('--url over TCP ignores http_proxy and ALL_PROXY: the admin token goes to crmgate only', { skip: GATE }, async () => {
+  const seen = [];
+  const trip = require('node:net').createServer((c) => { c.on('data', (d) => seen.push(d.toString('latin1').split('\r\n')[0])); c.on('error', () => {}); setTimeout(() => c.destroy(), 100); });
+  await new Promise((r) => trip.listen(0, '127.0.0.1', r));
+  const proxy = `http://127.0.0.1:${trip.address().port}`;
+  try {
+    const r = await cli(['stats', '--url', gate.adminUrl], { env: { CRMGATE_ADMIN_TOKEN: TOKEN, http_proxy: proxy, HTTP_PROXY: proxy, ALL_PROXY: proxy, all_proxy: proxy, NO_PROXY: '', no_proxy: '' } });
+    assert.deepEqual(seen, [], 'nothing may reach the proxy named by the environment');
+    assert.equal(r.code, 0, r.stderr);
+  } finally {
+    trip.close();
+  }
+});
+
 /*
  * What agents send ends up in the tables a human reads: a field name (recorded even when the
  * write is denied) must not carry an escape sequence or a carriage return to the terminal,

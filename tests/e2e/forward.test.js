@@ -676,10 +676,13 @@ test('Not an open proxy: CONNECT to IP literals (127.0.0.1:443, 127.0.0.1:<tripw
   if (!trip.p443) t.diagnostic('127.0.0.1:443 could not be bound: that tripwire was skipped');
 });
 
-test('Not an open proxy: a CRM host on a port other than 443 -> 403 (api.hubapi.com:8443, :<tripwire>, acme.my.salesforce.com:80)', { skip: SKIP }, async () => {
+test('Not an open proxy: a CRM host on a port other than 443, or an odd spelling of 443 or of the host -> 403 (api.hubapi.com:8443, :+443, user@api.hubapi.com:443)', { skip: SKIP }, async () => {
   const bad = [];
   for (const [target, status] of [['api.hubapi.com:8443', 403], [`api.hubapi.com:${trip.any.port}`, 403], [`${SF_HOST}:80`, 403],
-    ['api.hubapi.com', [400, 403]] /* no port at all: malformed (400) or refused (403) */]) {
+    ['api.hubapi.com', [400, 403]] /* no port at all: malformed (400) or refused (403) */,
+    /* 443 spelled so that strtol reads 443 but a URL parser would not: refused too */
+    ['api.hubapi.com:+443', 403], ['api.hubapi.com:443abc', 403], ['api.hubapi.com:0x1bb', 403], ['api.hubapi.com:65979', 403],
+    ['user@api.hubapi.com:443', [400, 403]], ['api.hubapi.com%2e:443', [400, 403]]]) {
     try { await expectRefused(target, status); } catch (e) { bad.push(e.message); }
   }
   assert.deepEqual(bad, []);
@@ -694,6 +697,25 @@ test('Not an open proxy: look-alike and non-allow-listed hosts -> 403', { skip: 
   }
   assert.deepEqual(bad, []);
   await assertNothingOutbound('CONNECT to look-alike hosts');
+});
+
+/* Credentials a client put in a CONNECT or absolute-form target are refused and never echoed or logged. */
+test('Not an open proxy: user info in a CONNECT or absolute-form target is refused, and neither logged nor echoed', { skip: SKIP }, async () => {
+  const secret = 'S3cretProxyPw';
+  const mark = gate.stderr().length;
+  for (const head of [connectHead(`agent:${secret}@${HS_HOST}:443`), connectHead(`agent:${secret}@example.com:443`),
+    `GET http://agent:${secret}@${HS_HOST}/crm/v3/objects/contacts/101 HTTP/1.1\r\nHost: ${HS_HOST}\r\n\r\n`]) {
+    const sock = await rawForward(head);
+    const r = await readResponse(sock, head.split('\r\n')[0]);
+    sock.destroy();
+    assert.ok(r.status === 400 || r.status === 403, `${head.split('\r\n')[0]}: ${r.statusLine}`);
+    assert.doesNotMatch(r.text, new RegExp(secret), 'the answer must not echo the credentials');
+  }
+  await sleep(200);
+  const log = gate.stderr().slice(mark);
+  assert.match(log, /connect_refused|plain_http_refused/, log);
+  assert.doesNotMatch(log, new RegExp(secret), `the log must not carry the credentials:\n${log}`);
+  await assertNothingOutbound('user info in a target');
 });
 
 test('Not an open proxy: CONNECT carrying a body header (Content-Length, Transfer-Encoding) -> 400', { skip: SKIP }, async () => {
@@ -749,6 +771,327 @@ test('SNI/CONNECT-host mismatch: CONNECT api.hubapi.com:443, SNI and Host api.hu
   }
   c.sock.destroy();
   await assertNothingOutbound('SNI differs from the CONNECT host');
+});
+
+/*
+ * Inside a tunnel, a request's head gets every check the reverse listener makes (the tunnel
+ * check once returned early and skipped them all): an override the classifiers do not read could
+ * turn a checked read into a write, a compressed body would be forwarded unread by the policy.
+ */
+const TUNNEL_HEAD_CASES = [
+  ['an X-HTTP-Method header', { headers: { 'X-HTTP-Method': 'DELETE' } }, 400, 'method_override'],
+  ['an X-Method-Override header', { headers: { 'X-Method-Override': 'DELETE' } }, 400, 'method_override'],
+  ['two Authorization headers', { headers: { Authorization: `Bearer ${UNREG_HS}` } }, 400, 'duplicate_header'],
+  ['a gzipped body', { method: 'PATCH', path: '/crm/v3/objects/contacts/101', body: '{"properties":{"lifecyclestage":"customer"}}',
+    headers: { 'Content-Encoding': 'gzip' } }, 415, 'content_encoding'],
+  ['Transfer-Encoding other than chunked', { method: 'PATCH', path: '/crm/v3/objects/contacts/101', rawBody: '2\r\n{}\r\n0\r\n\r\n',
+    headers: { 'Transfer-Encoding': 'gzip, chunked' } }, 501, 'transfer_encoding'],
+  ['an Upgrade request', { headers: { Connection: 'Upgrade', Upgrade: 'websocket' } }, 501, 'upgrade_not_supported'],
+  ['an Expect other than 100-continue', { headers: { Expect: 'something' } }, 417, 'expectation'],
+  ['a body past limits.body_bytes', { method: 'PATCH', path: '/crm/v3/objects/contacts/101', rawBody: '',
+    headers: { 'Content-Length': String(64 << 20) } }, 413, 'body_too_large'],
+];
+for (const [name, req, status, code] of TUNNEL_HEAD_CASES) {
+  test(`inside a tunnel, ${name} is refused as on the reverse listener (${status} ${code}), nothing forwarded`, { skip: SKIP }, async () => {
+    const { rawBody, ...rest } = req;
+    const c = await connect(`${HS_HOST}:443`);
+    assert.equal(c.status, 200, c.head);
+    const s = await tunnelTls(c.sock, { servername: HS_HOST });
+    let bytes = httpRequest({ path: CONTACT_EMAIL, ...rest });
+    if (rawBody !== undefined) bytes += rawBody;
+    s.write(bytes);
+    const r = await readResponse(s, name);
+    s.destroy();
+    assert.equal(r.status, status, `${name}: ${r.statusLine} ${r.text}`);
+    assert.equal(r.headers['x-crmgate-error'], code, r.text);
+    await assertNothingOutbound(`${name} in a tunnel`);
+  });
+}
+
+/*
+ * A request crmgate refuses inside a tunnel is answered in the tunnel CRM's error shape, as in
+ * reverse mode: Salesforce's [{message, errorCode}] in a *.my.salesforce.com tunnel (the
+ * connection-level refusals once came in HubSpot's shape there, the path having no /salesforce
+ * prefix to tell), HubSpot's {status, message, category} in an api.hubapi.com one.
+ */
+test('refusals inside a tunnel come in the tunnel CRM\'s error shape (421, 400, 415)', { skip: SKIP }, async () => {
+  const sfPath = `/services/data/v${VERSION}/sobjects/Account/${ACC}`;
+  for (const [req, status] of [
+    [{ host: 'other.my.salesforce.com' }, 421],
+    [{ headers: { 'X-HTTP-Method': 'DELETE' } }, 400],
+    [{ method: 'PATCH', body: '{"Name":"x"}', headers: { 'Content-Encoding': 'gzip' } }, 415],
+  ]) {
+    const sf = await viaTunnel({ connectHost: SF_HOST, token: SF_TOKEN, path: sfPath, ...req });
+    assert.equal(sf.status, status, `${SF_HOST}: ${sf.statusLine} ${sf.text}`);
+    assert.ok(Array.isArray(sf.json) && typeof sf.json[0].errorCode === 'string' && typeof sf.json[0].message === 'string',
+      `${status} in a Salesforce tunnel must be Salesforce-shaped: ${sf.text}`);
+    const hs = await viaTunnel({ path: CONTACT_EMAIL, ...req, host: req.host ? 'api.hubspot.com' : HS_HOST });
+    assert.equal(hs.status, status, `${HS_HOST}: ${hs.statusLine} ${hs.text}`);
+    assert.ok(hs.json && hs.json.status === 'error' && typeof hs.json.category === 'string', `${status} in a HubSpot tunnel must be HubSpot-shaped: ${hs.text}`);
+  }
+  await assertNothingOutbound('refusals inside tunnels');
+});
+
+/* One raw request head through a fresh api.hubapi.com tunnel (SNI `servername`); resolves the answer. */
+async function rawInTunnel(head, { servername = HS_HOST, connectHost = HS_HOST } = {}) {
+  const c = await connect(`${connectHost}:443`);
+  assert.equal(c.status, 200, c.head);
+  const s = await tunnelTls(c.sock, { servername, checkServerIdentity: () => undefined });
+  s.write(head);
+  const r = await readResponse(s, head.split('\r\n')[0]);
+  s.destroy();
+  return r;
+}
+
+test('inside a tunnel: a second CONNECT, an absolute-form target, two Host headers or none -> 400, nothing forwarded', { skip: SKIP }, async () => {
+  const auth = `Authorization: Bearer ${HS_TOKEN}\r\n`;
+  const bad = [];
+  for (const head of [
+    `CONNECT ${HS_HOST}:443 HTTP/1.1\r\nHost: ${HS_HOST}:443\r\n\r\n`,
+    `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`,
+    `CONNECT 127.0.0.1:${trip.any.port} HTTP/1.1\r\nHost: 127.0.0.1:${trip.any.port}\r\n\r\n`,
+    `GET https://${HS_HOST}${CONTACT_EMAIL} HTTP/1.1\r\nHost: ${HS_HOST}\r\n${auth}\r\n`,
+    `GET http://127.0.0.1:${trip.any.port}/ HTTP/1.1\r\nHost: ${HS_HOST}\r\n${auth}\r\n`,
+    `GET ${CONTACT_EMAIL} HTTP/1.1\r\nHost: ${HS_HOST}\r\nHost: evil.example.com\r\n${auth}\r\n`,
+    `GET ${CONTACT_EMAIL} HTTP/1.1\r\nHost: ${HS_HOST}\r\nHost: ${HS_HOST}\r\n${auth}\r\n`,
+    `GET ${CONTACT_EMAIL} HTTP/1.0\r\n${auth}\r\n`,
+  ]) {
+    const r = await rawInTunnel(head);
+    if (r.status !== 400) bad.push(`${JSON.stringify(head.split('\r\n').slice(0, 3))}: ${r.statusLine} ${r.text}`);
+  }
+  assert.deepEqual(bad, []);
+  await assertNothingOutbound('odd request targets in a tunnel');
+});
+
+test('inside a tunnel: Host spellings of the tunnel host pass (case, :443, HTTP/1.0); any other port or a trailing dot -> 421', { skip: SKIP }, async () => {
+  const got = {};
+  for (const [host, status, version = '1.1'] of [
+    ['API.HubAPI.com', 200], [`${HS_HOST}:443`, 200], [HS_HOST, 200, '1.0'],
+    [`${HS_HOST}.`, 421], [`${HS_HOST}:8443`, 421], [`${HS_HOST}:0443`, 421], [`${HS_HOST}:`, 421],
+    [`user@${HS_HOST}`, 421], [`${HS_HOST}.evil.example`, 421], ['api.hubspot.com', 421]]) {
+    const r = await rawInTunnel(`GET ${CONTACT_EMAIL} HTTP/${version}\r\nHost: ${host}\r\nAuthorization: Bearer ${HS_TOKEN}\r\nConnection: close\r\n\r\n`);
+    got[`${host} HTTP/${version}`] = r.status === status ? 'ok' : `${r.statusLine} ${r.text}`;
+  }
+  assert.deepEqual(Object.entries(got).filter(([, v]) => v !== 'ok'), []);
+});
+
+test('SNI spellings of the CONNECT host are the same host (upper case, trailing dot): served, leaf for the canonical name', { skip: SKIP }, async () => {
+  for (const servername of ['API.HUBAPI.COM', `${HS_HOST}.`]) {
+    const c = await connect(`${HS_HOST}:443`);
+    assert.equal(c.status, 200, c.head);
+    const s = await tunnelTls(c.sock, { servername, checkServerIdentity: () => undefined });
+    assert.equal(s.authorized, true, `${servername}: ${s.authorizationError}`);
+    assert.equal(s.getPeerCertificate().subjectaltname, `DNS:${HS_HOST}`, servername);
+    s.write(httpRequest({ path: CONTACT_EMAIL, close: true }));
+    const r = await readResponse(s, `SNI ${servername}`);
+    s.destroy();
+    assert.equal(r.status, 200, `SNI ${servername}: ${r.statusLine} ${r.text}`);
+  }
+});
+
+/*
+ * A client that does not wait for the 200: CONNECT and its ClientHello in one write. The bytes
+ * after the CONNECT head are the tunnel's first TLS bytes, used by the handshake (not lost, not
+ * parsed as HTTP). The 200 is cut off the stream before the TLS client reads it.
+ */
+test('CONNECT and the ClientHello in one write (no wait for the 200): the tunnel handshakes and serves', { skip: SKIP }, async () => {
+  const { Duplex } = require('node:stream');
+  const sock = net.connect({ host: '127.0.0.1', port: FWD });
+  sock.on('error', () => {});
+  await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+  let head = Buffer.alloc(0);
+  let headDone = false;
+  let first = true;
+  const wire = new Duplex({
+    write(chunk, enc, cb) {
+      /* the CONNECT head goes out with the first TLS bytes, in one write */
+      sock.write(first ? Buffer.concat([Buffer.from(connectHead(`${HS_HOST}:443`)), chunk]) : chunk, cb);
+      first = false;
+    },
+    read() {},
+  });
+  sock.on('data', (d) => {
+    if (headDone) { wire.push(d); return; }
+    head = Buffer.concat([head, d]);
+    const i = head.indexOf('\r\n\r\n');
+    if (i < 0) return;
+    headDone = true;
+    assert.match(head.subarray(0, i).toString('latin1'), /^HTTP\/1\.1 200 /);
+    if (head.length > i + 4) wire.push(head.subarray(i + 4));
+  });
+  sock.on('end', () => wire.push(null));
+  const s = await tunnelTls(wire, { servername: HS_HOST });
+  s.write(httpRequest({ path: CONTACT_EMAIL, close: true }));
+  const r = await readResponse(s, 'pipelined CONNECT');
+  s.destroy();
+  sock.destroy();
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.properties.email, 'ada@fwd.test');
+});
+
+/* A ClientHello cut into 7-byte TCP segments (a write every 2 ms) is reassembled and served. */
+test('a ClientHello split over many small TCP segments still handshakes and is served', { skip: SKIP }, async () => {
+  const { Duplex } = require('node:stream');
+  const c = await connect(`${HS_HOST}:443`);
+  assert.equal(c.status, 200, c.head);
+  c.sock.setNoDelay(true);
+  let segments = 0;
+  const wire = new Duplex({
+    async write(chunk, enc, cb) {
+      for (let i = 0; i < chunk.length; i += 7) {
+        c.sock.write(chunk.subarray(i, i + 7));
+        segments++;
+        await sleep(2);
+      }
+      cb();
+    },
+    read() {},
+  });
+  c.sock.on('data', (d) => wire.push(d));
+  c.sock.on('end', () => wire.push(null));
+  const s = await tunnelTls(wire, { servername: HS_HOST });
+  assert.ok(segments > 20, `the ClientHello went out in ${segments} pieces`);
+  s.write(httpRequest({ path: CONTACT_EMAIL, close: true }));
+  const r = await readResponse(s, 'split ClientHello', 10000);
+  s.destroy();
+  c.sock.destroy();
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.properties.email, 'ada@fwd.test');
+});
+
+/*
+ * Handshakes cannot be held open: a connection has limits.header_timeout_ms from its accept (or
+ * from the 200) to finish its TLS handshake and send a request head, whatever it trickles.
+ */
+test('a silent or trickled CONNECT or ClientHello is closed at limits.header_timeout_ms; nothing forwarded', { skip: SKIP }, async () => {
+  const g = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, rules: RULES, callers: CALLERS,
+    forward: { caDir: gate.caDir }, workers: 1, config: { limits: { header_timeout_ms: 600 } } });
+  const hello = Buffer.from('16030100f4010000f00303' + '00'.repeat(200), 'hex'); /* the start of a ClientHello */
+  const open = async (bytes) => {
+    const c = net.connect({ host: '127.0.0.1', port: g.forwardPort });
+    c.on('error', () => {});
+    await new Promise((resolve, reject) => { c.once('connect', resolve); c.once('error', reject); });
+    if (bytes) c.write(bytes);
+    return c;
+  };
+  /* one byte every 100 ms: every read arrives well inside any per-read timeout */
+  const trickle = (c, buf) => { let i = 0; const t = setInterval(() => { if (i >= buf.length || c.destroyed) clearInterval(t); else c.write(buf.subarray(i, ++i)); }, 100); return t; };
+  const timers = [];
+  try {
+    const cases = {};
+    cases['nothing sent'] = await open();
+    const slowConnect = await open();
+    timers.push(trickle(slowConnect, Buffer.from(connectHead(`${HS_HOST}:443`))));
+    cases['CONNECT head trickled'] = slowConnect;
+    for (const [name, rest] of [['no ClientHello after the 200', null], ['a ClientHello trickled after the 200', hello]]) {
+      const c = await open(connectHead(`${HS_HOST}:443`));
+      const h = await readHead(c);
+      assert.equal(h.status, 200, h.head);
+      if (rest) timers.push(trickle(c, rest));
+      cases[name] = c;
+    }
+    const t0 = Date.now();
+    const closed = await Promise.all(Object.values(cases).map((c) => closesWithin(c, 5000)));
+    const elapsed = Date.now() - t0;
+    assert.deepEqual(Object.fromEntries(Object.keys(cases).map((k, i) => [k, closed[i]])),
+      Object.fromEntries(Object.keys(cases).map((k) => [k, true])), 'each connection is closed by crmgate');
+    assert.ok(elapsed < 4000, `closed after ${elapsed} ms (header_timeout_ms 600)`);
+    assert.deepEqual(await fakeLog(), []);
+  } finally {
+    for (const t of timers) clearInterval(t);
+    await g.stop({ signal: 'SIGKILL' });
+  }
+});
+
+/*
+ * TLS sessions belong to the host they were made for. A client resuming a session from an
+ * api.hubapi.com tunnel in an api.hubspot.com one would skip the certificate for the new name
+ * (RFC 6066 §3: the server MUST NOT resume under a different server_name): it gets a full
+ * handshake with a leaf for the new host, while resuming for the same host still works.
+ */
+for (const version of ['TLSv1.2', 'TLSv1.3']) {
+  test(`${version}: a session is resumed for its own host only; another host gets a full handshake and its own leaf`, { skip: SKIP }, async () => {
+    const open = async (host, session) => {
+      const c = await connect(`${host}:443`);
+      assert.equal(c.status, 200, c.head);
+      let got = null;
+      const s = tls.connect({ socket: c.sock, servername: host, ca: fs.readFileSync(CA), session, minVersion: version, maxVersion: version });
+      s.on('session', (x) => { got = x; });
+      await new Promise((resolve, reject) => { s.once('secureConnect', resolve); s.once('error', reject); });
+      s.write(httpRequest({ host, path: CONTACT_EMAIL }));
+      const r = await readResponse(s, `${version} ${host}`);
+      for (let i = 0; i < 50 && got === null; i++) await sleep(10); /* TLS 1.3 tickets follow the handshake */
+      const out = { status: r.status, reused: s.isSessionReused(), san: s.getPeerCertificate().subjectaltname, session: got };
+      s.destroy();
+      return out;
+    };
+    const first = await open(HS_HOST);
+    assert.equal(first.status, 200);
+    assert.ok(first.session, 'crmgate issued a session');
+    const same = await open(HS_HOST, first.session);
+    assert.equal(same.status, 200);
+    assert.equal(same.reused, true, 'a session is resumed for the host it was made for');
+    const other = await open('api.hubspot.com', first.session);
+    assert.equal(other.status, 200);
+    assert.equal(other.reused, false, 'a session made for api.hubapi.com must not be resumed for api.hubspot.com');
+    assert.equal(other.san, 'DNS:api.hubspot.com');
+  });
+}
+
+/*
+ * Half-open tunnels count against limits.connections like any connection: past the cap a new
+ * one is closed at once (no 200, no handshake, no outbound), and the slots come back when the
+ * held ones reach limits.header_timeout_ms.
+ */
+test('half-open tunnels count against limits.connections; past it a new CONNECT is closed at once; slots return at the header timeout', { skip: SKIP }, async () => {
+  const g = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, rules: RULES, callers: CALLERS,
+    forward: { caDir: gate.caDir }, workers: 1, config: { limits: { connections: 2, header_timeout_ms: 1500 } } });
+  const open = async () => {
+    const c = net.connect({ host: '127.0.0.1', port: g.forwardPort });
+    c.on('error', () => {});
+    await new Promise((resolve, reject) => { c.once('connect', resolve); c.once('error', reject); });
+    c.write(connectHead(`${HS_HOST}:443`));
+    return c;
+  };
+  const held = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await open();
+      held.push(c);
+      assert.equal((await readHead(c)).status, 200, 'a tunnel within the cap');
+    }
+    const over = await open();
+    const h = await readHead(over).catch((e) => ({ status: null, ended: false, head: e.message }));
+    assert.equal(h.ended, true, `past limits.connections the connection is closed without an answer: ${h.head}`);
+    assert.match(g.stderr(), /limits\.connections/);
+    /* the held tunnels never send a ClientHello: closed at the header timeout, freeing the slots */
+    assert.deepEqual(await Promise.all(held.map((c) => closesWithin(c, 6000))), [true, true]);
+    let ok = null;
+    for (const t0 = Date.now(); ok === null && Date.now() - t0 < 5000; await sleep(50)) {
+      const c = await open();
+      const r = await readHead(c).catch(() => ({ status: null }));
+      c.destroy();
+      if (r.status === 200) ok = c;
+    }
+    assert.ok(ok, 'once the held tunnels timed out, a new CONNECT is served');
+    assert.deepEqual(await fakeLog(), []);
+  } finally {
+    for (const c of held) c.destroy();
+    await g.stop({ signal: 'SIGKILL' });
+  }
+});
+
+/* crmgate never follows an upstream redirect: the client gets the 3xx, and the Location host nothing. */
+test('an upstream redirect is answered to the client, never followed (the Location host sees no connection)', { skip: SKIP }, async () => {
+  for (const status of [301, 302, 307, 308]) {
+    await fake.fault({ action: 'status', status, match: { path: '^/crm/v3/objects/contacts/101$' }, count: 1,
+      headers: { Location: `http://127.0.0.1:${trip.any.port}/crm/v3/objects/contacts/101` }, body: { status: 'error', message: 'moved' } });
+    const r = await viaTunnel({ path: CONTACT_EMAIL });
+    assert.equal(r.status, status, `${status}: ${r.statusLine} ${r.text}`);
+    await sleep(100);
+    assert.deepEqual(trip.any.hits, [], `${status}: crmgate followed the redirect`);
+  }
+  await fake.clearFaults();
 });
 
 /* ---------------- the minted leaf ---------------- */

@@ -205,3 +205,35 @@ test('reverse mode: a spoofed Host, an absolute-form target or CONNECT never cho
     trip.close();
   }
 });
+
+/*
+ * crmgate's own outbound calls never follow proxy variables it inherited: libcurl reads
+ * http_proxy, HTTPS_PROXY and ALL_PROXY by default, and a crmgate started where agents get
+ * HTTPS_PROXY=<its own forward listener> looped through itself, while an http_proxy was handed
+ * every request, the CRM token in Authorization included, in clear. The upstream comes from the
+ * config alone: the tripwire "proxy" must see nothing and the fake CRM must answer.
+ */
+test('proxy variables in crmgate\'s environment are ignored: the CRM token goes to the configured upstream only', { skip: GATE }, async () => {
+  const seen = [];
+  const trip = net.createServer((c) => { c.on('data', (d) => seen.push(d.toString('latin1').split('\r\n')[0])); c.on('error', () => {}); setTimeout(() => c.destroy(), 100); });
+  await new Promise((r) => trip.listen(0, '127.0.0.1', r));
+  const proxy = `http://127.0.0.1:${trip.address().port}`;
+  const env = { http_proxy: proxy, HTTP_PROXY: proxy, https_proxy: proxy, HTTPS_PROXY: proxy, ALL_PROXY: proxy, all_proxy: proxy, NO_PROXY: '', no_proxy: '' };
+  const g = await harness.startCrmgate({ upstreams: { hubspot: stack.fake.url, salesforce: stack.fake.url }, rules: RULES, callers: CALLERS, env });
+  try {
+    const { r, log } = await fakeSaw(() => new Promise((resolve, reject) => {
+      const s = net.connect(g.port, '127.0.0.1');
+      let out = '';
+      s.on('data', (d) => { out += d.toString('latin1'); });
+      s.on('error', reject);
+      s.on('close', () => resolve(out));
+      s.write(`GET /hubspot/crm/v3/objects/contacts/101?properties=email HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+    }));
+    assert.deepEqual(seen, [], 'nothing may reach the proxy named by the environment');
+    assert.equal(statusOf(r), 200, r);
+    assert.equal(log.length, 1, 'the configured upstream answered');
+  } finally {
+    await g.stop();
+    trip.close();
+  }
+});

@@ -403,6 +403,105 @@ test('Not an open proxy: Host/SNI mismatch (SNI api.hubapi.com, Host: evil.examp
   assert.deepEqual(await fakeLog(), [], 'SNI/Host mismatch: nothing may reach the (fake) CRM');
 });
 
+test('Not an open proxy: an SNI that is an address, a look-alike or a deeper name is refused; nothing forwarded', { skip: SKIP || NO_OPENSSL }, async () => {
+  const bad = [];
+  for (const sni of [CRM_IP, '127.0.0.1', '2130706433', `${HS_HOST}.evil.example`, `x.${HS_HOST}`, `a.b.my.salesforce.com`, 'my.salesforce.com',
+    `${'a'.repeat(64)}.my.salesforce.com`, 'localhost']) {
+    const mark = gate.stderr().length;
+    const r = await runNs('openssl', ['s_client', '-servername', sni, '-connect', `${CRM_IP}:443`, '-CAfile', CA], {}, { input: '', timeout: 10000 });
+    const out = r.stdout + r.stderr;
+    if (r.code === 0 || /BEGIN CERTIFICATE|Server certificate/.test(out)) bad.push(`SNI ${sni}: a certificate was presented`);
+    try { await assertRefusedAndNothingForwarded(`SNI ${sni}`, mark); } catch (e) { bad.push(e.message.split('\n')[0]); }
+  }
+  assert.deepEqual(bad, []);
+});
+
+test('SNI spellings of a CRM host (upper case, trailing dot) are intercepted as that host; Host must still match it', { skip: SKIP || NO_OPENSSL }, async () => {
+  for (const sni of ['API.HUBAPI.COM', `${HS_HOST}.`]) {
+    const r = await runNs('openssl', ['s_client', '-servername', sni, '-connect', `${CRM_IP}:443`, '-CAfile', CA, '-verify_hostname', HS_HOST, '-ign_eof'], {},
+      { input: `GET ${CONTACT_EMAIL} HTTP/1.1\r\nHost: ${HS_HOST}\r\nAuthorization: Bearer ${HS_TOKEN}\r\nConnection: close\r\n\r\n`, timeout: 10000 });
+    const out = r.stdout + r.stderr;
+    assert.match(out, /Verify return code: 0 \(ok\)/, `SNI ${sni}: the leaf is for ${HS_HOST}:\n${out}`);
+    assert.match(out, /^HTTP\/1\.1 200 /m, `SNI ${sni}:\n${out}`);
+  }
+  assert.deepEqual(await fakeLog(), [`GET ${CONTACT_EMAIL}`, `GET ${CONTACT_EMAIL}`]);
+});
+
+test('inside an intercepted connection the reverse listener\'s head checks apply (X-HTTP-Method, Content-Encoding, Upgrade)', { skip: SKIP || NO_CURL }, async () => {
+  for (const [args, status] of [
+    [['-H', 'X-HTTP-Method: DELETE'], 400],
+    [['-X', 'PATCH', '-H', 'Content-Type: application/json', '-H', 'Content-Encoding: gzip', '--data-binary', '{"properties":{"lifecyclestage":"customer"}}'], 415],
+    [['-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket'], 501],
+  ]) {
+    const r = await curl(['--cacert', CA, '-H', `Authorization: Bearer ${HS_TOKEN}`, ...args, `https://${HS_HOST}${args.includes('PATCH') ? '/crm/v3/objects/contacts/101' : CONTACT_EMAIL}`]);
+    assert.equal(r.status, status, `${args.join(' ')}: ${r.status} ${r.text} ${r.stderr}`);
+  }
+  assert.deepEqual(await fakeLog(), [], 'nothing may reach the (fake) CRM');
+});
+
+/* No peeking: a ClientHello cut into 7-byte TCP segments is reassembled by the handshake itself. */
+test('a ClientHello split over many small TCP segments is intercepted and served', { skip: SKIP }, async () => {
+  const script = `
+const net = require('net'), tls = require('tls'), fs = require('fs');
+const { Duplex } = require('stream');
+const sock = net.connect(443, '${CRM_IP}');
+sock.setNoDelay(true);
+let segments = 0;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const wire = new Duplex({
+  async write(chunk, enc, cb) { for (let i = 0; i < chunk.length; i += 7) { sock.write(chunk.subarray(i, i + 7)); segments++; await sleep(2); } cb(); },
+  read() {},
+});
+sock.on('data', (d) => wire.push(d));
+sock.on('end', () => wire.push(null));
+sock.on('connect', () => {
+  const s = tls.connect({ socket: wire, servername: '${HS_HOST}', ca: fs.readFileSync(process.env.T_CA) }, () => {
+    s.write('GET ${CONTACT_EMAIL} HTTP/1.1\\r\\nHost: ${HS_HOST}\\r\\nAuthorization: Bearer ${HS_TOKEN}\\r\\nConnection: close\\r\\n\\r\\n');
+  });
+  let out = '';
+  s.on('data', (d) => { out += d; });
+  s.on('error', (e) => { out += 'ERROR ' + e.message; });
+  let done = false;
+  const finish = () => { if (done) return; done = true; process.stdout.write(JSON.stringify({ segments, head: out.split('\\r\\n')[0], email: /ada@tp\\.test/.test(out) })); sock.destroy(); };
+  s.on('end', finish);
+  s.on('close', finish);
+  sock.on('close', () => setTimeout(finish, 100)); /* a TLS socket over a JS stream may not report the end itself */
+});`;
+  const r = await runNodeJson(script, { T_CA: CA });
+  assert.ok(r.segments > 20, `the ClientHello went out in ${r.segments} pieces`);
+  assert.match(r.head, /^HTTP\/1\.1 200 /, JSON.stringify(r));
+  assert.equal(r.email, true);
+});
+
+/* A handshake cannot be held open: silent or trickled, it is closed at limits.header_timeout_ms. */
+test('a silent or trickled ClientHello is closed at limits.header_timeout_ms', { skip: SKIP }, async () => {
+  const g = await harness.startCrmgate({
+    netns: NS, upstreams: { hubspot: fake.url, salesforce: fake.url }, rules: RULES, callers: CALLERS, workers: 1,
+    transparent: { listen: `127.0.0.1:${TP2}`, caDir: gate.caDir }, config: { limits: { header_timeout_ms: 600 } },
+  });
+  try {
+    const script = `
+const net = require('net');
+const hello = Buffer.from('16030100f4010000f00303' + '00'.repeat(200), 'hex');
+const one = (trickle) => new Promise((resolve) => {
+  const t0 = Date.now();
+  const c = net.connect(443, '${CRM_IP2}');
+  let i = 0, timer;
+  c.on('connect', () => { if (trickle) timer = setInterval(() => { if (i < hello.length) c.write(hello.subarray(i, ++i)); }, 100); });
+  c.on('error', () => {});
+  c.on('close', () => { clearInterval(timer); resolve(Date.now() - t0); });
+  setTimeout(() => { clearInterval(timer); c.destroy(); resolve(-1); }, 5000);
+});
+Promise.all([one(false), one(true)]).then((ms) => process.stdout.write(JSON.stringify(ms)));`;
+    const [silent, trickled] = await runNodeJson(script, {});
+    assert.ok(silent > 0 && silent < 4000, `a silent connection is closed by crmgate (after ${silent} ms; -1: still open after 5 s)`);
+    assert.ok(trickled > 0 && trickled < 4000, `a trickled ClientHello is closed by crmgate (after ${trickled} ms; -1: still open after 5 s)`);
+    assert.deepEqual(await fakeLog(), []);
+  } finally {
+    await g.stop({ signal: 'SIGKILL' });
+  }
+});
+
 /* ---------------- config file ---------------- */
 
 test('config file {"transparent": {"listen", "ca_dir"}} starts the transparent listener with that CA (10.253.0.2:443 redirected to it)', { skip: SKIP || NO_CURL }, async () => {
