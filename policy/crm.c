@@ -86,6 +86,8 @@ const char *crm_status_reason(int status)
         return "Gateway Timeout";
     case 505:
         return "HTTP Version Not Supported";
+    case 508:
+        return "Loop Detected";
     default:
         break;
     }
@@ -122,6 +124,8 @@ static const char *crm_error_category(enum crm crm, int status)
         return "GATEWAY_TIMEOUT";
     case 505:
         return "HTTP_VERSION_NOT_SUPPORTED";
+    case 508:
+        return "LOOP_DETECTED";
     default:
         break;
     }

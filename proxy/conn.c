@@ -300,6 +300,26 @@ static int conn_target_userinfo(const char *t, size_t *from)
     return memchr(t + *from, '@', end - *from) != NULL;
 }
 
+/*
+ * Whether a Via header names this process's pseudonym (worker_hop): the
+ * request went out of this crmgate and came back in, through an upstream
+ * pointing at crmgate or a REDIRECT rule catching crmgate's own calls.
+ */
+static int conn_looped(const struct conn *c)
+{
+    const char *hop = worker_hop(c->w);
+    size_t hl = strlen(hop);
+
+    for (long i = http_fields_find(&c->req.headers, "via", 0); i >= 0;
+         i = http_fields_find(&c->req.headers, "via", (size_t)i + 1)) {
+        size_t vl;
+        const char *v = http_field_value(&c->req.headers, (size_t)i, &vl);
+        if (memmem(v, vl, hop, hl) != NULL)
+            return 1;
+    }
+    return 0;
+}
+
 /* Authority characters we accept in Host: names, IPv4, [IPv6], port. */
 static int conn_host_valid(const char *v, size_t n)
 {
@@ -464,6 +484,12 @@ static int conn_check_head(llhttp_t *p)
     /* A tunnel's requests then get every check below, as the reverse listener's do. */
     if (c->tunnel && conn_check_tunnel(c) != 0)
         return HPE_USER;
+    if (conn_looped(c))
+        return conn_fail(c, 508, "loop_detected",
+                         "this request already passed through this crmgate (its Via names it): "
+                         "crmgate's upstream leads back to crmgate. Point upstreams at the CRM, "
+                         "and in transparent mode exempt crmgate's own user from the REDIRECT "
+                         "rule");
     if (r->method == HTTP_CONNECT)
         return conn_fail(c, 405, "connect_not_allowed",
                          "CONNECT is not accepted on the reverse listener: point the SDK's "

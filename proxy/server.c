@@ -49,7 +49,8 @@ struct server {
     struct config *cfg;
     struct store_port *port; /* the main loop's: overlay sweeps at start and reload */
     int stopping;
-    int swept; /* the start-up sweep has committed (or failed) */
+    int swept;                  /* the start-up sweep has committed (or failed) */
+    char hop[UPSTREAM_HOP_MAX]; /* the Via pseudonym (worker_hop) */
 };
 
 struct config *worker_config(struct worker *w)
@@ -61,6 +62,11 @@ void worker_conn_removed(struct worker *w)
 {
     if (w->draining && w->nconns == 0 && w->ndetached == 0)
         event_base_loopexit(w->base, NULL);
+}
+
+const char *worker_hop(const struct worker *w)
+{
+    return w->hop;
 }
 
 uint64_t worker_random(struct worker *w)
@@ -439,11 +445,12 @@ static int worker_listen(struct worker *w, evutil_socket_t *fd, struct evconnlis
 }
 
 static int worker_init(struct worker *w, int id, struct config *cfg, struct store *store,
-                       evutil_socket_t lfd, char *err, size_t errlen)
+                       evutil_socket_t lfd, const char *hop, char *err, size_t errlen)
 {
     uint64_t seed = 0;
 
     w->id = id;
+    w->hop = hop;
     w->lfd = lfd;
     TAILQ_INIT(&w->conns);
     pthread_mutex_init(&w->lock, NULL);
@@ -455,7 +462,7 @@ static int worker_init(struct worker *w, int id, struct config *cfg, struct stor
         snprintf(err, errlen, "worker %d: cannot create an event base", id);
         return -1;
     }
-    w->upstream = upstream_new(w->base, err, errlen);
+    w->upstream = upstream_new(w->base, hop, err, errlen);
     if (w->upstream == NULL)
         return -1;
     w->store = store;
@@ -549,6 +556,13 @@ int server_run(struct config *cfg, struct store *store, struct admin *admin,
     s.admin = admin;
     s.cfg = config_ref(cfg);
     s.nworkers = cfg->workers > 0 ? cfg->workers : server_workers_default();
+    {
+        /* Random per process: two crmgates in a chain are two hops, one coming back is a loop. */
+        unsigned long long r = 0;
+        if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            r = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
+        snprintf(s.hop, sizeof(s.hop), "crmgate-%016llx", r);
+    }
     if (evthread_use_pthreads() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("cannot initialise libevent threads or libcurl");
         goto out;
@@ -612,7 +626,7 @@ int server_run(struct config *cfg, struct store *store, struct admin *admin,
             close(fd);
             goto out;
         }
-        if (worker_init(&s.workers[i], i, cfg, store, fd, err, sizeof(err)) < 0) {
+        if (worker_init(&s.workers[i], i, cfg, store, fd, s.hop, err, sizeof(err)) < 0) {
             if (s.workers[i].lfd >= 0)
                 close(s.workers[i].lfd);
             s.workers[i].lfd = -1;

@@ -49,7 +49,8 @@ struct worker {
     int closing;           /* past the drain: in-flight work is cut, not waited for */
     unsigned long refused; /* connections refused at limits.connections */
     int draining;
-    uint64_t rng; /* xorshift state for request ids */
+    uint64_t rng;    /* xorshift state for request ids */
+    const char *hop; /* the process's Via pseudonym (server.c), sent upstream */
 
     /* Written by the main thread under lock, read on the control event. */
     pthread_mutex_t lock;
@@ -70,6 +71,13 @@ struct config *worker_config(struct worker *w);
  * worker exit when neither is left.
  */
 void worker_conn_removed(struct worker *w);
+
+/*
+ * The process's Via pseudonym, "crmgate-" and 16 random hex digits, fixed
+ * for the process's life: every upstream request carries it, and a request
+ * arriving with it has come back (a loop).
+ */
+const char *worker_hop(const struct worker *w);
 
 /* 64 random bits from the worker's generator (not for secrets). */
 uint64_t worker_random(struct worker *w);

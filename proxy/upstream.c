@@ -28,7 +28,8 @@ struct upstream {
     CURL *pool[UPSTREAM_POOL_MAX];
     size_t npool;
     size_t active;
-    struct upstream_xfer *xfers; /* doubly linked, for upstream_free */
+    struct upstream_xfer *xfers;     /* doubly linked, for upstream_free */
+    char via[UPSTREAM_HOP_MAX + 16]; /* "Via: 1.1 <hop>" */
 };
 
 struct upstream_sock {
@@ -120,12 +121,18 @@ static int upstream_timerfunc(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-struct upstream *upstream_new(struct event_base *base, char *err, size_t errlen)
+struct upstream *upstream_new(struct event_base *base, const char *hop, char *err, size_t errlen)
 {
-    struct upstream *u = calloc(1, sizeof(*u));
+    struct upstream *u;
 
+    if (hop == NULL || hop[0] == '\0' || strlen(hop) > UPSTREAM_HOP_MAX) {
+        snprintf(err, errlen, "bad Via pseudonym for the upstream");
+        return NULL;
+    }
+    u = calloc(1, sizeof(*u));
     if (u == NULL)
         goto oom;
+    snprintf(u->via, sizeof(u->via), "Via: 1.1 %s", hop);
     u->base = base;
     u->multi = curl_multi_init();
     u->share = curl_share_init();
@@ -352,6 +359,10 @@ static int upstream_build_headers(struct upstream_xfer *x, const struct upstream
         if (rc < 0)
             return -1;
     }
+    /* crmgate's own hop, after any Via the client sent (RFC 9110 7.6.3): a request
+     * that comes back carrying it is a loop (conn.c refuses it with 508). */
+    if (upstream_add_header(x, x->u->via) < 0)
+        return -1;
     /* Suppress what curl would add on its own. */
     if (upstream_add_header(x, "Expect:") < 0)
         return -1;

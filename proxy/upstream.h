@@ -47,8 +47,16 @@ struct upstream_response {
 /* Called once per transfer, outside any curl callback; rsp lives until it returns. */
 typedef void (*upstream_done_cb)(struct upstream_response *rsp, void *arg);
 
-/* Create a worker's upstream on base; NULL with err filled on failure. */
-struct upstream *upstream_new(struct event_base *base, char *err, size_t errlen);
+/* The longest Via pseudonym upstream_new takes ("crmgate-" and 16 hex digits fit). */
+#define UPSTREAM_HOP_MAX 64
+
+/*
+ * Create a worker's upstream on base. hop: this process's pseudonym, sent
+ * as "Via: 1.1 <hop>" on every upstream request so that a request coming
+ * back to crmgate is recognised as a loop (conn.c); at most UPSTREAM_HOP_MAX
+ * bytes of token characters. NULL with err filled on failure.
+ */
+struct upstream *upstream_new(struct event_base *base, const char *hop, char *err, size_t errlen);
 
 /* Abort every transfer (no callbacks) and free everything. */
 void upstream_free(struct upstream *u);

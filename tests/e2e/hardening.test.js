@@ -237,3 +237,60 @@ test('proxy variables in crmgate\'s environment are ignored: the CRM token goes 
     trip.close();
   }
 });
+
+/*
+ * An upstream that leads back to crmgate (an upstream URL naming crmgate's own listener, or
+ * in transparent mode a REDIRECT rule that also catches crmgate's own calls) must not spiral
+ * until the connection limit: every upstream request carries "Via: 1.1 crmgate-<random>",
+ * and a request arriving with this process's own pseudonym is refused at once with 508
+ * loop_detected, in the CRM's error shape. The SDKs get a plain 508; one hop each, no more.
+ */
+test('an upstream leading back to crmgate: the second hop answers 508 loop_detected to both SDKs, never a spiral', { skip: GATE }, async () => {
+  const { Client } = require('@hubspot/api-client');
+  const jsforce = require('jsforce');
+  const port = await new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+  const self = `http://127.0.0.1:${port}`;
+  const g = await harness.startCrmgate({ upstreams: { hubspot: `${self}/hubspot`, salesforce: `${self}/salesforce` }, rules: RULES, callers: CALLERS, args: ['--listen', `127.0.0.1:${port}`] });
+  try {
+    assert.equal(g.port, port, 'crmgate listens where its upstream points');
+    const hs = new Client({ accessToken: TOKEN, basePath: `${self}/hubspot`, numberOfApiCallRetries: 0 });
+    const e1 = await hs.crm.contacts.basicApi.getById('101', ['email']).then(() => null, (e) => e);
+    assert.ok(e1, 'the HubSpot SDK call fails');
+    assert.equal(e1.code, 508, String(e1));
+    const b1 = typeof e1.body === 'string' ? JSON.parse(e1.body) : e1.body;
+    assert.equal(b1.category, 'LOOP_DETECTED');
+    assert.equal(b1.subCategory, 'crmgate.loop_detected');
+    assert.match(b1.message, /already passed through this crmgate/);
+
+    const sf = new jsforce.Connection({ instanceUrl: `${self}/salesforce`, accessToken: SF_TOKEN, version: '62.0' });
+    const e2 = await sf.sobject('Lead').retrieve('00Q000000000001EAA').then(() => null, (e) => e);
+    assert.ok(e2, 'the jsforce call fails');
+    assert.equal(e2.errorCode, 'LOOP_DETECTED', String(e2));
+    assert.match(e2.message, /already passed through this crmgate/);
+
+    /* each call made two hops, the second refused: the log holds two lines per path */
+    const lines = g.stderr().split('\n');
+    const hops = (re) => lines.filter((l) => re.test(l) && / 508 /.test(l)).length;
+    assert.equal(hops(/"GET \/hubspot\/crm\/v3\/objects\/contacts\/101/), 2, g.stderr());
+    assert.equal(hops(/"GET \/salesforce\/services\/data\/v62\.0\/sobjects\/Lead\/00Q000000000001EAA/), 2, g.stderr());
+  } finally {
+    await g.stop();
+  }
+});
+
+/* Another proxy's Via is no loop: the call goes through, and the CRM sees it with crmgate's hop after it. */
+test('a Via naming other proxies passes; the CRM sees it, then crmgate\'s own hop', { skip: GATE }, async () => {
+  const { r, log } = await fakeSaw(() => new Promise((resolve, reject) => {
+    const s = net.connect(stack.gate.port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d) => { out += d.toString('latin1'); });
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+    s.write(`GET /hubspot/crm/v3/objects/contacts/101?properties=email HTTP/1.1\r\nHost: x\r\nVia: 1.1 corp-proxy, 1.1 crmgate-0000000000000000\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+  }));
+  assert.equal(statusOf(r), 200, r);
+  assert.equal(log.length, 1);
+  assert.match(log[0].headers.via, /^1\.1 corp-proxy, 1\.1 crmgate-0000000000000000, 1\.1 crmgate-[0-9a-f]{16}$/);
+});

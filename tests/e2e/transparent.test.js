@@ -8,7 +8,8 @@
  *
  * Everything runs inside a network namespace the suite creates (cg-<random>) and removes:
  *   - 10.253.0.1/32 on the namespace's lo (the "CRM" address; dummy interfaces are not needed);
- *   - /etc/netns/NS/hosts maps api.hubapi.com, acme.my.salesforce.com and example.com to it;
+ *   - /etc/netns/NS/hosts maps api.hubapi.com, acme.my.salesforce.com and example.com to it
+ *     (and loop.my.salesforce.com to 10.253.0.2, for the loop test);
  *   - iptables -t nat OUTPUT: tcp to 10.253.0.1:443 -> REDIRECT to crmgate's transparent port;
  *   - the fake CRM, crmgate (upstreams overridden to the fake) and every client run in it via
  *     `ip netns exec`; the test process controls the fake through a Unix socket relay.
@@ -54,6 +55,7 @@ const TP2 = TP + 1;
 
 const HS_HOST = 'api.hubapi.com';
 const SF_HOST = 'acme.my.salesforce.com';
+const LOOP_HOST = 'loop.my.salesforce.com'; /* resolves to CRM_IP2: redirected to a second crmgate */
 const VERSION = '62.0';
 const HS_TOKEN = 'pat-na1-7a0a7a0a-0000-0000-0000-000000000001'; /* registered: workspace tpws */
 const SF_TOKEN = '00DHs0000000001!AQtransparenttoken';           /* registered: workspace tpws */
@@ -111,7 +113,7 @@ function createNetns() {
   sh('ip', ['netns', 'add', NS]);
   nsCreated = true;
   fs.mkdirSync(NS_ETC, { recursive: true });
-  fs.writeFileSync(`${NS_ETC}/hosts`, `127.0.0.1 localhost\n${CRM_IP} ${HS_HOST} ${SF_HOST} example.com\n`);
+  fs.writeFileSync(`${NS_ETC}/hosts`, `127.0.0.1 localhost\n${CRM_IP} ${HS_HOST} ${SF_HOST} example.com\n${CRM_IP2} ${LOOP_HOST}\n`);
   inNs('ip', 'link', 'set', 'lo', 'up');
   inNs('ip', 'addr', 'add', `${CRM_IP}/32`, 'dev', 'lo');
   inNs('ip', 'addr', 'add', `${CRM_IP2}/32`, 'dev', 'lo');
@@ -518,6 +520,34 @@ test('config file {"transparent": {"listen", "ca_dir"}} starts the transparent l
     assert.deepEqual(r.json.properties, { email: 'ada@tp.test' }, r.text);
     await sleep(100);
     assert.match(g.stderr(), /"GET \/crm\/v3\/objects\/contacts\/101[^"]*" 200 /, 'the config-file crmgate answered it');
+  } finally {
+    await g.stop({ signal: 'SIGKILL' });
+  }
+});
+
+/*
+ * A REDIRECT rule that also catches crmgate's own calls (the README asks to exempt crmgate's
+ * user; this namespace's rule does not): a crmgate whose Salesforce upstream is an intercepted
+ * host reaches its own transparent listener. Its CA is in its upstream bundle, so that second
+ * hop's TLS succeeds as it would with the CA in the system store. The request carries crmgate's
+ * own Via: the second hop answers 508 LOOP_DETECTED at once, instead of a spiral of connections
+ * that ends at the upstream timeout.
+ */
+test('a REDIRECT rule catching crmgate\'s own calls: the looped request gets 508 LOOP_DETECTED at the second hop', { skip: SKIP || NO_CURL }, async () => {
+  const g = await harness.startCrmgate({
+    netns: NS, upstreams: { hubspot: fake.url, salesforce: `https://${LOOP_HOST}` }, rules: RULES, callers: CALLERS,
+    transparent: { listen: `127.0.0.1:${TP2}`, caDir: gate.caDir }, args: ['--ca-bundle', CA],
+  });
+  try {
+    const path = `/services/data/v${VERSION}/sobjects/Account/${ACC}`;
+    const r = await curl(['-H', `Authorization: Bearer ${SF_TOKEN}`, `http://127.0.0.1:${g.port}/salesforce${path}?fields=Name`]);
+    assert.equal(r.status, 508, r.text);
+    assert.equal(r.json[0].errorCode, 'LOOP_DETECTED', r.text);
+    assert.match(r.json[0].message, /REDIRECT/, r.text);
+    await sleep(100);
+    const lines = g.stderr().split('\n').filter((l) => l.includes(`"GET `) && l.includes(`/sobjects/Account/${ACC}`));
+    assert.equal(lines.length, 2, `two hops, the second refused:\n${lines.join('\n')}`);
+    assert.deepEqual(await fakeLog(), [], 'nothing reached the CRM');
   } finally {
     await g.stop({ signal: 'SIGKILL' });
   }
