@@ -544,8 +544,9 @@ test('a REDIRECT rule catching crmgate\'s own calls: the looped request gets 508
     assert.equal(r.status, 508, r.text);
     assert.equal(r.json[0].errorCode, 'LOOP_DETECTED', r.text);
     assert.match(r.json[0].message, /REDIRECT/, r.text);
-    await sleep(100);
-    const lines = g.stderr().split('\n').filter((l) => l.includes(`"GET `) && l.includes(`/sobjects/Account/${ACC}`));
+    const hops = () => g.stderr().split('\n').filter((l) => l.includes(`"GET `) && l.includes(`/sobjects/Account/${ACC}`));
+    for (const t0 = Date.now(); hops().length < 2 && Date.now() - t0 < 3000;) await sleep(20);
+    const lines = hops();
     assert.equal(lines.length, 2, `two hops, the second refused:\n${lines.join('\n')}`);
     assert.deepEqual(await fakeLog(), [], 'nothing reached the CRM');
   } finally {
