@@ -709,10 +709,10 @@ static json_t *synth_hs_batch(struct synth_ctx *c, json_t *results)
 }
 
 /*
- * batch (a new reference, taken) with HubSpot's multi-status error for the
- * ids it does not have (missing, taken): "Could not get some CONTACT objects".
+ * HubSpot's multi-status error for the ids of object it does not have
+ * (missing, taken): "Could not get some CONTACT objects ...".
  */
-static json_t *synth_hs_missing(const char *object, json_t *batch, json_t *missing)
+static json_t *synth_hs_missing_error(const char *object, json_t *missing)
 {
     static const struct {
         const char *name, *upper;
@@ -720,19 +720,28 @@ static json_t *synth_hs_missing(const char *object, json_t *batch, json_t *missi
                  {"tickets", "TICKET"},   {"products", "PRODUCT"},  {"line_items", "LINE_ITEM"}};
     const char *upper = "OBJECT";
     char msg[160];
-    json_t *err;
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(names[i].name, object) == 0)
+        if (object != NULL && strcmp(names[i].name, object) == 0)
             upper = names[i].upper;
     }
     snprintf(msg, sizeof(msg),
              "Could not get some %s objects, they may be deleted or not exist. Check that ids "
              "are valid.",
              upper);
-    err =
-        json_pack("{s:s, s:s, s:s, s:{s:o}, s:[], s:{}}", "status", "error", "category",
-                  "OBJECT_NOT_FOUND", "message", msg, "context", "ids", missing, "errors", "links");
+    return json_pack("{s:s, s:s, s:s, s:{s:o}, s:[], s:{}}", "status", "error", "category",
+                     "OBJECT_NOT_FOUND", "message", msg, "context", "ids", missing, "errors",
+                     "links");
+}
+
+/*
+ * batch (a new reference, taken) with HubSpot's multi-status error for the
+ * ids it does not have (missing, taken): "Could not get some CONTACT objects".
+ */
+static json_t *synth_hs_missing(const char *object, json_t *batch, json_t *missing)
+{
+    json_t *err = synth_hs_missing_error(object, missing);
+
     if (batch == NULL || err == NULL) {
         json_decref(err);
         json_decref(batch);
@@ -1397,8 +1406,10 @@ static int synth_sf_write(struct synth_ctx *c, size_t i, int version, int *statu
             json_object_get(fields, op->id_property) == NULL)
             json_object_set_new(fields, op->id_property, json_string(op->record_id));
         json_object_set_new(fields, "Id", json_string(id));
-        if (create)
+        if (create) {
             json_object_set_new(fields, "CreatedDate", json_string(c->now_sf));
+            json_object_set_new(fields, "IsDeleted", json_false());
+        }
         json_object_set_new(fields, "LastModifiedDate", json_string(c->now_sf));
         json_object_set_new(fields, "SystemModstamp", json_string(c->now_sf));
     }
@@ -1815,14 +1826,21 @@ static int synth_mark_written(struct synth_ctx *c)
 {
     for (size_t i = 0; i < c->in->ops->n; i++) {
         const struct crm_op *op = &c->in->ops->v[i];
-        json_t *rec = c->out->records[i], *names;
+        json_t *rec = c->out->records[i], *names, *stamps;
         if (rec == NULL || json_is_true(json_object_get(rec, "deleted")))
             continue;
         names = json_array();
         if (names == NULL || json_object_set_new(rec, "written", names) < 0)
             return -1;
+        /* HubSpot: when each name was written, for the history reads show (synth_hs_history) */
+        stamps = c->in->crm == CRM_HUBSPOT ? json_object() : NULL;
+        if (c->in->crm == CRM_HUBSPOT && json_object_set_new(rec, "stamps", stamps) < 0)
+            return -1;
         for (size_t k = 0; k < op->nwrites; k++) {
             if (json_array_append_new(names, json_string(op->writes[k].name)) < 0)
+                return -1;
+            if (stamps != NULL &&
+                json_object_set_new(stamps, op->writes[k].name, json_string(c->now_hs)) < 0)
                 return -1;
         }
         if (op->verb == CRM_VERB_MERGE &&
@@ -1870,7 +1888,7 @@ int synth_overlay_combine_adds(const json_t *old, const json_t *rec)
 int synth_overlay_combine_into(const json_t *old, json_t *rec)
 {
     const json_t *ofields = json_object_get(old, "fields");
-    json_t *fields, *written, *name;
+    json_t *fields, *written, *name, *stamp;
     size_t k;
 
     if (!synth_overlay_combines(old, rec))
@@ -1892,6 +1910,11 @@ int synth_overlay_combine_into(const json_t *old, json_t *rec)
         if (mine)
             continue;
         if (json_object_set(fields, n, v) < 0 || json_array_append(written, name) < 0)
+            return -1;
+        /* and when old wrote it (HubSpot history) */
+        stamp = json_object_get(json_object_get(old, "stamps"), n);
+        if (stamp != NULL && json_is_object(json_object_get(rec, "stamps")) &&
+            json_object_set(json_object_get(rec, "stamps"), n, stamp) < 0)
             return -1;
     }
     if (json_is_true(json_object_get(old, "created")) &&
@@ -1992,28 +2015,163 @@ void synth_response_free(struct synth_response *out, size_t nops)
 
 /* ---------------- read-your-writes ---------------- */
 
-static const char *const synth_hs_default_props[][10] = {
+static const char *const synth_hs_default_props[][12] = {
     {"contacts", "createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname",
      NULL},
     {"companies", "createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name", NULL},
     {"deals", "amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
      "hs_object_id", "pipeline", NULL},
+    {"tickets", "content", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_pipeline",
+     "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority", "subject", NULL},
 };
 
-/* The SimplePublicObject a GET of op would return from the overlay record rec. */
-static json_t *synth_hs_read_obj(const struct crm_op *op, const json_t *rec)
+/* Whether the overlay record rec's dry-run writes set name. */
+static int synth_hs_written(const json_t *rec, const char *name)
 {
-    json_t *fields = json_object_get(rec, "fields"), *names = json_object(), *props;
+    const json_t *w;
+    size_t k;
+
+    json_array_foreach(json_object_get(rec, "written"), k, w)
+    {
+        if (json_is_string(w) && strcmp(json_string_value(w), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The propertiesWithHistory entry of rec's dry-run write of name, as
+ * HubSpot lists an API write: its value, when it was written (the record's
+ * last-modified time for records stored before writes were stamped), and
+ * sourceType API. Which app wrote it (sourceId) crmgate does not know: left
+ * out, as the schema allows. NULL when rec did not write name.
+ */
+static json_t *synth_hs_history_entry(const json_t *rec, const char *name, const char *lastmod)
+{
+    json_t *fields = json_object_get(rec, "fields"), *v = json_object_get(fields, name), *e;
+    const char *ts = json_string_value(json_object_get(json_object_get(rec, "stamps"), name));
+    int bad;
+
+    if (ts == NULL)
+        ts = json_string_value(json_object_get(fields, lastmod));
+    if (!json_is_string(v) || ts == NULL || !synth_hs_written(rec, name))
+        return NULL;
+    e = json_object();
+    bad = json_object_set_nocheck(e, "value", v) < 0;
+    bad |= json_object_set_new_nocheck(e, "timestamp", json_string(ts)) < 0;
+    bad |= json_object_set_new_nocheck(e, "sourceType", json_string("API")) < 0;
+    bad |= json_object_set_new_nocheck(e, "sourceLabel", json_null()) < 0;
+    if (bad) {
+        json_decref(e);
+        return NULL;
+    }
+    return e;
+}
+
+/*
+ * Lay rec's dry-run writes over an answer's propertiesWithHistory (pwh,
+ * {name: [entries, newest first]}): each name rec wrote gets its write
+ * first. 0, or -1 out of memory.
+ */
+static int synth_hs_history(json_t *pwh, const json_t *rec, const char *object)
+{
+    const char *key;
+    json_t *arr;
+
+    json_object_foreach(pwh, key, arr)
+    {
+        json_t *e =
+            json_is_array(arr) ? synth_hs_history_entry(rec, key, synth_hs_lastmod(object)) : NULL;
+        if (e != NULL && json_array_insert_new(arr, 0, e) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * The names a HubSpot read asks for in its parameter name ("properties",
+ * "propertiesWithHistory"): the query's, repeated or comma-separated, or a
+ * batch read body's; as a new array, NULL when none.
+ */
+static json_t *synth_hs_names(const struct crm_request *req, const char *name)
+{
+    const size_t nl = strlen(name);
+    json_t *out = json_array(), *body, *v;
+    const char *q = req != NULL ? req->query : NULL;
+    size_t k;
+
+    if (out == NULL || req == NULL)
+        goto none;
+    if (req->method != NULL && strcmp(req->method, "POST") == 0) {
+        body = synth_parse_body(req);
+        json_array_foreach(json_object_get(body, name), k, v)
+        {
+            if (json_is_string(v))
+                json_array_append(out, v);
+        }
+        json_decref(body);
+    }
+    while (q != NULL && *q) {
+        const char *amp = strchr(q, '&');
+        size_t l = amp ? (size_t)(amp - q) : strlen(q);
+        if (l > nl + 1 && l - nl - 1 < SYNTH_MAX_PATH && strncmp(q, name, nl) == 0 &&
+            q[nl] == '=') {
+            char buf[SYNTH_MAX_PATH];
+            size_t vl = synth_pct(memcpy(buf, q + nl + 1, l - nl - 1), l - nl - 1);
+            for (size_t i = 0; i < vl;) {
+                size_t j = i;
+                while (j < vl && buf[j] != ',')
+                    j++;
+                if (j > i)
+                    json_array_append_new(out, json_stringn(buf + i, j - i));
+                i = j + 1;
+            }
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    if (json_array_size(out) > 0)
+        return out;
+none:
+    json_decref(out);
+    return NULL;
+}
+
+/* Whether the array names lists name. */
+static int synth_listed(const json_t *names, const char *name)
+{
+    const json_t *v;
+    size_t k;
+
+    json_array_foreach(names, k, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The SimplePublicObject the read req (op) would return from the overlay
+ * record rec: the properties asked for, and propertiesWithHistory for the
+ * names asked for in it (which are not properties unless asked for as such).
+ */
+static json_t *synth_hs_read_obj(const struct crm_op *op, const json_t *rec,
+                                 const struct crm_request *req)
+{
+    json_t *hist = synth_hs_names(req, "propertiesWithHistory");
+    json_t *asked = hist != NULL ? synth_hs_names(req, "properties") : NULL;
+    json_t *fields = json_object_get(rec, "fields"), *names = json_object(), *props, *obj;
     const char *object = op->object, *created = synth_hs_created(object),
                *lastmod = synth_hs_lastmod(object), *ca, *ua;
 
     if (names == NULL)
-        return NULL;
+        goto nomem;
     json_object_set_new(names, "hs_object_id", json_true());
     json_object_set_new(names, created, json_true());
     json_object_set_new(names, lastmod, json_true());
     for (size_t i = 0; i < op->nreads; i++) {
-        if (strncmp(op->reads[i], "associations.", 13) != 0)
+        if (strncmp(op->reads[i], "associations.", 13) != 0 &&
+            (!synth_listed(hist, op->reads[i]) || synth_listed(asked, op->reads[i])))
             json_object_set_new(names, op->reads[i], json_true());
     }
     if (op->reads_default) {
@@ -2029,9 +2187,33 @@ static json_t *synth_hs_read_obj(const struct crm_op *op, const json_t *rec)
     json_decref(names);
     ca = json_string_value(json_object_get(fields, created));
     ua = json_string_value(json_object_get(fields, lastmod));
-    return json_pack("{s:s, s:o, s:s, s:s, s:b}", "id",
-                     json_string_value(json_object_get(rec, "id")), "properties", props,
-                     "createdAt", ca ? ca : "", "updatedAt", ua ? ua : "", "archived", 0);
+    obj = json_pack("{s:s, s:o, s:s, s:s, s:b}", "id",
+                    json_string_value(json_object_get(rec, "id")), "properties", props, "createdAt",
+                    ca ? ca : "", "updatedAt", ua ? ua : "", "archived", 0);
+    if (obj != NULL && json_array_size(hist) > 0) {
+        /* a record created in dry-run: its history is its dry-run writes */
+        json_t *pwh = json_object(), *name;
+        size_t k;
+        if (json_object_set_new(obj, "propertiesWithHistory", pwh) < 0)
+            goto fail;
+        json_array_foreach(hist, k, name)
+        {
+            const char *n = json_string_value(name);
+            json_t *e = n != NULL ? synth_hs_history_entry(rec, n, lastmod) : NULL;
+            if (n != NULL &&
+                json_object_set_new(pwh, n, e != NULL ? json_pack("[o]", e) : json_array()) < 0)
+                goto fail;
+        }
+    }
+    json_decref(hist);
+    json_decref(asked);
+    return obj;
+fail:
+    json_decref(obj);
+nomem:
+    json_decref(hist);
+    json_decref(asked);
+    return NULL;
 }
 
 /* The row a GET with op's fields would return; version like "v62.0". */
@@ -2082,8 +2264,16 @@ static void synth_sf_version(const struct crm_request *req, char *buf, size_t le
     }
 }
 
-static json_t *synth_not_found(enum crm crm)
+/*
+ * The CRM's 404 for the record of rec read after its dry-run delete (or,
+ * "moved", read by an id-property value a dry-run write replaced:
+ * Salesforce finds no such record rather than a deleted one).
+ */
+static json_t *synth_not_found(enum crm crm, const json_t *rec)
 {
+    if (crm == CRM_SALESFORCE && json_is_true(json_object_get(rec, "moved")))
+        return json_pack("[{s:s, s:s}]", "errorCode", "NOT_FOUND", "message",
+                         "The requested resource does not exist");
     if (crm == CRM_SALESFORCE)
         return json_pack("[{s:s, s:s, s:[]}]", "errorCode", "ENTITY_IS_DELETED", "message",
                          "entity is deleted", "fields");
@@ -2134,10 +2324,10 @@ int synth_read_answer(enum crm crm, const struct crm_request *req, const struct 
         return synth_errf(err, errlen, "not a single-record read with an overlay record");
     if (json_is_true(json_object_get(rec, "deleted"))) {
         *status = 404;
-        obj = synth_not_found(crm);
+        obj = synth_not_found(crm, rec);
     } else if (crm == CRM_HUBSPOT) {
         *status = 200;
-        obj = synth_hs_read_obj(op, rec);
+        obj = synth_hs_read_obj(op, rec, req);
     } else if (crm == CRM_SALESFORCE) {
         synth_sf_version(req, version, sizeof(version));
         *status = 200;
@@ -2208,8 +2398,9 @@ static void synth_hs_fix_errors(json_t *answer, int *status)
     }
 }
 
-static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t **answer,
-                          int *status, int single, char *err, size_t errlen)
+static int synth_hs_merge(const struct crm_request *req, const struct crm_ops *ops,
+                          json_t *const *recs, json_t **answer, int *status, int single, char *err,
+                          size_t errlen)
 {
     int changed = 0;
     json_t *results = json_object_get(*answer, "results");
@@ -2221,10 +2412,10 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
         if (rec == NULL || (*status != 404 && (*status < 200 || *status > 299)))
             return 0;
         if (json_is_true(json_object_get(rec, "deleted"))) {
-            obj = synth_not_found(CRM_HUBSPOT);
+            obj = synth_not_found(CRM_HUBSPOT, rec);
             *status = 404;
         } else if (*status == 404 || json_object_get(*answer, "properties") == NULL) {
-            obj = synth_hs_read_obj(&ops->v[0], rec);
+            obj = synth_hs_read_obj(&ops->v[0], rec, req);
             *status = 200;
         } else {
             const char *lm = synth_hs_lastmod(ops->v[0].object);
@@ -2232,6 +2423,9 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
             synth_merge_fields(json_object_get(*answer, "properties"), rec);
             if (json_is_string(ua))
                 json_object_set(*answer, "updatedAt", ua);
+            if (synth_hs_history(json_object_get(*answer, "propertiesWithHistory"), rec,
+                                 ops->v[0].object) < 0)
+                return synth_errf(err, errlen, "out of memory");
             return 1;
         }
         if (obj == NULL)
@@ -2266,11 +2460,8 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
                 json_object_set_new(*answer, "errors", errors);
             }
             json_array_append_new(
-                errors, json_pack("{s:s, s:s, s:s, s:{s:[s]}, s:[], s:{}}", "status", "error",
-                                  "category", "OBJECT_NOT_FOUND", "message",
-                                  "Could not get some objects, they may be deleted or not exist. "
-                                  "Check that ids are valid.",
-                                  "context", "ids", ops->v[i].record_id, "errors", "links"));
+                errors,
+                synth_hs_missing_error(ops->v[i].object, json_pack("[s]", ops->v[i].record_id)));
         } else if (found != (size_t)-1) {
             json_t *res = json_array_get(results, found);
             json_t *ua =
@@ -2278,8 +2469,11 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
             synth_merge_fields(json_object_get(res, "properties"), rec);
             if (json_is_string(ua))
                 json_object_set(res, "updatedAt", ua);
+            if (synth_hs_history(json_object_get(res, "propertiesWithHistory"), rec,
+                                 ops->v[i].object) < 0)
+                return synth_errf(err, errlen, "out of memory");
         } else {
-            json_t *obj = synth_hs_read_obj(&ops->v[i], rec);
+            json_t *obj = synth_hs_read_obj(&ops->v[i], rec, req);
             if (obj == NULL)
                 return synth_errf(err, errlen, "out of memory");
             json_array_append_new(results, obj);
@@ -2308,7 +2502,7 @@ static int synth_sf_merge(const struct crm_request *req, const struct crm_ops *o
         if (ops->n != 1 || recs[0] == NULL || (*status != 404 && (*status < 200 || *status > 299)))
             return 0;
         if (json_is_true(json_object_get(recs[0], "deleted"))) {
-            obj = synth_not_found(CRM_SALESFORCE);
+            obj = synth_not_found(CRM_SALESFORCE, recs[0]);
             *status = 404;
         } else if (*status == 404 || !json_is_object(*answer)) {
             obj = synth_sf_read_obj(&ops->v[0], recs[0], version, 1);
@@ -2355,7 +2549,7 @@ int synth_overlay_merge(enum crm crm, const struct crm_request *req, const struc
             return synth_errf(err, errlen, "the overlay merges into record reads only");
     }
     if (crm == CRM_HUBSPOT)
-        return synth_hs_merge(ops, recs, answer, status, synth_is_single_read(crm, req), err,
+        return synth_hs_merge(req, ops, recs, answer, status, synth_is_single_read(crm, req), err,
                               errlen);
     if (crm == CRM_SALESFORCE)
         return synth_sf_merge(req, ops, recs, answer, status, synth_is_single_read(crm, req), err,
