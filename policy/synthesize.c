@@ -949,6 +949,12 @@ static int synth_hubspot(struct synth_ctx *c)
             /* batch archive answers 204 for ids that do not exist, as HubSpot does */
             if (synth_hs_delete(c, i, kind != HS_BATCH_ARCHIVE) < 0)
                 goto done;
+            /* a GDPR delete is for good: not in the recycle bin (archived=true) either */
+            if (kind == HS_GDPR && c->out->records[i] != NULL &&
+                json_object_set_new(c->out->records[i], "purged", json_true()) < 0) {
+                rc = synth_fail(c, "out of memory");
+                goto done;
+            }
         }
         rc = synth_set_body(c, 204, NULL);
         break;
@@ -1145,6 +1151,104 @@ static int synth_sf_canon(const char *s, char out[19])
     }
     synth_sf_checksum(out);
     return 0;
+}
+
+/* ms since the epoch of an ISO-8601 datetime ("...Z", "+hh:mm", "+hhmm", fraction optional); -1. */
+static long long synth_parse_iso(const char *s)
+{
+    int f[6] = {0}, n = 0, ms = 0;
+    long long days, y, m, sign, off = 0;
+    const char *p = s;
+
+    for (int i = 0; i < 6; i++) {
+        int width = i == 0 ? 4 : 2;
+        for (int k = 0; k < width; k++, p++) {
+            if (*p < '0' || *p > '9')
+                return -1;
+            f[i] = f[i] * 10 + (*p - '0');
+        }
+        if (i < 5 && *p++ != "--T::"[i])
+            return -1;
+    }
+    if (*p == '.') {
+        for (p++, n = 0; *p >= '0' && *p <= '9'; p++, n++)
+            ms = n < 3 ? ms * 10 + (*p - '0') : ms;
+        for (; n < 3 && n > 0; n++)
+            ms *= 10;
+    }
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int hh, mm;
+        sign = *p++ == '-' ? -1 : 1;
+        if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9')
+            return -1;
+        hh = (p[0] - '0') * 10 + (p[1] - '0');
+        p += 2;
+        if (*p == ':')
+            p++;
+        if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9')
+            return -1;
+        mm = (p[0] - '0') * 10 + (p[1] - '0');
+        p += 2;
+        off = sign * (hh * 60 + mm) * 60000LL;
+    } else {
+        return -1;
+    }
+    if (*p != '\0' || f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 || f[4] > 59 ||
+        f[5] > 60)
+        return -1;
+    /* days from the civil date (H. Hinnant), the inverse of synth_iso's */
+    y = f[1] <= 2 ? f[0] - 1 : f[0];
+    m = f[1];
+    {
+        long long era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+        long long doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + f[2] - 1;
+        long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        days = era * 146097 + doe - 719468;
+    }
+    return ((days * 86400 + f[3] * 3600 + f[4] * 60 + f[5]) * 1000 + ms) - off;
+}
+
+/*
+ * A value written to Salesforce field name as Salesforce stores and reads
+ * it back, as far as crmgate can tell without the field's type: an id in a
+ * lookup (a name ending in Id or __c) in its 18-character form; and, from
+ * the type of the record's current value (was, NULL or null: unknown), a
+ * number, a boolean or a datetime written as a string in the form
+ * Salesforce answers (JSON number, true/false, "....000+0000"), a datetime
+ * written to a date field as its UTC day. A new reference.
+ */
+static json_t *synth_sf_value(struct synth_ctx *c, const char *name, json_t *v, const json_t *was)
+{
+    const char *str = json_string_value(v);
+    size_t nl = strlen(name), sl = str != NULL ? strlen(str) : 0;
+    char id[19], iso[64], *end;
+
+    if (str == NULL)
+        return json_incref(v);
+    if (((nl > 2 && strcmp(name + nl - 2, "Id") == 0) ||
+         (nl > 3 && strcasecmp(name + nl - 3, "__c") == 0)) &&
+        (sl == 15 || sl == 18) && sf_object_for_id(c->in->schema, str) != NULL &&
+        synth_sf_canon(str, id) == 0)
+        return json_string(id);
+    if (json_is_number(was) && sl > 0 && sl < 64) {
+        double d = strtod(str, &end);
+        if (*end == '\0' && end != str && d == d)
+            return json_is_integer(was) && d == (double)(json_int_t)d ? json_integer((json_int_t)d)
+                                                                      : json_real(d);
+    }
+    if (json_is_boolean(was) && (strcmp(str, "true") == 0 || strcmp(str, "false") == 0))
+        return json_boolean(strcmp(str, "true") == 0);
+    if (json_is_string(was) && sl > 10 && synth_parse_iso(str) >= 0) {
+        size_t wl = strlen(json_string_value(was));
+        synth_iso(synth_parse_iso(str), 1, iso, sizeof(iso));
+        if (wl == 10 && json_string_value(was)[4] == '-') /* a date field: "2025-03-01" */
+            return json_stringn(iso, 10);
+        if (synth_parse_iso(json_string_value(was)) >= 0)
+            return json_string(iso);
+    }
+    return json_incref(v);
 }
 
 static int synth_sf_new_id(struct synth_ctx *c, const char *object, char out[19])
@@ -1395,12 +1499,19 @@ static int synth_sf_write(struct synth_ctx *c, size_t i, int version, int *statu
     object = synth_sf_object(c, op->object, id);
     if (op->verb != CRM_VERB_DELETE) {
         for (size_t k = 0; k < op->nwrites; k++) {
-            json_t *v = synth_ref_subst(c, op->writes[k].value);
+            json_t *v = synth_ref_subst(c, op->writes[k].value), *stored;
             if (v == NULL) {
                 json_decref(fields);
                 return -1;
             }
-            json_object_set_new(fields, op->writes[k].name, v);
+            stored = synth_sf_value(c, op->writes[k].name, v,
+                                    json_object_get(fields, op->writes[k].name));
+            json_decref(v);
+            if (stored == NULL) {
+                json_decref(fields);
+                return synth_fail(c, "out of memory");
+            }
+            json_object_set_new(fields, op->writes[k].name, stored);
         }
         if (create && op->verb == CRM_VERB_UPSERT && op->id_property != NULL &&
             json_object_get(fields, op->id_property) == NULL)
@@ -2216,6 +2327,42 @@ nomem:
     return NULL;
 }
 
+/* Whether the HubSpot read req asks for archived records only (archived=true). */
+static int synth_hs_archived(const struct crm_request *req)
+{
+    char v[8];
+
+    return req != NULL && synth_query_param(req->query, "archived", v, sizeof(v)) &&
+           strcasecmp(v, "true") == 0;
+}
+
+/*
+ * What an archived=true read of rec's record answers: the record archived
+ * in dry-run (in HubSpot's recycle bin: archived, archivedAt and updatedAt
+ * the archive's time, properties as they were); NULL when rec's record is
+ * not archived (live, created in dry-run, or deleted for good by GDPR), so
+ * the CRM's answer stands.
+ */
+static json_t *synth_hs_archived_obj(const struct crm_op *op, const json_t *rec,
+                                     const struct crm_request *req)
+{
+    char at[64];
+    json_t *obj;
+
+    if (!json_is_true(json_object_get(rec, "deleted")) ||
+        json_is_true(json_object_get(rec, "purged")) || json_is_true(json_object_get(rec, "moved")))
+        return NULL;
+    obj = synth_hs_read_obj(op, rec, req);
+    synth_iso((long long)json_integer_value(json_object_get(rec, "ts")), 0, at, sizeof(at));
+    if (obj == NULL || json_object_set_new(obj, "archived", json_true()) < 0 ||
+        json_object_set_new(obj, "archivedAt", json_string(at)) < 0 ||
+        json_object_set_new(obj, "updatedAt", json_string(at)) < 0) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
 /* The row a GET with op's fields would return; version like "v62.0". */
 static json_t *synth_sf_read_obj(const struct crm_op *op, const json_t *rec, const char *version,
                                  int add_id)
@@ -2322,7 +2469,13 @@ int synth_read_answer(enum crm crm, const struct crm_request *req, const struct 
     *body_len = 0;
     if (op == NULL || rec == NULL || op->verb != CRM_VERB_READ || op->object == NULL)
         return synth_errf(err, errlen, "not a single-record read with an overlay record");
-    if (json_is_true(json_object_get(rec, "deleted"))) {
+    if (crm == CRM_HUBSPOT && synth_hs_archived(req)) {
+        /* only a record archived in dry-run is in the recycle bin (a created one never is) */
+        obj = synth_hs_archived_obj(op, rec, req);
+        *status = obj != NULL ? 200 : 404;
+        if (obj == NULL)
+            obj = synth_not_found(crm, rec);
+    } else if (json_is_true(json_object_get(rec, "deleted"))) {
         *status = 404;
         obj = synth_not_found(crm, rec);
     } else if (crm == CRM_HUBSPOT) {
@@ -2402,7 +2555,7 @@ static int synth_hs_merge(const struct crm_request *req, const struct crm_ops *o
                           json_t *const *recs, json_t **answer, int *status, int single, char *err,
                           size_t errlen)
 {
-    int changed = 0;
+    int changed = 0, archived = synth_hs_archived(req);
     json_t *results = json_object_get(*answer, "results");
 
     if (single) {
@@ -2411,7 +2564,13 @@ static int synth_hs_merge(const struct crm_request *req, const struct crm_ops *o
         /* the CRM's refusals (a bad property, an expired token) stand */
         if (rec == NULL || (*status != 404 && (*status < 200 || *status > 299)))
             return 0;
-        if (json_is_true(json_object_get(rec, "deleted"))) {
+        if (archived) {
+            /* the recycle bin: what dry-run archived joins it; the rest is the CRM's */
+            obj = synth_hs_archived_obj(&ops->v[0], rec, req);
+            if (obj == NULL)
+                return 0;
+            *status = 200;
+        } else if (json_is_true(json_object_get(rec, "deleted"))) {
             obj = synth_not_found(CRM_HUBSPOT, rec);
             *status = 404;
         } else if (*status == 404 || json_object_get(*answer, "properties") == NULL) {
@@ -2443,6 +2602,16 @@ static int synth_hs_merge(const struct crm_request *req, const struct crm_ops *o
         json_t *r;
         if (rec == NULL || id == NULL)
             continue;
+        if (archived) {
+            /* the recycle bin: a record archived in dry-run joins the CRM's archived ones */
+            json_t *obj = synth_hs_archived_obj(&ops->v[i], rec, req);
+            if (obj == NULL || json_array_append_new(results, obj) < 0)
+                continue;
+            synth_hs_drop_error_id(*answer, ops->v[i].record_id);
+            synth_hs_drop_error_id(*answer, id);
+            changed++;
+            continue;
+        }
         json_array_foreach(results, k, r)
         {
             const char *rid = json_string_value(json_object_get(r, "id"));
