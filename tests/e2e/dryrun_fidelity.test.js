@@ -8,7 +8,9 @@
  * first appearance (so "the createdAt of the record this write made" and "the updatedAt this
  * write answered" must be the same token in both runs, and formats must match: a timestamp
  * without milliseconds or with another zone is not a token). The SDKs' parsed results
- * (@hubspot/api-client models, jsforce results) are compared the same way.
+ * (@hubspot/api-client models, jsforce results) are compared the same way, and so are the
+ * audit records of the writes (record, fields before and after), every dry-run one dry_run
+ * and synthetic.
  *
  * What dry-run documents as not shown (search, lists, SOQL, association reads) is not part of
  * the sequence; dryrun.test.js checks those stay the CRM's.
@@ -403,6 +405,9 @@ const KNOWN = [
   /* without a field's type, a value written to a field with no current value keeps its JSON
    * type (a number written as a string stays a string) */
   [/^read typed (created|unset)\.body\.(Amount|CloseDate|AnnualRevenue): /, 'values of fields without a current value'],
+  /* the audit record of a delete lists the record's fields before it: for a record created in
+   * dry-run, the fields it has (the CRM's empty defaults, owner and creator are not known) */
+  [/^audit \d+ delete \w+\.fields\.\w+: CRM \[[^\]]*,null\] \/ dry-run absent$/, 'fields of a record created in dry-run, deleted'],
   /* what Salesforce derives from what is written (an Opportunity's stage) is not derived */
   [/^read typed created\.body\.(IsClosed|Probability): /, 'fields Salesforce derives'],
 ];
@@ -423,27 +428,47 @@ function compare(real, dry) {
   return { unknown, seen };
 }
 
+/*
+ * The audit records of a run as steps to compare: what was written to which record, before and
+ * after (the outcome, decision and upstream status differ by design and are checked apart).
+ */
+function auditSteps(recs) {
+  return recs.map((r, i) => ({ name: `audit ${i} ${r.verb} ${r.object}`, crm: r.crm, object: r.object, verb: r.verb,
+    record: r.record, id_property: r.id_property, to: r.to, error: r.error,
+    fields: Object.fromEntries(r.fields.map((f) => [f.name, [f.before, f.after]])) }));
+}
+
 async function differential(run, enfToken, dryToken) {
+  const audit = harness.auditCursor(stack.gate.stateDir);
+  audit();
   await stack.fake.reset();
   await stack.fake.seed(SEED);
   const real = await run(enfToken);
+  const realAudit = audit();
   await stack.fake.reset();
   await stack.fake.seed(SEED);
   await stack.fake.clearRequests();
   const dry = await run(dryToken);
+  const dryAudit = audit();
   assert.deepEqual(harness.fakeWrites(await stack.fake.requests()).map((r) => `${r.method} ${r.path}`), [], 'a dry-run write reached the CRM');
-  return compare(real, dry);
+  /* every write audited once in each run: allowed and forwarded, or dry_run and synthetic */
+  for (const r of realAudit) assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic], ['fid-enf', 'allowed', 'allow', false], JSON.stringify(r));
+  for (const r of dryAudit) assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic, r.upstream_status], ['fid-dry', 'dry_run', 'dry_run', true, null], JSON.stringify(r));
+  const answers = compare(real, dry);
+  const records = compare(auditSteps(realAudit), auditSteps(dryAudit));
+  return { unknown: [...answers.unknown, ...records.unknown], seen: new Set([...answers.seen, ...records.seen]) };
 }
 
 test('HubSpot: dry-run answers and later reads are the CRM\'s, step by step', { skip: GATE }, async () => {
   const { unknown, seen } = await differential(runHubspot, HS_ENF, HS_DRY);
   assert.deepEqual(unknown, []);
-  assert.deepEqual([...seen], ['history of repeated dry-run writes']);
+  assert.deepEqual([...seen].sort(), ['fields of a record created in dry-run, deleted', 'history of repeated dry-run writes']);
 });
 
 test('Salesforce: dry-run answers and later reads are the CRM\'s, step by step', { skip: GATE }, async () => {
   const { unknown, seen } = await differential(runSalesforce, SF_ENF, SF_DRY);
   assert.deepEqual(unknown, []);
   assert.deepEqual([...seen].sort(), ['fields Salesforce derives', 'fields of a created Salesforce record',
+    'fields of a record created in dry-run, deleted',
     'owner of a created Salesforce record', 'values of fields without a current value']);
 });
