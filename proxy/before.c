@@ -300,6 +300,7 @@ static void before_free(struct before_fetch *bf)
     if (bf->res.body != NULL)
         evbuffer_free(bf->res.body);
     bf->res.body = NULL;
+    http_fields_free(&bf->res.quota);
     for (size_t i = 0; i < bf->ncalls; i++) {
         free(bf->calls[i].idx);
         free(bf->calls[i].url);
@@ -329,6 +330,22 @@ static void before_fail(struct before_fetch *bf, long status, const char *what)
              "crmgate could not read the record's current state: %s", what);
 }
 
+/* Keep the quota headers of rsp, the CRM's latest answer (before_result.quota); 0 / -1. */
+static int before_keep_quota(struct before_fetch *bf, const struct upstream_response *rsp)
+{
+    http_fields_reset(&bf->res.quota);
+    for (size_t k = 0; k < rsp->headers.n; k++) {
+        size_t nl, vl;
+        const char *n = http_field_name(&rsp->headers, k, &nl);
+        const char *v = http_field_value(&rsp->headers, k, &vl);
+        int quota = (nl > 20 && strncasecmp(n, "x-hubspot-ratelimit-", 20) == 0) ||
+                    http_name_eq(n, nl, "sforce-limit-info") || http_name_eq(n, nl, "retry-after");
+        if (quota && http_fields_add(&bf->res.quota, n, nl, v, vl) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void before_donecb(struct upstream_response *rsp, void *arg)
 {
     struct before_call *call = arg;
@@ -336,7 +353,9 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
     json_t *root = NULL;
 
     call->xfer = NULL;
-    if (rsp->result != CURLE_OK) {
+    if (rsp->result == CURLE_OK && before_keep_quota(bf, rsp) < 0) {
+        before_fail(bf, 0, "out of memory");
+    } else if (rsp->result != CURLE_OK) {
         before_fail(bf, 0, rsp->error);
     } else if ((rsp->status == 404 || rsp->status == 300) && !call->batch) {
         /* no such record (an upsert creates it, an update gets the CRM's own 404), or an

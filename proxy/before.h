@@ -44,7 +44,13 @@ struct before_result {
     struct evbuffer *body;  /* !ok, CRM status < 500: its answer; the callback may take it */
     char content_type[128]; /* of that answer, "" when none */
     char error[512];        /* !ok: what failed, for the agent and the log */
-    unsigned calls;         /* upstream reads made */
+    /*
+     * The quota headers of the CRM's last answer (X-HubSpot-RateLimit-*,
+     * Sforce-Limit-Info, Retry-After): a dry-run answer, or the CRM's refusal
+     * relayed, carries them as the CRM's answer to the write would have.
+     */
+    struct http_fields quota;
+    unsigned calls; /* upstream reads made */
 };
 
 /* Called once, outside any curl callback; res lives until it returns. */

@@ -94,7 +94,8 @@ struct exchange {
     unsigned char
         *was_created; /* dry-run writes: ef.ops.n flags, the record exists only in the overlay */
     json_t **prev;    /* dry-run writes: ef.ops.n stored overlay records (NULL entries), or NULL */
-    struct store_seen *seen; /* dry-run writes: ef.ops.n, the stored bytes prev came from */
+    struct store_seen *seen;  /* dry-run writes: ef.ops.n, the stored bytes prev came from */
+    struct http_fields quota; /* the CRM's quota headers of the before-state read */
     /* a Salesforce read the overlay changed: its Last-Modified (ETag dropped), "" for none */
     int lm_set;
     char lm_date[40];
@@ -160,6 +161,7 @@ static void exchange_free(struct exchange *ex)
     custody_cred_free(&ex->cred);
     custody_identity_free(&ex->kid);
     http_fields_cleanse(&ex->fwd);
+    http_fields_free(&ex->quota);
     /* every classified request is counted once, with its final decision */
     if (ex->ef.verdict.rule[0] != '\0')
         metrics_request(ex->crm, ex->ef.ops.n > 0 ? ex->ef.ops.v[0].verb : CRM_VERB_UNKNOWN,
@@ -937,7 +939,12 @@ static int exchange_forward(struct exchange *ex)
     return -1;
 }
 
-/* Keep before-states (new references) and their flags for the records and the dry-run. */
+static int exchange_copy_fields(struct http_fields *to, const struct http_fields *from);
+
+/*
+ * Keep before-states (new references) and their flags for the records and
+ * the dry-run, and the quota headers of the CRM's answer.
+ */
 static int exchange_keep_before(struct exchange *ex, const struct before_result *res)
 {
     json_t *const *before = res->before;
@@ -949,6 +956,19 @@ static int exchange_keep_before(struct exchange *ex, const struct before_result 
     memcpy(ex->unknown, res->unknown, ex->ef.ops.n);
     for (size_t i = 0; i < ex->ef.ops.n; i++)
         ex->before[i] = before[i] != NULL ? json_incref(before[i]) : NULL;
+    return exchange_copy_fields(&ex->quota, &res->quota);
+}
+
+/* Append every field of from to to; 0 / -1 out of memory. */
+static int exchange_copy_fields(struct http_fields *to, const struct http_fields *from)
+{
+    for (size_t k = 0; k < from->n; k++) {
+        size_t nl, vl;
+        const char *n = http_field_name(from, k, &nl);
+        const char *v = http_field_value(from, k, &vl);
+        if (http_fields_add(to, n, nl, v, vl) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -993,9 +1013,10 @@ static void exchange_beforecb(struct before_result *res, void *arg)
         ex->out_body = res->body;
         res->body = NULL; /* ours now */
         ex->out_length = -1;
-        if (res->content_type[0] != '\0' &&
-            http_fields_add(&ex->out, "Content-Type", 12, res->content_type,
-                            strlen(res->content_type)) < 0) {
+        if ((res->content_type[0] != '\0' &&
+             http_fields_add(&ex->out, "Content-Type", 12, res->content_type,
+                             strlen(res->content_type)) < 0) ||
+            exchange_copy_fields(&ex->out, &ex->quota) < 0) {
             conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
             exchange_free(ex);
             return;
@@ -1418,6 +1439,8 @@ static void exchange_dry_run(struct exchange *ex)
         (ex->crm == CRM_HUBSPOT && ex->c != NULL &&
          http_fields_add(&ex->out, "x-hubspot-correlation-id", 24, conn_request_id(ex->c),
                          strlen(conn_request_id(ex->c))) < 0) ||
+        /* the quota as the CRM counted crmgate's read of the record (none for a create) */
+        exchange_copy_fields(&ex->out, &ex->quota) < 0 ||
         exchange_build_records(ex, "dry_run", out.ids) < 0 || exchange_dry_missing(ex, &out) < 0) {
         json_decref(overlay);
         store_seen_free(seen, EXCHANGE_OVERLAY_PER_OP * ex->ef.ops.n + 1);

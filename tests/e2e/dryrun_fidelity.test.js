@@ -95,6 +95,8 @@ after(async () => {
 const HS_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const SF_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/* the CRM's quota headers: HubSpot's rate limits, Salesforce's API usage */
+const QUOTA = /^(x-hubspot-ratelimit-|sforce-limit-info$)/;
 const BATCH_TIMES = new Set(['startedAt', 'completedAt', 'requestedAt']);
 const SF_ID = /\b([a-zA-Z0-9]{3})([a-zA-Z0-9]{12})([A-Z0-5]{3})\b/g;
 
@@ -172,7 +174,9 @@ function recorder(crm, token) {
       const r = await harness.requestJson(`${base}${p}`, { method, body, headers: { authorization: `Bearer ${token}` } });
       const h = r.headers;
       steps.push({ name, status: r.status, contentType: h['content-type'] || null, location: h.location || null,
-        lastModified: lastModified(h['last-modified'], r.body), correlation: correlation(h['x-hubspot-correlation-id'], r.body), body: r.body });
+        lastModified: lastModified(h['last-modified'], r.body), correlation: correlation(h['x-hubspot-correlation-id'], r.body),
+        headers: Object.keys(h).filter((k) => !QUOTA.test(k) && !/^(date|connection|keep-alive|content-length|transfer-encoding|x-crmgate-)/.test(k)).sort(),
+        quota: Object.keys(h).filter((k) => QUOTA.test(k)).sort(), body: r.body });
       return r;
     },
     async sdk(name, fn) {
@@ -408,6 +412,11 @@ const KNOWN = [
   /* the audit record of a delete lists the record's fields before it: for a record created in
    * dry-run, the fields it has (the CRM's empty defaults, owner and creator are not known) */
   [/^audit \d+ delete \w+\.fields\.\w+: CRM \[[^\]]*,null\] \/ dry-run absent$/, 'fields of a record created in dry-run, deleted'],
+  /* an answer crmgate gives without asking the CRM anything (a create, a read of a record
+   * created in dry-run) has no quota headers: the CRM counted no call */
+  [/^[\w ]+\.quota: CRM \[[^\]]+\] \/ dry-run \[\]$/, 'quota of answers made without a call'],
+  /* an Account changed or created in dry-run has no ETag: the CRM's is its old version's */
+  [/^[\w ]+\.headers: CRM \["content-type","etag","last-modified"\] \/ dry-run \["content-type","last-modified"\]$/, 'ETag of an Account changed in dry-run'],
   /* what Salesforce derives from what is written (an Opportunity's stage) is not derived */
   [/^read typed created\.body\.(IsClosed|Probability): /, 'fields Salesforce derives'],
 ];
@@ -438,6 +447,13 @@ function auditSteps(recs) {
     fields: Object.fromEntries(r.fields.map((f) => [f.name, [f.before, f.after]])) }));
 }
 
+/* A dry-run write that read its record answers with the CRM's quota headers of that read. */
+function assertQuota(steps, name, want) {
+  const step = steps.find((x) => x.name === name);
+  assert.ok(step, name);
+  assert.deepEqual(step.quota, want, `${name}: ${JSON.stringify(step)}`);
+}
+
 async function differential(run, enfToken, dryToken) {
   const audit = harness.auditCursor(stack.gate.stateDir);
   audit();
@@ -454,6 +470,9 @@ async function differential(run, enfToken, dryToken) {
   /* every write audited once in each run: allowed and forwarded, or dry_run and synthetic */
   for (const r of realAudit) assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic], ['fid-enf', 'allowed', 'allow', false], JSON.stringify(r));
   for (const r of dryAudit) assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic, r.upstream_status], ['fid-dry', 'dry_run', 'dry_run', true, null], JSON.stringify(r));
+  const quota = real.find((x) => x.name === 'update').quota;
+  assert.ok(quota.length > 0, 'the CRM sends quota headers');
+  assertQuota(dry, 'update', quota);
   const answers = compare(real, dry);
   const records = compare(auditSteps(realAudit), auditSteps(dryAudit));
   return { unknown: [...answers.unknown, ...records.unknown], seen: new Set([...answers.seen, ...records.seen]) };
@@ -462,13 +481,31 @@ async function differential(run, enfToken, dryToken) {
 test('HubSpot: dry-run answers and later reads are the CRM\'s, step by step', { skip: GATE }, async () => {
   const { unknown, seen } = await differential(runHubspot, HS_ENF, HS_DRY);
   assert.deepEqual(unknown, []);
-  assert.deepEqual([...seen].sort(), ['fields of a record created in dry-run, deleted', 'history of repeated dry-run writes']);
+  assert.deepEqual([...seen].sort(), ['fields of a record created in dry-run, deleted', 'history of repeated dry-run writes',
+    'quota of answers made without a call']);
 });
 
 test('Salesforce: dry-run answers and later reads are the CRM\'s, step by step', { skip: GATE }, async () => {
   const { unknown, seen } = await differential(runSalesforce, SF_ENF, SF_DRY);
   assert.deepEqual(unknown, []);
-  assert.deepEqual([...seen].sort(), ['fields Salesforce derives', 'fields of a created Salesforce record',
+  assert.deepEqual([...seen].sort(), ['ETag of an Account changed in dry-run', 'fields Salesforce derives', 'fields of a created Salesforce record',
     'fields of a record created in dry-run, deleted',
-    'owner of a created Salesforce record', 'values of fields without a current value']);
+    'owner of a created Salesforce record', 'quota of answers made without a call', 'values of fields without a current value']);
+});
+
+test('a dry-run write whose read of the record the CRM rate-limits gets the 429 with the CRM\'s quota headers', { skip: GATE }, async () => {
+  await stack.fake.reset();
+  await stack.fake.seed(SEED);
+  await stack.fake.fault({ match: { method: 'GET', path: '/crm/v3/objects/contacts/8101' }, action: 'ratelimit', headers: { 'Retry-After': '7' }, count: 1 });
+  try {
+    const r = await harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/contacts/8101`, {
+      method: 'PATCH', headers: { authorization: `Bearer ${HS_DRY}` }, body: { properties: { firstname: 'Limited' } } });
+    assert.equal(r.status, 429, JSON.stringify(r.body));
+    assert.equal(r.body.policyName, 'TEN_SECONDLY_ROLLING');
+    assert.equal(r.headers['retry-after'], '7');
+    assert.equal(r.headers['x-hubspot-ratelimit-interval-milliseconds'], '10000');
+    assert.match(r.headers['x-hubspot-ratelimit-remaining'], /^\d+$/);
+  } finally {
+    await stack.fake.clearFaults();
+  }
 });
