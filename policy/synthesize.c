@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "jsonfilter.h"
 #include "jsonout.h"
@@ -27,9 +28,10 @@ struct synth_ctx {
     struct synth_response *out;
     char *err;
     size_t errlen;
-    size_t next;   /* next op to answer */
-    json_t *refs;  /* Salesforce composite: referenceId -> subresponse body */
-    int not_found; /* a write named a record the CRM does not have */
+    size_t next;      /* next op to answer */
+    json_t *refs;     /* Salesforce composite: referenceId -> subresponse body */
+    int not_found;    /* a write named a record the CRM does not have */
+    int precondition; /* a Salesforce row update failed its If-Unmodified-Since */
     char now_hs[64], now_sf[64];
 };
 
@@ -1835,6 +1837,40 @@ static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, 
     return 0;
 }
 
+/*
+ * If-Unmodified-Since on a Salesforce row update (reference §11): the
+ * record's LastModifiedDate (its before-state, with earlier dry-run writes),
+ * to the second, after the header's date fails the write (412, flagged in
+ * c->precondition). A date crmgate does not read (only "..., dd Mon yyyy
+ * hh:mm:ss GMT") or a record without a known LastModifiedDate is refused:
+ * crmgate cannot tell. 0 when the write goes on; -1.
+ */
+static int synth_sf_precondition(struct synth_ctx *c)
+{
+    const char *h = c->in->if_unmodified_since, *lm, *end;
+    const json_t *before = c->in->before != NULL ? c->in->before[0] : NULL;
+    long long lm_ms;
+    struct tm tm;
+
+    if (h == NULL || before == NULL) /* no record: the CRM's 404 comes first */
+        return 0;
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(h, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (end == NULL || *end != '\0')
+        return synth_fail(c, "crmgate does not read the If-Unmodified-Since date %.64s", h);
+    lm = json_string_value(json_object_get(before, "LastModifiedDate"));
+    lm_ms = lm != NULL ? synth_parse_iso(lm) : -1;
+    if (lm_ms < 0)
+        return synth_fail(c, "the record's LastModifiedDate is not known, so If-Unmodified-Since "
+                             "cannot be checked");
+    if (lm_ms / 1000 > (long long)timegm(&tm)) {
+        c->precondition = 1;
+        return synth_fail(c, "the record was modified after If-Unmodified-Since: Salesforce "
+                             "would answer 412");
+    }
+    return 0;
+}
+
 static int synth_salesforce(struct synth_ctx *c)
 {
     const struct crm_request *req = c->in->req;
@@ -1876,6 +1912,9 @@ static int synth_salesforce(struct synth_ctx *c)
             json_decref(results);
     } else if (synth_is(&p, f, "composite") && synth_is(&p, f + 1, "graph")) {
         synth_fail(c, "dry-run does not answer composite/graph");
+    } else if (single && p.n == f + 3 && c->in->ops->n == 1 &&
+               c->in->ops->v[0].verb == CRM_VERB_UPDATE && synth_sf_precondition(c) < 0) {
+        rc = -1; /* a row update's If-Unmodified-Since failed, or cannot be checked */
     } else {
         rc = synth_sf_one(c, req->method ? req->method : "", req->path, req->query, body, 0, &st,
                           &answer, &lobj);
@@ -2084,7 +2123,18 @@ int synth_response(const struct synth_request *in, struct synth_response *out, c
         rc = synth_fail(&c, "no CRM");
     if (rc == 0 && synth_mark_written(&c) < 0)
         rc = synth_fail(&c, "out of memory");
-    if (rc < 0 && c.not_found) {
+    if (rc < 0 && c.precondition) {
+        /* the errorCode of the reference's table (§10); its body is unverified */
+        synth_response_free(out, in->ops->n);
+        if (synth_alloc(&c) == 0) {
+            json_t *body = json_pack(
+                "[{s:s, s:s}]", "errorCode", "ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE_CHECK",
+                "message",
+                "The requested resource has been modified since the If-Unmodified-Since or "
+                "If-Match conditions were specified");
+            rc = body != NULL ? synth_set_body(&c, 412, body) : -1;
+        }
+    } else if (rc < 0 && c.not_found) {
         /* the CRM would answer a write to a record it does not have with its 404 */
         synth_response_free(out, in->ops->n);
         if (synth_alloc(&c) == 0) {

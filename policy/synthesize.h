@@ -65,6 +65,12 @@ struct synth_request {
      * "properties"), or NULL when the record does not exist.
      */
     json_t *const *before;
+    /*
+     * Salesforce: the request's If-Unmodified-Since (NULL: none). A row
+     * update whose record (before-state LastModifiedDate) changed after it
+     * is answered 412, as Salesforce does.
+     */
+    const char *if_unmodified_since;
     long long now_ms;              /* wall clock, ms since the epoch */
     uint64_t (*rand64)(void *arg); /* random bits for synthetic ids */
     void *rand_arg;

@@ -44,6 +44,7 @@ struct before_fetch {
     struct event *zero; /* nothing to read: answer from the loop, not from the caller */
     before_done_cb cb;
     void *arg;
+    int lastmod; /* Salesforce: read LastModifiedDate too */
 };
 
 int before_needed(const struct crm_op *op)
@@ -229,7 +230,8 @@ static int before_build(struct before_fetch *bf, struct before_call *call, const
             goto fail;
         /* A delete reads the whole record: no field list. */
         if (!del &&
-            before_field_list(&u, &len, &cap, "?fields=", ops, call->idx, call->nidx, "Id") < 0)
+            (before_field_list(&u, &len, &cap, "?fields=", ops, call->idx, call->nidx, "Id") < 0 ||
+             (bf->lastmod && before_cat(&u, &len, &cap, ",LastModifiedDate") < 0)))
             goto fail;
     } else {
         if (before_cat(&u, &len, &cap, ver) < 0 ||
@@ -241,7 +243,8 @@ static int before_build(struct before_fetch *bf, struct before_call *call, const
                 before_enc(&u, &len, &cap, ops->v[call->idx[k]].record_id) < 0)
                 goto fail;
         }
-        if (before_field_list(&u, &len, &cap, "&fields=", ops, call->idx, call->nidx, "Id") < 0)
+        if (before_field_list(&u, &len, &cap, "&fields=", ops, call->idx, call->nidx, "Id") < 0 ||
+            (bf->lastmod && before_cat(&u, &len, &cap, ",LastModifiedDate") < 0))
             goto fail;
     }
     call->url = u;
@@ -484,7 +487,7 @@ fail:
 
 struct before_fetch *before_start(struct worker *w, enum crm crm, const char *base,
                                   const char *api_path, const struct http_fields *auth,
-                                  const struct crm_ops *ops, const struct config *cfg,
+                                  const struct crm_ops *ops, int lastmod, const struct config *cfg,
                                   before_done_cb cb, void *arg)
 {
     struct before_fetch *bf = calloc(1, sizeof(*bf));
@@ -492,6 +495,7 @@ struct before_fetch *before_start(struct worker *w, enum crm crm, const char *ba
 
     if (bf == NULL)
         return NULL;
+    bf->lastmod = lastmod && crm == CRM_SALESFORCE;
     bf->w = w;
     bf->crm = crm;
     bf->ops = ops;

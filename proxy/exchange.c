@@ -1072,6 +1072,8 @@ static uint64_t exchange_rand64(void *arg)
 #define EXCHANGE_MAX_ALIAS 600
 /* Salesforce custom fields (external id candidates) a dry-run write leaves aliases for */
 #define EXCHANGE_SF_ALIASES 4
+/* an If-Unmodified-Since value longer than this is not a date crmgate reads */
+#define EXCHANGE_MAX_DATE 128
 /* overlay entries a dry-run write leaves per op: its record, the alias of the property it
  * names the record by, and those of an email or custom fields it writes */
 #define EXCHANGE_OVERLAY_PER_OP (2 + EXCHANGE_SF_ALIASES)
@@ -1348,8 +1350,10 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
 /*
  * The records of writes the synthesized answer fails because the CRM does not
  * have their record (a single write's 404, a batch's per-record error: no id
- * and no overlay record for an op that names one) say so: the status the CRM
- * would have answered, and error "not_found". 0 / -1 (out of memory).
+ * and no overlay record for an op that names one), or because a Salesforce
+ * row update's If-Unmodified-Since failed (412), say so: the status the CRM
+ * would have answered, and error "not_found" or "precondition_failed". 0 / -1
+ * (out of memory).
  */
 static int exchange_dry_missing(struct exchange *ex, const struct synth_response *out)
 {
@@ -1358,8 +1362,12 @@ static int exchange_dry_missing(struct exchange *ex, const struct synth_response
         if (out->status < 400 &&
             (out->ids[i] != NULL || out->records[i] != NULL || !before_needed(&ex->ef.ops.v[i])))
             continue;
-        if (json_object_set_new(rec, "upstream_status", json_integer(404)) < 0 ||
-            json_object_set_new(rec, "error", json_string("not_found")) < 0)
+        /* the CRM's refusal: a record it does not have, or a failed If-Unmodified-Since */
+        if (json_object_set_new(rec, "upstream_status",
+                                json_integer(out->status == 412 ? 412 : 404)) < 0 ||
+            json_object_set_new(
+                rec, "error",
+                json_string(out->status == 412 ? "precondition_failed" : "not_found")) < 0)
             return -1;
     }
     return 0;
@@ -1386,7 +1394,8 @@ static void exchange_dry_run(struct exchange *ex)
     struct enforce_view v;
     struct synth_response out = {0};
     struct synth_request in = {0};
-    char err[512], why[512];
+    char err[512], why[512], since[EXCHANGE_MAX_DATE];
+    long ius;
     json_t *overlay = NULL;
     struct store_seen *seen = NULL;
     size_t nseen = 0;
@@ -1412,6 +1421,14 @@ static void exchange_dry_run(struct exchange *ex)
     in.req = &v.cr;
     in.ops = &ex->ef.ops;
     in.before = ex->before;
+    ius = http_fields_find(&ex->req->headers, "if-unmodified-since", 0);
+    if (ius >= 0) {
+        size_t vl;
+        const char *hv = http_field_value(&ex->req->headers, (size_t)ius, &vl);
+        snprintf(since, sizeof(since), "%.*s", (int)(vl < sizeof(since) ? vl : sizeof(since) - 1),
+                 hv);
+        in.if_unmodified_since = since;
+    }
     in.now_ms = exchange_wall_ms();
     in.rand64 = exchange_rand64;
     in.rand_arg = ex->w;
@@ -2069,8 +2086,11 @@ static struct exchange *exchange_proceed(struct exchange *ex)
             }
         }
         ex->phase = EX_BEFORE;
-        ex->bf = before_start(w, crm, ex->base, ex->rest, &auth, &ex->ef.ops, cfg,
-                              exchange_beforecb, ex);
+        /* a dry-run If-Unmodified-Since is checked against the record's LastModifiedDate */
+        ex->bf =
+            before_start(w, crm, ex->base, ex->rest, &auth, &ex->ef.ops,
+                         ex->dry && http_fields_find(&req->headers, "if-unmodified-since", 0) >= 0,
+                         cfg, exchange_beforecb, ex);
         http_fields_cleanse(&auth);
     }
     if (ex->bf == NULL)

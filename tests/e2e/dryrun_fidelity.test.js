@@ -169,9 +169,9 @@ function recorder(crm, token) {
   };
   return {
     steps,
-    async raw(name, method, p, body) {
+    async raw(name, method, p, body, headers = {}) {
       await tick();
-      const r = await harness.requestJson(`${base}${p}`, { method, body, headers: { authorization: `Bearer ${token}` } });
+      const r = await harness.requestJson(`${base}${p}`, { method, body, headers: { authorization: `Bearer ${token}`, ...headers } });
       const h = r.headers;
       steps.push({ name, status: r.status, contentType: h['content-type'] || null, location: h.location || null,
         lastModified: lastModified(h['last-modified'], r.body), correlation: correlation(h['x-hubspot-correlation-id'], r.body),
@@ -302,6 +302,11 @@ async function runSalesforce(token) {
 
   /* a CRM record updated: single reads with and without fields, collections retrieve */
   await rec.raw('update', 'PATCH', `${S}/Account/${ACME}`, { Industry: 'Space', NumberOfEmployees: 12 });
+  /* If-Unmodified-Since (reference §11): a record changed since answers 412, one unchanged 204 */
+  const since = { 'If-Unmodified-Since': 'Fri, 03 Jan 2025 00:00:00 GMT' };
+  await rec.raw('conditional update of a changed record', 'PATCH', `${S}/Account/${ACME}`, { Rating: 'Warm' }, since);
+  await rec.raw('conditional update of an unchanged record', 'PATCH', `${S}/Account/${GLOBEX}`, { Rating: 'Warm' }, since);
+  await rec.raw('conditional update, changed since by that update', 'PATCH', `${S}/Account/${GLOBEX}`, { Rating: 'Cold' }, since);
   await rec.raw('read fields', 'GET', `${S}/Account/${ACME}?fields=Name,Industry,NumberOfEmployees,LastModifiedDate,SystemModstamp,CreatedDate`);
   await rec.raw('read all', 'GET', `${S}/Account/${ACME}`);
   await rec.raw('read by external id', 'GET', `${S}/Account/Ext__c/ACME-1?fields=Industry,LastModifiedDate`);
@@ -417,6 +422,9 @@ const KNOWN = [
   [/^[\w ]+\.quota: CRM \[[^\]]+\] \/ dry-run \[\]$/, 'quota of answers made without a call'],
   /* an Account changed or created in dry-run has no ETag: the CRM's is its old version's */
   [/^[\w ]+\.headers: CRM \["content-type","etag","last-modified"\] \/ dry-run \["content-type","last-modified"\]$/, 'ETag of an Account changed in dry-run'],
+  /* a failed If-Unmodified-Since: crmgate answers the reference's errorCode (§10, "exact 412
+   * body unverified"), the fake PRECONDITION_FAILED; the reference wins */
+  [/^conditional update[\w ,]*\.body\.0\.errorCode: CRM "PRECONDITION_FAILED" \/ dry-run "ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE_CHECK"$/, '412 errorCode (reference and fake disagree)'],
   /* what Salesforce derives from what is written (an Opportunity's stage) is not derived */
   [/^read typed created\.body\.(IsClosed|Probability): /, 'fields Salesforce derives'],
 ];
@@ -443,7 +451,7 @@ function compare(real, dry) {
  */
 function auditSteps(recs) {
   return recs.map((r, i) => ({ name: `audit ${i} ${r.verb} ${r.object}`, crm: r.crm, object: r.object, verb: r.verb,
-    record: r.record, id_property: r.id_property, to: r.to, error: r.error,
+    record: r.record, id_property: r.id_property, to: r.to,
     fields: Object.fromEntries(r.fields.map((f) => [f.name, [f.before, f.after]])) }));
 }
 
@@ -468,8 +476,15 @@ async function differential(run, enfToken, dryToken) {
   const dryAudit = audit();
   assert.deepEqual(harness.fakeWrites(await stack.fake.requests()).map((r) => `${r.method} ${r.path}`), [], 'a dry-run write reached the CRM');
   /* every write audited once in each run: allowed and forwarded, or dry_run and synthetic */
-  for (const r of realAudit) assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic], ['fid-enf', 'allowed', 'allow', false], JSON.stringify(r));
-  for (const r of dryAudit) assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic, r.upstream_status], ['fid-dry', 'dry_run', 'dry_run', true, null], JSON.stringify(r));
+  for (const r of realAudit) {
+    const refused = r.upstream_status === 412; /* a failed If-Unmodified-Since */
+    assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic], ['fid-enf', refused ? 'upstream_error' : 'allowed', 'allow', false], JSON.stringify(r));
+  }
+  for (const r of dryAudit) {
+    const refused = r.upstream_status === 412 ? [412, 'precondition_failed'] : [null, undefined];
+    assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic, r.upstream_status, r.error], ['fid-dry', 'dry_run', 'dry_run', true, ...refused], JSON.stringify(r));
+  }
+  assert.deepEqual(dryAudit.map((r) => r.upstream_status === 412), realAudit.map((r) => r.upstream_status === 412), 'the same writes fail If-Unmodified-Since');
   const quota = real.find((x) => x.name === 'update').quota;
   assert.ok(quota.length > 0, 'the CRM sends quota headers');
   assertQuota(dry, 'update', quota);
@@ -488,7 +503,7 @@ test('HubSpot: dry-run answers and later reads are the CRM\'s, step by step', { 
 test('Salesforce: dry-run answers and later reads are the CRM\'s, step by step', { skip: GATE }, async () => {
   const { unknown, seen } = await differential(runSalesforce, SF_ENF, SF_DRY);
   assert.deepEqual(unknown, []);
-  assert.deepEqual([...seen].sort(), ['ETag of an Account changed in dry-run', 'fields Salesforce derives', 'fields of a created Salesforce record',
+  assert.deepEqual([...seen].sort(), ['412 errorCode (reference and fake disagree)', 'ETag of an Account changed in dry-run', 'fields Salesforce derives', 'fields of a created Salesforce record',
     'fields of a record created in dry-run, deleted',
     'owner of a created Salesforce record', 'quota of answers made without a call', 'values of fields without a current value']);
 });

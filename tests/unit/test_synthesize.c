@@ -121,6 +121,8 @@ static int run_write(json_t *c, const char *name, enum crm crm, const struct crm
                                .req = req,
                                .ops = ops,
                                .before = bv,
+                               .if_unmodified_since =
+                                   json_string_value(json_object_get(c, "if_unmodified_since")),
                                .now_ms = json_integer_value(json_object_get(c, "now")),
                                .rand64 = test_rand,
                                .rand_arg = &rs};
