@@ -2548,6 +2548,52 @@ int synth_read_answer(enum crm crm, const struct crm_request *req, const struct 
     return 0;
 }
 
+char *synth_sf_describe_path(const struct crm_request *req, const struct crm_op *op)
+{
+    char version[32], path[SYNTH_MAX_PATH];
+    int n;
+
+    if (op == NULL || op->verb != CRM_VERB_READ || op->object == NULL || op->nreads > 0 ||
+        !synth_is_single_read(CRM_SALESFORCE, req) || strcmp(req->method, "GET") != 0)
+        return NULL;
+    synth_sf_version(req, version, sizeof(version));
+    n = snprintf(path, sizeof(path), "/services/data/%s/sobjects/%s/describe", version, op->object);
+    return n > 0 && (size_t)n < sizeof(path) ? strdup(path) : NULL;
+}
+
+json_t *synth_sf_describe_row(const struct crm_request *req, const json_t *describe,
+                              const json_t *rec)
+{
+    const json_t *fields = json_object_get(rec, "fields"), *f;
+    const char *object = json_string_value(json_object_get(rec, "object"));
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    char version[32], url[SYNTH_MAX_PATH];
+    json_t *out;
+    size_t k;
+
+    if (object == NULL || id == NULL || json_array_size(json_object_get(describe, "fields")) == 0)
+        return NULL;
+    synth_sf_version(req, version, sizeof(version));
+    snprintf(url, sizeof(url), "/services/data/%s/sobjects/%s/%s", version, object, id);
+    out = json_pack("{s:{s:s, s:s}}", "attributes", "type", object, "url", url);
+    json_array_foreach(json_object_get(describe, "fields"), k, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        const char *type = json_string_value(json_object_get(f, "type"));
+        json_t *v = name != NULL ? json_object_get(fields, name) : NULL;
+        if (out == NULL || name == NULL)
+            continue;
+        if (json_object_set_new(out, name,
+                                v != NULL                                      ? json_incref(v)
+                                : type != NULL && strcmp(type, "boolean") == 0 ? json_false()
+                                                                               : json_null()) < 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
 /* Overwrite the fields of dst (an object) that rec's fields also have. */
 static int synth_merge_fields(json_t *dst, const json_t *rec)
 {

@@ -142,6 +142,24 @@ int synth_read_answer(enum crm crm, const struct crm_request *req, const struct 
                       size_t *body_len, char *err, size_t errlen);
 
 /*
+ * A Salesforce read of every field (no ?fields=) of a record created in
+ * dry-run lists every field of its object: the path of the describe that
+ * names them ("/services/data/vNN.N/sobjects/{S}/describe", malloc'ed) for
+ * the single-record read op of req, or NULL when req is not such a read.
+ */
+char *synth_sf_describe_path(const struct crm_request *req, const struct crm_op *op);
+
+/*
+ * The row that read answers, from describe (the object's DescribeSObjectResult)
+ * and the overlay record rec: every field in describe's order, the value
+ * rec's fields hold, else false for a boolean and null for the rest (what
+ * Salesforce fills itself, such as the owner, is not known). A new
+ * reference, or NULL when describe lists no fields (or out of memory).
+ */
+json_t *synth_sf_describe_row(const struct crm_request *req, const json_t *describe,
+                              const json_t *rec);
+
+/*
  * Merge overlay records into the upstream answer to a read (*answer, parsed;
  * changed in place or replaced by a new reference, the old one released):
  * HubSpot single read and batch/read (a record created in dry-run that the

@@ -99,6 +99,7 @@ struct exchange {
     /* a Salesforce read the overlay changed: its Last-Modified (ETag dropped), "" for none */
     int lm_set;
     char lm_date[40];
+    int describe_row; /* a read of a record created in dry-run, forwarded as its describe */
     long long t_forward_us;
     /* the answer, when it waits for the outcome's commit */
     int out_status;
@@ -1603,6 +1604,20 @@ static int exchange_overlay_read(struct exchange *ex)
             enforce_view_free(&v);
             return 0;
         }
+        if (ex->crm == CRM_SALESFORCE &&
+            !json_is_true(json_object_get(ex->overlay[0], "deleted"))) {
+            /* every field of a created record: its object's describe names them */
+            char *path = synth_sf_describe_path(&v.cr, &ex->ef.ops.v[0]);
+            char *url = path != NULL ? route_upstream_url(ex->base, path) : NULL;
+            free(path);
+            if (url != NULL) {
+                enforce_view_free(&v);
+                free(ex->url);
+                ex->url = url;
+                ex->describe_row = 1;
+                return 0;
+            }
+        }
         if (synth_read_answer(ex->crm, &v.cr, &ex->ef.ops.v[0], ex->overlay[0], exchange_wall_ms(),
                               &status, &body, &blen, err, sizeof(err)) < 0) {
             enforce_view_free(&v);
@@ -1686,6 +1701,52 @@ static size_t exchange_overlay_late(struct exchange *ex, json_t *answer)
 }
 
 /*
+ * The answer to a read of every field of a record created in dry-run, from
+ * the object's describe the CRM answered (rsp, parsed: describe, taken):
+ * the row with every field, replacing the describe. A describe the CRM
+ * refused leaves the row with the fields crmgate knows. 0 / -1 with why.
+ */
+static int exchange_describe_row(struct exchange *ex, struct upstream_response *rsp,
+                                 json_t *describe, char *why, size_t whylen)
+{
+    struct enforce_view v;
+    json_t *row = NULL;
+    char *body = NULL;
+    size_t blen = 0;
+    int status = 200;
+
+    if (enforce_view_init(&v, ex->req, ex->rest) < 0) {
+        json_decref(describe);
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    if (rsp->status == 200)
+        row = synth_sf_describe_row(&v.cr, describe, ex->overlay[0]);
+    json_decref(describe);
+    if (row != NULL) {
+        body = json_dumps(row, JSON_COMPACT);
+        blen = body != NULL ? strlen(body) : 0;
+        json_decref(row);
+    } else if (synth_read_answer(ex->crm, &v.cr, &ex->ef.ops.v[0], ex->overlay[0],
+                                 exchange_wall_ms(), &status, &body, &blen, why, whylen) < 0) {
+        enforce_view_free(&v);
+        return -1;
+    }
+    enforce_view_free(&v);
+    if (body == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    exchange_overlay_headers(ex, NULL, status, NULL);
+    evbuffer_drain(rsp->body, evbuffer_get_length(rsp->body));
+    evbuffer_add(rsp->body, body, blen);
+    free(body);
+    rsp->status = status;
+    ex->dry = 1;
+    return 0;
+}
+
+/*
  * A read forwarded in dry-run: lay the overlay over the CRM's answer (before
  * it is filtered). 0, or -1 with why when the answer cannot be merged.
  */
@@ -1699,6 +1760,8 @@ static int exchange_overlay_merge(struct exchange *ex, struct upstream_response 
 
     answer = json_loadb((const char *)evbuffer_pullup(rsp->body, -1),
                         evbuffer_get_length(rsp->body), 0, NULL);
+    if (ex->describe_row)
+        return exchange_describe_row(ex, rsp, answer, why, whylen);
     if (answer == NULL)
         return 0; /* not JSON: nothing to lay over (the filter decides about it) */
     if (exchange_overlay_late(ex, answer) == 0) {
