@@ -70,16 +70,8 @@ const SEED = {
 };
 const SEEDED = new Set(['8101', '8102', '8103', '8104', '9101', '7101', ACME, GLOBEX, INITECH, SMITH]);
 
-const RULES = {
-  'fid-enf.json': { workspace: 'fid-enf', hubspot: harness.OPEN_CRM, salesforce: harness.OPEN_CRM },
-  'fid-dry.json': { workspace: 'fid-dry', mode: 'dry_run', hubspot: harness.OPEN_CRM, salesforce: harness.OPEN_CRM },
-};
-const CALLERS = [
-  { token: HS_ENF, workspace: 'fid-enf', user: 'ana' },
-  { token: SF_ENF, workspace: 'fid-enf', user: 'ana' },
-  { token: HS_DRY, workspace: 'fid-dry', user: 'eng' },
-  { token: SF_DRY, workspace: 'fid-dry', user: 'eng' },
-];
+const { rules: RULES, callers: CALLERS } = harness.enforceAndDry({
+  enf: ['fid-enf', HS_ENF, SF_ENF, 'ana'], dry: ['fid-dry', HS_DRY, SF_DRY, 'eng'] });
 
 let stack;
 
