@@ -1236,9 +1236,11 @@ static json_t *synth_sf_value(struct synth_ctx *c, const char *name, json_t *v, 
         return json_string(id);
     if (json_is_number(was) && sl > 0 && sl < 64) {
         double d = strtod(str, &end);
+        /* an integer field keeps an integer (the range check keeps the cast defined) */
         if (*end == '\0' && end != str && d == d)
-            return json_is_integer(was) && d == (double)(json_int_t)d ? json_integer((json_int_t)d)
-                                                                      : json_real(d);
+            return json_is_integer(was) && d > -9e18 && d < 9e18 && d == (double)(json_int_t)d
+                       ? json_integer((json_int_t)d)
+                       : json_real(d);
     }
     if (json_is_boolean(was) && (strcmp(str, "true") == 0 || strcmp(str, "false") == 0))
         return json_boolean(strcmp(str, "true") == 0);
