@@ -32,6 +32,7 @@ struct synth_ctx {
     json_t *refs;     /* Salesforce composite: referenceId -> subresponse body */
     int not_found;    /* a write named a record the CRM does not have */
     int precondition; /* a Salesforce row update failed its If-Unmodified-Since */
+    int was_deleted;  /* the missing record was deleted in dry-run (Salesforce: in the bin) */
     char now_hs[64], now_sf[64];
 };
 
@@ -1477,9 +1478,11 @@ static int synth_sf_write(struct synth_ctx *c, size_t i, int version, int *statu
                           crm_verb_name(op->verb));
     }
     create = op->verb == CRM_VERB_CREATE || (op->verb == CRM_VERB_UPSERT && before == NULL);
-    if (!create && before == NULL)
+    if (!create && before == NULL) {
+        c->was_deleted = c->in->deleted != NULL && c->in->deleted[i];
         return synth_missing(c, "%s %s does not exist: Salesforce would answer 404", op->object,
                              id);
+    }
     if (create) {
         if (synth_sf_new_id(c, op->object, id) < 0)
             return -1;
@@ -1949,13 +1952,17 @@ done:
 /*
  * The CRM's answer to a write naming a record it does not have: HubSpot's
  * OBJECT_NOT_FOUND (with a correlation id, as every HubSpot error has),
- * Salesforce's NOT_FOUND.
+ * Salesforce's NOT_FOUND, or ENTITY_IS_DELETED for a record deleted in
+ * dry-run.
  */
 static json_t *synth_missing_body(struct synth_ctx *c)
 {
     char cid[40];
     uint64_t a, b;
 
+    if (c->in->crm == CRM_SALESFORCE && c->was_deleted) /* in the recycle bin (reference §4) */
+        return json_pack("[{s:s, s:s, s:[]}]", "message", "entity is deleted", "errorCode",
+                         "ENTITY_IS_DELETED", "fields");
     if (c->in->crm == CRM_SALESFORCE)
         return json_pack("[{s:s, s:s}]", "errorCode", "NOT_FOUND", "message",
                          "The requested resource does not exist");
@@ -1964,6 +1971,8 @@ static json_t *synth_missing_body(struct synth_ctx *c)
     snprintf(cid, sizeof(cid), "%08x-%04x-4%03x-8%03x-%012llx", (unsigned)(a >> 32),
              (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff, (unsigned)(b >> 48) & 0xfff,
              (unsigned long long)(b & 0xffffffffffffULL));
+    if (c->in->correlation_id != NULL) /* the one the answer's header names */
+        snprintf(cid, sizeof(cid), "%s", c->in->correlation_id);
     return json_pack("{s:s, s:s, s:s, s:s}", "status", "error", "message",
                      "Object not found.  objectId are usually numeric.", "correlationId", cid,
                      "category", "OBJECT_NOT_FOUND");

@@ -71,6 +71,11 @@ struct synth_request {
      * is answered 412, as Salesforce does.
      */
     const char *if_unmodified_since;
+    /* ops->n flags, or NULL: the op's record was deleted in dry-run (its before-state is NULL) */
+    const unsigned char *deleted;
+    /* HubSpot: the correlation id of the answer (its x-hubspot-correlation-id), NULL: a random one
+     */
+    const char *correlation_id;
     long long now_ms;              /* wall clock, ms since the epoch */
     uint64_t (*rand64)(void *arg); /* random bits for synthetic ids */
     void *rand_arg;

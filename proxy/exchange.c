@@ -93,7 +93,8 @@ struct exchange {
     json_t **overlay;       /* reads in dry-run: ef.ops.n overlay records (NULL entries), or NULL */
     unsigned char
         *was_created; /* dry-run writes: ef.ops.n flags, the record exists only in the overlay */
-    json_t **prev;    /* dry-run writes: ef.ops.n stored overlay records (NULL entries), or NULL */
+    unsigned char *was_deleted; /* dry-run writes: ef.ops.n flags, the record deleted in dry-run */
+    json_t **prev; /* dry-run writes: ef.ops.n stored overlay records (NULL entries), or NULL */
     struct store_seen *seen;  /* dry-run writes: ef.ops.n, the stored bytes prev came from */
     struct http_fields quota; /* the CRM's quota headers of the before-state read */
     /* a Salesforce read the overlay changed: its Last-Modified (ETag dropped), "" for none */
@@ -195,6 +196,8 @@ static void exchange_free(struct exchange *ex)
     ex->unknown = NULL;
     free(ex->was_created);
     ex->was_created = NULL;
+    free(ex->was_deleted);
+    ex->was_deleted = NULL;
     if (ex->prev != NULL) {
         for (size_t i = 0; i < ex->ef.ops.n; i++)
             json_decref(ex->prev[i]);
@@ -1206,9 +1209,10 @@ static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op
 static int exchange_overlay_before(struct exchange *ex)
 {
     ex->was_created = calloc(ex->ef.ops.n + 1, 1);
+    ex->was_deleted = calloc(ex->ef.ops.n + 1, 1);
     ex->prev = calloc(ex->ef.ops.n + 1, sizeof(*ex->prev));
     ex->seen = calloc(ex->ef.ops.n + 1, sizeof(*ex->seen));
-    if (ex->was_created == NULL || ex->prev == NULL || ex->seen == NULL)
+    if (ex->was_created == NULL || ex->was_deleted == NULL || ex->prev == NULL || ex->seen == NULL)
         return -1;
     for (size_t i = 0; i < ex->ef.ops.n; i++) {
         json_t *rec = exchange_overlay_get(ex, &ex->ef.ops.v[i], ex->before[i], &ex->seen[i]),
@@ -1217,6 +1221,7 @@ static int exchange_overlay_before(struct exchange *ex)
             continue;
         ex->prev[i] = json_incref(rec);
         ex->was_created[i] = json_is_true(json_object_get(rec, "created"));
+        ex->was_deleted[i] = json_is_true(json_object_get(rec, "deleted"));
         if (json_is_true(json_object_get(rec, "deleted"))) {
             merged = NULL;
         } else {
@@ -1422,6 +1427,8 @@ static void exchange_dry_run(struct exchange *ex)
     in.req = &v.cr;
     in.ops = &ex->ef.ops;
     in.before = ex->before;
+    in.deleted = ex->was_deleted;
+    in.correlation_id = ex->c != NULL ? conn_request_id(ex->c) : NULL;
     ius = http_fields_find(&ex->req->headers, "if-unmodified-since", 0);
     if (ius >= 0) {
         size_t vl;

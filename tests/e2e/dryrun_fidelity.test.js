@@ -239,6 +239,9 @@ async function runHubspot(token) {
   /* deletes: later reads see the record gone, as the CRM would */
   await rec.raw('delete', 'DELETE', `${O}/contacts/8104`);
   await rec.raw('read deleted', 'GET', `${O}/contacts/8104`);
+  await rec.raw('update deleted', 'PATCH', `${O}/contacts/8104`, { properties: { firstname: 'Zombie' } });
+  await rec.raw('delete deleted', 'DELETE', `${O}/contacts/8104`);
+
   await rec.raw('batch read deleted', 'POST', `${O}/contacts/batch/read`, { inputs: [{ id: '8104' }, { id: '8102' }], properties: ['firstname'], propertiesWithHistory: [] });
   await rec.raw('read deleted archived', 'GET', `${O}/contacts/8104?archived=true&properties=firstname`);
   await rec.raw('read live archived', 'GET', `${O}/contacts/8101?archived=true&properties=firstname`);
@@ -273,6 +276,11 @@ async function runHubspot(token) {
   await rec.raw('batch read by old and new email', 'POST', `${O}/contacts/batch/read`, { idProperty: 'email', inputs: [{ id: 'bo@example.com' }, { id: 'bo2@example.com' }], properties: ['email'], propertiesWithHistory: [] });
   await rec.raw('update by new email', 'PATCH', `${O}/contacts/bo2@example.com?idProperty=email`, { properties: { jobtitle: 'Moved' } });
   await rec.raw('upsert by email of a created contact', 'POST', `${O}/contacts/batch/upsert`, { inputs: [{ idProperty: 'email', id: 'zed2@example.com', properties: { lastname: 'Upserted' } }] });
+
+  /* merge: the primary keeps its values; the merged-away id still reads as itself (README) */
+  await rec.raw('merge', 'POST', `${O}/contacts/merge`, { primaryObjectId: '8101', objectIdToMerge: '8102' });
+  await rec.raw('read merged primary', 'GET', `${O}/contacts/8101?properties=firstname,lastname,jobtitle`);
+  await rec.raw('read merged away', 'GET', `${O}/contacts/8102?properties=firstname`);
 
   /* the SDK's parsed models */
   await rec.sdk('sdk update', () => c.crm.deals.basicApi.update('7101', { properties: { amount: '13000' } }));
@@ -332,6 +340,8 @@ async function runSalesforce(token) {
   /* deletes */
   await rec.raw('delete', 'DELETE', `${S}/Account/${INITECH}`);
   await rec.raw('read deleted', 'GET', `${S}/Account/${INITECH}?fields=Name`);
+  await rec.raw('update deleted', 'PATCH', `${S}/Account/${INITECH}`, { Name: 'Zombie' });
+  await rec.raw('delete deleted', 'DELETE', `${S}/Account/${INITECH}`);
   await rec.raw('retrieve deleted', 'POST', `${SF}/composite/sobjects/Account`, { ids: [INITECH, ACME], fields: ['Name'] });
   await rec.raw('read composite deleted', 'GET', `${S}/Contact/${SMITH}`);
 
@@ -399,6 +409,8 @@ function diffPaths(a, b, at, out) {
 const KNOWN = [
   /* only the latest dry-run write of a property is in its history, not each earlier one */
   [/^batch read created\.body\.results\.\d\.propertiesWithHistory\.firstname: /, 'history of repeated dry-run writes'],
+  /* a merged-away HubSpot id reads as the primary; in dry-run it still reads as itself */
+  [/^read merged away\.body\.(id|properties\.(hs_object_id|firstname|lastmodifieddate)|updatedAt): /, 'merged-away record'],
   /* a Salesforce record created in dry-run: the owner and creator Salesforce fills in (the
    * integration's user) are not known to crmgate */
   [/^(read created all\.body|jsforce retrieve created\.sdk\.result)\.(OwnerId|CreatedById|LastModifiedById): CRM "<sf-id-005-1>" \/ dry-run null$/, 'owner of a created Salesforce record'],
@@ -467,15 +479,18 @@ async function differential(run, enfToken, dryToken) {
   const dryAudit = audit();
   assert.deepEqual(harness.fakeWrites(await stack.fake.requests()).map((r) => `${r.method} ${r.path}`), [], 'a dry-run write reached the CRM');
   /* every write audited once in each run: allowed and forwarded, or dry_run and synthetic */
+  /* the CRM's refusals: a failed If-Unmodified-Since (412), a record it does not have (404) */
+  const REFUSALS = { 404: 'not_found', 412: 'precondition_failed' };
   for (const r of realAudit) {
-    const refused = r.upstream_status === 412; /* a failed If-Unmodified-Since */
+    const refused = r.upstream_status >= 400;
     assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic], ['fid-enf', refused ? 'upstream_error' : 'allowed', 'allow', false], JSON.stringify(r));
   }
   for (const r of dryAudit) {
-    const refused = r.upstream_status === 412 ? [412, 'precondition_failed'] : [null, undefined];
+    const refused = r.upstream_status !== null ? [r.upstream_status, REFUSALS[r.upstream_status]] : [null, undefined];
     assert.deepEqual([r.workspace, r.outcome, r.decision, r.synthetic, r.upstream_status, r.error], ['fid-dry', 'dry_run', 'dry_run', true, ...refused], JSON.stringify(r));
   }
-  assert.deepEqual(dryAudit.map((r) => r.upstream_status === 412), realAudit.map((r) => r.upstream_status === 412), 'the same writes fail If-Unmodified-Since');
+  assert.deepEqual(dryAudit.map((r) => r.upstream_status >= 400 ? r.upstream_status : null),
+    realAudit.map((r) => r.upstream_status >= 400 ? r.upstream_status : null), 'the same writes are refused, with the same status');
   const quota = real.find((x) => x.name === 'update').quota;
   assert.ok(quota.length > 0, 'the CRM sends quota headers');
   assertQuota(dry, 'update', quota);
@@ -488,7 +503,7 @@ test('HubSpot: dry-run answers and later reads are the CRM\'s, step by step', { 
   const { unknown, seen } = await differential(runHubspot, HS_ENF, HS_DRY);
   assert.deepEqual(unknown, []);
   assert.deepEqual([...seen].sort(), ['fields of a record created in dry-run, deleted', 'history of repeated dry-run writes',
-    'quota of answers made without a call']);
+    'merged-away record', 'quota of answers made without a call']);
 });
 
 test('Salesforce: dry-run answers and later reads are the CRM\'s, step by step', { skip: GATE }, async () => {

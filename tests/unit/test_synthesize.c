@@ -117,15 +117,18 @@ static int run_write(json_t *c, const char *name, enum crm crm, const struct crm
     struct rand_seq rs = {json_object_get(c, "rand"), 0};
     json_t *before = json_object_get(c, "before"), *want_err = json_object_get(c, "error");
     json_t **bv = calloc(ops->n ? ops->n : 1, sizeof(*bv)), *got = NULL;
-    struct synth_request in = {.crm = crm,
-                               .req = req,
-                               .ops = ops,
-                               .before = bv,
-                               .if_unmodified_since =
-                                   json_string_value(json_object_get(c, "if_unmodified_since")),
-                               .now_ms = json_integer_value(json_object_get(c, "now")),
-                               .rand64 = test_rand,
-                               .rand_arg = &rs};
+    unsigned char *deleted = calloc(ops->n ? ops->n : 1, 1);
+    struct synth_request in = {
+        .crm = crm,
+        .req = req,
+        .ops = ops,
+        .before = bv,
+        .if_unmodified_since = json_string_value(json_object_get(c, "if_unmodified_since")),
+        .deleted = deleted,
+        .correlation_id = json_string_value(json_object_get(c, "correlation_id")),
+        .now_ms = json_integer_value(json_object_get(c, "now")),
+        .rand64 = test_rand,
+        .rand_arg = &rs};
     struct synth_response out;
     char err[512] = "";
     int ok = 0, rc;
@@ -133,6 +136,7 @@ static int run_write(json_t *c, const char *name, enum crm crm, const struct crm
     for (size_t i = 0; i < ops->n; i++) {
         json_t *b = json_array_get(before, i);
         bv[i] = json_is_null(b) ? NULL : b;
+        deleted[i] = json_is_true(json_array_get(json_object_get(c, "deleted"), i));
     }
     rc = synth_response(&in, &out, err, sizeof(err));
     if (dump)
@@ -204,6 +208,7 @@ done:
     if (rc == 0)
         synth_response_free(&out, ops->n);
     free(bv);
+    free(deleted);
     return ok;
 }
 
