@@ -1979,6 +1979,38 @@ static json_t *synth_missing_body(struct synth_ctx *c)
 }
 
 /*
+ * history[name]: this write of name (value as stored, at now) first, then
+ * the dry-run writes prev (the record's stored overlay record, or NULL)
+ * kept for it, at most SYNTH_MAX_HISTORY in all. 0 / -1 out of memory.
+ */
+static int synth_hs_history_add(json_t *history, const char *name, const json_t *value,
+                                const char *now, const json_t *prev)
+{
+    json_t *list = json_array(), *e = json_object(), *old;
+    size_t k;
+    int bad = list == NULL || e == NULL || json_object_set_new(history, name, list) < 0;
+
+    if (bad) {
+        json_decref(e);
+        return -1;
+    }
+    bad =
+        json_object_set_new_nocheck(
+            e, "value", json_is_string(value) ? json_incref((json_t *)value) : json_string("")) < 0;
+    bad |= json_object_set_new_nocheck(e, "timestamp", json_string(now)) < 0;
+    if (bad || json_array_append_new(list, e) < 0)
+        return -1;
+    json_array_foreach(json_object_get(json_object_get(prev, "history"), name), k, old)
+    {
+        if (json_array_size(list) >= SYNTH_MAX_HISTORY)
+            break;
+        if (json_array_append(list, old) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/*
  * Each overlay record of a write names the fields the write set ("written"),
  * so that two dry-run writes to one record that raced (each read the other's
  * before it was committed) can be combined (synth_overlay_combine).
@@ -1987,21 +2019,24 @@ static int synth_mark_written(struct synth_ctx *c)
 {
     for (size_t i = 0; i < c->in->ops->n; i++) {
         const struct crm_op *op = &c->in->ops->v[i];
-        json_t *rec = c->out->records[i], *names, *stamps;
+        json_t *rec = c->out->records[i], *names, *history;
+        const json_t *prev = c->in->prev != NULL ? c->in->prev[i] : NULL;
         if (rec == NULL || json_is_true(json_object_get(rec, "deleted")))
             continue;
         names = json_array();
         if (names == NULL || json_object_set_new(rec, "written", names) < 0)
             return -1;
-        /* HubSpot: when each name was written, for the history reads show (synth_hs_history) */
-        stamps = c->in->crm == CRM_HUBSPOT ? json_object() : NULL;
-        if (c->in->crm == CRM_HUBSPOT && json_object_set_new(rec, "stamps", stamps) < 0)
+        /* HubSpot: each name's dry-run writes, for the history reads show (synth_hs_history) */
+        history = c->in->crm == CRM_HUBSPOT ? json_object() : NULL;
+        if (c->in->crm == CRM_HUBSPOT && json_object_set_new(rec, "history", history) < 0)
             return -1;
         for (size_t k = 0; k < op->nwrites; k++) {
-            if (json_array_append_new(names, json_string(op->writes[k].name)) < 0)
+            const char *n = op->writes[k].name;
+            if (json_array_append_new(names, json_string(n)) < 0)
                 return -1;
-            if (stamps != NULL &&
-                json_object_set_new(stamps, op->writes[k].name, json_string(c->now_hs)) < 0)
+            if (history != NULL &&
+                synth_hs_history_add(history, n, json_object_get(json_object_get(rec, "fields"), n),
+                                     c->now_hs, prev) < 0)
                 return -1;
         }
         if (op->verb == CRM_VERB_MERGE &&
@@ -2049,7 +2084,7 @@ int synth_overlay_combine_adds(const json_t *old, const json_t *rec)
 int synth_overlay_combine_into(const json_t *old, json_t *rec)
 {
     const json_t *ofields = json_object_get(old, "fields");
-    json_t *fields, *written, *name, *stamp;
+    json_t *fields, *written, *name, *hist;
     size_t k;
 
     if (!synth_overlay_combines(old, rec))
@@ -2072,10 +2107,10 @@ int synth_overlay_combine_into(const json_t *old, json_t *rec)
             continue;
         if (json_object_set(fields, n, v) < 0 || json_array_append(written, name) < 0)
             return -1;
-        /* and when old wrote it (HubSpot history) */
-        stamp = json_object_get(json_object_get(old, "stamps"), n);
-        if (stamp != NULL && json_is_object(json_object_get(rec, "stamps")) &&
-            json_object_set(json_object_get(rec, "stamps"), n, stamp) < 0)
+        /* and old's history of it (HubSpot) */
+        hist = json_object_get(json_object_get(old, "history"), n);
+        if (hist != NULL && json_is_object(json_object_get(rec, "history")) &&
+            json_object_set(json_object_get(rec, "history"), n, hist) < 0)
             return -1;
     }
     if (json_is_true(json_object_get(old, "created")) &&
@@ -2212,38 +2247,58 @@ static int synth_hs_written(const json_t *rec, const char *name)
 }
 
 /*
- * The propertiesWithHistory entry of rec's dry-run write of name, as
- * HubSpot lists an API write: its value, when it was written (the record's
- * last-modified time for records stored before writes were stamped), and
- * sourceType API. Which app wrote it (sourceId) crmgate does not know: left
- * out, as the schema allows. NULL when rec did not write name.
+ * The propertiesWithHistory entries of rec's dry-run writes of name (a new
+ * array, newest first), as HubSpot lists API writes: value, timestamp,
+ * sourceType API. Which app wrote them (sourceId) crmgate does not know:
+ * left out, as the schema allows. A record stored without a history gives
+ * its written value at its last-modified time. NULL when rec did not write
+ * name (or out of memory).
  */
-static json_t *synth_hs_history_entry(const json_t *rec, const char *name, const char *lastmod)
+static json_t *synth_hs_history_entries(const json_t *rec, const char *name, const char *lastmod)
 {
-    json_t *fields = json_object_get(rec, "fields"), *v = json_object_get(fields, name), *e;
-    const char *ts = json_string_value(json_object_get(json_object_get(rec, "stamps"), name));
-    int bad;
+    json_t *fields = json_object_get(rec, "fields"), *list = NULL, *out, *h;
+    json_t *kept = json_object_get(json_object_get(rec, "history"), name);
+    size_t k;
 
-    if (ts == NULL)
-        ts = json_string_value(json_object_get(fields, lastmod));
-    if (!json_is_string(v) || ts == NULL || !synth_hs_written(rec, name))
+    if (!synth_hs_written(rec, name))
         return NULL;
-    e = json_object();
-    bad = json_object_set_nocheck(e, "value", v) < 0;
-    bad |= json_object_set_new_nocheck(e, "timestamp", json_string(ts)) < 0;
-    bad |= json_object_set_new_nocheck(e, "sourceType", json_string("API")) < 0;
-    bad |= json_object_set_new_nocheck(e, "sourceLabel", json_null()) < 0;
-    if (bad) {
-        json_decref(e);
-        return NULL;
+    if (!json_is_array(kept)) {
+        /* one entry from what the record holds */
+        if (!json_is_string(json_object_get(fields, name)) ||
+            !json_is_string(json_object_get(fields, lastmod)))
+            return NULL;
+        list = json_pack("[{s:O, s:O}]", "value", json_object_get(fields, name), "timestamp",
+                         json_object_get(fields, lastmod));
+        kept = list;
     }
-    return e;
+    out = json_array();
+    json_array_foreach(kept, k, h)
+    {
+        json_t *e = json_object();
+        int bad = out == NULL || e == NULL;
+        if (!bad) {
+            bad = json_object_set_nocheck(e, "value", json_object_get(h, "value")) < 0;
+            bad |= json_object_set_nocheck(e, "timestamp", json_object_get(h, "timestamp")) < 0;
+            bad |= json_object_set_new_nocheck(e, "sourceType", json_string("API")) < 0;
+            bad |= json_object_set_new_nocheck(e, "sourceLabel", json_null()) < 0;
+        }
+        if (bad || json_array_append_new(out, e) < 0) {
+            if (!bad)
+                e = NULL;
+            json_decref(e);
+            json_decref(out);
+            out = NULL;
+            break;
+        }
+    }
+    json_decref(list);
+    return out;
 }
 
 /*
  * Lay rec's dry-run writes over an answer's propertiesWithHistory (pwh,
- * {name: [entries, newest first]}): each name rec wrote gets its write
- * first. 0, or -1 out of memory.
+ * {name: [entries, newest first]}): each name rec wrote gets its dry-run
+ * writes first. 0, or -1 out of memory.
  */
 static int synth_hs_history(json_t *pwh, const json_t *rec, const char *object)
 {
@@ -2252,10 +2307,17 @@ static int synth_hs_history(json_t *pwh, const json_t *rec, const char *object)
 
     json_object_foreach(pwh, key, arr)
     {
-        json_t *e =
-            json_is_array(arr) ? synth_hs_history_entry(rec, key, synth_hs_lastmod(object)) : NULL;
-        if (e != NULL && json_array_insert_new(arr, 0, e) < 0)
-            return -1;
+        json_t *e = json_is_array(arr)
+                        ? synth_hs_history_entries(rec, key, synth_hs_lastmod(object))
+                        : NULL;
+        /* in place, newest first: the last dry-run entry goes in first */
+        for (size_t j = json_array_size(e); j-- > 0;) {
+            if (json_array_insert(arr, 0, json_array_get(e, j)) < 0) {
+                json_decref(e);
+                return -1;
+            }
+        }
+        json_decref(e);
     }
     return 0;
 }
@@ -2371,9 +2433,8 @@ static json_t *synth_hs_read_obj(const struct crm_op *op, const json_t *rec,
         json_array_foreach(hist, k, name)
         {
             const char *n = json_string_value(name);
-            json_t *e = n != NULL ? synth_hs_history_entry(rec, n, lastmod) : NULL;
-            if (n != NULL &&
-                json_object_set_new(pwh, n, e != NULL ? json_pack("[o]", e) : json_array()) < 0)
+            json_t *e = n != NULL ? synth_hs_history_entries(rec, n, lastmod) : NULL;
+            if (n != NULL && json_object_set_new(pwh, n, e != NULL ? e : json_array()) < 0)
                 goto fail;
         }
     }

@@ -53,6 +53,7 @@
 #define SYNTH_MAX_REF_LEN 256
 #define SYNTH_HS_ID_BASE  8000000000000000ULL /* HubSpot synthetic ids: 8*10^15 .. */
 #define SYNTH_HS_ID_SPAN  1000000000000000ULL /* .. 9*10^15 (2^53 is about 9.007*10^15) */
+#define SYNTH_MAX_HISTORY 20 /* HubSpot: dry-run writes of a property kept for its history */
 
 struct synth_request {
     enum crm crm;
@@ -73,6 +74,12 @@ struct synth_request {
     const char *if_unmodified_since;
     /* ops->n flags, or NULL: the op's record was deleted in dry-run (its before-state is NULL) */
     const unsigned char *deleted;
+    /*
+     * ops->n overlay records already stored for the ops' records (NULL
+     * entries), or NULL: a HubSpot record's dry-run history goes on from
+     * theirs.
+     */
+    json_t *const *prev;
     /* HubSpot: the correlation id of the answer (its x-hubspot-correlation-id), NULL: a random one
      */
     const char *correlation_id;
@@ -90,7 +97,10 @@ struct synth_response {
     char **ids;     /* ops->n entries (malloc'ed or NULL): the record id each op wrote */
     /*
      * ops->n entries (NULL for associations): the overlay record each op
-     * leaves, {"object","id","fields":{merged},"created","deleted","ts"}.
+     * leaves, {"object","id","fields":{merged},"created","deleted","ts",
+     * "written":[names]}; HubSpot's also "history": {name: [{value,
+     * timestamp}], newest first, at most SYNTH_MAX_HISTORY}, the dry-run
+     * writes of each name for propertiesWithHistory.
      */
     json_t **records;
 };

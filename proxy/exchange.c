@@ -1428,6 +1428,7 @@ static void exchange_dry_run(struct exchange *ex)
     in.ops = &ex->ef.ops;
     in.before = ex->before;
     in.deleted = ex->was_deleted;
+    in.prev = ex->prev;
     in.correlation_id = ex->c != NULL ? conn_request_id(ex->c) : NULL;
     ius = http_fields_find(&ex->req->headers, "if-unmodified-since", 0);
     if (ius >= 0) {

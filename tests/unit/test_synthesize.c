@@ -118,6 +118,7 @@ static int run_write(json_t *c, const char *name, enum crm crm, const struct crm
     json_t *before = json_object_get(c, "before"), *want_err = json_object_get(c, "error");
     json_t **bv = calloc(ops->n ? ops->n : 1, sizeof(*bv)), *got = NULL;
     unsigned char *deleted = calloc(ops->n ? ops->n : 1, 1);
+    json_t **prev = calloc(ops->n ? ops->n : 1, sizeof(*prev));
     struct synth_request in = {
         .crm = crm,
         .req = req,
@@ -125,6 +126,7 @@ static int run_write(json_t *c, const char *name, enum crm crm, const struct crm
         .before = bv,
         .if_unmodified_since = json_string_value(json_object_get(c, "if_unmodified_since")),
         .deleted = deleted,
+        .prev = prev,
         .correlation_id = json_string_value(json_object_get(c, "correlation_id")),
         .now_ms = json_integer_value(json_object_get(c, "now")),
         .rand64 = test_rand,
@@ -137,6 +139,9 @@ static int run_write(json_t *c, const char *name, enum crm crm, const struct crm
         json_t *b = json_array_get(before, i);
         bv[i] = json_is_null(b) ? NULL : b;
         deleted[i] = json_is_true(json_array_get(json_object_get(c, "deleted"), i));
+        prev[i] = json_array_get(json_object_get(c, "prev"), i);
+        if (json_is_null(prev[i]))
+            prev[i] = NULL;
     }
     rc = synth_response(&in, &out, err, sizeof(err));
     if (dump)
@@ -209,6 +214,7 @@ done:
         synth_response_free(&out, ops->n);
     free(bv);
     free(deleted);
+    free(prev);
     return ok;
 }
 
