@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "jsonfilter.h"
 #include "jsonout.h"
@@ -27,9 +28,11 @@ struct synth_ctx {
     struct synth_response *out;
     char *err;
     size_t errlen;
-    size_t next;   /* next op to answer */
-    json_t *refs;  /* Salesforce composite: referenceId -> subresponse body */
-    int not_found; /* a write named a record the CRM does not have */
+    size_t next;      /* next op to answer */
+    json_t *refs;     /* Salesforce composite: referenceId -> subresponse body */
+    int not_found;    /* a write named a record the CRM does not have */
+    int precondition; /* a Salesforce row update failed its If-Unmodified-Since */
+    int was_deleted;  /* the missing record was deleted in dry-run (Salesforce: in the bin) */
     char now_hs[64], now_sf[64];
 };
 
@@ -709,10 +712,10 @@ static json_t *synth_hs_batch(struct synth_ctx *c, json_t *results)
 }
 
 /*
- * batch (a new reference, taken) with HubSpot's multi-status error for the
- * ids it does not have (missing, taken): "Could not get some CONTACT objects".
+ * HubSpot's multi-status error for the ids of object it does not have
+ * (missing, taken): "Could not get some CONTACT objects ...".
  */
-static json_t *synth_hs_missing(const char *object, json_t *batch, json_t *missing)
+static json_t *synth_hs_missing_error(const char *object, json_t *missing)
 {
     static const struct {
         const char *name, *upper;
@@ -720,19 +723,28 @@ static json_t *synth_hs_missing(const char *object, json_t *batch, json_t *missi
                  {"tickets", "TICKET"},   {"products", "PRODUCT"},  {"line_items", "LINE_ITEM"}};
     const char *upper = "OBJECT";
     char msg[160];
-    json_t *err;
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(names[i].name, object) == 0)
+        if (object != NULL && strcmp(names[i].name, object) == 0)
             upper = names[i].upper;
     }
     snprintf(msg, sizeof(msg),
              "Could not get some %s objects, they may be deleted or not exist. Check that ids "
              "are valid.",
              upper);
-    err =
-        json_pack("{s:s, s:s, s:s, s:{s:o}, s:[], s:{}}", "status", "error", "category",
-                  "OBJECT_NOT_FOUND", "message", msg, "context", "ids", missing, "errors", "links");
+    return json_pack("{s:s, s:s, s:s, s:{s:o}, s:[], s:{}}", "status", "error", "category",
+                     "OBJECT_NOT_FOUND", "message", msg, "context", "ids", missing, "errors",
+                     "links");
+}
+
+/*
+ * batch (a new reference, taken) with HubSpot's multi-status error for the
+ * ids it does not have (missing, taken): "Could not get some CONTACT objects".
+ */
+static json_t *synth_hs_missing(const char *object, json_t *batch, json_t *missing)
+{
+    json_t *err = synth_hs_missing_error(object, missing);
+
     if (batch == NULL || err == NULL) {
         json_decref(err);
         json_decref(batch);
@@ -940,6 +952,12 @@ static int synth_hubspot(struct synth_ctx *c)
             /* batch archive answers 204 for ids that do not exist, as HubSpot does */
             if (synth_hs_delete(c, i, kind != HS_BATCH_ARCHIVE) < 0)
                 goto done;
+            /* a GDPR delete is for good: not in the recycle bin (archived=true) either */
+            if (kind == HS_GDPR && c->out->records[i] != NULL &&
+                json_object_set_new(c->out->records[i], "purged", json_true()) < 0) {
+                rc = synth_fail(c, "out of memory");
+                goto done;
+            }
         }
         rc = synth_set_body(c, 204, NULL);
         break;
@@ -1136,6 +1154,106 @@ static int synth_sf_canon(const char *s, char out[19])
     }
     synth_sf_checksum(out);
     return 0;
+}
+
+/* ms since the epoch of an ISO-8601 datetime ("...Z", "+hh:mm", "+hhmm", fraction optional); -1. */
+static long long synth_parse_iso(const char *s)
+{
+    int f[6] = {0}, n = 0, ms = 0;
+    long long days, y, m, sign, off = 0;
+    const char *p = s;
+
+    for (int i = 0; i < 6; i++) {
+        int width = i == 0 ? 4 : 2;
+        for (int k = 0; k < width; k++, p++) {
+            if (*p < '0' || *p > '9')
+                return -1;
+            f[i] = f[i] * 10 + (*p - '0');
+        }
+        if (i < 5 && *p++ != "--T::"[i])
+            return -1;
+    }
+    if (*p == '.') {
+        for (p++, n = 0; *p >= '0' && *p <= '9'; p++, n++)
+            ms = n < 3 ? ms * 10 + (*p - '0') : ms;
+        for (; n < 3 && n > 0; n++)
+            ms *= 10;
+    }
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int hh, mm;
+        sign = *p++ == '-' ? -1 : 1;
+        if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9')
+            return -1;
+        hh = (p[0] - '0') * 10 + (p[1] - '0');
+        p += 2;
+        if (*p == ':')
+            p++;
+        if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9')
+            return -1;
+        mm = (p[0] - '0') * 10 + (p[1] - '0');
+        p += 2;
+        off = sign * (hh * 60 + mm) * 60000LL;
+    } else {
+        return -1;
+    }
+    if (*p != '\0' || f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 || f[4] > 59 ||
+        f[5] > 60)
+        return -1;
+    /* days from the civil date (H. Hinnant), the inverse of synth_iso's */
+    y = f[1] <= 2 ? f[0] - 1 : f[0];
+    m = f[1];
+    {
+        long long era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+        long long doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + f[2] - 1;
+        long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        days = era * 146097 + doe - 719468;
+    }
+    return ((days * 86400 + f[3] * 3600 + f[4] * 60 + f[5]) * 1000 + ms) - off;
+}
+
+/*
+ * A value written to Salesforce field name as Salesforce stores and reads
+ * it back, as far as crmgate can tell without the field's type: an id in a
+ * lookup (a name ending in Id or __c) in its 18-character form; and, from
+ * the type of the record's current value (was, NULL or null: unknown), a
+ * number, a boolean or a datetime written as a string in the form
+ * Salesforce answers (JSON number, true/false, "....000+0000"), a datetime
+ * written to a date field as its UTC day. A new reference.
+ */
+static json_t *synth_sf_value(struct synth_ctx *c, const char *name, json_t *v, const json_t *was)
+{
+    const char *str = json_string_value(v);
+    size_t nl = strlen(name), sl = str != NULL ? strlen(str) : 0;
+    char id[19], iso[64], *end;
+
+    if (str == NULL)
+        return json_incref(v);
+    if (((nl > 2 && strcmp(name + nl - 2, "Id") == 0) ||
+         (nl > 3 && strcasecmp(name + nl - 3, "__c") == 0)) &&
+        (sl == 15 || sl == 18) && sf_object_for_id(c->in->schema, str) != NULL &&
+        synth_sf_canon(str, id) == 0)
+        return json_string(id);
+    if (json_is_number(was) && sl > 0 && sl < 64) {
+        double d = strtod(str, &end);
+        /* an integer field keeps an integer (the range check keeps the cast defined) */
+        if (*end == '\0' && end != str && d == d)
+            return json_is_integer(was) && d > -9e18 && d < 9e18 && d == (double)(json_int_t)d
+                       ? json_integer((json_int_t)d)
+                       : json_real(d);
+    }
+    if (json_is_boolean(was) && (strcmp(str, "true") == 0 || strcmp(str, "false") == 0))
+        return json_boolean(strcmp(str, "true") == 0);
+    if (json_is_string(was) && sl > 10 && synth_parse_iso(str) >= 0) {
+        size_t wl = strlen(json_string_value(was));
+        synth_iso(synth_parse_iso(str), 1, iso, sizeof(iso));
+        if (wl == 10 && json_string_value(was)[4] == '-') /* a date field: "2025-03-01" */
+            return json_stringn(iso, 10);
+        if (synth_parse_iso(json_string_value(was)) >= 0)
+            return json_string(iso);
+    }
+    return json_incref(v);
 }
 
 static int synth_sf_new_id(struct synth_ctx *c, const char *object, char out[19])
@@ -1360,9 +1478,11 @@ static int synth_sf_write(struct synth_ctx *c, size_t i, int version, int *statu
                           crm_verb_name(op->verb));
     }
     create = op->verb == CRM_VERB_CREATE || (op->verb == CRM_VERB_UPSERT && before == NULL);
-    if (!create && before == NULL)
+    if (!create && before == NULL) {
+        c->was_deleted = c->in->deleted != NULL && c->in->deleted[i];
         return synth_missing(c, "%s %s does not exist: Salesforce would answer 404", op->object,
                              id);
+    }
     if (create) {
         if (synth_sf_new_id(c, op->object, id) < 0)
             return -1;
@@ -1386,19 +1506,28 @@ static int synth_sf_write(struct synth_ctx *c, size_t i, int version, int *statu
     object = synth_sf_object(c, op->object, id);
     if (op->verb != CRM_VERB_DELETE) {
         for (size_t k = 0; k < op->nwrites; k++) {
-            json_t *v = synth_ref_subst(c, op->writes[k].value);
+            json_t *v = synth_ref_subst(c, op->writes[k].value), *stored;
             if (v == NULL) {
                 json_decref(fields);
                 return -1;
             }
-            json_object_set_new(fields, op->writes[k].name, v);
+            stored = synth_sf_value(c, op->writes[k].name, v,
+                                    json_object_get(fields, op->writes[k].name));
+            json_decref(v);
+            if (stored == NULL) {
+                json_decref(fields);
+                return synth_fail(c, "out of memory");
+            }
+            json_object_set_new(fields, op->writes[k].name, stored);
         }
         if (create && op->verb == CRM_VERB_UPSERT && op->id_property != NULL &&
             json_object_get(fields, op->id_property) == NULL)
             json_object_set_new(fields, op->id_property, json_string(op->record_id));
         json_object_set_new(fields, "Id", json_string(id));
-        if (create)
+        if (create) {
             json_object_set_new(fields, "CreatedDate", json_string(c->now_sf));
+            json_object_set_new(fields, "IsDeleted", json_false());
+        }
         json_object_set_new(fields, "LastModifiedDate", json_string(c->now_sf));
         json_object_set_new(fields, "SystemModstamp", json_string(c->now_sf));
     }
@@ -1713,6 +1842,40 @@ static int synth_sf_tree_rec(struct synth_ctx *c, json_t *rec, json_t *results, 
     return 0;
 }
 
+/*
+ * If-Unmodified-Since on a Salesforce row update (reference §11): the
+ * record's LastModifiedDate (its before-state, with earlier dry-run writes),
+ * to the second, after the header's date fails the write (412, flagged in
+ * c->precondition). A date crmgate does not read (only "..., dd Mon yyyy
+ * hh:mm:ss GMT") or a record without a known LastModifiedDate is refused:
+ * crmgate cannot tell. 0 when the write goes on; -1.
+ */
+static int synth_sf_precondition(struct synth_ctx *c)
+{
+    const char *h = c->in->if_unmodified_since, *lm, *end;
+    const json_t *before = c->in->before != NULL ? c->in->before[0] : NULL;
+    long long lm_ms;
+    struct tm tm;
+
+    if (h == NULL || before == NULL) /* no record: the CRM's 404 comes first */
+        return 0;
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(h, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (end == NULL || *end != '\0')
+        return synth_fail(c, "crmgate does not read the If-Unmodified-Since date %.64s", h);
+    lm = json_string_value(json_object_get(before, "LastModifiedDate"));
+    lm_ms = lm != NULL ? synth_parse_iso(lm) : -1;
+    if (lm_ms < 0)
+        return synth_fail(c, "the record's LastModifiedDate is not known, so If-Unmodified-Since "
+                             "cannot be checked");
+    if (lm_ms / 1000 > (long long)timegm(&tm)) {
+        c->precondition = 1;
+        return synth_fail(c, "the record was modified after If-Unmodified-Since: Salesforce "
+                             "would answer 412");
+    }
+    return 0;
+}
+
 static int synth_salesforce(struct synth_ctx *c)
 {
     const struct crm_request *req = c->in->req;
@@ -1754,6 +1917,9 @@ static int synth_salesforce(struct synth_ctx *c)
             json_decref(results);
     } else if (synth_is(&p, f, "composite") && synth_is(&p, f + 1, "graph")) {
         synth_fail(c, "dry-run does not answer composite/graph");
+    } else if (single && p.n == f + 3 && c->in->ops->n == 1 &&
+               c->in->ops->v[0].verb == CRM_VERB_UPDATE && synth_sf_precondition(c) < 0) {
+        rc = -1; /* a row update's If-Unmodified-Since failed, or cannot be checked */
     } else {
         rc = synth_sf_one(c, req->method ? req->method : "", req->path, req->query, body, 0, &st,
                           &answer, &lobj);
@@ -1786,13 +1952,17 @@ done:
 /*
  * The CRM's answer to a write naming a record it does not have: HubSpot's
  * OBJECT_NOT_FOUND (with a correlation id, as every HubSpot error has),
- * Salesforce's NOT_FOUND.
+ * Salesforce's NOT_FOUND, or ENTITY_IS_DELETED for a record deleted in
+ * dry-run.
  */
 static json_t *synth_missing_body(struct synth_ctx *c)
 {
     char cid[40];
     uint64_t a, b;
 
+    if (c->in->crm == CRM_SALESFORCE && c->was_deleted) /* in the recycle bin (reference §4) */
+        return json_pack("[{s:s, s:s, s:[]}]", "message", "entity is deleted", "errorCode",
+                         "ENTITY_IS_DELETED", "fields");
     if (c->in->crm == CRM_SALESFORCE)
         return json_pack("[{s:s, s:s}]", "errorCode", "NOT_FOUND", "message",
                          "The requested resource does not exist");
@@ -1801,9 +1971,43 @@ static json_t *synth_missing_body(struct synth_ctx *c)
     snprintf(cid, sizeof(cid), "%08x-%04x-4%03x-8%03x-%012llx", (unsigned)(a >> 32),
              (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff, (unsigned)(b >> 48) & 0xfff,
              (unsigned long long)(b & 0xffffffffffffULL));
+    if (c->in->correlation_id != NULL) /* the one the answer's header names */
+        snprintf(cid, sizeof(cid), "%s", c->in->correlation_id);
     return json_pack("{s:s, s:s, s:s, s:s}", "status", "error", "message",
                      "Object not found.  objectId are usually numeric.", "correlationId", cid,
                      "category", "OBJECT_NOT_FOUND");
+}
+
+/*
+ * history[name]: this write of name (value as stored, at now) first, then
+ * the dry-run writes prev (the record's stored overlay record, or NULL)
+ * kept for it, at most SYNTH_MAX_HISTORY in all. 0 / -1 out of memory.
+ */
+static int synth_hs_history_add(json_t *history, const char *name, const json_t *value,
+                                const char *now, const json_t *prev)
+{
+    json_t *list = json_array(), *e = json_object(), *old;
+    size_t k;
+    int bad = list == NULL || e == NULL || json_object_set_new(history, name, list) < 0;
+
+    if (bad) {
+        json_decref(e);
+        return -1;
+    }
+    bad =
+        json_object_set_new_nocheck(
+            e, "value", json_is_string(value) ? json_incref((json_t *)value) : json_string("")) < 0;
+    bad |= json_object_set_new_nocheck(e, "timestamp", json_string(now)) < 0;
+    if (bad || json_array_append_new(list, e) < 0)
+        return -1;
+    json_array_foreach(json_object_get(json_object_get(prev, "history"), name), k, old)
+    {
+        if (json_array_size(list) >= SYNTH_MAX_HISTORY)
+            break;
+        if (json_array_append(list, old) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /*
@@ -1815,14 +2019,24 @@ static int synth_mark_written(struct synth_ctx *c)
 {
     for (size_t i = 0; i < c->in->ops->n; i++) {
         const struct crm_op *op = &c->in->ops->v[i];
-        json_t *rec = c->out->records[i], *names;
+        json_t *rec = c->out->records[i], *names, *history;
+        const json_t *prev = c->in->prev != NULL ? c->in->prev[i] : NULL;
         if (rec == NULL || json_is_true(json_object_get(rec, "deleted")))
             continue;
         names = json_array();
         if (names == NULL || json_object_set_new(rec, "written", names) < 0)
             return -1;
+        /* HubSpot: each name's dry-run writes, for the history reads show (synth_hs_history) */
+        history = c->in->crm == CRM_HUBSPOT ? json_object() : NULL;
+        if (c->in->crm == CRM_HUBSPOT && json_object_set_new(rec, "history", history) < 0)
+            return -1;
         for (size_t k = 0; k < op->nwrites; k++) {
-            if (json_array_append_new(names, json_string(op->writes[k].name)) < 0)
+            const char *n = op->writes[k].name;
+            if (json_array_append_new(names, json_string(n)) < 0)
+                return -1;
+            if (history != NULL &&
+                synth_hs_history_add(history, n, json_object_get(json_object_get(rec, "fields"), n),
+                                     c->now_hs, prev) < 0)
                 return -1;
         }
         if (op->verb == CRM_VERB_MERGE &&
@@ -1870,7 +2084,7 @@ int synth_overlay_combine_adds(const json_t *old, const json_t *rec)
 int synth_overlay_combine_into(const json_t *old, json_t *rec)
 {
     const json_t *ofields = json_object_get(old, "fields");
-    json_t *fields, *written, *name;
+    json_t *fields, *written, *name, *hist;
     size_t k;
 
     if (!synth_overlay_combines(old, rec))
@@ -1892,6 +2106,11 @@ int synth_overlay_combine_into(const json_t *old, json_t *rec)
         if (mine)
             continue;
         if (json_object_set(fields, n, v) < 0 || json_array_append(written, name) < 0)
+            return -1;
+        /* and old's history of it (HubSpot) */
+        hist = json_object_get(json_object_get(old, "history"), n);
+        if (hist != NULL && json_is_object(json_object_get(rec, "history")) &&
+            json_object_set(json_object_get(rec, "history"), n, hist) < 0)
             return -1;
     }
     if (json_is_true(json_object_get(old, "created")) &&
@@ -1950,7 +2169,18 @@ int synth_response(const struct synth_request *in, struct synth_response *out, c
         rc = synth_fail(&c, "no CRM");
     if (rc == 0 && synth_mark_written(&c) < 0)
         rc = synth_fail(&c, "out of memory");
-    if (rc < 0 && c.not_found) {
+    if (rc < 0 && c.precondition) {
+        /* the errorCode of the reference's table (§10); its body is unverified */
+        synth_response_free(out, in->ops->n);
+        if (synth_alloc(&c) == 0) {
+            json_t *body = json_pack(
+                "[{s:s, s:s}]", "errorCode", "ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE_CHECK",
+                "message",
+                "The requested resource has been modified since the If-Unmodified-Since or "
+                "If-Match conditions were specified");
+            rc = body != NULL ? synth_set_body(&c, 412, body) : -1;
+        }
+    } else if (rc < 0 && c.not_found) {
         /* the CRM would answer a write to a record it does not have with its 404 */
         synth_response_free(out, in->ops->n);
         if (synth_alloc(&c) == 0) {
@@ -1992,28 +2222,190 @@ void synth_response_free(struct synth_response *out, size_t nops)
 
 /* ---------------- read-your-writes ---------------- */
 
-static const char *const synth_hs_default_props[][10] = {
+static const char *const synth_hs_default_props[][12] = {
     {"contacts", "createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname",
      NULL},
     {"companies", "createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name", NULL},
     {"deals", "amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
      "hs_object_id", "pipeline", NULL},
+    {"tickets", "content", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_pipeline",
+     "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority", "subject", NULL},
 };
 
-/* The SimplePublicObject a GET of op would return from the overlay record rec. */
-static json_t *synth_hs_read_obj(const struct crm_op *op, const json_t *rec)
+/* Whether the overlay record rec's dry-run writes set name. */
+static int synth_hs_written(const json_t *rec, const char *name)
 {
-    json_t *fields = json_object_get(rec, "fields"), *names = json_object(), *props;
+    const json_t *w;
+    size_t k;
+
+    json_array_foreach(json_object_get(rec, "written"), k, w)
+    {
+        if (json_is_string(w) && strcmp(json_string_value(w), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The propertiesWithHistory entries of rec's dry-run writes of name (a new
+ * array, newest first), as HubSpot lists API writes: value, timestamp,
+ * sourceType API. Which app wrote them (sourceId) crmgate does not know:
+ * left out, as the schema allows. A record stored without a history gives
+ * its written value at its last-modified time. NULL when rec did not write
+ * name (or out of memory).
+ */
+static json_t *synth_hs_history_entries(const json_t *rec, const char *name, const char *lastmod)
+{
+    json_t *fields = json_object_get(rec, "fields"), *list = NULL, *out, *h;
+    json_t *kept = json_object_get(json_object_get(rec, "history"), name);
+    size_t k;
+
+    if (!synth_hs_written(rec, name))
+        return NULL;
+    if (!json_is_array(kept)) {
+        /* one entry from what the record holds */
+        if (!json_is_string(json_object_get(fields, name)) ||
+            !json_is_string(json_object_get(fields, lastmod)))
+            return NULL;
+        list = json_pack("[{s:O, s:O}]", "value", json_object_get(fields, name), "timestamp",
+                         json_object_get(fields, lastmod));
+        kept = list;
+    }
+    out = json_array();
+    json_array_foreach(kept, k, h)
+    {
+        json_t *e = json_object();
+        int bad = out == NULL || e == NULL;
+        if (!bad) {
+            bad = json_object_set_nocheck(e, "value", json_object_get(h, "value")) < 0;
+            bad |= json_object_set_nocheck(e, "timestamp", json_object_get(h, "timestamp")) < 0;
+            bad |= json_object_set_new_nocheck(e, "sourceType", json_string("API")) < 0;
+            bad |= json_object_set_new_nocheck(e, "sourceLabel", json_null()) < 0;
+        }
+        if (bad || json_array_append_new(out, e) < 0) {
+            if (!bad)
+                e = NULL;
+            json_decref(e);
+            json_decref(out);
+            out = NULL;
+            break;
+        }
+    }
+    json_decref(list);
+    return out;
+}
+
+/*
+ * Lay rec's dry-run writes over an answer's propertiesWithHistory (pwh,
+ * {name: [entries, newest first]}): each name rec wrote gets its dry-run
+ * writes first. 0, or -1 out of memory.
+ */
+static int synth_hs_history(json_t *pwh, const json_t *rec, const char *object)
+{
+    const char *key;
+    json_t *arr;
+
+    json_object_foreach(pwh, key, arr)
+    {
+        json_t *e = json_is_array(arr)
+                        ? synth_hs_history_entries(rec, key, synth_hs_lastmod(object))
+                        : NULL;
+        /* in place, newest first: the last dry-run entry goes in first */
+        for (size_t j = json_array_size(e); j-- > 0;) {
+            if (json_array_insert(arr, 0, json_array_get(e, j)) < 0) {
+                json_decref(e);
+                return -1;
+            }
+        }
+        json_decref(e);
+    }
+    return 0;
+}
+
+/*
+ * The names a HubSpot read asks for in its parameter name ("properties",
+ * "propertiesWithHistory"): the query's, repeated or comma-separated, or a
+ * batch read body's; as a new array, NULL when none.
+ */
+static json_t *synth_hs_names(const struct crm_request *req, const char *name)
+{
+    const size_t nl = strlen(name);
+    json_t *out = json_array(), *body, *v;
+    const char *q = req != NULL ? req->query : NULL;
+    size_t k;
+
+    if (out == NULL || req == NULL)
+        goto none;
+    if (req->method != NULL && strcmp(req->method, "POST") == 0) {
+        body = synth_parse_body(req);
+        json_array_foreach(json_object_get(body, name), k, v)
+        {
+            if (json_is_string(v))
+                json_array_append(out, v);
+        }
+        json_decref(body);
+    }
+    while (q != NULL && *q) {
+        const char *amp = strchr(q, '&');
+        size_t l = amp ? (size_t)(amp - q) : strlen(q);
+        if (l > nl + 1 && l - nl - 1 < SYNTH_MAX_PATH && strncmp(q, name, nl) == 0 &&
+            q[nl] == '=') {
+            char buf[SYNTH_MAX_PATH];
+            size_t vl = synth_pct(memcpy(buf, q + nl + 1, l - nl - 1), l - nl - 1);
+            for (size_t i = 0; i < vl;) {
+                size_t j = i;
+                while (j < vl && buf[j] != ',')
+                    j++;
+                if (j > i)
+                    json_array_append_new(out, json_stringn(buf + i, j - i));
+                i = j + 1;
+            }
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    if (json_array_size(out) > 0)
+        return out;
+none:
+    json_decref(out);
+    return NULL;
+}
+
+/* Whether the array names lists name. */
+static int synth_listed(const json_t *names, const char *name)
+{
+    const json_t *v;
+    size_t k;
+
+    json_array_foreach(names, k, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The SimplePublicObject the read req (op) would return from the overlay
+ * record rec: the properties asked for, and propertiesWithHistory for the
+ * names asked for in it (which are not properties unless asked for as such).
+ */
+static json_t *synth_hs_read_obj(const struct crm_op *op, const json_t *rec,
+                                 const struct crm_request *req)
+{
+    json_t *hist = synth_hs_names(req, "propertiesWithHistory");
+    json_t *asked = hist != NULL ? synth_hs_names(req, "properties") : NULL;
+    json_t *fields = json_object_get(rec, "fields"), *names = json_object(), *props, *obj;
     const char *object = op->object, *created = synth_hs_created(object),
                *lastmod = synth_hs_lastmod(object), *ca, *ua;
 
     if (names == NULL)
-        return NULL;
+        goto nomem;
     json_object_set_new(names, "hs_object_id", json_true());
     json_object_set_new(names, created, json_true());
     json_object_set_new(names, lastmod, json_true());
     for (size_t i = 0; i < op->nreads; i++) {
-        if (strncmp(op->reads[i], "associations.", 13) != 0)
+        if (strncmp(op->reads[i], "associations.", 13) != 0 &&
+            (!synth_listed(hist, op->reads[i]) || synth_listed(asked, op->reads[i])))
             json_object_set_new(names, op->reads[i], json_true());
     }
     if (op->reads_default) {
@@ -2029,9 +2421,68 @@ static json_t *synth_hs_read_obj(const struct crm_op *op, const json_t *rec)
     json_decref(names);
     ca = json_string_value(json_object_get(fields, created));
     ua = json_string_value(json_object_get(fields, lastmod));
-    return json_pack("{s:s, s:o, s:s, s:s, s:b}", "id",
-                     json_string_value(json_object_get(rec, "id")), "properties", props,
-                     "createdAt", ca ? ca : "", "updatedAt", ua ? ua : "", "archived", 0);
+    obj = json_pack("{s:s, s:o, s:s, s:s, s:b}", "id",
+                    json_string_value(json_object_get(rec, "id")), "properties", props, "createdAt",
+                    ca ? ca : "", "updatedAt", ua ? ua : "", "archived", 0);
+    if (obj != NULL && json_array_size(hist) > 0) {
+        /* a record created in dry-run: its history is its dry-run writes */
+        json_t *pwh = json_object(), *name;
+        size_t k;
+        if (json_object_set_new(obj, "propertiesWithHistory", pwh) < 0)
+            goto fail;
+        json_array_foreach(hist, k, name)
+        {
+            const char *n = json_string_value(name);
+            json_t *e = n != NULL ? synth_hs_history_entries(rec, n, lastmod) : NULL;
+            if (n != NULL && json_object_set_new(pwh, n, e != NULL ? e : json_array()) < 0)
+                goto fail;
+        }
+    }
+    json_decref(hist);
+    json_decref(asked);
+    return obj;
+fail:
+    json_decref(obj);
+nomem:
+    json_decref(hist);
+    json_decref(asked);
+    return NULL;
+}
+
+/* Whether the HubSpot read req asks for archived records only (archived=true). */
+static int synth_hs_archived(const struct crm_request *req)
+{
+    char v[8];
+
+    return req != NULL && synth_query_param(req->query, "archived", v, sizeof(v)) &&
+           strcasecmp(v, "true") == 0;
+}
+
+/*
+ * What an archived=true read of rec's record answers: the record archived
+ * in dry-run (in HubSpot's recycle bin: archived, archivedAt and updatedAt
+ * the archive's time, properties as they were); NULL when rec's record is
+ * not archived (live, created in dry-run, or deleted for good by GDPR), so
+ * the CRM's answer stands.
+ */
+static json_t *synth_hs_archived_obj(const struct crm_op *op, const json_t *rec,
+                                     const struct crm_request *req)
+{
+    char at[64];
+    json_t *obj;
+
+    if (!json_is_true(json_object_get(rec, "deleted")) ||
+        json_is_true(json_object_get(rec, "purged")) || json_is_true(json_object_get(rec, "moved")))
+        return NULL;
+    obj = synth_hs_read_obj(op, rec, req);
+    synth_iso((long long)json_integer_value(json_object_get(rec, "ts")), 0, at, sizeof(at));
+    if (obj == NULL || json_object_set_new(obj, "archived", json_true()) < 0 ||
+        json_object_set_new(obj, "archivedAt", json_string(at)) < 0 ||
+        json_object_set_new(obj, "updatedAt", json_string(at)) < 0) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
 }
 
 /* The row a GET with op's fields would return; version like "v62.0". */
@@ -2082,8 +2533,16 @@ static void synth_sf_version(const struct crm_request *req, char *buf, size_t le
     }
 }
 
-static json_t *synth_not_found(enum crm crm)
+/*
+ * The CRM's 404 for the record of rec read after its dry-run delete (or,
+ * "moved", read by an id-property value a dry-run write replaced:
+ * Salesforce finds no such record rather than a deleted one).
+ */
+static json_t *synth_not_found(enum crm crm, const json_t *rec)
 {
+    if (crm == CRM_SALESFORCE && json_is_true(json_object_get(rec, "moved")))
+        return json_pack("[{s:s, s:s}]", "errorCode", "NOT_FOUND", "message",
+                         "The requested resource does not exist");
     if (crm == CRM_SALESFORCE)
         return json_pack("[{s:s, s:s, s:[]}]", "errorCode", "ENTITY_IS_DELETED", "message",
                          "entity is deleted", "fields");
@@ -2132,12 +2591,18 @@ int synth_read_answer(enum crm crm, const struct crm_request *req, const struct 
     *body_len = 0;
     if (op == NULL || rec == NULL || op->verb != CRM_VERB_READ || op->object == NULL)
         return synth_errf(err, errlen, "not a single-record read with an overlay record");
-    if (json_is_true(json_object_get(rec, "deleted"))) {
+    if (crm == CRM_HUBSPOT && synth_hs_archived(req)) {
+        /* only a record archived in dry-run is in the recycle bin (a created one never is) */
+        obj = synth_hs_archived_obj(op, rec, req);
+        *status = obj != NULL ? 200 : 404;
+        if (obj == NULL)
+            obj = synth_not_found(crm, rec);
+    } else if (json_is_true(json_object_get(rec, "deleted"))) {
         *status = 404;
-        obj = synth_not_found(crm);
+        obj = synth_not_found(crm, rec);
     } else if (crm == CRM_HUBSPOT) {
         *status = 200;
-        obj = synth_hs_read_obj(op, rec);
+        obj = synth_hs_read_obj(op, rec, req);
     } else if (crm == CRM_SALESFORCE) {
         synth_sf_version(req, version, sizeof(version));
         *status = 200;
@@ -2153,6 +2618,52 @@ int synth_read_answer(enum crm crm, const struct crm_request *req, const struct 
         return synth_errf(err, errlen, "out of memory");
     *body_len = strlen(*body);
     return 0;
+}
+
+char *synth_sf_describe_path(const struct crm_request *req, const struct crm_op *op)
+{
+    char version[32], path[SYNTH_MAX_PATH];
+    int n;
+
+    if (op == NULL || op->verb != CRM_VERB_READ || op->object == NULL || op->nreads > 0 ||
+        !synth_is_single_read(CRM_SALESFORCE, req) || strcmp(req->method, "GET") != 0)
+        return NULL;
+    synth_sf_version(req, version, sizeof(version));
+    n = snprintf(path, sizeof(path), "/services/data/%s/sobjects/%s/describe", version, op->object);
+    return n > 0 && (size_t)n < sizeof(path) ? strdup(path) : NULL;
+}
+
+json_t *synth_sf_describe_row(const struct crm_request *req, const json_t *describe,
+                              const json_t *rec)
+{
+    const json_t *fields = json_object_get(rec, "fields"), *f;
+    const char *object = json_string_value(json_object_get(rec, "object"));
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    char version[32], url[SYNTH_MAX_PATH];
+    json_t *out;
+    size_t k;
+
+    if (object == NULL || id == NULL || json_array_size(json_object_get(describe, "fields")) == 0)
+        return NULL;
+    synth_sf_version(req, version, sizeof(version));
+    snprintf(url, sizeof(url), "/services/data/%s/sobjects/%s/%s", version, object, id);
+    out = json_pack("{s:{s:s, s:s}}", "attributes", "type", object, "url", url);
+    json_array_foreach(json_object_get(describe, "fields"), k, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        const char *type = json_string_value(json_object_get(f, "type"));
+        json_t *v = name != NULL ? json_object_get(fields, name) : NULL;
+        if (out == NULL || name == NULL)
+            continue;
+        if (json_object_set_new(out, name,
+                                v != NULL                                      ? json_incref(v)
+                                : type != NULL && strcmp(type, "boolean") == 0 ? json_false()
+                                                                               : json_null()) < 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
 }
 
 /* Overwrite the fields of dst (an object) that rec's fields also have. */
@@ -2208,10 +2719,11 @@ static void synth_hs_fix_errors(json_t *answer, int *status)
     }
 }
 
-static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t **answer,
-                          int *status, int single, char *err, size_t errlen)
+static int synth_hs_merge(const struct crm_request *req, const struct crm_ops *ops,
+                          json_t *const *recs, json_t **answer, int *status, int single, char *err,
+                          size_t errlen)
 {
-    int changed = 0;
+    int changed = 0, archived = synth_hs_archived(req);
     json_t *results = json_object_get(*answer, "results");
 
     if (single) {
@@ -2220,11 +2732,17 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
         /* the CRM's refusals (a bad property, an expired token) stand */
         if (rec == NULL || (*status != 404 && (*status < 200 || *status > 299)))
             return 0;
-        if (json_is_true(json_object_get(rec, "deleted"))) {
-            obj = synth_not_found(CRM_HUBSPOT);
+        if (archived) {
+            /* the recycle bin: what dry-run archived joins it; the rest is the CRM's */
+            obj = synth_hs_archived_obj(&ops->v[0], rec, req);
+            if (obj == NULL)
+                return 0;
+            *status = 200;
+        } else if (json_is_true(json_object_get(rec, "deleted"))) {
+            obj = synth_not_found(CRM_HUBSPOT, rec);
             *status = 404;
         } else if (*status == 404 || json_object_get(*answer, "properties") == NULL) {
-            obj = synth_hs_read_obj(&ops->v[0], rec);
+            obj = synth_hs_read_obj(&ops->v[0], rec, req);
             *status = 200;
         } else {
             const char *lm = synth_hs_lastmod(ops->v[0].object);
@@ -2232,6 +2750,9 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
             synth_merge_fields(json_object_get(*answer, "properties"), rec);
             if (json_is_string(ua))
                 json_object_set(*answer, "updatedAt", ua);
+            if (synth_hs_history(json_object_get(*answer, "propertiesWithHistory"), rec,
+                                 ops->v[0].object) < 0)
+                return synth_errf(err, errlen, "out of memory");
             return 1;
         }
         if (obj == NULL)
@@ -2249,6 +2770,16 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
         json_t *r;
         if (rec == NULL || id == NULL)
             continue;
+        if (archived) {
+            /* the recycle bin: a record archived in dry-run joins the CRM's archived ones */
+            json_t *obj = synth_hs_archived_obj(&ops->v[i], rec, req);
+            if (obj == NULL || json_array_append_new(results, obj) < 0)
+                continue;
+            synth_hs_drop_error_id(*answer, ops->v[i].record_id);
+            synth_hs_drop_error_id(*answer, id);
+            changed++;
+            continue;
+        }
         json_array_foreach(results, k, r)
         {
             const char *rid = json_string_value(json_object_get(r, "id"));
@@ -2266,11 +2797,8 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
                 json_object_set_new(*answer, "errors", errors);
             }
             json_array_append_new(
-                errors, json_pack("{s:s, s:s, s:s, s:{s:[s]}, s:[], s:{}}", "status", "error",
-                                  "category", "OBJECT_NOT_FOUND", "message",
-                                  "Could not get some objects, they may be deleted or not exist. "
-                                  "Check that ids are valid.",
-                                  "context", "ids", ops->v[i].record_id, "errors", "links"));
+                errors,
+                synth_hs_missing_error(ops->v[i].object, json_pack("[s]", ops->v[i].record_id)));
         } else if (found != (size_t)-1) {
             json_t *res = json_array_get(results, found);
             json_t *ua =
@@ -2278,8 +2806,11 @@ static int synth_hs_merge(const struct crm_ops *ops, json_t *const *recs, json_t
             synth_merge_fields(json_object_get(res, "properties"), rec);
             if (json_is_string(ua))
                 json_object_set(res, "updatedAt", ua);
+            if (synth_hs_history(json_object_get(res, "propertiesWithHistory"), rec,
+                                 ops->v[i].object) < 0)
+                return synth_errf(err, errlen, "out of memory");
         } else {
-            json_t *obj = synth_hs_read_obj(&ops->v[i], rec);
+            json_t *obj = synth_hs_read_obj(&ops->v[i], rec, req);
             if (obj == NULL)
                 return synth_errf(err, errlen, "out of memory");
             json_array_append_new(results, obj);
@@ -2308,7 +2839,7 @@ static int synth_sf_merge(const struct crm_request *req, const struct crm_ops *o
         if (ops->n != 1 || recs[0] == NULL || (*status != 404 && (*status < 200 || *status > 299)))
             return 0;
         if (json_is_true(json_object_get(recs[0], "deleted"))) {
-            obj = synth_not_found(CRM_SALESFORCE);
+            obj = synth_not_found(CRM_SALESFORCE, recs[0]);
             *status = 404;
         } else if (*status == 404 || !json_is_object(*answer)) {
             obj = synth_sf_read_obj(&ops->v[0], recs[0], version, 1);
@@ -2355,7 +2886,7 @@ int synth_overlay_merge(enum crm crm, const struct crm_request *req, const struc
             return synth_errf(err, errlen, "the overlay merges into record reads only");
     }
     if (crm == CRM_HUBSPOT)
-        return synth_hs_merge(ops, recs, answer, status, synth_is_single_read(crm, req), err,
+        return synth_hs_merge(req, ops, recs, answer, status, synth_is_single_read(crm, req), err,
                               errlen);
     if (crm == CRM_SALESFORCE)
         return synth_sf_merge(req, ops, recs, answer, status, synth_is_single_read(crm, req), err,

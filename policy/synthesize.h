@@ -53,6 +53,7 @@
 #define SYNTH_MAX_REF_LEN 256
 #define SYNTH_HS_ID_BASE  8000000000000000ULL /* HubSpot synthetic ids: 8*10^15 .. */
 #define SYNTH_HS_ID_SPAN  1000000000000000ULL /* .. 9*10^15 (2^53 is about 9.007*10^15) */
+#define SYNTH_MAX_HISTORY 20 /* HubSpot: dry-run writes of a property kept for its history */
 
 struct synth_request {
     enum crm crm;
@@ -65,6 +66,23 @@ struct synth_request {
      * "properties"), or NULL when the record does not exist.
      */
     json_t *const *before;
+    /*
+     * Salesforce: the request's If-Unmodified-Since (NULL: none). A row
+     * update whose record (before-state LastModifiedDate) changed after it
+     * is answered 412, as Salesforce does.
+     */
+    const char *if_unmodified_since;
+    /* ops->n flags, or NULL: the op's record was deleted in dry-run (its before-state is NULL) */
+    const unsigned char *deleted;
+    /*
+     * ops->n overlay records already stored for the ops' records (NULL
+     * entries), or NULL: a HubSpot record's dry-run history goes on from
+     * theirs.
+     */
+    json_t *const *prev;
+    /* HubSpot: the correlation id of the answer (its x-hubspot-correlation-id), NULL: a random one
+     */
+    const char *correlation_id;
     long long now_ms;              /* wall clock, ms since the epoch */
     uint64_t (*rand64)(void *arg); /* random bits for synthetic ids */
     void *rand_arg;
@@ -79,7 +97,10 @@ struct synth_response {
     char **ids;     /* ops->n entries (malloc'ed or NULL): the record id each op wrote */
     /*
      * ops->n entries (NULL for associations): the overlay record each op
-     * leaves, {"object","id","fields":{merged},"created","deleted","ts"}.
+     * leaves, {"object","id","fields":{merged},"created","deleted","ts",
+     * "written":[names]}; HubSpot's also "history": {name: [{value,
+     * timestamp}], newest first, at most SYNTH_MAX_HISTORY}, the dry-run
+     * writes of each name for propertiesWithHistory.
      */
     json_t **records;
 };
@@ -134,6 +155,24 @@ int synth_is_single_read(enum crm crm, const struct crm_request *req);
 int synth_read_answer(enum crm crm, const struct crm_request *req, const struct crm_op *op,
                       const json_t *rec, long long now_ms, int *status, char **body,
                       size_t *body_len, char *err, size_t errlen);
+
+/*
+ * A Salesforce read of every field (no ?fields=) of a record created in
+ * dry-run lists every field of its object: the path of the describe that
+ * names them ("/services/data/vNN.N/sobjects/{S}/describe", malloc'ed) for
+ * the single-record read op of req, or NULL when req is not such a read.
+ */
+char *synth_sf_describe_path(const struct crm_request *req, const struct crm_op *op);
+
+/*
+ * The row that read answers, from describe (the object's DescribeSObjectResult)
+ * and the overlay record rec: every field in describe's order, the value
+ * rec's fields hold, else false for a boolean and null for the rest (what
+ * Salesforce fills itself, such as the owner, is not known). A new
+ * reference, or NULL when describe lists no fields (or out of memory).
+ */
+json_t *synth_sf_describe_row(const struct crm_request *req, const json_t *describe,
+                              const json_t *rec);
 
 /*
  * Merge overlay records into the upstream answer to a read (*answer, parsed;

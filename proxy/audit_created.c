@@ -7,6 +7,7 @@
  *   Salesforce collections    {"records":[...]} -> [SaveResult, ...]
  *   Salesforce composite      {"compositeRequest":[...]} -> {"compositeResponse":[...]}
  *   Salesforce composite batch {"batchRequests":[...]} -> {"results":[...]}
+ *   Salesforce sObject tree   {"records":[...]} -> {"hasErrors":false,"results":[...]}
  *
  * HubSpot does not document that batch results come in input order, so
  * they are matched by objectWriteTraceId when every input carries a
@@ -18,7 +19,9 @@
  * subrequests in request order (a SaveResult per record, a response per
  * subrequest), so those are matched by position, and only when the
  * creates the records list line up with the creating subrequests one for
- * one, object by object. A record that cannot be matched keeps no id.
+ * one, object by object; a tree's records by their referenceId, in the
+ * classifier's order (a record, then its children). A record that cannot
+ * be matched keeps no id.
  */
 #include <stdio.h>
 #include <string.h>
@@ -269,6 +272,50 @@ static size_t audit_created_composite(json_t *records, const json_t *subs, const
     return set;
 }
 
+/* Levels of an sObject tree followed (Salesforce allows 5). */
+#define AUDIT_CREATED_TREE_DEPTH 5
+
+/*
+ * The objects and ids of an sObject tree's records (recs, at level depth),
+ * appended to objects and ids in the classifier's order: a record, then the
+ * records of its child relationships. An id is the one results gives the
+ * record's referenceId, or null. 0, or -1 (too deep, out of memory).
+ */
+static int audit_created_tree(const json_t *recs, const json_t *results, json_t *objects,
+                              json_t *ids, int depth)
+{
+    size_t i, k;
+    json_t *rec, *r;
+
+    if (depth > AUDIT_CREATED_TREE_DEPTH)
+        return -1;
+    json_array_foreach(recs, i, rec)
+    {
+        const json_t *attrs = json_object_get(rec, "attributes");
+        const char *ref = json_string_value(json_object_get(attrs, "referenceId")), *key;
+        json_t *id = json_null(), *v;
+        json_array_foreach(results, k, r)
+        {
+            const char *rr = json_string_value(json_object_get(r, "referenceId"));
+            if (ref != NULL && rr != NULL && strcmp(ref, rr) == 0 &&
+                json_is_string(json_object_get(r, "id")))
+                id = json_object_get(r, "id");
+        }
+        if (!json_is_string(json_object_get(attrs, "type")) ||
+            json_array_append(objects, json_object_get(attrs, "type")) < 0 ||
+            json_array_append(ids, id) < 0)
+            return -1;
+        json_object_foreach((json_t *)rec, key, v)
+        {
+            json_t *kids = json_object_get(v, "records");
+            if (strcmp(key, "attributes") != 0 && json_is_object(v) && json_is_array(kids) &&
+                audit_created_tree(kids, results, objects, ids, depth + 1) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 size_t audit_created_ids(json_t *records, enum crm crm, const char *req, size_t rlen,
                          const char *ans, size_t alen)
 {
@@ -297,6 +344,17 @@ size_t audit_created_ids(json_t *records, enum crm crm, const char *req, size_t 
                 audit_created_open(records, i) && audit_set_record_id(records, i, id) == 0)
                 set++;
         }
+    } else if (json_is_array(json_object_get(rq, "records")) &&
+               json_is_array(json_object_get(an, "results")) &&
+               json_is_false(json_object_get(an, "hasErrors"))) {
+        /* sObject tree: results name their record by referenceId */
+        json_t *objects = json_array(), *ids = json_array();
+        if (objects != NULL && ids != NULL &&
+            audit_created_tree(json_object_get(rq, "records"), json_object_get(an, "results"),
+                               objects, ids, 1) == 0)
+            set = audit_created_pairs(records, objects, ids);
+        json_decref(objects);
+        json_decref(ids);
     } else if (json_is_array(json_object_get(rq, "compositeRequest"))) {
         set = audit_created_composite(records, json_object_get(rq, "compositeRequest"),
                                       json_object_get(an, "compositeResponse"), 0);

@@ -44,6 +44,7 @@ struct before_fetch {
     struct event *zero; /* nothing to read: answer from the loop, not from the caller */
     before_done_cb cb;
     void *arg;
+    int lastmod; /* Salesforce: read LastModifiedDate too */
 };
 
 int before_needed(const struct crm_op *op)
@@ -229,7 +230,8 @@ static int before_build(struct before_fetch *bf, struct before_call *call, const
             goto fail;
         /* A delete reads the whole record: no field list. */
         if (!del &&
-            before_field_list(&u, &len, &cap, "?fields=", ops, call->idx, call->nidx, "Id") < 0)
+            (before_field_list(&u, &len, &cap, "?fields=", ops, call->idx, call->nidx, "Id") < 0 ||
+             (bf->lastmod && before_cat(&u, &len, &cap, ",LastModifiedDate") < 0)))
             goto fail;
     } else {
         if (before_cat(&u, &len, &cap, ver) < 0 ||
@@ -241,7 +243,8 @@ static int before_build(struct before_fetch *bf, struct before_call *call, const
                 before_enc(&u, &len, &cap, ops->v[call->idx[k]].record_id) < 0)
                 goto fail;
         }
-        if (before_field_list(&u, &len, &cap, "&fields=", ops, call->idx, call->nidx, "Id") < 0)
+        if (before_field_list(&u, &len, &cap, "&fields=", ops, call->idx, call->nidx, "Id") < 0 ||
+            (bf->lastmod && before_cat(&u, &len, &cap, ",LastModifiedDate") < 0))
             goto fail;
     }
     call->url = u;
@@ -300,6 +303,7 @@ static void before_free(struct before_fetch *bf)
     if (bf->res.body != NULL)
         evbuffer_free(bf->res.body);
     bf->res.body = NULL;
+    http_fields_free(&bf->res.quota);
     for (size_t i = 0; i < bf->ncalls; i++) {
         free(bf->calls[i].idx);
         free(bf->calls[i].url);
@@ -329,6 +333,22 @@ static void before_fail(struct before_fetch *bf, long status, const char *what)
              "crmgate could not read the record's current state: %s", what);
 }
 
+/* Keep the quota headers of rsp, the CRM's latest answer (before_result.quota); 0 / -1. */
+static int before_keep_quota(struct before_fetch *bf, const struct upstream_response *rsp)
+{
+    http_fields_reset(&bf->res.quota);
+    for (size_t k = 0; k < rsp->headers.n; k++) {
+        size_t nl, vl;
+        const char *n = http_field_name(&rsp->headers, k, &nl);
+        const char *v = http_field_value(&rsp->headers, k, &vl);
+        int quota = (nl > 20 && strncasecmp(n, "x-hubspot-ratelimit-", 20) == 0) ||
+                    http_name_eq(n, nl, "sforce-limit-info") || http_name_eq(n, nl, "retry-after");
+        if (quota && http_fields_add(&bf->res.quota, n, nl, v, vl) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void before_donecb(struct upstream_response *rsp, void *arg)
 {
     struct before_call *call = arg;
@@ -336,7 +356,9 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
     json_t *root = NULL;
 
     call->xfer = NULL;
-    if (rsp->result != CURLE_OK) {
+    if (rsp->result == CURLE_OK && before_keep_quota(bf, rsp) < 0) {
+        before_fail(bf, 0, "out of memory");
+    } else if (rsp->result != CURLE_OK) {
         before_fail(bf, 0, rsp->error);
     } else if ((rsp->status == 404 || rsp->status == 300) && !call->batch) {
         /* no such record (an upsert creates it, an update gets the CRM's own 404), or an
@@ -465,7 +487,7 @@ fail:
 
 struct before_fetch *before_start(struct worker *w, enum crm crm, const char *base,
                                   const char *api_path, const struct http_fields *auth,
-                                  const struct crm_ops *ops, const struct config *cfg,
+                                  const struct crm_ops *ops, int lastmod, const struct config *cfg,
                                   before_done_cb cb, void *arg)
 {
     struct before_fetch *bf = calloc(1, sizeof(*bf));
@@ -473,6 +495,7 @@ struct before_fetch *before_start(struct worker *w, enum crm crm, const char *ba
 
     if (bf == NULL)
         return NULL;
+    bf->lastmod = lastmod && crm == CRM_SALESFORCE;
     bf->w = w;
     bf->crm = crm;
     bf->ops = ops;

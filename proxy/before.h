@@ -44,7 +44,13 @@ struct before_result {
     struct evbuffer *body;  /* !ok, CRM status < 500: its answer; the callback may take it */
     char content_type[128]; /* of that answer, "" when none */
     char error[512];        /* !ok: what failed, for the agent and the log */
-    unsigned calls;         /* upstream reads made */
+    /*
+     * The quota headers of the CRM's last answer (X-HubSpot-RateLimit-*,
+     * Sforce-Limit-Info, Retry-After): a dry-run answer, or the CRM's refusal
+     * relayed, carries them as the CRM's answer to the write would have.
+     */
+    struct http_fields quota;
+    unsigned calls; /* upstream reads made */
 };
 
 /* Called once, outside any curl callback; res lives until it returns. */
@@ -60,13 +66,14 @@ int before_needed(const struct crm_op *op);
  * Start the reads for ops (which must outlive the fetch) against base (the
  * CRM's upstream base URL) with the agent's auth header (auth_name/value;
  * may be NULL). api_path is the request path, from which the Salesforce API
- * version is taken. cb runs even when nothing needs reading (at once, from
- * a zero timeout). NULL when out of memory or too many calls would be
- * needed (no callback).
+ * version is taken. lastmod: Salesforce reads also ask for LastModifiedDate
+ * (a dry-run's If-Unmodified-Since is checked against it). cb runs even
+ * when nothing needs reading (at once, from a zero timeout). NULL when out
+ * of memory or too many calls would be needed (no callback).
  */
 struct before_fetch *before_start(struct worker *w, enum crm crm, const char *base,
                                   const char *api_path, const struct http_fields *auth,
-                                  const struct crm_ops *ops, const struct config *cfg,
+                                  const struct crm_ops *ops, int lastmod, const struct config *cfg,
                                   before_done_cb cb, void *arg);
 
 /* Abandon a fetch: its callback will not run. */

@@ -93,8 +93,14 @@ struct exchange {
     json_t **overlay;       /* reads in dry-run: ef.ops.n overlay records (NULL entries), or NULL */
     unsigned char
         *was_created; /* dry-run writes: ef.ops.n flags, the record exists only in the overlay */
-    json_t **prev;    /* dry-run writes: ef.ops.n stored overlay records (NULL entries), or NULL */
-    struct store_seen *seen; /* dry-run writes: ef.ops.n, the stored bytes prev came from */
+    unsigned char *was_deleted; /* dry-run writes: ef.ops.n flags, the record deleted in dry-run */
+    json_t **prev; /* dry-run writes: ef.ops.n stored overlay records (NULL entries), or NULL */
+    struct store_seen *seen;  /* dry-run writes: ef.ops.n, the stored bytes prev came from */
+    struct http_fields quota; /* the CRM's quota headers of the before-state read */
+    /* a Salesforce read the overlay changed: its Last-Modified (ETag dropped), "" for none */
+    int lm_set;
+    char lm_date[40];
+    int describe_row; /* a read of a record created in dry-run, forwarded as its describe */
     long long t_forward_us;
     /* the answer, when it waits for the outcome's commit */
     int out_status;
@@ -157,6 +163,7 @@ static void exchange_free(struct exchange *ex)
     custody_cred_free(&ex->cred);
     custody_identity_free(&ex->kid);
     http_fields_cleanse(&ex->fwd);
+    http_fields_free(&ex->quota);
     /* every classified request is counted once, with its final decision */
     if (ex->ef.verdict.rule[0] != '\0')
         metrics_request(ex->crm, ex->ef.ops.n > 0 ? ex->ef.ops.v[0].verb : CRM_VERB_UNKNOWN,
@@ -189,6 +196,8 @@ static void exchange_free(struct exchange *ex)
     ex->unknown = NULL;
     free(ex->was_created);
     ex->was_created = NULL;
+    free(ex->was_deleted);
+    ex->was_deleted = NULL;
     if (ex->prev != NULL) {
         for (size_t i = 0; i < ex->ef.ops.n; i++)
             json_decref(ex->prev[i]);
@@ -723,10 +732,18 @@ static int exchange_prepare_answer(struct exchange *ex, struct upstream_response
         const char *v = http_field_value(&rsp->headers, k, &vl);
         if (exchange_drop_response_header(&rsp->headers, n, nl))
             continue;
+        /* the CRM's version of a record the overlay changed is not the one answered */
+        if (ex->lm_set && (http_name_eq(n, nl, "last-modified") || http_name_eq(n, nl, "etag")))
+            continue;
         if (http_fields_add(&ex->out, n, nl, v, vl) < 0) {
             snprintf(why, whylen, "out of memory relaying the answer");
             return -1;
         }
+    }
+    if (ex->lm_set && ex->lm_date[0] != '\0' &&
+        http_fields_add(&ex->out, "Last-Modified", 13, ex->lm_date, strlen(ex->lm_date)) < 0) {
+        snprintf(why, whylen, "out of memory relaying the answer");
+        return -1;
     }
     ex->out_length = -1;
     i = http_fields_find(&rsp->headers, "content-length", 0);
@@ -926,7 +943,12 @@ static int exchange_forward(struct exchange *ex)
     return -1;
 }
 
-/* Keep before-states (new references) and their flags for the records and the dry-run. */
+static int exchange_copy_fields(struct http_fields *to, const struct http_fields *from);
+
+/*
+ * Keep before-states (new references) and their flags for the records and
+ * the dry-run, and the quota headers of the CRM's answer.
+ */
 static int exchange_keep_before(struct exchange *ex, const struct before_result *res)
 {
     json_t *const *before = res->before;
@@ -938,6 +960,19 @@ static int exchange_keep_before(struct exchange *ex, const struct before_result 
     memcpy(ex->unknown, res->unknown, ex->ef.ops.n);
     for (size_t i = 0; i < ex->ef.ops.n; i++)
         ex->before[i] = before[i] != NULL ? json_incref(before[i]) : NULL;
+    return exchange_copy_fields(&ex->quota, &res->quota);
+}
+
+/* Append every field of from to to; 0 / -1 out of memory. */
+static int exchange_copy_fields(struct http_fields *to, const struct http_fields *from)
+{
+    for (size_t k = 0; k < from->n; k++) {
+        size_t nl, vl;
+        const char *n = http_field_name(from, k, &nl);
+        const char *v = http_field_value(from, k, &vl);
+        if (http_fields_add(to, n, nl, v, vl) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -982,9 +1017,10 @@ static void exchange_beforecb(struct before_result *res, void *arg)
         ex->out_body = res->body;
         res->body = NULL; /* ours now */
         ex->out_length = -1;
-        if (res->content_type[0] != '\0' &&
-            http_fields_add(&ex->out, "Content-Type", 12, res->content_type,
-                            strlen(res->content_type)) < 0) {
+        if ((res->content_type[0] != '\0' &&
+             http_fields_add(&ex->out, "Content-Type", 12, res->content_type,
+                             strlen(res->content_type)) < 0) ||
+            exchange_copy_fields(&ex->out, &ex->quota) < 0) {
             conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
             exchange_free(ex);
             return;
@@ -1038,6 +1074,13 @@ static uint64_t exchange_rand64(void *arg)
 
 /* An overlay key "property=value" is at most this long (longer ones are not overlaid). */
 #define EXCHANGE_MAX_ALIAS 600
+/* Salesforce custom fields (external id candidates) a dry-run write leaves aliases for */
+#define EXCHANGE_SF_ALIASES 4
+/* an If-Unmodified-Since value longer than this is not a date crmgate reads */
+#define EXCHANGE_MAX_DATE 128
+/* overlay entries a dry-run write leaves per op: its record, the alias of the property it
+ * names the record by, and those of an email or custom fields it writes */
+#define EXCHANGE_OVERLAY_PER_OP (2 + EXCHANGE_SF_ALIASES)
 
 /*
  * Whether op names its record by an id property (an email, a Salesforce
@@ -1053,9 +1096,9 @@ static int exchange_by_property(const struct crm_op *op)
  * "property=value" in lower case (HubSpot emails and Salesforce external ids
  * compare without case). 0, or -1 when it does not fit.
  */
-static int exchange_alias_key(const struct crm_op *op, char *buf, size_t len)
+static int exchange_alias_keyv(const char *property, const char *value, char *buf, size_t len)
 {
-    int n = snprintf(buf, len, "%s=%s", op->id_property, op->record_id);
+    int n = snprintf(buf, len, "%s=%s", property, value);
 
     if (n < 0 || (size_t)n >= len)
         return -1;
@@ -1064,6 +1107,11 @@ static int exchange_alias_key(const struct crm_op *op, char *buf, size_t len)
             *s = (char)(*s + 32);
     }
     return 0;
+}
+
+static int exchange_alias_key(const struct crm_op *op, char *buf, size_t len)
+{
+    return exchange_alias_keyv(op->id_property, op->record_id, buf, len);
 }
 
 /*
@@ -1091,6 +1139,19 @@ static const char *exchange_record_id(enum crm crm, json_t *rec)
     if (id == NULL && url != NULL && strrchr(url, '/') != NULL)
         id = strrchr(url, '/') + 1;
     return id;
+}
+
+/*
+ * Whether a dry-run write gave rec (op's record, found by the id property op
+ * names it by) another value of that property: the CRM would not find it
+ * by the value op gives any more.
+ */
+static int exchange_overlay_moved(const struct crm_op *op, const json_t *rec)
+{
+    const char *now =
+        json_string_value(json_object_get(json_object_get(rec, "fields"), op->id_property));
+
+    return exchange_by_property(op) && now != NULL && strcasecmp(now, op->record_id) != 0;
 }
 
 static json_t *exchange_overlay_by_id(struct exchange *ex, const char *object, const char *id,
@@ -1127,6 +1188,15 @@ static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op
     target = json_string_value(json_object_get(alias, "alias_of"));
     rec = target != NULL ? exchange_overlay_by_id(ex, op->object, target, seen) : NULL;
     json_decref(alias);
+    if (exchange_overlay_moved(op, rec)) {
+        json_decref(rec);
+        if (seen != NULL) {
+            free(seen->bytes);
+            seen->bytes = NULL;
+            seen->len = 0;
+        }
+        return NULL;
+    }
     return rec;
 }
 
@@ -1139,9 +1209,10 @@ static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op
 static int exchange_overlay_before(struct exchange *ex)
 {
     ex->was_created = calloc(ex->ef.ops.n + 1, 1);
+    ex->was_deleted = calloc(ex->ef.ops.n + 1, 1);
     ex->prev = calloc(ex->ef.ops.n + 1, sizeof(*ex->prev));
     ex->seen = calloc(ex->ef.ops.n + 1, sizeof(*ex->seen));
-    if (ex->was_created == NULL || ex->prev == NULL || ex->seen == NULL)
+    if (ex->was_created == NULL || ex->was_deleted == NULL || ex->prev == NULL || ex->seen == NULL)
         return -1;
     for (size_t i = 0; i < ex->ef.ops.n; i++) {
         json_t *rec = exchange_overlay_get(ex, &ex->ef.ops.v[i], ex->before[i], &ex->seen[i]),
@@ -1150,6 +1221,7 @@ static int exchange_overlay_before(struct exchange *ex)
             continue;
         ex->prev[i] = json_incref(rec);
         ex->was_created[i] = json_is_true(json_object_get(rec, "created"));
+        ex->was_deleted[i] = json_is_true(json_object_get(rec, "deleted"));
         if (json_is_true(json_object_get(rec, "deleted"))) {
             merged = NULL;
         } else {
@@ -1169,6 +1241,64 @@ static int exchange_overlay_before(struct exchange *ex)
 }
 
 /*
+ * Append to arr the alias "property=value" of the record id (op's object):
+ * reads and writes naming the record by that property find it. A value
+ * too long for a key is left out. 0, or -1 out of memory (arr released).
+ */
+static int exchange_alias_add(struct exchange *ex, json_t *arr, const struct crm_op *op,
+                              const char *property, const char *value, const char *id,
+                              size_t *nseen)
+{
+    char key[EXCHANGE_MAX_ALIAS];
+    json_t *o;
+
+    if (exchange_alias_keyv(property, value, key, sizeof(key)) < 0)
+        return 0;
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "workspace", ex->ef.ws->name, "crm",
+                  crm_name(ex->crm), "object", op->object, "id", key, "alias_of", id, "ts",
+                  (json_int_t)exchange_wall_ms());
+    if (o == NULL || json_array_append_new(arr, o) < 0) {
+        json_decref(arr);
+        return -1;
+    }
+    (*nseen)++;
+    return 0;
+}
+
+/*
+ * The aliases of the values op writes that the CRM finds records by: a
+ * HubSpot contact's email (idProperty=email), a Salesforce record's custom
+ * fields (an external id is always one; crmgate does not know which, so up
+ * to EXCHANGE_SF_ALIASES of them). A record created in dry-run, or given a
+ * new value, is then found by it, as the CRM would. 0 / -1 (arr released).
+ */
+static int exchange_value_aliases(struct exchange *ex, json_t *arr, const struct crm_op *op,
+                                  const char *id, size_t *nseen)
+{
+    size_t added = 0;
+
+    if (op->object == NULL || op->verb == CRM_VERB_DELETE)
+        return 0;
+    for (size_t k = 0; k < op->nwrites && added < EXCHANGE_SF_ALIASES; k++) {
+        const char *name = op->writes[k].name, *v = json_string_value(op->writes[k].value);
+        size_t nl = strlen(name);
+        int wanted = ex->crm == CRM_HUBSPOT
+                         ? strcmp(op->object, "contacts") == 0 && strcmp(name, "email") == 0
+                         : nl > 3 && strcasecmp(name + nl - 3, "__c") == 0;
+        if (!wanted || v == NULL || v[0] == '\0' || strncmp(v, "@{", 2) == 0)
+            continue;
+        /* the alias of the property op names the record by is there already */
+        if (exchange_by_property(op) && strcasecmp(op->id_property, name) == 0 &&
+            strcasecmp(op->record_id, v) == 0)
+            continue;
+        if (exchange_alias_add(ex, arr, op, name, v, id, nseen) < 0)
+            return -1;
+        added++;
+    }
+    return 0;
+}
+
+/*
  * The overlay records synth left, tagged with their workspace and CRM, as a
  * new array, and *seen (parallel to it, *nseen entries; the caller's): the
  * stored bytes each one's record was read from, where combining with that
@@ -1180,8 +1310,7 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
     json_t *arr = json_array();
 
     *nseen = 0;
-    /* at most two entries per op: its record, and the alias of a write by an id property */
-    *seen = calloc(2 * ex->ef.ops.n + 1, sizeof(**seen));
+    *seen = calloc(EXCHANGE_OVERLAY_PER_OP * ex->ef.ops.n + 1, sizeof(**seen));
     if (*seen == NULL) {
         json_decref(arr);
         return NULL;
@@ -1211,20 +1340,15 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
             ex->seen[i].len = 0;
         }
         (*nseen)++;
+        if (out->ids == NULL || out->ids[i] == NULL)
+            continue;
         /* written by an id property: later calls by that property find the record */
-        if (exchange_by_property(&ex->ef.ops.v[i]) && out->ids != NULL && out->ids[i] != NULL) {
-            char key[EXCHANGE_MAX_ALIAS];
-            if (exchange_alias_key(&ex->ef.ops.v[i], key, sizeof(key)) < 0)
-                continue;
-            o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "workspace", ex->ef.ws->name, "crm",
-                          crm_name(ex->crm), "object", ex->ef.ops.v[i].object, "id", key,
-                          "alias_of", out->ids[i], "ts", (json_int_t)exchange_wall_ms());
-            if (o == NULL || json_array_append_new(arr, o) < 0) {
-                json_decref(arr);
-                return NULL;
-            }
-            (*nseen)++;
-        }
+        if (exchange_by_property(&ex->ef.ops.v[i]) &&
+            exchange_alias_add(ex, arr, &ex->ef.ops.v[i], ex->ef.ops.v[i].id_property,
+                               ex->ef.ops.v[i].record_id, out->ids[i], nseen) < 0)
+            return NULL;
+        if (exchange_value_aliases(ex, arr, &ex->ef.ops.v[i], out->ids[i], nseen) < 0)
+            return NULL;
     }
     return arr;
 }
@@ -1232,8 +1356,10 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
 /*
  * The records of writes the synthesized answer fails because the CRM does not
  * have their record (a single write's 404, a batch's per-record error: no id
- * and no overlay record for an op that names one) say so: the status the CRM
- * would have answered, and error "not_found". 0 / -1 (out of memory).
+ * and no overlay record for an op that names one), or because a Salesforce
+ * row update's If-Unmodified-Since failed (412), say so: the status the CRM
+ * would have answered, and error "not_found" or "precondition_failed". 0 / -1
+ * (out of memory).
  */
 static int exchange_dry_missing(struct exchange *ex, const struct synth_response *out)
 {
@@ -1242,8 +1368,12 @@ static int exchange_dry_missing(struct exchange *ex, const struct synth_response
         if (out->status < 400 &&
             (out->ids[i] != NULL || out->records[i] != NULL || !before_needed(&ex->ef.ops.v[i])))
             continue;
-        if (json_object_set_new(rec, "upstream_status", json_integer(404)) < 0 ||
-            json_object_set_new(rec, "error", json_string("not_found")) < 0)
+        /* the CRM's refusal: a record it does not have, or a failed If-Unmodified-Since */
+        if (json_object_set_new(rec, "upstream_status",
+                                json_integer(out->status == 412 ? 412 : 404)) < 0 ||
+            json_object_set_new(
+                rec, "error",
+                json_string(out->status == 412 ? "precondition_failed" : "not_found")) < 0)
             return -1;
     }
     return 0;
@@ -1270,7 +1400,8 @@ static void exchange_dry_run(struct exchange *ex)
     struct enforce_view v;
     struct synth_response out = {0};
     struct synth_request in = {0};
-    char err[512], why[512];
+    char err[512], why[512], since[EXCHANGE_MAX_DATE];
+    long ius;
     json_t *overlay = NULL;
     struct store_seen *seen = NULL;
     size_t nseen = 0;
@@ -1296,6 +1427,17 @@ static void exchange_dry_run(struct exchange *ex)
     in.req = &v.cr;
     in.ops = &ex->ef.ops;
     in.before = ex->before;
+    in.deleted = ex->was_deleted;
+    in.prev = ex->prev;
+    in.correlation_id = ex->c != NULL ? conn_request_id(ex->c) : NULL;
+    ius = http_fields_find(&ex->req->headers, "if-unmodified-since", 0);
+    if (ius >= 0) {
+        size_t vl;
+        const char *hv = http_field_value(&ex->req->headers, (size_t)ius, &vl);
+        snprintf(since, sizeof(since), "%.*s", (int)(vl < sizeof(since) ? vl : sizeof(since) - 1),
+                 hv);
+        in.if_unmodified_since = since;
+    }
     in.now_ms = exchange_wall_ms();
     in.rand64 = exchange_rand64;
     in.rand_arg = ex->w;
@@ -1323,9 +1465,11 @@ static void exchange_dry_run(struct exchange *ex)
         (ex->crm == CRM_HUBSPOT && ex->c != NULL &&
          http_fields_add(&ex->out, "x-hubspot-correlation-id", 24, conn_request_id(ex->c),
                          strlen(conn_request_id(ex->c))) < 0) ||
+        /* the quota as the CRM counted crmgate's read of the record (none for a create) */
+        exchange_copy_fields(&ex->out, &ex->quota) < 0 ||
         exchange_build_records(ex, "dry_run", out.ids) < 0 || exchange_dry_missing(ex, &out) < 0) {
         json_decref(overlay);
-        store_seen_free(seen, 2 * ex->ef.ops.n + 1);
+        store_seen_free(seen, EXCHANGE_OVERLAY_PER_OP * ex->ef.ops.n + 1);
         synth_response_free(&out, ex->ef.ops.n);
         conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
         exchange_free(ex);
@@ -1345,6 +1489,83 @@ static void exchange_dry_run(struct exchange *ex)
         exchange_store_refused(ex, STORE_FAILED);
         exchange_free(ex);
     }
+}
+
+/*
+ * A Salesforce datetime ("2025-01-02T03:04:05.000+0000") as the HTTP date
+ * of a Last-Modified header; "" when iso is not one.
+ */
+static void exchange_http_date(const char *iso, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t t;
+
+    buf[0] = '\0';
+    memset(&tm, 0, sizeof(tm));
+    if (iso == NULL || strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+        return;
+    t = timegm(&tm);
+    if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+        buf[0] = '\0';
+}
+
+/*
+ * What the overlay changes in the headers of a read of one record: a
+ * Salesforce row carries the Last-Modified of the record answered (none on
+ * a 404; its ETag was the CRM's version's, so it goes); a HubSpot error
+ * names its correlation id, the one of the x-hubspot-correlation-id header
+ * (cid). answer is changed in place.
+ */
+static void exchange_overlay_headers(struct exchange *ex, json_t *answer, int status,
+                                     const char *cid)
+{
+    if (ex->crm == CRM_HUBSPOT) {
+        if (status >= 400 && json_is_object(answer) &&
+            json_object_get(answer, "correlationId") == NULL && cid != NULL)
+            json_object_set_new(answer, "correlationId", json_string(cid));
+        return;
+    }
+    if (ex->ef.ops.n != 1 || ex->overlay == NULL || ex->overlay[0] == NULL)
+        return;
+    ex->lm_set = 1;
+    if (status == 200)
+        exchange_http_date(json_string_value(json_object_get(
+                               json_object_get(ex->overlay[0], "fields"), "LastModifiedDate")),
+                           ex->lm_date, sizeof(ex->lm_date));
+}
+
+/*
+ * The headers of a read answered from the overlay alone (the CRM's would
+ * have): HubSpot's x-hubspot-correlation-id (cid, named by an error body
+ * too), Salesforce's Last-Modified. *body (synth's, malloc'ed) may be
+ * replaced. 0 / -1 out of memory.
+ */
+static int exchange_overlay_local(struct exchange *ex, int status, char **body, size_t *blen,
+                                  const char *cid)
+{
+    json_t *answer;
+    char *out;
+
+    if (ex->crm != CRM_HUBSPOT) {
+        exchange_overlay_headers(ex, NULL, status, NULL);
+        return ex->lm_date[0] == '\0' ? 0
+                                      : http_fields_add(&ex->out, "Last-Modified", 13, ex->lm_date,
+                                                        strlen(ex->lm_date));
+    }
+    if (http_fields_add(&ex->out, "x-hubspot-correlation-id", 24, cid, strlen(cid)) < 0)
+        return -1;
+    if (status < 400)
+        return 0;
+    answer = json_loadb(*body, *blen, 0, NULL);
+    exchange_overlay_headers(ex, answer, status, cid);
+    out = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
+    json_decref(answer);
+    if (out == NULL)
+        return -1;
+    free(*body);
+    *body = out;
+    *blen = strlen(out);
+    return 0;
 }
 
 /*
@@ -1391,6 +1612,20 @@ static int exchange_overlay_read(struct exchange *ex)
             enforce_view_free(&v);
             return 0;
         }
+        if (ex->crm == CRM_SALESFORCE &&
+            !json_is_true(json_object_get(ex->overlay[0], "deleted"))) {
+            /* every field of a created record: its object's describe names them */
+            char *path = synth_sf_describe_path(&v.cr, &ex->ef.ops.v[0]);
+            char *url = path != NULL ? route_upstream_url(ex->base, path) : NULL;
+            free(path);
+            if (url != NULL) {
+                enforce_view_free(&v);
+                free(ex->url);
+                ex->url = url;
+                ex->describe_row = 1;
+                return 0;
+            }
+        }
         if (synth_read_answer(ex->crm, &v.cr, &ex->ef.ops.v[0], ex->overlay[0], exchange_wall_ms(),
                               &status, &body, &blen, err, sizeof(err)) < 0) {
             enforce_view_free(&v);
@@ -1402,7 +1637,9 @@ static int exchange_overlay_read(struct exchange *ex)
         ex->out_status = status;
         ex->out_length = -1;
         ex->out_body = evbuffer_new();
-        if (ex->out_body == NULL || evbuffer_add(ex->out_body, body, blen) < 0 ||
+        if (ex->out_body == NULL ||
+            exchange_overlay_local(ex, status, &body, &blen, conn_request_id(ex->c)) < 0 ||
+            evbuffer_add(ex->out_body, body, blen) < 0 ||
             http_fields_add(&ex->out, "Content-Type", 12, "application/json;charset=utf-8", 30) <
                 0) {
             free(body);
@@ -1456,9 +1693,65 @@ static size_t exchange_overlay_late(struct exchange *ex, json_t *answer)
         }
         if (exchange_record_id(ex->crm, crm_rec) != NULL)
             ex->overlay[i] = exchange_overlay_get(ex, op, crm_rec, NULL);
+        if (exchange_overlay_moved(op, ex->overlay[i])) {
+            /* the CRM still has the value op names the record by; in dry-run it has another */
+            json_t *gone = json_copy(ex->overlay[i]);
+            json_decref(ex->overlay[i]);
+            ex->overlay[i] = gone;
+            if (gone != NULL) {
+                json_object_set_new(gone, "deleted", json_true());
+                json_object_set_new(gone, "moved", json_true());
+            }
+        }
         found += ex->overlay[i] != NULL;
     }
     return found;
+}
+
+/*
+ * The answer to a read of every field of a record created in dry-run, from
+ * the object's describe the CRM answered (rsp, parsed: describe, taken):
+ * the row with every field, replacing the describe. A describe the CRM
+ * refused leaves the row with the fields crmgate knows. 0 / -1 with why.
+ */
+static int exchange_describe_row(struct exchange *ex, struct upstream_response *rsp,
+                                 json_t *describe, char *why, size_t whylen)
+{
+    struct enforce_view v;
+    json_t *row = NULL;
+    char *body = NULL;
+    size_t blen = 0;
+    int status = 200;
+
+    if (enforce_view_init(&v, ex->req, ex->rest) < 0) {
+        json_decref(describe);
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    if (rsp->status == 200)
+        row = synth_sf_describe_row(&v.cr, describe, ex->overlay[0]);
+    json_decref(describe);
+    if (row != NULL) {
+        body = json_dumps(row, JSON_COMPACT);
+        blen = body != NULL ? strlen(body) : 0;
+        json_decref(row);
+    } else if (synth_read_answer(ex->crm, &v.cr, &ex->ef.ops.v[0], ex->overlay[0],
+                                 exchange_wall_ms(), &status, &body, &blen, why, whylen) < 0) {
+        enforce_view_free(&v);
+        return -1;
+    }
+    enforce_view_free(&v);
+    if (body == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    exchange_overlay_headers(ex, NULL, status, NULL);
+    evbuffer_drain(rsp->body, evbuffer_get_length(rsp->body));
+    evbuffer_add(rsp->body, body, blen);
+    free(body);
+    rsp->status = status;
+    ex->dry = 1;
+    return 0;
 }
 
 /*
@@ -1475,6 +1768,8 @@ static int exchange_overlay_merge(struct exchange *ex, struct upstream_response 
 
     answer = json_loadb((const char *)evbuffer_pullup(rsp->body, -1),
                         evbuffer_get_length(rsp->body), 0, NULL);
+    if (ex->describe_row)
+        return exchange_describe_row(ex, rsp, answer, why, whylen);
     if (answer == NULL)
         return 0; /* not JSON: nothing to lay over (the filter decides about it) */
     if (exchange_overlay_late(ex, answer) == 0) {
@@ -1492,6 +1787,14 @@ static int exchange_overlay_merge(struct exchange *ex, struct upstream_response 
         enforce_view_free(&v);
         json_decref(answer);
         return -1;
+    }
+    if (synth_is_single_read(ex->crm, &v.cr) && (status == 200 || status == 404)) {
+        long ci = http_fields_find(&rsp->headers, "x-hubspot-correlation-id", 0);
+        size_t cl = 0;
+        const char *cv = ci >= 0 ? http_field_value(&rsp->headers, (size_t)ci, &cl) : NULL;
+        char cid[128];
+        snprintf(cid, sizeof(cid), "%.*s", cv != NULL ? (int)cl : 0, cv != NULL ? cv : "");
+        exchange_overlay_headers(ex, answer, status, cid[0] != '\0' ? cid : NULL);
     }
     enforce_view_free(&v);
     json = json_dumps(answer, JSON_COMPACT);
@@ -1854,8 +2157,11 @@ static struct exchange *exchange_proceed(struct exchange *ex)
             }
         }
         ex->phase = EX_BEFORE;
-        ex->bf = before_start(w, crm, ex->base, ex->rest, &auth, &ex->ef.ops, cfg,
-                              exchange_beforecb, ex);
+        /* a dry-run If-Unmodified-Since is checked against the record's LastModifiedDate */
+        ex->bf =
+            before_start(w, crm, ex->base, ex->rest, &auth, &ex->ef.ops,
+                         ex->dry && http_fields_find(&req->headers, "if-unmodified-since", 0) >= 0,
+                         cfg, exchange_beforecb, ex);
         http_fields_cleanse(&auth);
     }
     if (ex->bf == NULL)

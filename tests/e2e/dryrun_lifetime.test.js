@@ -34,16 +34,8 @@ const SEED = {
   hubspot: { objects: { contacts: [{ id: '8101', properties: { email: 'ana@example.com', firstname: 'Ana' } }] } },
   salesforce: { objects: { Account: [{ Id: ACME, Name: 'Acme Rockets', Industry: 'Aerospace' }] } },
 };
-const RULES = {
-  'lt.json': { workspace: 'lt', hubspot: harness.OPEN_CRM, salesforce: harness.OPEN_CRM },
-  'dr.json': { workspace: 'dr', mode: 'dry_run', hubspot: harness.OPEN_CRM, salesforce: harness.OPEN_CRM },
-};
-const CALLERS = [
-  { token: HS_LT, workspace: 'lt', user: 'ana' },
-  { token: SF_LT, workspace: 'lt', user: 'ana' },
-  { token: HS_DR, workspace: 'dr', user: 'eng' },
-  { token: SF_DR, workspace: 'dr', user: 'eng' },
-];
+const { rules: RULES, callers: CALLERS } = harness.enforceAndDry({
+  enf: ['lt', HS_LT, SF_LT, 'ana'], dry: ['dr', HS_DR, SF_DR, 'eng'] });
 
 let fake;
 let gate;

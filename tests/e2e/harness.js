@@ -598,6 +598,19 @@ function expectAuditRecords(recs, want, defaults = {}) {
 }
 
 /*
+ * Rules and callers for a pair of open workspaces, one enforcing and one in dry_run, each with
+ * a HubSpot and a Salesforce token: {enf: [name, hsToken, sfToken, user], dry: [...]}.
+ */
+function enforceAndDry({ enf, dry }) {
+  const rules = {
+    [`${enf[0]}.json`]: { workspace: enf[0], hubspot: OPEN_CRM, salesforce: OPEN_CRM },
+    [`${dry[0]}.json`]: { workspace: dry[0], mode: 'dry_run', hubspot: OPEN_CRM, salesforce: OPEN_CRM },
+  };
+  const callers = [enf, dry].flatMap(([workspace, hs, sf, user]) => [{ token: hs, workspace, user }, { token: sf, workspace, user }]);
+  return { rules, callers };
+}
+
+/*
  * A valid 18-character Salesforce id for seeding the fake: the key prefix, a 4-character tag
  * that keeps suites apart, a counter, and the case checksum.
  */
@@ -696,4 +709,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { netnsUnavailable, makeNetns, readAuditRaw, forEachAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
+module.exports = { enforceAndDry, netnsUnavailable, makeNetns, readAuditRaw, forEachAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };

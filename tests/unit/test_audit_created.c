@@ -3,7 +3,8 @@
  * matched from the CRM's answer. HubSpot by trace id, by written values
  * (exact, then without case), the last input with the last result, and a
  * 207's refused input; Salesforce collections, composite and composite
- * batch by position, and nothing when the creates do not line up.
+ * batch by position, trees by referenceId, and nothing when the creates do
+ * not line up.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -144,6 +145,35 @@ static void test_salesforce(void **state)
                          "{\"results\":[{\"statusCode\":201,\"result\":{\"id\":\"003B\"}}]}"),
                      1);
     assert_string_equal(id_of(r, 0), "003B");
+    json_decref(r);
+
+    /* sObject tree: a record, then its children, matched by referenceId (results in any order) */
+    r = json_pack("[{s:s, s:s, s:n}, {s:s, s:s, s:n}, {s:s, s:s, s:n}]", "verb", "create", "object",
+                  "Account", "record", "verb", "create", "object", "Contact", "record", "verb",
+                  "create", "object", "Account", "record");
+    assert_int_equal(
+        run(r, CRM_SALESFORCE,
+            "{\"records\":[{\"attributes\":{\"type\":\"Account\",\"referenceId\":\"a1\"},"
+            "\"Name\":\"T\",\"Contacts\":{\"records\":[{\"attributes\":{\"type\":\"Contact\","
+            "\"referenceId\":\"c1\"},\"LastName\":\"L\"}]}},{\"attributes\":{\"type\":"
+            "\"Account\",\"referenceId\":\"a2\"},\"Name\":\"U\"}]}",
+            "{\"hasErrors\":false,\"results\":[{\"referenceId\":\"a2\",\"id\":\"001Y\"},"
+            "{\"referenceId\":\"a1\",\"id\":\"001X\"},{\"referenceId\":\"c1\",\"id\":"
+            "\"003X\"}]}"),
+        3);
+    assert_string_equal(id_of(r, 0), "001X");
+    assert_string_equal(id_of(r, 1), "003X");
+    assert_string_equal(id_of(r, 2), "001Y");
+    json_decref(r);
+    /* a tree that failed created nothing */
+    r = creates("Account", 1);
+    assert_int_equal(run(r, CRM_SALESFORCE,
+                         "{\"records\":[{\"attributes\":{\"type\":\"Account\","
+                         "\"referenceId\":\"a1\"}}]}",
+                         "{\"hasErrors\":true,\"results\":[{\"referenceId\":\"a1\","
+                         "\"errors\":[]}]}"),
+                     0);
+    assert_null(id_of(r, 0));
     json_decref(r);
 }
 

@@ -117,13 +117,20 @@ static int run_write(json_t *c, const char *name, enum crm crm, const struct crm
     struct rand_seq rs = {json_object_get(c, "rand"), 0};
     json_t *before = json_object_get(c, "before"), *want_err = json_object_get(c, "error");
     json_t **bv = calloc(ops->n ? ops->n : 1, sizeof(*bv)), *got = NULL;
-    struct synth_request in = {.crm = crm,
-                               .req = req,
-                               .ops = ops,
-                               .before = bv,
-                               .now_ms = json_integer_value(json_object_get(c, "now")),
-                               .rand64 = test_rand,
-                               .rand_arg = &rs};
+    unsigned char *deleted = calloc(ops->n ? ops->n : 1, 1);
+    json_t **prev = calloc(ops->n ? ops->n : 1, sizeof(*prev));
+    struct synth_request in = {
+        .crm = crm,
+        .req = req,
+        .ops = ops,
+        .before = bv,
+        .if_unmodified_since = json_string_value(json_object_get(c, "if_unmodified_since")),
+        .deleted = deleted,
+        .prev = prev,
+        .correlation_id = json_string_value(json_object_get(c, "correlation_id")),
+        .now_ms = json_integer_value(json_object_get(c, "now")),
+        .rand64 = test_rand,
+        .rand_arg = &rs};
     struct synth_response out;
     char err[512] = "";
     int ok = 0, rc;
@@ -131,6 +138,10 @@ static int run_write(json_t *c, const char *name, enum crm crm, const struct crm
     for (size_t i = 0; i < ops->n; i++) {
         json_t *b = json_array_get(before, i);
         bv[i] = json_is_null(b) ? NULL : b;
+        deleted[i] = json_is_true(json_array_get(json_object_get(c, "deleted"), i));
+        prev[i] = json_array_get(json_object_get(c, "prev"), i);
+        if (json_is_null(prev[i]))
+            prev[i] = NULL;
     }
     rc = synth_response(&in, &out, err, sizeof(err));
     if (dump)
@@ -202,6 +213,8 @@ done:
     if (rc == 0)
         synth_response_free(&out, ops->n);
     free(bv);
+    free(deleted);
+    free(prev);
     return ok;
 }
 
@@ -415,12 +428,66 @@ static void test_synthesize_iso(void **state)
     }
 }
 
+/*
+ * A read of every field of a Salesforce record created in dry-run: the
+ * describe to ask for, then the row built from it (describe order, booleans
+ * false, the rest null, the overlay's values); no describe path for a read
+ * that names its fields; NULL for a describe without fields.
+ */
+static void test_synthesize_describe_row(void **state)
+{
+    struct crm_request all = {.method = "GET",
+                              .path = "/services/data/v58.0/sobjects/Account/001DR0000000001YAA"};
+    struct crm_request named = {.method = "GET",
+                                .path = "/services/data/v58.0/sobjects/Account/001DR0000000001YAA",
+                                .query = "fields=Name"};
+    struct crm_ops ops = {0}, nops = {0};
+    json_t *describe = json_loads("{\"name\":\"Account\",\"fields\":[{\"name\":\"Id\","
+                                  "\"type\":\"id\"},{\"name\":\"IsDeleted\",\"type\":"
+                                  "\"boolean\"},{\"name\":\"Name\",\"type\":\"string\"},"
+                                  "{\"name\":\"Phone\",\"type\":\"phone\"},{\"name\":"
+                                  "\"Active__c\",\"type\":\"boolean\"}]}",
+                                  0, NULL);
+    json_t *rec = json_loads("{\"object\":\"Account\",\"id\":\"001DR0000000001YAA\","
+                             "\"fields\":{\"Id\":\"001DR0000000001YAA\",\"Name\":\"Hooli\","
+                             "\"IsDeleted\":false},\"created\":true,\"deleted\":false}",
+                             0, NULL);
+    json_t *want = json_loads(
+        "{\"attributes\":{\"type\":\"Account\",\"url\":\"/services/data/v58.0/sobjects/"
+        "Account/001DR0000000001YAA\"},\"Id\":\"001DR0000000001YAA\",\"IsDeleted\":false,"
+        "\"Name\":\"Hooli\",\"Phone\":null,\"Active__c\":false}",
+        0, NULL);
+    json_t *row, *empty = json_pack("{s:[]}", "fields");
+    char *path;
+
+    (void)state;
+    assert_int_equal(salesforce_classify(&all, NULL, &ops), 0);
+    assert_int_equal(salesforce_classify(&named, NULL, &nops), 0);
+    path = synth_sf_describe_path(&all, &ops.v[0]);
+    assert_non_null(path);
+    assert_string_equal(path, "/services/data/v58.0/sobjects/Account/describe");
+    free(path);
+    assert_null(synth_sf_describe_path(&named, &nops.v[0]));
+    row = synth_sf_describe_row(&all, describe, rec);
+    assert_non_null(row);
+    assert_true(json_equal(row, want));
+    assert_null(synth_sf_describe_row(&all, empty, rec));
+    json_decref(row);
+    json_decref(empty);
+    json_decref(want);
+    json_decref(rec);
+    json_decref(describe);
+    crm_ops_free(&ops);
+    crm_ops_free(&nops);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_synthesize_cases),
         cmocka_unit_test(test_synthesize_iso),
         cmocka_unit_test(test_synthesize_combine),
+        cmocka_unit_test(test_synthesize_describe_row),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
