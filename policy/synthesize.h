@@ -53,7 +53,9 @@
 #define SYNTH_MAX_REF_LEN 256
 #define SYNTH_HS_ID_BASE  8000000000000000ULL /* HubSpot synthetic ids: 8*10^15 .. */
 #define SYNTH_HS_ID_SPAN  1000000000000000ULL /* .. 9*10^15 (2^53 is about 9.007*10^15) */
-#define SYNTH_MAX_HISTORY 20 /* HubSpot: dry-run writes of a property kept for its history */
+#define SYNTH_MAX_HISTORY                                                                          \
+    5 /* HubSpot: dry-run writes of a property kept for its history (each costs every later        \
+         dry-run write of the record a parse and a dump) */
 
 struct synth_request {
     enum crm crm;
