@@ -438,7 +438,8 @@ int cli_policy(int argc, char **argv)
         return cli_explain(argc - 1, argv + 1);
     if (strcmp(argv[1], "prompt") == 0)
         return cli_prompt(argc - 1, argv + 1);
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
         cli_policy_usage(stdout);
         return 0;
     }
@@ -449,13 +450,22 @@ int cli_policy(int argc, char **argv)
 
 int cli_token(int argc, char **argv)
 {
+    static const char usage[] =
+        "Usage: crmgate token fingerprint < token-file\n"
+        "  prints the SHA-256 fingerprint to register a CRM token in callers;\n"
+        "  the token is read from stdin so it stays out of argv and history\n";
+    const char *last = argc > 1 ? argv[argc - 1] : "";
     char buf[8192], fp[65];
     size_t n;
 
+    /* crmgate token --help, and crmgate token fingerprint --help */
+    if (argc <= 3 &&
+        (strcmp(last, "--help") == 0 || strcmp(last, "-h") == 0 || strcmp(last, "help") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
     if (argc != 2 || strcmp(argv[1], "fingerprint") != 0) {
-        fprintf(stderr, "Usage: crmgate token fingerprint < token-file\n"
-                        "  prints the SHA-256 fingerprint to register a CRM token in callers;\n"
-                        "  the token is read from stdin so it stays out of argv and history\n");
+        fputs(usage, stderr);
         return 2;
     }
     n = fread(buf, 1, sizeof(buf) - 1, stdin);
