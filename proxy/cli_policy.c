@@ -57,7 +57,10 @@ static void cli_policy_usage(FILE *out)
             "      --crm hubspot|salesforce [--body FILE] [--header 'Name: value'] METHOD PATH\n"
             "      print, as JSON, the operations of a call and each one's decision and rule\n"
             "  crmgate policy prompt [-c CONFIG | --rules-dir DIR] --workspace W\n"
-            "      print a plain-language summary of what the agent may do\n");
+            "      print a plain-language summary of what the agent may do\n"
+            "\n"
+            "Exit status: 0 valid (explain: the call would be allowed), 1 invalid rules or an\n"
+            "unreadable file, 2 bad usage, 3 (explain) the call would be denied.\n");
 }
 
 static int cli_parse(int argc, char **argv, struct cli_args *a)
