@@ -616,7 +616,8 @@ static int cli_custody_vault(int argc, char **argv)
     int fd = 1, rc;
 
     if (verb == NULL || strcmp(verb, "keygen") != 0) {
-        if (verb != NULL && (strcmp(verb, "--help") == 0 || strcmp(verb, "help") == 0)) {
+        if (verb != NULL &&
+            (strcmp(verb, "--help") == 0 || strcmp(verb, "help") == 0 || strcmp(verb, "-h") == 0)) {
             cli_custody_usage(stdout);
             return 0;
         }

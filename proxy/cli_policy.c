@@ -57,7 +57,10 @@ static void cli_policy_usage(FILE *out)
             "      --crm hubspot|salesforce [--body FILE] [--header 'Name: value'] METHOD PATH\n"
             "      print, as JSON, the operations of a call and each one's decision and rule\n"
             "  crmgate policy prompt [-c CONFIG | --rules-dir DIR] --workspace W\n"
-            "      print a plain-language summary of what the agent may do\n");
+            "      print a plain-language summary of what the agent may do\n"
+            "\n"
+            "Exit status: 0 valid (explain: the call would be allowed), 1 invalid rules or an\n"
+            "unreadable file, 2 bad usage, 3 (explain) the call would be denied.\n");
 }
 
 static int cli_parse(int argc, char **argv, struct cli_args *a)
@@ -438,7 +441,8 @@ int cli_policy(int argc, char **argv)
         return cli_explain(argc - 1, argv + 1);
     if (strcmp(argv[1], "prompt") == 0)
         return cli_prompt(argc - 1, argv + 1);
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
         cli_policy_usage(stdout);
         return 0;
     }
@@ -449,13 +453,22 @@ int cli_policy(int argc, char **argv)
 
 int cli_token(int argc, char **argv)
 {
+    static const char usage[] =
+        "Usage: crmgate token fingerprint < token-file\n"
+        "  prints the SHA-256 fingerprint to register a CRM token in callers;\n"
+        "  the token is read from stdin so it stays out of argv and history\n";
+    const char *last = argc > 1 ? argv[argc - 1] : "";
     char buf[8192], fp[65];
     size_t n;
 
+    /* crmgate token --help, and crmgate token fingerprint --help */
+    if (argc <= 3 &&
+        (strcmp(last, "--help") == 0 || strcmp(last, "-h") == 0 || strcmp(last, "help") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
     if (argc != 2 || strcmp(argv[1], "fingerprint") != 0) {
-        fprintf(stderr, "Usage: crmgate token fingerprint < token-file\n"
-                        "  prints the SHA-256 fingerprint to register a CRM token in callers;\n"
-                        "  the token is read from stdin so it stays out of argv and history\n");
+        fputs(usage, stderr);
         return 2;
     }
     n = fread(buf, 1, sizeof(buf) - 1, stdin);

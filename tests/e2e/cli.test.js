@@ -104,6 +104,48 @@ test('--help of each command, and bad usage exits 2 with a message', { skip: GAT
   }
 });
 
+/*
+ * The README's CLI synopsis against the binary: every command it lists answers --help (and -h) on
+ * stdout with exit 0, that help names every flag the README gives the command, and the top-level
+ * help's one-line summaries of dry-run, diffs and stats name theirs too.
+ */
+test('README CLI synopsis: every command\'s --help exits 0 and names each flag the README gives it', { skip: GATE }, async () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+  const block = readme.split('\n## CLI\n')[1].split('```')[1];
+  const flags = new Map();
+  let cmd = null;
+  for (const line of block.split('\n')) {
+    const m = /^crmgate ([a-z-]+)/.exec(line);
+    if (m) cmd = m[1];
+    else if (!/^\s/.test(line)) cmd = null;
+    if (cmd === null || cmd === 'version') continue;
+    if (!flags.has(cmd)) flags.set(cmd, new Set());
+    for (const f of line.match(/--[a-z][a-z-]*/g) || []) flags.get(cmd).add(f);
+  }
+  for (const c of ['serve', 'key', 'integration', 'vault', 'policy', 'token', 'ca', 'dry-run', 'diffs', 'stats']) assert.ok(flags.has(c), `README CLI block lists crmgate ${c}`);
+  const top = await cli(['--help']);
+  assert.equal(top.code, 0);
+  for (const [c, want] of flags) {
+    if (c === '--help') continue;
+    for (const h of ['--help', '-h']) {
+      const r = await cli(c === 'serve' ? ['serve', h] : [c, h]);
+      assert.equal(r.code, 0, `crmgate ${c} ${h}: ${r.stderr}`);
+      assert.equal(r.stderr, '', `crmgate ${c} ${h} prints its help on stdout`);
+      for (const f of want) assert.ok(r.stdout.includes(f), `crmgate ${c} ${h} names ${f}`);
+    }
+  }
+  const summary = (c) => top.stdout.split('\n  crmgate ').find((part) => part.startsWith(`${c} `));
+  for (const c of ['dry-run', 'diffs', 'stats']) {
+    for (const f of flags.get(c)) assert.ok(summary(c).includes(f), `crmgate --help's line for ${c} names ${f}`);
+  }
+  const fp = await cli(['token', 'fingerprint', '--help']);
+  assert.equal(fp.code, 0);
+  assert.match(fp.stdout, /^Usage: crmgate token fingerprint/);
+  const bad = await cli(['token', 'print']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^Usage: crmgate token fingerprint/);
+});
+
 test('dry-run on|off|reset|status through the socket and --state-dir; refusals exit 1', { skip: GATE }, async () => {
   const sock = ['--socket', gate.adminSocket];
   let r = await cli(['dry-run', 'status', ...sock]);

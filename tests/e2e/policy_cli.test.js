@@ -42,6 +42,18 @@ function write(rel, content) {
 
 /* ======================= policy check ======================= */
 
+test('policy --help states the exit statuses, and each command exits with them', { skip: GATE }, () => {
+  const h = crmgate(['policy', '--help']);
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /Exit status: 0 valid \(explain: the call would be allowed\), 1 invalid rules or an\nunreadable file, 2 bad usage, 3 \(explain\) the call would be denied/);
+  const bad = write('exit/bad.json', { workspace: 'x', hubspot: { objects: { deals: { write: ['hs_object_id'] } } } });
+  assert.equal(crmgate(['policy', 'check', 'rules/default.json']).code, 0);
+  assert.equal(crmgate(['policy', 'check', bad]).code, 1);
+  assert.equal(crmgate(['policy', 'explain', '--workspace', 'default']).code, 2);
+  assert.equal(crmgate(['policy', 'explain', '--workspace', 'default', '--crm', 'hubspot', 'GET', '/crm/v3/objects/contacts/1']).code, 0);
+  assert.equal(crmgate(['policy', 'explain', '--workspace', 'default', '--crm', 'hubspot', 'DELETE', '/crm/v3/objects/contacts/1']).code, 3);
+});
+
 test('policy check: the shipped default.json and examples are valid', { skip: GATE }, () => {
   const r = crmgate(['policy', 'check', ...SHIPPED]);
   assert.equal(r.code, 0, r.out);
