@@ -16,6 +16,7 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 DATADIR    ?= $(PREFIX)/share/crmgate
+DOCDIR     ?= $(PREFIX)/share/doc/crmgate
 CONFDIR    ?= /etc/crmgate
 
 CC         ?= cc
@@ -212,12 +213,14 @@ $(B)/tests/bench/policy_bench: tests/bench/policy_bench.c $(B)/libcrmgate.a
 install: $(PROG)
 	install -D -m 0755 $(PROG) $(DESTDIR)$(SBINDIR)/crmgate
 	install -d $(DESTDIR)$(UNITDIR)
-	sed 's|^ExecStart=/usr/sbin/crmgate|ExecStart=$(SBINDIR)/crmgate|' systemd/crmgate.service \
-	    > $(DESTDIR)$(UNITDIR)/crmgate.service
+	sed -e 's|^ExecStart=/usr/sbin/crmgate|ExecStart=$(SBINDIR)/crmgate|' \
+	    -e 's|^Documentation=file:/usr/share/doc/crmgate/|Documentation=file:$(DOCDIR)/|' \
+	    systemd/crmgate.service > $(DESTDIR)$(UNITDIR)/crmgate.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/crmgate.service
 	install -D -m 0644 systemd/crmgate.sysusers $(DESTDIR)$(SYSUSERSDIR)/crmgate.conf
 	install -D -m 0644 systemd/crmgate.tmpfiles $(DESTDIR)$(TMPFILESDIR)/crmgate.conf
 	install -D -m 0640 systemd/crmgate.json.example $(DESTDIR)$(CONFDIR)/crmgate.json.example
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -D -m 0644 rules/README.md $(DESTDIR)$(DATADIR)/rules/README.md
 	install -D -m 0644 rules/default.json $(DESTDIR)$(DATADIR)/rules/default.json
 	install -d $(DESTDIR)$(DATADIR)/rules/examples

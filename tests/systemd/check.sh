@@ -130,6 +130,25 @@ if [ -x "$bin" ] && grep -q '^WatchdogSec=' "$src/crmgate.service"; then
     fi
 fi
 
+# make install puts every file the installed unit names where it says (ExecStart=, the
+# Documentation= file), for the default prefix and for PREFIX=/usr as a package would.
+if [ -x "$bin" ]; then
+    for prefix in /usr/local /usr; do
+        dest="$root/install$prefix"
+        if ! out=$(make -s -C "$top" install DESTDIR="$dest" PREFIX="$prefix" PROG="$bin" 2>&1); then
+            echo "$out"
+            fail "make install PREFIX=$prefix"
+            continue
+        fi
+        unit="$dest$prefix/lib/systemd/system/crmgate.service"
+        exe=$(sed -n 's|^ExecStart=\([^ ]*\).*|\1|p' "$unit")
+        doc=$(sed -n 's|^Documentation=file:||p' "$unit")
+        [ -x "$dest$exe" ] || fail "make install PREFIX=$prefix: ExecStart= names $exe, not installed"
+        [ -n "$doc" ] && [ -f "$dest$doc" ] || fail "make install PREFIX=$prefix: Documentation= names '$doc', not installed"
+        [ -x "$dest$exe" ] && [ -f "$dest$doc" ] && echo "ok: make install PREFIX=$prefix: $exe, $doc"
+    done
+fi
+
 # The notify protocol end to end: the real binary, a real notify socket, real signals.
 if [ -x "$bin" ]; then
     python3 "$top/tests/systemd/notify_test.py" "$bin" || fail "notify protocol (see above)"
