@@ -462,8 +462,12 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (r->once)
+    if (r->once) {
+        /* and closed after it: pooled, every write would add an idle connection to the CRM
+         * (the soak's 45 s grew to ~260 per worker, MAXCONNECTS) */
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (r->ca_bundle != NULL)
         curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_bundle);
 
