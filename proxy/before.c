@@ -381,11 +381,11 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
     } else {
         size_t len = evbuffer_get_length(rsp->body);
         const char *body = (const char *)evbuffer_pullup(rsp->body, -1);
+        json_t *arr = NULL;
         /* the fast parser (json_loadb's tree); jansson for what it refuses (deeper nesting) */
         root = jsonfilter_parse(body, len, NULL, 0);
         if (root == NULL)
             root = json_loadb(body, len, 0, NULL);
-        json_t *arr = NULL;
         if (root == NULL) {
             before_fail(bf, 0, "the CRM's answer is not JSON");
         } else if (!call->batch) {

@@ -463,8 +463,9 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (r->once) {
-        /* and closed after it: pooled, every write would add an idle connection to the CRM
-         * (the soak's 45 s grew to ~260 per worker, MAXCONNECTS) */
+        /* Sent once: on a new connection, as curl resends a request that died unanswered on
+         * a reused one; closed after it, or every write would add an idle connection to the
+         * CRM (up to UPSTREAM_MAX_CONNECTS per worker). */
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     }
