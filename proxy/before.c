@@ -304,6 +304,7 @@ static void before_free(struct before_fetch *bf)
         evbuffer_free(bf->res.body);
     bf->res.body = NULL;
     http_fields_free(&bf->res.quota);
+    http_fields_free(&bf->res.headers);
     for (size_t i = 0; i < bf->ncalls; i++) {
         free(bf->calls[i].idx);
         free(bf->calls[i].url);
@@ -359,6 +360,8 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
     if (rsp->result == CURLE_OK && before_keep_quota(bf, rsp) < 0) {
         before_fail(bf, 0, "out of memory");
     } else if (rsp->result != CURLE_OK) {
+        if (bf->res.ok && rsp->result == CURLE_OPERATION_TIMEDOUT)
+            bf->res.timed_out = 1;
         before_fail(bf, 0, rsp->error);
     } else if ((rsp->status == 404 || rsp->status == 300) && !call->batch) {
         /* no such record (an upsert creates it, an update gets the CRM's own 404), or an
@@ -370,13 +373,12 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
         char st[64];
         snprintf(st, sizeof(st), "the CRM answered %ld", rsp->status);
         if (bf->res.ok && rsp->status < 500) {
-            /* kept so the agent gets the CRM's own refusal (a bad field, an expired token) */
-            long ci = http_fields_find(&rsp->headers, "content-type", 0);
-            size_t cl = 0;
-            const char *cv = ci >= 0 ? http_field_value(&rsp->headers, (size_t)ci, &cl) : "";
-            snprintf(bf->res.content_type, sizeof(bf->res.content_type), "%.*s", (int)cl, cv);
+            /* kept so the agent gets the CRM's own refusal (a bad field, an expired token, a
+             * rate limit with its Retry-After and X-HubSpot-RateLimit-* headers) */
             bf->res.body = rsp->body;
             rsp->body = NULL;
+            bf->res.headers = rsp->headers;
+            memset(&rsp->headers, 0, sizeof(rsp->headers));
         }
         before_fail(bf, rsp->status, st);
     } else if (bf->crm == CRM_HUBSPOT && !call->batch) {
@@ -401,6 +403,7 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
     } else {
         size_t len = evbuffer_get_length(rsp->body);
         const char *body = (const char *)evbuffer_pullup(rsp->body, -1);
+        json_t *arr = NULL;
         /* the fast parser (json_loadb's tree); jansson for what it refuses (deeper nesting) */
         root = jsonfilter_parse(body, len, NULL, 0);
         if (root == NULL)
@@ -408,20 +411,32 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
         if (root == NULL) {
             before_fail(bf, 0, "the CRM's answer is not JSON");
         } else if (!call->batch) {
-            json_t *f = before_fields(bf->crm, root);
-            json_decref(bf->res.before[call->idx[0]]);
-            bf->res.before[call->idx[0]] = f;
+            /* a Salesforce row always has its Id (asked for, or the whole record): an answer
+             * without one, or no object at all, is not the record, and not its absence */
+            if (!json_is_object(root) || !json_is_string(json_object_get(root, "Id"))) {
+                before_fail(bf, 0, "the CRM's answer is not a record");
+            } else {
+                json_decref(bf->res.before[call->idx[0]]);
+                bf->res.before[call->idx[0]] = before_fields(bf->crm, root);
+            }
+        } else if (!json_is_array(arr = bf->crm == CRM_HUBSPOT ? json_object_get(root, "results")
+                                                               : root)) {
+            before_fail(bf, 0, "the CRM's answer is not a list of records");
         } else {
-            json_t *arr = bf->crm == CRM_HUBSPOT ? json_object_get(root, "results") : root;
             size_t i;
             json_t *rec;
             json_array_foreach(arr, i, rec)
             {
                 long k = before_match(bf, call, rec, i);
-                if (k >= 0 && !json_is_null(rec)) {
-                    json_decref(bf->res.before[call->idx[k]]);
-                    bf->res.before[call->idx[k]] = before_fields(bf->crm, rec);
+                json_t *f;
+                if (k < 0 || json_is_null(rec))
+                    continue;
+                if ((f = before_fields(bf->crm, rec)) == NULL) {
+                    before_fail(bf, 0, "a record in the CRM's answer has no fields");
+                    break;
                 }
+                json_decref(bf->res.before[call->idx[k]]);
+                bf->res.before[call->idx[k]] = f;
             }
         }
     }

@@ -13,8 +13,10 @@
  * before-state unknown rather than blocking the write: the CRM will answer
  * the write with its own error, per subrequest in a composite. Any other
  * refusal (401, 403, 429) or failure stops the write, and so does an answer
- * that is not JSON or (HubSpot, one record) has no properties object: no
- * before value is made up. These calls spend the
+ * that is not JSON, not a record (HubSpot: an object with a properties
+ * object; Salesforce: an object with its Id) or, for several records, not a
+ * list of them: no before value is made up, and a record is never taken for
+ * missing because its answer was malformed. These calls spend the
  * customer's API quota, so they are counted apart in the metrics.
  */
 #ifndef CRMGATE_BEFORE_H
@@ -35,19 +37,20 @@ struct worker;
 struct before_fetch;
 
 struct before_result {
-    int ok;                 /* every read answered (2xx, or 404 meaning "no record") */
-    json_t **before;        /* ops->n entries: {field: value} or NULL; owned by the fetch */
-    unsigned char *unknown; /* ops->n flags: the CRM refused the read as a bad request (400,
-                               a field that does not exist): the write goes ahead, its
-                               before-state unrecorded */
-    long status;            /* !ok: the CRM's status (0 when no answer came) */
-    struct evbuffer *body;  /* !ok, CRM status < 500: its answer; the callback may take it */
-    char content_type[128]; /* of that answer, "" when none */
-    char error[512];        /* !ok: what failed, for the agent and the log */
+    int ok;                     /* every read answered (2xx, or 404 meaning "no record") */
+    json_t **before;            /* ops->n entries: {field: value} or NULL; owned by the fetch */
+    unsigned char *unknown;     /* ops->n flags: the CRM refused the read as a bad request (400,
+                                   a field that does not exist): the write goes ahead, its
+                                   before-state unrecorded */
+    long status;                /* !ok: the CRM's status (0 when no answer came) */
+    int timed_out;              /* !ok: a read ran out of upstream_timeout_ms */
+    struct evbuffer *body;      /* !ok, CRM status < 500: its answer; the callback may take it */
+    struct http_fields headers; /* of that answer (Content-Type, Retry-After, rate limits) */
+    char error[512];            /* !ok: what failed, for the agent and the log */
     /*
      * The quota headers of the CRM's last answer (X-HubSpot-RateLimit-*,
-     * Sforce-Limit-Info, Retry-After): a dry-run answer, or the CRM's refusal
-     * relayed, carries them as the CRM's answer to the write would have.
+     * Sforce-Limit-Info, Retry-After): a dry-run answer carries them as the
+     * CRM's answer to the write would have.
      */
     struct http_fields quota;
     unsigned calls; /* upstream reads made */

@@ -239,9 +239,10 @@ int enforce_response(struct enforce *ef, long status, const char *content_type,
         return 0; /* also the bench's passthrough build, which has no workspace */
     /* Error answers can carry records too (Salesforce DUPLICATES_DETECTED lists the
      * matching records' fields): JSON ones are filtered like any answer. An error page that
-     * is not JSON carries no CRM record and is relayed as it is. */
+     * is not JSON carries no CRM record and is relayed as it is. Media types are
+     * case-insensitive (RFC 9110 8.3.1): "Application/JSON" is JSON. */
     if ((status < 200 || status > 299) &&
-        (content_type == NULL || strstr(content_type, "json") == NULL))
+        (content_type == NULL || strcasestr(content_type, "json") == NULL))
         return 0;
     for (size_t i = 0; i < ef->ops.n; i++) {
         enum crm_verb v = ef->ops.v[i].verb;
@@ -250,7 +251,7 @@ int enforce_response(struct enforce *ef, long status, const char *content_type,
         if (object == NULL && v != CRM_VERB_SCHEMA_READ)
             object = ef->ops.v[i].object;
     }
-    if (content_type == NULL || strstr(content_type, "json") == NULL) {
+    if (content_type == NULL || strcasestr(content_type, "json") == NULL) {
         snprintf(why, whylen,
                  "the CRM answered with a body that is not JSON (%s), which crmgate "
                  "cannot inspect",

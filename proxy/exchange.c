@@ -507,6 +507,7 @@ static void exchange_fail(struct exchange *ex, const struct exchange_failure *rs
         case CURLE_WEIRD_SERVER_REPLY:
         case CURLE_UNSUPPORTED_PROTOCOL:
         case CURLE_BAD_CONTENT_ENCODING:
+        case CURLE_WRITE_ERROR: /* upstream.c refused the head */
             code = "upstream_bad_response";
             break;
         default:
@@ -876,8 +877,10 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
                           "upstream_transfer_failed");
     } else {
         int ok = rsp->status >= 200 && rsp->status <= 299;
+        /* the CRM answered, so its status is the outcome; the agent got a 502 instead of an
+         * answer crmgate could not inspect, and the record says so */
         audit_set_outcome(ex->records, ok ? "allowed" : "upstream_error", rsp->status, latency,
-                          NULL);
+                          ex->out_failed && ex->fail.too_large < 0 ? "uninspectable_answer" : NULL);
         if (ok && ex->ef.ops.n > 1 && ex->out_body != NULL)
             audit_batch_outcomes(ex->records, ex->crm,
                                  (const char *)evbuffer_pullup(ex->out_body, -1),
@@ -923,6 +926,7 @@ static int exchange_forward(struct exchange *ex)
     ur.timeout_ms = ex->cfg->upstream_timeout_ms;
     ur.max_response = ex->cfg->limits.response_bytes;
     ur.ca_bundle = ex->cfg->ca_bundle;
+    ur.once = ex->write; /* a write the CRM may have applied is never resent */
     ex->phase = ex->write ? EX_WRITE : EX_READ;
     ex->t_forward_us = exchange_now_us();
     if (ur.body != NULL || blen == 0)
@@ -1017,13 +1021,16 @@ static void exchange_beforecb(struct before_result *res, void *arg)
         ex->out_body = res->body;
         res->body = NULL; /* ours now */
         ex->out_length = -1;
-        if ((res->content_type[0] != '\0' &&
-             http_fields_add(&ex->out, "Content-Type", 12, res->content_type,
-                             strlen(res->content_type)) < 0) ||
-            exchange_copy_fields(&ex->out, &ex->quota) < 0) {
-            conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
-            exchange_free(ex);
-            return;
+        for (size_t k = 0; k < res->headers.n; k++) {
+            size_t nl, vl;
+            const char *n = http_field_name(&res->headers, k, &nl);
+            const char *v = http_field_value(&res->headers, k, &vl);
+            if (!exchange_drop_response_header(&res->headers, n, nl) &&
+                http_fields_add(&ex->out, n, nl, v, vl) < 0) {
+                conn_abort(ex->c, 503, "out_of_memory", "crmgate is out of memory");
+                exchange_free(ex);
+                return;
+            }
         }
         if (exchange_build_records(ex, "upstream_error", NULL) < 0 ||
             audit_set_outcome(ex->records, "upstream_error", res->status, 0,
@@ -1035,7 +1042,7 @@ static void exchange_beforecb(struct before_result *res, void *arg)
         return;
     }
     if (!res->ok) {
-        int status = res->status == 0 && strstr(res->error, "imeout") != NULL ? 504 : 502;
+        int status = res->timed_out ? 504 : 502; /* curl says "timed out", not "timeout" */
         (void)exchange_final_error(ex, "upstream_error", res->status, status,
                                    "before_state_unavailable", res->error);
         return;

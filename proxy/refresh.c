@@ -678,6 +678,7 @@ static void refresh_begin(struct refresh_flight *f)
     ur.timeout_ms = f->cfg->upstream_timeout_ms;
     ur.max_response = f->cfg->limits.response_bytes;
     ur.ca_bundle = f->cfg->ca_bundle;
+    ur.once = 1; /* a refresh token may be single-use: never spend it twice */
     f->xfer = upstream_start(f->w->upstream, &ur, refresh_donecb, f);
     if (f->xfer == NULL) {
         refresh_fail(&f->res, 502, "integration_refresh_failed",

@@ -48,6 +48,8 @@ struct upstream_xfer {
     size_t head_bytes;
     int body_started;
     struct upstream_response rsp;
+    char why[CURL_ERROR_SIZE]; /* our own reason for failing it: curl's error buffer would
+                                  say only "Failed writing header" or "... output" */
 };
 
 static void upstream_drive(struct upstream *u, curl_socket_t fd, int sel);
@@ -216,6 +218,8 @@ static void upstream_finish(struct upstream_xfer *x, CURLcode result)
 
     rsp->result = result;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &rsp->status);
+    if (result != CURLE_OK && x->why[0] != '\0')
+        snprintf(rsp->error, sizeof(rsp->error), "%s", x->why);
     if (result != CURLE_OK && rsp->error[0] == '\0')
         snprintf(rsp->error, sizeof(rsp->error), "%s", curl_easy_strerror(result));
     x->cb(rsp, x->arg);
@@ -260,6 +264,33 @@ static void upstream_drive(struct upstream *u, curl_socket_t fd, int sel)
     }
 }
 
+/* A field line (CRLF stripped) with a control character other than HTAB (RFC 9110 5.5). */
+static int upstream_bad_field(const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return 1;
+    }
+    return 0;
+}
+
+/* A Content-Length whose value differs from one already in this head. */
+static int upstream_conflicting_length(const struct upstream_xfer *x, const char *name, size_t nl,
+                                       const char *v, size_t vl)
+{
+    long i;
+    size_t ol;
+    const char *ov;
+
+    if (nl != 14 || strncasecmp(name, "content-length", 14) != 0)
+        return 0;
+    if ((i = http_fields_find(&x->rsp.headers, "content-length", 0)) < 0)
+        return 0;
+    ov = http_field_value(&x->rsp.headers, (size_t)i, &ol);
+    return ol != vl || memcmp(ov, v, vl) != 0;
+}
+
 static size_t upstream_headercb(char *buf, size_t size, size_t n, void *arg)
 {
     struct upstream_xfer *x = arg;
@@ -267,7 +298,7 @@ static size_t upstream_headercb(char *buf, size_t size, size_t n, void *arg)
 
     x->head_bytes += len;
     if (x->head_bytes > UPSTREAM_MAX_HEADER_BYTES) {
-        snprintf(x->rsp.error, sizeof(x->rsp.error), "upstream response head larger than %d bytes",
+        snprintf(x->why, sizeof(x->why), "upstream response head larger than %d bytes",
                  UPSTREAM_MAX_HEADER_BYTES);
         return 0;
     }
@@ -285,6 +316,12 @@ static size_t upstream_headercb(char *buf, size_t size, size_t n, void *arg)
     }
     if (x->body_started)
         return size * n; /* trailers: not forwarded */
+    if (upstream_bad_field(buf, len)) {
+        /* curl passes a bare CR through: relayed, the agent's parser could take it for a
+         * line end and read a header the CRM never sent */
+        snprintf(x->why, sizeof(x->why), "upstream response header with a control character");
+        return 0;
+    }
     if (buf[0] == ' ' || buf[0] == '\t') {
         /* obs-fold continuation: join with a single space */
         if (x->rsp.headers.n == 0 || http_fields_append_value(&x->rsp.headers, " ", 1) < 0 ||
@@ -301,6 +338,12 @@ static size_t upstream_headercb(char *buf, size_t size, size_t n, void *arg)
         vs++;
     while (len > vs && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
         len--;
+    if (upstream_conflicting_length(x, buf, nl, buf + vs, len - vs)) {
+        /* RFC 9112 6.3: unrecoverable. curl takes the last one; a load balancer in front of
+         * the CRM may have framed by the first, and the rest would answer the next request */
+        snprintf(x->why, sizeof(x->why), "upstream response with conflicting Content-Length");
+        return 0;
+    }
     if (http_fields_add(&x->rsp.headers, buf, nl, buf + vs, len - vs) < 0)
         return 0;
     return size * n;
@@ -313,7 +356,7 @@ static size_t upstream_writecb(char *buf, size_t size, size_t n, void *arg)
 
     if (evbuffer_get_length(x->rsp.body) + len > x->max_response) {
         x->rsp.too_large = 1;
-        snprintf(x->rsp.error, sizeof(x->rsp.error),
+        snprintf(x->why, sizeof(x->why),
                  "upstream response body larger than %zu bytes (limits.response_bytes)",
                  x->max_response);
         return 0;
@@ -419,6 +462,13 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (r->once) {
+        /* Sent once: on a new connection, as curl resends a request that died unanswered on
+         * a reused one; closed after it, or every write would add an idle connection to the
+         * CRM (up to UPSTREAM_MAX_CONNECTS per worker). */
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (r->ca_bundle != NULL)
         curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_bundle);
 

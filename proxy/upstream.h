@@ -32,6 +32,9 @@ struct upstream_request {
     unsigned timeout_ms;
     size_t max_response;   /* body bytes beyond this fail the transfer */
     const char *ca_bundle; /* NULL: system store */
+    int once; /* never sent twice: on a fresh connection, closed after it, so curl cannot
+                 resend it (a request that dies unanswered on a reused connection is retried
+                 on a new one) */
 };
 
 struct upstream_response {

@@ -583,6 +583,31 @@ test('custody backoff (hubspot): a token endpoint\'s error code that echoes a se
   }
 });
 
+test('custody backoff (hubspot): a refresh whose connection is reset before an answer is sent once, not again on a new connection (a refresh token may be single-use), and fails as an outage', { skip: GATE }, async () => {
+  /* one worker, so the refresh finds the connection the read before it left idle */
+  const s = await startCustody({ rules: RULES, workers: 1, vault: { refresh_backoff_min_ms: BACKOFF_MS } });
+  try {
+    const { fake, gate } = s;
+    const c = await CRMS.hubspot.setup(s, CRMS.hubspot.secret, 3600);
+    assert.equal((await c.read()).status, 200, 'a token valid for an hour: no refresh yet');
+    /* the same tokens, now due: the next call refreshes, on the pooled connection */
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'hubspot', '--type', 'oauth', '--client-id', 'cid-hs-bo'],
+      { access_token: c.secrets[0], refresh_token: c.secrets[1], client_secret: CRMS.hubspot.secret, expires_in: 60 });
+    await fake.fault({ action: 'reset', match: { path: CRMS.hubspot.tokenPath }, count: 1 });
+    await fake.clearRequests();
+    const r = await c.read();
+    assert.equal(r.status, 502, JSON.stringify(r.body));
+    assert.equal(r.headers['x-crmgate-error'], 'integration_refresh_failed');
+    assert.match(r.body.message, /Connection reset by peer; crmgate tries again in \d+ s/);
+    assert.equal((await tokenCalls(fake, CRMS.hubspot.tokenPath)).length, 1, 'the refresh was sent once');
+    const integ = integrationOf(gate, 'hubspot');
+    assert.equal(integ.refresh.state, 'backoff', JSON.stringify(integ));
+    assert.equal(integ.needs_attention, false, 'a reset is an outage, not a refusal');
+  } finally {
+    await s.stop();
+  }
+});
+
 test('custody backoff (hubspot): an integration removed while its refresh hangs is not used by the calls that waited for it, though its token would still be valid', { skip: GATE }, async () => {
   /* the token request times out after 3 s: a failure for now, after which a token valid for
    * minutes would serve (main's grace), but the admin removed the integration meanwhile */

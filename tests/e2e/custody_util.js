@@ -50,7 +50,7 @@ function metrics(gate) {
 /*
  * A fake CRM and a crmgate with a fresh vault key, both CRMs pointed at the fake.
  * opts: {rules: {file: workspace}, callers, margin (vault.refresh_margin_s, default 300),
- * vault: more vault keys, config: more top-level keys, forward}.
+ * vault: more vault keys, config: more top-level keys, forward, workers (default 2)}.
  */
 async function startCustody(opts = {}) {
   const fake = await harness.startFake();
@@ -68,7 +68,7 @@ async function startCustody(opts = {}) {
     log_level: 'debug',
     ...(opts.config || {}),
   };
-  const gate = await harness.startCrmgate({ config, stateDir, upstreams: { hubspot: fake.url, salesforce: fake.url }, forward: opts.forward });
+  const gate = await harness.startCrmgate({ config, stateDir, upstreams: { hubspot: fake.url, salesforce: fake.url }, forward: opts.forward, workers: opts.workers });
   return { fake, gate, keyFile, stop: async () => { await gate.stop(); await fake.stop(); } };
 }
 
