@@ -499,6 +499,7 @@ static void exchange_fail(struct exchange *ex, const struct exchange_failure *rs
             code = "upstream_tls";
             break;
         case CURLE_GOT_NOTHING:
+        case CURLE_SEND_FAIL_REWIND: /* died unanswered, not sent twice (upstream_readcb) */
         case CURLE_RECV_ERROR:
         case CURLE_SEND_ERROR:
         case CURLE_PARTIAL_FILE:

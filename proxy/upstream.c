@@ -50,6 +50,8 @@ struct upstream_xfer {
     struct upstream_response rsp;
     char why[CURL_ERROR_SIZE]; /* our own reason for failing it: curl's error buffer would
                                   say only "Failed writing header" or "... output" */
+    const char *body;          /* a once request's body, fed by upstream_readcb */
+    size_t body_len, body_off;
 };
 
 static void upstream_drive(struct upstream *u, curl_socket_t fd, int sel);
@@ -218,6 +220,10 @@ static void upstream_finish(struct upstream_xfer *x, CURLcode result)
 
     rsp->result = result;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &rsp->status);
+    if (result == CURLE_SEND_FAIL_REWIND)
+        snprintf(x->why, sizeof(x->why),
+                 "the connection closed before an answer came, and crmgate does not send the "
+                 "request again (the other side may have acted on it)");
     if (result != CURLE_OK && x->why[0] != '\0')
         snprintf(rsp->error, sizeof(rsp->error), "%s", x->why);
     if (result != CURLE_OK && rsp->error[0] == '\0')
@@ -289,6 +295,24 @@ static int upstream_conflicting_length(const struct upstream_xfer *x, const char
         return 0;
     ov = http_field_value(&x->rsp.headers, (size_t)i, &ol);
     return ol != vl || memcmp(ov, v, vl) != 0;
+}
+
+/*
+ * A once request's body, handed to curl piece by piece. There is no seek
+ * callback: when a request dies unanswered on a reused connection after its
+ * body went out, curl's resend needs a rewind, cannot have one, and fails
+ * with CURLE_SEND_FAIL_REWIND instead of sending the write again. A request
+ * that died before its body went out needs no rewind and is resent: the CRM
+ * cannot have acted on it.
+ */
+static size_t upstream_readcb(char *buf, size_t size, size_t n, void *arg)
+{
+    struct upstream_xfer *x = arg;
+    size_t left = x->body_len - x->body_off, take = size * n < left ? size * n : left;
+
+    memcpy(buf, x->body + x->body_off, take);
+    x->body_off += take;
+    return take;
 }
 
 static size_t upstream_headercb(char *buf, size_t size, size_t n, void *arg)
@@ -462,10 +486,12 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (r->once) {
-        /* Sent once: on a new connection, as curl resends a request that died unanswered on
-         * a reused one; closed after it, or every write would add an idle connection to the
-         * CRM (up to UPSTREAM_MAX_CONNECTS per worker). */
+    if (r->once && !r->has_body) {
+        /* Sent once, with no body to withhold (a DELETE): on a new connection, as curl
+         * resends a request that died unanswered on a reused one; closed after it, or every
+         * such write would add an idle connection to the CRM (up to UPSTREAM_MAX_CONNECTS
+         * per worker). A once request with a body keeps pooled connections: see
+         * upstream_readcb. */
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     }
@@ -477,7 +503,14 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
     } else if (r->has_body) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body_len > 0 ? r->body : "");
+        if (r->once) {
+            x->body = r->body_len > 0 ? r->body : "";
+            x->body_len = r->body_len;
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, upstream_readcb);
+            curl_easy_setopt(e, CURLOPT_READDATA, x);
+        } else {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body_len > 0 ? r->body : "");
+        }
         if (strcmp(r->method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     } else {

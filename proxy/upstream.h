@@ -32,9 +32,10 @@ struct upstream_request {
     unsigned timeout_ms;
     size_t max_response;   /* body bytes beyond this fail the transfer */
     const char *ca_bundle; /* NULL: system store */
-    int once; /* never sent twice: on a fresh connection, closed after it, so curl cannot
-                 resend it (a request that dies unanswered on a reused connection is retried
-                 on a new one) */
+    int once; /* never sent twice. curl resends a request that dies unanswered on a reused
+                 connection: a body is fed so that it cannot be sent again (the resend fails,
+                 CURLE_SEND_FAIL_REWIND); one without a body goes on a fresh connection, closed
+                 after it */
 };
 
 struct upstream_response {
