@@ -327,6 +327,15 @@ static size_t upstream_headercb(char *buf, size_t size, size_t n, void *arg)
         return 0;
     }
     if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+        const char *sp = memchr(buf, ' ', len);
+        /* crmgate never asks to switch protocols (Upgrade is refused at the edge): curl would
+         * take a 101 for an interim head and wait for a final one until the timeout */
+        if (sp != NULL && (size_t)(buf + len - sp) > 4 && strncmp(sp + 1, "101", 3) == 0 &&
+            (sp[4] == ' ' || sp[4] == '\r' || sp[4] == '\n')) {
+            snprintf(x->why, sizeof(x->why),
+                     "the upstream answered 101 Switching Protocols, which crmgate never asks for");
+            return 0;
+        }
         /* A new status line: 1xx heads before the final one are forgotten. */
         http_fields_reset(&x->rsp.headers);
         x->body_started = 0;

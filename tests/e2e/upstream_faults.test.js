@@ -395,6 +395,8 @@ test('malformed answers: status line, HTTP/0.9, status 600, control characters i
     'an invalid status line': [(s) => s.write('HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n'), 'upstream_bad_response'],
     'HTTP/0.9 (no head)': [(s) => { s.write(BODY); s.end(); }, 'upstream_bad_response'],
     'status 099': [(s) => s.write('HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n'), 'upstream_bad_response'],
+    /* crmgate never asks to switch protocols: refused at once, not waited on until the 504 */
+    '101 Switching Protocols': [(s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'), 'upstream_bad_response'],
     /* an answer with a status: the write's record carries it */
     'status 600': [(s) => s.write(`HTTP/1.1 600 Odd\r\nContent-Type: application/json\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`), 'upstream_error', 600],
     'a NUL in a header': [(s) => s.write(HDR({ 'X-Evil': 'a\0b', 'Content-Length': BODY.length }) + BODY), 'upstream_bad_response'],
