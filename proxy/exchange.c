@@ -143,6 +143,17 @@ static long long exchange_wall_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Release an array of n json references (NULL entries allowed) and clear *a. */
+static void exchange_json_array_free(json_t ***a, size_t n)
+{
+    if (*a == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        json_decref((*a)[i]);
+    free(*a);
+    *a = NULL;
+}
+
 static void exchange_free(struct exchange *ex)
 {
     if (ex->detached) {
@@ -186,32 +197,17 @@ static void exchange_free(struct exchange *ex)
     if (ex->out_body != NULL)
         evbuffer_free(ex->out_body);
     ex->out_body = NULL;
-    if (ex->before != NULL) {
-        for (size_t i = 0; i < ex->ef.ops.n; i++)
-            json_decref(ex->before[i]);
-        free(ex->before);
-        ex->before = NULL;
-    }
+    exchange_json_array_free(&ex->before, ex->ef.ops.n);
     free(ex->unknown);
     ex->unknown = NULL;
     free(ex->was_created);
     ex->was_created = NULL;
     free(ex->was_deleted);
     ex->was_deleted = NULL;
-    if (ex->prev != NULL) {
-        for (size_t i = 0; i < ex->ef.ops.n; i++)
-            json_decref(ex->prev[i]);
-        free(ex->prev);
-        ex->prev = NULL;
-    }
+    exchange_json_array_free(&ex->prev, ex->ef.ops.n);
     store_seen_free(ex->seen, ex->ef.ops.n);
     ex->seen = NULL;
-    if (ex->overlay != NULL) {
-        for (size_t i = 0; i < ex->ef.ops.n; i++)
-            json_decref(ex->overlay[i]);
-        free(ex->overlay);
-        ex->overlay = NULL;
-    }
+    exchange_json_array_free(&ex->overlay, ex->ef.ops.n);
     json_decref(ex->records);
     ex->records = NULL;
     enforce_free(&ex->ef);

@@ -840,6 +840,21 @@ static void store_count_latency(struct store *s, const struct store_item *it, ui
 }
 
 /*
+ * Free a list of p's items that will never be handed back (p->lock held);
+ * 1 when p has nothing pending any more and, being dead, is to be released.
+ */
+static int store_port_drop(struct store_port *p, struct store_item *list)
+{
+    while (list != NULL) {
+        struct store_item *it = list;
+        list = it->next;
+        p->pending--;
+        store_item_free(it);
+    }
+    return p->dead && p->pending == 0;
+}
+
+/*
  * Hand a chain of items, all of port p, back to p's loop with one wake-up
  * (or drop them when the port is gone). The items are still pending, so p
  * lives at least until this returns.
@@ -847,18 +862,12 @@ static void store_count_latency(struct store *s, const struct store_item *it, ui
 static void store_deliver_chain(struct store_port *p, struct store_item *head,
                                 struct store_item *tail)
 {
-    int release = 0;
+    int release;
 
     tail->next = NULL;
     pthread_mutex_lock(&p->lock);
     if (p->dead) {
-        while (head != NULL) {
-            struct store_item *it = head;
-            head = it->next;
-            p->pending--;
-            store_item_free(it);
-        }
-        release = p->pending == 0;
+        release = store_port_drop(p, head);
         pthread_mutex_unlock(&p->lock);
         if (release)
             store_port_release(p);
@@ -1396,13 +1405,7 @@ void store_port_free(struct store_port *p)
     p->dead = 1;
     list = p->done_head;
     p->done_head = p->done_tail = NULL;
-    while (list != NULL) {
-        struct store_item *it = list;
-        list = it->next;
-        p->pending--;
-        store_item_free(it);
-    }
-    release = p->pending == 0;
+    release = store_port_drop(p, list);
     pthread_mutex_unlock(&p->lock);
     if (release)
         store_port_release(p);
