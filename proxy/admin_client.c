@@ -63,7 +63,11 @@ static int admin_target_config(struct admin_target *t, const char *file, char *e
     int rc;
 
     if (root == NULL) {
-        snprintf(err, errlen, "%s: %s (line %d)", file, jerr.text, jerr.line);
+        /* jansson's text names the file already when it cannot be opened (line -1) */
+        if (jerr.line < 0)
+            snprintf(err, errlen, "%s", jerr.text);
+        else
+            snprintf(err, errlen, "%s: %s (line %d)", file, jerr.text, jerr.line);
         return -1;
     }
     sock = json_string_value(json_object_get(json_object_get(root, "admin"), "socket"));
@@ -274,4 +278,9 @@ void admin_client_error(const json_t *answer, char *out, size_t outlen)
     out[0] = '\0';
     if (code != NULL || msg != NULL)
         snprintf(out, outlen, "%s: %s", code != NULL ? code : "error", msg != NULL ? msg : "");
+}
+
+int admin_client_exit_status(long status)
+{
+    return status >= 400 && status <= 499 && status != 409 ? 2 : 1;
 }

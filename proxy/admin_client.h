@@ -78,4 +78,12 @@ int admin_client_query_add(char *buf, size_t buflen, const char *name, const cha
 /* "code: message" of an {"error": {...}} answer into out; "" when it has none. */
 void admin_client_error(const json_t *answer, char *out, size_t outlen);
 
+/*
+ * The CLI's exit status for a daemon's non-2xx answer, the same for every
+ * admin command: 2 when the daemon found the request wrong (a 4xx: bad
+ * input, unknown workspace or key, no or a wrong admin token), 1 when it
+ * could not carry it out (a 409 conflict with the state, a 5xx).
+ */
+int admin_client_exit_status(long status);
+
 #endif

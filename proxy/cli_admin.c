@@ -191,7 +191,9 @@ static int cli_admin_parse(int argc, char **argv, struct cli_admin_args *a, void
 
 /*
  * Call the daemon; 0 with a 2xx answer in *out, else the exit status after
- * saying why on stderr: 2 when it found the request bad (400), else 1.
+ * saying why on stderr: 2 when the target is wrong (a bad config, no admin
+ * token) or the daemon found the request wrong, 1 when the daemon cannot be
+ * reached or could not carry it out (admin_client_exit_status).
  */
 static int cli_admin_call(const char *cmd, const struct cli_admin_args *a, const char *method,
                           const char *path, const json_t *body, json_t **out)
@@ -202,8 +204,11 @@ static int cli_admin_call(const char *cmd, const struct cli_admin_args *a, const
 
     *out = NULL;
     if (admin_target_init(&t, a->target.url, a->target.socket, a->target.config,
-                          a->target.state_dir, err, sizeof(err)) < 0 ||
-        admin_client_call(&t, method, path, body, &status, out, err, sizeof(err)) < 0) {
+                          a->target.state_dir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "crmgate %s: %s\n", cmd, err);
+        return 2;
+    }
+    if (admin_client_call(&t, method, path, body, &status, out, err, sizeof(err)) < 0) {
         fprintf(stderr, "crmgate %s: %s\n", cmd, err);
         return 1;
     }
@@ -213,7 +218,7 @@ static int cli_admin_call(const char *cmd, const struct cli_admin_args *a, const
     fprintf(stderr, "crmgate %s: crmgate answered %ld%s%s\n", cmd, status, why[0] ? ": " : "", why);
     json_decref(*out);
     *out = NULL;
-    return status == 400 ? 2 : 1;
+    return admin_client_exit_status(status);
 }
 
 static void cli_admin_print_json(const json_t *j)

@@ -204,7 +204,7 @@ static int cli_custody_call(const struct cli_custody_args *a, const char *method
         admin_client_error(ans, msg, sizeof(msg));
         fprintf(stderr, "crmgate: %s (HTTP %ld)\n", msg[0] != '\0' ? msg : "refused", status);
         json_decref(ans);
-        return status >= 400 && status < 500 && status != 409 ? 2 : 1;
+        return admin_client_exit_status(status);
     }
     *out = ans;
     return 0;
