@@ -268,23 +268,27 @@ void tls_reverse_clear(struct tls_reverse *r)
     r->n = 0;
 }
 
+/* The configured name sni asks for (case and a final dot ignored), else the first one. */
+static const char *tls_reverse_name(const struct tls_reverse *r, const char *sni)
+{
+    size_t len;
+
+    if (sni == NULL || sni[0] == '\0')
+        return r->names[0];
+    len = strlen(sni);
+    if (sni[len - 1] == '.')
+        len--;
+    for (size_t i = 0; i < r->n; i++)
+        if (strlen(r->names[i]) == len && strncasecmp(r->names[i], sni, len) == 0)
+            return r->names[i];
+    return r->names[0];
+}
+
 int tls_reverse_leaf(struct tls_reverse *r, const char *sni, time_t now, X509 **leaf,
                      EVP_PKEY **key, char *err, size_t errlen)
 {
-    const char *name = r->names[0];
-
-    if (sni != NULL && sni[0] != '\0') {
-        size_t len = strlen(sni);
-        if (len > 0 && sni[len - 1] == '.')
-            len--;
-        for (size_t i = 0; i < r->n; i++) {
-            if (strlen(r->names[i]) == len && strncasecmp(r->names[i], sni, len) == 0) {
-                name = r->names[i];
-                break;
-            }
-        }
-    }
-    return certs_cache_get_or_mint(r->cache, r->ca, name, now, leaf, key, err, errlen);
+    return certs_cache_get_or_mint(r->cache, r->ca, tls_reverse_name(r, sni), now, leaf, key, err,
+                                   errlen);
 }
 
 /*
@@ -302,6 +306,12 @@ static int tls_reverse_hellocb(SSL *ssl, int *al, void *arg)
 
     if (certs_sni_from_hello(ssl, sni, sizeof(sni)) != 0)
         sni[0] = '\0';
+    /* with several names, a session made for one is not resumed for another */
+    if (tls_bind_sessions(ssl, tls_reverse_name(r, sni)) < 0) {
+        ERR_clear_error();
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
     if (tls_reverse_leaf(r, sni, time(NULL), &leaf, &key, err, sizeof(err)) != 0) {
         log_error("https: cannot mint the reverse listener's certificate: %s", err);
         *al = SSL_AD_INTERNAL_ERROR;

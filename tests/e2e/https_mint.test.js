@@ -333,6 +333,44 @@ test('a SIGHUP between accept and the ClientHello: the connection still gets a m
   assert.equal(stack.gate.proc.exitCode, null, 'crmgate is still running');
 });
 
+/*
+ * With several minted names, a TLS session belongs to the name it was made for (RFC 6066 §3, as
+ * in forward mode): resumed for that name, a full handshake with the other name's leaf for
+ * another. TLS 1.2 (session ids) and 1.3 (tickets).
+ */
+for (const version of ['TLSv1.2', 'TLSv1.3']) {
+  test(`${version}: with two minted names a session is resumed for its own name only`, { skip: SKIP }, async () => {
+    const OTHER = 'api.hubapi.com'; /* a CRM domain: inside the CA's constraints */
+    const g = await harness.startCrmgate({ config: { tls: { mint_names: [NAME, OTHER], ca_dir: caDir } },
+      rules: { 'mintws.json': WORKSPACE }, callers: CALLERS, workers: 1 });
+    const open = async (servername, session) => {
+      let got = null;
+      const s = tls.connect({ host: '127.0.0.1', port: g.port, servername, ca: fs.readFileSync(caPem), session,
+        minVersion: version, maxVersion: version });
+      s.on('session', (x) => { got = x; });
+      await new Promise((resolve, reject) => { s.once('secureConnect', resolve); s.once('error', reject); });
+      const out = { authorized: s.authorized, reused: s.isSessionReused(), san: s.getPeerCertificate().subjectaltname };
+      s.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      await new Promise((resolve) => { s.on('data', () => {}); s.once('end', resolve); s.once('close', resolve); });
+      for (let i = 0; i < 50 && got === null; i++) await new Promise((r) => setTimeout(r, 10));
+      s.destroy();
+      return { ...out, session: got };
+    };
+    try {
+      const first = await open(NAME);
+      assert.ok(first.session, 'crmgate issued a session');
+      const same = await open(NAME, first.session);
+      assert.equal(same.reused, true, 'resumed for the name it was made for');
+      const other = await open(OTHER, first.session);
+      assert.equal(other.reused, false, `a session made for ${NAME} must not be resumed for ${OTHER}`);
+      assert.equal(other.san, `DNS:${OTHER}`);
+      assert.equal(other.authorized, true);
+    } finally {
+      await g.stop();
+    }
+  });
+}
+
 test('crmgate with a minted certificate exits 0 on SIGTERM', { skip: SKIP }, async () => {
   assert.equal(await stack.stop(), 0);
   stack.stopped = true;
