@@ -708,21 +708,30 @@ static void exchange_storecb(enum store_status st, uint64_t first, size_t n, voi
 
 /* ----- answering ----- */
 
-/* Prepare the relayed answer in ex->out*: filter the body, copy the end-to-end headers. 0 / -1. */
-static int exchange_prepare_answer(struct exchange *ex, struct upstream_response *rsp, char *why,
-                                   size_t whylen)
+/* Filter an answer of the CRM's (body, in place) for the agent: enforce_response. 0 / -1 (why). */
+static int exchange_filter_answer(struct exchange *ex, long status,
+                                  const struct http_fields *headers, struct evbuffer *body,
+                                  char *why, size_t whylen)
 {
     char ctype[256];
-    long ci = http_fields_find(&rsp->headers, "content-type", 0);
+    long ci = http_fields_find(headers, "content-type", 0);
     size_t cl = 0;
-    const char *cv = ci >= 0 ? http_field_value(&rsp->headers, (size_t)ci, &cl) : NULL;
-    long i;
+    const char *cv = ci >= 0 ? http_field_value(headers, (size_t)ci, &cl) : NULL;
 
     if (cv != NULL) {
         snprintf(ctype, sizeof(ctype), "%.*s", (int)cl, cv);
         cv = ctype;
     }
-    if (enforce_response(&ex->ef, rsp->status, cv, rsp->body, why, whylen) < 0)
+    return enforce_response(&ex->ef, status, cv, body, why, whylen);
+}
+
+/* Prepare the relayed answer in ex->out*: filter the body, copy the end-to-end headers. 0 / -1. */
+static int exchange_prepare_answer(struct exchange *ex, struct upstream_response *rsp, char *why,
+                                   size_t whylen)
+{
+    long i;
+
+    if (exchange_filter_answer(ex, rsp->status, &rsp->headers, rsp->body, why, whylen) < 0)
         return -1;
     for (size_t k = 0; k < rsp->headers.n; k++) {
         size_t nl, vl;
@@ -1013,7 +1022,14 @@ static void exchange_beforecb(struct before_result *res, void *arg)
     if (!res->ok && res->body != NULL) {
         /* The CRM refused the read itself (a bad field, an expired token, a rate limit): the
          * agent gets that answer as the CRM gave it, so SDKs refresh, back off or report as
-         * usual. Nothing was written. */
+         * usual, filtered like any answer. Nothing was written. */
+        char why[512];
+        if (exchange_filter_answer(ex, res->status, &res->headers, res->body, why, sizeof(why)) <
+            0) {
+            (void)exchange_final_error(ex, "upstream_error", res->status, 502,
+                                       "uninspectable_answer", why);
+            return;
+        }
         ex->out_status = (int)res->status;
         ex->out_body = res->body;
         res->body = NULL; /* ours now */

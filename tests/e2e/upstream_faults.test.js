@@ -627,6 +627,42 @@ test('a before-state read the CRM refuses (429, 401) answers the agent with the 
   assert.deepEqual(r.body, ERRORS[0][1]);
 });
 
+/* A refused before-read reaches the agent as the CRM's answer: through the same response filter
+ * as any answer (records in an error body lose what the rules hide), enforce and dry-run. */
+test('a before-state read the CRM refuses with records in its JSON body: the agent gets it filtered', { skip: GATE }, async () => {
+  const SF_LEAD = harness.sfId('00Q', 'Falt', 1);
+  const dup = [{
+    message: 'Use one of these records?', errorCode: 'DUPLICATES_DETECTED', fields: [],
+    duplicateResult: { matchResults: [{ matchRecords: [{ record: { attributes: { type: 'Lead' }, Id: SF_LEAD, LastName: 'Lovelace', Email: 'secret@example.com', Phone: '555' } }] }] },
+  }];
+  const company = { id: '5', properties: { name: 'Acme', secret_field: 'hidden' } };
+  for (const dry of [false, true]) {
+    up.faults = { read: (s) => send(s, 403, dup) };
+    let r;
+    try {
+      r = await harness.requestJson(`${gate.url}/salesforce/services/data/v${VERSION}/sobjects/Lead/${SF_LEAD}`, { method: 'PATCH', body: { LastName: 'Bo' }, headers: { ...sfAuth, ...dryHdr(dry) } });
+    } finally { up.faults = {}; }
+    assert.equal(r.status, 403, JSON.stringify(r.body));
+    assert.doesNotMatch(JSON.stringify(r.body), /secret@example\.com|555/, `dry ${dry}`);
+    assert.deepEqual(r.body[0].duplicateResult.matchResults[0].matchRecords[0].record, { attributes: { type: 'Lead' }, Id: SF_LEAD, LastName: 'Lovelace' });
+
+    up.faults = { read: (s) => send(s, 409, company) };
+    try {
+      r = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/companies/5`, { method: 'PATCH', body: { properties: { name: 'Bo' } }, headers: { ...hsAuth, ...dryHdr(dry) } });
+    } finally { up.faults = {}; }
+    assert.equal(r.status, 409, JSON.stringify(r.body));
+    assert.deepEqual(r.body.properties, { name: 'Acme' }, `dry ${dry}`);
+  }
+  /* an error body crmgate cannot parse as JSON though it says JSON: 502, nothing relayed */
+  up.faults = { read: (s) => s.write(head(409, { 'Content-Type': 'application/json', 'Content-Length': 9 }) + '{"x": [1,') };
+  let r;
+  try {
+    r = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/companies/5`, { method: 'PATCH', body: { properties: { name: 'Bo' } }, headers: hsAuth });
+  } finally { up.faults = {}; }
+  expectError(r, 'hubspot', 502, 'uninspectable_answer');
+  await stillServes();
+});
+
 test('a before-state answer that is not the record (wrong JSON type, no Id, no list) is never taken for a missing record', { skip: GATE }, async () => {
   const json = (body) => (s) => send(s, 200, body);
   const cases = [
