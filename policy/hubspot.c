@@ -777,7 +777,12 @@ static struct crm_op *hs_assoc_op(struct hs_ctx *c, enum crm_verb verb, const ch
  * NULL (create body: the target is given only by the type ids), then the
  * resolved target is written to resolved. USER_DEFINED and
  * INTEGRATOR_DEFINED labels are portal-specific and cannot be resolved, so
- * they only pass when the pair is known from elsewhere.
+ * they only pass when the path names the pair. In a create body they are
+ * denied even beside HUBSPOT_DEFINED ids: which type id HubSpot takes the
+ * target object from is not documented (the fake takes the first), so a
+ * label of another pair (deals -> tickets) first and a HUBSPOT_DEFINED id
+ * of a listed pair (deals -> companies) after it would link a record of a
+ * type the rules were never asked about.
  */
 static int hs_assoc_specs(struct hs_ctx *c, json_t *specs, const char *from, const char *to,
                           const char **resolved)
@@ -806,6 +811,13 @@ static int hs_assoc_specs(struct hs_ctx *c, json_t *specs, const char *from, con
             if (strcmp(json_string_value(cat), "USER_DEFINED") != 0 &&
                 strcmp(json_string_value(cat), "INTEGRATOR_DEFINED") != 0)
                 return hs_deny(c, "unknown associationCategory \"%.32s\"", json_string_value(cat));
+            if (to == NULL)
+                return hs_deny(c,
+                               "association labels (%.20s) name a portal-specific pair of "
+                               "object types crmgate cannot check in a create body: create "
+                               "the record, then label the association with the v4 "
+                               "associations API, whose path names both objects",
+                               json_string_value(cat));
             continue;
         }
         t = hs_assoc_type_find(json_integer_value(tid));
