@@ -357,7 +357,9 @@ static int hs_parse_path(struct hs_ctx *c, const char *path)
             e++;
         p = e;
         for (const char *k = s; k < e; k++) {
-            if (*k == '?' || *k == '#' || *k == '\\' || *k == ' ')
+            /* ';' opens path parameters to Java servlet containers ("..;" is ".." to
+             * Tomcat): the upstream could route a path other than the one classified */
+            if (*k == '?' || *k == '#' || *k == '\\' || *k == ' ' || *k == ';')
                 return hs_deny(c, "character '%c' in the path is not accepted", *k);
         }
         if (c->nseg == HUBSPOT_MAX_SEGS)
@@ -392,6 +394,10 @@ static int hs_parse_query(struct hs_ctx *c, const char *q)
     qlen = strlen(q);
     if (qlen > HUBSPOT_MAX_QUERY)
         return hs_deny(c, "query string longer than %d bytes", HUBSPOT_MAX_QUERY);
+    /* A parameter separator to some servers: "limit=1;idProperty=phone" would hide a
+     * parameter from the classifier (as the Salesforce classifier, which denies it too). */
+    if (memchr(q, ';', qlen) != NULL)
+        return hs_deny(c, "';' in the query string is not accepted");
     p = q;
     end = q + qlen;
     while (p < end) {

@@ -1836,7 +1836,7 @@ static int sf_subrequest(struct sf_ctx *c, json_t *sub, size_t i, enum sf_sub_ki
             if (strcasecmp(key, "X-HTTP-Method-Override") == 0 && json_is_string(v))
                 override = json_string_value(v);
             else if (strcasecmp(key, "Content-Encoding") == 0 ||
-                     strcasecmp(key, "Content-Type") == 0 ||
+                     strcasecmp(key, "Content-Type") == 0 || strcasecmp(key, "Accept") == 0 ||
                      strcasecmp(key, "X-HTTP-Method-Override") == 0)
                 return sf_reject(c, "subrequest %zu: header %s not classified", i, key);
         }
