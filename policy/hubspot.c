@@ -1540,6 +1540,22 @@ static int hs_oauth(struct hs_ctx *c)
 /* ---------------- legacy v1/v2 ---------------- */
 
 /*
+ * A legacy record id (companyId, dealId, vid) in a path: numeric, as HubSpot
+ * issues them. Anything else names another legacy resource at the same depth:
+ * GET /deals/v1/deal/paged and /companies/v2/companies/paged list every
+ * record as {"deals"|"companies": [...]}, a shape the response filter does
+ * not know, so a "record" called paged would leak every property.
+ */
+static int hs_legacy_id(struct hs_ctx *c, const char *s, size_t len)
+{
+    int rc = hs_id_ok(c, s, len);
+
+    if (rc == HS_OK && !hs_is_digits(s, len))
+        return hs_deny(c, "legacy record id \"%.32s\" is not numeric", s);
+    return rc;
+}
+
+/*
  * Legacy property lists: [{"property"|"name": n, "value": v}]. key is
  * "property" (contacts v1) or "name" (companies v2, deals v1). A property
  * given twice is denied: which value wins is HubSpot's secret.
@@ -1628,6 +1644,8 @@ static int hs_legacy_contacts(struct hs_ctx *c)
             if (op == NULL)
                 return HS_NOMEM;
             rc = hs_set_json_id(c, &op->record_id, vid ? vid : em, vid ? "vid" : "email");
+            if (rc == HS_OK && vid != NULL)
+                rc = hs_legacy_id(c, op->record_id, strlen(op->record_id));
             if (rc != HS_OK)
                 return rc;
             if (em != NULL && hs_set(&op->id_property, "email", 5) != HS_OK)
@@ -1665,7 +1683,7 @@ static int hs_legacy_contacts(struct hs_ctx *c)
     }
     by_email = n >= 5 && hs_eq(s[3], l[3], "email");
     if (n >= 5 && (by_email || hs_eq(s[3], l[3], "vid"))) {
-        rc = hs_id_ok(c, s[4], l[4]);
+        rc = by_email ? hs_id_ok(c, s[4], l[4]) : hs_legacy_id(c, s[4], l[4]);
         if (rc != HS_OK)
             return rc;
         if (n == 6 && hs_eq(s[5], l[5], "profile") && c->method == HS_GET)
@@ -1712,7 +1730,7 @@ static int hs_legacy_record(struct hs_ctx *c, const char *version, const char *c
             return hs_deny(c, "unknown legacy %s endpoint", object);
         op = hs_op(c, CRM_VERB_CREATE, object);
     } else {
-        rc = hs_id_ok(c, s[3], l[3]);
+        rc = hs_legacy_id(c, s[3], l[3]);
         if (rc != HS_OK)
             return rc;
         if (c->method == HS_GET)

@@ -228,3 +228,21 @@ test('bug: the agent cannot ask the CRM for an answer crmgate does not filter (A
   assert.notEqual(x.status, 200, x.text);
   assert.ok(!x.text.includes('555-0100'), `no unfiltered value: ${x.text}`);
 });
+
+test('bug: the legacy "get all" listings (deals/v1/deal/paged, companies/v2/companies/paged) are not records', { skip: GATE }, async () => {
+  /* They sat where a legacy record id goes, so crmgate took them for a read of a record called
+   * "paged" and relayed {"deals": [...]} (HubSpot's documented shape, which the fake does not
+   * serve: a fault plays it) without filtering: every property of every record. */
+  const prop = (value) => ({ value, timestamp: 1700000000000, source: 'API', sourceId: null, versions: [] });
+  const pages = [
+    ['/deals/v1/deal/paged?includeAssociations=true&properties=amount', { deals: [{ portalId: 1, dealId: 301, isDeleted: false, properties: { dealname: prop('Renewal'), amount: prop('1200') } }], hasMore: false, offset: 301 }],
+    ['/companies/v2/companies/paged?properties=phone', { companies: [{ portalId: 1, companyId: 201, isDeleted: false, properties: { name: prop('Acme'), phone: prop('555') } }], 'has-more': false, offset: 201 }],
+  ];
+  for (const [path, body] of pages) {
+    await stack.fake.fault({ match: { method: 'GET', path: `^${path.split('?')[0]}$` }, action: 'status', status: 200, body });
+    const r = await hs('GET', path);
+    await expectRefused('hubspot', r, path, { re: /legacy record id "paged" is not numeric/ });
+    assert.ok(!r.text.includes('1200') && !r.text.includes('555'), r.text);
+    await stack.fake.clearFaults();
+  }
+});
