@@ -20,7 +20,8 @@
  * hop-by-hop headers, Host (curl sets the upstream's), the client's
  * Accept-Encoding (crmgate asks for identity so it can always read the
  * answer), Accept (crmgate asks for JSON, the only answer it filters),
- * Expect, and crmgate's own X-Crmgate-* context headers.
+ * Range and If-Range (crmgate filters whole answers only), Expect, and
+ * crmgate's own X-Crmgate-* context headers.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,8 +379,11 @@ static const char *exchange_crm_title(enum crm crm)
 /* Request headers that never go upstream, beyond the hop-by-hop set. */
 static int exchange_drop_request_header(const char *name, size_t nlen)
 {
-    static const char *const drop[] = {
-        "host", "content-length", "accept-encoding", "accept", "expect", "x-forwarded-for", NULL};
+    /* range, if-range: a byte range of an answer is a fragment the filter cannot place (the
+     * "properties" object of a record, cut out, reads as a record-less object) */
+    static const char *const drop[] = {"host",   "content-length", "accept-encoding",
+                                       "accept", "expect",         "x-forwarded-for",
+                                       "range",  "if-range",       NULL};
 
     for (size_t i = 0; drop[i] != NULL; i++) {
         if (http_name_eq(name, nlen, drop[i]))

@@ -246,3 +246,25 @@ test('bug: the legacy "get all" listings (deals/v1/deal/paged, companies/v2/comp
     await stack.fake.clearFaults();
   }
 });
+
+test('bug: a byte range of an answer is never asked for, and a partial answer (206) is never relayed', { skip: GATE }, async () => {
+  /* Range went upstream as sent. Cut to its "properties" object, a record reads as an object
+   * with no record in it, which the filter passes whole: {"email": ..., "phone": ...}. */
+  await stack.fake.clearRequests();
+  const r = await hs('GET', '/crm/v3/objects/contacts/101?properties=email', { headers: { range: 'bytes=10-80', 'if-range': 'x' } });
+  assert.equal(r.status, 200, r.text);
+  const log = await stack.fake.requests();
+  assert.equal(log[0].headers.range, undefined, 'no Range upstream');
+  assert.equal(log[0].headers['if-range'], undefined, 'no If-Range upstream');
+  const parts = [
+    [hs, '/crm/v3/objects/contacts/101?properties=email', '^/crm/v3/objects/contacts/101$', { email: 'ada@acme.test', phone: '+1 555 0101' }],
+    [sf, `${DATA}/sobjects/Contact/${CON}?fields=LastName`, `^${DATA}/sobjects/Contact/`, { LastName: 'Seeded', Phone: '555-0101' }],
+  ];
+  for (const [call, path, re, body] of parts) {
+    await stack.fake.fault({ match: { method: 'GET', path: re }, action: 'status', status: 206, body, headers: { 'Content-Range': 'bytes 10-80/200' } });
+    const p = await call('GET', path);
+    assert.notEqual(p.status, 206, p.text);
+    assert.ok(!/555-?0101|555 0101/.test(p.text), `${path}: no unfiltered value: ${p.text}`);
+    await stack.fake.clearFaults();
+  }
+});
