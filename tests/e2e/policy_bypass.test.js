@@ -168,6 +168,143 @@ async function expectRefused(crm, r, what, { status = 403, re } = {}) {
   assert.deepEqual(log.map((x) => `${x.method} ${x.path}?${x.query}`), [], `${what}: a refused call must not reach the CRM`);
 }
 
+/* ======================= attempts already refused (pinned) ======================= */
+
+/*
+ * [name, method, path (after /hubspot or /salesforce), {body, headers}, message regexp]. Every
+ * row must be refused in the CRM's own shape with nothing sent upstream. Salesforce rows whose
+ * path starts with '?' are SOQL queries (the rest of the row is the query).
+ */
+const HS_REFUSED = [
+  ['read an unreadable property', 'GET', '/crm/v3/objects/contacts/101?properties=email,phone', {}, /phone/],
+  ['propertiesWithHistory of an unreadable property', 'GET', '/crm/v3/objects/contacts/101?properties=email&propertiesWithHistory=phone', {}, /phone/],
+  ['a query parameter in another case', 'GET', '/crm/v3/objects/contacts/101?Properties=phone', {}, /differs in case/],
+  ['idProperty twice', 'GET', '/crm/v3/objects/contacts/ada%40acme.test?idProperty=email&idProperty=phone', {}, /given twice/],
+  ['lookup by an unreadable idProperty (an oracle)', 'PATCH', '/crm/v3/objects/contacts/%2B1%20555%200101?idProperty=phone', { body: { properties: { lifecyclestage: 'customer' } } }, /phone/],
+  ['batch read by an unreadable idProperty', 'POST', '/crm/v3/objects/contacts/batch/read', { body: { inputs: [{ id: '+1 555 0101' }], idProperty: 'phone', properties: ['email'] } }, /phone/],
+  ['search filter on an unreadable property', 'POST', '/crm/v3/objects/contacts/search', { body: { filterGroups: [{ filters: [{ propertyName: 'phone', operator: 'HAS_PROPERTY' }] }], properties: ['email'] } }, /phone/],
+  ['search sort on an unreadable property', 'POST', '/crm/v3/objects/contacts/search', { body: { sorts: ['-phone'], properties: ['email'] } }, /phone/],
+  ['search filter on associations of an unlisted type', 'POST', '/crm/v3/objects/contacts/search', { body: { filterGroups: [{ filters: [{ propertyName: 'associations.ticket', operator: 'EQ', value: '401' }] }], properties: ['email'] } }, /associations\.tickets/],
+  ['free-text search', 'POST', '/crm/v3/objects/contacts/search', { body: { query: '555', properties: ['email'] } }, /\*query/],
+  ['search key the endpoint does not define', 'POST', '/crm/v3/objects/contacts/search', { body: { filterGroups: [{ filters: [{ property: 'phone', operator: 'HAS_PROPERTY' }] }] } }, /unexpected key/],
+  ['associations of an unlisted type on a read', 'GET', '/crm/v3/objects/contacts/101?associations=0-5', {}, /tickets/],
+  ['v4 association batch read to an unlisted type', 'POST', '/crm/v4/associations/contacts/tickets/batch/read', { body: { inputs: [{ id: '101' }] } }, /tickets/],
+  ['an unlisted object by its type id, singular', 'GET', '/crm/v3/objects/ticket/401', {}, /tickets/],
+  ['an unlisted object, date-based API', 'GET', '/crm/objects/2026-03/0-5/401', {}, /tickets/],
+  ['write an unwritable property', 'PATCH', '/crm/v3/objects/contacts/101', { body: { properties: { phone: '1' } } }, /phone/],
+  ['write through a \\u-escaped key', 'PATCH', '/crm/v3/objects/contacts/101', { body: '{"properties":{"\\u0070hone":"1"}}' }, /phone/],
+  ['a \\u-escaped "properties" key', 'PATCH', '/crm/v3/objects/contacts/101', { body: '{"\\u0070roperties":{"phone":"1"}}' }, /phone/],
+  ['duplicate keys', 'PATCH', '/crm/v3/objects/contacts/101', { body: '{"properties":{"lifecyclestage":"lead","lifecyclestage":"customer"}}' }, /repeats a key/],
+  ['duplicate keys, one escaped', 'PATCH', '/crm/v3/objects/contacts/101', { body: '{"properties":{"lifecyclestage":"lead","lifecycl\\u0065stage":"customer"}}' }, /repeats a key/],
+  ['a non-scalar value', 'PATCH', '/crm/v3/objects/contacts/101', { body: { properties: { lifecyclestage: { value: 'x' } } } }, /not a scalar/],
+  ['a body that is not application/json', 'PATCH', '/crm/v3/objects/contacts/101', { body: '{"properties":{"lifecyclestage":"lead"}}', headers: { 'content-type': 'text/plain' } }, /not application\/json/],
+  ['a body on GET', 'GET', '/crm/v3/objects/contacts/101', { body: { properties: { lifecyclestage: 'lead' } } }, /unexpected request body/],
+  ['a body on DELETE', 'DELETE', '/crm/v3/objects/deals/301', { body: {} }, /unexpected request body/],
+  ['X-HTTP-Method-Override', 'GET', '/crm/v3/objects/deals/301', { headers: { 'x-http-method-override': 'DELETE' } }, /X-HTTP-Method-Override/],
+  ['OPTIONS', 'OPTIONS', '/crm/v3/objects/contacts/101', {}, /OPTIONS/],
+  ['batch mixing an allowed and a forbidden record', 'POST', '/crm/v3/objects/contacts/batch/update', { body: { inputs: [{ id: '101', properties: { lifecyclestage: 'customer' } }, { id: '102', properties: { phone: '1' } }] } }, /phone/],
+  ['batch upsert writes its idProperty', 'POST', '/crm/v3/objects/contacts/batch/upsert', { body: { inputs: [{ id: 'new@acme.test', idProperty: 'email', properties: { lifecyclestage: 'lead' } }] } }, /email/],
+  ['create through the 0-3 spelling with an unwritable field', 'POST', '/crm/v3/objects/0-3', { body: { properties: { dealstage: 'x', amount: '5' } } }, /amount/],
+  ['create without the create action', 'POST', '/crm/v3/objects/contacts', { body: { properties: { lifecyclestage: 'lead' } } }, /create/],
+  ['merge without the action', 'POST', '/crm/v3/objects/contacts/merge', { body: { primaryObjectId: '101', objectIdToMerge: '102' } }, /merge/],
+  ['gdpr-delete without the action', 'POST', '/crm/v3/objects/contacts/gdpr-delete', { body: { objectId: 'ada@acme.test', idProperty: 'email' } }, /gdpr_delete/],
+  ['associate to an unlisted type', 'PUT', '/crm/v4/objects/deals/301/associations/default/tickets/401', {}, /tickets/],
+  ['a defined type id of another pair', 'PUT', '/crm/v4/objects/deals/301/associations/companies/201', { body: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 27 }] }, /does not start at deals|does not connect/],
+  ['legacy v1 profile read', 'GET', '/contacts/v1/contact/vid/101/profile', {}, /legacy v1 contact profiles/],
+  ['legacy v1 write of an unwritable property', 'POST', '/contacts/v1/contact/vid/101/profile', { body: { properties: [{ property: 'phone', value: '1' }] } }, /phone/],
+  ['legacy v1 entry with another key', 'POST', '/contacts/v1/contact/vid/101/profile', { body: { properties: [{ name: 'phone', value: '1' }] } }, /unexpected key/],
+  ['legacy batch by email writes the email', 'POST', '/contacts/v1/contact/batch', { body: [{ email: 'z@acme.test', properties: [{ property: 'lifecyclestage', value: 'lead' }] }] }, /email/],
+  ['the properties write API', 'POST', '/crm/v3/properties/contacts', { body: { name: 'x', label: 'x', type: 'string', fieldType: 'text', groupName: 'contactinformation' } }, /schema|not recognise/],
+  ['an encoded slash', 'GET', '/crm/v3/objects/contacts%2F101', {}, /encoded slash/],
+  ['a Tomcat dot-semicolon segment', 'GET', '/crm/v3/objects/contacts/..;/associations/tickets', {}, /';'/],
+  ['a query parameter hidden behind a semicolon', 'GET', '/crm/v3/objects/contacts/101?limit=1;idProperty=phone', {}, /';'/],
+];
+
+const SF_REFUSED = [
+  ['read an unreadable field', 'GET', `${DATA}/sobjects/Contact/${CON}?fields=LastName,Phone`, {}, /Phone/],
+  ['lookup by an unreadable external id', 'GET', `${DATA}/sobjects/Contact/Phone/555-0101`, {}, /Phone/],
+  ['an id of another object', 'GET', `${DATA}/sobjects/Opportunity/${CON}`, {}, /not a Opportunity id/],
+  ['a relationship hop to an unreadable lookup', 'GET', `${DATA}/sobjects/Opportunity/${OPP}/Owner`, {}, /OwnerId|not recognise|User/],
+  ['an unlisted object', 'GET', `${DATA}/sobjects/Lead/00QByp000000001`, {}, /Lead/],
+  ['SOQL: WHERE on an unreadable field', '?', "SELECT Name FROM Account WHERE Phone = '555-0100'", {}, /Phone/],
+  ['SOQL: ORDER BY an unreadable field', '?', 'SELECT Name FROM Account ORDER BY Phone', {}, /Phone/],
+  ['SOQL: GROUP BY / HAVING', '?', "SELECT Name FROM Account GROUP BY Name HAVING MAX(Phone) > '1'", {}, /Phone/],
+  ['SOQL: aggregate of an unreadable field', '?', 'SELECT COUNT_DISTINCT(Phone) FROM Account', {}, /Phone/],
+  ['SOQL: relationship path to an unreadable field', '?', 'SELECT LastName, Account.Phone FROM Contact', {}, /Phone/],
+  ['SOQL: two hops (Account.Owner.Email)', '?', 'SELECT LastName FROM Contact WHERE Account.Owner.Email = \'x\'', {}, /OwnerId|User/],
+  ['SOQL: child subquery filter', '?', "SELECT Name, (SELECT LastName FROM Contacts WHERE Phone = '1') FROM Account", {}, /Phone/],
+  ['SOQL: semi-join on an unreadable field', '?', "SELECT Name FROM Account WHERE Id IN (SELECT AccountId FROM Contact WHERE Phone = '1')", {}, /Phone/],
+  ['SOQL: an escaped quote does not hide a clause', '?', "SELECT Name FROM Account WHERE Name = 'a\\\\' AND Phone = '1'", {}, /Phone/],
+  ['SOQL: FIELDS()', '?', 'SELECT FIELDS(ALL) FROM Account LIMIT 1', { status: 400 }, /FIELDS/],
+  ['SOQL: TYPEOF', '?', 'SELECT TYPEOF What WHEN Account THEN Phone END FROM Task', { status: 400 }, /TYPEOF/],
+  ['SOQL: an alias', '?', 'SELECT MAX(Name) m FROM Account', { status: 400 }, /alias/],
+  ['SOQL: a comment', '?', "SELECT Name FROM Account WHERE Name = 'a' --", { status: 400 }, /comment/],
+  ['SOSL: free text', 'GET', `${DATA}/search?q=${encodeURIComponent('FIND {Acme} RETURNING Account(Name)')}`, {}, /\*query/],
+  ['SOSL without RETURNING', 'GET', `${DATA}/search?q=${encodeURIComponent('FIND {Acme}')}`, {}, /RETURNING/],
+  ['parameterizedSearch over every object', 'GET', `${DATA}/parameterizedSearch?q=Acme`, {}, /every object/],
+  ['queryMore with a locator crmgate never handed out', 'GET', `${DATA}/query/01gByp0000000001AA-2000`, {}, /locator/],
+  ['update an unwritable field', 'PATCH', `${DATA}/sobjects/Opportunity/${OPP}`, { body: { StageName: 'Closed Won', Amount: 1 } }, /Amount/],
+  ['a field twice, in two cases', 'PATCH', `${DATA}/sobjects/Opportunity/${OPP}`, { body: { StageName: 'a', stagename: 'b' } }, /given twice/],
+  ['duplicate keys', 'PATCH', `${DATA}/sobjects/Opportunity/${OPP}`, { body: '{"StageName":"a","StageName":"b"}' }, /not valid JSON/],
+  ['a body that is not JSON', 'PATCH', `${DATA}/sobjects/Opportunity/${OPP}`, { body: '<Opportunity><Amount>3</Amount></Opportunity>', headers: { 'content-type': 'application/xml' } }, /not classified/],
+  ['_HttpMethod on a GET', 'GET', `${DATA}/sobjects/Opportunity/${OPP}?_HttpMethod=DELETE`, {}, /_HttpMethod/],
+  ['_HttpMethod=PATCH with an unwritable field', 'POST', `${DATA}/sobjects/Opportunity/${OPP}?_HttpMethod=PATCH`, { body: { Amount: 1 } }, /Amount/],
+  ['an override parameter', 'POST', `${DATA}/sobjects/Opportunity/${OPP}?_method=DELETE`, {}, /override/],
+  ['X-HTTP-Method-Override that differs', 'GET', `${DATA}/sobjects/Opportunity/${OPP}`, { headers: { 'x-http-method-override': 'DELETE' } }, /differs/],
+  ['OPTIONS', 'OPTIONS', `${DATA}/sobjects/Opportunity/${OPP}`, {}, /OPTIONS/],
+  ['a body on DELETE', 'DELETE', `${DATA}/sobjects/Opportunity/${OPP}`, { body: {} }, /unexpected body/],
+  ['delete without the action', 'DELETE', `${DATA}/sobjects/Opportunity/${OPP}`, {}, /delete/],
+  ['create via POST /Id with an unwritable field', 'POST', `${DATA}/sobjects/Account/Id`, { body: { Name: 'x', Phone: '1' } }, /Phone/],
+  ['collections mixing an allowed and a forbidden record', 'PATCH', `${DATA}/composite/sobjects`, { body: { allOrNone: false, records: [{ attributes: { type: 'Opportunity' }, id: OPP, StageName: 'x' }, { attributes: { type: 'Contact' }, id: CON, Phone: '1' }] } }, /Phone/],
+  ['collections: attributes.type that the id contradicts', 'PATCH', `${DATA}/composite/sobjects`, { body: { records: [{ attributes: { type: 'Opportunity' }, id: CON, StageName: 'x' }] } }, /not a Opportunity id/],
+  ['collections upsert of another type', 'PATCH', `${DATA}/composite/sobjects/Account/Ext__c`, { body: { records: [{ attributes: { type: 'Contact' }, Ext__c: 'A-1', LastName: 'x' }] } }, /not a Account/],
+  ['composite with allOrNone and one forbidden subrequest', 'POST', `${DATA}/composite`, { body: { allOrNone: true, compositeRequest: [{ method: 'PATCH', url: `${DATA}/sobjects/Opportunity/${OPP}`, referenceId: 'a', body: { StageName: 'x' } }, { method: 'PATCH', url: `${DATA}/sobjects/Contact/${CON}`, referenceId: 'b', body: { Phone: '1' } }] } }, /Phone/],
+  ['composite reference to a field that is not an id', 'POST', `${DATA}/composite`, { body: { compositeRequest: [{ method: 'GET', url: `${DATA}/sobjects/Contact/${CON}?fields=LastName`, referenceId: 'a' }, { method: 'PATCH', url: `${DATA}/sobjects/Opportunity/${OPP}`, referenceId: 'b', body: { StageName: '@{a.Phone}' } }] } }, /reference/],
+  ['an encoded composite reference', 'POST', `${DATA}/composite`, { body: { compositeRequest: [{ method: 'GET', url: `${DATA}/sobjects/Contact/%40%7Ba.Phone%7D`, referenceId: 'b' }] } }, /encoded composite reference/],
+  ['composite subrequest asking for XML', 'POST', `${DATA}/composite`, { body: { compositeRequest: [{ method: 'GET', url: `${DATA}/sobjects/Account/${ACC}?fields=Name`, referenceId: 'a', httpHeaders: { Accept: 'application/xml' } }] } }, /Accept/i],
+  ['composite/batch subrequest with an unwritable field', 'POST', `${DATA}/composite/batch`, { body: { batchRequests: [{ method: 'PATCH', url: `v${V}/sobjects/Contact/${CON}`, richInput: { Phone: '1' } }] } }, /Phone/],
+  ['tree creating an object without the create action', 'POST', `${DATA}/composite/tree/Account`, { body: { records: [{ attributes: { type: 'Account', referenceId: 'r1' }, Name: 'T', Contacts: { records: [{ attributes: { type: 'Contact', referenceId: 'r2' }, LastName: 'L' }] } }] } }, /create on Contact/],
+  ['Bulk API', 'POST', `${DATA}/jobs/ingest`, { body: { object: 'Account', operation: 'insert' } }, /not classified/],
+  ['Apex REST', 'POST', '/services/apexrest/anything', { body: {} }, /not classified/],
+  ['UI API', 'GET', `${DATA}/ui-api/records/${ACC}`, {}, /not classified/],
+  ['list views', 'GET', `${DATA}/sobjects/Account/listviews`, {}, /not classified/],
+  ['a path parameter', 'GET', `${DATA}/sobjects/Account;x=1/${ACC}`, {}, /0x3b/],
+];
+
+test('refused: HubSpot bypass attempts (table)', { skip: GATE }, async () => {
+  for (const [name, method, path, opts, re] of HS_REFUSED) {
+    await stack.fake.clearRequests();
+    const r = await hs(method, path, opts);
+    if (method === 'HEAD') continue;
+    await expectRefused('hubspot', r, `hubspot: ${name}`, { re });
+  }
+  /* HEAD is refused too (no body to look at) */
+  await stack.fake.clearRequests();
+  const h = await hs('HEAD', '/crm/v3/objects/contacts/101');
+  assert.equal(h.status, 403);
+  assert.deepEqual(await stack.fake.requests(), []);
+});
+
+test('refused: Salesforce bypass attempts (table)', { skip: GATE }, async () => {
+  for (const [name, method, path, opts, re] of SF_REFUSED) {
+    await stack.fake.clearRequests();
+    const r = method === '?' ? await sf('GET', soql(path)) : await sf(method, path, opts);
+    await expectRefused('salesforce', r, `salesforce: ${name}`, { re, status: opts.status || 403 });
+  }
+});
+
+test('refused: a denied write is audited with the fields it tried, and never 401/429/5xx', { skip: GATE }, async () => {
+  const a = await hs('PATCH', '/crm/v3/objects/contacts/101', { body: { properties: { lifecyclestage: 'customer', phone: '1' } } });
+  await expectRefused('hubspot', a, 'hubspot denied write', { re: /phone/ });
+  const b = await sf('PATCH', `${DATA}/sobjects/Opportunity/${OPP}`, { body: { StageName: 'x', Amount: 1 } });
+  await expectRefused('salesforce', b, 'salesforce denied write', { re: /Amount/ });
+  const recs = newRecords();
+  assert.deepEqual(recs.map((x) => [x.crm, x.verb, x.outcome, x.fields.map((f) => f.name).sort().join(',')]), [
+    ['hubspot', 'update', 'denied', 'lifecyclestage,phone'],
+    ['salesforce', 'update', 'denied', 'Amount,StageName'],
+  ]);
+});
+
 /* ======================= bugs found by this review ======================= */
 
 test('bug: a Salesforce upsert by external id writes the external-id field, so it must be writable', { skip: GATE }, async () => {
