@@ -15,7 +15,6 @@
 
 const { test, before, after, beforeEach } = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const harness = require('./harness.js');
 const { idChecksum } = require('../fakecrm/salesforce.js');
 
@@ -117,35 +116,9 @@ beforeEach(async () => {
   newRecords();
 });
 
-/* A raw HTTP request to crmgate; body: an object (JSON), a string or a Buffer, sent as is. */
-function raw(method, path, { token, body, headers = {} } = {}) {
-  const payload = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port: stack.gate.port, method, path,
-      headers: {
-        authorization: `Bearer ${token}`, accept: 'application/json',
-        ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        ...headers,
-      },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (payload) req.write(payload);
-    req.end();
-  });
-}
-const hs = (method, path, opts = {}) => raw(method, `/hubspot${path}`, { token: HS_TOKEN, ...opts });
-const sf = (method, path, opts = {}) => raw(method, `/salesforce${path}`, { token: SF_TOKEN, ...opts });
+/* A raw request through crmgate (no SDK normalises it): body an object, a string or a Buffer. */
+const hs = (method, path, opts = {}) => harness.rawRequest(stack.gate.port, method, `/hubspot${path}`, { token: HS_TOKEN, ...opts });
+const sf = (method, path, opts = {}) => harness.rawRequest(stack.gate.port, method, `/salesforce${path}`, { token: SF_TOKEN, ...opts });
 const soql = (q) => `${DATA}/query?q=${encodeURIComponent(q)}`;
 
 /* A refusal in the CRM's own shape, never 401/429/5xx, and nothing reached the fake. */
