@@ -378,3 +378,18 @@ test('bug: a byte range of an answer is never asked for, and a partial answer (2
     await stack.fake.clearFaults();
   }
 });
+
+test('bug: a method override spelt with underscores (X_HTTP_Method_Override) is refused like the dashed ones', { skip: GATE }, async () => {
+  /* Some front ends read '_' as '-' in header names (crmgate already strips X_Crmgate_* for
+   * that reason). The classifiers judge X-HTTP-Method-Override as spelt; the underscore
+   * spelling went upstream unseen, so a GET crmgate allowed as a read could run as a DELETE. */
+  for (const name of ['X_HTTP_Method_Override', 'x_http_method', 'X_Method_Override']) {
+    for (const [crm, call, path] of [['hubspot', hs, '/crm/v3/objects/deals/301'], ['salesforce', sf, `${DATA}/sobjects/Opportunity/${OPP}`]]) {
+      await stack.fake.clearRequests();
+      const r = await call('GET', path, { headers: { [name]: 'DELETE' } });
+      assert.equal(r.status, 400, `${crm} ${name}: ${r.status} ${r.text}`);
+      assert.match(r.text, /header is not accepted/, r.text);
+      assert.deepEqual(await stack.fake.requests(), [], `${crm} ${name}: nothing reaches the CRM`);
+    }
+  }
+});
