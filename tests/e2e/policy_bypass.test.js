@@ -278,6 +278,47 @@ test('refused: a denied write is audited with the fields it tried, and never 401
   ]);
 });
 
+test('refused or filtered: answers in shapes and types an agent might hope the filter skips', { skip: GATE }, async () => {
+  const now = '2030-01-01T00:00:00.000Z';
+  const contact = { id: '101', createdAt: now, updatedAt: now, archived: false, properties: { email: 'ada@acme.test', phone: '+1 555 0101' } };
+  /* Content-Type spellings of JSON: filtered all the same */
+  for (const ct of ['application/json;charset=UTF-8', 'Application/JSON', 'application/vnd.hubspot+json; charset=utf-8', 'text/json']) {
+    await stack.fake.fault({ match: { method: 'GET', path: '^/crm/v3/objects/contacts/101$' }, action: 'status', status: 200, body: contact, headers: { 'Content-Type': ct } });
+    const r = await hs('GET', '/crm/v3/objects/contacts/101?properties=email');
+    assert.equal(r.status, 200, `${ct}: ${r.text}`);
+    assert.deepEqual(r.json.properties, { email: 'ada@acme.test' }, `${ct}: filtered`);
+  }
+  /* no Content-Type, or one that is not JSON: refused, never relayed */
+  for (const headers of [{ 'Content-Type': '' }, { 'Content-Type': 'text/plain' }]) {
+    await stack.fake.fault({ match: { method: 'GET', path: '^/crm/v3/objects/contacts/101$' }, action: 'status', status: 200, body: JSON.stringify(contact), headers });
+    const r = await hs('GET', '/crm/v3/objects/contacts/101?properties=email');
+    assert.notEqual(r.status, 200, r.text);
+    assert.ok(!r.text.includes('555'), `${JSON.stringify(headers)}: ${r.text}`);
+  }
+  /* a 207 batch answer: its records are filtered, its errors kept */
+  await stack.fake.fault({
+    match: { method: 'POST', path: '/batch/read$' }, action: 'status', status: 207,
+    body: { status: 'COMPLETE', results: [contact], numErrors: 1, errors: [{ status: 'error', category: 'OBJECT_NOT_FOUND', message: 'not found', context: { ids: ['999'] } }], startedAt: now, completedAt: now },
+  });
+  const b = await hs('POST', '/crm/v3/objects/contacts/batch/read', { body: { inputs: [{ id: '101' }, { id: '999' }], properties: ['email'] } });
+  assert.equal(b.status, 207, b.text);
+  assert.deepEqual(b.json.results[0].properties, { email: 'ada@acme.test' });
+  assert.deepEqual(b.json.errors[0].context, { ids: ['999'] });
+  /* Salesforce DUPLICATES_DETECTED (an error answer) lists matching records: filtered by type */
+  await stack.fake.fault({
+    match: { method: 'POST', path: `^${DATA}/sobjects/Account$` }, action: 'status', status: 400,
+    body: [{ message: 'Use one of these records?', errorCode: 'DUPLICATES_DETECTED', fields: [], duplicateResult: { allowSave: false, duplicateRule: 'Standard_Account_Duplicate_Rule', matchResults: [{ entityType: 'Account', matchRecords: [
+      { record: { attributes: { type: 'Account', url: `${DATA}/sobjects/Account/${ACC}` }, Id: ACC, Name: 'Acme', Phone: '555-0100', Owner: { attributes: { type: 'User' }, Email: 'boss@acme.test' } } },
+      { record: { attributes: { type: 'Lead' }, Id: '00QByp000000001', Company: 'Lead Co' } },
+    ] }] } }],
+  });
+  const d = await sf('POST', `${DATA}/sobjects/Account`, { body: { Name: 'Acme' } });
+  assert.equal(d.status, 400, d.text);
+  const recs = d.json[0].duplicateResult.matchResults[0].matchRecords;
+  assert.deepEqual(recs[0].record, { attributes: { type: 'Account', url: `${DATA}/sobjects/Account/${ACC}` }, Id: ACC, Name: 'Acme', Owner: null });
+  assert.ok(!d.text.includes('555-0100') && !d.text.includes('boss@') && !d.text.includes('Lead Co'), d.text);
+});
+
 /* ======================= bugs found by this review ======================= */
 
 test('bug: a Salesforce upsert by external id writes the external-id field, so it must be writable', { skip: GATE }, async () => {
