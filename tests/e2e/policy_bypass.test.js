@@ -293,7 +293,7 @@ test('refused or filtered: answers in shapes and types an agent might hope the f
     await stack.fake.fault({ match: { method: 'GET', path: '^/crm/v3/objects/contacts/101$' }, action: 'status', status: 200, body: JSON.stringify(contact), headers });
     const r = await hs('GET', '/crm/v3/objects/contacts/101?properties=email');
     assert.notEqual(r.status, 200, r.text);
-    assert.ok(!r.text.includes('555'), `${JSON.stringify(headers)}: ${r.text}`);
+    assert.ok(!r.text.includes('+1 555 0101'), `${JSON.stringify(headers)}: ${r.text}`);
   }
   /* a 207 batch answer: its records are filtered, its errors kept */
   await stack.fake.fault({
@@ -386,14 +386,14 @@ test('bug: the legacy "get all" listings (deals/v1/deal/paged, companies/v2/comp
    * serve: a fault plays it) without filtering: every property of every record. */
   const prop = (value) => ({ value, timestamp: 1700000000000, source: 'API', sourceId: null, versions: [] });
   const pages = [
-    ['/deals/v1/deal/paged?includeAssociations=true&properties=amount', { deals: [{ portalId: 1, dealId: 301, isDeleted: false, properties: { dealname: prop('Renewal'), amount: prop('1200') } }], hasMore: false, offset: 301 }],
-    ['/companies/v2/companies/paged?properties=phone', { companies: [{ portalId: 1, companyId: 201, isDeleted: false, properties: { name: prop('Acme'), phone: prop('555') } }], 'has-more': false, offset: 201 }],
+    ['/deals/v1/deal/paged?includeAssociations=true&properties=amount', { deals: [{ portalId: 1, dealId: 301, isDeleted: false, properties: { dealname: prop('Renewal'), amount: prop('1200.75') } }], hasMore: false, offset: 301 }],
+    ['/companies/v2/companies/paged?properties=phone', { companies: [{ portalId: 1, companyId: 201, isDeleted: false, properties: { name: prop('Acme'), phone: prop('tel:555-0199') } }], 'has-more': false, offset: 201 }],
   ];
   for (const [path, body] of pages) {
     await stack.fake.fault({ match: { method: 'GET', path: `^${path.split('?')[0]}$` }, action: 'status', status: 200, body });
     const r = await hs('GET', path);
     await expectRefused('hubspot', r, path, { re: /legacy record id "paged" is not numeric/ });
-    assert.ok(!r.text.includes('1200') && !r.text.includes('555'), r.text);
+    assert.ok(!r.text.includes('1200.75') && !r.text.includes('tel:555-0199'), r.text);
     await stack.fake.clearFaults();
   }
 });
@@ -415,7 +415,7 @@ test('bug: a byte range of an answer is never asked for, and a partial answer (2
     await stack.fake.fault({ match: { method: 'GET', path: re }, action: 'status', status: 206, body, headers: { 'Content-Range': 'bytes 10-80/200' } });
     const p = await call('GET', path);
     assert.notEqual(p.status, 206, p.text);
-    assert.ok(!/555-?0101|555 0101/.test(p.text), `${path}: no unfiltered value: ${p.text}`);
+    assert.ok(!/555-0101|555 0101/.test(p.text), `${path}: no unfiltered value: ${p.text}`);
     await stack.fake.clearFaults();
   }
 });
@@ -433,4 +433,30 @@ test('bug: a method override spelt with underscores (X_HTTP_Method_Override) is 
       assert.deepEqual(await stack.fake.requests(), [], `${crm} ${name}: nothing reaches the CRM`);
     }
   }
+});
+
+test('bug: a query locator handed out by a composite that also writes pages as a read', { skip: GATE }, async () => {
+  /* crmgate remembers a locator with the operations of the request that handed it out. From a
+   * composite with a PATCH beside the query, the follow-up GET /query/<locator> carried an
+   * update (without its record or fields): crmgate took the page for a write, read a
+   * before-state for nothing and recorded an update that never happened. */
+  await stack.fake.seed({ salesforce: { objects: { Account: Array.from({ length: 210 }, (_, i) => ({ Name: `Bulk ${i}` })) } } });
+  const c = await sf('POST', `${DATA}/composite`, {
+    headers: { 'sforce-query-options': 'batchSize=200' },
+    body: { compositeRequest: [
+      { method: 'PATCH', url: `${DATA}/sobjects/Opportunity/${OPP}`, referenceId: 'w', body: { StageName: 'Qualification' } },
+      { method: 'GET', url: `${DATA}/query?q=${encodeURIComponent('SELECT Name FROM Account')}`, referenceId: 'q' },
+    ] },
+  });
+  assert.equal(c.status, 200, c.text);
+  const page = c.json.compositeResponse[1].body;
+  assert.ok(page.nextRecordsUrl, `the query pages: ${JSON.stringify(page).slice(0, 300)}`);
+  newRecords();
+  await stack.fake.clearRequests();
+  const more = await sf('GET', page.nextRecordsUrl);
+  assert.equal(more.status, 200, more.text);
+  assert.equal(more.headers['x-crmgate-decision'], 'allow');
+  assert.ok(more.json.records.length > 0, more.text);
+  assert.deepEqual(newRecords(), [], 'a page is not audited as a write');
+  assert.deepEqual((await stack.fake.requests()).map((x) => x.method), ['GET'], 'only the page was fetched');
 });
