@@ -357,7 +357,9 @@ static int hs_parse_path(struct hs_ctx *c, const char *path)
             e++;
         p = e;
         for (const char *k = s; k < e; k++) {
-            if (*k == '?' || *k == '#' || *k == '\\' || *k == ' ')
+            /* ';' opens path parameters to Java servlet containers ("..;" is ".." to
+             * Tomcat): the upstream could route a path other than the one classified */
+            if (*k == '?' || *k == '#' || *k == '\\' || *k == ' ' || *k == ';')
                 return hs_deny(c, "character '%c' in the path is not accepted", *k);
         }
         if (c->nseg == HUBSPOT_MAX_SEGS)
@@ -392,6 +394,10 @@ static int hs_parse_query(struct hs_ctx *c, const char *q)
     qlen = strlen(q);
     if (qlen > HUBSPOT_MAX_QUERY)
         return hs_deny(c, "query string longer than %d bytes", HUBSPOT_MAX_QUERY);
+    /* A parameter separator to some servers: "limit=1;idProperty=phone" would hide a
+     * parameter from the classifier (as the Salesforce classifier, which denies it too). */
+    if (memchr(q, ';', qlen) != NULL)
+        return hs_deny(c, "';' in the query string is not accepted");
     p = q;
     end = q + qlen;
     while (p < end) {
@@ -777,7 +783,12 @@ static struct crm_op *hs_assoc_op(struct hs_ctx *c, enum crm_verb verb, const ch
  * NULL (create body: the target is given only by the type ids), then the
  * resolved target is written to resolved. USER_DEFINED and
  * INTEGRATOR_DEFINED labels are portal-specific and cannot be resolved, so
- * they only pass when the pair is known from elsewhere.
+ * they only pass when the path names the pair. In a create body they are
+ * denied even beside HUBSPOT_DEFINED ids: which type id HubSpot takes the
+ * target object from is not documented (the fake takes the first), so a
+ * label of another pair (deals -> tickets) first and a HUBSPOT_DEFINED id
+ * of a listed pair (deals -> companies) after it would link a record of a
+ * type the rules were never asked about.
  */
 static int hs_assoc_specs(struct hs_ctx *c, json_t *specs, const char *from, const char *to,
                           const char **resolved)
@@ -806,6 +817,13 @@ static int hs_assoc_specs(struct hs_ctx *c, json_t *specs, const char *from, con
             if (strcmp(json_string_value(cat), "USER_DEFINED") != 0 &&
                 strcmp(json_string_value(cat), "INTEGRATOR_DEFINED") != 0)
                 return hs_deny(c, "unknown associationCategory \"%.32s\"", json_string_value(cat));
+            if (to == NULL)
+                return hs_deny(c,
+                               "association labels (%.20s) name a portal-specific pair of "
+                               "object types crmgate cannot check in a create body: create "
+                               "the record, then label the association with the v4 "
+                               "associations API, whose path names both objects",
+                               json_string_value(cat));
             continue;
         }
         t = hs_assoc_type_find(json_integer_value(tid));
@@ -1522,6 +1540,22 @@ static int hs_oauth(struct hs_ctx *c)
 /* ---------------- legacy v1/v2 ---------------- */
 
 /*
+ * A legacy record id (companyId, dealId, vid) in a path: numeric, as HubSpot
+ * issues them. Anything else names another legacy resource at the same depth:
+ * GET /deals/v1/deal/paged and /companies/v2/companies/paged list every
+ * record as {"deals"|"companies": [...]}, a shape the response filter does
+ * not know, so a "record" called paged would leak every property.
+ */
+static int hs_legacy_id(struct hs_ctx *c, const char *s, size_t len)
+{
+    int rc = hs_id_ok(c, s, len);
+
+    if (rc == HS_OK && !hs_is_digits(s, len))
+        return hs_deny(c, "legacy record id \"%.32s\" is not numeric", s);
+    return rc;
+}
+
+/*
  * Legacy property lists: [{"property"|"name": n, "value": v}]. key is
  * "property" (contacts v1) or "name" (companies v2, deals v1). A property
  * given twice is denied: which value wins is HubSpot's secret.
@@ -1610,6 +1644,8 @@ static int hs_legacy_contacts(struct hs_ctx *c)
             if (op == NULL)
                 return HS_NOMEM;
             rc = hs_set_json_id(c, &op->record_id, vid ? vid : em, vid ? "vid" : "email");
+            if (rc == HS_OK && vid != NULL)
+                rc = hs_legacy_id(c, op->record_id, strlen(op->record_id));
             if (rc != HS_OK)
                 return rc;
             if (em != NULL && hs_set(&op->id_property, "email", 5) != HS_OK)
@@ -1647,7 +1683,7 @@ static int hs_legacy_contacts(struct hs_ctx *c)
     }
     by_email = n >= 5 && hs_eq(s[3], l[3], "email");
     if (n >= 5 && (by_email || hs_eq(s[3], l[3], "vid"))) {
-        rc = hs_id_ok(c, s[4], l[4]);
+        rc = by_email ? hs_id_ok(c, s[4], l[4]) : hs_legacy_id(c, s[4], l[4]);
         if (rc != HS_OK)
             return rc;
         if (n == 6 && hs_eq(s[5], l[5], "profile") && c->method == HS_GET)
@@ -1694,7 +1730,7 @@ static int hs_legacy_record(struct hs_ctx *c, const char *version, const char *c
             return hs_deny(c, "unknown legacy %s endpoint", object);
         op = hs_op(c, CRM_VERB_CREATE, object);
     } else {
-        rc = hs_id_ok(c, s[3], l[3]);
+        rc = hs_legacy_id(c, s[3], l[3]);
         if (rc != HS_OK)
             return rc;
         if (c->method == HS_GET)

@@ -19,8 +19,9 @@
  * let through.
  *
  * Denied (one CRM_VERB_UNKNOWN op whose detail says why): an encoded "/" or
- * "\", a "." or ".." segment, a NUL or control byte, an invalid or double
- * ("%252F") percent escape; a query parameter spelled like a known one in
+ * "\", a "." or ".." segment, a raw ";" in the path or the query (path
+ * parameters and a parameter separator to some servers), a NUL or control
+ * byte, an invalid or double ("%252F") percent escape; a query parameter spelled like a known one in
  * another case ("Properties"); a repeated idProperty or archived; a known
  * parameter on an endpoint that does not take it; any Content-Encoding but
  * identity; a JSON body that does not parse, repeats a key or has a shape

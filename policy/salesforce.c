@@ -966,6 +966,34 @@ static enum sf_idkind sf_idkind(struct sf_ctx *c, const struct sf_req *r, const 
     return sf_ident(s, len) ? SF_ID_NAME : SF_ID_BAD;
 }
 
+/*
+ * An upsert by external id that inserts sets the external-id field to the
+ * value in the URL (as HubSpot's batch upsert sets its idProperty): that is
+ * a write of the field, checked and audited like one. A body that names
+ * the field already carries the write (Salesforce refuses another value);
+ * upserting on Id itself inserts nothing by id and writes no field.
+ */
+static int sf_upsert_key_write(struct sf_ctx *c, struct crm_op *op, const char *idprop, size_t plen,
+                               const char *value, size_t vlen)
+{
+    json_t *v;
+    int rc;
+
+    if (sf_eq("Id", idprop, plen))
+        return SF_OK;
+    for (size_t i = 0; i < op->nwrites; i++) {
+        if (strlen(op->writes[i].name) == plen &&
+            strncasecmp(op->writes[i].name, idprop, plen) == 0)
+            return SF_OK;
+    }
+    v = json_stringn(value, vlen);
+    if (v == NULL)
+        return sf_reject(c, "external id value is not UTF-8");
+    rc = crm_op_add_write(op, idprop, v); /* idprop ends the path segment: NUL-terminated */
+    json_decref(v);
+    return rc < 0 ? SF_NOMEM : SF_OK;
+}
+
 /* One record addressed by id: GET/HEAD read, PATCH update, DELETE delete. */
 static int sf_row(struct sf_ctx *c, const struct sf_req *r, const char *obj, size_t olen,
                   const char *id, size_t idlen, const char *idprop, size_t plen)
@@ -1000,7 +1028,10 @@ static int sf_row(struct sf_ctx *c, const struct sf_req *r, const char *obj, siz
         char o[SF_MAX_NAME + 1];
         memcpy(o, obj, olen);
         o[olen] = '\0';
-        return sf_add_writes(c, op, body, o, NULL);
+        rc = sf_add_writes(c, op, body, o, NULL);
+        if (rc == SF_OK && idprop != NULL)
+            rc = sf_upsert_key_write(c, op, idprop, plen, id, idlen);
+        return rc;
     }
     return SF_OK;
 }
@@ -1805,7 +1836,7 @@ static int sf_subrequest(struct sf_ctx *c, json_t *sub, size_t i, enum sf_sub_ki
             if (strcasecmp(key, "X-HTTP-Method-Override") == 0 && json_is_string(v))
                 override = json_string_value(v);
             else if (strcasecmp(key, "Content-Encoding") == 0 ||
-                     strcasecmp(key, "Content-Type") == 0 ||
+                     strcasecmp(key, "Content-Type") == 0 || strcasecmp(key, "Accept") == 0 ||
                      strcasecmp(key, "X-HTTP-Method-Override") == 0)
                 return sf_reject(c, "subrequest %zu: header %s not classified", i, key);
         }

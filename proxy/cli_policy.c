@@ -136,6 +136,16 @@ static void cli_warn_wildcards(const struct rules_ws *ws)
             if (o != NULL && o->write_all)
                 printf("warning: %s: every field of %s %s is writable\n", ws->file, names[i],
                        o->name);
+            /* A HubSpot custom object has two spellings (2-<id> and p<portal>_<name>) that
+             * crmgate cannot map to each other without the portal's schema: the one not
+             * listed falls to "*", and its rules, not these, apply to it. */
+            if (o != NULL && i == 0 && rc->any != NULL &&
+                ((o->name[0] == '2' && o->name[1] == '-') ||
+                 ((o->name[0] == 'p' || o->name[0] == 'P') && strchr(o->name, '_') != NULL)))
+                printf("warning: %s: hubspot custom object %s is also reachable by its other "
+                       "spelling (2-<id> or p<portal>_<name>), which /hubspot/objects/* covers: "
+                       "list both\n",
+                       ws->file, o->name);
         }
     }
 }

@@ -19,7 +19,9 @@
  * headers, and the body de-chunked with a Content-Length. What does not:
  * hop-by-hop headers, Host (curl sets the upstream's), the client's
  * Accept-Encoding (crmgate asks for identity so it can always read the
- * answer), Expect, and crmgate's own X-Crmgate-* context headers.
+ * answer), Accept (crmgate asks for JSON, the only answer it filters),
+ * Range and If-Range (crmgate filters whole answers only), Expect, and
+ * crmgate's own X-Crmgate-* context headers.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,8 +379,11 @@ static const char *exchange_crm_title(enum crm crm)
 /* Request headers that never go upstream, beyond the hop-by-hop set. */
 static int exchange_drop_request_header(const char *name, size_t nlen)
 {
-    static const char *const drop[] = {"host",   "content-length",  "accept-encoding",
-                                       "expect", "x-forwarded-for", NULL};
+    /* range, if-range: a byte range of an answer is a fragment the filter cannot place (the
+     * "properties" object of a record, cut out, reads as a record-less object) */
+    static const char *const drop[] = {"host",   "content-length", "accept-encoding",
+                                       "accept", "expect",         "x-forwarded-for",
+                                       "range",  "if-range",       NULL};
 
     for (size_t i = 0; drop[i] != NULL; i++) {
         if (http_name_eq(name, nlen, drop[i]))
@@ -431,6 +436,11 @@ static int exchange_build_request_headers(struct exchange *ex, const struct http
             goto done;
     }
     if (ex->has_cred && exchange_add_auth(ex, &ex->fwd) < 0)
+        goto done;
+    /* The answer must be JSON, whatever the agent asked for: Salesforce answers XML to
+     * "Accept: application/xml", and an XML error (a DUPLICATES_DETECTED listing the matching
+     * records' fields) is relayed as it is, not filtered, as any error page that is not JSON. */
+    if (http_fields_add(&ex->fwd, "Accept", 6, "application/json", 16) < 0)
         goto done;
     /* X-Forwarded-For: the chain the client sent, then the client itself. */
     if (http_fields_add(&xff, "X-Forwarded-For", 15, "", 0) < 0)

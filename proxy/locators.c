@@ -28,12 +28,21 @@ static void locator_entry_clear(struct locator_entry *e)
     crm_ops_free(&e->ops);
 }
 
-/* Copy what decide needs: crm, verb, object, reads. 0 / -1. */
+/*
+ * Copy what decide needs of the reads: crm, verb, object, reads. A page of a
+ * query is a read, whatever else the request that handed its locator out
+ * did: a composite's writes (their records and fields are not kept anyway)
+ * would make the follow-up GET a write, audited and before-read for
+ * nothing. 0 / -1.
+ */
 static int locators_copy_ops(const struct crm_ops *from, struct crm_ops *to)
 {
     for (size_t i = 0; i < from->n; i++) {
         const struct crm_op *s = &from->v[i];
-        struct crm_op *d = crm_ops_add(to, s->crm, s->verb);
+        struct crm_op *d;
+        if (s->verb != CRM_VERB_LIST && s->verb != CRM_VERB_READ && s->verb != CRM_VERB_SEARCH)
+            continue;
+        d = crm_ops_add(to, s->crm, s->verb);
         if (d == NULL)
             return -1;
         d->reads_default = s->reads_default;

@@ -156,10 +156,11 @@ test('Salesforce SDK: every write kind is applied and audited with before → af
 
   const up1 = await conn.sobject('Account').upsert({ Ext__c: 'ACME-1', Industry: 'Space' }, 'Ext__c');
   assert.equal(up1.success, true);
-  expectRecords(newRecords(), [{ verb: 'upsert', record: 'ACME-1', fields: { Industry: ['Aerospace', 'Space'] } }]);
+  /* the key is a write too: an upsert that inserts sets it (unchanged here, the record exists) */
+  expectRecords(newRecords(), [{ verb: 'upsert', record: 'ACME-1', fields: { Industry: ['Aerospace', 'Space'], Ext__c: ['ACME-1', 'ACME-1'] } }]);
   const up2 = await conn.sobject('Account').upsert({ Ext__c: 'NEW-9', Name: 'Umbrella' }, 'Ext__c');
   assert.equal(up2.success, true);
-  expectRecords(newRecords(), [{ verb: 'upsert', record: 'NEW-9', fields: { Name: [null, 'Umbrella'] } }]);
+  expectRecords(newRecords(), [{ verb: 'upsert', record: 'NEW-9', fields: { Name: [null, 'Umbrella'], Ext__c: [null, 'NEW-9'] } }]);
 
   const coll = await conn.sobject('Account').update([{ Id: ACME, Industry: 'Rockets' }, { Id: GLOBEX, Industry: 'Oil' }], { allOrNone: true });
   assert.deepEqual(coll.map((r) => r.success), [true, true]);

@@ -368,11 +368,11 @@ test('jsforce in a dry_run workspace: every write kind is answered by crmgate, a
     /* upsert by external id: updated (200, created:false), created (201, created:true) */
     const u1 = await acc.upsert({ Ext__c: 'ACME-1', Name: 'Acme Corp' }, 'Ext__c');
     assert.deepEqual(u1, { id: ACME, success: true, errors: [], created: false });
-    expectDry(newRecords(), [{ verb: 'upsert', record: 'ACME-1', fields: { Name: ['Acme Rockets', 'Acme Corp'] } }]);
+    expectDry(newRecords(), [{ verb: 'upsert', record: 'ACME-1', fields: { Name: ['Acme Rockets', 'Acme Corp'], Ext__c: ['ACME-1', 'ACME-1'] } }]);
     const u2 = await acc.upsert({ Ext__c: 'NEW-1', Name: 'Initrode' }, 'Ext__c');
     assert.equal(u2.created, true);
     assertSfId(u2.id, '001');
-    expectDry(newRecords(), [{ verb: 'upsert', record: 'NEW-1', fields: { Name: [null, 'Initrode'] } }]);
+    expectDry(newRecords(), [{ verb: 'upsert', record: 'NEW-1', fields: { Name: [null, 'Initrode'], Ext__c: [null, 'NEW-1'] } }]);
     assert.equal((await acc.retrieve(ACME, { fields: ['Name'] })).Name, 'Acme Corp');
     const nb = await acc.retrieve(u2.id, { fields: ['Name', 'Ext__c'] });
     assert.deepEqual([nb.Name, nb.Ext__c], ['Initrode', 'NEW-1']);
@@ -813,7 +813,7 @@ test('records named by an id property (email, external id) see earlier dry-run w
     assert.equal(x.created, true);
     const y = await acc.upsert({ Ext__c: 'ALIAS-1', Name: 'Alias Two' }, 'Ext__c');
     assert.deepEqual(y, { id: x.id, success: true, errors: [], created: false });
-    expectDry(newRecords().slice(1), [{ verb: 'upsert', record: 'ALIAS-1', fields: { Name: ['Alias One', 'Alias Two'] } }]);
+    expectDry(newRecords().slice(1), [{ verb: 'upsert', record: 'ALIAS-1', fields: { Name: ['Alias One', 'Alias Two'], Ext__c: ['ALIAS-1', 'ALIAS-1'] } }]);
     const byExt = await sf().request(`${SF}/sobjects/Account/Ext__c/ALIAS-1?fields=Name`);
     assert.deepEqual([byExt.Id, byExt.Name], [x.id, 'Alias Two']);
     await acc.update({ Id: GLOBEX, Description: 'seen by external id' });

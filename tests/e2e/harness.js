@@ -262,6 +262,38 @@ function requestJson(url, { method = 'GET', body, headers = {}, socketPath } = {
   });
 }
 
+/*
+ * A raw HTTP request to crmgate's plain listener at port: body is an object (sent as JSON), a
+ * string or a Buffer (sent as is), with a JSON Content-Type unless headers say otherwise;
+ * token goes in Authorization. Resolves {status, headers, text, json (undefined if not JSON)}.
+ */
+function rawRequest(port, method, p, { token, body, headers = {} } = {}) {
+  const payload = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port, method, path: p,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}), accept: 'application/json',
+        ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+        ...headers,
+      },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
 async function control(base, method, p, body, socketPath) {
   const r = await requestJson(`${base}${p}`, { method, body, socketPath });
   if (r.status !== 200) throw new Error(`fakecrm control ${method} ${p} -> ${r.status}: ${JSON.stringify(r.body)}`);
@@ -709,4 +741,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { enforceAndDry, netnsUnavailable, makeNetns, readAuditRaw, forEachAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
+module.exports = { rawRequest, enforceAndDry, netnsUnavailable, makeNetns, readAuditRaw, forEachAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };

@@ -185,6 +185,12 @@ test('policy check: a "*" catch-all passes with a warning', { skip: GATE }, () =
   const r = crmgate(['policy', 'check', f]);
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /warning: .*star\.json: \/hubspot\/objects\/\*/);
+  /* a custom object listed by one spelling: the other falls to "*" (the policy review) */
+  const g = write('star/cars.json', { workspace: 'cars', hubspot: { objects: { p123_cars: { read: ['name'] }, '*': { read: '*' } } } });
+  const c = crmgate(['policy', 'check', g]);
+  assert.equal(c.code, 0, c.out);
+  assert.match(c.out, /warning: .*cars\.json: hubspot custom object p123_cars is also reachable by its other spelling/);
+  assert.doesNotMatch(r.out, /custom object/, 'no custom object, no such warning');
 });
 
 /* ======================= policy explain ======================= */

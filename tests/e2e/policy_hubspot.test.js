@@ -145,26 +145,7 @@ async function expectDenied(call, want) {
 
 /* A raw HTTP request to crmgate (no SDK, no normalisation of the path). */
 function raw(method, path, { token = TOKEN, body } = {}) {
-  const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port: stack.gate.port, method, path,
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (payload) req.write(payload);
-    req.end();
-  });
+  return harness.rawRequest(stack.gate.port, method, path, { token, body });
 }
 
 async function expectRawDenied(method, path, opts, re) {

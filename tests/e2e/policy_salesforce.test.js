@@ -15,7 +15,6 @@
 
 const { test, before, after, beforeEach } = require('node:test');
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const jsforce = require('jsforce');
 const harness = require('./harness.js');
 const { idChecksum } = require('../fakecrm/salesforce.js');
@@ -133,26 +132,7 @@ function assertOnlyReadable(rec, where) {
 
 /* A raw HTTP request to crmgate. */
 function raw(method, path, { token = TOKEN, body, headers = {} } = {}) {
-  const payload = body === undefined ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1', port: stack.gate.port, method, path: `/salesforce${path}`,
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}), ...headers },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (payload) req.write(payload);
-    req.end();
-  });
+  return harness.rawRequest(stack.gate.port, method, `/salesforce${path}`, { token, body, headers });
 }
 
 function assertRule(got, want) {
