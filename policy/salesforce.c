@@ -1839,6 +1839,11 @@ static int sf_subrequest(struct sf_ctx *c, json_t *sub, size_t i, enum sf_sub_ki
                      strcasecmp(key, "Content-Type") == 0 || strcasecmp(key, "Accept") == 0 ||
                      strcasecmp(key, "X-HTTP-Method-Override") == 0)
                 return sf_reject(c, "subrequest %zu: header %s not classified", i, key);
+            /* defaultNamespace=NS: an unprefixed name would mean NS's field or object */
+            else if (strcasecmp(key, "Sforce-Call-Options") == 0 &&
+                     (!json_is_string(v) ||
+                      strcasestr(json_string_value(v), "defaultNamespace") != NULL))
+                return sf_reject(c, "subrequest %zu: Sforce-Call-Options defaultNamespace", i);
         }
     }
     b = json_object_get(sub, kind == SF_SUB_BATCH ? "richInput" : "body");

@@ -472,6 +472,29 @@ static int conn_name_eq_dashed(const char *n, size_t nl, const char *lit)
     return i == nl && lit[i] == '\0';
 }
 
+/*
+ * Whether a Sforce-Call-Options header (however its '-' are spelt) sets
+ * defaultNamespace: Salesforce then reads an unprefixed field or object name
+ * as that namespace's, so the rules would check one name and the CRM act on
+ * another.
+ */
+static int conn_default_namespace(const struct http_fields *h)
+{
+    static const char key[] = "defaultnamespace";
+
+    for (size_t k = 0; k < h->n; k++) {
+        size_t nl, vl;
+        const char *n = http_field_name(h, k, &nl);
+        const char *v = http_field_value(h, k, &vl);
+        if (!conn_name_eq_dashed(n, nl, "sforce-call-options"))
+            continue;
+        for (size_t j = 0; j + sizeof(key) - 1 <= vl; j++)
+            if (strncasecmp(v + j, key, sizeof(key) - 1) == 0)
+                return 1;
+    }
+    return 0;
+}
+
 static int conn_check_head(llhttp_t *p)
 {
     struct conn *c = conn_of(p);
@@ -547,6 +570,11 @@ static int conn_check_head(llhttp_t *p)
             }
         }
     }
+    if (conn_default_namespace(&r->headers))
+        return conn_fail(c, 400, "call_options_namespace",
+                         "Sforce-Call-Options defaultNamespace is not accepted: it makes "
+                         "Salesforce read an unprefixed field or object name as a namespaced "
+                         "one, which is not the name crmgate's rules checked");
     hosts = http_fields_count(&r->headers, "host");
     if (hosts > 1)
         return conn_fail(c, 400, "duplicate_host", "more than one Host header");

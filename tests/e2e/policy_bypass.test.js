@@ -435,6 +435,26 @@ test('bug: a method override spelt with underscores (X_HTTP_Method_Override) is 
   }
 });
 
+test('bug: Sforce-Call-Options defaultNamespace (which makes an unprefixed name a namespaced one) is refused, at the top and in a composite', { skip: GATE }, async () => {
+  /* With defaultNamespace=ns Salesforce reads Name__c as ns__Name__c: the rules would check one
+   * field and the CRM act on another. Other call options (client=...) pass as before. */
+  const path = `${DATA}/sobjects/Opportunity/${OPP}`;
+  for (const [name, value] of [['Sforce-Call-Options', 'client=agent, defaultNamespace=ns'], ['sforce_call_options', 'DEFAULTNAMESPACE=ns']]) {
+    await stack.fake.clearRequests();
+    const r = await sf('GET', path, { headers: { [name]: value } });
+    assert.equal(r.status, 400, `${name}: ${r.status} ${r.text}`);
+    assert.match(r.text, /defaultNamespace is not accepted/, r.text);
+    assert.deepEqual(await stack.fake.requests(), [], `${name}: nothing reaches the CRM`);
+  }
+  const ok = await sf('GET', path, { headers: { 'Sforce-Call-Options': 'client=agent' } });
+  assert.equal(ok.status, 200, ok.text);
+  await stack.fake.clearRequests();
+  const r = await sf('POST', `${DATA}/composite`, { body: { compositeRequest: [
+    { method: 'GET', url: path, referenceId: 'a', httpHeaders: { 'Sforce-Call-Options': 'defaultNamespace=ns' } }] } });
+  await expectRefused('salesforce', r, 'composite subrequest with defaultNamespace');
+  assert.deepEqual(await stack.fake.requests(), []);
+});
+
 test('bug: a query locator handed out by a composite that also writes pages as a read', { skip: GATE }, async () => {
   /* crmgate remembers a locator with the operations of the request that handed it out. From a
    * composite with a PATCH beside the query, the follow-up GET /query/<locator> carried an
