@@ -493,10 +493,12 @@ static int cli_custody_integration(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind < argc - 1) {
+        /* Not quoted: a stray argument here is most likely a token typed where it does not
+         * belong, and this line can end up in a shell log or a CI transcript. */
         fprintf(stderr,
-                "crmgate integration %s: unexpected argument \"%s\" (secrets are read "
-                "from stdin, never from the command line)\n",
-                verb, argv[optind + 1]);
+                "crmgate integration %s: unexpected argument (%zu characters, not shown: secrets "
+                "are read from stdin, never from the command line)\n",
+                verb, strlen(argv[optind + 1]));
         return 2;
     }
     if (strcmp(verb, "add") == 0) {
