@@ -167,3 +167,29 @@ test('`integration add` does not quote a token given on its command line', { ski
     await s.stop();
   }
 });
+
+test('log: a HubSpot token-info path keeps its token out of the log however "oauth" is spelt (case, percent-encoding, empty segments), allowed or denied', { skip: GATE }, async () => {
+  const secret = 'SWEEP-oauth-path-token-4567';
+  harness.noteSecret('refresh token in an OAuth path', secret);
+  const NOAUTH = { workspace: 'noauth', allow_passthrough: true, hubspot: { objects: {} } };
+  const stack = await harness.startStack({ gate: {
+    rules: { ...{ 'e2e-open.json': { workspace: 'e2e-open', hubspot: harness.OPEN_CRM, salesforce: harness.OPEN_CRM } }, 'noauth.json': NOAUTH },
+    callers: [{ token: TOKEN, workspace: 'e2e-open' }, { token: 'pat-na1-sweep-noauth-000000000', workspace: 'noauth' }],
+  } });
+  try {
+    const paths = ['/hubspot/OAuth/v1/refresh-tokens/', '/hubspot/%6Fauth/v1/access-tokens/', '/hubspot/OAUTH/v1/access-tokens/',
+      '/hubspot/%6f%41uth/v1/refresh-tokens/', '/hubspot//oAuth//v1//access-tokens//', '/hubspot/oauth/v1/refresh-tokens/'];
+    for (const p of paths) {
+      for (const tok of [TOKEN, 'pat-na1-sweep-noauth-000000000']) {
+        const r = await raw(stack.gate.port, `GET ${p}${secret} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tok}\r\nConnection: close\r\n\r\n`);
+        assert.match(r, /^HTTP\/1\.1 (200|403|404) /, `${p}: ${r.slice(0, 200)}`);
+      }
+    }
+    const log = stack.gate.stderr();
+    assert.ok(!log.includes(secret), 'the token is never logged');
+    assert.match(log, /"GET \/hubspot\/OAuth\/v1\/refresh-tokens" 200/);
+    assert.match(log, /"GET \/hubspot\/%6Fauth\/v1\/access-tokens" 403/);
+  } finally {
+    await stack.stop();
+  }
+});
