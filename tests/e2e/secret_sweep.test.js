@@ -193,3 +193,47 @@ test('log: a HubSpot token-info path keeps its token out of the log however "oau
     await stack.stop();
   }
 });
+
+test('audit: a before-state answer that holds the credential of its read (an agent\'s own token, HubSpot and Salesforce) records it redacted', { skip: GATE }, async () => {
+  const stack = await harness.startStack();
+  try {
+    const { fake, gate } = stack;
+    await fake.seed({
+      hubspot: { objects: { contacts: [{ id: '9201', properties: { email: 'x@y.test', firstname: `token ${TOKEN} here` } }] } },
+      salesforce: { objects: { Account: [{ Name: 'Echo', Description: SF_TOKEN }] } },
+    });
+    const acc = (await fake.state()).salesforce.objects.Account.find((a) => a.Name === 'Echo').Id;
+    let r = await harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/contacts/9201`,
+      { method: 'PATCH', body: { properties: { firstname: 'Ada' } }, headers: { Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(r.status, 200);
+    r = await harness.requestJson(`${stack.salesforceBase}/services/data/v62.0/sobjects/Account/${acc}`,
+      { method: 'PATCH', body: { Description: 'plain' }, headers: { Authorization: `Bearer ${SF_TOKEN}` } });
+    assert.equal(r.status, 204);
+    const recs = harness.readAuditRaw(gate.stateDir);
+    assert.deepEqual(recs.map((x) => harness.fieldMap(x)), [
+      { firstname: ['token [redacted by crmgate] here', 'Ada'] },
+      { Description: ['[redacted by crmgate]', 'plain'] },
+    ]);
+  } finally {
+    await stack.stop(); /* the sweep: no token in LMDB */
+  }
+});
+
+test('audit: a before-state answer that holds the integration\'s injected token records it redacted (custody, HubSpot)', { skip: GATE }, async () => {
+  const OPEN = { objects: { '*': { read: '*', write: '*', actions: { update: true } } } };
+  const s = await util.startCustody({ rules: { 'acme.json': { workspace: 'acme', hubspot: OPEN } } });
+  try {
+    const { fake, gate } = s;
+    const tok = 'pat-na1-sweep-integration-echo-1';
+    await fake.seed({ hubspot: { objects: { contacts: [{ id: '9301', properties: { email: 'x@y.test', lastname: tok } }] } } });
+    util.addIntegration(gate, ['--workspace', 'acme', '--crm', 'hubspot', '--type', 'private-app'], tok);
+    const k = util.newKey(gate, ['--workspace', 'acme', '--kind', 'workflow']);
+    const r = await harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/9301`,
+      { method: 'PATCH', body: { properties: { lastname: 'Lovelace' } }, headers: { Authorization: `Bearer ${k.key}` } });
+    assert.equal(r.status, 200);
+    const [rec] = harness.readAuditRaw(gate.stateDir);
+    assert.deepEqual(harness.fieldMap(rec), { lastname: ['[redacted by crmgate]', 'Lovelace'] });
+  } finally {
+    await s.stop();
+  }
+});
