@@ -23,6 +23,8 @@
 #include "tls.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
+/* The longest member name an error quotes back (config_name_quotable). */
+#define CONFIG_QUOTABLE_NAME_MAX 32
 
 static const struct config_limits config_default_limits = {
     .header_bytes = 64 * 1024,
@@ -248,8 +250,14 @@ static int config_check_keys(json_t *obj, const char *const *allowed, const char
         int ok = 0;
         for (size_t i = 0; allowed[i] != NULL; i++)
             ok |= strcmp(key, allowed[i]) == 0;
-        if (!ok) {
+        if (!ok && config_name_quotable(key)) {
             snprintf(err, errlen, "%s: %s/%s: unknown key", file, ptr, key);
+            return -1;
+        }
+        if (!ok) {
+            /* not quoted: the file holds the admin token, and this may be it, misplaced */
+            snprintf(err, errlen, "%s: %s: an unknown key (%zu characters, not shown)", file,
+                     ptr[0] != '\0' ? ptr : "/", strlen(key));
             return -1;
         }
     }
@@ -756,6 +764,37 @@ const struct config_caller *config_caller_find(const struct config *cfg, const c
     return bsearch(&key, cfg->callers, cfg->ncallers, sizeof(key), config_caller_cmp);
 }
 
+const char *config_json_error(const json_error_t *e, char *out, size_t outlen)
+{
+    const char *near = strstr(e->text, " near '");
+    char name[CONFIG_QUOTABLE_NAME_MAX + 1];
+    size_t n;
+
+    /* a member name stays: "duplicate object key near '"token"'" says which */
+    if (near != NULL) {
+        const char *q = near + 7;
+        n = strlen(q);
+        /* q is "NAME"' */
+        if (n >= 4 && n - 3 <= CONFIG_QUOTABLE_NAME_MAX && q[0] == '"' && q[n - 2] == '"' &&
+            q[n - 1] == '\'') {
+            memcpy(name, q + 1, n - 3);
+            name[n - 3] = '\0';
+            if (config_name_quotable(name))
+                near = NULL;
+        }
+    }
+    snprintf(out, outlen, "%.*s", near != NULL ? (int)(near - e->text) : (int)strlen(e->text),
+             e->text);
+    return out;
+}
+
+int config_name_quotable(const char *name)
+{
+    size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
+
+    return n > 0 && n <= CONFIG_QUOTABLE_NAME_MAX && name[n] == '\0';
+}
+
 const char *config_kind_name(enum config_kind kind)
 {
     return kind == CONFIG_KIND_WORKFLOW ? "workflow" : "chat";
@@ -882,8 +921,9 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
     fclose(f);
     if (root == NULL) {
+        char why[JSON_ERROR_TEXT_LENGTH];
         snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", file, jerr.line, jerr.column,
-                 jerr.text);
+                 config_json_error(&jerr, why, sizeof(why)));
         return -1;
     }
     if (!json_is_object(root)) {

@@ -173,6 +173,35 @@ static void test_override_errors(void **state)
     assert_non_null(strstr(err, "--upstream hubspot"));
 }
 
+/* jansson's errors lose their "near" text but for a member name; names are quoted when plain. */
+static void test_json_error_quoting(void **state)
+{
+    static const struct {
+        const char *text, *want;
+    } rows[] = {
+        {"invalid token near 'pat-na1-SECRET'", "invalid token"},
+        {"premature end of input", "premature end of input"},
+        {"duplicate object key near '\"token\"'", "duplicate object key near '\"token\"'"},
+        {"duplicate object key near '\"Token1\"'", "duplicate object key"},
+        {"'}' expected near '\"x\" \"y\"'", "'}' expected"},
+        {"string or '}' expected near '''", "string or '}' expected"},
+    };
+    char out[JSON_ERROR_TEXT_LENGTH];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        json_error_t e;
+        snprintf(e.text, sizeof(e.text), "%s", rows[i].text);
+        assert_string_equal(config_json_error(&e, out, sizeof(out)), rows[i].want);
+    }
+    assert_true(config_name_quotable("acess_token"));
+    assert_false(config_name_quotable(""));
+    assert_false(config_name_quotable("pat-na1-1234"));
+    assert_false(config_name_quotable("SECRET"));
+    assert_false(config_name_quotable("abcdefghijklmnopqrstuvwxyzabcdefg")); /* 33 */
+    assert_true(config_name_quotable("abcdefghijklmnopqrstuvwxyzabcdef"));   /* 32 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_file_and_overrides),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_override_errors),
+        cmocka_unit_test(test_json_error_quoting),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
