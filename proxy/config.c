@@ -23,6 +23,8 @@
 #include "tls.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
+/* The most of an upstream URL an error quotes (config_url_shown). */
+#define CONFIG_URL_SHOWN_MAX 256
 /* The longest member name an error quotes back (config_name_quotable). */
 #define CONFIG_QUOTABLE_NAME_MAX 32
 
@@ -158,6 +160,22 @@ oom:
 }
 
 /*
+ * An upstream URL as an error may quote it: never user info, a query or a
+ * fragment (https://user:password@host, ?hapikey=...: credentials). With an
+ * '@' anywhere only its scheme is kept; else it is cut before '?' or '#'.
+ * Either way "..." marks what was left out. Into out; returns out.
+ */
+static const char *config_url_shown(const char *url, char *out, size_t outlen)
+{
+    const char *sep = strstr(url, "://");
+    size_t keep =
+        strchr(url, '@') != NULL ? (sep != NULL ? (size_t)(sep - url) + 3 : 0) : strcspn(url, "?#");
+
+    snprintf(out, outlen, "%.*s%s", (int)keep, url, url[keep] != '\0' ? "..." : "");
+    return out;
+}
+
+/*
  * An upstream base URL: http or https, a host, an optional path, no query,
  * no fragment, no credentials. Stored without a trailing slash so that the
  * request path can be appended as is.
@@ -167,6 +185,7 @@ static int config_set_upstream(char **dst, const char *url, const char *where, c
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *query = NULL, *frag = NULL, *user = NULL, *out = NULL;
+    char shown[CONFIG_URL_SHOWN_MAX];
     int rc = -1;
     size_t n;
 
@@ -175,7 +194,8 @@ static int config_set_upstream(char **dst, const char *url, const char *where, c
         return -1;
     }
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where, url);
+        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where,
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
@@ -184,20 +204,23 @@ static int config_set_upstream(char **dst, const char *url, const char *where, c
     curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
     curl_url_get(u, CURLUPART_USER, &user, 0);
     if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        snprintf(err, errlen, "%s: \"%s\" must be an http:// or https:// URL", where, url);
+        snprintf(err, errlen, "%s: \"%s\" must be an http:// or https:// URL", where,
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     if (host == NULL || host[0] == '\0') {
-        snprintf(err, errlen, "%s: \"%s\" has no host", where, url);
+        snprintf(err, errlen, "%s: \"%s\" has no host", where,
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     if (query != NULL || frag != NULL || user != NULL) {
         snprintf(err, errlen, "%s: \"%s\" must not carry a query, fragment or credentials", where,
-                 url);
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     if (curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where, url);
+        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where,
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     n = strlen(out);
