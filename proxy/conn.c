@@ -787,17 +787,6 @@ static long long conn_elapsed_us(const struct conn *c)
            (now.tv_nsec - c->t_start.tv_nsec) / 1000;
 }
 
-static int conn_hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /*
  * Whether a path segment (len bytes, still percent-encoded) reads "oauth"
  * once decoded, in any case: the HubSpot classifier takes /OAuth/ and
@@ -810,8 +799,8 @@ static int conn_segment_is_oauth(const char *s, size_t len)
 
     for (size_t i = 0; i < len; k++) {
         int ch = (unsigned char)s[i++], hi, lo;
-        if (ch == '%' && i + 2 <= len && (hi = conn_hexval(s[i])) >= 0 &&
-            (lo = conn_hexval(s[i + 1])) >= 0) {
+        if (ch == '%' && i + 2 <= len && (hi = crm_hex(s[i])) >= 0 &&
+            (lo = crm_hex(s[i + 1])) >= 0) {
             ch = hi * 16 + lo;
             i += 2;
         }
