@@ -293,8 +293,9 @@ int admin_body_json(struct admin_req *r, json_t **out)
     }
     *out = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (*out == NULL) {
-        admin_reply_error(r, 400, "bad_json", "the body is not valid JSON: %s (line %d)", jerr.text,
-                          jerr.line);
+        char why[JSON_ERROR_TEXT_LENGTH];
+        admin_reply_error(r, 400, "bad_json", "the body is not valid JSON: %s (line %d)",
+                          config_json_error(&jerr, why, sizeof(why)), jerr.line);
         return -1;
     }
     return 0;

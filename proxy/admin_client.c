@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "admin_client.h"
+#include "config.h"
 
 struct admin_client_buf {
     char *data;
@@ -64,10 +65,12 @@ static int admin_target_config(struct admin_target *t, const char *file, char *e
 
     if (root == NULL) {
         /* jansson's text names the file already when it cannot be opened (line -1) */
+        char why[JSON_ERROR_TEXT_LENGTH];
         if (jerr.line < 0)
             snprintf(err, errlen, "%s", jerr.text);
-        else
-            snprintf(err, errlen, "%s: %s (line %d)", file, jerr.text, jerr.line);
+        else /* serve's config holds the admin token: nothing it could not parse is quoted */
+            snprintf(err, errlen, "%s: %s (line %d)", file,
+                     config_json_error(&jerr, why, sizeof(why)), jerr.line);
         return -1;
     }
     sock = json_string_value(json_object_get(json_object_get(root, "admin"), "socket"));

@@ -113,8 +113,14 @@ static int admin_custody_keys_only(struct admin_req *r, json_t *body, const char
         size_t i;
         for (i = 0; allowed[i] != NULL && strcmp(allowed[i], key) != 0; i++)
             ;
-        if (allowed[i] == NULL) {
+        if (allowed[i] == NULL && config_name_quotable(key)) {
             admin_reply_error(r, 400, "bad_request", "unknown member \"%s\"", key);
+            return -1;
+        }
+        if (allowed[i] == NULL) {
+            /* not quoted: it may be a token sent where a name belongs */
+            admin_reply_error(r, 400, "bad_request",
+                              "an unknown member (%zu characters, not shown)", strlen(key));
             return -1;
         }
     }

@@ -309,7 +309,7 @@ static void before_free(struct before_fetch *bf)
         free(bf->calls[i].idx);
         free(bf->calls[i].url);
         free(bf->calls[i].body);
-        http_fields_free(&bf->calls[i].headers);
+        http_fields_cleanse(&bf->calls[i].headers); /* they carry the credential */
     }
     free(bf->calls);
     if (bf->zero != NULL)
@@ -350,6 +350,34 @@ static int before_keep_quota(struct before_fetch *bf, const struct upstream_resp
     return 0;
 }
 
+/* A credential shorter than this is not looked for in answers: it could not be told from
+ * the data around it, which redacting would corrupt (real CRM tokens are far longer). */
+#define BEFORE_REDACT_MIN 8
+
+/*
+ * Redact the credential this read carried (the integration's token, or the
+ * agent's own) from its answer before anything is taken from it: a CRM that
+ * echoes it (in a field's value, an error message) must not put it in an
+ * audit record, the dry-run overlay or the agent's answer. 0 / -1.
+ */
+static int before_scrub(const struct before_call *call, struct upstream_response *rsp)
+{
+    long i = http_fields_find(&call->headers, "authorization", 0);
+    size_t vl;
+    const char *v, *tok;
+
+    if (i < 0 || rsp->body == NULL)
+        return 0;
+    v = http_field_value(&call->headers, (size_t)i, &vl);
+    tok = memchr(v, ' ', vl);
+    tok = tok != NULL ? tok + 1 : v;
+    while (tok < v + vl && *tok == ' ')
+        tok++;
+    if ((size_t)(v + vl - tok) < BEFORE_REDACT_MIN)
+        return 0;
+    return upstream_redact(&rsp->body, tok, (size_t)(v + vl - tok)) < 0 ? -1 : 0;
+}
+
 static void before_donecb(struct upstream_response *rsp, void *arg)
 {
     struct before_call *call = arg;
@@ -357,7 +385,8 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
     json_t *root = NULL;
 
     call->xfer = NULL;
-    if (rsp->result == CURLE_OK && before_keep_quota(bf, rsp) < 0) {
+    if (rsp->result == CURLE_OK &&
+        (before_scrub(call, rsp) < 0 || before_keep_quota(bf, rsp) < 0)) {
         before_fail(bf, 0, "out of memory");
     } else if (rsp->result != CURLE_OK) {
         if (bf->res.ok && rsp->result == CURLE_OPERATION_TIMEDOUT)

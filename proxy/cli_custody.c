@@ -16,6 +16,7 @@
 
 #include "admin_client.h"
 #include "cli_custody.h"
+#include "config.h"
 #include "vault.h"
 
 #define CLI_CUSTODY_MAX_SECRETS (64 * 1024) /* bytes read from stdin or --secrets-file */
@@ -444,10 +445,11 @@ static int cli_custody_secrets(const struct cli_custody_args *a, int oauth, json
         json_error_t jerr;
         j = json_loads(p, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(j)) {
+            char why[JSON_ERROR_TEXT_LENGTH];
             fprintf(stderr,
                     "crmgate integration add: the secrets are not a JSON object (line "
                     "%d: %s)\n",
-                    jerr.line, jerr.text);
+                    jerr.line, config_json_error(&jerr, why, sizeof(why)));
             goto done;
         }
         json_object_foreach(j, key, v)
@@ -456,10 +458,13 @@ static int cli_custody_secrets(const struct cli_custody_args *a, int oauth, json
             for (i = 0; allowed[i] != NULL && strcmp(allowed[i], key) != 0; i++)
                 ;
             if (allowed[i] == NULL) {
+                /* a name that is not quotable may be a token in the wrong place */
                 fprintf(stderr,
-                        "crmgate integration add: unknown secret \"%s\" (access_token, "
+                        "crmgate integration add: unknown secret %s%s%s (access_token, "
                         "refresh_token, client_secret, client_id, expires_in)\n",
-                        key);
+                        config_name_quotable(key) ? "\"" : "",
+                        config_name_quotable(key) ? key : "(a name not shown)",
+                        config_name_quotable(key) ? "\"" : "");
                 goto done;
             }
             json_object_set(body, key, v);
@@ -493,10 +498,12 @@ static int cli_custody_integration(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (optind < argc - 1) {
+        /* Not quoted: a stray argument here is most likely a token typed where it does not
+         * belong, and this line can end up in a shell log or a CI transcript. */
         fprintf(stderr,
-                "crmgate integration %s: unexpected argument \"%s\" (secrets are read "
-                "from stdin, never from the command line)\n",
-                verb, argv[optind + 1]);
+                "crmgate integration %s: unexpected argument (%zu characters, not shown: secrets "
+                "are read from stdin, never from the command line)\n",
+                verb, strlen(argv[optind + 1]));
         return 2;
     }
     if (strcmp(verb, "add") == 0) {

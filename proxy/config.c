@@ -23,6 +23,10 @@
 #include "tls.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
+/* The most of an upstream URL an error quotes (config_url_shown). */
+#define CONFIG_URL_SHOWN_MAX 256
+/* The longest member name an error quotes back (config_name_quotable). */
+#define CONFIG_QUOTABLE_NAME_MAX 32
 
 static const struct config_limits config_default_limits = {
     .header_bytes = 64 * 1024,
@@ -156,6 +160,22 @@ oom:
 }
 
 /*
+ * An upstream URL as an error may quote it: never user info, a query or a
+ * fragment (https://user:password@host, ?hapikey=...: credentials). With an
+ * '@' anywhere only its scheme is kept; else it is cut before '?' or '#'.
+ * Either way "..." marks what was left out. Into out; returns out.
+ */
+static const char *config_url_shown(const char *url, char *out, size_t outlen)
+{
+    const char *sep = strstr(url, "://");
+    size_t keep =
+        strchr(url, '@') != NULL ? (sep != NULL ? (size_t)(sep - url) + 3 : 0) : strcspn(url, "?#");
+
+    snprintf(out, outlen, "%.*s%s", (int)keep, url, url[keep] != '\0' ? "..." : "");
+    return out;
+}
+
+/*
  * An upstream base URL: http or https, a host, an optional path, no query,
  * no fragment, no credentials. Stored without a trailing slash so that the
  * request path can be appended as is.
@@ -165,6 +185,7 @@ static int config_set_upstream(char **dst, const char *url, const char *where, c
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *query = NULL, *frag = NULL, *user = NULL, *out = NULL;
+    char shown[CONFIG_URL_SHOWN_MAX];
     int rc = -1;
     size_t n;
 
@@ -173,7 +194,8 @@ static int config_set_upstream(char **dst, const char *url, const char *where, c
         return -1;
     }
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where, url);
+        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where,
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
@@ -182,20 +204,23 @@ static int config_set_upstream(char **dst, const char *url, const char *where, c
     curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
     curl_url_get(u, CURLUPART_USER, &user, 0);
     if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        snprintf(err, errlen, "%s: \"%s\" must be an http:// or https:// URL", where, url);
+        snprintf(err, errlen, "%s: \"%s\" must be an http:// or https:// URL", where,
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     if (host == NULL || host[0] == '\0') {
-        snprintf(err, errlen, "%s: \"%s\" has no host", where, url);
+        snprintf(err, errlen, "%s: \"%s\" has no host", where,
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     if (query != NULL || frag != NULL || user != NULL) {
         snprintf(err, errlen, "%s: \"%s\" must not carry a query, fragment or credentials", where,
-                 url);
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     if (curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where, url);
+        snprintf(err, errlen, "%s: \"%s\" is not a valid URL", where,
+                 config_url_shown(url, shown, sizeof(shown)));
         goto done;
     }
     n = strlen(out);
@@ -248,8 +273,14 @@ static int config_check_keys(json_t *obj, const char *const *allowed, const char
         int ok = 0;
         for (size_t i = 0; allowed[i] != NULL; i++)
             ok |= strcmp(key, allowed[i]) == 0;
-        if (!ok) {
+        if (!ok && config_name_quotable(key)) {
             snprintf(err, errlen, "%s: %s/%s: unknown key", file, ptr, key);
+            return -1;
+        }
+        if (!ok) {
+            /* not quoted: the file holds the admin token, and this may be it, misplaced */
+            snprintf(err, errlen, "%s: %s: an unknown key (%zu characters, not shown)", file,
+                     ptr[0] != '\0' ? ptr : "/", strlen(key));
             return -1;
         }
     }
@@ -756,6 +787,37 @@ const struct config_caller *config_caller_find(const struct config *cfg, const c
     return bsearch(&key, cfg->callers, cfg->ncallers, sizeof(key), config_caller_cmp);
 }
 
+const char *config_json_error(const json_error_t *e, char *out, size_t outlen)
+{
+    const char *near = strstr(e->text, " near '");
+    char name[CONFIG_QUOTABLE_NAME_MAX + 1];
+    size_t n;
+
+    /* a member name stays: "duplicate object key near '"token"'" says which */
+    if (near != NULL) {
+        const char *q = near + 7;
+        n = strlen(q);
+        /* q is "NAME"' */
+        if (n >= 4 && n - 3 <= CONFIG_QUOTABLE_NAME_MAX && q[0] == '"' && q[n - 2] == '"' &&
+            q[n - 1] == '\'') {
+            memcpy(name, q + 1, n - 3);
+            name[n - 3] = '\0';
+            if (config_name_quotable(name))
+                near = NULL;
+        }
+    }
+    snprintf(out, outlen, "%.*s", near != NULL ? (int)(near - e->text) : (int)strlen(e->text),
+             e->text);
+    return out;
+}
+
+int config_name_quotable(const char *name)
+{
+    size_t n = strspn(name, "abcdefghijklmnopqrstuvwxyz_");
+
+    return n > 0 && n <= CONFIG_QUOTABLE_NAME_MAX && name[n] == '\0';
+}
+
 const char *config_kind_name(enum config_kind kind)
 {
     return kind == CONFIG_KIND_WORKFLOW ? "workflow" : "chat";
@@ -882,8 +944,9 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
     fclose(f);
     if (root == NULL) {
+        char why[JSON_ERROR_TEXT_LENGTH];
         snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", file, jerr.line, jerr.column,
-                 jerr.text);
+                 config_json_error(&jerr, why, sizeof(why)));
         return -1;
     }
     if (!json_is_object(root)) {

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
 #include <openssl/ssl.h>
 
 #include "../certs/ca.h"
@@ -152,5 +153,20 @@ const char *config_kind_name(enum config_kind kind);
 
 /* Print a human summary of the effective config to stdout (for --check). */
 void config_print(const struct config *cfg);
+
+/*
+ * jansson's error text without its "near '...'" part, which quotes the
+ * input it could not parse: a token left unquoted in a config, an admin
+ * API body or `integration add`'s secrets would be repeated in the log or
+ * the answer. Into out (outlen bytes); returns out.
+ */
+const char *config_json_error(const json_error_t *e, char *out, size_t outlen);
+
+/*
+ * Whether a member name read from input may be quoted back in an error: a
+ * short lower-case name such as a misspelt "acess_token". Anything else may
+ * be a secret pasted in the wrong place, and is described, not quoted.
+ */
+int config_name_quotable(const char *name);
 
 #endif

@@ -840,27 +840,61 @@ static long long conn_elapsed_us(const struct conn *c)
 }
 
 /*
- * The length of the target to log: the path without its query (queries may
- * carry secrets), and for OAuth paths only up to the resource, because
- * /oauth/v1/access-tokens/{token} and /refresh-tokens/{token} carry tokens.
- * A target with user info is logged only up to it.
+ * Whether a path segment (len bytes, still percent-encoded) reads "oauth"
+ * once decoded, in any case: the HubSpot classifier takes /OAuth/ and
+ * /%6Fauth/ for /oauth/, so the log must too.
+ */
+static int conn_segment_is_oauth(const char *s, size_t len)
+{
+    static const char want[] = "oauth";
+    size_t k = 0;
+
+    for (size_t i = 0; i < len; k++) {
+        int ch = (unsigned char)s[i++], hi, lo;
+        if (ch == '%' && i + 2 <= len && (hi = crm_hex(s[i])) >= 0 &&
+            (lo = crm_hex(s[i + 1])) >= 0) {
+            ch = hi * 16 + lo;
+            i += 2;
+        }
+        if (ch >= 'A' && ch <= 'Z')
+            ch += 32;
+        if (k >= sizeof(want) - 1 || ch != want[k])
+            return 0;
+    }
+    return k == sizeof(want) - 1;
+}
+
+/*
+ * The length of the target to log: the path without its query or fragment
+ * (they may carry secrets), and for OAuth paths only up to the resource,
+ * because /oauth/v1/access-tokens/{token} and /refresh-tokens/{token} carry
+ * tokens. Segments are counted as the classifier counts them: empty ones
+ * skipped, "oauth" in any case or percent-encoding. A target with user info
+ * is logged only up to it.
  */
 static int conn_log_path_len(const struct conn *c)
 {
-    const char *t = c->req.target, *o = strstr(t, "/oauth/");
-    size_t n = strcspn(t, "?"), from;
+    const char *t = c->req.target;
+    size_t n = strcspn(t, "?#"), from;
+    int keep = -1; /* segments still logged after an oauth one; -1: none seen */
 
     if (conn_target_userinfo(t, &from))
         return (int)from;
-    if (o != NULL && (size_t)(o - t) < n) {
-        const char *p = o + 7;
-        /* keep "/oauth/<version>/<resource>" and drop what follows */
-        for (int seg = 0; seg < 2 && *p != '\0' && *p != '?'; seg++) {
-            p += strcspn(p, "/?");
-            if (seg == 0 && *p == '/')
-                p++;
+    for (size_t p = 0; p < n;) {
+        size_t s = p, e;
+        while (s < n && t[s] == '/')
+            s++;
+        if (s == n)
+            break;
+        for (e = s; e < n && t[e] != '/'; e++)
+            ;
+        if (keep > 0 && --keep == 0) {
+            n = e; /* "oauth/<version>/<resource>": what follows may be a token */
+            break;
         }
-        n = (size_t)(p - t);
+        if (keep < 0 && conn_segment_is_oauth(t + s, e - s))
+            keep = 2;
+        p = e;
     }
     return (int)(n > 512 ? 512 : n);
 }

@@ -2082,7 +2082,7 @@ static void exchange_scrub(struct exchange *ex)
     const char *tok = ex->has_cred ? ex->cred.access_token : NULL;
     size_t tl = tok != NULL ? strlen(tok) : 0;
     struct http_fields keep = {0};
-    int dropped = 0;
+    int dropped = 0, redacted;
 
     if (tl == 0)
         return;
@@ -2105,29 +2105,19 @@ static void exchange_scrub(struct exchange *ex)
     } else {
         http_fields_free(&keep);
     }
-    if (ex->out_body != NULL && evbuffer_get_length(ex->out_body) >= tl) {
-        size_t len = evbuffer_get_length(ex->out_body);
-        char *p = (char *)evbuffer_pullup(ex->out_body, -1);
-        char *hit = memmem(p, len, tok, tl);
-        if (hit != NULL) {
-            struct evbuffer *nb = evbuffer_new();
-            const char *cur = p;
-            static const char red[] = "[redacted by crmgate]";
-            if (nb == NULL)
-                return;
-            while (hit != NULL) {
-                evbuffer_add(nb, cur, (size_t)(hit - cur));
-                evbuffer_add(nb, red, sizeof(red) - 1);
-                cur = hit + tl;
-                hit = memmem(cur, len - (size_t)(cur - p), tok, tl);
-            }
-            evbuffer_add(nb, cur, len - (size_t)(cur - p));
-            evbuffer_free(ex->out_body);
-            ex->out_body = nb;
-            ex->out_length = -1;
+    redacted = upstream_redact(&ex->out_body, tok, tl);
+    if (redacted < 0) {
+        /* out of memory: the answer goes without its body rather than with the token */
+        evbuffer_drain(ex->out_body, evbuffer_get_length(ex->out_body));
+        log_error("%s: out of memory redacting the integration's token from the CRM's answer; "
+                  "its body is dropped",
+                  conn_peer(ex->c));
+    }
+    if (redacted != 0) {
+        ex->out_length = -1;
+        if (redacted > 0)
             log_warn("%s: the CRM's answer carried the integration's token; redacted",
                      conn_peer(ex->c));
-        }
     }
 }
 

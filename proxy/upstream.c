@@ -214,6 +214,40 @@ size_t upstream_active(const struct upstream *u)
     return u->active;
 }
 
+int upstream_redact(struct evbuffer **body, const char *secret, size_t slen)
+{
+    size_t len = *body != NULL ? evbuffer_get_length(*body) : 0;
+    const char *p, *cur, *hit;
+    struct evbuffer *nb;
+    int n = 0;
+
+    if (slen == 0 || len < slen)
+        return 0;
+    p = (const char *)evbuffer_pullup(*body, -1);
+    hit = p != NULL ? memmem(p, len, secret, slen) : NULL;
+    if (hit == NULL)
+        return 0;
+    nb = evbuffer_new();
+    if (nb == NULL)
+        return -1;
+    for (cur = p; hit != NULL; n++) {
+        if (evbuffer_add(nb, cur, (size_t)(hit - cur)) < 0 ||
+            evbuffer_add(nb, UPSTREAM_REDACTED, sizeof(UPSTREAM_REDACTED) - 1) < 0) {
+            evbuffer_free(nb);
+            return -1;
+        }
+        cur = hit + slen;
+        hit = memmem(cur, len - (size_t)(cur - p), secret, slen);
+    }
+    if (evbuffer_add(nb, cur, len - (size_t)(cur - p)) < 0) {
+        evbuffer_free(nb);
+        return -1;
+    }
+    evbuffer_free(*body);
+    *body = nb;
+    return n;
+}
+
 static void upstream_finish(struct upstream_xfer *x, CURLcode result)
 {
     struct upstream_response *rsp = &x->rsp;

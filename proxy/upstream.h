@@ -78,4 +78,16 @@ void upstream_cancel(struct upstream_xfer *x);
 /* Transfers currently running. */
 size_t upstream_active(const struct upstream *u);
 
+/* What a CRM answer's copy of a credential becomes (upstream_redact). */
+#define UPSTREAM_REDACTED "[redacted by crmgate]"
+
+/*
+ * Replace every copy of secret (slen bytes) in *body with UPSTREAM_REDACTED,
+ * so a CRM answer that echoes a token cannot carry it on to an agent, the
+ * audit log or the dry-run overlay. *body may be replaced (the old buffer is
+ * freed). Returns how many were replaced, or -1 when out of memory (*body
+ * left as it was).
+ */
+int upstream_redact(struct evbuffer **body, const char *secret, size_t slen);
+
 #endif

@@ -25,6 +25,7 @@ let dir;
 
 function cli(args, input) {
   const r = spawnSync(BIN, args, { input: input || '', encoding: 'utf8', timeout: 15000, env: { ...process.env, STATE_DIRECTORY: '', CRMGATE_ADMIN_URL: '' } });
+  harness.noteCliSecrets(args, input, r);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -40,6 +40,7 @@ let dir;
 
 function cli(args, input) {
   const r = spawnSync(BIN, [...args, '--state-dir', gate.stateDir], { input: input || '', encoding: 'utf8', timeout: 15000 });
+  harness.noteCliSecrets(args, input, r);
   assert.equal(r.status, 0, `${args.join(' ')}: exit ${r.status}\n${r.stderr}${r.stdout}`);
   return r;
 }

@@ -16,6 +16,7 @@ const BIN = harness.crmgateBinary();
 /* Run the CLI against gate's admin socket; returns {status, stdout, stderr}. */
 function cli(gate, args, input) {
   const r = spawnSync(BIN, [...args, '--state-dir', gate.stateDir], { input: input || '', encoding: 'utf8', timeout: 15000 });
+  harness.noteCliSecrets(args, input, r);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

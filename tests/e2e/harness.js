@@ -10,6 +10,13 @@
  *   await stack.stop();
  *
  * crmgate binary: $CRMGATE_BIN or <repo>/crmgate. Set CRMGATE_LOG=1 to echo crmgate's stderr.
+ * crmgate runs at --log-level debug unless a test sets a level ($CRMGATE_E2E_LOG_LEVEL picks
+ * another), so the secret sweep sees every line it can write.
+ *
+ * Secret sweep (secret_sweep.js): every crmgate started here is swept once it has ended (at
+ * stop(), which then throws on a hit, or at exit, which then fails the test file): no secret
+ * in its log or its store. noteSecret(kind, value) names one more secret to look for;
+ * noteCliSecrets(args, input, result) records what a CLI run was given and checks its output.
  *
  * Admin API: startCrmgate() returns adminSocket (the unix socket it logged), adminUrl (when
  * admin.listen is configured) and admin(method, path, body, headers) to call it over the socket.
@@ -31,6 +38,7 @@ const path = require('node:path');
 const http = require('node:http');
 const https = require('node:https');
 const zlib = require('node:zlib');
+const sweep = require('./secret_sweep.js');
 
 const REPO = path.resolve(__dirname, '..', '..');
 const FAKE_SERVER = path.join(REPO, 'tests', 'fakecrm', 'server.js');
@@ -41,12 +49,23 @@ const READY_TIMEOUT_MS = process.env.CRMGATE_SLOW ? 60000 : 10000;
 
 const children = new Set();
 const tmpdirs = new Set();
+/* every crmgate started, until the secret sweep has looked at it (secret_sweep.js) */
+const unswept = new Set();
 
 function killAll() {
   for (const c of children) {
     try { c.kill('SIGKILL'); } catch { /* already gone */ }
   }
   children.clear();
+  /* crmgates no test stopped (left running, killed by the test, or failed to start): swept
+   * now, and a hit fails the test file */
+  for (const g of [...unswept]) {
+    const hits = sweepGate(g);
+    if (hits.length) {
+      process.stderr.write(`${sweep.failure(g.what, hits).message}\n`);
+      process.exitCode = 1;
+    }
+  }
   for (const d of tmpdirs) {
     try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
   }
@@ -300,6 +319,36 @@ async function control(base, method, p, body, socketPath) {
   return r.body;
 }
 
+/* ---------------- the secret sweep (secret_sweep.js) ---------------- */
+
+let sweepTmp = null;
+let fakeCount = 0;
+
+/* A directory for the fakes' credential files, removed at exit. */
+function sweepDir() {
+  if (!sweepTmp) {
+    sweepTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-sweep-'));
+    tmpdirs.add(sweepTmp);
+  }
+  return sweepTmp;
+}
+
+/* Sweeps one crmgate once (its process has ended); returns the hits. */
+function sweepGate(g) {
+  if (!unswept.has(g)) return [];
+  unswept.delete(g);
+  return sweep.sweep({ what: g.what, text: g.text(), stateDir: g.stateDir });
+}
+
+/*
+ * The log level every crmgate runs with unless its test sets one (config log_level or
+ * --log-level): $CRMGATE_E2E_LOG_LEVEL, else debug, so the sweep sees every line crmgate can
+ * write.
+ */
+function e2eLogLevel() {
+  return process.env.CRMGATE_E2E_LOG_LEVEL || 'debug';
+}
+
 /* ---------------- the fake CRM ---------------- */
 
 /*
@@ -313,8 +362,11 @@ async function startFake(opts = {}) {
   const args = [FAKE_SERVER, '--port', String(opts.port || 0), '--host', '127.0.0.1'];
   if (opts.tls) args.push('--tls', '--cert', opts.cert, '--key', opts.key);
   if (opts.gzip === false) args.push('--no-gzip');
+  /* the credentials it sees, for the secret sweep */
+  const credentialsFile = path.join(sweepDir(), `fake-${process.pid}-${++fakeCount}.jsonl`);
+  sweep.noteFakeCredentialsFile(credentialsFile);
   const proc = track(nsSpawn(opts.netns, process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FAKECRM_EXIT_WITH_PARENT: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FAKECRM_EXIT_WITH_PARENT: '1', FAKECRM_CREDENTIALS_FILE: credentialsFile },
   }));
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
@@ -468,9 +520,18 @@ async function startCrmgate(opts = {}) {
     }
   }
   args.push(...(opts.args || []));
+  const written = JSON.parse(fs.readFileSync(args[args.indexOf('--config') + 1], 'utf8'));
+  if (written.log_level === undefined && !args.includes('--log-level')) args.push('--log-level', e2eLogLevel());
+  /* the callers' tokens are known only where the harness wrote the callers itself */
+  const callerTokens = opts.config && (opts.config.rules_dir !== undefined || opts.config.callers !== undefined)
+    ? [] : (opts.callers || OPEN_TOKENS.map((token) => ({ token }))).map((c) => c.token);
+  sweep.noteStartSecrets(opts, written, args, callerTokens);
   const proc = track(nsSpawn(opts.netns, bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) } }));
   let err = '';
   let out = '';
+  const closed = new Promise((resolve) => proc.once('close', resolve));
+  const swept = { what: `crmgate pid ${proc.pid} (state ${stateDir})`, stateDir, text: () => err + out };
+  unswept.add(swept);
   proc.stderr.on('data', (d) => { err += d; if (process.env.CRMGATE_LOG) process.stderr.write(d); });
   proc.stdout.on('data', (d) => { out += d; });
   const m = await waitForLine(proc, proc.stderr, /reverse listener on ([0-9.]+):(\d+)/, `crmgate (${bin} ${args.join(' ')})`, () => err + out);
@@ -492,7 +553,11 @@ async function startCrmgate(opts = {}) {
     adminSocket,
     ...(adminTcp ? { adminUrl: `http://${adminTcp[1]}:${adminTcp[2]}` } : {}),
     /* admin(method, path, body?, headers?): the admin API over its unix socket */
-    admin: (method, p, body, headers) => requestJson(`http://localhost${p}`, { method, body, headers, socketPath: adminSocket }),
+    admin: async (method, p, body, headers) => {
+      const r = await requestJson(`http://localhost${p}`, { method, body, headers, socketPath: adminSocket });
+      sweep.noteAdminCall(method, p, body, r);
+      return r;
+    },
     ...(tp ? {
       transparentPort: Number(tp[2]),
       caDir: transparent.caDir,
@@ -517,9 +582,15 @@ async function startCrmgate(opts = {}) {
      */
     stop: async ({ signal = 'SIGTERM', graceMs = 10000 } = {}) => {
       const code = await stopProc(proc, { signal, graceMs });
+      /* all of its output read, then the secret sweep */
+      let timer;
+      await Promise.race([closed, new Promise((resolve) => { timer = setTimeout(resolve, 2000); })]);
+      clearTimeout(timer);
+      const hits = sweepGate(swept);
       if (signal === 'SIGTERM' && code !== 0) {
         throw new Error(`crmgate exited with ${code} after SIGTERM; stderr tail:\n${err.slice(-4000)}`);
       }
+      if (hits.length) throw sweep.failure(swept.what, hits);
       return code;
     },
     waitExit: () => waitExit(proc),
@@ -741,4 +812,4 @@ async function startStack(opts = {}) {
   };
 }
 
-module.exports = { rawRequest, enforceAndDry, netnsUnavailable, makeNetns, readAuditRaw, forEachAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };
+module.exports = { noteSecret: sweep.noteSecret, noteCliSecrets: sweep.noteCliSecrets, rawRequest, enforceAndDry, netnsUnavailable, makeNetns, readAuditRaw, forEachAuditRaw, auditCursor, sfId, fieldMap, expectAuditRecords, fakeWrites, OPEN_CRM, startFake, startCrmgate, startStack, crmgateAvailable, crmgateBinary, requestJson, sha256, makeTestCerts, nsSpawn, OPEN_TOKENS, REPO };

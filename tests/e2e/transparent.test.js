@@ -561,6 +561,7 @@ test('a REDIRECT rule catching crmgate\'s own calls: the looped request gets 508
 test('Transparent: @hubspot/api-client with a crmgate key (default base URL) gets the workspace integration\'s token injected; a revoked key gets 403', { skip: SKIP }, async () => {
   const cli = (args, input) => {
     const r = require('node:child_process').spawnSync(harness.crmgateBinary(), [...args, '--state-dir', gate.stateDir], { input: input || '', encoding: 'utf8' });
+    harness.noteCliSecrets(args, input, r);
     assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
     return r;
   };

@@ -40,6 +40,14 @@
  * POST /_fake/tokens/revoke {token}, POST /_fake/options {gzip: 'auto'|'always'|'off',
  * batch_order: 'input'|'reversed' (HubSpot batch results)} (reset restores the command-line
  * setting and input order).
+ *
+ * FAKECRM_CREDENTIALS_FILE=PATH (the e2e harness sets it): every credential the fake receives or
+ * issues is appended there, one JSON line {kind, value} the first time it is seen, so the
+ * harness can look for them where none may be (crmgate's log and store; tests/e2e/secret_sweep.js):
+ * Authorization and Proxy-Authorization values (a Basic one's password too), the secrets of
+ * form bodies and queries (refresh_token, client_secret, password, code, token, ...), a token in
+ * a HubSpot token-info path, and the access_token / refresh_token of its own answers. It
+ * survives /_fake/reset: it is a record of what was seen, not state.
  */
 
 const http = require('node:http');
@@ -100,7 +108,47 @@ function createFake(opts) {
   };
   const modules = [loadModule('hubspot.js', fake), loadModule('salesforce.js', fake)].filter(Boolean);
   /* gzip: 'auto' = when the client asks (real CRMs), 'always' = even when it does not (robustness), 'off'. */
-  return { fake, modules, opts, requests: [], requestSeq: 0, faults: [], gzipMode: opts.gzip ? 'auto' : 'off' };
+  return { fake, modules, opts, requests: [], requestSeq: 0, faults: [], gzipMode: opts.gzip ? 'auto' : 'off',
+    noteCredential: credentialRecorder(process.env.FAKECRM_CREDENTIALS_FILE) };
+}
+
+/* ---------------- credentials seen (FAKECRM_CREDENTIALS_FILE) ---------------- */
+
+const CREDENTIAL_PARAMS = ['refresh_token', 'client_secret', 'access_token', 'password', 'code', 'token',
+  'client_assertion', 'assertion', 'hapikey'];
+
+function credentialRecorder(file) {
+  const seen = new Set();
+  return (kind, value) => {
+    if (!file || typeof value !== 'string' || value === '' || seen.has(value)) return;
+    seen.add(value);
+    fs.appendFileSync(file, `${JSON.stringify({ kind, value })}\n`);
+  };
+}
+
+function noteRequestCredentials(state, req, rawPath, rawQuery, body) {
+  const note = state.noteCredential;
+  for (const h of ['authorization', 'proxy-authorization']) {
+    const v = req.headers[h];
+    if (typeof v !== 'string' || !v.trim()) continue;
+    const m = /^(\S+)\s+(.*)$/.exec(v.trim());
+    const cred = m ? m[2].trim() : v.trim();
+    note(h, cred);
+    if (m && /^basic$/i.test(m[1])) {
+      const plain = Buffer.from(cred, 'base64').toString('utf8');
+      if (plain.includes(':')) note(`${h} (Basic password)`, plain.slice(plain.indexOf(':') + 1));
+    }
+  }
+  const params = [new URLSearchParams(rawQuery)];
+  if (/application\/x-www-form-urlencoded/i.test(req.headers['content-type'] || '')) params.push(new URLSearchParams(body.toString('utf8')));
+  for (const p of params) for (const name of CREDENTIAL_PARAMS) for (const v of p.getAll(name)) note(`parameter ${name}`, v);
+  const t = /\/oauth\/v1\/(access|refresh)-tokens\/([^/?]+)/i.exec(rawPath);
+  if (t) { try { note(`${t[1]} token in a path`, decodeURIComponent(t[2])); } catch { note(`${t[1]} token in a path`, t[2]); } }
+}
+
+function noteIssuedCredentials(state, payload) {
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) return;
+  for (const k of ['access_token', 'refresh_token']) if (typeof payload[k] === 'string') state.noteCredential(`issued ${k}`, payload[k]);
 }
 
 /* '//' collapses to '/', so SDK base URLs with a trailing slash still work (reference §11.2). */
@@ -301,6 +349,7 @@ function makeCtx(state, req, res, mod, rawPath, rawQuery, body) {
   ctx.send = (status, payload, extra) => {
     if (ctx.answered) throw new Error(`double answer for ${req.method} ${rawPath}`);
     ctx.answered = true;
+    noteIssuedCredentials(state, payload);
     const moduleHeaders = mod && mod.responseHeaders ? mod.responseHeaders(ctx) : {};
     writeAnswer(state, req, res, status, payload, { ...moduleHeaders, ...(extra || {}) });
   };
@@ -308,6 +357,7 @@ function makeCtx(state, req, res, mod, rawPath, rawQuery, body) {
 }
 
 function logRequest(state, req, rawPath, rawQuery, body) {
+  noteRequestCredentials(state, req, rawPath, rawQuery, body);
   req.logEntry = {
     seq: ++state.requestSeq,
     method: req.method,
