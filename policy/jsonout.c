@@ -14,7 +14,7 @@ struct jsonout_member {
     json_t *val;
 };
 
-static int jsonout_reserve(struct jsonout *out, size_t n)
+int jsonout_reserve(struct jsonout *out, size_t n)
 {
     size_t need = out->len + n + 1, cap;
     char *b;
@@ -117,6 +117,32 @@ static int jsonout_string(struct jsonout *out, const char *s, size_t n)
     return 0;
 }
 
+int jsonout_raw(struct jsonout *out, const void *p, size_t n)
+{
+    return jsonout_put(out, p, n);
+}
+
+int jsonout_str(struct jsonout *out, const char *s, size_t n)
+{
+    return jsonout_string(out, s, n);
+}
+
+int jsonout_int(struct jsonout *out, long long v)
+{
+    /* decimal digits from the end; the magnitude as unsigned, so LLONG_MIN works */
+    char num[32];
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    size_t n = sizeof(num);
+
+    do {
+        num[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        num[--n] = '-';
+    return jsonout_put(out, num + n, sizeof(num) - n);
+}
+
 /* As jansson orders keys: bytewise, a prefix first. */
 static int jsonout_cmp(const struct jsonout_member *a, const struct jsonout_member *b)
 {
@@ -212,8 +238,6 @@ fail:
 
 static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t *id_at, int sorted)
 {
-    char num[32];
-    int n;
 
     if (depth > JSONOUT_MAX_DEPTH)
         return -1;
@@ -233,19 +257,8 @@ static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t
     }
     case JSON_STRING:
         return jsonout_string(out, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER: {
-        /* decimal digits from the end; the magnitude as unsigned, so INT64_MIN works */
-        json_int_t iv = json_integer_value(v);
-        unsigned long long u = iv < 0 ? 0ull - (unsigned long long)iv : (unsigned long long)iv;
-        n = (int)sizeof(num);
-        do {
-            num[--n] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u != 0);
-        if (iv < 0)
-            num[--n] = '-';
-        return jsonout_put(out, num + n, sizeof(num) - (size_t)n);
-    }
+    case JSON_INTEGER:
+        return jsonout_int(out, json_integer_value(v));
     case JSON_REAL: {
         /* jansson's own: %.17g, a locale-proof point, ".0" where it would read as an integer */
         char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
