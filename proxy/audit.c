@@ -345,6 +345,7 @@ int audit_submit(const struct audit_records *r, struct store_port *p, int update
         recs[i].json = out.buf;
         recs[i].len = out.len;
         recs[i].id = rec->id;
+        recs[i].reindex = rec->record_late; /* else its index entry came with the append */
         recs[i].ws = who != NULL ? who->workspace : NULL;
         recs[i].wf = r->ctx->workflow;
         recs[i].call = r->ctx->call;
@@ -394,6 +395,7 @@ int audit_set_record_id(struct audit_records *r, size_t i, const char *id)
     if (!audit_utf8(id))
         return -1;
     r->v[i].record = strdup(id); /* "" included: it is written as "", not null */
+    r->v[i].record_late = r->v[i].record != NULL;
     return r->v[i].record != NULL ? 0 : -1;
 }
 

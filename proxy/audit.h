@@ -82,6 +82,7 @@ struct audit_rec {
     uint64_t id;        /* the store's id once appended (audit_set_ids), 0 before */
     json_t *fields;     /* diff_fields' [{name, before, after}], owned */
     int before_unknown; /* "before_state": "unavailable" */
+    int record_late;    /* record was set after the records were built (a create's id) */
 };
 
 #define AUDIT_MAX_REQUEST_ID 63

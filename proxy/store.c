@@ -59,6 +59,7 @@ struct store_rec {
     char *json; /* compact, sorted keys */
     size_t len, id_at;
     uint64_t id; /* updates: the record's own id (0: none, the batch fails with EINVAL) */
+    int reindex; /* updates: its idx_record entry may be missing (store_record.reindex) */
     /* NULL when absent or empty; pointers into strs */
     const char *ws, *wf, *call, *record, *crm, *object, *user, *outcome;
     const char **fields; /* nfields names, also into strs */
@@ -489,16 +490,20 @@ static int store_put_record(struct store *s, MDB_txn *txn, const struct store_re
                             int append)
 {
     unsigned char key[8];
-    char ids[24];
+    char digits[24], *ids = digits + sizeof(digits);
     size_t idlen = 0;
     MDB_val k = {8, key}, v;
     int rc;
 
     if (append) {
-        int n = snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
-        if (n <= 0 || (size_t)n >= sizeof(ids) || r->id_at == 0 || r->id_at > r->len)
+        uint64_t rest = id;
+        if (r->id_at == 0 || r->id_at > r->len)
             return EINVAL;
-        idlen = (size_t)n;
+        do { /* the decimal id, from its last digit */
+            *--ids = (char)('0' + rest % 10);
+            rest /= 10;
+        } while (rest != 0);
+        idlen = (size_t)(digits + sizeof(digits) - ids);
     }
     store_be64_put(key, id);
     v.mv_size = r->len + idlen;
@@ -693,7 +698,7 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
                 return EINVAL;
             /* a create's record id arrives with its outcome: index it now */
             if ((rc = store_put_record(s, txn, r, r->id, 0)) != 0 ||
-                (rc = store_index_record(s, txn, r, r->id, 1)) != 0 ||
+                (r->reindex && (rc = store_index_record(s, txn, r, r->id, 1)) != 0) ||
                 (rc = store_count(s, txn, r)) != 0)
                 return rc;
         }
@@ -1007,6 +1012,7 @@ static int store_rec_take(struct store_rec *r, struct store_record *in)
     r->len = in->len;
     r->id_at = in->id_at;
     r->id = in->id;
+    r->reindex = in->reindex;
     in->json = NULL;
     for (size_t i = 0; i < 8; i++) {
         v[i] = store_nonempty(v[i]);
@@ -1085,6 +1091,7 @@ static int store_item_records(struct store_item *it, const json_t *records)
                     id = 0;
             }
             in.id = id;
+            in.reindex = 1; /* whether "record" changed is not known here */
             if (jsonout_append(&out, rec) < 0) {
                 jsonout_free(&out);
                 return -1;

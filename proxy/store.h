@@ -168,6 +168,7 @@ struct store_record {
     size_t len;   /* bytes of json */
     size_t id_at; /* appends: the offset between the quotes of its "id":"" */
     uint64_t id;  /* updates: the record's id */
+    int reindex;  /* updates: "record" may be new since the append (a create's id): index it */
     /* NULL when absent or empty; copied */
     const char *ws, *wf, *call, *record, *crm, *object, *user, *outcome;
     const json_t *fields; /* its "fields" array: the "name" of each is counted in stats */
