@@ -65,7 +65,7 @@ static void *jsonalloc_malloc(size_t n)
     VALGRIND_MAKE_MEM_DEFINED(b, sizeof(*b));
     c->head[k] = b->next;
     c->count[k]--;
-    VALGRIND_MAKE_MEM_UNDEFINED(b, n);
+    VALGRIND_MAKE_MEM_UNDEFINED(b, JSONALLOC_MIN + k * JSONALLOC_STEP); /* all it holds */
     return b;
 }
 
@@ -92,6 +92,7 @@ static void jsonalloc_free(void *p)
         }
         c->registered = 1;
     }
+    VALGRIND_MAKE_MEM_UNDEFINED(b, sizeof(*b)); /* a short request's block: made whole again */
     b->next = c->head[k];
     c->head[k] = b;
     c->count[k]++;
@@ -115,12 +116,22 @@ static void jsonalloc_thread_exit(void *arg)
     c->registered = 0;
 }
 
+/* At the process's exit: what the exiting thread (main) kept; no key destructor runs for it. */
+static void jsonalloc_process_exit(void)
+{
+    jsonalloc_thread_exit(&jsonalloc_tls);
+}
+
 int jsonalloc_install(void)
 {
     if (JSONALLOC_SANITIZED)
         return 0;
     if (pthread_key_create(&jsonalloc_key, jsonalloc_thread_exit) != 0)
         return 0;
+    if (atexit(jsonalloc_process_exit) != 0) {
+        pthread_key_delete(jsonalloc_key);
+        return 0;
+    }
     json_set_alloc_funcs(jsonalloc_malloc, jsonalloc_free);
     return 1;
 }

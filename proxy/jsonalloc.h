@@ -13,7 +13,7 @@
  * Blocks are plain malloc blocks, found by their usable size: free()
  * releases any of them (json_dumps' strings are freed so), and jsonalloc
  * takes blocks malloc'd elsewhere. A thread's blocks are freed when it
- * exits. Under AddressSanitizer it is not installed, so that ASan sees
+ * exits, the main thread's at exit(). Under AddressSanitizer it is not installed, so that ASan sees
  * every allocation and free; under valgrind's memcheck a kept block is
  * marked no-access until it is handed out again.
  */

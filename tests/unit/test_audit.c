@@ -112,6 +112,7 @@ struct fixture {
     struct config_caller who;
     struct audit_ctx ctx;
     struct custody_ref iref;
+    struct audit_in in; /* allowed, outcome "unknown", nothing else */
 };
 
 static void fixture_init(struct fixture *f)
@@ -150,6 +151,10 @@ static void fixture_init(struct fixture *f)
     snprintf(f->iref.ws, sizeof(f->iref.ws), "acme");
     snprintf(f->iref.user, sizeof(f->iref.user), "ann");
     f->iref.scope = CUSTODY_SCOPE_USER;
+    f->in.ef = &f->ef;
+    f->in.ctx = &f->ctx;
+    f->in.decision = "allow";
+    f->in.outcome = "unknown";
 }
 
 static void fixture_free(struct fixture *f)
@@ -164,15 +169,12 @@ static void test_members(void **state)
     json_t *before = json_pack("{s:s}", "firstname", "Old");
     const unsigned char unknown[3] = {0, 1, 0};
     char *ids[3] = {NULL, NULL, NULL};
-    struct audit_in in = {0};
+    struct audit_in in;
     struct audit_records *r;
 
     (void)state;
     fixture_init(&f);
-    in.ef = &f.ef;
-    in.ctx = &f.ctx;
-    in.decision = "allow";
-    in.outcome = "unknown";
+    in = f.in;
     in.before = (json_t *const[]){before, NULL, NULL};
     in.unknown = unknown;
     in.ids = ids;
@@ -241,23 +243,18 @@ static void test_members(void **state)
 static void test_not_utf8(void **state)
 {
     struct fixture f;
-    struct audit_in in = {0};
     struct audit_records *r;
 
     (void)state;
     fixture_init(&f);
-    in.ef = &f.ef;
-    in.ctx = &f.ctx;
-    in.decision = "allow";
-    in.outcome = "unknown";
-    r = audit_records(&in);
+    r = audit_records(&f.in);
     assert_non_null(r);
     audit_records_free(r);
     f.ops[1].to_id = "00\xc3";
-    assert_null(audit_records(&in));
+    assert_null(audit_records(&f.in));
     f.ops[1].to_id = "003";
     snprintf(f.ctx.call, sizeof(f.ctx.call), "\xe2\x82");
-    assert_null(audit_records(&in));
+    assert_null(audit_records(&f.in));
     fixture_free(&f);
 }
 
