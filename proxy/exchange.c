@@ -225,7 +225,6 @@ static const char *exchange_decision(const struct exchange *ex)
 static int exchange_decision_headers(struct exchange *ex, struct http_fields *f)
 {
     const char *d = exchange_decision(ex);
-    char id[24], n[24];
 
     if (http_fields_add(f, "X-Crmgate-Decision", 18, d, strlen(d)) < 0 ||
         http_fields_add(f, "X-Crmgate-Rule", 14, ex->ef.verdict.rule, strlen(ex->ef.verdict.rule)) <
@@ -233,10 +232,9 @@ static int exchange_decision_headers(struct exchange *ex, struct http_fields *f)
         return -1;
     if (ex->first_id == 0)
         return 0;
-    snprintf(id, sizeof(id), "%llu", (unsigned long long)ex->first_id);
-    snprintf(n, sizeof(n), "%zu", ex->records != NULL ? ex->records->n : 0);
-    return http_fields_add(f, "X-Crmgate-Audit-Id", 18, id, strlen(id)) < 0 ||
-                   http_fields_add(f, "X-Crmgate-Audit-Records", 23, n, strlen(n)) < 0
+    return http_fields_add_u64(f, "X-Crmgate-Audit-Id", 18, ex->first_id) < 0 ||
+                   http_fields_add_u64(f, "X-Crmgate-Audit-Records", 23,
+                                       ex->records != NULL ? ex->records->n : 0) < 0
                ? -1
                : 0;
 }
