@@ -41,7 +41,7 @@ SRC_PROXY  := proxy/main.c proxy/config.c proxy/log.c proxy/server.c proxy/conn.
               proxy/tls.c proxy/store.c proxy/store_query.c proxy/store_overlay.c proxy/before.c proxy/audit.c proxy/audit_created.c \
               proxy/metrics.c proxy/query.c proxy/admin.c proxy/admin_api.c proxy/admin_client.c \
               proxy/cli_admin.c proxy/vault.c proxy/custody.c proxy/refresh.c proxy/admin_custody.c \
-              proxy/cli_custody.c
+              proxy/cli_custody.c proxy/jsonalloc.c
 SRC_POLICY := policy/crm.c policy/rules.c policy/decide.c policy/filter.c policy/jsonfilter.c \
               policy/soql.c policy/hubspot.c policy/salesforce.c policy/salesforce_schema.c \
               policy/diff.c policy/synthesize.c policy/jsonout.c
@@ -60,7 +60,7 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
               test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize \
               test_query test_metrics test_store_query test_store_overlay test_audit_created test_tls \
-              test_vault test_jsonout
+              test_vault test_jsonout test_audit test_jsonalloc
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run demo test unit e2e systemd-check asan valgrind bench soak fuzz fuzz-seeds \

@@ -69,6 +69,7 @@ struct jf {
     char *err;
     size_t errlen;
     int failed;
+    int oom;    /* the failure was memory running out */
     int unique; /* jsonfilter_parse_unique: a repeated key fails the parse */
     struct jf_str key, aux;
     struct jf_slot *slots; /* small_slots or heap; NULL until first used */
@@ -107,6 +108,8 @@ static int jf_fail(struct jf *j, size_t at, const char *what)
 
 static int jf_oom(struct jf *j)
 {
+    if (!j->failed)
+        j->oom = 1;
     return jf_fail(j, j->pos, "out of memory");
 }
 
@@ -1097,6 +1100,7 @@ static void jf_init(struct jf *j, const char *in, size_t len, struct jsonfilter_
     j->err = err;
     j->errlen = errlen;
     j->failed = 0;
+    j->oom = 0;
     j->unique = 0;
     j->key.heap = j->aux.heap = NULL;
     j->key.s = j->key.small;
@@ -1192,8 +1196,16 @@ int jsonfilter_salesforce(const struct rules_ws *ws, const char *in, size_t len,
     return jf_run(&j, 1, NULL, removed);
 }
 
-int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, size_t *vlen,
-                      char *err, size_t errlen)
+static json_t *jf_build(struct jf *j, int depth);
+
+/*
+ * jsonfilter_member and jsonfilter_member_value: with value NULL, the
+ * member's span in *off, *vlen; else each occurrence of the member is
+ * built into *value (the last kept), in the same single pass that
+ * validates the rest. 1, 0 or -1 (-2 for memory when building).
+ */
+static int jf_member(const char *in, size_t len, const char *key, size_t *off, size_t *vlen,
+                     json_t **value, char *err, size_t errlen)
 {
     struct jsonfilter_out none = {0}; /* nothing is written: no member is cut */
     size_t klen = strlen(key);
@@ -1217,9 +1229,19 @@ int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, 
         if (jf_key(&j, &m, &j.key) < 0)
             goto done;
         start = j.pos;
+        if (value != NULL && jf_is(&j.key, key, klen)) {
+            /* built where it stands (its nested keys reuse j.key: compared first) */
+            json_t *v = jf_build(&j, 1);
+            if (v == NULL)
+                goto done;
+            json_decref(*value);
+            *value = v;
+            found = 1;
+            continue;
+        }
         if (jf_skip(&j, 1) < 0)
             goto done;
-        if (jf_is(&j.key, key, klen)) {
+        if (value == NULL && jf_is(&j.key, key, klen)) {
             *off = start;
             *vlen = j.pos - start;
             found = 1;
@@ -1234,9 +1256,30 @@ int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, 
     }
     rc = found;
 done:
+    if (rc < 0 && value != NULL) {
+        json_decref(*value);
+        *value = NULL;
+        if (j.oom)
+            rc = -2;
+    }
     free(j.key.heap);
     free(j.aux.heap);
     return rc;
+}
+
+int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, size_t *vlen,
+                      char *err, size_t errlen)
+{
+    return jf_member(in, len, key, off, vlen, NULL, err, errlen);
+}
+
+int jsonfilter_member_value(const char *in, size_t len, const char *key, json_t **value, char *err,
+                            size_t errlen)
+{
+    size_t off, vlen;
+
+    *value = NULL;
+    return jf_member(in, len, key, &off, &vlen, value, err, errlen);
 }
 
 /* A number already checked by jf_number, in[start..end), as jansson makes it. */

@@ -82,6 +82,15 @@ int jsonfilter_member(const char *in, size_t len, const char *key, size_t *off, 
                       char *err, size_t errlen);
 
 /*
+ * jsonfilter_member, with the member's value parsed as jsonfilter_parse
+ * would parse its span, in the same pass that validates the rest: 1 with
+ * *value a new reference, 0 (absent) or -1 (as jsonfilter_member) with
+ * *value NULL, and -2 when memory ran out.
+ */
+int jsonfilter_member_value(const char *in, size_t len, const char *key, json_t **value, char *err,
+                            size_t errlen);
+
+/*
  * Parse in[0..len) into a new jansson tree, as json_loadb(in, len, 0, ..)
  * does (the same validation, values and error cases; duplicate keys: the
  * last), but nesting only up to JSONFILTER_MAX_DEPTH, and in a fraction of

@@ -1,6 +1,7 @@
 /*
  * jsonout.c - compact, key-sorted JSON into one buffer (see jsonout.h).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,7 @@ struct jsonout_member {
     json_t *val;
 };
 
-static int jsonout_reserve(struct jsonout *out, size_t n)
+int jsonout_reserve(struct jsonout *out, size_t n)
 {
     size_t need = out->len + n + 1, cap;
     char *b;
@@ -32,13 +33,16 @@ static int jsonout_reserve(struct jsonout *out, size_t n)
     return 0;
 }
 
-/* One byte, without the copy loop (separators and brackets are most puts). */
+/*
+ * One byte, without the copy loop (separators and brackets are most puts).
+ * Not NUL-terminated: the entry points terminate what they wrote (reserve
+ * always leaves room for the NUL).
+ */
 static int jsonout_putc(struct jsonout *out, char c)
 {
     if (out->len + 2 > out->cap && jsonout_reserve(out, 1) < 0)
         return -1;
     out->buf[out->len++] = c;
-    out->buf[out->len] = '\0';
     return 0;
 }
 
@@ -61,60 +65,113 @@ static const unsigned char jsonout_escaped[256] = {
 };
 /* clang-format on */
 
-/* A JSON string: what jansson escapes without JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH. */
+/*
+ * Whether any of the 8 bytes of w is escaped (a control, '"' or '\\'): the
+ * bytes below 0x20 and those equal to either, found a word at a time (bytes
+ * of 0x80 and above never are).
+ */
+static int jsonout_word_escapes(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+
+    return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high) != 0;
+}
+
+/*
+ * A JSON string: what jansson escapes without JSON_ENSURE_ASCII /
+ * JSON_ESCAPE_SLASH. Plain runs are copied as they are scanned, 8 bytes at
+ * a time while no byte of a word is escaped (the room for the worst case is
+ * reserved first).
+ */
 static int jsonout_string(struct jsonout *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t i = 0;
+    size_t i = 0, len;
+    char *buf;
 
     /* at most 6 bytes per input byte, plus the quotes */
     if (jsonout_reserve(out, n * 6 + 2) < 0)
         return -1;
-    out->buf[out->len++] = '"';
-    while (i < n) {
-        size_t run = i;
+    buf = out->buf;
+    len = out->len;
+    buf[len++] = '"';
+    for (;;) {
         unsigned char c;
-        while (run < n && !jsonout_escaped[(unsigned char)s[run]])
-            run++;
-        memcpy(out->buf + out->len, s + i, run - i);
-        out->len += run - i;
-        if (run == n)
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (jsonout_word_escapes(w))
+                break;
+            memcpy(buf + len, &w, 8);
+            len += 8;
+            i += 8;
+        }
+        while (i < n && !jsonout_escaped[(unsigned char)s[i]])
+            buf[len++] = s[i++];
+        if (i == n)
             break;
-        c = (unsigned char)s[run];
-        out->buf[out->len++] = '\\';
+        c = (unsigned char)s[i++];
+        buf[len++] = '\\';
         switch (c) {
         case '"':
         case '\\':
-            out->buf[out->len++] = (char)c;
+            buf[len++] = (char)c;
             break;
         case '\b':
-            out->buf[out->len++] = 'b';
+            buf[len++] = 'b';
             break;
         case '\f':
-            out->buf[out->len++] = 'f';
+            buf[len++] = 'f';
             break;
         case '\n':
-            out->buf[out->len++] = 'n';
+            buf[len++] = 'n';
             break;
         case '\r':
-            out->buf[out->len++] = 'r';
+            buf[len++] = 'r';
             break;
         case '\t':
-            out->buf[out->len++] = 't';
+            buf[len++] = 't';
             break;
         default:
-            out->buf[out->len++] = 'u';
-            out->buf[out->len++] = '0';
-            out->buf[out->len++] = '0';
-            out->buf[out->len++] = hex[c >> 4];
-            out->buf[out->len++] = hex[c & 15];
+            buf[len++] = 'u';
+            buf[len++] = '0';
+            buf[len++] = '0';
+            buf[len++] = hex[c >> 4];
+            buf[len++] = hex[c & 15];
             break;
         }
-        i = run + 1;
     }
-    out->buf[out->len++] = '"';
-    out->buf[out->len] = '\0';
+    buf[len++] = '"';
+    buf[len] = '\0';
+    out->len = len;
     return 0;
+}
+
+int jsonout_raw(struct jsonout *out, const void *p, size_t n)
+{
+    return jsonout_put(out, p, n);
+}
+
+int jsonout_str(struct jsonout *out, const char *s, size_t n)
+{
+    return jsonout_string(out, s, n);
+}
+
+int jsonout_int(struct jsonout *out, long long v)
+{
+    /* decimal digits from the end; the magnitude as unsigned, so LLONG_MIN works */
+    char num[32];
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    size_t n = sizeof(num);
+
+    do {
+        num[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        num[--n] = '-';
+    return jsonout_put(out, num + n, sizeof(num) - n);
 }
 
 /* As jansson orders keys: bytewise, a prefix first. */
@@ -212,8 +269,6 @@ fail:
 
 static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t *id_at, int sorted)
 {
-    char num[32];
-    int n;
 
     if (depth > JSONOUT_MAX_DEPTH)
         return -1;
@@ -233,19 +288,8 @@ static int jsonout_value(struct jsonout *out, const json_t *v, int depth, size_t
     }
     case JSON_STRING:
         return jsonout_string(out, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER: {
-        /* decimal digits from the end; the magnitude as unsigned, so INT64_MIN works */
-        json_int_t iv = json_integer_value(v);
-        unsigned long long u = iv < 0 ? 0ull - (unsigned long long)iv : (unsigned long long)iv;
-        n = (int)sizeof(num);
-        do {
-            num[--n] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u != 0);
-        if (iv < 0)
-            num[--n] = '-';
-        return jsonout_put(out, num + n, sizeof(num) - (size_t)n);
-    }
+    case JSON_INTEGER:
+        return jsonout_int(out, json_integer_value(v));
     case JSON_REAL: {
         /* jansson's own: %.17g, a locale-proof point, ".0" where it would read as an integer */
         char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -273,6 +317,7 @@ static int jsonout_append_as(struct jsonout *out, const json_t *v, int sorted)
             out->buf[start] = '\0';
         return -1;
     }
+    out->buf[out->len] = '\0';
     return 0;
 }
 
@@ -291,6 +336,7 @@ int jsonout_record(struct jsonout *out, const json_t *rec, size_t *id_at)
             out->buf[start] = '\0';
         return -1;
     }
+    out->buf[out->len] = '\0';
     return 0;
 }
 

@@ -50,6 +50,17 @@ char *jsonout_dumps(const json_t *v, size_t *len);
  */
 char *jsonout_dumps_ordered(const json_t *v, size_t *len);
 
+/*
+ * Pieces for a caller writing JSON of a known shape straight into out (the
+ * audit records): room for n more bytes; n raw bytes (JSON the caller
+ * vouches for); s (n bytes of valid UTF-8, not checked) as a JSON string,
+ * escaped as above; an integer. 0, or -1 out of memory.
+ */
+int jsonout_reserve(struct jsonout *out, size_t n);
+int jsonout_raw(struct jsonout *out, const void *p, size_t n);
+int jsonout_str(struct jsonout *out, const char *s, size_t n);
+int jsonout_int(struct jsonout *out, long long v);
+
 /* Release the buffer; out is zeroed. */
 void jsonout_free(struct jsonout *out);
 

@@ -626,7 +626,10 @@ static int synth_hs_write(struct synth_ctx *c, size_t i, int is_upsert, json_t *
         if (bid == NULL || strlen(bid) >= sizeof(idbuf))
             return synth_fail(c, "no record id for %s", op->object);
         snprintf(idbuf, sizeof(idbuf), "%s", bid);
-        fields = json_deep_copy(flat);
+        /* The record's own members, its values shared with the before-state: what follows
+         * (and synth_overlay_combine_into, in the store's writer) only sets members of
+         * fields, never changes a value in place. */
+        fields = json_copy(flat);
     }
     shown = json_object();
     if (fields == NULL || shown == NULL)

@@ -2,6 +2,7 @@
  * audit.c - building audit records.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -95,144 +96,324 @@ int audit_write_class(const struct crm_ops *ops, const char *method)
     return 0;
 }
 
-/* A string member, or null when s is NULL or empty. */
-static json_t *audit_str(const char *s)
+/* Whether s may be a record's string: absent, or UTF-8 (as jansson's json_string checks). */
+static int audit_utf8(const char *s)
 {
-    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+    return s == NULL || crm_utf8_valid((const unsigned char *)s, strlen(s));
+}
+
+/* A copy of s, or NULL when s is NULL or empty (a null member); *bad when out of memory. */
+static char *audit_dup(const char *s, int *bad)
+{
+    char *d;
+
+    if (s == NULL || s[0] == '\0')
+        return NULL;
+    d = strdup(s);
+    *bad |= d == NULL;
+    return d;
 }
 
 /*
- * One record. Its member names are literals, set without jansson's UTF-8
- * check of each name (a record has ~22); values from requests and config
- * are checked as ever, only crmgate's own names (crm, verb) are not.
+ * Record i's id. A record named by an id property (an upsert by email or
+ * external id) keeps that value, as in enforce mode, so "record" always
+ * goes with "id_property".
  */
-static json_t *audit_record(const struct audit_in *in, size_t i)
+static const char *audit_record_id(const struct audit_in *in, size_t i)
+{
+    const struct crm_op *op = &in->ef->ops.v[i];
+
+    return in->ids != NULL && in->ids[i] != NULL && op->id_property == NULL ? in->ids[i]
+                                                                            : op->record_id;
+}
+
+/* Whether every string the records carry from the request, rules and identity is UTF-8. */
+static int audit_in_utf8(const struct audit_in *in)
 {
     const struct enforce *ef = in->ef;
-    const struct crm_op *op = &ef->ops.v[i];
     const struct config_caller *who = ef->caller;
-    /* A record named by an id property (an upsert by email or external id) keeps that value,
-     * as in enforce mode, so "record" always goes with "id_property". */
-    const char *record = in->ids != NULL && in->ids[i] != NULL && op->id_property == NULL
-                             ? in->ids[i]
-                             : op->record_id;
-    json_t *rec = json_object(), *fields;
+    int ok = audit_utf8(in->decision) && audit_utf8(in->outcome) && audit_utf8(in->request_id) &&
+             audit_utf8(in->ctx->call) && audit_utf8(in->ctx->reason) &&
+             audit_utf8(in->ctx->workflow) && audit_utf8(in->key_id) &&
+             audit_utf8(ef->verdict.rule) && (ef->verdict.allow || audit_utf8(ef->verdict.reason));
+
+    if (who != NULL)
+        ok = ok && audit_utf8(who->user) && audit_utf8(who->workspace);
+    if (who != NULL && in->integration != NULL)
+        ok = ok && audit_utf8(in->integration->ws) && audit_utf8(in->integration->user);
+    for (size_t i = 0; ok && i < ef->ops.n; i++) {
+        const struct crm_op *op = &ef->ops.v[i];
+        ok = audit_utf8(op->object) && audit_utf8(audit_record_id(in, i)) &&
+             audit_utf8(op->id_property) && audit_utf8(op->to_object) && audit_utf8(op->to_id) &&
+             (op->verb != CRM_VERB_UNKNOWN || audit_utf8(op->detail));
+    }
+    return ok;
+}
+
+struct audit_records *audit_records(const struct audit_in *in)
+{
+    const struct enforce *ef = in->ef;
+    struct audit_records *r;
+    int bad = 0;
+
+    if (!audit_in_utf8(in) ||
+        (in->request_id != NULL && strlen(in->request_id) > AUDIT_MAX_REQUEST_ID))
+        return NULL;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->v = calloc(ef->ops.n + 1, sizeof(*r->v));
+    if (r->v == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->ef = ef;
+    r->ctx = in->ctx;
+    r->decision = in->decision;
+    r->integration = in->integration;
+    r->key_id = in->key_id;
+    r->ts_ms = in->ts_ms;
+    if (in->request_id != NULL)
+        memcpy(r->request_id, in->request_id, strlen(in->request_id) + 1);
+    r->synthetic = in->synthetic;
+    r->n = ef->ops.n;
+    for (size_t i = 0; i < r->n; i++) {
+        struct audit_rec *rec = &r->v[i];
+        const struct crm_op *op = &ef->ops.v[i];
+        rec->op = op;
+        rec->record = audit_dup(audit_record_id(in, i), &bad);
+        rec->outcome = in->outcome;
+        rec->fields = diff_fields(op, in->before != NULL ? in->before[i] : NULL, in->keep_volatile);
+        bad |= rec->fields == NULL;
+        rec->before_unknown = in->unknown != NULL && in->unknown[i];
+    }
+    if (bad) {
+        audit_records_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void audit_records_free(struct audit_records *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].record);
+        r->v[i].record = NULL;
+        json_decref(r->v[i].fields);
+    }
+    free(r->v);
+    r->v = NULL;
+    free(r);
+}
+
+/* A member's name with its separators, as jsonout writes it: ,"name": */
+#define AUDIT_KEY(lit) lit, sizeof(lit) - 1
+
+/* key, then s as a string, or null when s is NULL or empty. */
+static int audit_put_str(struct jsonout *o, const char *key, size_t klen, const char *s)
+{
+    if (jsonout_raw(o, key, klen) < 0)
+        return -1;
+    if (s == NULL || s[0] == '\0')
+        return jsonout_raw(o, "null", 4);
+    return jsonout_str(o, s, strlen(s));
+}
+
+/* key, then s as a string, "" as it is. */
+static int audit_put_text(struct jsonout *o, const char *key, size_t klen, const char *s)
+{
+    return jsonout_raw(o, key, klen) < 0 ? -1 : jsonout_str(o, s, strlen(s));
+}
+
+/* Whose credentials the CRM saw (custody_audit_json's object, in key order). */
+static int audit_put_integration(struct jsonout *o, const struct audit_records *r)
+{
+    const struct custody_ref *c = r->integration;
+
+    if (c == NULL && r->key_id != NULL)
+        return jsonout_raw(o, AUDIT_KEY(",\"integration\":null")); /* none chosen yet */
+    if (c == NULL)
+        return jsonout_raw(o, AUDIT_KEY(",\"integration\":{\"scope\":\"passthrough\"}"));
+    if (c->scope == CUSTODY_SCOPE_USER)
+        return jsonout_raw(o, AUDIT_KEY(",\"integration\":{\"scope\":\"user\"")) < 0 ||
+                       audit_put_text(o, AUDIT_KEY(",\"user\":"), c->user) < 0 ||
+                       audit_put_text(o, AUDIT_KEY(",\"workspace\":"), c->ws) < 0
+                   ? -1
+                   : jsonout_raw(o, "}", 1);
+    return jsonout_raw(o, AUDIT_KEY(",\"integration\":{\"scope\":\"workspace\"")) < 0 ||
+                   audit_put_text(o, AUDIT_KEY(",\"workspace\":"), c->ws) < 0
+               ? -1
+               : jsonout_raw(o, "}", 1);
+}
+
+int audit_record_json(const struct audit_records *r, size_t i, struct jsonout *o, size_t *id_at)
+{
+    const struct audit_rec *rec = &r->v[i];
+    const struct crm_op *op = rec->op;
+    const struct enforce *ef = r->ef;
+    const struct config_caller *who = ef->caller;
+    size_t start = o->len;
     int bad;
 
-    if (rec == NULL)
-        return NULL;
-    fields = diff_fields(op, in->before != NULL ? in->before[i] : NULL, in->keep_volatile);
-    /* in key order: jsonout sorts the members, and sorted ones cost its sort nothing */
-    bad = in->unknown != NULL && in->unknown[i] &&
-          json_object_set_new_nocheck(rec, "before_state", json_string_nocheck("unavailable")) < 0;
-    bad |= json_object_set_new_nocheck(rec, "call", audit_str(in->ctx->call)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "crm", json_string_nocheck(crm_name(op->crm))) < 0;
-    bad |= json_object_set_new_nocheck(rec, "decision", json_string(in->decision)) < 0;
+    /* the members in key order, as jsonout_record writes them */
+    bad = jsonout_reserve(o, 768) < 0 || jsonout_raw(o, "{", 1) < 0;
+    if (rec->before_unknown)
+        bad |= jsonout_raw(o, AUDIT_KEY("\"before_state\":\"unavailable\",")) < 0;
+    bad |= audit_put_str(o, AUDIT_KEY("\"call\":"), r->ctx->call) < 0;
+    bad |= audit_put_text(o, AUDIT_KEY(",\"crm\":"), crm_name(op->crm)) < 0;
+    bad |= audit_put_text(o, AUDIT_KEY(",\"decision\":"), r->decision) < 0;
     if (!ef->verdict.allow)
-        bad |= json_object_set_new_nocheck(rec, "denial", audit_str(ef->verdict.reason)) < 0;
+        bad |= audit_put_str(o, AUDIT_KEY(",\"denial\":"), ef->verdict.reason) < 0;
     if (op->verb == CRM_VERB_UNKNOWN)
-        bad |= json_object_set_new_nocheck(rec, "detail", audit_str(op->detail)) < 0;
-    bad |= fields == NULL || json_object_set_new_nocheck(rec, "fields", fields) < 0;
-    bad |= json_object_set_new_nocheck(rec, "id_property", audit_str(op->id_property)) < 0;
-    /* whose credentials the CRM saw: the "who was this update for" */
+        bad |= audit_put_str(o, AUDIT_KEY(",\"detail\":"), op->detail) < 0;
+    if (rec->error != NULL)
+        bad |= audit_put_text(o, AUDIT_KEY(",\"error\":"), rec->error) < 0;
+    bad |= jsonout_raw(o, AUDIT_KEY(",\"fields\":")) < 0 || jsonout_append(o, rec->fields) < 0;
+    if (id_at != NULL) {
+        bad |= jsonout_raw(o, AUDIT_KEY(",\"id\":\"\"")) < 0;
+        *id_at = o->len - 1;
+    } else {
+        bad |= jsonout_raw(o, AUDIT_KEY(",\"id\":\"")) < 0 ||
+               jsonout_int(o, (long long)rec->id) < 0 || jsonout_raw(o, "\"", 1) < 0;
+    }
+    bad |= audit_put_str(o, AUDIT_KEY(",\"id_property\":"), op->id_property) < 0;
     if (who != NULL)
-        bad |= json_object_set_new_nocheck(rec, "integration",
-                                           in->integration != NULL
-                                               ? custody_audit_json(in->integration)
-                                           : in->key_id != NULL ? json_null() /* none chosen yet */
-                                                                : custody_audit_json(NULL)) < 0;
-    if (in->key_id != NULL)
-        bad |= json_object_set_new_nocheck(rec, "key", json_string(in->key_id)) < 0;
-    bad |= json_object_set_new_nocheck(
-               rec, "kind", audit_str(who != NULL ? config_kind_name(who->kind) : NULL)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "latency_us", json_integer(0)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "object", audit_str(op->object)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "outcome", json_string(in->outcome)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "reason", audit_str(in->ctx->reason)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "record", audit_str(record)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "request_id", audit_str(in->request_id)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "rule", audit_str(ef->verdict.rule)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "synthetic", json_boolean(in->synthetic)) < 0;
+        bad |= audit_put_integration(o, r) < 0;
+    if (r->key_id != NULL)
+        bad |= audit_put_text(o, AUDIT_KEY(",\"key\":"), r->key_id) < 0;
+    bad |= audit_put_str(o, AUDIT_KEY(",\"kind\":"),
+                         who != NULL ? config_kind_name(who->kind) : NULL) < 0;
+    bad |= jsonout_raw(o, AUDIT_KEY(",\"latency_us\":")) < 0 || jsonout_int(o, rec->latency_us) < 0;
+    bad |= audit_put_str(o, AUDIT_KEY(",\"object\":"), op->object) < 0;
+    bad |= audit_put_text(o, AUDIT_KEY(",\"outcome\":"), rec->outcome) < 0;
+    bad |= audit_put_str(o, AUDIT_KEY(",\"reason\":"), r->ctx->reason) < 0;
+    bad |= (rec->record != NULL ? audit_put_text(o, AUDIT_KEY(",\"record\":"), rec->record)
+                                : jsonout_raw(o, AUDIT_KEY(",\"record\":null"))) < 0;
+    bad |= audit_put_str(o, AUDIT_KEY(",\"request_id\":"), r->request_id) < 0;
+    bad |= audit_put_str(o, AUDIT_KEY(",\"rule\":"), ef->verdict.rule) < 0;
+    if (r->synthetic)
+        bad |= jsonout_raw(o, AUDIT_KEY(",\"synthetic\":true")) < 0;
+    else
+        bad |= jsonout_raw(o, AUDIT_KEY(",\"synthetic\":false")) < 0;
     if (op->to_object != NULL || op->to_id != NULL)
-        bad |=
-            json_object_set_new_nocheck(rec, "to",
-                                        json_pack("{s:o, s:o}", "object", audit_str(op->to_object),
-                                                  "id", audit_str(op->to_id))) < 0;
-    bad |= json_object_set_new_nocheck(rec, "ts", json_integer(in->ts_ms)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "upstream_status", json_null()) < 0;
-    bad |= json_object_set_new_nocheck(rec, "user", audit_str(who != NULL ? who->user : NULL)) < 0;
-    bad |=
-        json_object_set_new_nocheck(rec, "verb", json_string_nocheck(crm_verb_name(op->verb))) < 0;
-    bad |= json_object_set_new_nocheck(rec, "workflow", audit_str(in->ctx->workflow)) < 0;
-    bad |= json_object_set_new_nocheck(rec, "workspace",
-                                       audit_str(who != NULL ? who->workspace : NULL)) < 0;
+        bad |= audit_put_str(o, AUDIT_KEY(",\"to\":{\"id\":"), op->to_id) < 0 ||
+               audit_put_str(o, AUDIT_KEY(",\"object\":"), op->to_object) < 0 ||
+               jsonout_raw(o, "}", 1) < 0;
+    bad |= jsonout_raw(o, AUDIT_KEY(",\"ts\":")) < 0 || jsonout_int(o, r->ts_ms) < 0;
+    bad |= jsonout_raw(o, AUDIT_KEY(",\"upstream_status\":")) < 0 ||
+           (rec->upstream_status > 0 ? jsonout_int(o, rec->upstream_status)
+                                     : jsonout_raw(o, "null", 4)) < 0;
+    bad |= audit_put_str(o, AUDIT_KEY(",\"user\":"), who != NULL ? who->user : NULL) < 0;
+    bad |= audit_put_text(o, AUDIT_KEY(",\"verb\":"), crm_verb_name(op->verb)) < 0;
+    bad |= audit_put_str(o, AUDIT_KEY(",\"workflow\":"), r->ctx->workflow) < 0;
+    bad |= audit_put_str(o, AUDIT_KEY(",\"workspace\":"), who != NULL ? who->workspace : NULL) < 0;
+    bad |= jsonout_raw(o, "}", 1) < 0;
     if (bad) {
-        json_decref(rec);
-        return NULL;
-    }
-    return rec;
-}
-
-json_t *audit_records(const struct audit_in *in)
-{
-    json_t *arr = json_array();
-
-    if (arr == NULL)
-        return NULL;
-    for (size_t i = 0; i < in->ef->ops.n; i++) {
-        if (json_array_append_new(arr, audit_record(in, i)) < 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    }
-    return arr;
-}
-
-int audit_set_outcome(json_t *records, const char *outcome, long upstream_status,
-                      long long latency_us, const char *error)
-{
-    size_t i;
-    json_t *rec;
-
-    json_array_foreach(records, i, rec)
-    {
-        if (json_object_set_new_nocheck(rec, "outcome", json_string(outcome)) < 0 ||
-            json_object_set_new_nocheck(rec, "upstream_status",
-                                        upstream_status > 0 ? json_integer(upstream_status)
-                                                            : json_null()) < 0 ||
-            json_object_set_new_nocheck(rec, "latency_us", json_integer(latency_us)) < 0 ||
-            (error != NULL && json_object_set_new_nocheck(rec, "error", json_string(error)) < 0))
-            return -1;
+        o->len = start;
+        if (o->buf != NULL)
+            o->buf[start] = '\0';
+        return -1;
     }
     return 0;
 }
 
-int audit_set_record_id(json_t *records, size_t i, const char *id)
+int audit_submit(const struct audit_records *r, struct store_port *p, int update, json_t *overlay,
+                 struct store_seen *seen, size_t nseen, store_done_cb cb, void *arg)
 {
-    json_t *rec = json_array_get(records, i);
+    struct store_record stack[4], *recs = stack;
+    const struct config_caller *who = r->ef->caller;
+    size_t i = 0;
+    int rc = -1;
 
-    if (rec == NULL || id == NULL || !json_is_null(json_object_get(rec, "record")))
+    if (r->n > sizeof(stack) / sizeof(stack[0]))
+        recs = calloc(r->n, sizeof(*recs));
+    if (recs == NULL) {
+        json_decref(overlay);
+        store_seen_free(seen, nseen);
+        return -1;
+    }
+    for (; i < r->n; i++) {
+        const struct audit_rec *rec = &r->v[i];
+        struct jsonout out = {0};
+        memset(&recs[i], 0, sizeof(recs[i]));
+        if (audit_record_json(r, i, &out, update ? NULL : &recs[i].id_at) < 0) {
+            jsonout_free(&out);
+            break;
+        }
+        recs[i].json = out.buf;
+        recs[i].len = out.len;
+        recs[i].id = rec->id;
+        recs[i].reindex = rec->record_late; /* else its index entry came with the append */
+        recs[i].ws = who != NULL ? who->workspace : NULL;
+        recs[i].wf = r->ctx->workflow;
+        recs[i].call = r->ctx->call;
+        recs[i].record = rec->record;
+        recs[i].crm = crm_name(rec->op->crm);
+        recs[i].object = rec->op->object;
+        recs[i].user = who != NULL ? who->user : NULL;
+        recs[i].outcome = rec->outcome;
+        recs[i].fields = rec->fields;
+    }
+    if (i == r->n) {
+        rc = store_audit_submit(p, update, recs, r->n, overlay, seen, nseen, cb, arg);
+    } else {
+        for (size_t k = 0; k < i; k++)
+            free(recs[k].json);
+        json_decref(overlay);
+        store_seen_free(seen, nseen);
+    }
+    if (recs != stack)
+        free(recs);
+    return rc;
+}
+
+void audit_set_ids(struct audit_records *r, uint64_t first)
+{
+    for (size_t i = 0; i < r->n; i++)
+        r->v[i].id = first + i;
+}
+
+int audit_set_outcome(struct audit_records *r, const char *outcome, long upstream_status,
+                      long long latency_us, const char *error)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        r->v[i].outcome = outcome;
+        r->v[i].upstream_status = upstream_status > 0 ? upstream_status : 0;
+        r->v[i].latency_us = latency_us;
+        if (error != NULL)
+            r->v[i].error = error;
+    }
+    return 0;
+}
+
+int audit_set_record_id(struct audit_records *r, size_t i, const char *id)
+{
+    if (i >= r->n || id == NULL || r->v[i].record != NULL)
         return 0;
-    return json_object_set_new(rec, "record", json_string(id));
+    if (!audit_utf8(id))
+        return -1;
+    r->v[i].record = strdup(id); /* "" included: it is written as "", not null */
+    r->v[i].record_late = r->v[i].record != NULL;
+    return r->v[i].record != NULL ? 0 : -1;
 }
 
 /* Mark the records whose "record" is id (HubSpot ids compare exactly, emails as given). */
-static size_t audit_mark_id(json_t *records, const char *id)
+static size_t audit_mark_id(struct audit_records *r, const char *id)
 {
-    size_t i, n = 0;
-    json_t *rec;
+    size_t n = 0;
 
-    json_array_foreach(records, i, rec)
-    {
-        const char *r = json_string_value(json_object_get(rec, "record"));
-        if (r != NULL && strcmp(r, id) == 0 &&
-            json_object_set_new(rec, "outcome", json_string("upstream_error")) == 0)
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->v[i].record != NULL && strcmp(r->v[i].record, id) == 0) {
+            r->v[i].outcome = "upstream_error";
             n++;
+        }
     }
     return n;
 }
 
-size_t audit_batch_outcomes(json_t *records, enum crm crm, const char *body, size_t len)
+size_t audit_batch_outcomes(struct audit_records *r, enum crm crm, const char *body, size_t len)
 {
     json_t *root = json_loadb(body, len, 0, NULL), *errors, *e, *id;
     size_t i, k, n = 0;
@@ -246,17 +427,17 @@ size_t audit_batch_outcomes(json_t *records, enum crm crm, const char *body, siz
             json_array_foreach(json_object_get(json_object_get(e, "context"), "ids"), k, id)
             {
                 if (json_is_string(id))
-                    n += audit_mark_id(records, json_string_value(id));
+                    n += audit_mark_id(r, json_string_value(id));
             }
         }
-    } else if (json_is_array(root) && json_array_size(root) == json_array_size(records)) {
+    } else if (json_is_array(root) && json_array_size(root) == r->n) {
         /* collections answer one SaveResult per record, in order */
         json_array_foreach(root, i, e)
         {
-            if (json_is_false(json_object_get(e, "success")) &&
-                json_object_set_new(json_array_get(records, i), "outcome",
-                                    json_string("upstream_error")) == 0)
+            if (json_is_false(json_object_get(e, "success"))) {
+                r->v[i].outcome = "upstream_error";
                 n++;
+            }
         }
     }
     json_decref(root);

@@ -13,11 +13,15 @@
 #ifndef CRMGATE_AUDIT_H
 #define CRMGATE_AUDIT_H
 
+#include <stdint.h>
+
 #include <jansson.h>
 
+#include "../policy/jsonout.h"
 #include "custody.h"
 #include "enforce.h"
 #include "http.h"
+#include "store.h"
 
 #define AUDIT_MAX_CONTEXT 256
 #define AUDIT_MAX_REASON  1000
@@ -62,14 +66,79 @@ struct audit_in {
     int keep_volatile;                     /* store.record_volatile_fields */
 };
 
-/* The records as a new JSON array (one per operation), or NULL when out of memory. */
-json_t *audit_records(const struct audit_in *in);
+/*
+ * One operation's record while its request runs (store.h has the format),
+ * written straight to JSON when committed (audit_submit): no JSON tree is
+ * built for it. The members a request changes after building are here;
+ * the rest come from the operation and from audit_records.
+ */
+struct audit_rec {
+    const struct crm_op *op; /* crm, verb, object, id_property, detail, to */
+    char *record;            /* owned; NULL: null ("" only as a create's id set it) */
+    const char *outcome;     /* a string literal (store.h's outcomes) */
+    const char *error;       /* a string literal, or NULL: no "error" member */
+    long upstream_status;    /* the CRM's status; 0 or less: null */
+    long long latency_us;
+    uint64_t id;        /* the store's id once appended (audit_set_ids), 0 before */
+    json_t *fields;     /* diff_fields' [{name, before, after}], owned */
+    int before_unknown; /* "before_state": "unavailable" */
+    int record_late;    /* record was set after the records were built (a create's id) */
+};
+
+#define AUDIT_MAX_REQUEST_ID 63
 
 /*
- * Complete records in place: outcome, the CRM's status (0: none, null),
- * latency, and an error code (NULL: none). 0 / -1 out of memory.
+ * A request's records: what they share, and one audit_rec per operation.
+ * The strings audit_in pointed at (the enforce, the context, the
+ * integration, the key id, decision) are borrowed: they outlive the
+ * records. request_id and the record ids are copied.
  */
-int audit_set_outcome(json_t *records, const char *outcome, long upstream_status,
+struct audit_records {
+    const struct enforce *ef;
+    const struct audit_ctx *ctx;
+    const char *decision;
+    const struct custody_ref *integration;
+    const char *key_id;
+    long long ts_ms;
+    char request_id[AUDIT_MAX_REQUEST_ID + 1]; /* "" for none */
+    int synthetic;
+    size_t n;
+    struct audit_rec *v;
+};
+
+/*
+ * The records (one per operation), or NULL when out of memory or when a
+ * string they carry is not UTF-8 (as building them in JSON refused).
+ */
+struct audit_records *audit_records(const struct audit_in *in);
+
+/* Release r (NULL is ignored). */
+void audit_records_free(struct audit_records *r);
+
+/*
+ * Record i as its JSON object (store.h's format, compact with sorted keys,
+ * the bytes jsonout_dumps would write of it) appended to out. With id_at,
+ * its "id" is written as "" and *id_at is the offset between those quotes
+ * (store_record.id_at); without, as its id. 0 / -1 out of memory.
+ */
+int audit_record_json(const struct audit_records *r, size_t i, struct jsonout *out, size_t *id_at);
+
+/*
+ * Hand the records to the store: appended (update 0; overlay and seen as
+ * store_audit_append_seen: the store's, also on failure) or replacing the
+ * appended ones by id (update 1). 0 / -1 as store_audit_submit.
+ */
+int audit_submit(const struct audit_records *r, struct store_port *p, int update, json_t *overlay,
+                 struct store_seen *seen, size_t nseen, store_done_cb cb, void *arg);
+
+/* Give the records the ids the store assigned: first, first + 1, ... */
+void audit_set_ids(struct audit_records *r, uint64_t first);
+
+/*
+ * Complete records: outcome (a literal), the CRM's status (0: none, null),
+ * latency, and an error code (a literal; NULL: leave as is). 0.
+ */
+int audit_set_outcome(struct audit_records *r, const char *outcome, long upstream_status,
                       long long latency_us, const char *error);
 
 /*
@@ -78,10 +147,14 @@ int audit_set_outcome(json_t *records, const char *outcome, long upstream_status
  * the records of the operations that failed "upstream_error". body is the
  * CRM's JSON answer. Returns how many records were marked.
  */
-size_t audit_batch_outcomes(json_t *records, enum crm crm, const char *body, size_t len);
+size_t audit_batch_outcomes(struct audit_records *r, enum crm crm, const char *body, size_t len);
 
-/* Set record i's "record" id where it had none (a create's id from the CRM's answer). */
-int audit_set_record_id(json_t *records, size_t i, const char *id);
+/*
+ * Set record i's "record" id where it had none (a create's id from the
+ * CRM's answer). 0 (also when there is no such record, id is NULL or the
+ * record has an id), -1 when id is not UTF-8 or out of memory.
+ */
+int audit_set_record_id(struct audit_records *r, size_t i, const char *id);
 
 /*
  * The ids of a multi-record create from the CRM's answer (audit_created.c):
@@ -91,7 +164,7 @@ int audit_set_record_id(json_t *records, size_t i, const char *id);
  * that already have an id, or cannot be matched, are left as they are.
  * Returns how many ids were set.
  */
-size_t audit_created_ids(json_t *records, enum crm crm, const char *req, size_t rlen,
+size_t audit_created_ids(struct audit_records *r, enum crm crm, const char *req, size_t rlen,
                          const char *ans, size_t alen);
 
 #endif

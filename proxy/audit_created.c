@@ -72,13 +72,10 @@ static int audit_created_same(const json_t *input, const json_t *result, int noc
 }
 
 /* Whether record i is a create still without an id. */
-static int audit_created_open(json_t *records, size_t i)
+static int audit_created_open(const struct audit_records *records, size_t i)
 {
-    json_t *rec = json_array_get(records, i);
-    const char *verb = json_string_value(json_object_get(rec, "verb"));
-
-    return rec != NULL && json_is_null(json_object_get(rec, "record")) && verb != NULL &&
-           strcmp(verb, "create") == 0;
+    return i < records->n && records->v[i].record == NULL &&
+           records->v[i].op->verb == CRM_VERB_CREATE;
 }
 
 #define AUDIT_CREATED_MAX 1000 /* inputs of one batch matched at most (HubSpot allows 100) */
@@ -87,7 +84,8 @@ static int audit_created_open(json_t *records, size_t i)
  * A 207's errors name the inputs they refused by objectWriteTraceId: those
  * records did not create anything, whatever the batch's status said.
  */
-static void audit_created_refused(json_t *records, const json_t *inputs, const json_t *errors)
+static void audit_created_refused(struct audit_records *records, const json_t *inputs,
+                                  const json_t *errors)
 {
     size_t e, k, i;
     json_t *err, *t;
@@ -102,21 +100,20 @@ static void audit_created_refused(json_t *records, const json_t *inputs, const j
                     json_object_get(json_array_get(inputs, i), "objectWriteTraceId"));
                 if (u != NULL && strcmp(u, json_string_value(t)) == 0 &&
                     audit_created_open(records, i))
-                    json_object_set_new(json_array_get(records, i), "outcome",
-                                        json_string("upstream_error"));
+                    records->v[i].outcome = "upstream_error";
             }
         }
     }
 }
 
-static size_t audit_created_hubspot(json_t *records, const json_t *inputs, const json_t *results,
-                                    const json_t *errors)
+static size_t audit_created_hubspot(struct audit_records *records, const json_t *inputs,
+                                    const json_t *results, const json_t *errors)
 {
     size_t n = json_array_size(inputs), m = json_array_size(results), set = 0, i, j;
     unsigned char used[AUDIT_CREATED_MAX] = {0}, done[AUDIT_CREATED_MAX] = {0};
     int traced = 1;
 
-    if (n != json_array_size(records) || n > AUDIT_CREATED_MAX || m > AUDIT_CREATED_MAX)
+    if (n != records->n || n > AUDIT_CREATED_MAX || m > AUDIT_CREATED_MAX)
         return 0;
     for (i = 0; i < n && traced; i++) {
         const char *t =
@@ -131,7 +128,7 @@ static size_t audit_created_hubspot(json_t *records, const json_t *inputs, const
     if (traced)
         audit_created_refused(records, inputs, errors);
     for (i = 0; i < n; i++) {
-        const char *o = json_string_value(json_object_get(json_array_get(records, i), "outcome"));
+        const char *o = records->v[i].outcome;
         if (!audit_created_open(records, i) || (o != NULL && strcmp(o, "upstream_error") == 0))
             done[i] = 1;
     }
@@ -207,17 +204,19 @@ static int audit_created_sf_single(const char *method, const char *url, char *ob
 
 /* Pair the open create records, in order, with the ids the subrequests gave; a mismatch sets none.
  */
-static size_t audit_created_pairs(json_t *records, const json_t *objects, const json_t *ids)
+static size_t audit_created_pairs(struct audit_records *records, const json_t *objects,
+                                  const json_t *ids)
 {
     size_t k = 0, set = 0, i;
-    json_t *rec;
 
-    json_array_foreach(records, i, rec)
-    {
+    for (i = 0; i < records->n; i++) {
         const char *o;
         if (!audit_created_open(records, i))
             continue;
-        o = json_string_value(json_object_get(rec, "object"));
+        /* as the record's "object": null when empty */
+        o = records->v[i].op->object != NULL && records->v[i].op->object[0] != '\0'
+                ? records->v[i].op->object
+                : NULL;
         if (k >= json_array_size(objects) || o == NULL ||
             strcasecmp(o, json_string_value(json_array_get(objects, k))) != 0)
             return 0;
@@ -226,8 +225,7 @@ static size_t audit_created_pairs(json_t *records, const json_t *objects, const 
     if (k != json_array_size(objects))
         return 0;
     k = 0;
-    json_array_foreach(records, i, rec)
-    {
+    for (i = 0; i < records->n; i++) {
         const char *id;
         if (!audit_created_open(records, i))
             continue;
@@ -239,8 +237,8 @@ static size_t audit_created_pairs(json_t *records, const json_t *objects, const 
 }
 
 /* Composite or composite batch: subrequests and their answers, in order. */
-static size_t audit_created_composite(json_t *records, const json_t *subs, const json_t *answers,
-                                      int batch)
+static size_t audit_created_composite(struct audit_records *records, const json_t *subs,
+                                      const json_t *answers, int batch)
 {
     json_t *objects = json_array(), *ids = json_array(), *s;
     size_t i, set = 0;
@@ -316,7 +314,7 @@ static int audit_created_tree(const json_t *recs, const json_t *results, json_t 
     return 0;
 }
 
-size_t audit_created_ids(json_t *records, enum crm crm, const char *req, size_t rlen,
+size_t audit_created_ids(struct audit_records *records, enum crm crm, const char *req, size_t rlen,
                          const char *ans, size_t alen)
 {
     json_t *rq = json_loadb(req, rlen, 0, NULL), *an = json_loadb(ans, alen, 0, NULL);
@@ -335,7 +333,7 @@ size_t audit_created_ids(json_t *records, enum crm crm, const char *req, size_t 
     }
     if (json_is_array(json_object_get(rq, "records")) && json_is_array(an) &&
         json_array_size(an) == json_array_size(json_object_get(rq, "records")) &&
-        json_array_size(an) == json_array_size(records)) {
+        json_array_size(an) == records->n) {
         /* collections: one SaveResult per record, in order */
         json_array_foreach(an, i, r)
         {

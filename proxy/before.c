@@ -411,20 +411,21 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
         }
         before_fail(bf, rsp->status, st);
     } else if (bf->crm == CRM_HUBSPOT && !call->batch) {
-        /* Only the record's properties are kept: validate the whole answer, parse just those
-         * (its propertiesWithHistory and the rest are most of the bytes). */
-        size_t len = evbuffer_get_length(rsp->body), off = 0, vlen = 0;
+        /* Only the record's properties are kept: the whole answer is validated and just those
+         * parsed, in one pass (its propertiesWithHistory and the rest are most of the bytes). */
+        size_t len = evbuffer_get_length(rsp->body);
         const char *body = (const char *)evbuffer_pullup(rsp->body, -1);
-        int found = jsonfilter_member(body, len, "properties", &off, &vlen, NULL, 0);
         json_t *f = NULL;
-        if (found < 0) {
+        int found = jsonfilter_member_value(body, len, "properties", &f, NULL, 0);
+        if (found == -2) {
+            before_fail(bf, 0, "out of memory");
+        } else if (found < 0) {
             before_fail(bf, 0, "the CRM's answer is not JSON");
-        } else if (found == 0 || body[off] != '{') {
+        } else if (found == 0 || !json_is_object(f)) {
             /* a record HubSpot has always comes with its properties: without them its
              * before-state is not known, and recording "none" would make one up */
             before_fail(bf, 0, "the CRM's answer has no properties object");
-        } else if ((f = jsonfilter_parse(body + off, vlen, NULL, 0)) == NULL) {
-            before_fail(bf, 0, "out of memory"); /* the span was validated */
+            json_decref(f);
         } else {
             json_decref(bf->res.before[call->idx[0]]);
             bf->res.before[call->idx[0]] = f;

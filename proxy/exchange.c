@@ -88,11 +88,11 @@ struct exchange {
     int refused;       /* answered with crmgate's own error, not the policy's (metrics "refused") */
     int dry;           /* this write is answered in dry-run */
     int store_pending; /* a commit's callback is outstanding */
-    json_t *records;   /* the audit records (the store serializes what it is given) */
-    json_t **before;   /* ef.ops.n before-states, or NULL */
-    unsigned char *unknown; /* ef.ops.n flags: before-state unknown */
-    uint64_t first_id;      /* the first record's id once committed */
-    json_t **overlay;       /* reads in dry-run: ef.ops.n overlay records (NULL entries), or NULL */
+    struct audit_records *records; /* the audit records (serialized when committed) */
+    json_t **before;               /* ef.ops.n before-states, or NULL */
+    unsigned char *unknown;        /* ef.ops.n flags: before-state unknown */
+    uint64_t first_id;             /* the first record's id once committed */
+    json_t **overlay; /* reads in dry-run: ef.ops.n overlay records (NULL entries), or NULL */
     unsigned char
         *was_created; /* dry-run writes: ef.ops.n flags, the record exists only in the overlay */
     unsigned char *was_deleted; /* dry-run writes: ef.ops.n flags, the record deleted in dry-run */
@@ -210,7 +210,7 @@ static void exchange_free(struct exchange *ex)
     store_seen_free(ex->seen, ex->ef.ops.n);
     ex->seen = NULL;
     exchange_json_array_free(&ex->overlay, ex->ef.ops.n);
-    json_decref(ex->records);
+    audit_records_free(ex->records);
     ex->records = NULL;
     enforce_free(&ex->ef);
     free(ex);
@@ -227,7 +227,6 @@ static const char *exchange_decision(const struct exchange *ex)
 static int exchange_decision_headers(struct exchange *ex, struct http_fields *f)
 {
     const char *d = exchange_decision(ex);
-    char id[24], n[24];
 
     if (http_fields_add(f, "X-Crmgate-Decision", 18, d, strlen(d)) < 0 ||
         http_fields_add(f, "X-Crmgate-Rule", 14, ex->ef.verdict.rule, strlen(ex->ef.verdict.rule)) <
@@ -235,10 +234,9 @@ static int exchange_decision_headers(struct exchange *ex, struct http_fields *f)
         return -1;
     if (ex->first_id == 0)
         return 0;
-    snprintf(id, sizeof(id), "%llu", (unsigned long long)ex->first_id);
-    snprintf(n, sizeof(n), "%zu", json_array_size(ex->records));
-    return http_fields_add(f, "X-Crmgate-Audit-Id", 18, id, strlen(id)) < 0 ||
-                   http_fields_add(f, "X-Crmgate-Audit-Records", 23, n, strlen(n)) < 0
+    return http_fields_add_u64(f, "X-Crmgate-Audit-Id", 18, ex->first_id) < 0 ||
+                   http_fields_add_u64(f, "X-Crmgate-Audit-Records", 23,
+                                       ex->records != NULL ? ex->records->n : 0) < 0
                ? -1
                : 0;
 }
@@ -574,32 +572,30 @@ static int exchange_build_records(struct exchange *ex, const char *outcome, char
         .key_id = ex->ef.via_key ? ex->kid.key_id : NULL,
     };
 
-    json_decref(ex->records);
+    audit_records_free(ex->records);
     ex->records = audit_records(&in);
     return ex->records != NULL ? 0 : -1;
 }
 
 /*
  * Hand the records to the store (append, or update once ids are known); 0 /
- * -1. The store serializes them before it returns, so ours stay ours to
- * change (no copy). overlay and seen (nseen entries parallel to it, see
+ * -1. They are serialized before this returns, so ours stay ours to change
+ * (no copy). overlay and seen (nseen entries parallel to it, see
  * store_audit_append_seen) are the store's, also on failure.
  */
 static int exchange_commit(struct exchange *ex, enum exchange_phase phase, json_t *overlay,
                            struct store_seen *seen, size_t nseen)
 {
-    json_t *recs = json_incref(ex->records);
     int rc;
 
-    if (recs == NULL) {
+    if (ex->records == NULL) {
         json_decref(overlay);
         store_seen_free(seen, nseen);
         return -1;
     }
     ex->phase = phase;
-    rc = phase == EX_OUTCOME ? store_audit_update(ex->w->port, recs, exchange_storecb, ex)
-                             : store_audit_append_seen(ex->w->port, recs, overlay, seen, nseen,
-                                                       exchange_storecb, ex);
+    rc = audit_submit(ex->records, ex->w->port, phase == EX_OUTCOME, overlay, seen, nseen,
+                      exchange_storecb, ex);
     if (rc == 0)
         ex->store_pending = 1;
     return rc;
@@ -612,18 +608,9 @@ static int exchange_commit(struct exchange *ex, enum exchange_phase phase, json_
  */
 static void exchange_set_ids(struct exchange *ex, uint64_t first)
 {
-    size_t i;
-    json_t *rec;
-
     ex->first_id = first;
-    if (ex->phase != EX_INTENT)
-        return;
-    json_array_foreach(ex->records, i, rec)
-    {
-        char id[24];
-        snprintf(id, sizeof(id), "%llu", (unsigned long long)(first + i));
-        json_object_set_new(rec, "id", json_string(id));
-    }
+    if (ex->phase == EX_INTENT && ex->records != NULL)
+        audit_set_ids(ex->records, first);
 }
 
 /* The store could not take a write-class request's record: refuse, never forward. */
@@ -1393,18 +1380,14 @@ static json_t *exchange_overlay_records(struct exchange *ex, const struct synth_
  */
 static int exchange_dry_missing(struct exchange *ex, const struct synth_response *out)
 {
-    for (size_t i = 0; i < ex->ef.ops.n; i++) {
-        json_t *rec = json_array_get(ex->records, i);
+    for (size_t i = 0; i < ex->ef.ops.n && i < ex->records->n; i++) {
+        struct audit_rec *rec = &ex->records->v[i];
         if (out->status < 400 &&
             (out->ids[i] != NULL || out->records[i] != NULL || !before_needed(&ex->ef.ops.v[i])))
             continue;
         /* the CRM's refusal: a record it does not have, or a failed If-Unmodified-Since */
-        if (json_object_set_new(rec, "upstream_status",
-                                json_integer(out->status == 412 ? 412 : 404)) < 0 ||
-            json_object_set_new(
-                rec, "error",
-                json_string(out->status == 412 ? "precondition_failed" : "not_found")) < 0)
-            return -1;
+        rec->upstream_status = out->status == 412 ? 412 : 404;
+        rec->error = out->status == 412 ? "precondition_failed" : "not_found";
     }
     return 0;
 }

@@ -79,6 +79,17 @@ int http_fields_add(struct http_fields *fs, const char *name, size_t nlen, const
     return 0;
 }
 
+int http_fields_add_u64(struct http_fields *fs, const char *name, size_t nlen, uint64_t v)
+{
+    char digits[24], *p = digits + sizeof(digits);
+
+    do { /* from the last digit: no format string to interpret */
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return http_fields_add(fs, name, nlen, p, (size_t)(digits + sizeof(digits) - p));
+}
+
 int http_fields_append_value(struct http_fields *fs, const char *p, size_t n)
 {
     struct http_field *f;

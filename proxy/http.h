@@ -34,6 +34,9 @@ void http_fields_reset(struct http_fields *fs);
 int http_fields_add(struct http_fields *fs, const char *name, size_t nlen, const char *value,
                     size_t vlen);
 
+/* Append a field whose value is v in decimal (crmgate's own ids and counts); 0 / -1. */
+int http_fields_add_u64(struct http_fields *fs, const char *name, size_t nlen, uint64_t v);
+
 /* Append bytes to the value of the last field (llhttp delivers spans); 0 / -1. */
 int http_fields_append_value(struct http_fields *fs, const char *p, size_t n);
 

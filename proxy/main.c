@@ -31,6 +31,7 @@
 #include "cli_admin.h"
 #include "cli_custody.h"
 #include "cli_policy.h"
+#include "jsonalloc.h"
 #include "config.h"
 #include "admin_custody.h"
 #include "custody.h"
@@ -458,6 +459,7 @@ int main(int argc, char **argv)
 
     /* A peer that vanished must be an error on write, not a process kill. */
     signal(SIGPIPE, SIG_IGN);
+    (void)jsonalloc_install(); /* before any thread: jansson's allocator is process-wide */
     if (cmd == NULL) {
         usage(stderr);
         return 2;

@@ -59,6 +59,7 @@ struct store_rec {
     char *json; /* compact, sorted keys */
     size_t len, id_at;
     uint64_t id; /* updates: the record's own id (0: none, the batch fails with EINVAL) */
+    int reindex; /* updates: its idx_record entry may be missing (store_record.reindex) */
     /* NULL when absent or empty; pointers into strs */
     const char *ws, *wf, *call, *record, *crm, *object, *user, *outcome;
     const char **fields; /* nfields names, also into strs */
@@ -489,16 +490,20 @@ static int store_put_record(struct store *s, MDB_txn *txn, const struct store_re
                             int append)
 {
     unsigned char key[8];
-    char ids[24];
+    char digits[24], *ids = digits + sizeof(digits);
     size_t idlen = 0;
     MDB_val k = {8, key}, v;
     int rc;
 
     if (append) {
-        int n = snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
-        if (n <= 0 || (size_t)n >= sizeof(ids) || r->id_at == 0 || r->id_at > r->len)
+        uint64_t rest = id;
+        if (r->id_at == 0 || r->id_at > r->len)
             return EINVAL;
-        idlen = (size_t)n;
+        do { /* the decimal id, from its last digit */
+            *--ids = (char)('0' + rest % 10);
+            rest /= 10;
+        } while (rest != 0);
+        idlen = (size_t)(digits + sizeof(digits) - ids);
     }
     store_be64_put(key, id);
     v.mv_size = r->len + idlen;
@@ -693,7 +698,7 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
                 return EINVAL;
             /* a create's record id arrives with its outcome: index it now */
             if ((rc = store_put_record(s, txn, r, r->id, 0)) != 0 ||
-                (rc = store_index_record(s, txn, r, r->id, 1)) != 0 ||
+                (r->reindex && (rc = store_index_record(s, txn, r, r->id, 1)) != 0) ||
                 (rc = store_count(s, txn, r)) != 0)
                 return rc;
         }
@@ -803,8 +808,7 @@ static void store_item_free(struct store_item *it)
 {
     for (size_t i = 0; i < it->nrecs; i++) {
         free(it->recs[i].json);
-        free(it->recs[i].fields);
-        free(it->recs[i].strs);
+        free(it->recs[i].strs); /* the field names' pointers too */
     }
     free(it->recs);
     json_decref(it->records);
@@ -985,33 +989,48 @@ static int store_submit(struct store_port *p, struct store_item *it)
     return 0;
 }
 
-/* Copy the strings the writer's indexes and stats need (absent or empty: NULL). 0 / -1. */
-static int store_rec_meta(struct store_rec *r, const json_t *rec)
+/* v, or NULL when v is empty. */
+static const char *store_nonempty(const char *v)
 {
-    static const char *const keys[] = {"workspace", "workflow", "call", "record",
-                                       "crm",       "object",   "user", "outcome"};
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/*
+ * Take in's bytes into r and copy the strings the writer's indexes and
+ * stats need (absent or empty: NULL), with the field names' pointers, into
+ * one allocation. 0 / -1 (in->json is r's either way).
+ */
+static int store_rec_take(struct store_rec *r, struct store_record *in)
+{
+    const char *v[8] = {in->ws,  in->wf,     in->call, in->record,
+                        in->crm, in->object, in->user, in->outcome};
     const char **slots[] = {&r->ws,  &r->wf,     &r->call, &r->record,
                             &r->crm, &r->object, &r->user, &r->outcome};
-    const json_t *fields = json_object_get(rec, "fields");
-    const char *v[8];
-    size_t total = 0, off = 0, nf = json_array_size(fields);
+    size_t total = 0, off, nf = json_array_size(in->fields);
 
+    r->json = in->json;
+    r->len = in->len;
+    r->id_at = in->id_at;
+    r->id = in->id;
+    r->reindex = in->reindex;
+    in->json = NULL;
     for (size_t i = 0; i < 8; i++) {
-        v[i] = json_string_value(json_object_get(rec, keys[i]));
-        if (v[i] != NULL && v[i][0] == '\0')
-            v[i] = NULL;
+        v[i] = store_nonempty(v[i]);
         total += v[i] != NULL ? strlen(v[i]) + 1 : 0;
     }
     for (size_t i = 0; i < nf; i++) {
-        const char *n = json_string_value(json_object_get(json_array_get(fields, i), "name"));
+        const char *n = json_string_value(json_object_get(json_array_get(in->fields, i), "name"));
         total += n != NULL ? strlen(n) + 1 : 0;
     }
-    r->strs = malloc(total + 1);
-    r->fields = calloc(nf + 1, sizeof(*r->fields));
-    if (r->strs == NULL || r->fields == NULL)
+    /* the names' pointers first (aligned by malloc), then the strings */
+    r->strs = malloc((nf + 1) * sizeof(*r->fields) + total + 1);
+    if (r->strs == NULL)
         return -1;
+    r->fields = (const char **)(void *)r->strs;
+    off = (nf + 1) * sizeof(*r->fields);
     for (size_t i = 0; i < 8; i++) {
         size_t n;
+        *slots[i] = NULL;
         if (v[i] == NULL)
             continue;
         n = strlen(v[i]) + 1;
@@ -1020,12 +1039,11 @@ static int store_rec_meta(struct store_rec *r, const json_t *rec)
         off += n;
     }
     for (size_t i = 0; i < nf; i++) {
-        const char *n = json_string_value(json_object_get(json_array_get(fields, i), "name"));
+        const char *n = json_string_value(json_object_get(json_array_get(in->fields, i), "name"));
         size_t len;
-        if (n == NULL || n[0] == '\0') {
-            r->fields[i] = NULL; /* counted as "-" */
+        r->fields[i] = NULL; /* counted as "-" */
+        if (n == NULL || n[0] == '\0')
             continue;
-        }
         len = strlen(n) + 1;
         memcpy(r->strs + off, n, len);
         r->fields[i] = r->strs + off;
@@ -1041,6 +1059,8 @@ static int store_rec_meta(struct store_rec *r, const json_t *rec)
  */
 static int store_item_records(struct store_item *it, const json_t *records)
 {
+    static const char *const keys[] = {"workspace", "workflow", "call", "record",
+                                       "crm",       "object",   "user", "outcome"};
     size_t n = json_array_size(records);
 
     it->recs = calloc(n + 1, sizeof(*it->recs));
@@ -1048,13 +1068,15 @@ static int store_item_records(struct store_item *it, const json_t *records)
         return -1;
     for (size_t i = 0; i < n; i++) {
         const json_t *rec = json_array_get(records, i);
-        struct store_rec *r = &it->recs[i];
+        struct store_record in = {0};
+        const char **v[] = {&in.ws,  &in.wf,     &in.call, &in.record,
+                            &in.crm, &in.object, &in.user, &in.outcome};
         struct jsonout out = {0};
         it->nrecs = i + 1;
         if (!json_is_object(rec))
             return -1;
         if (it->kind == STORE_ITEM_APPEND) {
-            if (jsonout_record(&out, rec, &r->id_at) < 0 || r->id_at == 0) {
+            if (jsonout_record(&out, rec, &in.id_at) < 0 || in.id_at == 0) {
                 jsonout_free(&out); /* an appended record's id is the writer's to give */
                 return -1;
             }
@@ -1068,15 +1090,19 @@ static int store_item_records(struct store_item *it, const json_t *records)
                 if (errno != 0 || *end != '\0' || end == ids)
                     id = 0;
             }
-            r->id = id;
+            in.id = id;
+            in.reindex = 1; /* whether "record" changed is not known here */
             if (jsonout_append(&out, rec) < 0) {
                 jsonout_free(&out);
                 return -1;
             }
         }
-        r->json = out.buf;
-        r->len = out.len;
-        if (store_rec_meta(r, rec) < 0)
+        in.json = out.buf;
+        in.len = out.len;
+        for (size_t k = 0; k < 8; k++)
+            *v[k] = json_string_value(json_object_get(rec, keys[k]));
+        in.fields = json_object_get(rec, "fields");
+        if (store_rec_take(&it->recs[i], &in) < 0)
             return -1;
     }
     return 0;
@@ -1144,6 +1170,45 @@ int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, 
         return -1;
     }
     return store_submit_new(p, STORE_ITEM_UPDATE, records, NULL, NULL, 0, cb, arg);
+}
+
+int store_audit_submit(struct store_port *p, int update, struct store_record *recs, size_t n,
+                       json_t *overlay, struct store_seen *seen, size_t nseen, store_done_cb cb,
+                       void *arg)
+{
+    struct store_item *it = calloc(1, sizeof(*it));
+    size_t i = 0;
+
+    if (it != NULL && (overlay == NULL || json_is_array(overlay)) &&
+        (it->recs = calloc(n + 1, sizeof(*it->recs))) != NULL) {
+        for (; i < n; i++) {
+            it->nrecs = i + 1;
+            if (store_rec_take(&it->recs[i], &recs[i]) < 0 ||
+                (!update && (it->recs[i].id_at == 0 || it->recs[i].id_at > it->recs[i].len)))
+                break;
+        }
+    }
+    for (size_t k = i; k < n; k++) {
+        free(recs[k].json); /* not taken: ours to free as promised */
+        recs[k].json = NULL;
+    }
+    if (it == NULL) {
+        json_decref(overlay);
+        store_seen_free(seen, nseen);
+        return -1;
+    }
+    it->kind = update ? STORE_ITEM_UPDATE : STORE_ITEM_APPEND;
+    it->overlay = overlay;
+    it->seen = seen;
+    it->nseen = nseen;
+    it->cb = cb;
+    it->arg = arg;
+    if (it->recs == NULL || i < n || (overlay != NULL && !json_is_array(overlay)) ||
+        store_submit(p, it) < 0) {
+        store_item_free(it);
+        return -1;
+    }
+    return 0;
 }
 
 /* A new item naming workspace ws (copied; NULL: none) with records (ownership taken), or NULL. */

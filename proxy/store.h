@@ -159,6 +159,32 @@ void store_seen_free(struct store_seen *seen, size_t n);
 int store_audit_update(struct store_port *p, json_t *records, store_done_cb cb, void *arg);
 
 /*
+ * One audit record serialized by its builder (audit.c) rather than as JSON
+ * handed to store_audit_append: the bytes, and what the indexes and stats
+ * need of it.
+ */
+struct store_record {
+    char *json;   /* compact JSON with sorted keys, malloc'd; the store's once submitted */
+    size_t len;   /* bytes of json */
+    size_t id_at; /* appends: the offset between the quotes of its "id":"" */
+    uint64_t id;  /* updates: the record's id */
+    int reindex;  /* updates: "record" may be new since the append (a create's id): index it */
+    /* NULL when absent or empty; copied */
+    const char *ws, *wf, *call, *record, *crm, *object, *user, *outcome;
+    const json_t *fields; /* its "fields" array: the "name" of each is counted in stats */
+};
+
+/*
+ * store_audit_append_seen (update 0) or store_audit_update (update 1) of n
+ * records already serialized: every recs[i].json is taken (freed by the
+ * store, also on failure), the rest copied before this returns. 0 / -1 as
+ * store_audit_append.
+ */
+int store_audit_submit(struct store_port *p, int update, struct store_record *recs, size_t n,
+                       json_t *overlay, struct store_seen *seen, size_t nseen, store_done_cb cb,
+                       void *arg);
+
+/*
  * Set a workspace's runtime dry-run switch: 1 on, 0 off, -1 removed (the
  * rules decide again). With discard_overlay, ws's overlay is deleted in
  * the same transaction, and cb's n says how many entries went. Durable

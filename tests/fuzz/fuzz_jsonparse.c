@@ -18,6 +18,8 @@
  *   - jsonfilter_member refuses what jsonfilter_parse refuses or what has
  *     no object root; otherwise it finds the member exactly when jansson's
  *     tree has it, and its span parses (JSON_DECODE_ANY) to jansson's value;
+ *   - jsonfilter_member_value gives jsonfilter_member's verdict, and its
+ *     value is jansson's;
  *   - no crash, no leak, no undefined behaviour.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ipolicy \
@@ -57,8 +59,16 @@ static int fuzz_check_member(const char *in, size_t len, const char *key, const 
     size_t off = 0, vlen = 0;
     char err[256] = "";
     int rc = jsonfilter_member(in, len, key, &off, &vlen, err, sizeof(err));
-    json_t *want, *got;
-    int res = -1;
+    json_t *want, *got, *value = NULL;
+    int res = -1, vrc = jsonfilter_member_value(in, len, key, &value, NULL, 0);
+
+    if (vrc != rc || (vrc != 1) != (value == NULL) ||
+        (vrc == 1 && (want = json_object_get(tree, key)) != NULL && !json_equal(value, want))) {
+        snprintf(why, whylen, "member_value: %d where member says %d, or another value", vrc, rc);
+        json_decref(value);
+        return -1;
+    }
+    json_decref(value);
 
     if (rc < 0) {
         if (err[0] == '\0')

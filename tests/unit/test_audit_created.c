@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -17,30 +19,69 @@
 
 #include "audit.h"
 
+#define MAX_RECS 8
+
+/* Records as audit_records leaves them, with the operations they name. */
+struct recs {
+    struct audit_records r;
+    struct audit_rec v[MAX_RECS];
+    struct crm_op ops[MAX_RECS];
+    char objects[MAX_RECS][32];
+};
+
+/* n records of {verb, object, record id or NULL} (outcome "allowed"). */
+static struct audit_records *mk(const char *const (*rows)[3], size_t n)
+{
+    struct recs *x = calloc(1, sizeof(*x));
+
+    assert_non_null(x);
+    assert_true(n <= MAX_RECS);
+    x->r.v = x->v;
+    x->r.n = n;
+    for (size_t i = 0; i < n; i++) {
+        x->ops[i].verb = strcmp(rows[i][0], "create") == 0 ? CRM_VERB_CREATE : CRM_VERB_UPDATE;
+        snprintf(x->objects[i], sizeof(x->objects[i]), "%s", rows[i][1]);
+        x->ops[i].object = x->objects[i];
+        x->v[i].op = &x->ops[i];
+        x->v[i].record = rows[i][2] != NULL ? strdup(rows[i][2]) : NULL;
+        x->v[i].outcome = "allowed";
+    }
+    return &x->r;
+}
+
 /* n create records of object (no ids yet). */
-static json_t *creates(const char *object, size_t n)
+static struct audit_records *creates(const char *object, size_t n)
 {
-    json_t *a = json_array();
+    const char *rows[MAX_RECS][3];
 
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_pack("{s:s, s:s, s:n, s:s}", "verb", "create", "object",
-                                           object, "record", "outcome", "allowed"));
-    return a;
+    for (size_t i = 0; i < n && i < MAX_RECS; i++) {
+        rows[i][0] = "create";
+        rows[i][1] = object;
+        rows[i][2] = NULL;
+    }
+    return mk(rows, n);
 }
 
-static const char *id_of(json_t *records, size_t i)
+static void release(struct audit_records *r)
 {
-    return json_string_value(json_object_get(json_array_get(records, i), "record"));
+    for (size_t i = 0; i < r->n; i++)
+        free(r->v[i].record);
+    free(r); /* r is the first member of its struct recs */
 }
 
-static size_t run(json_t *records, enum crm crm, const char *req, const char *ans)
+static const char *id_of(struct audit_records *records, size_t i)
+{
+    return records->v[i].record;
+}
+
+static size_t run(struct audit_records *records, enum crm crm, const char *req, const char *ans)
 {
     return audit_created_ids(records, crm, req, strlen(req), ans, strlen(ans));
 }
 
 static void test_hubspot_trace_and_refused(void **state)
 {
-    json_t *r = creates("contacts", 3);
+    struct audit_records *r = creates("contacts", 3);
 
     (void)state;
     /* identical values: only the trace ids tell them apart; the answer is reversed */
@@ -56,15 +97,14 @@ static void test_hubspot_trace_and_refused(void **state)
         2);
     assert_string_equal(id_of(r, 0), "11");
     assert_null(id_of(r, 1));
-    assert_string_equal(json_string_value(json_object_get(json_array_get(r, 1), "outcome")),
-                        "upstream_error");
+    assert_string_equal(r->v[1].outcome, "upstream_error");
     assert_string_equal(id_of(r, 2), "22");
-    json_decref(r);
+    release(r);
 }
 
 static void test_hubspot_by_values(void **state)
 {
-    json_t *r = creates("contacts", 3);
+    struct audit_records *r = creates("contacts", 3);
 
     (void)state;
     /* reversed; the email comes back lowercased; a number as a string; the last by elimination */
@@ -79,7 +119,7 @@ static void test_hubspot_by_values(void **state)
     assert_string_equal(id_of(r, 0), "1");
     assert_string_equal(id_of(r, 1), "2");
     assert_string_equal(id_of(r, 2), "3");
-    json_decref(r);
+    release(r);
 
     /* two unmatched inputs and results: no guess */
     r = creates("contacts", 2);
@@ -96,12 +136,12 @@ static void test_hubspot_by_values(void **state)
                      0);
     /* not JSON: nothing */
     assert_int_equal(run(r, CRM_HUBSPOT, "{\"inputs\":[", "{}"), 0);
-    json_decref(r);
+    release(r);
 }
 
 static void test_salesforce(void **state)
 {
-    json_t *r = creates("Account", 3);
+    struct audit_records *r = creates("Account", 3);
 
     (void)state;
     assert_int_equal(run(r, CRM_SALESFORCE, "{\"records\":[{},{},{}]}",
@@ -111,12 +151,15 @@ static void test_salesforce(void **state)
     assert_string_equal(id_of(r, 0), "001A");
     assert_null(id_of(r, 1));
     assert_string_equal(id_of(r, 2), "001C");
-    json_decref(r);
+    release(r);
 
     /* composite: an update between two creates; the records list only the creates' objects */
-    r = json_pack("[{s:s, s:s, s:n}, {s:s, s:s, s:s}, {s:s, s:s, s:n}]", "verb", "create", "object",
-                  "Account", "record", "verb", "update", "object", "Account", "record", "001A",
-                  "verb", "create", "object", "Contact", "record");
+    {
+        const char *const rows[][3] = {{"create", "Account", NULL},
+                                       {"update", "Account", "001A"},
+                                       {"create", "Contact", NULL}};
+        r = mk(rows, 3);
+    }
     assert_int_equal(
         run(r, CRM_SALESFORCE,
             "{\"compositeRequest\":[{\"method\":\"POST\",\"url\":\"/services/data/v62.0/sobjects/"
@@ -129,7 +172,7 @@ static void test_salesforce(void **state)
     assert_string_equal(id_of(r, 0), "001N");
     assert_string_equal(id_of(r, 1), "001A");
     assert_string_equal(id_of(r, 2), "003N");
-    json_decref(r);
+    release(r);
 
     /* composite batch whose creates do not line up with the records (objects differ): none */
     r = creates("Contact", 1);
@@ -145,12 +188,14 @@ static void test_salesforce(void **state)
                          "{\"results\":[{\"statusCode\":201,\"result\":{\"id\":\"003B\"}}]}"),
                      1);
     assert_string_equal(id_of(r, 0), "003B");
-    json_decref(r);
+    release(r);
 
     /* sObject tree: a record, then its children, matched by referenceId (results in any order) */
-    r = json_pack("[{s:s, s:s, s:n}, {s:s, s:s, s:n}, {s:s, s:s, s:n}]", "verb", "create", "object",
-                  "Account", "record", "verb", "create", "object", "Contact", "record", "verb",
-                  "create", "object", "Account", "record");
+    {
+        const char *const rows[][3] = {
+            {"create", "Account", NULL}, {"create", "Contact", NULL}, {"create", "Account", NULL}};
+        r = mk(rows, 3);
+    }
     assert_int_equal(
         run(r, CRM_SALESFORCE,
             "{\"records\":[{\"attributes\":{\"type\":\"Account\",\"referenceId\":\"a1\"},"
@@ -164,7 +209,7 @@ static void test_salesforce(void **state)
     assert_string_equal(id_of(r, 0), "001X");
     assert_string_equal(id_of(r, 1), "003X");
     assert_string_equal(id_of(r, 2), "001Y");
-    json_decref(r);
+    release(r);
     /* a tree that failed created nothing */
     r = creates("Account", 1);
     assert_int_equal(run(r, CRM_SALESFORCE,
@@ -174,7 +219,7 @@ static void test_salesforce(void **state)
                          "\"errors\":[]}]}"),
                      0);
     assert_null(id_of(r, 0));
-    json_decref(r);
+    release(r);
 }
 
 int main(void)

@@ -107,6 +107,19 @@ static void test_fields_spans(void **state)
     assert_memory_equal(v, "*/*", 3);
     assert_int_equal(http_fields_find(&fs, "accept-encoding", 0), -1);
     assert_int_equal(http_fields_count(&fs, "host"), 1);
+    /* decimal values: 0, a count, the largest id */
+    assert_int_equal(http_fields_add_u64(&fs, "X-A", 3, 0), 0);
+    assert_int_equal(http_fields_add_u64(&fs, "X-B", 3, 42), 0);
+    assert_int_equal(http_fields_add_u64(&fs, "X-C", 3, UINT64_MAX), 0);
+    v = http_field_value(&fs, 2, &n);
+    assert_int_equal(n, 1);
+    assert_memory_equal(v, "0", 1);
+    v = http_field_value(&fs, 3, &n);
+    assert_int_equal(n, 2);
+    assert_memory_equal(v, "42", 2);
+    v = http_field_value(&fs, 4, &n);
+    assert_int_equal(n, 20);
+    assert_memory_equal(v, "18446744073709551615", 20);
     http_fields_reset(&fs);
     assert_int_equal(fs.n, 0);
     http_fields_free(&fs);

@@ -1155,12 +1155,17 @@ static void test_depth(void **state)
     free(g.buf);
 }
 
-/* jsonfilter_member: the span of the root's (last) member, found only in valid JSON. */
+/*
+ * jsonfilter_member: the span of the root's (last) member, found only in
+ * valid JSON; and jsonfilter_member_value: the same verdict, and the value
+ * jsonfilter_parse makes of that span.
+ */
 static void member_is(const char *doc, const char *key, int want, const char *value)
 {
     size_t off = 0, vlen = 0;
     char err[128];
     int rc = jsonfilter_member(doc, strlen(doc), key, &off, &vlen, err, sizeof(err));
+    json_t *v = (json_t *)1, *want_v;
 
     if (rc != want)
         fail_msg("%s: got %d (%s), want %d", doc, rc, err, want);
@@ -1170,6 +1175,19 @@ static void member_is(const char *doc, const char *key, int want, const char *va
     }
     if (want == -1)
         assert_true(err[0] != '\0');
+    err[0] = '\0';
+    assert_int_equal(jsonfilter_member_value(doc, strlen(doc), key, &v, err, sizeof(err)), want);
+    if (want != 1) {
+        assert_null(v);
+        if (want == -1)
+            assert_true(err[0] != '\0');
+        return;
+    }
+    want_v = json_loadb(value, strlen(value), JSON_DECODE_ANY, NULL);
+    assert_non_null(want_v);
+    assert_true(json_equal(v, want_v));
+    json_decref(want_v);
+    json_decref(v);
 }
 
 static void test_member(void **state)

@@ -96,6 +96,43 @@ static void test_many_keys_and_depth(void **state)
     json_decref(o);
 }
 
+/*
+ * Strings copied a word at a time: every length up to 40 with one byte that
+ * is escaped (each kind) or non-ASCII at every position, and two escapes in
+ * one word, as jansson writes them; also as object keys.
+ */
+static void test_string_words(void **state)
+{
+    static const char specials[] = {'"', '\\', '\n', '\x01', '\x1f', '\x7f', '/', '\xc3'};
+
+    (void)state;
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t pos = 0; pos <= len; pos++) {
+            for (size_t k = 0; k < sizeof(specials); k++) {
+                char buf[48];
+                json_t *v, *o;
+                memset(buf, 'a' + (int)(len % 26), len);
+                if (pos < len)
+                    buf[pos] = specials[k];
+                if (specials[k] == '\xc3' && pos + 1 < len)
+                    buf[pos + 1] = '\xa9'; /* a whole UTF-8 sequence */
+                else if (specials[k] == '\xc3' && pos < len)
+                    buf[pos] = 'z';
+                if (pos + 3 < len)
+                    buf[pos + 3] = '\t';
+                v = json_stringn(buf, len);
+                assert_non_null(v);
+                same_as_jansson(v);
+                o = json_object();
+                json_object_setn(o, buf, len, v);
+                same_as_jansson(o);
+                json_decref(o);
+                json_decref(v);
+            }
+        }
+    }
+}
+
 static void test_too_deep(void **state)
 {
     json_t *root = json_array(), *cur = root;
@@ -151,9 +188,8 @@ static void test_record_id(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_corpus),
-        cmocka_unit_test(test_many_keys_and_depth),
-        cmocka_unit_test(test_too_deep),
+        cmocka_unit_test(test_corpus),       cmocka_unit_test(test_many_keys_and_depth),
+        cmocka_unit_test(test_string_words), cmocka_unit_test(test_too_deep),
         cmocka_unit_test(test_record_id),
     };
 
