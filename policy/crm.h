@@ -64,9 +64,11 @@ struct crm_op {
     size_t nwrites;
     char *to_object; /* associate/dissociate/merge: the other side, canonical */
     char *to_id;
-    char *locator; /* Salesforce queryMore locator, resolved by the proxy */
-    char *detail;  /* for UNKNOWN: what was not understood (for the denial) */
-    int malformed; /* UNKNOWN because a SOQL query was rejected: the agent must rewrite it */
+    char *locator;     /* Salesforce queryMore locator, resolved by the proxy */
+    char *detail;      /* for UNKNOWN: what was not understood (for the denial) */
+    int malformed;     /* UNKNOWN because a SOQL query was rejected: the agent must rewrite it */
+    size_t subrequest; /* Salesforce composite or composite batch: 1 + the index of the
+                        * subrequest it came from (its answer's entry); 0 otherwise */
 };
 
 struct crm_ops {

@@ -232,14 +232,58 @@ static size_t audit_mark_id(json_t *records, const char *id)
     return n;
 }
 
-size_t audit_batch_outcomes(json_t *records, enum crm crm, const char *body, size_t len)
+/*
+ * A Salesforce composite ({"compositeResponse": [{"httpStatusCode"}]}) or
+ * composite batch ({"results": [{"statusCode"}]}): the records of each
+ * subrequest whose entry is not 2xx (refused, halted, rolled back) are
+ * marked. Nothing is marked unless every subrequest has its entry.
+ */
+static size_t audit_subrequest_outcomes(json_t *records, const struct crm_ops *ops,
+                                        const json_t *root)
+{
+    const json_t *answers = json_object_get(root, "compositeResponse");
+    const char *key = "httpStatusCode";
+    size_t i, n = 0, need = 0;
+
+    if (answers == NULL) {
+        answers = json_object_get(root, "results");
+        key = "statusCode";
+    }
+    if (!json_is_array(answers) || ops->n != json_array_size(records))
+        return 0;
+    for (i = 0; i < ops->n; i++) {
+        if (ops->v[i].subrequest > need)
+            need = ops->v[i].subrequest;
+    }
+    if (need == 0 || json_array_size(answers) != need)
+        return 0;
+    for (i = 0; i < ops->n; i++) {
+        const json_t *st;
+        json_int_t code;
+        if (ops->v[i].subrequest == 0)
+            continue;
+        st = json_object_get(json_array_get(answers, ops->v[i].subrequest - 1), key);
+        code = json_integer_value(st);
+        if (json_is_integer(st) && code >= 200 && code <= 299)
+            continue;
+        if (json_object_set_new(json_array_get(records, i), "outcome",
+                                json_string("upstream_error")) == 0)
+            n++;
+    }
+    return n;
+}
+
+size_t audit_batch_outcomes(json_t *records, const struct crm_ops *ops, enum crm crm,
+                            const char *body, size_t len)
 {
     json_t *root = json_loadb(body, len, 0, NULL), *errors, *e, *id;
     size_t i, k, n = 0;
 
     if (root == NULL)
         return 0;
-    if (crm == CRM_HUBSPOT) {
+    if (crm == CRM_SALESFORCE && json_is_object(root)) {
+        n = audit_subrequest_outcomes(records, ops, root);
+    } else if (crm == CRM_HUBSPOT) {
         errors = json_object_get(root, "errors");
         json_array_foreach(errors, i, e)
         {

@@ -292,6 +292,63 @@ test('a batch the CRM answers in part: each record carries its own operation\'s 
 });
 
 /*
+ * Parity with the test above: Salesforce answers a composite and a composite batch with 200
+ * whatever each subrequest did, so the HTTP status alone would record a subrequest the CRM
+ * refused (or rolled back) as allowed. Each record takes its own subrequest's status.
+ */
+test('a composite or composite batch the CRM answers in part: each record carries its own subrequest\'s outcome', { skip: GATE }, async () => {
+  const conn = sf();
+  const base = `/services/data/v${VERSION}`;
+  const missing = sid('001', 78);
+  const patch = (id, body, ref) => ({ method: 'PATCH', url: `${base}/sobjects/Account/${id}`, referenceId: ref, body });
+  const industry = async () => (await sfRecord('Account', GLOBEX)).Industry;
+
+  newRecords();
+  const was = await industry();
+  const part = await conn.requestPost(`${base}/composite`, {
+    allOrNone: false,
+    compositeRequest: [patch(GLOBEX, { Industry: 'Wind' }, 'ok'), patch(missing, { Industry: 'None' }, 'gone')],
+  });
+  assert.deepEqual(part.compositeResponse.map((r) => r.httpStatusCode), [204, 404]);
+  assert.equal(await industry(), 'Wind');
+  expectRecords(newRecords(), [
+    { verb: 'update', record: GLOBEX, outcome: 'allowed', fields: { Industry: [was, 'Wind'] } },
+    { verb: 'update', record: missing, outcome: 'upstream_error', fields: { Industry: [null, 'None'] } },
+  ]);
+
+  /* allOrNone: the one failure rolls the other back, so neither was applied */
+  const all = await conn.requestPost(`${base}/composite`, {
+    allOrNone: true,
+    compositeRequest: [patch(GLOBEX, { Industry: 'Solar' }, 'ok'), patch(missing, { Industry: 'None' }, 'gone')],
+  });
+  assert.deepEqual(all.compositeResponse.map((r) => r.httpStatusCode), [400, 404]);
+  assert.equal(await industry(), 'Wind', 'rolled back');
+  expectRecords(newRecords(), [
+    { verb: 'update', record: GLOBEX, outcome: 'upstream_error', fields: { Industry: ['Wind', 'Solar'] } },
+    { verb: 'update', record: missing, outcome: 'upstream_error' },
+  ]);
+
+  /* one subrequest alone, refused: the only record is upstream_error although the call got 200 */
+  const one = await conn.requestPost(`${base}/composite`, { compositeRequest: [patch(missing, { Industry: 'None' }, 'gone')] });
+  assert.equal(one.compositeResponse[0].httpStatusCode, 404);
+  expectRecords(newRecords(), [{ verb: 'update', record: missing, outcome: 'upstream_error' }]);
+
+  const batch = await conn.requestPost(`${base}/composite/batch`, {
+    batchRequests: [
+      { method: 'PATCH', url: `v${VERSION}/sobjects/Account/${missing}`, richInput: { Industry: 'None' } },
+      { method: 'PATCH', url: `v${VERSION}/sobjects/Account/${GLOBEX}`, richInput: { Industry: 'Tidal' } },
+    ],
+  });
+  assert.equal(batch.hasErrors, true);
+  assert.deepEqual(batch.results.map((r) => r.statusCode), [404, 204]);
+  assert.equal(await industry(), 'Tidal');
+  expectRecords(newRecords(), [
+    { verb: 'update', record: missing, outcome: 'upstream_error' },
+    { verb: 'update', record: GLOBEX, outcome: 'allowed', fields: { Industry: ['Wind', 'Tidal'] } },
+  ]);
+});
+
+/*
  * A create's record id is known only from the CRM's answer, so it lands in the record with the
  * outcome. The record index (crm, object, record) must then hold it too: a record's history
  * through the admin API starts at its creation, as the same query without the index says.
