@@ -1106,13 +1106,14 @@ static uint64_t exchange_rand64(void *arg)
 
 /* An overlay key "property=value" is at most this long (longer ones are not overlaid). */
 #define EXCHANGE_MAX_ALIAS 600
-/* Salesforce custom fields (external id candidates) a dry-run write leaves aliases for */
-#define EXCHANGE_SF_ALIASES 4
+/* written values that may be keys (synth_unique_key_candidate) a dry-run write leaves aliases for
+ */
+#define EXCHANGE_VALUE_ALIASES 4
 /* an If-Unmodified-Since value longer than this is not a date crmgate reads */
 #define EXCHANGE_MAX_DATE 128
 /* overlay entries a dry-run write leaves per op: its record, the alias of the property it
- * names the record by, and those of an email or custom fields it writes */
-#define EXCHANGE_OVERLAY_PER_OP (2 + EXCHANGE_SF_ALIASES)
+ * names the record by, and those of the keys it writes */
+#define EXCHANGE_OVERLAY_PER_OP (2 + EXCHANGE_VALUE_ALIASES)
 
 /*
  * Whether op names its record by an id property (an email, a Salesforce
@@ -1298,11 +1299,13 @@ static int exchange_alias_add(struct exchange *ex, json_t *arr, const struct crm
 }
 
 /*
- * The aliases of the values op writes that the CRM finds records by: a
- * HubSpot contact's email (idProperty=email), a Salesforce record's custom
- * fields (an external id is always one; crmgate does not know which, so up
- * to EXCHANGE_SF_ALIASES of them). A record created in dry-run, or given a
- * new value, is then found by it, as the CRM would. 0 / -1 (arr released).
+ * The aliases of the values op writes that the CRM may find records by: a
+ * HubSpot contact's email or custom property (idProperty: a custom one with
+ * hasUniqueValue), a Salesforce record's custom fields (an external id is
+ * always one). crmgate does not know which are keys, so up to
+ * EXCHANGE_VALUE_ALIASES of the candidates (synth_unique_key_candidate). A
+ * record created in dry-run, or given a new value, is then found by it, as
+ * the CRM would. 0 / -1 (arr released).
  */
 static int exchange_value_aliases(struct exchange *ex, json_t *arr, const struct crm_op *op,
                                   const char *id, size_t *nseen)
@@ -1311,13 +1314,10 @@ static int exchange_value_aliases(struct exchange *ex, json_t *arr, const struct
 
     if (op->object == NULL || op->verb == CRM_VERB_DELETE)
         return 0;
-    for (size_t k = 0; k < op->nwrites && added < EXCHANGE_SF_ALIASES; k++) {
+    for (size_t k = 0; k < op->nwrites && added < EXCHANGE_VALUE_ALIASES; k++) {
         const char *name = op->writes[k].name, *v = json_string_value(op->writes[k].value);
-        size_t nl = strlen(name);
-        int wanted = ex->crm == CRM_HUBSPOT
-                         ? strcmp(op->object, "contacts") == 0 && strcmp(name, "email") == 0
-                         : nl > 3 && strcasecmp(name + nl - 3, "__c") == 0;
-        if (!wanted || v == NULL || v[0] == '\0' || strncmp(v, "@{", 2) == 0)
+        if (!synth_unique_key_candidate(ex->crm, op->object, name) || v == NULL || v[0] == '\0' ||
+            strncmp(v, "@{", 2) == 0)
             continue;
         /* the alias of the property op names the record by is there already */
         if (exchange_by_property(op) && strcasecmp(op->id_property, name) == 0 &&
