@@ -297,11 +297,12 @@ static void exchange_deny(struct exchange *ex)
         /* OAuth endpoints answer {error, error_description} in both CRMs. */
         json_t *j =
             ef->oauth ? json_pack("{s:s, s:s}", "error", "access_denied", "error_description", msg)
-                      : json_pack("[{s:s, s:s}]", "message", msg, "errorCode", "MALFORMED_QUERY");
+                      : json_pack("[{s:s, s:s, s:s}]", "message", msg, "errorCode",
+                                  "MALFORMED_QUERY", "crmgateError", ef->code);
         json = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
     } else {
-        json = crm_denial_body(ex->crm, msg, ef->verdict.fields, conn_request_id(ex->c));
+        json = crm_denial_body(ex->crm, ef->code, msg, ef->verdict.fields, conn_request_id(ex->c));
     }
     if (body == NULL || json == NULL ||
         http_fields_add(&f, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0 ||

@@ -568,6 +568,7 @@ test('custody: the injected token never reaches the agent (echoed in a body or a
     await fake.clearRequests();
     await assert.rejects(new Client({ accessToken: NO_PASS_TOKEN, basePath: `${gate.url}/hubspot` }).crm.contacts.basicApi.getPage(), (e) => {
       assert.equal(e.code, 403);
+      assert.equal(e.body.subCategory, 'crmgate.passthrough_refused');
       assert.match(e.body.message, /allow_passthrough/);
       return true;
     });
@@ -621,6 +622,7 @@ test('custody (Salesforce): the injected session id never reaches the agent (ech
     await fake.clearRequests();
     await assert.rejects(conn(SF_NO_PASS_TOKEN).sobject('Account').retrieve(acc, { fields: ['Name'] }), (e) => {
       assert.equal(e.errorCode, 'INSUFFICIENT_ACCESS_OR_READONLY');
+      assert.equal(e.data.crmgateError, 'passthrough_refused');
       assert.match(e.message, /allow_passthrough/);
       return true;
     });
