@@ -898,9 +898,9 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
          * answer crmgate could not inspect, and the record says so */
         audit_set_outcome(ex->records, ok ? "allowed" : "upstream_error", rsp->status, latency,
                           ex->out_failed && ex->fail.too_large < 0 ? "uninspectable_answer" : NULL);
-        /* a composite of one subrequest is answered 200 whatever that subrequest did */
-        if (ok && ex->out_body != NULL &&
-            (ex->ef.ops.n > 1 || (ex->ef.ops.n == 1 && ex->ef.ops.v[0].subrequest > 0)))
+        /* a batch, collection or composite of one record is answered 2xx whatever the CRM did
+         * with that record, as one of many is */
+        if (ok && ex->out_body != NULL && ex->ef.ops.n > 0)
             audit_batch_outcomes(ex->records, &ex->ef.ops, ex->crm,
                                  (const char *)evbuffer_pullup(ex->out_body, -1),
                                  evbuffer_get_length(ex->out_body));

@@ -289,6 +289,16 @@ test('a batch the CRM answers in part: each record carries its own operation\'s 
     { verb: 'update', record: GLOBEX, outcome: 'allowed', fields: { Industry: ['Oil', 'Gas'] } },
     { verb: 'update', record: missing, outcome: 'upstream_error', fields: { Industry: [null, 'None'] } },
   ]);
+  /* a batch of one: the same answers, the same records */
+  const r1 = await harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/contacts/batch/update`, {
+    method: 'POST', headers: { authorization: `Bearer ${HS_TOKEN}` },
+    body: { inputs: [{ id: '999999998', properties: { lastname: 'Nobody' } }] },
+  });
+  assert.ok(r1.status === 207 || r1.status >= 400, `${r1.status} ${JSON.stringify(r1.body)}`);
+  expectRecords(newRecords(), [{ verb: 'update', record: '999999998', outcome: 'upstream_error' }]);
+  const res1 = await sf().sobject('Account').update([{ Id: missing, Industry: 'None' }], { allOrNone: false });
+  assert.deepEqual(res1.map((x) => x.success), [false]);
+  expectRecords(newRecords(), [{ verb: 'update', record: missing, outcome: 'upstream_error' }]);
 });
 
 /*
