@@ -141,7 +141,8 @@ char *crm_error_body(enum crm crm, int status, const char *code, const char *mes
     char *out;
 
     if (crm == CRM_SALESFORCE) {
-        body = json_pack("[{s:s, s:s, s:[]}]", "message", message, "errorCode", category, "fields");
+        body = json_pack("[{s:s, s:s, s:[], s:s}]", "message", message, "errorCode", category,
+                         "fields", "crmgateError", code);
     } else {
         snprintf(sub, sizeof(sub), "crmgate.%s", code);
         body = json_pack("{s:s, s:s, s:s?, s:s, s:s}", "status", "error", "message", message,
@@ -154,14 +155,14 @@ char *crm_error_body(enum crm crm, int status, const char *code, const char *mes
     return out;
 }
 
-char *crm_denial_body(enum crm crm, const char *message, const char *fields,
+char *crm_denial_body(enum crm crm, const char *code, const char *message, const char *fields,
                       const char *correlation_id)
 {
     json_t *body, *list;
     char *out;
 
     if (crm != CRM_SALESFORCE)
-        return crm_error_body(crm, 403, "policy_denied", message, correlation_id);
+        return crm_error_body(crm, 403, code, message, correlation_id);
     list = json_array();
     while (list != NULL && fields != NULL && *fields != '\0') {
         size_t n = strcspn(fields, ",");
@@ -176,8 +177,8 @@ char *crm_denial_body(enum crm crm, const char *message, const char *fields,
         if (n > 0 && json_array_append_new(list, json_stringn(start, n)) < 0)
             break;
     }
-    body = json_pack("[{s:s, s:s, s:o}]", "message", message, "errorCode",
-                     "INSUFFICIENT_ACCESS_OR_READONLY", "fields", list);
+    body = json_pack("[{s:s, s:s, s:o, s:s}]", "message", message, "errorCode",
+                     "INSUFFICIENT_ACCESS_OR_READONLY", "fields", list, "crmgateError", code);
     if (body == NULL)
         return NULL;
     out = json_dumps(body, JSON_COMPACT);

@@ -64,9 +64,11 @@ struct crm_op {
     size_t nwrites;
     char *to_object; /* associate/dissociate/merge: the other side, canonical */
     char *to_id;
-    char *locator; /* Salesforce queryMore locator, resolved by the proxy */
-    char *detail;  /* for UNKNOWN: what was not understood (for the denial) */
-    int malformed; /* UNKNOWN because a SOQL query was rejected: the agent must rewrite it */
+    char *locator;     /* Salesforce queryMore locator, resolved by the proxy */
+    char *detail;      /* for UNKNOWN: what was not understood (for the denial) */
+    int malformed;     /* UNKNOWN because a SOQL query was rejected: the agent must rewrite it */
+    size_t subrequest; /* Salesforce composite or composite batch: 1 + the index of the
+                        * subrequest it came from (its answer's entry); 0 otherwise */
 };
 
 struct crm_ops {
@@ -137,7 +139,9 @@ const char *crm_name(enum crm crm);
  * string the caller frees:
  *   HubSpot:    {"status":"error","message":M,"correlationId":ID,"category":C,
  *                "subCategory":"crmgate.<code>"}
- *   Salesforce: [{"message":M,"errorCode":C,"fields":[]}]
+ *   Salesforce: [{"message":M,"errorCode":C,"fields":[],"crmgateError":"<code>"}]
+ * (both name crmgate's code as its X-Crmgate-Error header does: an SDK
+ * shows the body, jsforce as error.data, and not always the headers).
  * code is crmgate's reason in lower snake case ("upstream_refused"); the
  * CRM-specific category/errorCode is derived from status. CRM_NONE uses the
  * HubSpot shape, the one of a plain JSON API. correlation_id may be NULL.
@@ -147,11 +151,12 @@ char *crm_error_body(enum crm crm, int status, const char *code, const char *mes
                      const char *correlation_id);
 
 /*
- * The same, for a policy denial (403): HubSpot category MISSING_SCOPES,
- * Salesforce errorCode INSUFFICIENT_ACCESS_OR_READONLY with "fields" taken
- * from the comma-separated list fields (may be empty).
+ * The same, for a denial (403; code "policy_denied", "passthrough_refused",
+ * ...): HubSpot category MISSING_SCOPES, Salesforce errorCode
+ * INSUFFICIENT_ACCESS_OR_READONLY with "fields" taken from the
+ * comma-separated list fields (may be empty).
  */
-char *crm_denial_body(enum crm crm, const char *message, const char *fields,
+char *crm_denial_body(enum crm crm, const char *code, const char *message, const char *fields,
                       const char *correlation_id);
 
 /* The reason phrase for an HTTP status crmgate emits ("Bad Gateway"). */

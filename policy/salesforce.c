@@ -1892,9 +1892,13 @@ static int sf_subrequests(struct sf_ctx *c, json_t *arr, enum sf_sub_kind kind, 
     {
         if (++*count > SF_MAX_SUBREQ)
             return sf_reject(c, "more than %d subrequests", SF_MAX_SUBREQ);
+        size_t first = c->ops->n;
         rc = sf_subrequest(c, sub, i, kind, depth);
         if (rc != SF_OK)
             return rc;
+        /* a composite's or batch's answer has one entry per subrequest: its records' outcomes */
+        for (size_t k = first; kind != SF_SUB_GRAPH && k < c->ops->n; k++)
+            c->ops->v[k].subrequest = i + 1;
     }
     return SF_OK;
 }

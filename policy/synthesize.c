@@ -2235,6 +2235,50 @@ static const char *const synth_hs_default_props[][12] = {
      "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority", "subject", NULL},
 };
 
+/* HubSpot-defined properties of every object that are never unique (beside hs_* and the defaults
+ * above): a dry-run write of them leaves no alias */
+static const char *const synth_hs_plain_props[] = {
+    "address",
+    "city",
+    "closedate",
+    "company",
+    "country",
+    "description",
+    "hubspot_owner_id",
+    "industry",
+    "jobtitle",
+    "lifecyclestage",
+    "mobilephone",
+    "phone",
+    "state",
+    "website",
+    "zip",
+};
+
+int synth_unique_key_candidate(enum crm crm, const char *object, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (crm == CRM_SALESFORCE)
+        return n > 3 && strcasecmp(name + n - 3, "__c") == 0;
+    if (strcmp(name, "email") == 0)
+        return strcmp(object, "contacts") == 0;
+    if (strncmp(name, "hs_", 3) == 0)
+        return 0;
+    for (size_t t = 0; t < sizeof(synth_hs_default_props) / sizeof(synth_hs_default_props[0]);
+         t++) {
+        for (size_t k = 1; synth_hs_default_props[t][k] != NULL; k++) {
+            if (strcmp(synth_hs_default_props[t][k], name) == 0)
+                return 0;
+        }
+    }
+    for (size_t k = 0; k < sizeof(synth_hs_plain_props) / sizeof(synth_hs_plain_props[0]); k++) {
+        if (strcmp(synth_hs_plain_props[k], name) == 0)
+            return 0;
+    }
+    return 1;
+}
+
 /* Whether the overlay record rec's dry-run writes set name. */
 static int synth_hs_written(const json_t *rec, const char *name)
 {

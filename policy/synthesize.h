@@ -159,6 +159,17 @@ int synth_read_answer(enum crm crm, const struct crm_request *req, const struct 
                       size_t *body_len, char *err, size_t errlen);
 
 /*
+ * Whether a value written to field name of object may be a key the CRM finds
+ * records by (an idProperty, an external id), so a dry-run write of it must
+ * leave an alias: a HubSpot contact's email, or a HubSpot property HubSpot
+ * itself does not define (only custom properties can have hasUniqueValue;
+ * crmgate does not know the portal's schema, so every name not known as
+ * HubSpot's own counts); a Salesforce custom field ("__c": an external id is
+ * always one). 1 / 0.
+ */
+int synth_unique_key_candidate(enum crm crm, const char *object, const char *name);
+
+/*
  * A Salesforce read of every field (no ?fields=) of a record created in
  * dry-run lists every field of its object: the path of the describe that
  * names them ("/services/data/vNN.N/sobjects/{S}/describe", malloc'ed) for

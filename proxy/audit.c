@@ -413,14 +413,76 @@ static size_t audit_mark_id(struct audit_records *r, const char *id)
     return n;
 }
 
+/*
+ * A Salesforce composite ({"compositeResponse": [{"httpStatusCode"}]}) or
+ * composite batch ({"results": [{"statusCode"}]}): the records of each
+ * subrequest whose entry is not 2xx (refused, halted, rolled back) are
+ * marked. Nothing is marked unless every subrequest has its entry.
+ */
+static size_t audit_subrequest_outcomes(struct audit_records *r, const json_t *root)
+{
+    const json_t *answers = json_object_get(root, "compositeResponse");
+    const char *key = "httpStatusCode";
+    size_t i, n = 0, need = 0;
+
+    if (answers == NULL) {
+        answers = json_object_get(root, "results");
+        key = "statusCode";
+    }
+    if (!json_is_array(answers))
+        return 0;
+    for (i = 0; i < r->n; i++) {
+        if (r->v[i].op->subrequest > need)
+            need = r->v[i].op->subrequest;
+    }
+    if (need == 0 || json_array_size(answers) != need)
+        return 0;
+    for (i = 0; i < r->n; i++) {
+        const json_t *st;
+        json_int_t code;
+        if (r->v[i].op->subrequest == 0)
+            continue;
+        st = json_object_get(json_array_get(answers, r->v[i].op->subrequest - 1), key);
+        code = json_integer_value(st);
+        if (json_is_integer(st) && code >= 200 && code <= 299)
+            continue;
+        r->v[i].outcome = "upstream_error";
+        n++;
+    }
+    return n;
+}
+
+/*
+ * Whether body can name a failed record at all: HubSpot's "errors", a
+ * Salesforce array (collections) or composite answer. Every audited write
+ * comes here, and most answers are one plain record: this spares parsing
+ * them (a match only means the answer is parsed and looked at).
+ */
+static int audit_may_name_failures(enum crm crm, const char *body, size_t len)
+{
+    size_t i = 0;
+
+    if (crm == CRM_HUBSPOT)
+        return memmem(body, len, "\"errors\"", 8) != NULL;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+        i++;
+    return (i < len && body[i] == '[') || memmem(body, len, "\"compositeResponse\"", 19) != NULL ||
+           memmem(body, len, "\"results\"", 9) != NULL;
+}
+
 size_t audit_batch_outcomes(struct audit_records *r, enum crm crm, const char *body, size_t len)
 {
-    json_t *root = json_loadb(body, len, 0, NULL), *errors, *e, *id;
+    json_t *root, *errors, *e, *id;
     size_t i, k, n = 0;
 
+    if (!audit_may_name_failures(crm, body, len))
+        return 0;
+    root = json_loadb(body, len, 0, NULL);
     if (root == NULL)
         return 0;
-    if (crm == CRM_HUBSPOT) {
+    if (crm == CRM_SALESFORCE && json_is_object(root)) {
+        n = audit_subrequest_outcomes(r, root);
+    } else if (crm == CRM_HUBSPOT) {
         errors = json_object_get(root, "errors");
         json_array_foreach(errors, i, e)
         {

@@ -143,9 +143,12 @@ int audit_set_outcome(struct audit_records *r, const char *outcome, long upstrea
 
 /*
  * A batch the CRM answered in part (HubSpot 207 with "errors" naming ids in
- * context.ids; Salesforce collections' array with "success": false): mark
- * the records of the operations that failed "upstream_error". body is the
- * CRM's JSON answer. Returns how many records were marked.
+ * context.ids; Salesforce collections' array with "success": false; a
+ * Salesforce composite's or composite batch's entry for a subrequest, with
+ * a status that is not 2xx, which a 200 answers whatever each did): mark
+ * the records of the operations that failed "upstream_error". records are
+ * parallel to ops (audit_records); body is the CRM's JSON answer. Returns
+ * how many records were marked.
  */
 size_t audit_batch_outcomes(struct audit_records *r, enum crm crm, const char *body, size_t len);
 

@@ -295,11 +295,12 @@ static void exchange_deny(struct exchange *ex)
         /* OAuth endpoints answer {error, error_description} in both CRMs. */
         json_t *j =
             ef->oauth ? json_pack("{s:s, s:s}", "error", "access_denied", "error_description", msg)
-                      : json_pack("[{s:s, s:s}]", "message", msg, "errorCode", "MALFORMED_QUERY");
+                      : json_pack("[{s:s, s:s, s:s}]", "message", msg, "errorCode",
+                                  "MALFORMED_QUERY", "crmgateError", ef->code);
         json = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
     } else {
-        json = crm_denial_body(ex->crm, msg, ef->verdict.fields, conn_request_id(ex->c));
+        json = crm_denial_body(ex->crm, ef->code, msg, ef->verdict.fields, conn_request_id(ex->c));
     }
     if (body == NULL || json == NULL ||
         http_fields_add(&f, "Content-Type", 12, "application/json;charset=utf-8", 30) < 0 ||
@@ -884,7 +885,9 @@ static void exchange_done(struct upstream_response *rsp, void *arg)
          * answer crmgate could not inspect, and the record says so */
         audit_set_outcome(ex->records, ok ? "allowed" : "upstream_error", rsp->status, latency,
                           ex->out_failed && ex->fail.too_large < 0 ? "uninspectable_answer" : NULL);
-        if (ok && ex->ef.ops.n > 1 && ex->out_body != NULL)
+        /* a batch, collection or composite of one record is answered 2xx whatever the CRM did
+         * with that record, as one of many is */
+        if (ok && ex->out_body != NULL && ex->ef.ops.n > 0)
             audit_batch_outcomes(ex->records, ex->crm,
                                  (const char *)evbuffer_pullup(ex->out_body, -1),
                                  evbuffer_get_length(ex->out_body));
@@ -1091,13 +1094,14 @@ static uint64_t exchange_rand64(void *arg)
 
 /* An overlay key "property=value" is at most this long (longer ones are not overlaid). */
 #define EXCHANGE_MAX_ALIAS 600
-/* Salesforce custom fields (external id candidates) a dry-run write leaves aliases for */
-#define EXCHANGE_SF_ALIASES 4
+/* written values that may be keys (synth_unique_key_candidate) a dry-run write leaves aliases for
+ */
+#define EXCHANGE_VALUE_ALIASES 4
 /* an If-Unmodified-Since value longer than this is not a date crmgate reads */
 #define EXCHANGE_MAX_DATE 128
 /* overlay entries a dry-run write leaves per op: its record, the alias of the property it
- * names the record by, and those of an email or custom fields it writes */
-#define EXCHANGE_OVERLAY_PER_OP (2 + EXCHANGE_SF_ALIASES)
+ * names the record by, and those of the keys it writes */
+#define EXCHANGE_OVERLAY_PER_OP (2 + EXCHANGE_VALUE_ALIASES)
 
 /*
  * Whether op names its record by an id property (an email, a Salesforce
@@ -1283,11 +1287,13 @@ static int exchange_alias_add(struct exchange *ex, json_t *arr, const struct crm
 }
 
 /*
- * The aliases of the values op writes that the CRM finds records by: a
- * HubSpot contact's email (idProperty=email), a Salesforce record's custom
- * fields (an external id is always one; crmgate does not know which, so up
- * to EXCHANGE_SF_ALIASES of them). A record created in dry-run, or given a
- * new value, is then found by it, as the CRM would. 0 / -1 (arr released).
+ * The aliases of the values op writes that the CRM may find records by: a
+ * HubSpot contact's email or custom property (idProperty: a custom one with
+ * hasUniqueValue), a Salesforce record's custom fields (an external id is
+ * always one). crmgate does not know which are keys, so up to
+ * EXCHANGE_VALUE_ALIASES of the candidates (synth_unique_key_candidate). A
+ * record created in dry-run, or given a new value, is then found by it, as
+ * the CRM would. 0 / -1 (arr released).
  */
 static int exchange_value_aliases(struct exchange *ex, json_t *arr, const struct crm_op *op,
                                   const char *id, size_t *nseen)
@@ -1296,13 +1302,10 @@ static int exchange_value_aliases(struct exchange *ex, json_t *arr, const struct
 
     if (op->object == NULL || op->verb == CRM_VERB_DELETE)
         return 0;
-    for (size_t k = 0; k < op->nwrites && added < EXCHANGE_SF_ALIASES; k++) {
+    for (size_t k = 0; k < op->nwrites && added < EXCHANGE_VALUE_ALIASES; k++) {
         const char *name = op->writes[k].name, *v = json_string_value(op->writes[k].value);
-        size_t nl = strlen(name);
-        int wanted = ex->crm == CRM_HUBSPOT
-                         ? strcmp(op->object, "contacts") == 0 && strcmp(name, "email") == 0
-                         : nl > 3 && strcasecmp(name + nl - 3, "__c") == 0;
-        if (!wanted || v == NULL || v[0] == '\0' || strncmp(v, "@{", 2) == 0)
+        if (!synth_unique_key_candidate(ex->crm, op->object, name) || v == NULL || v[0] == '\0' ||
+            strncmp(v, "@{", 2) == 0)
             continue;
         /* the alias of the property op names the record by is there already */
         if (exchange_by_property(op) && strcasecmp(op->id_property, name) == 0 &&

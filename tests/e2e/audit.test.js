@@ -289,6 +289,73 @@ test('a batch the CRM answers in part: each record carries its own operation\'s 
     { verb: 'update', record: GLOBEX, outcome: 'allowed', fields: { Industry: ['Oil', 'Gas'] } },
     { verb: 'update', record: missing, outcome: 'upstream_error', fields: { Industry: [null, 'None'] } },
   ]);
+  /* a batch of one: the same answers, the same records */
+  const r1 = await harness.requestJson(`${stack.hubspotBase}/crm/v3/objects/contacts/batch/update`, {
+    method: 'POST', headers: { authorization: `Bearer ${HS_TOKEN}` },
+    body: { inputs: [{ id: '999999998', properties: { lastname: 'Nobody' } }] },
+  });
+  assert.ok(r1.status === 207 || r1.status >= 400, `${r1.status} ${JSON.stringify(r1.body)}`);
+  expectRecords(newRecords(), [{ verb: 'update', record: '999999998', outcome: 'upstream_error' }]);
+  const res1 = await sf().sobject('Account').update([{ Id: missing, Industry: 'None' }], { allOrNone: false });
+  assert.deepEqual(res1.map((x) => x.success), [false]);
+  expectRecords(newRecords(), [{ verb: 'update', record: missing, outcome: 'upstream_error' }]);
+});
+
+/*
+ * Parity with the test above: Salesforce answers a composite and a composite batch with 200
+ * whatever each subrequest did, so the HTTP status alone would record a subrequest the CRM
+ * refused (or rolled back) as allowed. Each record takes its own subrequest's status.
+ */
+test('a composite or composite batch the CRM answers in part: each record carries its own subrequest\'s outcome', { skip: GATE }, async () => {
+  const conn = sf();
+  const base = `/services/data/v${VERSION}`;
+  const missing = sid('001', 78);
+  const patch = (id, body, ref) => ({ method: 'PATCH', url: `${base}/sobjects/Account/${id}`, referenceId: ref, body });
+  const industry = async () => (await sfRecord('Account', GLOBEX)).Industry;
+
+  newRecords();
+  const was = await industry();
+  const part = await conn.requestPost(`${base}/composite`, {
+    allOrNone: false,
+    compositeRequest: [patch(GLOBEX, { Industry: 'Wind' }, 'ok'), patch(missing, { Industry: 'None' }, 'gone')],
+  });
+  assert.deepEqual(part.compositeResponse.map((r) => r.httpStatusCode), [204, 404]);
+  assert.equal(await industry(), 'Wind');
+  expectRecords(newRecords(), [
+    { verb: 'update', record: GLOBEX, outcome: 'allowed', fields: { Industry: [was, 'Wind'] } },
+    { verb: 'update', record: missing, outcome: 'upstream_error', fields: { Industry: [null, 'None'] } },
+  ]);
+
+  /* allOrNone: the one failure rolls the other back, so neither was applied */
+  const all = await conn.requestPost(`${base}/composite`, {
+    allOrNone: true,
+    compositeRequest: [patch(GLOBEX, { Industry: 'Solar' }, 'ok'), patch(missing, { Industry: 'None' }, 'gone')],
+  });
+  assert.deepEqual(all.compositeResponse.map((r) => r.httpStatusCode), [400, 404]);
+  assert.equal(await industry(), 'Wind', 'rolled back');
+  expectRecords(newRecords(), [
+    { verb: 'update', record: GLOBEX, outcome: 'upstream_error', fields: { Industry: ['Wind', 'Solar'] } },
+    { verb: 'update', record: missing, outcome: 'upstream_error' },
+  ]);
+
+  /* one subrequest alone, refused: the only record is upstream_error although the call got 200 */
+  const one = await conn.requestPost(`${base}/composite`, { compositeRequest: [patch(missing, { Industry: 'None' }, 'gone')] });
+  assert.equal(one.compositeResponse[0].httpStatusCode, 404);
+  expectRecords(newRecords(), [{ verb: 'update', record: missing, outcome: 'upstream_error' }]);
+
+  const batch = await conn.requestPost(`${base}/composite/batch`, {
+    batchRequests: [
+      { method: 'PATCH', url: `v${VERSION}/sobjects/Account/${missing}`, richInput: { Industry: 'None' } },
+      { method: 'PATCH', url: `v${VERSION}/sobjects/Account/${GLOBEX}`, richInput: { Industry: 'Tidal' } },
+    ],
+  });
+  assert.equal(batch.hasErrors, true);
+  assert.deepEqual(batch.results.map((r) => r.statusCode), [404, 204]);
+  assert.equal(await industry(), 'Tidal');
+  expectRecords(newRecords(), [
+    { verb: 'update', record: missing, outcome: 'upstream_error' },
+    { verb: 'update', record: GLOBEX, outcome: 'allowed', fields: { Industry: ['Wind', 'Tidal'] } },
+  ]);
 });
 
 /*

@@ -41,10 +41,12 @@ const OPEN_CRM = { schema_read: true, objects: { '*': { read: '*', write: '*', a
 const RULES = {
   'acme.json': { workspace: 'acme', hubspot: OPEN_CRM, salesforce: OPEN_CRM },
   'globex.json': { workspace: 'globex', chat_integration: 'workspace', hubspot: OPEN_CRM, salesforce: OPEN_CRM },
-  'legacy.json': { workspace: 'legacy', allow_passthrough: true, hubspot: OPEN_CRM },
+  'legacy.json': { workspace: 'legacy', allow_passthrough: true, hubspot: OPEN_CRM, salesforce: OPEN_CRM },
 };
 const PASSTHROUGH_TOKEN = 'pat-na1-legacy-own-token-0000000000';
 const NO_PASS_TOKEN = 'pat-na1-acme-own-token-111111111111';
+const SF_PASSTHROUGH_TOKEN = '00DHs0000000001!AQlegacy-own-sf-token';
+const SF_NO_PASS_TOKEN = '00DHs0000000001!AQacme-own-sf-token';
 
 function startCustody(opts = {}) {
   return util.startCustody({
@@ -52,6 +54,8 @@ function startCustody(opts = {}) {
     callers: [
       { token_sha256: harness.sha256(PASSTHROUGH_TOKEN), workspace: 'legacy', kind: 'workflow' },
       { token_sha256: harness.sha256(NO_PASS_TOKEN), workspace: 'acme', kind: 'workflow' },
+      { token_sha256: harness.sha256(SF_PASSTHROUGH_TOKEN), workspace: 'legacy', kind: 'workflow' },
+      { token_sha256: harness.sha256(SF_NO_PASS_TOKEN), workspace: 'acme', kind: 'workflow' },
     ],
     ...opts,
   });
@@ -564,7 +568,62 @@ test('custody: the injected token never reaches the agent (echoed in a body or a
     await fake.clearRequests();
     await assert.rejects(new Client({ accessToken: NO_PASS_TOKEN, basePath: `${gate.url}/hubspot` }).crm.contacts.basicApi.getPage(), (e) => {
       assert.equal(e.code, 403);
+      assert.equal(e.body.subCategory, 'crmgate.passthrough_refused');
       assert.match(e.body.message, /allow_passthrough/);
+      return true;
+    });
+    assert.deepEqual(await fake.requests(), []);
+  } finally {
+    await s.stop();
+  }
+});
+
+/* The test above for Salesforce (parity): a session id echoed by the CRM, jsforce as the agent. */
+test('custody (Salesforce): the injected session id never reaches the agent (echoed in a body or a header: redacted); pass-through only where allowed', { skip: GATE }, async () => {
+  const s = await startCustody();
+  const SECRET = '00DHs0000000001!AQsf-echoed-token-xyz';
+  try {
+    const { fake, gate } = s;
+    addIntegration(gate, ['--workspace', 'acme', '--crm', 'salesforce', '--type', 'private-app', '--instance-url', fake.url], SECRET);
+    const k = newKey(gate, ['--workspace', 'acme', '--kind', 'workflow']);
+    const acc = harness.sfId('001', 'Echo', 1);
+    const path_ = `/services/data/v${VERSION}/sobjects/Account/${acc}`;
+    const conn = (token) => new jsforce.Connection({ instanceUrl: `${gate.url}/salesforce`, accessToken: token, version: VERSION });
+    await fake.fault({ action: 'status', status: 400, match: { path: '^/services/data/v[0-9.]+/sobjects/Account/' }, count: 1,
+      body: [{ message: `bad session ${SECRET} in request`, errorCode: 'INVALID_FIELD', fields: [] }] });
+    let err = null;
+    try {
+      await conn(k.key).sobject('Account').retrieve(acc, { fields: ['Name'] });
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err, 'the faulted read succeeded');
+    assert.equal(err.errorCode, 'INVALID_FIELD');
+    assert.ok(!String(err.message).includes(SECRET), err.message);
+    assert.match(err.message, /redacted by crmgate/);
+    /* echoed in a record and in answer headers: the value redacted, the headers dropped */
+    await fake.fault({ action: 'status', status: 200, match: { path: '^/services/data/v[0-9.]+/sobjects/Account/' }, count: 1,
+      body: { attributes: { type: 'Account', url: path_ }, Id: acc, Name: `Echo ${SECRET}` },
+      headers: { Location: `https://acme.my.salesforce.com/x?sid=${SECRET}`, 'X-Echo': `Bearer ${SECRET}`, 'X-Other': 'kept' } });
+    const h = await harness.requestJson(`${gate.url}/salesforce${path_}?fields=Name`, { headers: { Authorization: `Bearer ${k.key}` } });
+    assert.equal(h.status, 200, JSON.stringify(h.body));
+    assert.equal(h.headers['x-other'], 'kept');
+    assert.equal(h.headers.location, undefined);
+    assert.equal(h.headers['x-echo'], undefined);
+    assert.match(h.body.Name, /redacted by crmgate/);
+    assert.ok(!JSON.stringify(h).includes(SECRET), JSON.stringify(h));
+    assert.ok(!gate.stderr().includes(SECRET));
+
+    /* pass-through: an own session id works in a workspace that allows it, not in one that does not */
+    await fake.seed({ salesforce: { objects: { Account: [{ Id: acc, Name: 'Echo Co' }] } } });
+    await fake.clearRequests();
+    assert.equal((await conn(SF_PASSTHROUGH_TOKEN).sobject('Account').retrieve(acc, { fields: ['Name'] })).Name, 'Echo Co');
+    assert.equal(authOf((await fake.requests())[0]), `Bearer ${SF_PASSTHROUGH_TOKEN}`);
+    await fake.clearRequests();
+    await assert.rejects(conn(SF_NO_PASS_TOKEN).sobject('Account').retrieve(acc, { fields: ['Name'] }), (e) => {
+      assert.equal(e.errorCode, 'INSUFFICIENT_ACCESS_OR_READONLY');
+      assert.equal(e.data.crmgateError, 'passthrough_refused');
+      assert.match(e.message, /allow_passthrough/);
       return true;
     });
     assert.deepEqual(await fake.requests(), []);

@@ -828,6 +828,45 @@ test('records named by an id property (email, external id) see earlier dry-run w
   });
 });
 
+/*
+ * Parity with Salesforce's external ids: a HubSpot custom property with hasUniqueValue is an
+ * idProperty as a contact's email is (reference: hubspot-api.md, "idProperty=email or a custom
+ * hasUniqueValue property"). A record created in dry-run, or given a new key, is found by it.
+ */
+test('a record created or re-keyed in dry-run is found by its unique key: a HubSpot custom unique property, a Salesforce external id', { skip: GATE }, async () => {
+  /* the admin's property, defined at the CRM itself */
+  const def = await harness.requestJson(`${stack.directHubspotBase}/crm/v3/properties/deals`, {
+    method: 'POST', headers: { authorization: `Bearer ${HS_TOKEN}` },
+    body: { name: 'deal_key', label: 'Deal key', type: 'string', fieldType: 'text', groupName: 'dealinformation', hasUniqueValue: true },
+  });
+  assert.equal(def.status, 201, JSON.stringify(def.body));
+  const deals = hs().crm.deals;
+  const byKey = (v) => deals.basicApi.getById(v, ['dealname', 'deal_key'], undefined, undefined, false, 'deal_key');
+  await noWrite(async () => {
+    const made = await deals.basicApi.create({ properties: { dealname: 'Keyed', deal_key: 'DK-1' }, associations: [] });
+    const one = await byKey('DK-1');
+    assert.deepEqual([one.id, one.properties.dealname, one.properties.deal_key], [made.id, 'Keyed', 'DK-1']);
+    /* an upsert by the key updates that record: it is not created a second time */
+    const up = await deals.batchApi.upsert({ inputs: [{ idProperty: 'deal_key', id: 'DK-1', properties: { dealname: 'Keyed 2' } }] });
+    assert.deepEqual([up.results[0]._new, up.results[0].id], [false, made.id]);
+    /* re-keyed by id: found by the new key, no longer by the old one */
+    await deals.basicApi.update(made.id, { properties: { deal_key: 'DK-2' } });
+    const two = await byKey('DK-2');
+    assert.deepEqual([two.id, two.properties.dealname], [made.id, 'Keyed 2']);
+    await rejectsWith(byKey('DK-1'), (e) => assert.equal(e.code, 404));
+
+    const acc = sf().sobject('Account');
+    const x = await acc.create({ Name: 'Keyed Co', Ext__c: 'KEY-1' });
+    const byExt = (v) => sf().request(`${SF}/sobjects/Account/Ext__c/${v}?fields=Name`);
+    assert.deepEqual([(await byExt('KEY-1')).Id, (await byExt('KEY-1')).Name], [x.id, 'Keyed Co']);
+    const y = await acc.upsert({ Ext__c: 'KEY-1', Name: 'Keyed Co 2' }, 'Ext__c');
+    assert.deepEqual([y.created, y.id], [false, x.id]);
+    await acc.update({ Id: x.id, Ext__c: 'KEY-2' });
+    assert.deepEqual([(await byExt('KEY-2')).Id, (await byExt('KEY-2')).Name], [x.id, 'Keyed Co 2']);
+    await rejectsWith(byExt('KEY-1'), (e) => assert.equal(e.errorCode, 'NOT_FOUND'));
+  });
+});
+
 test('what dry-run does not reflect: HubSpot search and lists, SOQL queries and association lists come from the CRM', { skip: GATE }, async () => {
   const c = hs();
   await noWrite(async () => {

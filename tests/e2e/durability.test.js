@@ -15,9 +15,11 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const jsforce = require('jsforce');
 const harness = require('./harness.js');
 
 const TOKEN = harness.OPEN_TOKENS[0];
+const SF_TOKEN = harness.OPEN_TOKENS[2];
 const GATE = harness.crmgateAvailable() ? false : `crmgate binary not built (${harness.crmgateBinary()})`;
 const KILLS = 12;
 const WRITERS = 8;
@@ -100,11 +102,15 @@ test('SIGKILL under write load, twelve times: every write the CRM got is in the 
 test('map full: writes get 503 with a clear reason, reads still work, nothing unaudited is forwarded', { skip: GATE, timeout: 60000 }, async () => {
   const fake = await harness.startFake();
   const gate = await harness.startCrmgate({
-    upstreams: { hubspot: fake.url },
+    upstreams: { hubspot: fake.url, salesforce: fake.url },
     config: { store: { map_bytes: 131072, max_map_bytes: 262144 }, ...policy() },
   });
+  const acc = harness.sfId('001', 'Full', 1);
   try {
-    await fake.seed({ hubspot: { objects: { contacts: [{ id: '8200', properties: { firstname: 'x' } }] } } });
+    await fake.seed({
+      hubspot: { objects: { contacts: [{ id: '8200', properties: { firstname: 'x' } }] } },
+      salesforce: { objects: { Account: [{ Id: acc, Name: 'Full Co' }] } },
+    });
     const auth = { authorization: `Bearer ${TOKEN}` };
     let refused = null;
     for (let i = 0; i < 2000 && !refused; i++) {
@@ -131,6 +137,24 @@ test('map full: writes get 503 with a clear reason, reads still work, nothing un
       assert.equal(r.status, 200);
       assert.equal(r.body.properties.firstname.slice(0, 1), 'v');
     }
+    /* Salesforce alike (parity): jsforce's update gets the 503 in Salesforce's shape (its own
+     * retries of a 503 are turned off: each would be refused the same way), reads still work */
+    const conn = new jsforce.Connection({ instanceUrl: `${gate.url}/salesforce`, accessToken: SF_TOKEN, version: '62.0' });
+    const url = `/services/data/v62.0/sobjects/Account/${acc}`;
+    let sfErr = null;
+    try {
+      await conn.request({ method: 'PATCH', url, body: JSON.stringify({ Name: 'late' }), headers: { 'content-type': 'application/json' } }, { retry: { maxRetries: 0 } });
+    } catch (e) {
+      sfErr = e;
+    }
+    assert.ok(sfErr, 'the Salesforce write succeeded with the store full');
+    assert.equal(sfErr.errorCode, 'SERVER_UNAVAILABLE', String(sfErr));
+    assert.match(sfErr.message, /audit store is full/);
+    const rawSf = await harness.requestJson(`${gate.url}/salesforce${url}`, { method: 'PATCH', headers: { authorization: `Bearer ${SF_TOKEN}` }, body: { Name: 'late' } });
+    assert.equal(rawSf.status, 503);
+    assert.equal(rawSf.headers['x-crmgate-error'], 'audit_store_full');
+    assert.equal(rawSf.body[0].errorCode, 'SERVER_UNAVAILABLE');
+    assert.equal((await conn.sobject('Account').retrieve(acc, { fields: ['Name'] })).Name, 'Full Co');
     const writes = (await fake.requests()).filter((r) => r.method !== 'GET');
     assert.deepEqual(writes, [], 'no write reached the CRM once the store was full');
   } finally {
@@ -198,8 +222,10 @@ test('a client reset during a forwarded write: the record gets the CRM\'s outcom
 /* The open rules and callers the harness would give, for a test that brings its own config. */
 function policy() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crmgate-e2e-rules-'));
-  fs.writeFileSync(path.join(dir, 'open.json'), JSON.stringify({
-    workspace: 'e2e-open', allow_passthrough: true, hubspot: { objects: { '*': { read: '*', write: '*', actions: { create: true, update: true, delete: true } } } },
-  }));
-  return { rules_dir: dir, callers: [{ token_sha256: harness.sha256(TOKEN), workspace: 'e2e-open', kind: 'workflow' }] };
+  const open = { objects: { '*': { read: '*', write: '*', actions: { create: true, update: true, delete: true } } } };
+  fs.writeFileSync(path.join(dir, 'open.json'), JSON.stringify({ workspace: 'e2e-open', allow_passthrough: true, hubspot: open, salesforce: open }));
+  return {
+    rules_dir: dir,
+    callers: [TOKEN, SF_TOKEN].map((t) => ({ token_sha256: harness.sha256(t), workspace: 'e2e-open', kind: 'workflow' })),
+  };
 }

@@ -129,7 +129,8 @@ async function expectDenied(call, want) {
   assert.equal(typeof b, 'object', `body is parsed JSON: ${b}`);
   assert.equal(b.status, 'error');
   assert.equal(b.category, 'MISSING_SCOPES');
-  assert.equal(b.subCategory, 'crmgate.policy_denied');
+  assert.equal(b.subCategory, `crmgate.${want.code || 'policy_denied'}`);
+  assert.equal(caught.headers['x-crmgate-error'], want.code || 'policy_denied');
   assert.equal(typeof b.correlationId, 'string');
   assert.ok(b.correlationId.length > 0);
   assert.match(b.message, /^crmgate denied this call \(rule [^)]+\): /, b.message);
@@ -388,7 +389,7 @@ test('denied: writing a read-only system field (hs_lastmodifieddate)', { skip: G
 });
 
 test('denied: an unregistered token', { skip: GATE }, async () => {
-  const e = await expectDenied(() => hs(STRANGER).crm.contacts.basicApi.getById('101', ['email']), { rule: 'builtin:unknown-caller' });
+  const e = await expectDenied(() => hs(STRANGER).crm.contacts.basicApi.getById('101', ['email']), { rule: 'builtin:unknown-caller', code: 'unknown_caller' });
   assert.ok(!JSON.stringify(e.body).includes(STRANGER), 'the token is not echoed');
   assert.ok(!stack.gate.stderr().includes(STRANGER), 'the token is never logged');
   /* no token at all */

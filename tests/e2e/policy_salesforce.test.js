@@ -160,6 +160,8 @@ async function expectDenied(call, want = {}) {
   if (want.rule) assertRule(rule, want.rule);
   for (const re of want.message || []) assert.match(caught.message, re);
   assert.ok(caught.data && caught.data.errorCode === errorCode, `error.data is Salesforce's error element: ${JSON.stringify(caught.data)}`);
+  /* crmgate's code, as HubSpot's body has it in subCategory (jsforce shows no headers) */
+  assert.equal(caught.data.crmgateError, want.code || (errorCode === 'MALFORMED_QUERY' ? 'malformed_query' : 'policy_denied'));
   if (want.fields) {
     assert.ok(Array.isArray(caught.data.fields), `fields array: ${JSON.stringify(caught.data)}`);
     for (const f of want.fields) assert.ok(caught.data.fields.includes(f), `fields ${JSON.stringify(caught.data.fields)} name ${f}`);
@@ -180,6 +182,7 @@ async function expectRawDenied(method, path, opts = {}, want = {}) {
   assert.ok(r.headers['x-crmgate-error'], 'X-Crmgate-Error present');
   assert.ok(Array.isArray(r.json) && r.json.length === 1, `Salesforce error array: ${r.text}`);
   assert.equal(r.json[0].errorCode, errorCode);
+  assert.equal(r.json[0].crmgateError, r.headers['x-crmgate-error'], 'the body names the header\'s code');
   assert.match(r.json[0].message, /^crmgate denied this call \(rule /);
   assert.ok(r.json[0].message.includes(`(rule ${r.headers['x-crmgate-rule']})`), 'header and message name the same rule');
   if (want.rule) assertRule(r.headers['x-crmgate-rule'], want.rule);
@@ -380,7 +383,7 @@ test('allowed: a POST with _HttpMethod=PATCH of a writable field is the update i
 });
 
 test('denied: unregistered token', { skip: GATE }, async () => {
-  await expectDenied(() => connect(STRANGER).sobject('Opportunity').retrieve(OPP1, { fields: ['Name'] }), { rule: 'builtin:unknown-caller' });
+  await expectDenied(() => connect(STRANGER).sobject('Opportunity').retrieve(OPP1, { fields: ['Name'] }), { rule: 'builtin:unknown-caller', code: 'unknown_caller' });
   await expectRawDenied('GET', q('SELECT Name FROM Account'), { token: STRANGER }, { rule: 'builtin:unknown-caller' });
   assert.ok(!stack.gate.stderr().includes(STRANGER), 'tokens are never logged');
 });
@@ -488,7 +491,7 @@ test('queryMore: a locator from a CRM answer that has extra fields is still filt
 });
 
 test('queryMore: an invented locator is denied', { skip: GATE }, async () => {
-  await expectDenied(() => connect().queryMore('01gPol000000001AAA-200'), { rule: 'builtin:unknown-query-locator' });
+  await expectDenied(() => connect().queryMore('01gPol000000001AAA-200'), { rule: 'builtin:unknown-query-locator', code: 'unknown_locator' });
   await expectRawDenied('GET', `${DATA}/query/01gPol000000001AAA-200`, {}, { rule: 'builtin:unknown-query-locator' });
   await expectRawDenied('GET', `${DATA}/queryAll/01gPol000000001AAA-200`, {}, { rule: 'builtin:unknown-query-locator' });
 });
@@ -516,8 +519,8 @@ test("queryMore: another workspace's locator is denied, both ways", { skip: GATE
   const gLoc = g1.nextRecordsUrl.split('/').pop();
   const iLoc = i1.nextRecordsUrl.split('/').pop();
   assert.notEqual(gLoc, iLoc);
-  await expectDenied(() => initech.queryMore(gLoc), { rule: 'builtin:unknown-query-locator' });
-  await expectDenied(() => globex.queryMore(iLoc), { rule: 'builtin:unknown-query-locator' });
+  await expectDenied(() => initech.queryMore(gLoc), { rule: 'builtin:unknown-query-locator', code: 'unknown_locator' });
+  await expectDenied(() => globex.queryMore(iLoc), { rule: 'builtin:unknown-query-locator', code: 'unknown_locator' });
   /* each still works for its own workspace */
   assert.equal((await initech.queryMore(iLoc)).records[0].Name, 'Bulk 049');
   assert.equal((await globex.queryMore(gLoc)).records[0].Name, 'Bulk 200');

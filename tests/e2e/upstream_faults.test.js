@@ -209,6 +209,7 @@ function expectError(r, crm, status, code, msg) {
   } else {
     assert.ok(Array.isArray(r.body), JSON.stringify(r.body));
     assert.equal(typeof r.body[0].errorCode, 'string');
+    assert.equal(r.body[0].crmgateError, code);
     if (msg) assert.match(r.body[0].message, msg);
   }
   const all = JSON.stringify(r.headers) + JSON.stringify(r.body);

@@ -45,6 +45,7 @@ static void test_salesforce_shape(void **state)
     assert_string_equal(json_string_value(json_object_get(e, "errorCode")), "NOT_FOUND");
     assert_string_equal(json_string_value(json_object_get(e, "message")), "no route");
     assert_true(json_is_array(json_object_get(e, "fields")));
+    assert_string_equal(json_string_value(json_object_get(e, "crmgateError")), "unknown_route");
     json_decref(j);
     free(body);
 }

@@ -434,6 +434,28 @@ static void test_synthesize_iso(void **state)
  * false, the rest null, the overlay's values); no describe path for a read
  * that names its fields; NULL for a describe without fields.
  */
+/* Which written values leave a dry-run alias: keys a CRM may find records by, both CRMs. */
+static void test_synthesize_key_candidates(void **state)
+{
+    static const struct {
+        enum crm crm;
+        const char *object, *name;
+        int want;
+    } cases[] = {
+        {CRM_HUBSPOT, "contacts", "email", 1},     {CRM_HUBSPOT, "companies", "email", 0},
+        {CRM_HUBSPOT, "deals", "deal_key", 1},     {CRM_HUBSPOT, "2-123", "external_ref", 1},
+        {CRM_HUBSPOT, "contacts", "firstname", 0}, {CRM_HUBSPOT, "deals", "dealname", 0},
+        {CRM_HUBSPOT, "contacts", "phone", 0},     {CRM_HUBSPOT, "deals", "hs_priority", 0},
+        {CRM_SALESFORCE, "Account", "Ext__c", 1},  {CRM_SALESFORCE, "Account", "ns__Key__C", 1},
+        {CRM_SALESFORCE, "Account", "Name", 0},    {CRM_SALESFORCE, "Account", "__c", 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(synth_unique_key_candidate(cases[i].crm, cases[i].object, cases[i].name),
+                         cases[i].want);
+}
+
 static void test_synthesize_describe_row(void **state)
 {
     struct crm_request all = {.method = "GET",
@@ -488,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_synthesize_iso),
         cmocka_unit_test(test_synthesize_combine),
         cmocka_unit_test(test_synthesize_describe_row),
+        cmocka_unit_test(test_synthesize_key_candidates),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
