@@ -462,6 +462,8 @@ static int audit_may_name_failures(enum crm crm, const char *body, size_t len)
 {
     size_t i = 0;
 
+    if (body == NULL || len == 0) /* a 204, or an empty evbuffer's NULL pullup */
+        return 0;
     if (crm == CRM_HUBSPOT)
         return memmem(body, len, "\"errors\"", 8) != NULL;
     while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))

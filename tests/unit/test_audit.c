@@ -258,11 +258,67 @@ static void test_not_utf8(void **state)
     fixture_free(&f);
 }
 
+/*
+ * Which records a partly failed answer marks upstream_error (audit_batch_outcomes), row by
+ * row: records 0..2 of the fixture (HubSpot record "2", a Salesforce record, an unknown op),
+ * ops 0 and 1 as subrequests 2 and 1 of a composite where a row says so.
+ */
+static void test_batch_outcomes(void **state)
+{
+    static const struct {
+        enum crm crm;
+        int composite;
+        const char *body;
+        const char *marked; /* '1' per record marked */
+    } rows[] = {
+        {CRM_HUBSPOT, 0, NULL, "000"},
+        {CRM_HUBSPOT, 0, "", "000"},
+        {CRM_HUBSPOT, 0, "{\"id\":\"2\",\"properties\":{}}", "000"},
+        {CRM_HUBSPOT, 0, "{\"status\":\"COMPLETE\",\"results\":[{\"id\":\"2\"}]}", "000"},
+        {CRM_HUBSPOT, 0, "{\"errors\":[{\"context\":{\"ids\":[\"2\"]}}]}", "100"},
+        {CRM_HUBSPOT, 0, "{\"errors\":[{\"context\":{\"ids\":[\"3\"]}}]}", "000"},
+        {CRM_HUBSPOT, 0, "{\"errors\": not json", "000"},
+        {CRM_SALESFORCE, 0, "{\"id\":\"001\",\"success\":true,\"errors\":[]}", "000"},
+        {CRM_SALESFORCE, 0, " [{\"success\":true},{\"success\":false},{\"success\":true}]", "010"},
+        {CRM_SALESFORCE, 0, "[{\"success\":false}]", "000"}, /* not one per record */
+        {CRM_SALESFORCE, 1,
+         "{\"compositeResponse\":[{\"httpStatusCode\":400},{\"httpStatusCode\":200}]}", "010"},
+        {CRM_SALESFORCE, 1, "{\"results\":[{\"statusCode\":201},{\"statusCode\":500}]}", "100"},
+        {CRM_SALESFORCE, 1, "{\"compositeResponse\":[{\"httpStatusCode\":400}]}", "000"},
+    };
+    struct fixture f;
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(rows) / sizeof(rows[0]); k++) {
+        struct audit_records *r;
+        size_t want = 0, got;
+
+        fixture_init(&f);
+        f.ops[0].subrequest = rows[k].composite ? 2 : 0;
+        f.ops[1].subrequest = rows[k].composite ? 1 : 0;
+        r = audit_records(&f.in);
+        assert_non_null(r);
+        audit_set_outcome(r, "allowed", 200, 1, NULL);
+        got = audit_batch_outcomes(r, rows[k].crm, rows[k].body,
+                                   rows[k].body != NULL ? strlen(rows[k].body) : 0);
+        for (size_t i = 0; i < 3; i++) {
+            int marked = rows[k].marked[i] == '1';
+            want += (size_t)marked;
+            if (strcmp(r->v[i].outcome, marked ? "upstream_error" : "allowed") != 0)
+                fail_msg("row %zu record %zu: %s", k, i, r->v[i].outcome);
+        }
+        assert_int_equal(got, want);
+        audit_records_free(r);
+        fixture_free(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_members),
         cmocka_unit_test(test_not_utf8),
+        cmocka_unit_test(test_batch_outcomes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
