@@ -397,6 +397,18 @@ int crm_utf8_valid(const unsigned char *s, size_t len)
     return 1;
 }
 
+char *crm_dec_u64(uint64_t v, char buf[CRM_DEC_MAX], size_t *len)
+{
+    char *p = buf + CRM_DEC_MAX;
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    *len = (size_t)(buf + CRM_DEC_MAX - p);
+    return p;
+}
+
 int crm_hex(int ch)
 {
     if (ch >= '0' && ch <= '9')

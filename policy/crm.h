@@ -15,6 +15,7 @@
 #define CRMGATE_CRM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -127,6 +128,15 @@ int crm_utf8_valid(const unsigned char *s, size_t len);
 
 /* The value (0-15) of the hex digit ch, or -1 when ch is not one (percent-decoding). */
 int crm_hex(int ch);
+
+/* Room for the decimal digits of any uint64_t. */
+#define CRM_DEC_MAX 20
+
+/*
+ * The decimal digits of v, written from the end of buf[0..CRM_DEC_MAX) with
+ * no format string to interpret: returns the first digit, *len their count.
+ */
+char *crm_dec_u64(uint64_t v, char buf[CRM_DEC_MAX], size_t *len);
 
 /* Release every operation and reset ops to empty. */
 void crm_ops_free(struct crm_ops *ops);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crm.h"
 #include "jsonout.h"
 
 #define JSONOUT_STACK_KEYS 32 /* members sorted without an allocation */
@@ -160,18 +161,17 @@ int jsonout_str(struct jsonout *out, const char *s, size_t n)
 
 int jsonout_int(struct jsonout *out, long long v)
 {
-    /* decimal digits from the end; the magnitude as unsigned, so LLONG_MIN works */
-    char num[32];
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    size_t n = sizeof(num);
+    /* the magnitude as unsigned, so LLONG_MIN works; room for the sign before it */
+    char num[1 + CRM_DEC_MAX];
+    uint64_t u = v < 0 ? 0ull - (uint64_t)v : (uint64_t)v;
+    size_t n;
+    char *p = crm_dec_u64(u, num + 1, &n);
 
-    do {
-        num[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        num[--n] = '-';
-    return jsonout_put(out, num + n, sizeof(num) - n);
+    if (v < 0) {
+        *--p = '-';
+        n++;
+    }
+    return jsonout_put(out, p, n);
 }
 
 /* As jansson orders keys: bytewise, a prefix first. */

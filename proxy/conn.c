@@ -473,25 +473,17 @@ static int conn_name_eq_dashed(const char *n, size_t nl, const char *lit)
 }
 
 /*
- * Whether a Sforce-Call-Options header (however its '-' are spelt) sets
- * defaultNamespace: Salesforce then reads an unprefixed field or object name
- * as that namespace's, so the rules would check one name and the CRM act on
- * another.
+ * Whether a Sforce-Call-Options value sets defaultNamespace: Salesforce then
+ * reads an unprefixed field or object name as that namespace's, so the rules
+ * would check one name and the CRM act on another.
  */
-static int conn_default_namespace(const struct http_fields *h)
+static int conn_default_namespace(const char *v, size_t vl)
 {
     static const char key[] = "defaultnamespace";
 
-    for (size_t k = 0; k < h->n; k++) {
-        size_t nl, vl;
-        const char *n = http_field_name(h, k, &nl);
-        const char *v = http_field_value(h, k, &vl);
-        if (!conn_name_eq_dashed(n, nl, "sforce-call-options"))
-            continue;
-        for (size_t j = 0; j + sizeof(key) - 1 <= vl; j++)
-            if (strncasecmp(v + j, key, sizeof(key) - 1) == 0)
-                return 1;
-    }
+    for (size_t j = 0; j + sizeof(key) - 1 <= vl; j++)
+        if (strncasecmp(v + j, key, sizeof(key) - 1) == 0)
+            return 1;
     return 0;
 }
 
@@ -558,8 +550,15 @@ static int conn_check_head(llhttp_t *p)
          * spelt with '_' (X_HTTP_Method_Override), which some stacks map to '-', the
          * classifiers never see it: refused like the others. */
         for (size_t k = 0; k < r->headers.n; k++) {
-            size_t nl;
+            size_t nl, vl;
             const char *n = http_field_name(&r->headers, k, &nl);
+            const char *v = http_field_value(&r->headers, k, &vl);
+            /* however its '-' are spelt, as the method overrides */
+            if (conn_name_eq_dashed(n, nl, "sforce-call-options") && conn_default_namespace(v, vl))
+                return conn_fail(c, 400, "call_options_namespace",
+                                 "Sforce-Call-Options defaultNamespace is not accepted: it makes "
+                                 "Salesforce read an unprefixed field or object name as a "
+                                 "namespaced one, which is not the name crmgate's rules checked");
             for (size_t j = 0; never[j] != NULL; j++) {
                 if (conn_name_eq_dashed(n, nl, never[j]) &&
                     (never[j + 1] != NULL || memchr(n, '_', nl) != NULL)) {
@@ -570,11 +569,6 @@ static int conn_check_head(llhttp_t *p)
             }
         }
     }
-    if (conn_default_namespace(&r->headers))
-        return conn_fail(c, 400, "call_options_namespace",
-                         "Sforce-Call-Options defaultNamespace is not accepted: it makes "
-                         "Salesforce read an unprefixed field or object name as a namespaced "
-                         "one, which is not the name crmgate's rules checked");
     hosts = http_fields_count(&r->headers, "host");
     if (hosts > 1)
         return conn_fail(c, 400, "duplicate_host", "more than one Host header");

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../policy/crm.h"
 #include "http.h"
 
 void http_fields_free(struct http_fields *fs)
@@ -81,13 +82,11 @@ int http_fields_add(struct http_fields *fs, const char *name, size_t nlen, const
 
 int http_fields_add_u64(struct http_fields *fs, const char *name, size_t nlen, uint64_t v)
 {
-    char digits[24], *p = digits + sizeof(digits);
+    char digits[CRM_DEC_MAX];
+    size_t n;
+    const char *p = crm_dec_u64(v, digits, &n);
 
-    do { /* from the last digit: no format string to interpret */
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return http_fields_add(fs, name, nlen, p, (size_t)(digits + sizeof(digits) - p));
+    return http_fields_add(fs, name, nlen, p, n);
 }
 
 int http_fields_append_value(struct http_fields *fs, const char *p, size_t n)

@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "../policy/crm.h"
 #include "../policy/jsonfilter.h"
 #include "../policy/jsonout.h"
 #include "../policy/synthesize.h"
@@ -490,20 +491,16 @@ static int store_put_record(struct store *s, MDB_txn *txn, const struct store_re
                             int append)
 {
     unsigned char key[8];
-    char digits[24], *ids = digits + sizeof(digits);
+    char digits[CRM_DEC_MAX];
+    const char *ids = NULL;
     size_t idlen = 0;
     MDB_val k = {8, key}, v;
     int rc;
 
     if (append) {
-        uint64_t rest = id;
         if (r->id_at == 0 || r->id_at > r->len)
             return EINVAL;
-        do { /* the decimal id, from its last digit */
-            *--ids = (char)('0' + rest % 10);
-            rest /= 10;
-        } while (rest != 0);
-        idlen = (size_t)(digits + sizeof(digits) - ids);
+        ids = crm_dec_u64(id, digits, &idlen);
     }
     store_be64_put(key, id);
     v.mv_size = r->len + idlen;
