@@ -4,7 +4,8 @@
 #
 #   tests/bench/write_profile.sh rps [SECONDS]   wrk -t2 -c64 (after a 1 s warm-up) per kind:
 #       req/s, p99, audit commits/s and requests per commit (the group commit's batch), and
-#       crmgate's CPU time per request (utime + stime from /proc); PERFSTAT=1 adds syscall
+#       crmgate's CPU time per request (utime + stime from /proc), and the bytes crmgate sent to
+#       the disk per request (write_bytes of /proc/PID/io: LMDB's dirty pages); PERFSTAT=1 adds syscall
 #       counts per request (perf stat; fdatasync and pwrite64 are LMDB's two syncs)
 #   tests/bench/write_profile.sh cg              crmgate under callgrind (1 worker): N (2000)
 #       sequential keep-alive requests per kind after 200 of warm-up; prints instructions per
@@ -15,7 +16,8 @@
 # audited = PATCH contact 2 in an enforce workspace (before-read, intent commit, forward,
 # outcome commit), dryrun = the same PATCH in a dry_run workspace. The upstream is nginx with
 # the bench's canned answers (tests/bench/nginx-upstream.conf.in). STATE=DIR puts the store
-# there (e.g. on /dev/shm: syncs cost nothing, CPU only). CRMGATE_BIN (./crmgate).
+# there (e.g. on /dev/shm: syncs cost nothing, CPU only). CRMGATE_BIN (./crmgate). WP_KEEP=1
+# keeps the run's directory (config, logs, the LMDB store for mdb_stat).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,7 +51,7 @@ cleanup() {
         kill -KILL "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
-    rm -rf "$dir"
+    if [ -n "${WP_KEEP:-}" ]; then echo "write_profile: kept $dir" >&2; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -138,6 +140,7 @@ for k in $kinds; do
         wrk -t2 -c64 -d1s -s "$script" -H "Authorization: Bearer $tok" "$url" >/dev/null
         c0=$(commits)
         t0=$(awk '{ print $14 + $15 }' "/proc/$gate_pid/stat")
+        w0=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$gate_pid/io")
         if [ -n "${PERFSTAT:-}" ]; then
             perf stat -x, -o "$dir/perf.$k" -p "$gate_pid" -e raw_syscalls:sys_enter \
                 -e syscalls:sys_enter_fdatasync -e syscalls:sys_enter_pwrite64 \
@@ -148,15 +151,16 @@ for k in $kinds; do
         [ -n "${PERFSTAT:-}" ] && wait "$perf_pid"
         t1=$(awk '{ print $14 + $15 }' "/proc/$gate_pid/stat")
         c1=$(commits)
-        echo "$k $out commits=$((c1 - c0)) ticks=$((t1 - t0))" | awk -v hz="$hz" '{
+        w1=$(awk '$1 == "write_bytes:" { print $2 }' "/proc/$gate_pid/io")
+        echo "$k $out commits=$((c1 - c0)) ticks=$((t1 - t0)) wbytes=$((w1 - w0))" | awk -v hz="$hz" '{
             for (i = 2; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] }
             s = v["duration_us"] / 1e6
             err = v["connect"] + v["read"] + v["write"] + v["timeout"]
             batch = v["commits"] > 0 ? v["requests"] / v["commits"] : 0
             cpu = v["ticks"] / hz * 1e6 / v["requests"]
             fmt = "%-8s %8.0f req/s  p99 %6.1f ms  non-2xx %d  socket errors %d"
-            fmt = fmt "  commits/s %5.0f  req/commit %5.1f  crmgate CPU/req %6.1f us\n"
-            printf fmt, $1, v["requests"] / s, v["p99_us"] / 1000, v["status"], err, v["commits"] / s, batch, cpu
+            fmt = fmt "  commits/s %5.0f  req/commit %5.1f  crmgate CPU/req %6.1f us  disk KiB/req %5.1f\n"
+            printf fmt, $1, v["requests"] / s, v["p99_us"] / 1000, v["status"], err, v["commits"] / s, batch, cpu, v["wbytes"] / 1024 / v["requests"]
         }'
         if [ -n "${PERFSTAT:-}" ]; then
             req=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$out")
