@@ -266,6 +266,7 @@ enum crm_form crm_form_value(const char *content_type, const char *body, size_t 
         const char *s = body + p, *amp = memchr(s, '&', len - p), *eq;
         size_t sl = amp != NULL ? (size_t)(amp - s) : len - p;
         long kl, vl;
+        int match;
         p += sl + 1;
         if (sl == 0)
             continue;
@@ -275,13 +276,12 @@ enum crm_form crm_form_value(const char *content_type, const char *body, size_t 
             rc = CRM_FORM_BAD;
             break;
         }
-        if ((size_t)kl != nlen || memcmp(buf, name, nlen) != 0)
-            continue;
-        (*count)++;
+        match = (size_t)kl == nlen && memcmp(buf, name, nlen) == 0;
+        /* every value is checked: a body crmgate cannot read whole is not read in part */
         vl = eq != NULL ? crm_form_decode(eq + 1, sl - (size_t)(eq - s) - 1, buf) : 0;
         if (vl < 0 || !crm_utf8_valid((const unsigned char *)buf, (size_t)vl)) {
             rc = CRM_FORM_BAD;
-        } else if (*out == NULL) {
+        } else if (match && (*count)++ == 0) {
             *out = malloc((size_t)vl + 1);
             if (*out == NULL) {
                 rc = CRM_FORM_NOMEM;
