@@ -41,6 +41,7 @@ const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 /* the SDK sends defaultHeaders only with per-call options carrying middleware (13.x) */
 const HS_OPTS = { middleware: [], middlewareMergeStrategy: 'append' };
 const DEADLINE_MS = process.env.CRMGATE_SLOW ? 60000 : 10000;
+const HOLD_MS = process.env.CRMGATE_SLOW ? 20000 : 6000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const NOAUTH_CRM = { schema_read: true, objects: { contacts: { read: '*' }, Account: { read: '*' } } };
@@ -122,10 +123,11 @@ function expectRecord(r, want) {
   }
 }
 
-test('HubSpot SDK revokes a refresh token: the intent is in LMDB before the CRM sees it, the outcome (204) after; the record names no token', { skip: GATE }, async () => {
+test('HubSpot SDK revokes a refresh token: the intent is in LMDB before the CRM sees it, the outcome (204) after; the record names no token', { skip: GATE, timeout: 120000 }, async () => {
   const t = newToken('refresh_token');
   await stack.fake.clearRequests();
-  await stack.fake.fault({ action: 'latency', ms: 3000, match: { path: '^/oauth/v1/refresh-tokens' }, count: 1 });
+  /* the fake holds the request this long: time enough to look into LMDB on a loaded machine */
+  await stack.fake.fault({ action: 'latency', ms: HOLD_MS, match: { path: '^/oauth/v1/refresh-tokens' }, count: 1 });
   const client = new Client({ accessToken: HS_TOKEN, basePath: stack.hubspotBase, numberOfApiCallRetries: 0,
     defaultHeaders: { Authorization: `Bearer ${HS_TOKEN}`, 'X-Crmgate-Reason': 'offboarding the old integration' } });
   let done = false;
