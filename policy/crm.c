@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -186,6 +186,179 @@ char *crm_denial_body(enum crm crm, const char *code, const char *message, const
     return out;
 }
 
+char *crm_oauth_error_body(int status, const char *message)
+{
+    /* RFC 6749 5.2 and 4.1.2.1 error codes */
+    const char *error = status == 400   ? "invalid_request"
+                        : status >= 500 ? "temporarily_unavailable"
+                                        : "access_denied";
+    json_t *body = json_pack("{s:s, s:s}", "error", error, "error_description", message);
+    char *out;
+
+    if (body == NULL)
+        return NULL;
+    out = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return out;
+}
+
+/*
+ * Form-decode s[0..len) into dst (room for len bytes): %XX and '+'. -1 on a
+ * bad escape, a NUL or a control byte; else the decoded length.
+ */
+static long crm_form_decode(const char *s, size_t len, char *dst)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        int ch = (unsigned char)s[i], hi, lo;
+        if (ch == '%') {
+            if (i + 2 >= len || (hi = crm_hex(s[i + 1])) < 0 || (lo = crm_hex(s[i + 2])) < 0)
+                return -1;
+            ch = hi * 16 + lo;
+            i += 2;
+        } else if (ch == '+') {
+            ch = ' ';
+        }
+        if (ch < 0x20 || ch == 0x7f)
+            return -1;
+        dst[o++] = (char)ch;
+    }
+    return (long)o;
+}
+
+/* Whether content_type names application/x-www-form-urlencoded (parameters allowed). */
+static int crm_is_form(const char *content_type)
+{
+    static const char want[] = "application/x-www-form-urlencoded";
+    const char *rest;
+
+    if (content_type == NULL)
+        return 0;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    if (strncasecmp(content_type, want, sizeof(want) - 1) != 0)
+        return 0;
+    rest = content_type + sizeof(want) - 1;
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
+    return *rest == '\0' || *rest == ';';
+}
+
+enum crm_form crm_form_value(const char *content_type, const char *body, size_t len,
+                             const char *name, char **out, size_t *outlen, size_t *count)
+{
+    size_t nlen = strlen(name), p = 0;
+    char *buf;
+    enum crm_form rc = CRM_FORM_OK;
+
+    *out = NULL;
+    *outlen = 0;
+    *count = 0;
+    if (body == NULL || len == 0)
+        return CRM_FORM_OK;
+    if (!crm_is_form(content_type))
+        return CRM_FORM_BAD;
+    buf = malloc(len + 1);
+    if (buf == NULL)
+        return CRM_FORM_NOMEM;
+    while (p < len && rc == CRM_FORM_OK) {
+        const char *s = body + p, *amp = memchr(s, '&', len - p), *eq;
+        size_t sl = amp != NULL ? (size_t)(amp - s) : len - p;
+        long kl, vl;
+        int match;
+        p += sl + 1;
+        if (sl == 0)
+            continue;
+        eq = memchr(s, '=', sl);
+        kl = crm_form_decode(s, eq != NULL ? (size_t)(eq - s) : sl, buf);
+        if (kl < 0) {
+            rc = CRM_FORM_BAD;
+            break;
+        }
+        match = (size_t)kl == nlen && memcmp(buf, name, nlen) == 0;
+        /* every value is checked: a body crmgate cannot read whole is not read in part */
+        vl = eq != NULL ? crm_form_decode(eq + 1, sl - (size_t)(eq - s) - 1, buf) : 0;
+        if (vl < 0 || !crm_utf8_valid((const unsigned char *)buf, (size_t)vl)) {
+            rc = CRM_FORM_BAD;
+        } else if (match && (*count)++ == 0) {
+            *out = malloc((size_t)vl + 1);
+            if (*out == NULL) {
+                rc = CRM_FORM_NOMEM;
+                break;
+            }
+            memcpy(*out, buf, (size_t)vl);
+            (*out)[vl] = '\0';
+            *outlen = (size_t)vl;
+        }
+    }
+    /* the buffer held the values, which may be secrets */
+    explicit_bzero(buf, len + 1);
+    free(buf);
+    if (rc != CRM_FORM_OK && *out != NULL) {
+        explicit_bzero(*out, *outlen);
+        free(*out);
+        *out = NULL;
+        *outlen = 0;
+    }
+    return rc;
+}
+
+int crm_revoke_op(struct crm_ops *ops, enum crm crm, const struct crm_request *req,
+                  const char *kind, const char *tok, size_t toklen, char *why, size_t whylen)
+{
+    struct crm_op *op;
+    char *secret = NULL;
+    size_t slen = 0, count = 1;
+
+    if (req->query != NULL && req->query[0] != '\0') {
+        snprintf(why, whylen,
+                 "a token revocation takes no query string (the token goes in the form body, "
+                 "so crmgate knows which token it revokes)");
+        return 1;
+    }
+    if (tok == NULL) {
+        switch (crm_form_value(req->content_type, req->body, req->body_len, "token", &secret, &slen,
+                               &count)) {
+        case CRM_FORM_NOMEM:
+            return -1;
+        case CRM_FORM_BAD:
+            snprintf(why, whylen,
+                     "a token revocation names its token in a form body "
+                     "(application/x-www-form-urlencoded: token=...)");
+            return 1;
+        default:
+            break;
+        }
+        if (count != 1) {
+            if (secret != NULL)
+                explicit_bzero(secret, slen);
+            free(secret);
+            snprintf(why, whylen, "a token revocation must name exactly one token (token=...)");
+            return 1;
+        }
+    } else {
+        secret = malloc(toklen + 1);
+        if (secret == NULL)
+            return -1;
+        memcpy(secret, tok, toklen);
+        secret[toklen] = '\0';
+        slen = toklen;
+    }
+    op = crm_ops_add(ops, crm, CRM_VERB_REVOKE);
+    if (op == NULL) {
+        explicit_bzero(secret, slen);
+        free(secret);
+        return -1;
+    }
+    op->secret = secret; /* the ops' now: crm_ops_free wipes it */
+    op->secret_len = slen;
+    if (crm_op_set(&op->object, "oauth", 5) < 0 ||
+        crm_op_set(&op->record_id, kind, strlen(kind)) < 0)
+        return -1;
+    return 0;
+}
+
 const char *crm_verb_name(enum crm_verb verb)
 {
     static const char *const names[] = {
@@ -203,6 +376,7 @@ const char *crm_verb_name(enum crm_verb verb)
         [CRM_VERB_DISSOCIATE] = "dissociate",
         [CRM_VERB_SCHEMA_READ] = "schema_read",
         [CRM_VERB_AUTH] = "auth",
+        [CRM_VERB_REVOKE] = "revoke",
     };
 
     if ((size_t)verb >= sizeof(names) / sizeof(names[0]))
@@ -295,6 +469,9 @@ void crm_ops_free(struct crm_ops *ops)
         free(op->to_id);
         free(op->locator);
         free(op->detail);
+        if (op->secret != NULL)
+            explicit_bzero(op->secret, op->secret_len);
+        free(op->secret);
     }
     free(ops->v);
     ops->v = NULL;

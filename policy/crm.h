@@ -36,7 +36,10 @@ enum crm_verb {
     CRM_VERB_DISSOCIATE,
     CRM_VERB_SCHEMA_READ,
     CRM_VERB_AUTH,
+    CRM_VERB_REVOKE, /* an OAuth token revocation: audited as a write, allowed by "auth" */
 };
+
+#define CRM_VERB_COUNT (CRM_VERB_REVOKE + 1)
 
 /* A field written, with the value the request sets it to (a json_t reference). */
 struct crm_write {
@@ -53,10 +56,12 @@ struct crm_op {
      * ...; "0-1" and "contact" become "contacts"), "2-123" / "p_x" as given
      * in lower case for custom ones. Salesforce: the sObject API name as
      * written in the request (Salesforce names are case-insensitive: compare
-     * with strcasecmp). NULL only for CRM_VERB_UNKNOWN / AUTH.
+     * with strcasecmp). NULL only for CRM_VERB_UNKNOWN / AUTH; "oauth" for
+     * REVOKE.
      */
     char *object;
-    char *record_id;   /* NULL when not addressed by id (list, search, create) */
+    char *record_id;   /* NULL when not addressed by id (list, search, create); REVOKE: the
+                        * kind of token ("refresh_token", "token"), never the token */
     char *id_property; /* HubSpot idProperty / Salesforce external-id field, or NULL */
     char **reads;      /* fields read: requested, filtered on, sorted by */
     size_t nreads;
@@ -70,6 +75,13 @@ struct crm_op {
     int malformed;     /* UNKNOWN because a SOQL query was rejected: the agent must rewrite it */
     size_t subrequest; /* Salesforce composite or composite batch: 1 + the index of the
                         * subrequest it came from (its answer's entry); 0 otherwise */
+    /*
+     * REVOKE: the token being revoked, decoded. A secret: the proxy turns it
+     * into a fingerprint in record_id at once (enforce_revoked_fingerprint)
+     * and wipes it; crm_ops_to_json never writes it; crm_ops_free wipes it.
+     */
+    char *secret;
+    size_t secret_len;
 };
 
 struct crm_ops {
@@ -138,7 +150,37 @@ int crm_hex(int ch);
  */
 char *crm_dec_u64(uint64_t v, char buf[CRM_DEC_MAX], size_t *len);
 
-/* Release every operation and reset ops to empty. */
+/*
+ * Form bodies (application/x-www-form-urlencoded), as OAuth endpoints take
+ * them: the value of parameter name.
+ */
+enum crm_form { CRM_FORM_OK, CRM_FORM_BAD, CRM_FORM_NOMEM };
+
+/*
+ * The value of form parameter name in body[0..len), keys and values
+ * percent-decoded ('+' is a space), compared exactly: *out a new string
+ * of *outlen bytes (NULL when absent; the caller wipes and frees it, it may
+ * be a secret), *count how often name occurs. CRM_FORM_BAD when a body is
+ * sent with another Content-Type (content_type may be NULL), or has a bad
+ * escape, a NUL or control byte, or a value that is not UTF-8. An empty
+ * body is OK with *count 0.
+ */
+enum crm_form crm_form_value(const char *content_type, const char *body, size_t len,
+                             const char *name, char **out, size_t *outlen, size_t *count);
+
+/*
+ * Add the operation of an OAuth token revocation to ops: verb REVOKE,
+ * object "oauth", record_id kind ("refresh_token", "token"), secret the
+ * token: tok[0..toklen) when the path names it, else (tok NULL) the one
+ * "token" parameter of req's form body. Returns 0; 1 with why set when
+ * req cannot say which one token it revokes (a query string, a body that
+ * is not a well-formed form, no "token" or more than one): the caller
+ * denies it; -1 out of memory.
+ */
+int crm_revoke_op(struct crm_ops *ops, enum crm crm, const struct crm_request *req,
+                  const char *kind, const char *tok, size_t toklen, char *why, size_t whylen);
+
+/* Release every operation and reset ops to empty (secrets wiped). */
 void crm_ops_free(struct crm_ops *ops);
 
 /* "hubspot", "salesforce" or "none". */
@@ -168,6 +210,14 @@ char *crm_error_body(enum crm crm, int status, const char *code, const char *mes
  */
 char *crm_denial_body(enum crm crm, const char *code, const char *message, const char *fields,
                       const char *correlation_id);
+
+/*
+ * crmgate's own error on an OAuth endpoint, in the shape both CRMs' OAuth
+ * endpoints answer: {"error": E, "error_description": message}, E after
+ * RFC 6749 ("invalid_request" for 400, "temporarily_unavailable" for 5xx,
+ * "access_denied" otherwise). malloc'ed; NULL only when out of memory.
+ */
+char *crm_oauth_error_body(int status, const char *message);
 
 /* The reason phrase for an HTTP status crmgate emits ("Bad Gateway"). */
 const char *crm_status_reason(int status);

@@ -83,15 +83,19 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
                     crm_title(op->crm), ws->file);
         return;
     }
-    if (op->verb == CRM_VERB_AUTH || op->verb == CRM_VERB_SCHEMA_READ) {
-        const char *sw = op->verb == CRM_VERB_AUTH ? "auth" : "schema_read";
-        int on = op->verb == CRM_VERB_AUTH ? rc->auth : rc->schema_read;
+    if (op->verb == CRM_VERB_AUTH || op->verb == CRM_VERB_REVOKE ||
+        op->verb == CRM_VERB_SCHEMA_READ) {
+        /* a token revocation is an auth call: the same switch allows it (and it is audited) */
+        int auth = op->verb != CRM_VERB_SCHEMA_READ;
+        const char *sw = auth ? "auth" : "schema_read";
+        int on = auth ? rc->auth : rc->schema_read;
         snprintf(rule, sizeof(rule), "%s#/%s/%s", ws->file, crm_name(op->crm), sw);
         if (on)
             verdict_set(v, 1, rule, "%s calls are allowed", sw);
         else
-            verdict_set(v, 0, rule, "workspace %s does not allow %s %s calls (set %s: true)",
-                        ws->name, crm_title(op->crm), sw, sw);
+            verdict_set(v, 0, rule, "workspace %s does not allow %s %s calls%s (set %s: true)",
+                        ws->name, crm_title(op->crm), sw,
+                        op->verb == CRM_VERB_REVOKE ? " such as this token revocation" : "", sw);
         return;
     }
     if (op->object == NULL) {

@@ -1511,6 +1511,23 @@ static int hs_properties(struct hs_ctx *c, size_t ti)
     return op == NULL ? HS_NOMEM : HS_OK;
 }
 
+/*
+ * A token revocation (DELETE /oauth/v1/refresh-tokens/{token}, POST
+ * /oauth/v3/token/revoke with token=... in a form body): a REVOKE op, audited
+ * as a write (crm_revoke_op).
+ */
+static int hs_revoke(struct hs_ctx *c, const char *kind, const char *tok, size_t toklen)
+{
+    switch (crm_revoke_op(c->out, CRM_HUBSPOT, c->req, kind, tok, toklen, c->why, sizeof(c->why))) {
+    case 0:
+        return HS_OK;
+    case 1:
+        return HS_DENY;
+    default:
+        return HS_NOMEM;
+    }
+}
+
 static int hs_oauth(struct hs_ctx *c)
 {
     const char **s = c->seg;
@@ -1525,13 +1542,17 @@ static int hs_oauth(struct hs_ctx *c)
         return hs_deny(c, "unknown OAuth version");
     if (n == 3 && hs_eq(s[2], l[2], "token"))
         ok = c->method == HS_POST;
+    else if (!v1 && n == 4 && hs_eq(s[2], l[2], "token") && hs_eq(s[3], l[3], "revoke") &&
+             c->method == HS_POST)
+        return hs_revoke(c, "token", NULL, 0);
     else if (!v1 && n == 4 && hs_eq(s[2], l[2], "token"))
-        ok = c->method == HS_POST &&
-             (hs_eq(s[3], l[3], "introspect") || hs_eq(s[3], l[3], "revoke"));
+        ok = c->method == HS_POST && hs_eq(s[3], l[3], "introspect");
     else if (v1 && n == 4 && hs_eq(s[2], l[2], "access-tokens"))
         ok = c->method == HS_GET;
+    else if (v1 && n == 4 && hs_eq(s[2], l[2], "refresh-tokens") && c->method == HS_DELETE)
+        return hs_revoke(c, "refresh_token", s[3], l[3]);
     else if (v1 && n == 4 && hs_eq(s[2], l[2], "refresh-tokens"))
-        ok = c->method == HS_GET || c->method == HS_DELETE;
+        ok = c->method == HS_GET;
     if (!ok)
         return hs_deny(c, "unknown OAuth endpoint");
     return hs_op(c, CRM_VERB_AUTH, NULL) == NULL ? HS_NOMEM : HS_OK;

@@ -6,7 +6,9 @@
  * single, batch (read/create/update/upsert/archive), search, merge and
  * gdpr-delete; v3 and v4 associations (single and batch, and the date-based
  * /crm/associations/2026-03); the properties, owners and schemas APIs
- * (schema_read); OAuth (auth); the legacy /contacts/v1, /companies/v2 and
+ * (schema_read); OAuth (auth), and its token revocations, DELETE
+ * /oauth/v1/refresh-tokens/{token} and POST /oauth/v3/token/revoke
+ * (revoke: crm_revoke_op); the legacy /contacts/v1, /companies/v2 and
  * /deals/v1 record endpoints. Everything else is CRM_VERB_UNKNOWN.
  *
  * Normalisation: literal path segments match case-insensitively, empty

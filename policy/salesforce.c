@@ -2032,6 +2032,28 @@ static int sf_version(const char *s, size_t len)
     return d >= 1 && d <= 2 && i == len;
 }
 
+/*
+ * POST /services/oauth2/revoke with token=... in a form body: a REVOKE op,
+ * audited as a write (crm_revoke_op). The reference (salesforce-api.md §8)
+ * has revocation as this POST only: a GET is not classified.
+ */
+static int sf_revoke(struct sf_ctx *c, const char *query, const struct sf_body *body)
+{
+    struct crm_request req = {.query = query,
+                              .content_type = body->content_type,
+                              .body = body->raw,
+                              .body_len = body->len};
+
+    switch (crm_revoke_op(c->ops, CRM_SALESFORCE, &req, "token", NULL, 0, c->why, sizeof(c->why))) {
+    case 0:
+        return SF_OK;
+    case 1:
+        return SF_REJECT;
+    default:
+        return SF_NOMEM;
+    }
+}
+
 static int sf_route(struct sf_ctx *c, const char *method, const char *path, const char *query,
                     struct sf_body *body, const char *hdr_override, int depth, int refs_ok)
 {
@@ -2061,8 +2083,8 @@ static int sf_route(struct sf_ctx *c, const char *method, const char *path, cons
     if (sf_is(&r, 1, "oauth2") && depth == 0) {
         if (p.n == 3 && sf_is(&r, 2, "token") && sf_m(&r, "POST")) {
             rc = sf_op(c, CRM_VERB_AUTH, NULL, 0) ? SF_OK : SF_NOMEM;
-        } else if (p.n == 3 && sf_is(&r, 2, "revoke") && (sf_m(&r, "POST") || sf_get(&r))) {
-            rc = sf_op(c, CRM_VERB_AUTH, NULL, 0) ? SF_OK : SF_NOMEM;
+        } else if (p.n == 3 && sf_is(&r, 2, "revoke") && sf_m(&r, "POST")) {
+            rc = sf_revoke(c, query, body);
         } else {
             rc = sf_reject(c, "oauth2 endpoint not classified");
         }

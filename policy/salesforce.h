@@ -27,7 +27,9 @@
  *   - _HttpMethod=X on a POST is the effective method; an
  *     X-HTTP-Method-Override header that differs from the effective method
  *     is denied (we cannot know whether the upstream honours it).
- *   - /services/oauth2/token|revoke: auth; /limits and the version
+ *   - /services/oauth2/token: auth; POST /services/oauth2/revoke with one
+ *     token=... in a form body and no query string: revoke (crm_revoke_op;
+ *     the GET form is not in the reference and is denied); /limits and the version
  *     discovery paths: schema_read. Everything else: one CRM_VERB_UNKNOWN
  *     op whose detail says why (fail closed).
  *

@@ -2138,6 +2138,29 @@ json_t *synth_overlay_combine(const json_t *old, json_t *rec)
 
 /* ---------------- entry points ---------------- */
 
+/*
+ * An OAuth token revocation (one REVOKE op): HubSpot's DELETE
+ * /oauth/v1/refresh-tokens/{token} is answered 204 with no body, as the
+ * reference says (hubspot-api.md §2, "DELETE 204"); crmgate does not ask
+ * whether HubSpot knows the token. The reference gives no answer for
+ * HubSpot's POST /oauth/v3/token/revoke (no body) nor for Salesforce's
+ * POST /services/oauth2/revoke (no status), so those are refused.
+ */
+static int synth_revoke(struct synth_ctx *c)
+{
+    const struct crm_request *req = c->in->req;
+
+    if (c->in->ops->n != 1)
+        return synth_fail(c, "a token revocation is one operation");
+    if (c->in->crm == CRM_HUBSPOT && req->method != NULL && strcmp(req->method, "DELETE") == 0)
+        return synth_set_body(c, 204, NULL);
+    return synth_fail(c,
+                      "the %s API reference gives no answer to a token revocation (%s %s) that "
+                      "crmgate could return exactly",
+                      c->in->crm == CRM_SALESFORCE ? "Salesforce" : "HubSpot",
+                      req->method != NULL ? req->method : "?", req->path);
+}
+
 int synth_response(const struct synth_request *in, struct synth_response *out, char *err,
                    size_t errlen)
 {
@@ -2164,7 +2187,9 @@ int synth_response(const struct synth_request *in, struct synth_response *out, c
     }
     synth_iso(in->now_ms, 0, c.now_hs, sizeof(c.now_hs));
     synth_iso(in->now_ms, 1, c.now_sf, sizeof(c.now_sf));
-    if (in->crm == CRM_HUBSPOT)
+    if (in->ops->v[0].verb == CRM_VERB_REVOKE)
+        rc = synth_revoke(&c);
+    else if (in->crm == CRM_HUBSPOT)
         rc = synth_hubspot(&c);
     else if (in->crm == CRM_SALESFORCE)
         rc = synth_salesforce(&c);

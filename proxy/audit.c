@@ -78,6 +78,7 @@ static int audit_verb_writes(enum crm_verb v)
     case CRM_VERB_GDPR_DELETE:
     case CRM_VERB_ASSOCIATE:
     case CRM_VERB_DISSOCIATE:
+    case CRM_VERB_REVOKE: /* it can cut off a whole integration: audited like any write */
         return 1;
     default:
         return 0;

@@ -43,7 +43,8 @@ int audit_context(const struct http_fields *headers, struct audit_ctx *ctx, char
 
 /*
  * Whether the request writes, and so is audited: an operation that
- * creates, changes, deletes or (dis)associates, or one crmgate could not
+ * creates, changes, deletes or (dis)associates, an OAuth token revocation
+ * (whatever its method), or one crmgate could not
  * classify sent with a method other than GET/HEAD/OPTIONS.
  */
 int audit_write_class(const struct crm_ops *ops, const char *method);

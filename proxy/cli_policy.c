@@ -22,6 +22,7 @@
 #include "../policy/salesforce.h"
 #include "cli_policy.h"
 #include "config.h"
+#include "enforce.h"
 #include "identify.h"
 #include "route.h"
 #include "rulesdir.h"
@@ -233,7 +234,8 @@ static json_t *cli_filter_json(const struct rules_ws *ws, const struct crm_op *o
 {
     const struct rules_object *o;
 
-    if (op->object == NULL || op->verb == CRM_VERB_AUTH || op->verb == CRM_VERB_SCHEMA_READ)
+    if (op->object == NULL || op->verb == CRM_VERB_AUTH || op->verb == CRM_VERB_REVOKE ||
+        op->verb == CRM_VERB_SCHEMA_READ)
         return NULL;
     o = rules_object_find(rules_crm_of(ws, op->crm), op->object);
     if (o == NULL)
@@ -307,7 +309,8 @@ static int cli_explain(int argc, char **argv)
     cr.content_encoding = cli_header(&a, "content-encoding", cenc, sizeof(cenc));
     cr.method_override = cli_header(&a, "x-http-method-override", ovr, sizeof(ovr));
     if ((crm == CRM_SALESFORCE ? salesforce_classify(&cr, NULL, &ops)
-                               : hubspot_classify(&cr, &ops)) < 0) {
+                               : hubspot_classify(&cr, &ops)) < 0 ||
+        enforce_revoked_fingerprint(&ops) < 0) {
         fprintf(stderr, "crmgate: out of memory\n");
         goto done;
     }
@@ -402,7 +405,7 @@ static void cli_prompt_crm(const char *title, const struct rules_crm *rc)
         cli_prompt_object(rc->any);
     else
         printf("- no other object may be read or changed.\n");
-    printf("- schema and owner lookups: %s. OAuth token calls: %s.\n",
+    printf("- schema and owner lookups: %s. OAuth token calls (token revocations too): %s.\n",
            rc->schema_read ? "allowed" : "refused", rc->auth ? "allowed" : "refused");
 }
 

@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "../policy/jsonfilter.h"
 #include "../policy/hubspot.h"
 #include "../policy/salesforce.h"
@@ -103,6 +105,30 @@ void enforce_view_free(struct enforce_view *v)
     v->path = NULL;
 }
 
+int enforce_revoked_fingerprint(struct crm_ops *ops)
+{
+    for (size_t i = 0; i < ops->n; i++) {
+        struct crm_op *op = &ops->v[i];
+        char fp[65], rec[ENFORCE_REVOKED_RECORD];
+        int rc;
+        if (op->secret == NULL)
+            continue;
+        rc = identify_fingerprint(op->secret, op->secret_len, fp);
+        OPENSSL_cleanse(op->secret, op->secret_len);
+        free(op->secret);
+        op->secret = NULL;
+        op->secret_len = 0;
+        if (rc < 0)
+            return -1;
+        snprintf(rec, sizeof(rec), "%s:%.*s", op->record_id != NULL ? op->record_id : "token",
+                 ENFORCE_REVOKED_FP_HEX, fp);
+        OPENSSL_cleanse(fp, sizeof(fp));
+        if (crm_op_set(&op->record_id, rec, strlen(rec)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Classify req into ef->ops (rest = the target after the CRM prefix). 0 / -1. */
 static int enforce_classify(struct enforce *ef, enum crm crm, const struct http_request *req,
                             const char *rest)
@@ -115,9 +141,12 @@ static int enforce_classify(struct enforce *ef, enum crm crm, const struct http_
     rc = crm == CRM_SALESFORCE ? salesforce_classify(&v.cr, NULL, &ef->ops)
                                : hubspot_classify(&v.cr, &ef->ops);
     enforce_view_free(&v);
+    /* before anything else sees the operations: a revoked token becomes its fingerprint */
+    if (rc == 0 && enforce_revoked_fingerprint(&ef->ops) < 0)
+        rc = -1;
     ef->oauth = ef->ops.n > 0;
     for (size_t i = 0; i < ef->ops.n; i++)
-        ef->oauth &= ef->ops.v[i].verb == CRM_VERB_AUTH;
+        ef->oauth &= ef->ops.v[i].verb == CRM_VERB_AUTH || ef->ops.v[i].verb == CRM_VERB_REVOKE;
     return rc;
 }
 
@@ -254,7 +283,7 @@ int enforce_response(struct enforce *ef, long status, const char *content_type,
         return 0;
     for (size_t i = 0; i < ef->ops.n; i++) {
         enum crm_verb v = ef->ops.v[i].verb;
-        if (v == CRM_VERB_AUTH)
+        if (v == CRM_VERB_AUTH || v == CRM_VERB_REVOKE)
             return 0; /* token answers carry no CRM records */
         if (object == NULL && v != CRM_VERB_SCHEMA_READ)
             object = ef->ops.v[i].object;

@@ -32,7 +32,8 @@ struct enforce {
     int status;       /* the answer when denied: 403, or 400 for a malformed query */
     const char *code; /* crmgate reason code of the denial */
     int soql;         /* a Salesforce query: its answer may hand out locators */
-    int oauth;        /* an OAuth call: errors take the OAuth shape {error, error_description} */
+    int oauth;        /* an OAuth call (revocations too): errors take the OAuth shape {error,
+                         error_description} */
 };
 
 /* The request as the classifiers see it (policy/crm.h), with the buffers it points into. */
@@ -72,6 +73,19 @@ int enforce_request(struct enforce *ef, const struct config *cfg, enum crm crm,
  */
 int enforce_response(struct enforce *ef, long status, const char *content_type,
                      struct evbuffer *body, char *why, size_t whylen);
+
+/* A revocation's record: the kind of token, ':', the first hex digits of its SHA-256. */
+#define ENFORCE_REVOKED_FP_HEX 8
+#define ENFORCE_REVOKED_RECORD 48
+
+/*
+ * Turn the token each REVOKE operation carries (crm_op.secret) into its
+ * record id, "<kind>:<first ENFORCE_REVOKED_FP_HEX hex digits of the
+ * token's SHA-256>" ("refresh_token:1a2b3c4d"): the prefix of the
+ * fingerprint crmgate identifies callers by, never reversible to the
+ * token. The token is wiped and freed. 0 / -1 (out of memory).
+ */
+int enforce_revoked_fingerprint(struct crm_ops *ops);
 
 /* Release what ef holds. */
 void enforce_free(struct enforce *ef);

@@ -249,8 +249,9 @@ static void exchange_reply_error(struct exchange *ex, int status, const char *co
 {
     struct http_fields f = {0};
     struct evbuffer *body = evbuffer_new();
-    char *json = crm_error_body(ex->crm, status, code, msg, conn_request_id(ex->c));
-
+    /* an OAuth call's (a revocation's store refusal, say) in the OAuth shape, as its denial */
+    char *json = ex->ef.oauth ? crm_oauth_error_body(status, msg)
+                              : crm_error_body(ex->crm, status, code, msg, conn_request_id(ex->c));
     char retry[24];
 
     log_info("%s %d %s: %s", conn_peer(ex->c), status, code, msg);
@@ -291,12 +292,12 @@ static void exchange_deny(struct exchange *ex)
     log_info("%s deny workspace=%s user=%s kind=%s rule=%s: %s", conn_peer(ex->c),
              who != NULL ? who->workspace : "-", who != NULL && who->user ? who->user : "-",
              who != NULL ? config_kind_name(who->kind) : "-", ef->verdict.rule, ef->verdict.reason);
-    if (ef->oauth || (ef->status == 400 && ex->crm == CRM_SALESFORCE)) {
+    if (ef->oauth) {
         /* OAuth endpoints answer {error, error_description} in both CRMs. */
-        json_t *j =
-            ef->oauth ? json_pack("{s:s, s:s}", "error", "access_denied", "error_description", msg)
-                      : json_pack("[{s:s, s:s, s:s}]", "message", msg, "errorCode",
-                                  "MALFORMED_QUERY", "crmgateError", ef->code);
+        json = crm_oauth_error_body(ef->status, msg);
+    } else if (ef->status == 400 && ex->crm == CRM_SALESFORCE) {
+        json_t *j = json_pack("[{s:s, s:s, s:s}]", "message", msg, "errorCode", "MALFORMED_QUERY",
+                              "crmgateError", ef->code);
         json = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
     } else {
@@ -1196,7 +1197,9 @@ static json_t *exchange_overlay_get(struct exchange *ex, const struct crm_op *op
     const char *id, *target;
     json_t *alias, *rec;
 
-    if (op->record_id == NULL || op->object == NULL || op->record_id[0] == '@')
+    /* a revocation's "record" names a token, never a CRM record */
+    if (op->record_id == NULL || op->object == NULL || op->record_id[0] == '@' ||
+        op->verb == CRM_VERB_REVOKE)
         return NULL;
     if (!exchange_by_property(op))
         return exchange_overlay_by_id(ex, op->object, op->record_id, seen);

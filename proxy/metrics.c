@@ -16,9 +16,9 @@
 #include "metrics.h"
 #include "store.h"
 
-#define METRICS_CRMS    3                   /* CRM_NONE, CRM_HUBSPOT, CRM_SALESFORCE */
-#define METRICS_VERBS   (CRM_VERB_AUTH + 1) /* every enum crm_verb */
-#define METRICS_BUCKETS 12                  /* upstream latency bounds below */
+#define METRICS_CRMS    3              /* CRM_NONE, CRM_HUBSPOT, CRM_SALESFORCE */
+#define METRICS_VERBS   CRM_VERB_COUNT /* every enum crm_verb */
+#define METRICS_BUCKETS 12             /* upstream latency bounds below */
 
 static const double metrics_latency_bounds_s[METRICS_BUCKETS] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};

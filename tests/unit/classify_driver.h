@@ -11,7 +11,9 @@
  * Every key of an expected op must match the actual one; keys the expected op
  * omits must be absent from the actual one, except "crm", "detail" and
  * "malformed", which are checked only when given ("detail" as a substring). "reads" compare as
- * sets. Included by test_classify_<crm>.c, which defines CLASSIFY(req, ops).
+ * sets. "secret" is the token a revocation carries (crm_op.secret, never in the ops' JSON):
+ * absent means the op carries none. Included by test_classify_<crm>.c, which defines
+ * CLASSIFY(req, ops).
  */
 #ifndef CRMGATE_CLASSIFY_DRIVER_H
 #define CRMGATE_CLASSIFY_DRIVER_H
@@ -55,6 +57,8 @@ static int driver_match_op(json_t *want, json_t *got, char *why, size_t whylen)
     json_object_foreach(want, key, wv)
     {
         json_t *gv = json_object_get(got, key);
+        if (strcmp(key, "secret") == 0)
+            continue; /* driver_match_secret */
         if (strcmp(key, "detail") == 0) {
             if (!json_is_string(gv) ||
                 strstr(json_string_value(gv), json_string_value(wv)) == NULL) {
@@ -95,6 +99,21 @@ static int driver_match_op(json_t *want, json_t *got, char *why, size_t whylen)
         }
     }
     return 0;
+}
+
+/* 0 when op carries the secret want names (none when want has no "secret"); else why. */
+static int driver_match_secret(json_t *want, const struct crm_op *op, char *why, size_t whylen)
+{
+    const char *w = json_string_value(json_object_get(want, "secret"));
+
+    if (w == NULL && op->secret == NULL)
+        return 0;
+    if (w != NULL && op->secret != NULL && op->secret_len == strlen(w) &&
+        memcmp(op->secret, w, op->secret_len) == 0)
+        return 0;
+    snprintf(why, whylen, "\"secret\": want %s, got %s", w != NULL ? w : "(none)",
+             op->secret != NULL ? op->secret : "(none)");
+    return -1;
 }
 
 /* Run every case in file; returns the number of failures (printed). */
@@ -166,7 +185,9 @@ static int driver_run_file(const char *file, classify_fn classify, size_t *ncase
             for (size_t i = 0; ok && i < json_array_size(want); i++) {
                 char sub[900];
                 if (driver_match_op(json_array_get(want, i), json_array_get(got, i), sub,
-                                    sizeof(sub)) != 0) {
+                                    sizeof(sub)) != 0 ||
+                    driver_match_secret(json_array_get(want, i), &ops.v[i], sub, sizeof(sub)) !=
+                        0) {
                     snprintf(why, sizeof(why), "op %zu: %s", i, sub);
                     ok = 0;
                 }

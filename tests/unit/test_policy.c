@@ -109,7 +109,7 @@ static int case_rules(json_t *c, char *why, size_t whylen)
 
 static enum crm_verb verb_of(const char *name)
 {
-    for (int v = CRM_VERB_UNKNOWN; v <= CRM_VERB_AUTH; v++) {
+    for (int v = CRM_VERB_UNKNOWN; v < CRM_VERB_COUNT; v++) {
         if (strcmp(crm_verb_name((enum crm_verb)v), name) == 0)
             return (enum crm_verb)v;
     }

@@ -3,7 +3,8 @@
  * tests/unit/cases/synthesize.jsonl (run from the repository root), one
  * JSON object per line:
  *
- *   write:  {"name", "crm": "hubspot"|"salesforce", "method", "path", "query", "body",
+ *   write:  {"name", "crm": "hubspot"|"salesforce", "method", "path", "query", "body" (JSON)
+ *            or "body_raw" (as given, with "content_type"),
  *            "before": [per op: fields or null], "now": ms, "rand": [u63, ...],
  *            "status": N, "response": JSON (null: no body), "ids": [...],
  *            "records": [per op: {"fields", "created", "deleted"} subset or null],
@@ -103,6 +104,10 @@ static void load_request(json_t *c, struct crm_request *req, char **body_text)
         req->body = *body_text;
         req->body_len = strlen(*body_text);
         req->content_type = "application/json";
+    } else if (json_is_string(json_object_get(c, "body_raw"))) {
+        req->body = json_string_value(json_object_get(c, "body_raw"));
+        req->body_len = json_string_length(json_object_get(c, "body_raw"));
+        req->content_type = json_string_value(json_object_get(c, "content_type"));
     }
 }
 
