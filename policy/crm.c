@@ -450,6 +450,24 @@ int crm_op_add_write(struct crm_op *op, const char *name, json_t *value)
     return 0;
 }
 
+int crm_op_add_lookup(struct crm_op *op, const char *object, const char *field)
+{
+    struct crm_lookup *nl = realloc(op->lookups, (op->nlookups + 1) * sizeof(*nl));
+
+    if (nl == NULL)
+        return -1;
+    op->lookups = nl;
+    nl[op->nlookups].object = strdup(object);
+    nl[op->nlookups].field = strdup(field);
+    if (nl[op->nlookups].object == NULL || nl[op->nlookups].field == NULL) {
+        free(nl[op->nlookups].object);
+        free(nl[op->nlookups].field);
+        return -1;
+    }
+    op->nlookups++;
+    return 0;
+}
+
 void crm_ops_free(struct crm_ops *ops)
 {
     for (size_t i = 0; i < ops->n; i++) {
@@ -462,6 +480,11 @@ void crm_ops_free(struct crm_ops *ops)
             json_decref(op->writes[k].value);
         }
         free(op->writes);
+        for (size_t k = 0; k < op->nlookups; k++) {
+            free(op->lookups[k].object);
+            free(op->lookups[k].field);
+        }
+        free(op->lookups);
         free(op->object);
         free(op->record_id);
         free(op->id_property);
@@ -508,6 +531,19 @@ json_t *crm_ops_to_json(const struct crm_ops *ops)
             goto fail;
         if (op->malformed && json_object_set_new(o, "malformed", json_true()) < 0)
             goto fail;
+        if (op->save_duplicates && json_object_set_new(o, "save_duplicates", json_true()) < 0)
+            goto fail;
+        if (op->nlookups > 0) {
+            json_t *l = json_array();
+            if (l == NULL || json_object_set_new(o, "lookups", l) < 0)
+                goto fail;
+            for (size_t k = 0; k < op->nlookups; k++) {
+                if (json_array_append_new(l,
+                                          json_pack("{s:s, s:s}", "object", op->lookups[k].object,
+                                                    "field", op->lookups[k].field)) < 0)
+                    goto fail;
+            }
+        }
         if (op->nreads > 0) {
             json_t *r = json_array();
             if (r == NULL || json_object_set_new(o, "reads", r) < 0)

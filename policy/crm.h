@@ -47,6 +47,17 @@ struct crm_write {
     json_t *value;
 };
 
+/*
+ * A parent record a Salesforce write finds by its external id ("Account":
+ * {"Ext__c": "A1"} sets AccountId): Salesforce looks the parent up with an
+ * equality filter on object.field, so the write reveals whether such a
+ * record exists. Decided as a read of that field.
+ */
+struct crm_lookup {
+    char *object; /* the parent's sObject name */
+    char *field;
+};
+
 struct crm_op {
     enum crm crm;
     enum crm_verb verb;
@@ -82,6 +93,10 @@ struct crm_op {
      */
     char *secret;
     size_t secret_len;
+    struct crm_lookup *lookups; /* Salesforce writes: parents found by external id */
+    size_t nlookups;
+    int save_duplicates; /* Salesforce write sent with Sforce-Duplicate-Rule-Header
+                          * allowSave=true: saved past the org's duplicate rules */
 };
 
 struct crm_ops {
@@ -102,6 +117,7 @@ struct crm_request {
     const char *content_type; /* header value or NULL */
     const char *content_encoding;
     const char *method_override; /* X-HTTP-Method-Override header or NULL */
+    const char *duplicate_rule;  /* Sforce-Duplicate-Rule-Header or NULL */
     const char *body;
     size_t body_len;
 };
@@ -118,13 +134,17 @@ int crm_op_add_read(struct crm_op *op, const char *name, size_t len);
 /* Add a written field (name copied, value's reference count taken); 0 / -1. */
 int crm_op_add_write(struct crm_op *op, const char *name, json_t *value);
 
+/* Add a parent lookup (object and field copied); 0 / -1. */
+int crm_op_add_lookup(struct crm_op *op, const char *object, const char *field);
+
 /* Set one of op's string members from a counted string (copied); 0 / -1. */
 int crm_op_set(char **member, const char *s, size_t len);
 
 /*
  * The operations as JSON, for policy explain and for the table-driven tests:
  * [{"crm","verb","object","id","id_property","reads":[...],"reads_default",
- *   "writes":{name:value},"to_object","to_id","locator","detail"}], keys
+ *   "writes":{name:value},"to_object","to_id","locator","detail","malformed",
+ *   "lookups":[{"object","field"}],"save_duplicates"}], keys
  * omitted when NULL, empty or false. Returns a new reference or NULL.
  */
 json_t *crm_ops_to_json(const struct crm_ops *ops);

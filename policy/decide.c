@@ -126,6 +126,15 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
                         crm_verb_name(op->verb), op->object);
             return;
         }
+        if (op->save_duplicates && !(o->actions & RULES_SAVE_DUPLICATES)) {
+            snprintf(rule, sizeof(rule), "%s/actions/save_duplicates", o->ptr);
+            verdict_set(v, 0, rule,
+                        "workspace %s does not allow saving %s records past Salesforce's "
+                        "duplicate rules (Sforce-Duplicate-Rule-Header allowSave=true): send "
+                        "the write without it, or set actions.save_duplicates",
+                        ws->name, op->object);
+            return;
+        }
     }
     /* Fields read, by any verb: a filter or sort on a field reveals it. */
     for (size_t i = 0; i < op->nreads; i++) {
@@ -168,6 +177,24 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
         snprintf(v->fields, sizeof(v->fields), "%s", bad);
         verdict_set(v, 0, rule, "workspace %s does not allow writing these %s fields: %s", ws->name,
                     op->object, bad);
+        return;
+    }
+    /* A parent found by its external id is an equality filter on that field. */
+    for (size_t i = 0; i < op->nlookups; i++) {
+        const struct crm_lookup *lk = &op->lookups[i];
+        const struct rules_object *po = rules_object_find(rc, lk->object);
+        if (po != NULL && (strcasecmp(lk->field, "Id") == 0 ? po->read_all || po->read.n > 0
+                                                            : rules_can_read(po, lk->field)))
+            continue;
+        if (po == NULL)
+            snprintf(rule, sizeof(rule), "%s#/%s/objects", ws->file, crm_name(op->crm));
+        else
+            snprintf(rule, sizeof(rule), "%s/read", po->ptr);
+        snprintf(v->fields, sizeof(v->fields), "%s", lk->field);
+        verdict_set(v, 0, rule,
+                    "workspace %s does not allow reading %s.%s, which this write finds its "
+                    "%s parent by (a lookup by external id tells whether such a record exists)",
+                    ws->name, lk->object, lk->field, lk->object);
         return;
     }
     if (op->to_object != NULL && rules_object_find(rc, op->to_object) == NULL) {

@@ -409,16 +409,22 @@ static int rules_parse_write(struct rules_ctx *cx, enum crm crm, struct rules_ob
 
 static const struct {
     const char *name;
-    enum crm_verb verb;
+    unsigned bit;
+    enum crm crm; /* CRM_NONE: both */
 } rules_actions[] = {
-    {"create", CRM_VERB_CREATE},       {"update", CRM_VERB_UPDATE},
-    {"upsert", CRM_VERB_UPSERT},       {"delete", CRM_VERB_DELETE},
-    {"merge", CRM_VERB_MERGE},         {"gdpr_delete", CRM_VERB_GDPR_DELETE},
-    {"associate", CRM_VERB_ASSOCIATE}, {"dissociate", CRM_VERB_DISSOCIATE},
+    {"create", 1u << CRM_VERB_CREATE, CRM_NONE},
+    {"update", 1u << CRM_VERB_UPDATE, CRM_NONE},
+    {"upsert", 1u << CRM_VERB_UPSERT, CRM_NONE},
+    {"delete", 1u << CRM_VERB_DELETE, CRM_NONE},
+    {"merge", 1u << CRM_VERB_MERGE, CRM_NONE},
+    {"gdpr_delete", 1u << CRM_VERB_GDPR_DELETE, CRM_NONE},
+    {"associate", 1u << CRM_VERB_ASSOCIATE, CRM_NONE},
+    {"dissociate", 1u << CRM_VERB_DISSOCIATE, CRM_NONE},
+    {"save_duplicates", RULES_SAVE_DUPLICATES, CRM_SALESFORCE},
 };
 
-static int rules_parse_actions(struct rules_ctx *cx, struct rules_object *o, json_t *v,
-                               const char *ptr, int *update_given)
+static int rules_parse_actions(struct rules_ctx *cx, enum crm crm, struct rules_object *o,
+                               json_t *v, const char *ptr, int *update_given)
 {
     const char *key;
     json_t *f;
@@ -437,13 +443,17 @@ static int rules_parse_actions(struct rules_ctx *cx, struct rules_object *o, jso
         if (i == sizeof(rules_actions) / sizeof(rules_actions[0]))
             return rules_fail(cx, p,
                               "unknown action (known: create, update, upsert, delete, "
-                              "merge, gdpr_delete, associate, dissociate)");
+                              "merge, gdpr_delete, associate, dissociate, save_duplicates)");
+        if (rules_actions[i].crm != CRM_NONE && rules_actions[i].crm != crm)
+            return rules_fail(cx, p,
+                              "save_duplicates is a Salesforce action (Sforce-Duplicate-Rule-"
+                              "Header); HubSpot has no way to save past its duplicate checks");
         if (!json_is_boolean(f))
             return rules_fail(cx, p, "must be true or false");
-        if (rules_actions[i].verb == CRM_VERB_UPDATE)
+        if (rules_actions[i].bit == 1u << CRM_VERB_UPDATE)
             *update_given = 1;
         if (json_is_true(f))
-            o->actions |= 1u << rules_actions[i].verb;
+            o->actions |= rules_actions[i].bit;
     }
     return 0;
 }
@@ -557,7 +567,7 @@ static int rules_parse_object(struct rules_ctx *cx, enum crm crm, struct rules_c
     if ((f = json_object_get(v, "actions")) != NULL) {
         char p[512];
         rules_ptr(p, sizeof(p), ptr, "actions");
-        if (rules_parse_actions(cx, o, f, p, &update_given) < 0)
+        if (rules_parse_actions(cx, crm, o, f, p, &update_given) < 0)
             goto fail;
     }
     /* Listing writable fields means updates of them are allowed, unless said otherwise. */

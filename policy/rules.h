@@ -27,8 +27,16 @@ struct rules_object {
     int read_all;  /* "read": "*" */
     int write_all; /* "write": "*" */
     struct rules_set read, write;
-    unsigned actions; /* bit (1u << verb) for each allowed verb beyond read */
+    unsigned actions; /* bit (1u << verb) for each allowed verb beyond read, and
+                       * RULES_SAVE_DUPLICATES */
 };
+
+/*
+ * actions.save_duplicates (Salesforce): a write may ask Salesforce to save
+ * past its duplicate rules (Sforce-Duplicate-Rule-Header allowSave=true).
+ * A bit above every verb's.
+ */
+#define RULES_SAVE_DUPLICATES (1u << 24)
 
 struct rules_crm {
     int listed;                 /* the workspace has a section for this CRM */

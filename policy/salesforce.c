@@ -438,6 +438,50 @@ static int sf_check_keys(struct sf_ctx *c, json_t *rec)
 }
 
 /*
+ * One written field of object. A value that is an object sets a lookup by
+ * the parent's external id ("Account": {"Ext__c": "A1"}; a polymorphic one
+ * names the parent's type in attributes.type): Salesforce finds the parent
+ * with an equality filter on that field, which tells whether a record with
+ * the value exists, so the op also gets a lookup (decided as a read of the
+ * parent's field). A relationship crmgate cannot resolve, or a value it
+ * cannot read as one external-id field, is rejected.
+ */
+static int sf_add_write(struct sf_ctx *c, struct crm_op *op, const char *object, const char *key,
+                        json_t *v)
+{
+    if (json_is_object(v)) {
+        json_t *attrs = json_object_get(v, "attributes"), *type = json_object_get(attrs, "type"),
+               *x;
+        const char *target = NULL, *field = NULL, *k;
+        int res =
+            object != NULL ? sf_schema_resolve(c->schema, object, key, strlen(key), 0, &target) : 0;
+
+        json_object_foreach(v, k, x)
+        {
+            if (strcmp(k, "attributes") == 0)
+                continue;
+            if (field != NULL || k[0] == '\0' || json_is_object(x) || json_is_array(x))
+                return sf_reject(c, "%s: a lookup names exactly one external-id field", key);
+            field = k;
+        }
+        if (field == NULL)
+            return sf_reject(c, "%s: a lookup names exactly one external-id field", key);
+        if (attrs != NULL && (!json_is_object(attrs) || (type != NULL && !json_is_string(type))))
+            return sf_reject(c, "%s: attributes of a lookup not classified", key);
+        if (res < 0 && type != NULL)
+            target = json_string_value(type); /* polymorphic: the type says which parent */
+        else if (res <= 0)
+            return sf_reject(c, "%s relationship %s on %s in the body",
+                             res < 0 ? "polymorphic" : "unknown", key, object ? object : "-");
+        else if (type != NULL && strcasecmp(json_string_value(type), target) != 0)
+            return sf_reject(c, "%s: attributes.type is not %s", key, target);
+        if (crm_op_add_lookup(op, target, field) < 0)
+            return SF_NOMEM;
+    }
+    return crm_op_add_write(op, key, v) < 0 ? SF_NOMEM : SF_OK;
+}
+
+/*
  * Every key of rec except skip becomes a write (keys checked by
  * sf_check_keys). "attributes", when present, must be an object whose type
  * (if any) names object.
@@ -465,8 +509,8 @@ static int sf_add_writes(struct sf_ctx *c, struct crm_op *op, json_t *rec, const
         }
         if (skip != NULL && strcmp(key, skip) == 0)
             continue;
-        if (crm_op_add_write(op, key, v) < 0)
-            return SF_NOMEM;
+        if ((rc = sf_add_write(c, op, object, key, v)) != SF_OK)
+            return rc;
     }
     return SF_OK;
 }
@@ -1695,8 +1739,8 @@ static int sf_tree_record(struct sf_ctx *c, json_t *rec, size_t i, const char *o
             }
             continue;
         }
-        if (crm_op_add_write(&c->ops->v[opi], key, v) < 0)
-            return SF_NOMEM;
+        if ((rc = sf_add_write(c, &c->ops->v[opi], object, key, v)) != SF_OK)
+            return rc;
     }
     return SF_OK;
 }
@@ -1800,6 +1844,57 @@ static int sf_refs_check_json(struct sf_ctx *c, json_t *v, size_t i, int depth)
     return SF_OK;
 }
 
+/*
+ * Sforce-Duplicate-Rule-Header ("allowSave=true; includeRecordDetails=true"):
+ * *allow_save is 1 when the header asks Salesforce to save past its
+ * duplicate rules. Parsed strictly, since the answer decides a policy: every
+ * element must be key=value, and an allowSave that is not true or false is
+ * rejected rather than guessed at.
+ */
+static int sf_duplicate_rule(struct sf_ctx *c, const char *v, int *allow_save)
+{
+    const char *p = v;
+
+    *allow_save = 0;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ";,"), kl, vl;
+        const char *tok = p, *eq, *val;
+        p += len + (p[len] != '\0');
+        while (len > 0 && (*tok == ' ' || *tok == '\t'))
+            tok++, len--;
+        while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+            len--;
+        if (len == 0)
+            continue;
+        eq = memchr(tok, '=', len);
+        if (eq == NULL)
+            return sf_reject(c, "Sforce-Duplicate-Rule-Header element %.*s is not key=value",
+                             (int)(len > 64 ? 64 : len), tok);
+        for (kl = (size_t)(eq - tok); kl > 0 && (tok[kl - 1] == ' ' || tok[kl - 1] == '\t');)
+            kl--;
+        for (val = eq + 1; *val == ' ' || *val == '\t'; val++)
+            ;
+        vl = len - (size_t)(val - tok);
+        if (kl != 9 || strncasecmp(tok, "allowSave", 9) != 0)
+            continue;
+        if (vl == 4 && strncasecmp(val, "true", 4) == 0)
+            *allow_save = 1;
+        else if (vl != 5 || strncasecmp(val, "false", 5) != 0)
+            return sf_reject(c, "Sforce-Duplicate-Rule-Header allowSave is neither true nor false");
+    }
+    return SF_OK;
+}
+
+/* Mark the writes among ops[first..] as saved past duplicate rules. */
+static void sf_mark_save_duplicates(struct crm_ops *ops, size_t first)
+{
+    for (size_t k = first; k < ops->n; k++) {
+        enum crm_verb vb = ops->v[k].verb;
+        if (vb == CRM_VERB_CREATE || vb == CRM_VERB_UPDATE || vb == CRM_VERB_UPSERT)
+            ops->v[k].save_duplicates = 1;
+    }
+}
+
 /* One subrequest of composite, batch or graph, classified like a request of its own. */
 static int sf_subrequest(struct sf_ctx *c, json_t *sub, size_t i, enum sf_sub_kind kind, int depth)
 {
@@ -1807,7 +1902,8 @@ static int sf_subrequest(struct sf_ctx *c, json_t *sub, size_t i, enum sf_sub_ki
     json_t *v, *method, *jurl, *headers, *b;
     struct sf_body body = {0};
     char *path = NULL;
-    size_t ulen;
+    size_t ulen, first = c->ops->n;
+    int allow_save = 0;
     int rc;
 
     if (!json_is_object(sub))
@@ -1844,6 +1940,11 @@ static int sf_subrequest(struct sf_ctx *c, json_t *sub, size_t i, enum sf_sub_ki
                      (!json_is_string(v) ||
                       strcasestr(json_string_value(v), "defaultNamespace") != NULL))
                 return sf_reject(c, "subrequest %zu: Sforce-Call-Options defaultNamespace", i);
+            else if (strcasecmp(key, "Sforce-Duplicate-Rule-Header") == 0 &&
+                     (!json_is_string(v) ||
+                      sf_duplicate_rule(c, json_string_value(v), &allow_save) != SF_OK))
+                return sf_reject(c, "subrequest %zu: Sforce-Duplicate-Rule-Header not classified",
+                                 i);
         }
     }
     b = json_object_get(sub, kind == SF_SUB_BATCH ? "richInput" : "body");
@@ -1876,6 +1977,8 @@ static int sf_subrequest(struct sf_ctx *c, json_t *sub, size_t i, enum sf_sub_ki
     path = NULL;
     if (rc == SF_REJECT)
         sf_why_prefix(c, "subrequest", i);
+    else if (rc == SF_OK && allow_save)
+        sf_mark_save_duplicates(c->ops, first);
     return rc;
 }
 
@@ -2126,13 +2229,19 @@ int salesforce_classify(const struct crm_request *req, const struct sf_schema *s
                            .content_type = req->content_type,
                            .from_raw = 1};
     struct crm_op *op;
-    int rc;
+    int rc, allow_save = 0;
 
     if (req->content_encoding != NULL && req->content_encoding[0] != '\0' &&
         strcasecmp(req->content_encoding, "identity") != 0)
         rc = sf_reject(&c, "Content-Encoding %s not classified", req->content_encoding);
+    else if (req->duplicate_rule != NULL &&
+             sf_duplicate_rule(&c, req->duplicate_rule, &allow_save) != SF_OK)
+        rc = SF_REJECT;
     else
         rc = sf_route(&c, req->method, req->path, req->query, &body, req->method_override, 0, 0);
+    /* on a composite too: whether Salesforce applies it to the subrequests or not */
+    if (rc == SF_OK && allow_save)
+        sf_mark_save_duplicates(&tmp, 0);
     json_decref(body.json);
     body.json = NULL;
     if (rc == SF_OK && tmp.n == 0)

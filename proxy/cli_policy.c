@@ -262,7 +262,7 @@ static int cli_explain(int argc, char **argv)
     const struct rules_ws *ws;
     struct rules *r = NULL;
     enum crm crm;
-    char ctype[256], cenc[256], ovr[256], *path = NULL, *body = NULL;
+    char ctype[256], cenc[256], ovr[256], dup[1024], *path = NULL, *body = NULL;
     const char *target, *rest = NULL, *q;
     size_t blen = 0, denied = 0;
     json_t *out = NULL, *jops;
@@ -308,6 +308,7 @@ static int cli_explain(int argc, char **argv)
         cr.content_type = "application/json";
     cr.content_encoding = cli_header(&a, "content-encoding", cenc, sizeof(cenc));
     cr.method_override = cli_header(&a, "x-http-method-override", ovr, sizeof(ovr));
+    cr.duplicate_rule = cli_header(&a, "sforce-duplicate-rule-header", dup, sizeof(dup));
     if ((crm == CRM_SALESFORCE ? salesforce_classify(&cr, NULL, &ops)
                                : hubspot_classify(&cr, &ops)) < 0 ||
         enforce_revoked_fingerprint(&ops) < 0) {
@@ -387,6 +388,9 @@ static void cli_prompt_object(const struct rules_object *o)
         if (o->actions & (1u << verbs[i]))
             printf("%s%s", yes++ ? ", " : "; may also ", acts[i]);
     }
+    if (o->actions & RULES_SAVE_DUPLICATES)
+        printf("%ssave past duplicate rules (Sforce-Duplicate-Rule-Header allowSave=true)",
+               yes++ ? ", " : "; may also ");
     printf(".\n");
 }
 
@@ -407,6 +411,9 @@ static void cli_prompt_crm(const char *title, const struct rules_crm *rc)
         printf("- no other object may be read or changed.\n");
     printf("- schema and owner lookups: %s. OAuth token calls (token revocations too): %s.\n",
            rc->schema_read ? "allowed" : "refused", rc->auth ? "allowed" : "refused");
+    if (strcmp(title, "Salesforce") == 0)
+        printf("- a write sent with Sforce-Duplicate-Rule-Header allowSave=true is refused "
+               "unless its object above says it may save past duplicate rules.\n");
 }
 
 static int cli_prompt(int argc, char **argv)

@@ -535,8 +535,13 @@ static int conn_check_head(llhttp_t *p)
         /* Checked once, forwarded as sent: each may appear once, so what crmgate checks is
          * what the CRM sees. Method overrides other than the one the classifiers
          * understand could turn a checked read into a write: refused. */
-        static const char *const once[] = {"content-type",           "content-encoding", "expect",
-                                           "x-http-method-override", "authorization",    NULL};
+        static const char *const once[] = {"content-type",
+                                           "content-encoding",
+                                           "expect",
+                                           "x-http-method-override",
+                                           "authorization",
+                                           "sforce-duplicate-rule-header",
+                                           NULL};
         static const char *const never[] = {"x-http-method", "x-method-override",
                                             "x-http-method-override", NULL};
         for (size_t k = 0; once[k] != NULL; k++) {
@@ -559,6 +564,12 @@ static int conn_check_head(llhttp_t *p)
                                  "Sforce-Call-Options defaultNamespace is not accepted: it makes "
                                  "Salesforce read an unprefixed field or object name as a "
                                  "namespaced one, which is not the name crmgate's rules checked");
+            /* decides a policy (actions.save_duplicates): checked as spelt, so a spelling
+             * with '_' that a front end could map to '-' is refused */
+            if (conn_name_eq_dashed(n, nl, "sforce-duplicate-rule-header") &&
+                memchr(n, '_', nl) != NULL)
+                return conn_fail(c, 400, "duplicate_rule_header",
+                                 "Sforce-Duplicate-Rule-Header must be spelt with '-'");
             for (size_t j = 0; never[j] != NULL; j++) {
                 if (conn_name_eq_dashed(n, nl, never[j]) &&
                     (never[j + 1] != NULL || memchr(n, '_', nl) != NULL)) {

@@ -94,6 +94,12 @@ int enforce_view_init(struct enforce_view *v, const struct http_request *req, co
         enforce_header(&req->headers, "content-encoding", v->cenc, sizeof(v->cenc));
     v->cr.method_override =
         enforce_header(&req->headers, "x-http-method-override", v->override, sizeof(v->override));
+    /* decides a policy: one cut short would hide its end, so it is then classified as
+     * an allowSave the classifier cannot read (denied) */
+    v->cr.duplicate_rule = enforce_header(&req->headers, "sforce-duplicate-rule-header", v->duprule,
+                                          sizeof(v->duprule));
+    if (v->cr.duplicate_rule != NULL && strlen(v->duprule) == sizeof(v->duprule) - 1)
+        v->cr.duplicate_rule = "allowSave=(longer than crmgate reads)";
     v->cr.body_len = evbuffer_get_length(req->body);
     v->cr.body = v->cr.body_len > 0 ? (const char *)evbuffer_pullup(req->body, -1) : NULL;
     return 0;

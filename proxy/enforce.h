@@ -41,7 +41,7 @@ struct enforce_view {
     struct crm_request cr;
     char *path;
     char ctype[ENFORCE_MAX_HEADER_VALUE], cenc[ENFORCE_MAX_HEADER_VALUE],
-        override[ENFORCE_MAX_HEADER_VALUE];
+        override[ENFORCE_MAX_HEADER_VALUE], duprule[ENFORCE_MAX_HEADER_VALUE];
 };
 
 /*

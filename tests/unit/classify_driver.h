@@ -6,6 +6,7 @@
  *    "method": "GET", "path": "/crm/v3/objects/contacts/1", "query": "properties=email",
  *    "body": {...} | "body_raw": "not json",   (optional)
  *    "content_type": "...", "content_encoding": "gzip", "method_override": "PATCH",  (optional)
+ *    "duplicate_rule": "allowSave=true",  (optional: Sforce-Duplicate-Rule-Header)
  *    "ops": [{"verb": "read", "object": "contacts", "id": "1", "reads": ["email"]}]}
  *
  * Every key of an expected op must match the actual one; keys the expected op
@@ -158,6 +159,7 @@ static int driver_run_file(const char *file, classify_fn classify, size_t *ncase
         req.content_type = json_string_value(json_object_get(c, "content_type"));
         req.content_encoding = json_string_value(json_object_get(c, "content_encoding"));
         req.method_override = json_string_value(json_object_get(c, "method_override"));
+        req.duplicate_rule = json_string_value(json_object_get(c, "duplicate_rule"));
         body = json_object_get(c, "body");
         if (json_is_string(json_object_get(c, "body_raw"))) {
             req.body = json_string_value(json_object_get(c, "body_raw"));

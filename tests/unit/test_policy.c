@@ -9,7 +9,7 @@
  *                        "object": "deals", "body": {...}, "want": {...}}
  *
  * An op is written as crm_ops_to_json prints it: {"crm","verb","object","id",
- * "reads":[...],"writes":{...},"to_object","detail"}.
+ * "reads":[...],"writes":{...},"to_object","detail","save_duplicates","lookups":[{"object","field"}]}.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,6 +143,10 @@ static void ops_from_json(json_t *arr, struct crm_ops *ops)
         json_array_foreach(json_object_get(o, "reads"), k, v)
             crm_op_add_read(op, json_string_value(v), json_string_length(v));
         json_object_foreach(json_object_get(o, "writes"), key, v) crm_op_add_write(op, key, v);
+        op->save_duplicates = json_is_true(json_object_get(o, "save_duplicates"));
+        json_array_foreach(json_object_get(o, "lookups"), k, v)
+            crm_op_add_lookup(op, json_string_value(json_object_get(v, "object")),
+                              json_string_value(json_object_get(v, "field")));
     }
 }
 
