@@ -89,7 +89,7 @@ $(B)/libcrmgate.a: $(filter-out $(B)/proxy/main.o,$(OBJ)) $(OBJ_LLHTTP)
 $(B)/tests/unit/%: tests/unit/%.c $(B)/libcrmgate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) -Iproxy -Ipolicy -Icerts -Itests/unit $(CFLAGS) $(WARN) -Wno-missing-prototypes \
-	    -o $@ $< $(B)/libcrmgate.a $(LDLIBS) -lcmocka
+	    -MMD -MP -MF $@.d -o $@ $< $(B)/libcrmgate.a $(LDLIBS) -lcmocka
 
 deps:
 	@./scripts/deps.sh
@@ -239,3 +239,5 @@ clean:
 	rm -rf build build-asan build-bench build-fuzz crmgate crmgate-asan
 
 -include $(OBJ:.o=.d)
+# a unit test also depends on the test-side headers it includes (classify_driver.h, ...)
+-include $(UNIT_BINS:=.d)
