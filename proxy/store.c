@@ -687,10 +687,11 @@ static int store_apply_kv(struct store *s, MDB_txn *txn, struct store_item *it)
 
 /* What one attempt at a batch may still take (store_admit). */
 struct store_room {
-    size_t left;    /* bytes free in the map; SIZE_MAX while it can still grow */
-    size_t reserve; /* kept beyond the open outcomes */
-    size_t opened;  /* the outcomes of this batch's admitted intents */
-    int no_appends; /* the replay after MDB_MAP_FULL at the limit: appends left out */
+    size_t left;     /* bytes free in the map; SIZE_MAX while it can still grow */
+    size_t reserve;  /* kept beyond the open outcomes */
+    size_t opened;   /* the outcomes of this batch's admitted intents */
+    size_t admitted; /* appends admitted */
+    int no_appends;  /* the replay after MDB_MAP_FULL at the limit: appends left out */
 };
 
 /*
@@ -726,19 +727,43 @@ static size_t store_freelist_pages(struct store *s, size_t last_txn)
     return pages;
 }
 
+/* A record whose outcome is still to come: an intent's. */
+static int store_rec_open(const struct store_rec *r)
+{
+    return r->outcome == NULL || strcmp(r->outcome, "unknown") == 0;
+}
+
+/* The room an append takes: now (its records) and later (its intents' outcomes). */
+static size_t store_append_need(const struct store_item *it, size_t *later)
+{
+    size_t now = 0;
+
+    *later = 0;
+    for (size_t i = 0; i < it->nrecs; i++) {
+        size_t b = it->recs[i].len + STORE_RECORD_SLACK;
+        now += b;
+        if (store_rec_open(&it->recs[i]))
+            *later += b;
+    }
+    return now;
+}
+
 /*
  * The room a batch starts with: unlimited below max_map_bytes (the map
- * grows on MDB_MAP_FULL), else the pages past the last one used and those
- * on the free list. Called by the writer with no transaction of its own live.
+ * grows on MDB_MAP_FULL), else the pages past the last one used, and those
+ * on the free list unless the others already hold all the batch could ask
+ * for. Called by the writer with no transaction of its own live.
  */
-static void store_room_init(struct store *s, struct store_room *room, int no_appends)
+static void store_room_init(struct store *s, struct store_room *room,
+                            const struct store_item *batch, int no_appends)
 {
     MDB_envinfo ei;
-    size_t used;
+    size_t used, ask, later;
 
     room->reserve =
         s->max_map_bytes / 4 < STORE_RESERVE_BYTES ? s->max_map_bytes / 4 : STORE_RESERVE_BYTES;
     room->opened = 0;
+    room->admitted = 0;
     room->no_appends = no_appends;
     room->left = SIZE_MAX;
     if (s->map_bytes < s->max_map_bytes)
@@ -747,14 +772,14 @@ static void store_room_init(struct store *s, struct store_room *room, int no_app
     if (mdb_env_info(s->env, &ei) != 0)
         return;
     used = (ei.me_last_pgno + 1) * s->psize;
-    room->left = (used < s->map_bytes ? s->map_bytes - used : 0) +
-                 store_freelist_pages(s, ei.me_last_txnid) * s->psize;
-}
-
-/* A record whose outcome is still to come: an intent's. */
-static int store_rec_open(const struct store_rec *r)
-{
-    return r->outcome == NULL || strcmp(r->outcome, "unknown") == 0;
+    room->left = used < s->map_bytes ? s->map_bytes - used : 0;
+    ask = 2 * room->reserve + s->open_bytes;
+    for (const struct store_item *it = batch; it != NULL; it = it->next) {
+        if (it->kind == STORE_ITEM_APPEND)
+            ask += store_append_need(it, &later) + later;
+    }
+    if (room->left < ask)
+        room->left += store_freelist_pages(s, ei.me_last_txnid) * s->psize;
 }
 
 /*
@@ -765,16 +790,11 @@ static int store_rec_open(const struct store_rec *r)
  */
 static int store_admit(struct store *s, const struct store_item *it, struct store_room *room)
 {
-    size_t now = 0, later = 0, want;
+    size_t later, now, want;
 
     if (room->no_appends)
         return 0;
-    for (size_t i = 0; i < it->nrecs; i++) {
-        size_t b = it->recs[i].len + STORE_RECORD_SLACK;
-        now += b;
-        if (store_rec_open(&it->recs[i]))
-            later += b;
-    }
+    now = store_append_need(it, &later);
     if (room->left != SIZE_MAX) {
         want = room->reserve * (s->refusing ? 2 : 1) + s->open_bytes + room->opened + now + later;
         if (room->left < want) {
@@ -785,6 +805,7 @@ static int store_admit(struct store *s, const struct store_item *it, struct stor
         room->left -= now;
     }
     room->opened += later;
+    room->admitted++;
     return 1;
 }
 
@@ -896,7 +917,7 @@ static void store_write_batch(struct store *s, struct store_item *batch)
     for (;;) {
         uint64_t last = s->last_id;
         MDB_txn *txn;
-        store_room_init(s, &room, no_appends);
+        store_room_init(s, &room, batch, no_appends);
         rc = mdb_txn_begin(s->env, NULL, 0, &txn);
         if (rc == 0) {
             for (struct store_item *it = batch; it != NULL && rc == 0; it = it->next)
@@ -920,7 +941,7 @@ static void store_write_batch(struct store *s, struct store_item *batch)
         }
         if (rc == MDB_MAP_FULL && store_grow(s) == 0)
             continue;
-        if (rc == MDB_MAP_FULL && !no_appends) {
+        if (rc == MDB_MAP_FULL && room.admitted > 0) {
             /* the room was overestimated: the outcomes and settings go in without the appends */
             s->refusing = 1;
             no_appends = 1;

@@ -4,7 +4,8 @@
  * while the room keeps their outcomes, then refused (STORE_FULL), small
  * ones too, while the outcome of every intent admitted still commits (a
  * create's record id joining the index); a refused append leaves the items
- * queued with it committed; the store reports itself full.
+ * batched with it committed, also when LMDB itself finds the map full (a
+ * reader pinning pages); the store reports itself full.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -22,9 +24,13 @@
 
 #include "store.h"
 #include "store_fixture.h"
+#include "store_internal.h"
 
 #define MAP_BYTES  (256u << 10) /* the e2e suite's tiny map, at its limit from the start */
 #define FILL_LIMIT 4000         /* appends before the map must have filled */
+/* past the last page used: room for two small commits, not for a BIG intent */
+#define HEADROOM (16u << 12)
+#define BIG      60000
 
 /* One submission's result, with the first id its callback got. */
 struct wait {
@@ -160,14 +166,83 @@ static void test_store_full_keeps_room(void **state)
     json_decref(out);
 }
 
+/*
+ * Another process holding LMDB's write lock (a write transaction open in a
+ * child): the store's writer, blocked on it with the item it took, lets
+ * what is submitted meanwhile queue up as its next batch.
+ */
+struct lock_holder {
+    pid_t pid;
+    int go[2], ready[2];
+};
+
+static void hold_write_lock(const struct fixture *f, struct lock_holder *h)
+{
+    char c = 0;
+
+    assert_int_equal(pipe(h->go), 0);
+    assert_int_equal(pipe(h->ready), 0);
+    h->pid = fork();
+    assert_true(h->pid >= 0);
+    if (h->pid == 0) {
+        MDB_env *env;
+        MDB_txn *txn;
+        if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, STORE_DB_COUNT) != 0 ||
+            mdb_env_open(env, f->db, MDB_NOTLS, 0660) != 0 ||
+            mdb_txn_begin(env, NULL, 0, &txn) != 0)
+            _exit(1);
+        if (write(h->ready[1], "r", 1) != 1 || read(h->go[0], &c, 1) != 1)
+            _exit(2);
+        mdb_txn_abort(txn);
+        mdb_env_close(env);
+        _exit(0);
+    }
+    close(h->go[0]);
+    close(h->ready[1]);
+    assert_int_equal(read(h->ready[0], &c, 1), 1);
+}
+
+static void release_write_lock(struct lock_holder *h)
+{
+    int status = 0;
+
+    assert_int_equal(write(h->go[1], "g", 1), 1);
+    assert_int_equal(waitpid(h->pid, &status, 0), h->pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(h->go[1]);
+    close(h->ready[0]);
+}
+
+/*
+ * The writer blocked on a switch of another workspace behind another
+ * process's write lock (hold_write_lock): what is submitted next queues up
+ * as its next batch. Returns the commits so far.
+ */
+static uint64_t block_writer(struct fixture *f, struct lock_holder *h, struct wait *wx)
+{
+    struct store_info si;
+    int waited = 0;
+
+    hold_write_lock(f, h);
+    assert_int_equal(store_workspace_set_dry_run(f->port, "other", 1, 0, waitcb, wx), 0);
+    do {
+        usleep(1000);
+        assert_true(++waited < 10000);
+        store_info(f->s, &si);
+    } while (si.queue_depth > 0);
+    return si.commits;
+}
+
 /* A refused append is refused alone: an outcome and a setting queued with it commit. */
 static void test_store_full_alone(void **state)
 {
     struct fixture *f = *state;
-    struct wait wu = {.f = f}, wa = {.f = f}, ws = {.f = f};
+    struct wait wx = {.f = f}, wu = {.f = f}, wa = {.f = f}, ws = {.f = f};
     struct store_query q = {.workspace = "full", .limit = STORE_QUERY_MAX};
+    struct lock_holder h;
+    struct store_info si;
     json_t *out, *r;
-    uint64_t next;
+    uint64_t next, commits;
     char err[256];
 
     while (submit(f, create_rec("unknown", 600, 0), 0).st == STORE_OK)
@@ -178,19 +253,74 @@ static void test_store_full_alone(void **state)
     r = json_deep_copy(json_array_get(out, json_array_size(out) - 1));
     json_decref(out);
     json_object_set_new(r, "outcome", json_string("allowed"));
-    /* queued together: the writer takes what is queued as one batch */
+    commits = block_writer(f, &h, &wx);
     assert_int_equal(store_audit_update(f->port, json_pack("[o]", r), waitcb, &wu), 0);
     assert_int_equal(store_audit_append(f->port, json_pack("[o]", create_rec("unknown", 1, 1)),
                                         NULL, waitcb, &wa),
                      0);
     assert_int_equal(store_workspace_set_dry_run(f->port, "full", 1, 0, waitcb, &ws), 0);
+    release_write_lock(&h);
+    await(&wx);
     await(&wu);
     await(&wa);
     await(&ws);
+    store_info(f->s, &si);
+    assert_int_equal(si.commits - commits, 2); /* the other switch, then the three */
+    assert_int_equal(wx.st, STORE_OK);
     assert_int_equal(wu.st, STORE_OK);
     assert_int_equal(wa.st, STORE_FULL);
     assert_int_equal(ws.st, STORE_OK);
     assert_int_equal(store_workspace_dry_run(f->s, "full"), 1);
+}
+
+/*
+ * A reader holding an old snapshot keeps the pages freed since from being
+ * reused, though they are on the free list the room counts: an append
+ * admitted on them does not fit (MDB_MAP_FULL at the limit), and its batch
+ * is written again without it, so an outcome batched with it commits.
+ */
+static void test_store_full_replay(void **state)
+{
+    struct fixture *f = *state;
+    struct wait wx = {.f = f}, wu = {.f = f}, wa = {.f = f};
+    struct lock_holder h;
+    struct store_info si;
+    MDB_txn *reader;
+    json_t *r;
+    uint64_t id, commits;
+    char err[256];
+
+    id = submit(f, create_rec("unknown", 600, 0), 0).first;
+    assert_true(id != 0);
+    assert_int_equal(store_read_begin(f->s, &reader, err, sizeof(err)), 0);
+    /* the intent rewritten until the pinned pages leave little room past the last page used */
+    for (int k = 0;; k++) {
+        store_info(f->s, &si);
+        if (si.map_bytes - si.used_bytes < HEADROOM)
+            break;
+        r = create_rec("unknown", 600, k);
+        json_object_set_new(r, "id", json_sprintf("%llu", (unsigned long long)id));
+        assert_int_equal(submit(f, r, 1).st, STORE_OK);
+        assert_true(k < FILL_LIMIT);
+    }
+    /* the outcome and a large intent queued up together */
+    commits = block_writer(f, &h, &wx);
+    r = create_rec("allowed", 10, 0);
+    json_object_set_new(r, "id", json_sprintf("%llu", (unsigned long long)id));
+    assert_int_equal(store_audit_update(f->port, json_pack("[o]", r), waitcb, &wu), 0);
+    assert_int_equal(store_audit_append(f->port, json_pack("[o]", create_rec("unknown", BIG, 1)),
+                                        NULL, waitcb, &wa),
+                     0);
+    release_write_lock(&h);
+    await(&wx);
+    await(&wu);
+    await(&wa);
+    store_info(f->s, &si);
+    assert_int_equal(si.commits - commits, 2); /* the switch, then the outcome and the intent */
+    assert_int_equal(wx.st, STORE_OK);
+    assert_int_equal(wu.st, STORE_OK);
+    assert_int_equal(wa.st, STORE_FULL);
+    store_read_end(f->s, reader);
 }
 
 int main(void)
@@ -198,6 +328,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_full_keeps_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_full_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_full_replay, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
