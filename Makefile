@@ -60,7 +60,7 @@ NODE_TEST  := node --test $(shell node -e 'const [a,b]=process.versions.node.spl
 UNIT_TESTS := test_http test_route test_config test_crm test_sdnotify test_policy test_soql \
               test_classify_hubspot test_classify_salesforce test_jsonfilter test_certs test_synthesize \
               test_query test_metrics test_store_query test_store_overlay test_audit_created test_tls \
-              test_vault test_jsonout test_audit test_jsonalloc
+              test_vault test_jsonout test_audit test_jsonalloc test_store_full
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/%)
 
 .PHONY: all deps run demo test unit e2e systemd-check asan valgrind bench soak fuzz fuzz-seeds \

@@ -12,6 +12,18 @@
  * transaction holds for reading, and the batch is replayed from scratch. At
  * the limit, or when the disk is full, the batch fails with STORE_FULL and
  * the request path refuses writes (503) instead of forwarding them unaudited.
+ *
+ * Room for outcomes: an intent is forwarded once committed, so its outcome
+ * must still fit when the CRM has answered. At max_map_bytes an append of
+ * audit records is admitted only while the map keeps room, after it, for
+ * the outcomes of every intent still open and of its own, plus a reserve
+ * for the pages one transaction copies (store_admit). One refused is
+ * STORE_FULL alone: the rest of its batch commits. From then on appends
+ * are refused until the room has grown by the reserve again (a discard),
+ * so "full" does not flicker while small records squeeze into what is
+ * left. Should the estimate fall short (MDB_MAP_FULL at the limit), the
+ * batch is replayed without its appends, so outcomes and settings that
+ * shared a batch with them still commit.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,7 +46,10 @@
 
 #define STORE_MAX_READERS    510
 #define STORE_READER_CHECK_S 60
-#define STORE_MAX_WS_CACHE   4096 /* workspaces with a runtime switch kept in memory */
+#define STORE_MAX_WS_CACHE   4096       /* workspaces with a runtime switch kept in memory */
+#define STORE_RESERVE_BYTES  (1u << 20) /* room kept at the limit beyond the open outcomes */
+/* reckoned for a record beyond its bytes: index entries, stats keys, the leaf an update copies */
+#define STORE_RECORD_SLACK 4096
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
     "audit",   "idx_workspace", "idx_record", "idx_workflow", "idx_call",    "workspaces",
@@ -85,6 +100,7 @@ struct store_item {
     size_t klen, vlen, mlen;
     int has_val, has_match;
     int conflict; /* a KV condition did not hold: nothing written, STORE_CONFLICT */
+    int refused;  /* an append left out for want of room: STORE_FULL, the batch commits */
     json_t *patch;
     store_done_cb cb;
     void *arg;
@@ -126,7 +142,10 @@ struct store {
     pthread_t writer;
     int writer_started;
 
-    uint64_t last_id; /* writer only */
+    uint64_t last_id;  /* writer only */
+    size_t psize;      /* LMDB's page size */
+    size_t open_bytes; /* writer only: room the outcomes of open intents are reckoned to need */
+    int refusing;      /* writer only: appends refused until the room grows by the reserve */
 
     /* runtime dry-run switches, guarded by wslock */
     pthread_mutex_t wslock;
@@ -666,8 +685,133 @@ static int store_apply_kv(struct store *s, MDB_txn *txn, struct store_item *it)
     return mdb_put(txn, dbi, &k, &v, 0);
 }
 
+/* What one attempt at a batch may still take (store_admit). */
+struct store_room {
+    size_t left;     /* bytes free in the map; SIZE_MAX while it can still grow */
+    size_t reserve;  /* kept beyond the open outcomes */
+    size_t opened;   /* the outcomes of this batch's admitted intents */
+    size_t admitted; /* appends admitted */
+    int no_appends;  /* the replay after MDB_MAP_FULL at the limit: appends left out */
+};
+
+/*
+ * Pages on LMDB's free list that the next write may reuse: each entry of
+ * the free database (handle 0, as mdb_stat -f reads it) is keyed by the
+ * transaction that freed its pages and starts with their count; those the
+ * last commit freed (last_txn) still belong to the snapshot before it.
+ * Readers holding older snapshots are not looked at: the reserve covers
+ * them. 0 when the list cannot be read: the room is then underestimated.
+ */
+static size_t store_freelist_pages(struct store *s, size_t last_txn)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t pages = 0, n, freed_by;
+
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0;
+    if (mdb_cursor_open(txn, 0, &cur) == 0) {
+        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+            if (k.mv_size != sizeof(freed_by) || v.mv_size < sizeof(n))
+                continue;
+            memcpy(&freed_by, k.mv_data, sizeof(freed_by));
+            if (freed_by >= last_txn)
+                break; /* keys are in order */
+            memcpy(&n, v.mv_data, sizeof(n));
+            pages += n;
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return pages;
+}
+
+/* A record whose outcome is still to come: an intent's. */
+static int store_rec_open(const struct store_rec *r)
+{
+    return r->outcome == NULL || strcmp(r->outcome, "unknown") == 0;
+}
+
+/* The room an append takes: now (its records) and later (its intents' outcomes). */
+static size_t store_append_need(const struct store_item *it, size_t *later)
+{
+    size_t now = 0;
+
+    *later = 0;
+    for (size_t i = 0; i < it->nrecs; i++) {
+        size_t b = it->recs[i].len + STORE_RECORD_SLACK;
+        now += b;
+        if (store_rec_open(&it->recs[i]))
+            *later += b;
+    }
+    return now;
+}
+
+/*
+ * The room a batch starts with: unlimited below max_map_bytes (the map
+ * grows on MDB_MAP_FULL), else the pages past the last one used, and those
+ * on the free list unless the others already hold all the batch could ask
+ * for. Called by the writer with no transaction of its own live.
+ */
+static void store_room_init(struct store *s, struct store_room *room,
+                            const struct store_item *batch, int no_appends)
+{
+    MDB_envinfo ei;
+    size_t used, ask, later;
+
+    room->reserve =
+        s->max_map_bytes / 4 < STORE_RESERVE_BYTES ? s->max_map_bytes / 4 : STORE_RESERVE_BYTES;
+    room->opened = 0;
+    room->admitted = 0;
+    room->no_appends = no_appends;
+    room->left = SIZE_MAX;
+    if (s->map_bytes < s->max_map_bytes)
+        return;
+    room->left = 0;
+    if (mdb_env_info(s->env, &ei) != 0)
+        return;
+    used = (ei.me_last_pgno + 1) * s->psize;
+    room->left = used < s->map_bytes ? s->map_bytes - used : 0;
+    ask = 2 * room->reserve + s->open_bytes;
+    for (const struct store_item *it = batch; it != NULL; it = it->next) {
+        if (it->kind == STORE_ITEM_APPEND)
+            ask += store_append_need(it, &later) + later;
+    }
+    if (room->left < ask)
+        room->left += store_freelist_pages(s, ei.me_last_txnid) * s->psize;
+}
+
+/*
+ * Whether an append may be written: with its bytes now and its intents'
+ * outcomes later, the room must keep the open outcomes and the reserve
+ * (twice the reserve while refusing: the low mark). 1 and the room taken,
+ * or 0 and the store refusing.
+ */
+static int store_admit(struct store *s, const struct store_item *it, struct store_room *room)
+{
+    size_t later, now, want;
+
+    if (room->no_appends)
+        return 0;
+    now = store_append_need(it, &later);
+    if (room->left != SIZE_MAX) {
+        want = room->reserve * (s->refusing ? 2 : 1) + s->open_bytes + room->opened + now + later;
+        if (room->left < want) {
+            s->refusing = 1;
+            return 0;
+        }
+        s->refusing = 0;
+        room->left -= now;
+    }
+    room->opened += later;
+    room->admitted++;
+    return 1;
+}
+
 /* Apply one item inside the batch's transaction; an LMDB error code or 0. */
-static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uint64_t *last_id)
+static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uint64_t *last_id,
+                       struct store_room *room)
 {
     int rc;
 
@@ -675,6 +819,10 @@ static int store_apply(struct store *s, MDB_txn *txn, struct store_item *it, uin
     case STORE_ITEM_APPEND: {
         uint64_t now = store_wall_ms() << 16;
         it->first = 0;
+        it->n = 0;
+        it->refused = !store_admit(s, it, room);
+        if (it->refused)
+            return 0;
         for (size_t i = 0; i < it->nrecs; i++) {
             const struct store_rec *r = &it->recs[i];
             uint64_t id = *last_id + 1 > now ? *last_id + 1 : now;
@@ -742,19 +890,38 @@ static enum store_status store_status_of(int rc)
     return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT ? STORE_FULL : STORE_FAILED;
 }
 
-/* Write a batch in one transaction, replaying it after map growth; sets every item's status. */
+/* After a commit: the open outcomes the batch added (its intents) and settled (its updates). */
+static void store_settle_open(struct store *s, const struct store_item *batch, size_t opened)
+{
+    s->open_bytes += opened;
+    for (const struct store_item *it = batch; it != NULL; it = it->next) {
+        if (it->kind != STORE_ITEM_UPDATE)
+            continue;
+        for (size_t i = 0; i < it->nrecs; i++) {
+            size_t b = it->recs[i].len + STORE_RECORD_SLACK;
+            s->open_bytes = s->open_bytes > b ? s->open_bytes - b : 0;
+        }
+    }
+}
+
+/*
+ * Write a batch in one transaction, replaying it after map growth, or
+ * without its appends when the map is at its limit; sets every item's status.
+ */
 static void store_write_batch(struct store *s, struct store_item *batch)
 {
     enum store_status st = STORE_OK;
-    int rc = 0;
+    struct store_room room;
+    int rc = 0, no_appends = 0, was_refusing = s->refusing;
 
     for (;;) {
         uint64_t last = s->last_id;
         MDB_txn *txn;
+        store_room_init(s, &room, batch, no_appends);
         rc = mdb_txn_begin(s->env, NULL, 0, &txn);
         if (rc == 0) {
             for (struct store_item *it = batch; it != NULL && rc == 0; it = it->next)
-                rc = store_apply(s, txn, it, &last);
+                rc = store_apply(s, txn, it, &last, &room);
             if (rc == 0)
                 rc = mdb_txn_commit(txn); /* the fsync: one per batch */
             else
@@ -774,12 +941,24 @@ static void store_write_batch(struct store *s, struct store_item *batch)
         }
         if (rc == MDB_MAP_FULL && store_grow(s) == 0)
             continue;
+        if (rc == MDB_MAP_FULL && room.admitted > 0) {
+            /* the room was overestimated: the outcomes and settings go in without the appends */
+            s->refusing = 1;
+            no_appends = 1;
+            continue;
+        }
         st = store_status_of(rc);
         break;
     }
     if (st == STORE_OK) {
+        store_settle_open(s, batch, room.opened);
         __atomic_add_fetch(&s->commits, 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->full, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->full, s->refusing, __ATOMIC_RELAXED);
+        if (s->refusing && !was_refusing)
+            log_error("store: the map is at store.max_map_bytes: new audit records are refused "
+                      "(writes get 503) so that the outcomes of the writes under way still fit");
+        else if (!s->refusing && was_refusing)
+            log_notice("store: audit records are taken again (room was freed)");
     } else {
         __atomic_add_fetch(&s->commit_errors, 1, __ATOMIC_RELAXED);
         if (st == STORE_FULL)
@@ -789,7 +968,9 @@ static void store_write_batch(struct store *s, struct store_item *batch)
     }
     for (struct store_item *it = batch; it != NULL; it = it->next) {
         it->status = st == STORE_OK && it->conflict ? STORE_CONFLICT : st;
-        if (st != STORE_OK) {
+        if (st == STORE_OK && it->kind == STORE_ITEM_APPEND && it->refused)
+            it->status = STORE_FULL;
+        if (st != STORE_OK || it->status == STORE_FULL) {
             it->first = 0;
             continue;
         }
@@ -1622,6 +1803,7 @@ struct store *store_open(const struct store_options *o, char *err, size_t errlen
 {
     struct store *s = calloc(1, sizeof(*s));
     MDB_envinfo ei;
+    MDB_stat est;
     int rc, dead = 0;
 
     if (s == NULL) {
@@ -1668,6 +1850,11 @@ struct store *store_open(const struct store_options *o, char *err, size_t errlen
     }
     if (mdb_env_info(s->env, &ei) == 0 && ei.me_mapsize > s->map_bytes)
         s->map_bytes = ei.me_mapsize; /* an earlier run grew it */
+    if (mdb_env_stat(s->env, &est) != 0) {
+        snprintf(err, errlen, "store %s: cannot read its page size", s->dir);
+        goto fail;
+    }
+    s->psize = est.ms_psize;
     mdb_reader_check(s->env, &dead);
     if (dead > 0)
         log_notice("store: cleared %d stale reader slot(s)", dead);

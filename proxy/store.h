@@ -231,7 +231,8 @@ struct store_info {
     uint64_t commits;       /* write transactions committed (each one sync) */
     uint64_t commit_errors; /* batches that failed */
     uint64_t queue_depth;   /* items waiting for the writer */
-    int full;               /* the last batch failed with STORE_FULL */
+    int full; /* audit records are refused: the map is at its limit, or the last batch failed with
+                 STORE_FULL */
     /* commit latency (submit to commit) histogram, microseconds */
     uint64_t latency_count;
     uint64_t latency_sum_us;

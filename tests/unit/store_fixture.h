@@ -26,7 +26,7 @@ struct fixture {
     size_t n;
 };
 
-static void donecb(enum store_status st, uint64_t first, size_t n, void *arg)
+static inline void donecb(enum store_status st, uint64_t first, size_t n, void *arg)
 {
     struct fixture *f = arg;
 
@@ -37,8 +37,9 @@ static void donecb(enum store_status st, uint64_t first, size_t n, void *arg)
     event_base_loopbreak(f->base);
 }
 
-/* A fresh store (map_bytes 0: the default) under /tmp, named after tag. */
-static int store_fixture_setup(void **state, const char *tag, size_t map_bytes)
+/* A fresh store under /tmp, named after tag (map_bytes, max_map_bytes 0: the defaults). */
+static int store_fixture_setup_limit(void **state, const char *tag, size_t map_bytes,
+                                     size_t max_map_bytes)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct store_options o = {0};
@@ -51,6 +52,7 @@ static int store_fixture_setup(void **state, const char *tag, size_t map_bytes)
     snprintf(f->db, sizeof(f->db), "%s/db", f->dir);
     o.dir = f->db;
     o.map_bytes = map_bytes;
+    o.max_map_bytes = max_map_bytes;
     f->s = store_open(&o, err, sizeof(err));
     if (f->s == NULL)
         fail_msg("store_open: %s", err);
@@ -59,6 +61,12 @@ static int store_fixture_setup(void **state, const char *tag, size_t map_bytes)
     assert_non_null(f->port);
     *state = f;
     return 0;
+}
+
+/* store_fixture_setup_limit with the default limit. */
+static inline int store_fixture_setup(void **state, const char *tag, size_t map_bytes)
+{
+    return store_fixture_setup_limit(state, tag, map_bytes, 0);
 }
 
 static int teardown(void **state)
