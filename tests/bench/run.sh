@@ -10,7 +10,8 @@
 #   writes   PATCH: the upstream alone (its ceiling), crmgate enforce (before-read GET, audit
 #            intent commit, forward, outcome commit) and crmgate dry-run (before-read,
 #            synthesized answer, commit), on the instance whose reads are measured above;
-#            LMDB syncs counted with perf's syscall tracepoints during the same run
+#            LMDB syncs counted with perf's syscall tracepoints during the same run, and the
+#            bytes crmgate sent to the disk per write (write_bytes of /proc/PID/io)
 # tunnel_load (tests/bench/tunnel_load.c; wrk cannot CONNECT) against:
 #   the upstream directly (plain and TLS: the driver's own ceiling), nginx's HTTPS reverse proxy
 #   (the same nginx as the wrk row, TLS 1.3: what a lean C proxy does on this machine), crmgate's HTTPS reverse
@@ -149,6 +150,10 @@ rss_kib() { proc_sum "$1" status '$1 == "VmRSS:" { print $2 }'; }
 # run into the proxy's own CPU microseconds per request.
 hz=$(getconf CLK_TCK)
 cpu_ticks() { proc_sum "$1" stat '{ print $14 + $15 }'; }
+# Bytes PID and its direct children sent to the storage layer (write_bytes of /proc/P/io: for
+# crmgate, LMDB's dirty pages; 0 on tmpfs, which has no storage layer).
+disk_bytes() { proc_sum "$1" io '$1 == "write_bytes:" { print $2 }'; }
+declare -A disk_kib
 # us_per_req TICKS REQUESTS: CPU microseconds per request
 us_per_req() { awk -v t="$1" -v r="$2" -v hz="$hz" 'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / r }'; }
 
@@ -398,14 +403,16 @@ run_wrk_target() {
         perf stat -x, -o "$dir/perf.$t" -e "$sync_events" -p "${pid_of[$t]}" -- sleep "$secs" &
         perf_pid=$!
     fi
-    local ticks0 ticks1
+    local ticks0 ticks1 wb0 wb1
     ticks0=$(cpu_ticks "${pid_of[$t]}")
+    wb0=$(disk_bytes "${pid_of[$t]}")
     if ! wrk_run "$t" "$secs" "$dir/wrk.$t.log"; then
         note[$t]="wrk failed: $(tail -n 3 "$dir/wrk.$t.log" | tr '\n' ' ')"
         failures=$((failures + 1))
         return
     fi
     ticks1=$(cpu_ticks "${pid_of[$t]}")
+    wb1=$(disk_bytes "${pid_of[$t]}")
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || true
         syncs[$t]=$(awk -F, '$3 ~ /sys_enter/ && $1 ~ /^[0-9]+$/ { n += $1 } END { print n + 0 }' "$dir/perf.$t")
@@ -423,6 +430,7 @@ run_wrk_target() {
     done
     rss[$t]=$(rss_kib "${pid_of[$t]}")
     cpu[$t]=$(us_per_req $((ticks1 - ticks0)) "${m[requests]}")
+    disk_kib[$t]=$(awk -v b=$((wb1 - wb0)) -v r="${m[requests]}" 'BEGIN { printf "%.1f", (r > 0 ? b / 1024 / r : 0) }')
     rps[$t]=$(awk -v r="${m[requests]}" -v d="${m[duration_us]}" 'BEGIN { printf "%.0f", r / (d / 1e6) }')
     p50[$t]=${m[p50_us]}
     p99[$t]=${m[p99_us]}
@@ -613,8 +621,8 @@ report="$here/out/latest.md"
     fi
     echo "Writes (wrk, PATCH $patch_path {\"properties\":{\"firstname\":...}}, same connections; syncs = fdatasync + fsync + msync calls of the crmgate process counted by perf during the run):"
     echo
-    echo "| writes | writes/s | p50 | p99 | CPU/write | syncs/s | syncs/write | clean |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---|"
+    echo "| writes | writes/s | p50 | p99 | CPU/write | syncs/s | syncs/write | disk KiB/write | clean |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
     for t in direct-patch audited dryrun audited-shm dryrun-shm; do
         if [ -n "${rps[$t]:-}" ]; then
             sps="—"
@@ -623,9 +631,9 @@ report="$here/out/latest.md"
                 sps=$(awk -v s="${syncs[$t]}" -v d="$secs" 'BEGIN { printf "%.0f", s / d }')
                 spw=$(awk -v s="${syncs[$t]}" -v d="$secs" -v r="${rps[$t]}" 'BEGIN { printf "%.3f", (r > 0 ? s / d / r : 0) }')
             fi
-            echo "| ${label[$t]} | ${rps[$t]} | $(ms "${p50[$t]}") | $(ms "${p99[$t]}") | ${cpu[$t]} µs | $sps | $spw | ${clean[$t]} |"
+            echo "| ${label[$t]} | ${rps[$t]} | $(ms "${p50[$t]}") | $(ms "${p99[$t]}") | ${cpu[$t]} µs | $sps | $spw | ${disk_kib[$t]:-—} | ${clean[$t]} |"
         else
-            echo "| ${label[$t]} | — | — | — | — | — | — | not run |"
+            echo "| ${label[$t]} | — | — | — | — | — | — | — | not run |"
         fi
     done
     echo
