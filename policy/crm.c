@@ -533,6 +533,9 @@ json_t *crm_ops_to_json(const struct crm_ops *ops)
             goto fail;
         if (op->save_duplicates && json_object_set_new(o, "save_duplicates", json_true()) < 0)
             goto fail;
+        if (op->graph > 0 &&
+            json_object_set_new(o, "graph", json_integer((json_int_t)op->graph)) < 0)
+            goto fail;
         if (op->nlookups > 0) {
             json_t *l = json_array();
             if (l == NULL || json_object_set_new(o, "lookups", l) < 0)

@@ -86,6 +86,8 @@ struct crm_op {
     int malformed;     /* UNKNOWN because a SOQL query was rejected: the agent must rewrite it */
     size_t subrequest; /* Salesforce composite or composite batch: 1 + the index of the
                         * subrequest it came from (its answer's entry); 0 otherwise */
+    size_t graph;      /* Salesforce composite graph: 1 + the index of the graph it came from
+                        * (all or nothing: its answer's isSuccessful); 0 otherwise */
     /*
      * REVOKE: the token being revoked, decoded. A secret: the proxy turns it
      * into a fingerprint in record_id at once (enforce_revoked_fingerprint)
@@ -144,7 +146,7 @@ int crm_op_set(char **member, const char *s, size_t len);
  * The operations as JSON, for policy explain and for the table-driven tests:
  * [{"crm","verb","object","id","id_property","reads":[...],"reads_default",
  *   "writes":{name:value},"to_object","to_id","locator","detail","malformed",
- *   "lookups":[{"object","field"}],"save_duplicates"}], keys
+ *   "lookups":[{"object","field"}],"save_duplicates","graph"}], keys
  * omitted when NULL, empty or false. Returns a new reference or NULL.
  */
 json_t *crm_ops_to_json(const struct crm_ops *ops);

@@ -2069,6 +2069,7 @@ static int sf_route_composite(struct sf_ctx *c, const struct sf_req *r)
                 if (strcmp(k2, "graphId") != 0 && strcmp(k2, "compositeRequest") != 0)
                     return sf_reject(c, "graphs[%zu].%s not classified", i, k2);
             }
+            size_t first = c->ops->n;
             rc = sf_subrequests(c, json_object_get(v, "compositeRequest"), SF_SUB_GRAPH, r->depth,
                                 &count);
             if (rc != SF_OK) {
@@ -2076,6 +2077,9 @@ static int sf_route_composite(struct sf_ctx *c, const struct sf_req *r)
                     sf_why_prefix(c, "graph", i);
                 return rc;
             }
+            /* a graph is all or nothing: its answer's isSuccessful is each op's outcome */
+            for (size_t k = first; k < c->ops->n; k++)
+                c->ops->v[k].graph = i + 1;
         }
         return SF_OK;
     }

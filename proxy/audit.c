@@ -454,8 +454,38 @@ static size_t audit_subrequest_outcomes(struct audit_records *r, const json_t *r
 }
 
 /*
+ * A Salesforce composite graph ({"graphs": [{"isSuccessful"}]}): each graph
+ * is all or nothing, so the records of a graph whose isSuccessful is false
+ * (rolled back) are marked. Nothing is marked unless every graph has its
+ * entry.
+ */
+static size_t audit_graph_outcomes(struct audit_records *r, const json_t *root)
+{
+    const json_t *graphs = json_object_get(root, "graphs");
+    size_t i, n = 0, need = 0;
+
+    if (!json_is_array(graphs))
+        return 0;
+    for (i = 0; i < r->n; i++) {
+        if (r->v[i].op->graph > need)
+            need = r->v[i].op->graph;
+    }
+    if (need == 0 || json_array_size(graphs) != need)
+        return 0;
+    for (i = 0; i < r->n; i++) {
+        if (r->v[i].op->graph == 0 ||
+            !json_is_false(
+                json_object_get(json_array_get(graphs, r->v[i].op->graph - 1), "isSuccessful")))
+            continue;
+        r->v[i].outcome = "upstream_error";
+        n++;
+    }
+    return n;
+}
+
+/*
  * Whether body can name a failed record at all: HubSpot's "errors", a
- * Salesforce array (collections) or composite answer. Every audited write
+ * Salesforce array (collections), composite or graph answer. Every audited write
  * comes here, and most answers are one plain record: this spares parsing
  * them (a match only means the answer is parsed and looked at).
  */
@@ -470,7 +500,8 @@ static int audit_may_name_failures(enum crm crm, const char *body, size_t len)
     while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
         i++;
     return (i < len && body[i] == '[') || memmem(body, len, "\"compositeResponse\"", 19) != NULL ||
-           memmem(body, len, "\"results\"", 9) != NULL;
+           memmem(body, len, "\"results\"", 9) != NULL ||
+           memmem(body, len, "\"graphs\"", 8) != NULL;
 }
 
 size_t audit_batch_outcomes(struct audit_records *r, enum crm crm, const char *body, size_t len)
@@ -484,7 +515,8 @@ size_t audit_batch_outcomes(struct audit_records *r, enum crm crm, const char *b
     if (root == NULL)
         return 0;
     if (crm == CRM_SALESFORCE && json_is_object(root)) {
-        n = audit_subrequest_outcomes(r, root);
+        n = json_object_get(root, "graphs") != NULL ? audit_graph_outcomes(r, root)
+                                                    : audit_subrequest_outcomes(r, root);
     } else if (crm == CRM_HUBSPOT) {
         errors = json_object_get(root, "errors");
         json_array_foreach(errors, i, e)

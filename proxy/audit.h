@@ -163,7 +163,7 @@ int audit_set_record_id(struct audit_records *r, size_t i, const char *id);
 /*
  * The ids of a multi-record create from the CRM's answer (audit_created.c):
  * HubSpot batch create (by objectWriteTraceId, else by the written values),
- * Salesforce collections, composite and composite batch creates (by
+ * Salesforce collections, composite, composite batch and graph creates (by
  * position). req is the request body, ans the CRM's JSON answer. Records
  * that already have an id, or cannot be matched, are left as they are.
  * Returns how many ids were set.

@@ -270,6 +270,37 @@ static size_t audit_created_composite(struct audit_records *records, const json_
     return set;
 }
 
+/*
+ * Composite graph: the graphs' subrequests and their answers, graph after
+ * graph, as one composite (the classifier's order); none when a graph's
+ * answer does not line up with its request.
+ */
+static size_t audit_created_graphs(struct audit_records *records, const json_t *graphs,
+                                   const json_t *answers)
+{
+    json_t *subs = json_array(), *out = json_array(), *g;
+    size_t i, set = 0;
+    int bad = subs == NULL || out == NULL || !json_is_array(answers) ||
+              json_array_size(graphs) != json_array_size(answers);
+
+    json_array_foreach(graphs, i, g)
+    {
+        const json_t *rq = json_object_get(g, "compositeRequest");
+        const json_t *an = json_object_get(
+            json_object_get(json_array_get(answers, i), "graphResponse"), "compositeResponse");
+        if (bad)
+            break;
+        bad = !json_is_array(rq) || !json_is_array(an) ||
+              json_array_size(rq) != json_array_size(an) ||
+              json_array_extend(subs, (json_t *)rq) < 0 || json_array_extend(out, (json_t *)an) < 0;
+    }
+    if (!bad)
+        set = audit_created_composite(records, subs, out, 0);
+    json_decref(subs);
+    json_decref(out);
+    return set;
+}
+
 /* Levels of an sObject tree followed (Salesforce allows 5). */
 #define AUDIT_CREATED_TREE_DEPTH 5
 
@@ -356,6 +387,9 @@ size_t audit_created_ids(struct audit_records *records, enum crm crm, const char
     } else if (json_is_array(json_object_get(rq, "compositeRequest"))) {
         set = audit_created_composite(records, json_object_get(rq, "compositeRequest"),
                                       json_object_get(an, "compositeResponse"), 0);
+    } else if (json_is_array(json_object_get(rq, "graphs"))) {
+        set = audit_created_graphs(records, json_object_get(rq, "graphs"),
+                                   json_object_get(an, "graphs"));
     } else if (json_is_array(json_object_get(rq, "batchRequests"))) {
         set = audit_created_composite(records, json_object_get(rq, "batchRequests"),
                                       json_object_get(an, "results"), 1);

@@ -359,6 +359,38 @@ test('a composite or composite batch the CRM answers in part: each record carrie
 });
 
 /*
+ * A composite graph is answered 200 with one entry per graph, each all or nothing: the records of
+ * a graph Salesforce rolled back (isSuccessful false) are upstream_error, the others allowed, and
+ * the creates of the graph that held carry the ids Salesforce gave them.
+ */
+test('a composite graph the CRM answers in part: each record carries its graph\'s outcome, creates their ids', { skip: GATE }, async () => {
+  const conn = sf();
+  const base = `/services/data/v${VERSION}`;
+  const node = (method, url, ref, body) => ({ method, url: `${base}${url}`, referenceId: ref, body });
+
+  newRecords();
+  const res = await conn.requestPost(`${base}/composite/graph`, {
+    graphs: [
+      { graphId: 'held', compositeRequest: [node('POST', '/sobjects/Account', 'acc', { Name: 'Graph Co' }), node('POST', '/sobjects/Contact', 'con', { LastName: 'Grapher', AccountId: '@{acc.id}' })] },
+      /* a Contact without its required LastName: the whole graph is rolled back, Account included */
+      { graphId: 'rolled', compositeRequest: [node('POST', '/sobjects/Account', 'acc2', { Name: 'Never Co' }), node('POST', '/sobjects/Contact', 'con2', { FirstName: 'No' })] },
+    ],
+  });
+  assert.deepEqual(res.graphs.map((g) => [g.graphId, g.isSuccessful]), [['held', true], ['rolled', false]]);
+  const made = res.graphs[0].graphResponse.compositeResponse.map((r) => r.body.id);
+  assert.ok((await sfRecord('Account', made[0])) && (await sfRecord('Contact', made[1])), 'the held graph was applied');
+  const st = (await stack.fake.state()).salesforce;
+  const accounts = Object.values(st.objects.Account || st.Account || {});
+  assert.ok(!accounts.some((a) => a.Name === 'Never Co'), 'the rolled-back graph left nothing');
+  expectRecords(newRecords(), [
+    { verb: 'create', object: 'Account', record: made[0], outcome: 'allowed', fields: { Name: [null, 'Graph Co'] } },
+    { verb: 'create', object: 'Contact', record: made[1], outcome: 'allowed' },
+    { verb: 'create', object: 'Account', outcome: 'upstream_error', fields: { Name: [null, 'Never Co'] } },
+    { verb: 'create', object: 'Contact', outcome: 'upstream_error' },
+  ]);
+});
+
+/*
  * A create's record id is known only from the CRM's answer, so it lands in the record with the
  * outcome. The record index (crm, object, record) must then hold it too: a record's history
  * through the admin API starts at its creation, as the same query without the index says.

@@ -6,7 +6,7 @@
  * Behaviour follows /work/shared/reference/salesforce-api.md (sections referred to as §N).
  * What it covers: OAuth token/revoke, discovery, describe (from the beta OAS sample schemas,
  * embedded below), sObject rows (ids, external ids, conditional headers), SOQL query/queryAll
- * with queryMore, SOSL search, composite, composite/batch, composite/tree, sObject collections,
+ * with queryMore, SOSL search, composite, composite/batch, composite/tree, composite/graph, sObject collections,
  * limits, updated/deleted. Anything it does not implement answers with a Salesforce-shaped
  * error that says so, never with a made-up success.
  */
@@ -2304,7 +2304,28 @@ module.exports = function create(fake) {
   function compositeRoute(r) {
     if (r.method !== 'POST') throw methodNotAllowed(r.method, 'POST');
     const body = requireJson(r);
-    const subs = body && body.compositeRequest;
+    return result(200, { compositeResponse: runComposite(r, body && body.compositeRequest, body.allOrNone === true).out });
+  }
+
+  /*
+   * composite/graph (§7.5): each graph is a composite run all-or-nothing; the answer is 200 with
+   * one entry per graph, isSuccessful false when it was rolled back.
+   */
+  function graphRoute(r) {
+    if (r.method !== 'POST') throw methodNotAllowed(r.method, 'POST');
+    const body = requireJson(r);
+    const graphs = body && body.graphs;
+    if (!Array.isArray(graphs) || !graphs.length) throw new SfError(400, 'INVALID_INPUT', 'graphs must be a non-empty array');
+    const out = graphs.map((g) => {
+      if (!g || typeof g.graphId !== 'string' || !g.graphId) throw new SfError(400, 'INVALID_INPUT', 'every graph needs a graphId');
+      const run = runComposite(r, g.compositeRequest, true);
+      return { graphId: g.graphId, graphResponse: { compositeResponse: run.out }, isSuccessful: run.failedAt < 0 };
+    });
+    return result(200, { graphs: out });
+  }
+
+  /* The subrequests of a composite (or of one graph), run in order: {out, failedAt}. */
+  function runComposite(r, subs, allOrNone) {
     if (!Array.isArray(subs) || !subs.length) {
       throw new SfError(400, 'INVALID_INPUT', 'compositeRequest must be a non-empty array', undefined);
     }
@@ -2319,7 +2340,6 @@ module.exports = function create(fake) {
       if (seen.has(s.referenceId)) throw new SfError(400, 'INVALID_INPUT', `Duplicate referenceId provided in the request: ${s.referenceId}`);
       seen.add(s.referenceId);
     }
-    const allOrNone = body.allOrNone === true;
     const snap = allOrNone ? store.snapshot() : null;
     const results = new Map();
     const out = [];
@@ -2345,7 +2365,7 @@ module.exports = function create(fake) {
       store.restore(snap);
       for (let i = 0; i < out.length; i++) if (i !== failedAt && out[i].httpStatusCode < 400) out[i] = haltedEntry(out[i].referenceId);
     }
-    return result(200, { compositeResponse: out });
+    return { out, failedAt };
   }
 
   /* Runs one subrequest of composite or batch through the same routes as a direct call. */
@@ -2676,6 +2696,7 @@ module.exports = function create(fake) {
           if (s[1] === 'batch' && s.length === 2) return batchRoute(r);
           if (s[1] === 'sobjects' && s.length <= 4) return collectionsRoute(r, s);
           if (s[1] === 'tree' && s.length === 3) return treeRoute(r, s);
+          if (s[1] === 'graph' && s.length === 2) return graphRoute(r);
           throw notFound();
         default:
           throw notFound();

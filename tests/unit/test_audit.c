@@ -267,7 +267,7 @@ static void test_batch_outcomes(void **state)
 {
     static const struct {
         enum crm crm;
-        int composite;
+        int composite; /* 1: composite subrequests 2 and 1; 2: graphs 1, 2 and 2 */
         const char *body;
         const char *marked; /* '1' per record marked */
     } rows[] = {
@@ -285,6 +285,18 @@ static void test_batch_outcomes(void **state)
          "{\"compositeResponse\":[{\"httpStatusCode\":400},{\"httpStatusCode\":200}]}", "010"},
         {CRM_SALESFORCE, 1, "{\"results\":[{\"statusCode\":201},{\"statusCode\":500}]}", "100"},
         {CRM_SALESFORCE, 1, "{\"compositeResponse\":[{\"httpStatusCode\":400}]}", "000"},
+        /* graphs (2): record 0 in graph 1, records 1 and 2 in graph 2 */
+        {CRM_SALESFORCE, 2,
+         "{\"graphs\":[{\"graphId\":\"a\",\"isSuccessful\":true},"
+         "{\"graphId\":\"b\",\"isSuccessful\":false}]}",
+         "011"},
+        {CRM_SALESFORCE, 2, "{\"graphs\":[{\"isSuccessful\":false},{\"isSuccessful\":true}]}",
+         "100"},
+        {CRM_SALESFORCE, 2, "{\"graphs\":[{\"isSuccessful\":true},{\"isSuccessful\":true}]}",
+         "000"},
+        {CRM_SALESFORCE, 2, "{\"graphs\":[{\"isSuccessful\":false}]}", "000"}, /* one short */
+        {CRM_SALESFORCE, 2, "{\"graphs\":[{\"isSuccessful\":false},{}]}", "100"},
+        {CRM_SALESFORCE, 1, "{\"graphs\":[{\"isSuccessful\":false}]}", "000"}, /* no graph ops */
     };
     struct fixture f;
 
@@ -294,8 +306,10 @@ static void test_batch_outcomes(void **state)
         size_t want = 0, got;
 
         fixture_init(&f);
-        f.ops[0].subrequest = rows[k].composite ? 2 : 0;
-        f.ops[1].subrequest = rows[k].composite ? 1 : 0;
+        f.ops[0].subrequest = rows[k].composite == 1 ? 2 : 0;
+        f.ops[1].subrequest = rows[k].composite == 1 ? 1 : 0;
+        f.ops[0].graph = rows[k].composite == 2 ? 1 : 0;
+        f.ops[1].graph = f.ops[2].graph = rows[k].composite == 2 ? 2 : 0;
         r = audit_records(&f.in);
         assert_non_null(r);
         audit_set_outcome(r, "allowed", 200, 1, NULL);

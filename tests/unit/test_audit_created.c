@@ -190,6 +190,41 @@ static void test_salesforce(void **state)
     assert_string_equal(id_of(r, 0), "003B");
     release(r);
 
+    /* graph: the graphs' subrequests as one composite; a rolled-back graph gives no id */
+    {
+        const char *const rows[][3] = {
+            {"create", "Account", NULL}, {"create", "Contact", NULL}, {"create", "Account", NULL}};
+        r = mk(rows, 3);
+    }
+    assert_int_equal(
+        run(r, CRM_SALESFORCE,
+            "{\"graphs\":[{\"graphId\":\"g1\",\"compositeRequest\":[{\"method\":\"POST\",\"url\":"
+            "\"/services/data/v62.0/sobjects/Account\"},{\"method\":\"POST\",\"url\":\"/services/"
+            "data/v62.0/sobjects/Contact\"}]},{\"graphId\":\"g2\",\"compositeRequest\":[{"
+            "\"method\":\"POST\",\"url\":\"/services/data/v62.0/sobjects/Account\"}]}]}",
+            "{\"graphs\":[{\"graphId\":\"g1\",\"isSuccessful\":true,\"graphResponse\":{"
+            "\"compositeResponse\":[{\"httpStatusCode\":201,\"body\":{\"id\":\"001G\"}},{"
+            "\"httpStatusCode\":201,\"body\":{\"id\":\"003G\"}}]}},{\"graphId\":\"g2\","
+            "\"isSuccessful\":false,\"graphResponse\":{\"compositeResponse\":[{"
+            "\"httpStatusCode\":400,\"body\":[{\"errorCode\":\"X\"}]}]}}]}"),
+        2);
+    assert_string_equal(id_of(r, 0), "001G");
+    assert_string_equal(id_of(r, 1), "003G");
+    assert_null(id_of(r, 2));
+    release(r);
+    /* a graph answered with fewer entries than it asked: none */
+    r = creates("Account", 2);
+    assert_int_equal(
+        run(r, CRM_SALESFORCE,
+            "{\"graphs\":[{\"graphId\":\"g1\",\"compositeRequest\":[{\"method\":\"POST\",\"url\":"
+            "\"/services/data/v62.0/sobjects/Account\"},{\"method\":\"POST\",\"url\":\"/services/"
+            "data/v62.0/sobjects/Account\"}]}]}",
+            "{\"graphs\":[{\"graphId\":\"g1\",\"isSuccessful\":true,\"graphResponse\":{"
+            "\"compositeResponse\":[{\"httpStatusCode\":201,\"body\":{\"id\":\"001G\"}}]}}]}"),
+        0);
+    assert_null(id_of(r, 0));
+    release(r);
+
     /* sObject tree: a record, then its children, matched by referenceId (results in any order) */
     {
         const char *const rows[][3] = {
