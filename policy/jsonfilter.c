@@ -1102,8 +1102,8 @@ static int jf_hs_results(struct jf *j, const struct rules_object *o, int depth)
     if (jf_depth(j, depth) < 0)
         return -1;
     for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
-        int rc =
-            j->in[j->pos] == '{' ? jf_hs_record(j, o, depth + 1, NULL) : jf_hs_walk(j, depth + 1);
+        int rc = j->pos < j->len && j->in[j->pos] == '{' ? jf_hs_record(j, o, depth + 1, NULL)
+                                                         : jf_hs_walk(j, depth + 1);
         if (rc < 0)
             return -1;
     }
@@ -1184,6 +1184,8 @@ static int jf_sf_records(struct jf *j, int depth)
     if (jf_depth(j, depth) < 0)
         return -1;
     for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
+        if (j->pos >= j->len)
+            return jf_fail(j, j->pos, "premature end of input");
         if (j->in[j->pos] == 'n') {
             if (jf_literal(j, "null") < 0)
                 return -1;

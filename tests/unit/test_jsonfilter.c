@@ -1152,6 +1152,49 @@ static void test_invalid(void **state)
     printf("invalid: %zu inputs x 2 filters\n", sizeof(bad) / sizeof(bad[0]) + 1);
 }
 
+/*
+ * Every cut of answers in each shape the filters walk is refused, read from a buffer of
+ * exactly its length (under make asan, a read past the end is caught).
+ */
+static void test_truncated(void **state)
+{
+    static const char *const docs[] = {
+        "{\"results\":[{\"id\":\"1\",\"properties\":{\"email\":\"a\"},\"associations\":{"
+        "\"companies\":{\"results\":[{\"id\":\"2\"}]}}},[1,{\"x\":null}]],\"errors\":[{"
+        "\"context\":{\"ids\":[\"9\"]}}],\"paging\":{\"next\":{\"after\":\"1\"}},\"extra\":[]}",
+        "{\"fromObjectTypeId\":\"0-1\",\"labels\":[],\"results\":[{\"properties\":[]}]}",
+        "{\"totalSize\":1,\"records\":[null,{\"attributes\":{\"type\":\"Contact\"},\"Id\":\"1\","
+        "\"MailingAddress\":{\"city\":\"c\",\"latitude\":1.5},\"Tags\":[],\"Account\":{"
+        "\"attributes\":{\"type\":\"Account\"},\"Name\":\"n\"},\"Contacts\":{\"records\":[]}}],"
+        "\"searchRecords\":[]}",
+    };
+    static const enum filter_hs_shape shapes[] = {FILTER_HS_RECORDS, FILTER_HS_LINKS,
+                                                  FILTER_HS_SCHEMA};
+    size_t n = 0;
+
+    (void)state;
+    for (size_t d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {
+        for (size_t len = 0; len < strlen(docs[d]); len++) {
+            struct jsonfilter_out out = {NULL, 0, 0};
+            char *in = malloc(len > 0 ? len : 1), err[256];
+            size_t removed;
+
+            assert_non_null(in);
+            memcpy(in, docs[d], len);
+            assert_int_equal(
+                jsonfilter_salesforce(test_ws[0], in, len, &out, &removed, err, sizeof(err)), -1);
+            for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++)
+                assert_int_equal(jsonfilter_hubspot(test_ws[0], "contacts", shapes[k], in, len,
+                                                    &out, &removed, err, sizeof(err)),
+                                 -1);
+            jsonfilter_out_free(&out);
+            free(in);
+            n++;
+        }
+    }
+    printf("truncated: %zu cuts x 4 filters\n", n);
+}
+
 /* Edge cases jansson accepts: so must the filter. */
 static void test_valid_edges(void **state)
 {
@@ -1377,13 +1420,21 @@ static void test_out_reuse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_filter_cases),     cmocka_unit_test(test_differential),
-        cmocka_unit_test(test_fuzz_corpus),      cmocka_unit_test(test_escaped_keys),
-        cmocka_unit_test(test_duplicate_keys),   cmocka_unit_test(test_untouched),
-        cmocka_unit_test(test_hs_known_members), cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_valid_edges),      cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_too_large),        cmocka_unit_test(test_out_reuse),
-        cmocka_unit_test(test_member),           cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_filter_cases),
+        cmocka_unit_test(test_differential),
+        cmocka_unit_test(test_fuzz_corpus),
+        cmocka_unit_test(test_escaped_keys),
+        cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_untouched),
+        cmocka_unit_test(test_hs_known_members),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_valid_edges),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_out_reuse),
+        cmocka_unit_test(test_member),
+        cmocka_unit_test(test_parse),
     };
 
     return cmocka_run_group_tests(tests, test_setup, test_teardown);
