@@ -28,12 +28,12 @@ static size_t filter_keys(const struct rules_object *o, json_t *obj)
 
 /* Record members: v3's, then legacy companies v2 and deals v1's. */
 const struct filter_name filter_hs_record_keys[] = {
-    FILTER_NAME("id"),           FILTER_NAME("properties"), FILTER_NAME("propertiesWithHistory"),
-    FILTER_NAME("associations"), FILTER_NAME("createdAt"),  FILTER_NAME("updatedAt"),
-    FILTER_NAME("archived"),     FILTER_NAME("archivedAt"), FILTER_NAME("objectWriteTraceId"),
-    FILTER_NAME("url"),          FILTER_NAME("warnings"),   FILTER_NAME("new"),
-    FILTER_NAME("portalId"),     FILTER_NAME("companyId"),  FILTER_NAME("dealId"),
-    FILTER_NAME("vid"),          FILTER_NAME("isDeleted"),  {NULL, 0}};
+    FILTER_SCALAR("id"),         FILTER_NAME("properties"),   FILTER_NAME("propertiesWithHistory"),
+    FILTER_NAME("associations"), FILTER_SCALAR("createdAt"),  FILTER_SCALAR("updatedAt"),
+    FILTER_SCALAR("archived"),   FILTER_SCALAR("archivedAt"), FILTER_SCALAR("objectWriteTraceId"),
+    FILTER_SCALAR("url"),        FILTER_NAME("warnings"),     FILTER_SCALAR("new"),
+    FILTER_SCALAR("portalId"),   FILTER_SCALAR("companyId"),  FILTER_SCALAR("dealId"),
+    FILTER_SCALAR("vid"),        FILTER_SCALAR("isDeleted"),  {NULL, 0, 0}};
 
 /* Root members: collections and batches, errors and rate limits, legacy write answers, v4 label
  * pairs. */
@@ -65,7 +65,10 @@ const struct filter_name filter_hs_root_keys[] = {FILTER_NAME("results"),
                                                   FILTER_NAME("toObjectTypeId"),
                                                   FILTER_NAME("toObjectId"),
                                                   FILTER_NAME("labels"),
-                                                  {NULL, 0}};
+                                                  {NULL, 0, 0}};
+
+const struct filter_name filter_sf_attributes_keys[] = {
+    FILTER_NAME("type"), FILTER_NAME("url"), FILTER_NAME("referenceId"), {NULL, 0, 0}};
 
 const struct filter_name filter_sf_compound_keys[] = {FILTER_NAME("street"),
                                                       FILTER_NAME("city"),
@@ -77,15 +80,32 @@ const struct filter_name filter_sf_compound_keys[] = {FILTER_NAME("street"),
                                                       FILTER_NAME("latitude"),
                                                       FILTER_NAME("longitude"),
                                                       FILTER_NAME("geocodeAccuracy"),
-                                                      {NULL, 0}};
+                                                      {NULL, 0, 0}};
 
-static int filter_in(const char *key, const struct filter_name *names)
+/* The entry of names called key, or NULL. */
+static const struct filter_name *filter_in(const char *key, const struct filter_name *names)
 {
     for (; names->s != NULL; names++) {
         if (strcmp(key, names->s) == 0)
-            return 1;
+            return names;
     }
-    return 0;
+    return NULL;
+}
+
+/*
+ * Whether key is a known HubSpot member (a record's; at the root, also an
+ * answer's): 1 kept, 0 cut, -1 the answer is refused (a record's identity
+ * member holding an object or array, which may be record data).
+ */
+static int filter_hs_known(const char *key, int root, json_t *v)
+{
+    const struct filter_name *k = filter_in(key, filter_hs_record_keys);
+
+    if (k == NULL && root)
+        k = filter_in(key, filter_hs_root_keys);
+    if (k != NULL && k->scalar && (json_is_object(v) || json_is_array(v)))
+        return -1;
+    return k != NULL;
 }
 
 static int filter_is_bag_key(const char *key)
@@ -141,7 +161,7 @@ static int filter_hubspot_record(const struct rules_crm *rc, const struct rules_
     const char *key;
     json_t *v;
     void *tmp;
-    int too_deep = 0;
+    int too_deep = 0, known;
 
     json_object_foreach_safe(rec, tmp, key, v)
     {
@@ -173,9 +193,8 @@ static int filter_hubspot_record(const struct rules_crm *rc, const struct rules_
                         : filter_hs_stray(FILTER_HS_RECORDS, e, depth + 2, &too_deep))
                     return -1;
             }
-        } else if (filter_in(key, filter_hs_record_keys) ||
-                   (root && filter_in(key, filter_hs_root_keys))) {
-            if (filter_hs_stray(FILTER_HS_RECORDS, v, depth + 1, &too_deep))
+        } else if ((known = filter_hs_known(key, root, v)) != 0) {
+            if (known < 0 || filter_hs_stray(FILTER_HS_RECORDS, v, depth + 1, &too_deep))
                 return -1;
         } else {
             json_object_del(rec, key);
@@ -207,7 +226,10 @@ int policy_filter_hubspot(const struct rules_ws *ws, const char *object, enum fi
         {
             if (filter_is_bag_key(key) && filter_hs_stray_bag(shape, v))
                 return -1;
-            if (filter_in(key, filter_hs_root_keys) || filter_in(key, filter_hs_record_keys)) {
+            int known = filter_hs_known(key, 1, v);
+            if (known < 0)
+                return -1;
+            if (known) {
                 if (filter_hs_stray(shape, v, 1, &too_deep))
                     return -1;
             } else {
@@ -229,15 +251,18 @@ static const char *filter_sf_type(json_t *obj)
 
 static size_t filter_sf_walk(const struct rules_crm *rc, json_t *v, int depth, int *too_deep);
 
-/* A readable field's object value that is not a record: only a compound value (scalars) passes. */
-static int filter_sf_compound(json_t *v)
+/*
+ * An object kept whole: a readable field's compound value (names) or a
+ * record's attributes: only scalars with the given names pass.
+ */
+static int filter_sf_flat(json_t *v, const struct filter_name *names)
 {
     const char *key;
     json_t *item;
 
     json_object_foreach(v, key, item)
     {
-        if (!filter_in(key, filter_sf_compound_keys) || json_is_object(item) || json_is_array(item))
+        if (!filter_in(key, names) || json_is_object(item) || json_is_array(item))
             return 0;
     }
     return 1;
@@ -260,8 +285,16 @@ static size_t filter_sf_record(const struct rules_crm *rc, const char *type, jso
     {
         int readable;
 
-        if (strcmp(key, "attributes") == 0 || strcasecmp(key, "Id") == 0)
+        if (strcmp(key, "attributes") == 0 || strcasecmp(key, "Id") == 0) {
+            /* kept whole: no record data in them */
+            if (json_is_array(v) ||
+                (json_is_object(v) && (strcmp(key, "attributes") != 0 ||
+                                       !filter_sf_flat(v, filter_sf_attributes_keys)))) {
+                *too_deep = 1;
+                return removed;
+            }
             continue;
+        }
         if (json_is_object(v) && json_object_get(v, "attributes") != NULL &&
             filter_sf_type(v) == NULL) {
             *too_deep = 1;
@@ -280,7 +313,7 @@ static size_t filter_sf_record(const struct rules_crm *rc, const char *type, jso
             continue;
         }
         readable = o != NULL && rules_can_read(o, key);
-        if (readable && ((json_is_object(v) && !filter_sf_compound(v)) ||
+        if (readable && ((json_is_object(v) && !filter_sf_flat(v, filter_sf_compound_keys)) ||
                          (json_is_array(v) && json_array_size(v) > 0))) {
             *too_deep = 1;
             return removed;

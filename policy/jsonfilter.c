@@ -875,8 +875,9 @@ static int jf_in(const struct jf_str *k, const struct filter_name *names)
 }
 
 /*
- * Whether k is in filter_hs_record_keys or, at the root, in
- * filter_hs_root_keys: jf_in on both lists, by length (this runs for every
+ * What k is: 0 in neither filter_hs_record_keys nor, at the root,
+ * filter_hs_root_keys; 2 a record's scalar member (FILTER_SCALAR); 1 any
+ * other of theirs. jf_in on both lists, by length (this runs for every
  * member of every HubSpot record; a loop over the lists cost a read 3% of
  * the filter's time). test_jsonfilter.c holds it to the lists.
  */
@@ -885,26 +886,31 @@ static int jf_hs_known(const struct jf_str *k, int root)
 #define JF_K(lit) (memcmp(k->s, lit, sizeof(lit) - 1) == 0)
     switch (k->len) {
     case 2:
-        return JF_K("id");
+        return JF_K("id") ? 2 : 0;
     case 3:
-        return JF_K("url") || JF_K("new") || JF_K("vid");
+        return JF_K("url") || JF_K("new") || JF_K("vid") ? 2 : 0;
     case 5:
         return root && (JF_K("total") || JF_K("links") || JF_K("error") || JF_K("isNew"));
     case 6:
-        return JF_K("dealId") || (root && (JF_K("paging") || JF_K("status") || JF_K("errors") ||
-                                           JF_K("reason") || JF_K("labels")));
+        if (JF_K("dealId"))
+            return 2;
+        return root && (JF_K("paging") || JF_K("status") || JF_K("errors") || JF_K("reason") ||
+                        JF_K("labels"));
     case 7:
         return root && (JF_K("results") || JF_K("message") || JF_K("context") || JF_K("deleted"));
     case 8:
-        return JF_K("archived") || JF_K("warnings") || JF_K("portalId") ||
-               (root && JF_K("category"));
+        if (JF_K("archived") || JF_K("portalId"))
+            return 2;
+        return JF_K("warnings") || (root && JF_K("category"));
     case 9:
-        return JF_K("createdAt") || JF_K("updatedAt") || JF_K("companyId") || JF_K("isDeleted") ||
-               (root && (JF_K("startedAt") || JF_K("numErrors") || JF_K("errorType") ||
-                         JF_K("groupName") || JF_K("requestId")));
+        if (JF_K("createdAt") || JF_K("updatedAt") || JF_K("companyId") || JF_K("isDeleted"))
+            return 2;
+        return root && (JF_K("startedAt") || JF_K("numErrors") || JF_K("errorType") ||
+                        JF_K("groupName") || JF_K("requestId"));
     case 10:
-        return JF_K("archivedAt") || JF_K("properties") ||
-               (root && (JF_K("policyName") || JF_K("toObjectId")));
+        if (JF_K("archivedAt"))
+            return 2;
+        return JF_K("properties") || (root && (JF_K("policyName") || JF_K("toObjectId")));
     case 11:
         return root && (JF_K("requestedAt") || JF_K("completedAt") || JF_K("subCategory"));
     case 12:
@@ -916,13 +922,27 @@ static int jf_hs_known(const struct jf_str *k, int root)
     case 16:
         return root && JF_K("fromObjectTypeId");
     case 18:
-        return JF_K("objectWriteTraceId");
+        return JF_K("objectWriteTraceId") ? 2 : 0;
     case 21:
         return JF_K("propertiesWithHistory");
     default:
         return 0;
     }
 #undef JF_K
+}
+
+/*
+ * Whether the member whose key is in j->key and whose value is at pos is
+ * kept (1; 0: cut), or fails the answer (-1: a record's scalar member that
+ * holds an object or array, which may be record data).
+ */
+static int jf_hs_keeps(struct jf *j, int root)
+{
+    int kind = jf_hs_known(&j->key, root);
+
+    if (kind == 2 && (j->in[j->pos] == '{' || j->in[j->pos] == '['))
+        return jf_fail(j, j->pos, "an object where a record has a scalar");
+    return kind != 0;
 }
 
 /*
@@ -1074,7 +1094,9 @@ static int jf_hs_record(struct jf *j, const struct rules_object *o, int depth,
                                           : jf_skip(j, depth + 1);
         } else if (c == '[' && root != NULL && jf_is(&j->key, "results", 7)) {
             rc = jf_hs_results(j, o, depth + 1);
-        } else if (jf_hs_known(&j->key, root != NULL)) {
+        } else if ((rc = jf_hs_keeps(j, root != NULL)) != 0) {
+            if (rc < 0)
+                return -1;
             /* (the root's look-ahead reuses j->key: the key is not compared after it) */
             rc = c == '{' && jf_is(&j->key, "associations", 12)
                      ? (root == NULL ? 1 : jf_hs_root_filters(j, root, m.ks))
@@ -1117,7 +1139,7 @@ static int jf_hs_results(struct jf *j, const struct rules_object *o, int depth)
 static int jf_hs_links(struct jf *j)
 {
     struct jf_members m = {0, 0, 0, 0};
-    int more;
+    int more, keep;
 
     for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', m.kept == 0)) {
         if (jf_key(j, &m, &j->key) < 0)
@@ -1126,7 +1148,9 @@ static int jf_hs_links(struct jf *j)
             return jf_fail(j, j->pos, "premature end of input");
         if (jf_is_bag_key(&j->key) && jf_hs_stray_bag(j) < 0)
             return -1;
-        if (jf_hs_known(&j->key, 1)) {
+        if ((keep = jf_hs_keeps(j, 1)) < 0)
+            return -1;
+        if (keep) {
             if (jf_hs_walk(j, 1) < 0)
                 return -1;
             jf_keep(j, &m);
@@ -1210,12 +1234,13 @@ static int jf_sf_records(struct jf *j, int depth)
 }
 
 /*
- * A readable field's object value (no attributes, no records), kept whole
- * only when it is a compound value: an address or a location, whose members
- * are scalars named in filter_sf_compound_keys. Anything else (a parent
- * record without attributes) fails the answer.
+ * An object kept whole (at pos): a readable field's compound value (an
+ * address, a location: names of filter_sf_compound_keys) or a record's
+ * attributes. Its members must be scalars with the given names; anything
+ * else (a parent record without attributes, record data in attributes)
+ * fails the answer.
  */
-static int jf_sf_compound(struct jf *j, int depth)
+static int jf_sf_flat(struct jf *j, const struct filter_name *names, int depth)
 {
     struct jf_members m;
     int more;
@@ -1227,10 +1252,8 @@ static int jf_sf_compound(struct jf *j, int depth)
             return -1;
         if (j->pos >= j->len)
             return jf_fail(j, j->pos, "premature end of input");
-        if (!jf_in(&j->key, filter_sf_compound_keys) || j->in[j->pos] == '{' ||
-            j->in[j->pos] == '[')
-            return jf_fail(j, m.ks,
-                           "an object field that is neither a record nor a compound value");
+        if (!jf_in(&j->key, names) || j->in[j->pos] == '{' || j->in[j->pos] == '[')
+            return jf_fail(j, m.ks, "an object that is neither a record nor a compound value");
         if (jf_skip(j, depth + 1) < 0)
             return -1;
     }
@@ -1282,7 +1305,14 @@ static int jf_sf_record(struct jf *j, const struct jf_info *info, int depth)
             continue;
         }
         if (jf_is(&j->key, "attributes", 10) || strcasecmp(j->key.s, "Id") == 0) {
-            if (jf_skip(j, depth + 1) < 0)
+            /* kept whole, so they must hold no record data: an Id is a scalar, attributes
+             * only the names of filter_sf_attributes_keys, with scalar values */
+            if (j->in[vs] == '[' || (j->in[vs] == '{' && j->key.len == 2)) {
+                jf_fail(j, vs, "an Id that is not a scalar");
+                goto fail;
+            }
+            if ((j->in[vs] == '{' ? jf_sf_flat(j, filter_sf_attributes_keys, depth + 1)
+                                  : jf_skip(j, depth + 1)) < 0)
                 goto fail;
             jf_keep(j, &m);
             continue;
@@ -1313,7 +1343,7 @@ static int jf_sf_record(struct jf *j, const struct jf_info *info, int depth)
             free(ni.dropped);
             ni.dropped = NULL;
             /* Kept whole only as a compound value (an address, a location). */
-            if (readable && jf_sf_compound(j, depth + 1) < 0)
+            if (readable && jf_sf_flat(j, filter_sf_compound_keys, depth + 1) < 0)
                 goto fail;
         } else if (j->in[vs] == '[' && readable && jf_sf_empty_array(j) < 0) {
             goto fail; /* no field holds an array: records in it would pass unfiltered */

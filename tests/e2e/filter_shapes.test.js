@@ -191,7 +191,26 @@ const CASES = [
     want: { portalId: 62515, companyId: 202, isDeleted: false, properties: { name: { value: 'Acme', timestamp: 1, source: 'API', versions: [{ name: 'name', value: 'Acme' }] } } },
   },
 
+  {
+    name: 'hubspot: a record\'s identity member holding an object refuses the answer', bug: true,
+    crm: 'hubspot', method: 'GET', path: '/crm/v3/objects/contacts/101',
+    answer: hsRec('101', { email: 'a@x.io' }, { updatedAt: { at: '2026-01-02', by: { phone: 'LEAK-identity' } } }),
+    refused: true,
+  },
+
   /* ---------------- Salesforce ---------------- */
+  {
+    name: 'salesforce: attributes that carry a record refuse the answer', bug: true,
+    crm: 'salesforce', method: 'GET', path: `${DATA}/sobjects/Contact/${CON}`,
+    answer: { attributes: { ...sfAttr('Contact', CON), related: { attributes: sfAttr('Contact', CON), Phone: 'LEAK-attributes' } }, Id: CON, LastName: 'L' },
+    refused: true,
+  },
+  {
+    name: 'salesforce: an Id holding an object refuses the answer', bug: true,
+    crm: 'salesforce', method: 'GET', path: `${DATA}/sobjects/Contact/${CON}`,
+    answer: { attributes: sfAttr('Contact', CON), Id: { value: CON, Phone: 'LEAK-id' }, LastName: 'L' },
+    refused: true,
+  },
   {
     name: 'salesforce: a record without attributes in a query\'s records refuses the answer', bug: true,
     crm: 'salesforce', method: 'GET', path: `${DATA}/query?q=${encodeURIComponent('SELECT Id, LastName FROM Contact')}`,

@@ -959,19 +959,28 @@ struct hs_doc {
     const char *pre, *post;
 };
 
-/* Whether the HubSpot filter keeps member key in doc. */
-static int hs_keeps(const struct hs_doc *doc, const char *key, enum filter_hs_shape shape)
+/*
+ * Whether the HubSpot filter keeps member key, with the value value, in doc: 1 kept, 0 cut,
+ * -1 the answer refused.
+ */
+static int hs_keeps_value(const struct hs_doc *doc, const char *key, const char *value,
+                          enum filter_hs_shape shape)
 {
     struct jsonfilter_out out = {NULL, 0, 0};
     char in[256], err[256];
     size_t removed = 9;
+    int rc;
 
-    snprintf(in, sizeof(in), "%s\"%s\":1%s", doc->pre, key, doc->post);
-    assert_int_equal(jsonfilter_hubspot(test_ws[0], "contacts", shape, in, strlen(in), &out,
-                                        &removed, err, sizeof(err)),
-                     0);
+    snprintf(in, sizeof(in), "%s\"%s\":%s%s", doc->pre, key, value, doc->post);
+    rc = jsonfilter_hubspot(test_ws[0], "contacts", shape, in, strlen(in), &out, &removed, err,
+                            sizeof(err));
     jsonfilter_out_free(&out);
-    return removed == 0;
+    return rc < 0 ? -1 : removed == 0;
+}
+
+static int hs_keeps(const struct hs_doc *doc, const char *key, enum filter_hs_shape shape)
+{
+    return hs_keeps_value(doc, key, "1", shape);
 }
 
 /*
@@ -995,6 +1004,12 @@ static void test_hs_known_members(void **state)
         assert_false(hs_keeps(&rec, twin, FILTER_HS_RECORDS));
         snprintf(twin, sizeof(twin), "%.*s", (int)k->n - 1, k->s);
         assert_false(hs_keeps(&elem, twin, FILTER_HS_RECORDS));
+        /* an identity member holding an object or an array refuses the answer */
+        if (k->scalar) {
+            assert_int_equal(hs_keeps_value(&elem, k->s, "{\"a\":1}", FILTER_HS_RECORDS), -1);
+            assert_int_equal(hs_keeps_value(&links, k->s, "[2]", FILTER_HS_LINKS), -1);
+            assert_int_equal(hs_keeps_value(&rec, k->s, "null", FILTER_HS_RECORDS), 1);
+        }
     }
     for (const struct filter_name *k = filter_hs_root_keys; k->s != NULL; k++, n++) {
         assert_true(hs_keeps(&rec, k->s, FILTER_HS_RECORDS));
