@@ -848,6 +848,18 @@ static int jf_prescan(struct jf *j, size_t at, struct jf_info *info, int dups)
     return 0;
 }
 
+/* The elements of the array at pos, each handled by each at depth + 1. */
+static int jf_elements(struct jf *j, int depth, int (*each)(struct jf *, int))
+{
+    int more;
+
+    for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
+        if (each(j, depth + 1) < 0)
+            return -1;
+    }
+    return more;
+}
+
 /* ---- HubSpot ---- */
 
 /*
@@ -968,6 +980,19 @@ static int jf_hs_stray_bag(struct jf *j)
     return jf_fail(j, j->pos, "record data where crmgate expects none");
 }
 
+/*
+ * A member's key (into j->key) outside a record position; fails on a
+ * bag-named member holding record data (jf_hs_stray_bag).
+ */
+static int jf_hs_key(struct jf *j, struct jf_members *m)
+{
+    if (jf_key(j, m, &j->key) < 0)
+        return -1;
+    if (j->pos >= j->len)
+        return jf_fail(j, j->pos, "premature end of input");
+    return jf_is_bag_key(&j->key) ? jf_hs_stray_bag(j) : 0;
+}
+
 /* Validate the value at pos and step over it, failing on any record data in it. */
 static int jf_hs_walk(struct jf *j, int depth)
 {
@@ -977,23 +1002,12 @@ static int jf_hs_walk(struct jf *j, int depth)
         return jf_skip(j, depth); /* a scalar, or the end: jf_skip validates or fails */
     if (jf_depth(j, depth) < 0)
         return -1;
-    if (j->in[j->pos] == '[') {
-        for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
-            if (jf_hs_walk(j, depth + 1) < 0)
-                return -1;
-        }
-        return more;
-    }
+    if (j->in[j->pos] == '[')
+        return jf_elements(j, depth, jf_hs_walk);
     for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', 0)) {
         struct jf_members m;
 
-        if (jf_key(j, &m, &j->key) < 0)
-            return -1;
-        if (j->pos >= j->len)
-            return jf_fail(j, j->pos, "premature end of input");
-        if (jf_is_bag_key(&j->key) && jf_hs_stray_bag(j) < 0)
-            return -1;
-        if (jf_hs_walk(j, depth + 1) < 0)
+        if (jf_hs_key(j, &m) < 0 || jf_hs_walk(j, depth + 1) < 0)
             return -1;
     }
     return more;
@@ -1142,13 +1156,7 @@ static int jf_hs_links(struct jf *j)
     int more, keep;
 
     for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', m.kept == 0)) {
-        if (jf_key(j, &m, &j->key) < 0)
-            return -1;
-        if (j->pos >= j->len)
-            return jf_fail(j, j->pos, "premature end of input");
-        if (jf_is_bag_key(&j->key) && jf_hs_stray_bag(j) < 0)
-            return -1;
-        if ((keep = jf_hs_keeps(j, 1)) < 0)
+        if (jf_hs_key(j, &m) < 0 || (keep = jf_hs_keeps(j, 1)) < 0)
             return -1;
         if (keep) {
             if (jf_hs_walk(j, 1) < 0)
@@ -1168,17 +1176,12 @@ static int jf_sf_object(struct jf *j, const struct jf_info *info, int depth);
 static int jf_sf_value(struct jf *j, int depth)
 {
     struct jf_info info;
-    int more, rc;
+    int rc;
 
     if (jf_depth(j, depth) < 0)
         return -1;
-    if (j->in[j->pos] == '[') {
-        for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
-            if (jf_sf_value(j, depth + 1) < 0)
-                return -1;
-        }
-        return more;
-    }
+    if (j->in[j->pos] == '[')
+        return jf_elements(j, depth, jf_sf_value);
     if (j->in[j->pos] != '{')
         return jf_skip(j, depth);
     if (jf_prescan(j, j->pos, &info, 1) < 0) {
