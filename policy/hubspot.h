@@ -23,16 +23,14 @@
  * Denied (one CRM_VERB_UNKNOWN op whose detail says why): an encoded "/" or
  * "\", a "." or ".." segment, a raw ";" in the path or the query (path
  * parameters and a parameter separator to some servers), a NUL or control
- * byte, an invalid or double ("%252F") percent escape; a query parameter spelled like a known one in
- * another case ("Properties"); a repeated idProperty or archived; a known
- * parameter on an endpoint that does not take it; any Content-Encoding but
- * identity; a JSON body that does not parse, repeats a key or has a shape
- * or key the endpoint does not define; a body where none is expected; a
- * property value that is not a scalar; the same property written twice in
- * a legacy list; an empty batch; and any X-HTTP-Method-Override header.
- * HubSpot does not document that header, but its Java front end could honour
- * it (as Jersey and Google front ends do), which would run a request we
- * classified as GET as a DELETE; no HubSpot client sends it, so it is denied.
+ * byte, an invalid or double ("%252F") percent escape; a query parameter spelled like a known one
+ * in another case ("Properties"); a repeated idProperty or archived; a known parameter on an
+ * endpoint that does not take it; any Content-Encoding but identity; a JSON body that does not
+ * parse, repeats a key or has a shape or key the endpoint does not define; a body where none is
+ * expected; a property value that is not a scalar; the same property written twice in a legacy
+ * list; an empty batch; and any X-HTTP-Method-Override header. HubSpot does not document that
+ * header, but its Java front end could honour it (as Jersey and Google front ends do), which would
+ * run a request we classified as GET as a DELETE; no HubSpot client sends it, so it is denied.
  *
  * Representation choices the decide stage relies on:
  *  - Reading associations (GET ...?associations=companies, the v3/v4

@@ -71,6 +71,7 @@ struct jf {
     int failed;
     int oom;    /* the failure was memory running out */
     int unique; /* jsonfilter_parse_unique: a repeated key fails the parse */
+    enum filter_hs_shape hs_shape;
     struct jf_str key, aux;
     struct jf_slot *slots; /* small_slots or heap; NULL until first used */
     size_t nslots;
@@ -87,6 +88,8 @@ struct jf_info {
     size_t assoc_koff; /* key of the last "associations", else JF_NONE */
     int records;       /* "records" is an array */
     int props, hist;   /* "properties" / "propertiesWithHistory" are objects */
+    int attrs;         /* has "attributes" (a record when type_off is set) */
+    int has_id;        /* has an "Id" member */
     uint64_t *dropped; /* bit per member superseded by a later duplicate; NULL: none */
 };
 
@@ -778,7 +781,7 @@ static int jf_prescan(struct jf *j, size_t at, struct jf_info *info, int dups)
     uint32_t ord = 0;
 
     info->type_off = info->assoc_koff = JF_NONE;
-    info->records = info->props = info->hist = 0;
+    info->records = info->props = info->hist = info->attrs = info->has_id = 0;
     info->dropped = NULL;
     if (dups) {
         if (j->slots == NULL) {
@@ -809,6 +812,7 @@ static int jf_prescan(struct jf *j, size_t at, struct jf_info *info, int dups)
             return -1;
         if (jf_is(&j->key, "attributes", 10)) {
             info->type_off = JF_NONE;
+            info->attrs = 1;
             if (c == '{' && jf_peek_type(j, p, &info->type_off) < 0)
                 return -1;
         } else if (jf_is(&j->key, "records", 7)) {
@@ -819,6 +823,8 @@ static int jf_prescan(struct jf *j, size_t at, struct jf_info *info, int dups)
             info->hist = c == '{';
         } else if (jf_is(&j->key, "associations", 12)) {
             info->assoc_koff = koff;
+        } else if (jf_is(&j->key, "Id", 2)) {
+            info->has_id = 1;
         }
         if (jf_fast_skip(j, &p) < 0)
             return -1;
@@ -842,11 +848,175 @@ static int jf_prescan(struct jf *j, size_t at, struct jf_info *info, int dups)
     return 0;
 }
 
+/* The elements of the array at pos, each handled by each at depth + 1. */
+static int jf_elements(struct jf *j, int depth, int (*each)(struct jf *, int))
+{
+    int more;
+
+    for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
+        if (each(j, depth + 1) < 0)
+            return -1;
+    }
+    return more;
+}
+
 /* ---- HubSpot ---- */
 
 /*
+ * Fail closed: a record is an object with a "properties" or
+ * "propertiesWithHistory" bag, and records are expected only at the root
+ * and in the root's "results" (FILTER_HS_RECORDS). A bag anywhere else
+ * (under a new key, in associations, in a batch error, in an association or
+ * schema answer) refuses the whole answer; a member of a record or of the
+ * root that crmgate does not know is cut (filter.h).
+ */
+
+static int jf_is_bag_key(const struct jf_str *k)
+{
+    return jf_is(k, "properties", 10) || jf_is(k, "propertiesWithHistory", 21);
+}
+
+/* Whether k is one of names (filter.h). */
+static int jf_in(const struct jf_str *k, const struct filter_name *names)
+{
+    for (; names->s != NULL; names++) {
+        if (k->len == names->n && memcmp(k->s, names->s, k->len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * What k is: 0 in neither filter_hs_record_keys nor, at the root,
+ * filter_hs_root_keys; 2 a record's scalar member (FILTER_SCALAR); 1 any
+ * other of theirs. jf_in on both lists, by length (this runs for every
+ * member of every HubSpot record; a loop over the lists cost a read 3% of
+ * the filter's time). test_jsonfilter.c holds it to the lists.
+ */
+static int jf_hs_known(const struct jf_str *k, int root)
+{
+#define JF_K(lit) (memcmp(k->s, lit, sizeof(lit) - 1) == 0)
+    switch (k->len) {
+    case 2:
+        return JF_K("id") ? 2 : 0;
+    case 3:
+        return JF_K("url") || JF_K("new") || JF_K("vid") ? 2 : 0;
+    case 5:
+        return root && (JF_K("total") || JF_K("links") || JF_K("error") || JF_K("isNew"));
+    case 6:
+        if (JF_K("dealId"))
+            return 2;
+        return root && (JF_K("paging") || JF_K("status") || JF_K("errors") || JF_K("reason") ||
+                        JF_K("labels"));
+    case 7:
+        return root && (JF_K("results") || JF_K("message") || JF_K("context") || JF_K("deleted"));
+    case 8:
+        if (JF_K("archived") || JF_K("portalId"))
+            return 2;
+        return JF_K("warnings") || (root && JF_K("category"));
+    case 9:
+        if (JF_K("createdAt") || JF_K("updatedAt") || JF_K("companyId") || JF_K("isDeleted"))
+            return 2;
+        return root && (JF_K("startedAt") || JF_K("numErrors") || JF_K("errorType") ||
+                        JF_K("groupName") || JF_K("requestId"));
+    case 10:
+        if (JF_K("archivedAt"))
+            return 2;
+        return JF_K("properties") || (root && (JF_K("policyName") || JF_K("toObjectId")));
+    case 11:
+        return root && (JF_K("requestedAt") || JF_K("completedAt") || JF_K("subCategory"));
+    case 12:
+        return JF_K("associations") || (root && JF_K("fromObjectId"));
+    case 13:
+        return root && JF_K("correlationId");
+    case 14:
+        return root && JF_K("toObjectTypeId");
+    case 16:
+        return root && JF_K("fromObjectTypeId");
+    case 18:
+        return JF_K("objectWriteTraceId") ? 2 : 0;
+    case 21:
+        return JF_K("propertiesWithHistory");
+    default:
+        return 0;
+    }
+#undef JF_K
+}
+
+/*
+ * Whether the member whose key is in j->key and whose value is at pos is
+ * kept (1; 0: cut), or fails the answer (-1: a record's scalar member that
+ * holds an object or array, which may be record data).
+ */
+static int jf_hs_keeps(struct jf *j, int root)
+{
+    int kind = jf_hs_known(&j->key, root);
+
+    if (kind == 2 && (j->in[j->pos] == '{' || j->in[j->pos] == '['))
+        return jf_fail(j, j->pos, "an object where a record has a scalar");
+    return kind != 0;
+}
+
+/*
+ * A bag-named member whose value is at pos, outside a record position:
+ * fails the answer unless the value is null or [] (HubSpot answers a
+ * malformed batch update with "properties": []), or, in a schema answer,
+ * an array (an object schema's property definitions).
+ */
+static int jf_hs_stray_bag(struct jf *j)
+{
+    unsigned char c = j->in[j->pos];
+    size_t p;
+
+    if (c == '[') {
+        if (j->hs_shape == FILTER_HS_SCHEMA)
+            return 0;
+        p = jf_ws(j, j->pos + 1);
+        if (p < j->len && j->in[p] == ']')
+            return 0;
+    } else if (c != '{') {
+        return 0;
+    }
+    return jf_fail(j, j->pos, "record data where crmgate expects none");
+}
+
+/*
+ * A member's key (into j->key) outside a record position; fails on a
+ * bag-named member holding record data (jf_hs_stray_bag).
+ */
+static int jf_hs_key(struct jf *j, struct jf_members *m)
+{
+    if (jf_key(j, m, &j->key) < 0)
+        return -1;
+    if (j->pos >= j->len)
+        return jf_fail(j, j->pos, "premature end of input");
+    return jf_is_bag_key(&j->key) ? jf_hs_stray_bag(j) : 0;
+}
+
+/* Validate the value at pos and step over it, failing on any record data in it. */
+static int jf_hs_walk(struct jf *j, int depth)
+{
+    int more;
+
+    if (j->pos >= j->len || (j->in[j->pos] != '[' && j->in[j->pos] != '{'))
+        return jf_skip(j, depth); /* a scalar, or the end: jf_skip validates or fails */
+    if (jf_depth(j, depth) < 0)
+        return -1;
+    if (j->in[j->pos] == '[')
+        return jf_elements(j, depth, jf_hs_walk);
+    for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', 0)) {
+        struct jf_members m;
+
+        if (jf_hs_key(j, &m) < 0 || jf_hs_walk(j, depth + 1) < 0)
+            return -1;
+    }
+    return more;
+}
+
+/*
  * properties / propertiesWithHistory (members readable under o; none when
- * o is NULL), or with listed, associations (members naming a listed type).
+ * o is NULL), or with listed, associations (members naming a listed type,
+ * whose values must hold no record data).
  */
 static int jf_hs_members(struct jf *j, const struct rules_object *o, int listed, int depth)
 {
@@ -856,15 +1026,18 @@ static int jf_hs_members(struct jf *j, const struct rules_object *o, int listed,
     if (jf_depth(j, depth) < 0)
         return -1;
     for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', m.kept == 0)) {
-        int keep;
+        int keep, rc;
 
         if (jf_key(j, &m, &j->key) < 0)
             return -1;
+        if (j->pos >= j->len)
+            return jf_fail(j, j->pos, "premature end of input");
         if (listed)
             keep = rules_object_find(j->rc, j->key.s) != NULL;
         else
             keep = o != NULL && rules_can_read(o, j->key.s);
-        if (jf_skip(j, depth + 1) < 0)
+        rc = keep && listed ? jf_hs_walk(j, depth + 1) : jf_skip(j, depth + 1);
+        if (rc < 0)
             return -1;
         if (keep)
             jf_keep(j, &m);
@@ -903,7 +1076,9 @@ static int jf_hs_root_filters(struct jf *j, struct jf_hs_root *root, size_t ks)
 /*
  * A record (root NULL: an element of the root's results) or the root. As
  * filter_hubspot_record; the root's associations only when the root is a
- * record, and its results.
+ * record, and its results. A bag that is not an object (or null, or [])
+ * fails the answer; members neither a record's nor (at the root) a
+ * collection's or an error's are cut.
  */
 static int jf_hs_record(struct jf *j, const struct rules_object *o, int depth,
                         struct jf_hs_root *root)
@@ -913,7 +1088,7 @@ static int jf_hs_record(struct jf *j, const struct rules_object *o, int depth,
 
     if (jf_depth(j, depth) < 0)
         return -1;
-    for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', 0)) {
+    for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', m.kept == 0)) {
         unsigned char c;
         int rc;
 
@@ -927,18 +1102,31 @@ static int jf_hs_record(struct jf *j, const struct rules_object *o, int depth,
          * not a record: that happens only to occurrences a later duplicate
          * replaces, which a first-wins parser would otherwise see whole.
          */
-        if (c == '{' &&
-            (jf_is(&j->key, "properties", 10) || jf_is(&j->key, "propertiesWithHistory", 21)))
-            rc = jf_hs_members(j, o, 0, depth + 1);
-        else if (c == '{' && jf_is(&j->key, "associations", 12) &&
-                 (rc = root == NULL ? 1 : jf_hs_root_filters(j, root, m.ks)) != 0)
-            rc = rc < 0 ? -1 : jf_hs_members(j, NULL, 1, depth + 1);
-        else if (c == '[' && root != NULL && jf_is(&j->key, "results", 7))
+        if (jf_is_bag_key(&j->key)) {
+            rc = c == '{'                 ? jf_hs_members(j, o, 0, depth + 1)
+                 : jf_hs_stray_bag(j) < 0 ? -1
+                                          : jf_skip(j, depth + 1);
+        } else if (c == '[' && root != NULL && jf_is(&j->key, "results", 7)) {
             rc = jf_hs_results(j, o, depth + 1);
-        else
-            rc = jf_skip(j, depth + 1);
+        } else if ((rc = jf_hs_keeps(j, root != NULL)) != 0) {
+            if (rc < 0)
+                return -1;
+            /* (the root's look-ahead reuses j->key: the key is not compared after it) */
+            rc = c == '{' && jf_is(&j->key, "associations", 12)
+                     ? (root == NULL ? 1 : jf_hs_root_filters(j, root, m.ks))
+                     : 0;
+            if (rc > 0)
+                rc = jf_hs_members(j, NULL, 1, depth + 1);
+            else if (rc == 0)
+                rc = jf_hs_walk(j, depth + 1);
+        } else {
+            if (jf_skip(j, depth + 1) < 0 || jf_drop(j, &m) < 0)
+                return -1;
+            continue;
+        }
         if (rc < 0)
             return -1;
+        jf_keep(j, &m);
     }
     return more;
 }
@@ -951,9 +1139,32 @@ static int jf_hs_results(struct jf *j, const struct rules_object *o, int depth)
         return -1;
     for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
         int rc = j->pos < j->len && j->in[j->pos] == '{' ? jf_hs_record(j, o, depth + 1, NULL)
-                                                         : jf_skip(j, depth + 1);
+                                                         : jf_hs_walk(j, depth + 1);
         if (rc < 0)
             return -1;
+    }
+    return more;
+}
+
+/*
+ * The root of an answer that carries no records (FILTER_HS_LINKS): known
+ * members are walked (record data in them fails the answer), others cut.
+ */
+static int jf_hs_links(struct jf *j)
+{
+    struct jf_members m = {0, 0, 0, 0};
+    int more, keep;
+
+    for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', m.kept == 0)) {
+        if (jf_hs_key(j, &m) < 0 || (keep = jf_hs_keeps(j, 1)) < 0)
+            return -1;
+        if (keep) {
+            if (jf_hs_walk(j, 1) < 0)
+                return -1;
+            jf_keep(j, &m);
+        } else if (jf_skip(j, 1) < 0 || jf_drop(j, &m) < 0) {
+            return -1;
+        }
     }
     return more;
 }
@@ -965,17 +1176,12 @@ static int jf_sf_object(struct jf *j, const struct jf_info *info, int depth);
 static int jf_sf_value(struct jf *j, int depth)
 {
     struct jf_info info;
-    int more, rc;
+    int rc;
 
     if (jf_depth(j, depth) < 0)
         return -1;
-    if (j->in[j->pos] == '[') {
-        for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
-            if (jf_sf_value(j, depth + 1) < 0)
-                return -1;
-        }
-        return more;
-    }
+    if (j->in[j->pos] == '[')
+        return jf_elements(j, depth, jf_sf_value);
     if (j->in[j->pos] != '{')
         return jf_skip(j, depth);
     if (jf_prescan(j, j->pos, &info, 1) < 0) {
@@ -994,6 +1200,79 @@ static int jf_sf_type(struct jf *j, size_t type_off, const struct rules_object *
         return -1;
     *o = rules_object_find(j->rc, j->aux.s);
     return 0;
+}
+
+/* The elements of records / searchRecords: each a record or null. */
+static int jf_sf_records(struct jf *j, int depth)
+{
+    struct jf_info info;
+    int more, rc;
+
+    if (jf_depth(j, depth) < 0)
+        return -1;
+    for (more = jf_open(j, ']'); more > 0; more = jf_next(j, ']', 0)) {
+        if (j->pos >= j->len)
+            return jf_fail(j, j->pos, "premature end of input");
+        if (j->in[j->pos] == 'n') {
+            if (jf_literal(j, "null") < 0)
+                return -1;
+            continue;
+        }
+        if (j->in[j->pos] != '{')
+            return jf_fail(j, j->pos, "a query result that is not a record");
+        if (jf_prescan(j, j->pos, &info, 1) < 0) {
+            free(info.dropped);
+            return -1;
+        }
+        if (info.type_off == JF_NONE) {
+            free(info.dropped);
+            return jf_fail(j, j->pos, "a query result that is not a typed record");
+        }
+        rc = jf_sf_object(j, &info, depth + 1);
+        free(info.dropped);
+        if (rc < 0)
+            return -1;
+    }
+    return more;
+}
+
+/*
+ * An object kept whole (at pos): a readable field's compound value (an
+ * address, a location: names of filter_sf_compound_keys) or a record's
+ * attributes. Its members must be scalars with the given names; anything
+ * else (a parent record without attributes, record data in attributes)
+ * fails the answer.
+ */
+static int jf_sf_flat(struct jf *j, const struct filter_name *names, int depth)
+{
+    struct jf_members m;
+    int more;
+
+    if (jf_depth(j, depth) < 0)
+        return -1;
+    for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', 0)) {
+        if (jf_key(j, &m, &j->key) < 0)
+            return -1;
+        if (j->pos >= j->len)
+            return jf_fail(j, j->pos, "premature end of input");
+        if (!jf_in(&j->key, names) || j->in[j->pos] == '{' || j->in[j->pos] == '[')
+            return jf_fail(j, m.ks, "an object that is neither a record nor a compound value");
+        if (jf_skip(j, depth + 1) < 0)
+            return -1;
+    }
+    return more;
+}
+
+/* A readable field's array value: only [] passes. */
+static int jf_sf_empty_array(struct jf *j)
+{
+    size_t p = jf_ws(j, j->pos + 1);
+
+    if (p < j->len && j->in[p] == ']') {
+        j->pos = p + 1;
+        return 0;
+    }
+    return jf_fail(j, j->pos, "an array field");
 }
 
 /*
@@ -1029,7 +1308,14 @@ static int jf_sf_record(struct jf *j, const struct jf_info *info, int depth)
             continue;
         }
         if (jf_is(&j->key, "attributes", 10) || strcasecmp(j->key.s, "Id") == 0) {
-            if (jf_skip(j, depth + 1) < 0)
+            /* kept whole, so they must hold no record data: an Id is a scalar, attributes
+             * only the names of filter_sf_attributes_keys, with scalar values */
+            if (j->in[vs] == '[' || (j->in[vs] == '{' && j->key.len == 2)) {
+                jf_fail(j, vs, "an Id that is not a scalar");
+                goto fail;
+            }
+            if ((j->in[vs] == '{' ? jf_sf_flat(j, filter_sf_attributes_keys, depth + 1)
+                                  : jf_skip(j, depth + 1)) < 0)
                 goto fail;
             jf_keep(j, &m);
             continue;
@@ -1038,6 +1324,10 @@ static int jf_sf_record(struct jf *j, const struct jf_info *info, int depth)
         if (j->in[vs] == '{') {
             if (jf_prescan(j, vs, &ni, 1) < 0)
                 goto fail;
+            if (ni.attrs && ni.type_off == JF_NONE) {
+                jf_fail(j, vs, "a record without a type");
+                goto fail;
+            }
             if (ni.type_off != JF_NONE || ni.records) {
                 if (ni.type_off != JF_NONE && jf_sf_type(j, ni.type_off, &no) < 0)
                     goto fail;
@@ -1055,8 +1345,13 @@ static int jf_sf_record(struct jf *j, const struct jf_info *info, int depth)
             }
             free(ni.dropped);
             ni.dropped = NULL;
+            /* Kept whole only as a compound value (an address, a location). */
+            if (readable && jf_sf_flat(j, filter_sf_compound_keys, depth + 1) < 0)
+                goto fail;
+        } else if (j->in[vs] == '[' && readable && jf_sf_empty_array(j) < 0) {
+            goto fail; /* no field holds an array: records in it would pass unfiltered */
         }
-        if (jf_skip(j, depth + 1) < 0)
+        if (j->pos == vs && jf_skip(j, depth + 1) < 0)
             goto fail;
         if (readable)
             jf_keep(j, &m);
@@ -1070,7 +1365,12 @@ fail:
     return -1;
 }
 
-/* An object: a record when it has attributes.type, else every member is walked. */
+/*
+ * An object: a record when it has attributes.type, else every member is
+ * walked. Fails closed on what is a record but cannot be typed: attributes
+ * without a type, an "Id" without attributes, an element of "records" or
+ * "searchRecords" that is not a record or null.
+ */
 static int jf_sf_object(struct jf *j, const struct jf_info *info, int depth)
 {
     struct jf_members m = {0, 0, 0, 0};
@@ -1080,9 +1380,22 @@ static int jf_sf_object(struct jf *j, const struct jf_info *info, int depth)
         return -1;
     if (info->type_off != JF_NONE)
         return jf_sf_record(j, info, depth);
+    if (info->attrs)
+        return jf_fail(j, j->pos, "a record without a type");
+    if (info->has_id)
+        return jf_fail(j, j->pos, "a record without attributes");
     for (more = jf_open(j, '}'); more > 0; more = jf_next(j, '}', 0)) {
-        if (jf_key(j, &m, NULL) < 0 || jf_sf_value(j, depth + 1) < 0)
+        if (jf_key(j, &m, &j->key) < 0)
             return -1;
+        if (j->pos >= j->len)
+            return jf_fail(j, j->pos, "premature end of input");
+        if (j->in[j->pos] == '[' &&
+            (jf_is(&j->key, "records", 7) || jf_is(&j->key, "searchRecords", 13))) {
+            if (jf_sf_records(j, depth + 1) < 0)
+                return -1;
+        } else if (jf_sf_value(j, depth + 1) < 0) {
+            return -1;
+        }
     }
     return more;
 }
@@ -1102,6 +1415,7 @@ static void jf_init(struct jf *j, const char *in, size_t len, struct jsonfilter_
     j->failed = 0;
     j->oom = 0;
     j->unique = 0;
+    j->hs_shape = FILTER_HS_RECORDS;
     j->key.heap = j->aux.heap = NULL;
     j->key.s = j->key.small;
     j->aux.s = j->aux.small;
@@ -1144,12 +1458,14 @@ static int jf_run(struct jf *j, int salesforce, const struct rules_object *o, si
     }
     if (salesforce) {
         rc = jf_sf_value(j, 0);
-    } else if (j->in[j->pos] == '{') {
-        struct jf_hs_root root = {j->pos, 0, {JF_NONE, JF_NONE, 0, 0, 0, NULL}};
+    } else if (j->in[j->pos] == '{' && j->hs_shape == FILTER_HS_RECORDS) {
+        struct jf_hs_root root = {j->pos, 0, {JF_NONE, JF_NONE, 0, 0, 0, 0, 0, NULL}};
 
         rc = jf_hs_record(j, o, 0, &root);
+    } else if (j->in[j->pos] == '{' && j->hs_shape == FILTER_HS_LINKS) {
+        rc = jf_hs_links(j);
     } else {
-        rc = jf_skip(j, 0); /* filter.c leaves a root array alone */
+        rc = jf_hs_walk(j, 0); /* a root array, or a schema answer: no record anywhere */
     }
     if (rc < 0)
         goto fail;
@@ -1177,13 +1493,15 @@ done:
     return rc;
 }
 
-int jsonfilter_hubspot(const struct rules_ws *ws, const char *object, const char *in, size_t len,
-                       struct jsonfilter_out *out, size_t *removed, char *err, size_t errlen)
+int jsonfilter_hubspot(const struct rules_ws *ws, const char *object, enum filter_hs_shape shape,
+                       const char *in, size_t len, struct jsonfilter_out *out, size_t *removed,
+                       char *err, size_t errlen)
 {
     const struct rules_crm *rc = rules_crm_of(ws, CRM_HUBSPOT);
     struct jf j;
 
     jf_init(&j, in, len, out, rc, err, errlen);
+    j.hs_shape = shape;
     return jf_run(&j, 0, object != NULL ? rules_object_find(rc, object) : NULL, removed);
 }
 

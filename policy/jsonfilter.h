@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 
+#include "filter.h"
 #include "rules.h"
 
 /*
@@ -49,21 +50,24 @@ void jsonfilter_out_free(struct jsonfilter_out *out);
 
 /*
  * HubSpot: filter the answer in[0..len) to a request on object (its type
- * name, e.g. "contacts"; NULL counts as unlisted) as policy_filter_hubspot
- * does. Returns 0 with out holding the filtered JSON and *removed the
- * number of values taken out; when *removed is 0, out holds a copy of the
- * input and the caller may keep the original bytes. Returns -1 with err set
- * when the input is not valid JSON, is deeper than JSONFILTER_MAX_DEPTH,
- * larger than JSONFILTER_MAX_BYTES, or memory runs out: the answer must then
- * be refused. out->len is 0 after a failure.
+ * name, e.g. "contacts"; NULL counts as unlisted) whose answer has the
+ * given shape, as policy_filter_hubspot does. Returns 0 with out holding
+ * the filtered JSON and *removed the number of values taken out; when
+ * *removed is 0, out holds a copy of the input and the caller may keep the
+ * original bytes. Returns -1 with err set when the input is not valid JSON,
+ * is deeper than JSONFILTER_MAX_DEPTH, larger than JSONFILTER_MAX_BYTES,
+ * carries record data where policy_filter_hubspot refuses it (there, any
+ * occurrence of a duplicate key counts), or memory runs out: the answer
+ * must then be refused. out->len is 0 after a failure.
  */
-int jsonfilter_hubspot(const struct rules_ws *ws, const char *object, const char *in, size_t len,
-                       struct jsonfilter_out *out, size_t *removed, char *err, size_t errlen);
+int jsonfilter_hubspot(const struct rules_ws *ws, const char *object, enum filter_hs_shape shape,
+                       const char *in, size_t len, struct jsonfilter_out *out, size_t *removed,
+                       char *err, size_t errlen);
 
 /*
  * Salesforce: as jsonfilter_hubspot, with the semantics of
  * policy_filter_salesforce (records are found anywhere by
- * "attributes": {"type": T}).
+ * "attributes": {"type": T}; record data that cannot be typed fails).
  */
 int jsonfilter_salesforce(const struct rules_ws *ws, const char *in, size_t len,
                           struct jsonfilter_out *out, size_t *removed, char *err, size_t errlen);

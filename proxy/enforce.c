@@ -262,12 +262,36 @@ static void enforce_remember_locators(struct enforce *ef, const char *p, size_t 
     }
 }
 
+/*
+ * Whether a HubSpot operation's answer carries records of its object:
+ * reads, lists and searches of records (not of a record's associations,
+ * which name the other side in to_object), creates, updates, upserts and
+ * merges. Deletes and association changes answer without records.
+ */
+static int enforce_carries_records(const struct crm_op *op)
+{
+    switch (op->verb) {
+    case CRM_VERB_READ:
+    case CRM_VERB_LIST:
+        return op->to_object == NULL;
+    case CRM_VERB_SEARCH:
+    case CRM_VERB_CREATE:
+    case CRM_VERB_UPDATE:
+    case CRM_VERB_UPSERT:
+    case CRM_VERB_MERGE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int enforce_response(struct enforce *ef, long status, const char *content_type,
                      struct evbuffer *body, char *why, size_t whylen)
 {
     size_t len = evbuffer_get_length(body), removed = 0;
     struct jsonfilter_out out = {0};
     const char *object = NULL, *in;
+    enum filter_hs_shape shape = FILTER_HS_SCHEMA;
     int rc;
 
     if (len == 0 || ef->ws == NULL)
@@ -288,11 +312,15 @@ int enforce_response(struct enforce *ef, long status, const char *content_type,
         (content_type == NULL || strcasestr(content_type, "json") == NULL))
         return 0;
     for (size_t i = 0; i < ef->ops.n; i++) {
-        enum crm_verb v = ef->ops.v[i].verb;
-        if (v == CRM_VERB_AUTH || v == CRM_VERB_REVOKE)
+        const struct crm_op *op = &ef->ops.v[i];
+        if (op->verb == CRM_VERB_AUTH || op->verb == CRM_VERB_REVOKE)
             return 0; /* token answers carry no CRM records */
-        if (object == NULL && v != CRM_VERB_SCHEMA_READ)
-            object = ef->ops.v[i].object;
+        if (object == NULL && op->verb != CRM_VERB_SCHEMA_READ)
+            object = op->object;
+        if (enforce_carries_records(op))
+            shape = FILTER_HS_RECORDS;
+        else if (op->verb != CRM_VERB_SCHEMA_READ && shape == FILTER_HS_SCHEMA)
+            shape = FILTER_HS_LINKS;
     }
     if (content_type == NULL || strcasestr(content_type, "json") == NULL) {
         snprintf(why, whylen,
@@ -306,7 +334,7 @@ int enforce_response(struct enforce *ef, long status, const char *content_type,
     if (ef->crm == CRM_SALESFORCE)
         rc = jsonfilter_salesforce(ef->ws, in, len, &out, &removed, why, whylen);
     else
-        rc = jsonfilter_hubspot(ef->ws, object, in, len, &out, &removed, why, whylen);
+        rc = jsonfilter_hubspot(ef->ws, object, shape, in, len, &out, &removed, why, whylen);
     if (rc < 0) {
         jsonfilter_out_free(&out);
         return -1;

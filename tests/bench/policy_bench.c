@@ -126,8 +126,8 @@ static int bench_once(const struct bench_case *bc, const struct rules_ws *ws)
         struct jsonfilter_out out = {0};
         char err[256];
         int rc = bc->crm == CRM_HUBSPOT
-                     ? jsonfilter_hubspot(ws, ops.v[0].object, bc->answer, strlen(bc->answer), &out,
-                                          &removed, err, sizeof(err))
+                     ? jsonfilter_hubspot(ws, ops.v[0].object, FILTER_HS_RECORDS, bc->answer,
+                                          strlen(bc->answer), &out, &removed, err, sizeof(err))
                      : jsonfilter_salesforce(ws, bc->answer, strlen(bc->answer), &out, &removed,
                                              err, sizeof(err));
         if (rc < 0) {

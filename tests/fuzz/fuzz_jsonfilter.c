@@ -4,11 +4,14 @@
  *
  * Input layout: byte 0 chooses the call: bit 0 Salesforce, bit 1 the
  * workspace (acme, or one with catch-all entries), bits 2-3 the HubSpot
- * object (contacts deals companies tickets); the rest is the CRM's answer.
+ * object (contacts deals companies tickets), bits 4-5 the HubSpot answer
+ * shape (records links schema records); the rest is the CRM's answer.
  * Invariants (fuzz_check): when jansson parses the answer the
  * streaming filter succeeds and its output parses to what the tree filter
  * leaves (or both refuse a too-deep answer; or the answer nests deeper than
- * the streaming filter inspects, or holds a NUL byte that jansson skips);
+ * the streaming filter inspects, or holds a NUL byte that jansson skips,
+ * or repeats a key: the streaming filter alone refuses record data in any
+ * occurrence);
  * when jansson refuses it, so does the streaming filter; no crash, no leak.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ipolicy \
@@ -60,6 +63,19 @@ static struct rules_ws *fuzz_ws(size_t i)
 }
 
 /*
+ * Whether in repeats a key in some object: the tree filter sees only the
+ * last occurrence, the streaming filter refuses record data in any (fail
+ * closed), so there it may refuse what the tree accepts.
+ */
+static int fuzz_has_duplicates(const char *in, size_t len)
+{
+    json_t *t = jsonfilter_parse_unique(in, len, NULL, 0);
+
+    json_decref(t);
+    return t == NULL;
+}
+
+/*
  * Run both filters on in. Returns 0 when they agree: jansson refuses and
  * the streaming filter fails; or the tree filter refuses (too deep) and so
  * does the streaming filter; or the streaming filter fails only because a
@@ -67,8 +83,9 @@ static struct rules_ws *fuzz_ws(size_t i)
  * tree filter left, and it reports a removal whenever its bytes differ from
  * the input. Else -1 with why.
  */
-static int fuzz_check(const struct rules_ws *ws, int salesforce, const char *object, const char *in,
-                      size_t len, char *why, size_t whylen)
+static int fuzz_check(const struct rules_ws *ws, int salesforce, const char *object,
+                      enum filter_hs_shape shape, const char *in, size_t len, char *why,
+                      size_t whylen)
 {
     struct jsonfilter_out out = {NULL, 0, 0};
     json_error_t jerr;
@@ -77,8 +94,9 @@ static int fuzz_check(const struct rules_ws *ws, int salesforce, const char *obj
     char err[256] = "";
     int rc, trc = 0, res = -1;
 
-    rc = salesforce ? jsonfilter_salesforce(ws, in, len, &out, &removed, err, sizeof(err))
-                    : jsonfilter_hubspot(ws, object, in, len, &out, &removed, err, sizeof(err));
+    rc = salesforce
+             ? jsonfilter_salesforce(ws, in, len, &out, &removed, err, sizeof(err))
+             : jsonfilter_hubspot(ws, object, shape, in, len, &out, &removed, err, sizeof(err));
     if (rc < 0 && (out.len != 0 || err[0] == '\0')) {
         snprintf(why, whylen, "failed without an error, or with output");
         goto done;
@@ -93,15 +111,15 @@ static int fuzz_check(const struct rules_ws *ws, int salesforce, const char *obj
     if (salesforce)
         trc = policy_filter_salesforce(ws, tree, &tremoved);
     else
-        tremoved = policy_filter_hubspot(ws, object, tree);
+        trc = policy_filter_hubspot(ws, object, shape, tree, &tremoved);
     if (trc < 0 || rc < 0) {
         /*
          * jansson skips one NUL byte after a number or literal (its lexer's
          * unget leaves a 0 that reads as an empty buffer); no JSON holds a
          * NUL byte, and the streaming filter refuses it.
          */
-        if (rc < 0 &&
-            (trc < 0 || fuzz_height(tree) > JSONFILTER_MAX_DEPTH || memchr(in, '\0', len) != NULL))
+        if (rc < 0 && (trc < 0 || fuzz_height(tree) > JSONFILTER_MAX_DEPTH ||
+                       memchr(in, '\0', len) != NULL || fuzz_has_duplicates(in, len)))
             res = 0;
         else
             snprintf(why, whylen, "tree %d, streaming %d (%s)", trc, rc, err);
@@ -143,6 +161,8 @@ done:
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const fuzz_objects[] = {"contacts", "deals", "companies", "tickets"};
+static const enum filter_hs_shape fuzz_shapes[] = {FILTER_HS_RECORDS, FILTER_HS_LINKS,
+                                                   FILTER_HS_SCHEMA, FILTER_HS_RECORDS};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -156,7 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             ws[i] = fuzz_ws(i);
     }
     if (fuzz_check(ws[(data[0] >> 1) & 1], data[0] & 1, fuzz_objects[(data[0] >> 2) & 3],
-                   (const char *)data + 1, size - 1, why, sizeof(why)) < 0) {
+                   fuzz_shapes[(data[0] >> 4) & 3], (const char *)data + 1, size - 1, why,
+                   sizeof(why)) < 0) {
         fprintf(stderr, "fuzz_jsonfilter: %s\n", why);
         abort();
     }

@@ -542,9 +542,9 @@ static json_t *filter_ok(const struct rules_ws *ws, int salesforce, const char *
     char err[256];
     json_error_t jerr;
     json_t *got;
-    int rc = salesforce
-                 ? jsonfilter_salesforce(ws, in, strlen(in), &out, removed, err, sizeof(err))
-                 : jsonfilter_hubspot(ws, object, in, strlen(in), &out, removed, err, sizeof(err));
+    int rc = salesforce ? jsonfilter_salesforce(ws, in, strlen(in), &out, removed, err, sizeof(err))
+                        : jsonfilter_hubspot(ws, object, FILTER_HS_RECORDS, in, strlen(in), &out,
+                                             removed, err, sizeof(err));
 
     if (rc != 0)
         fail_msg("%s: %s", in, err);
@@ -643,6 +643,7 @@ static void test_filter_cases(void **state)
         struct rules_ws *ws;
         const char *object;
         int salesforce, deep;
+        enum filter_hs_shape shape;
 
         assert_non_null(c);
         rules = json_dumps(json_object_get(c, "rules"), JSON_COMPACT);
@@ -652,7 +653,12 @@ static void test_filter_cases(void **state)
         want = json_object_get(c, "want");
         object = json_string_value(json_object_get(c, "object"));
         salesforce = strcmp(json_string_value(json_object_get(c, "crm")), "salesforce") == 0;
-        deep = json_is_true(json_object_get(c, "too_deep"));
+        deep = json_is_true(json_object_get(c, "too_deep")) ||
+               json_is_true(json_object_get(c, "refused"));
+        shape = json_object_get(c, "shape") == NULL ? FILTER_HS_RECORDS
+                : strcmp(json_string_value(json_object_get(c, "shape")), "links") == 0
+                    ? FILTER_HS_LINKS
+                    : FILTER_HS_SCHEMA;
         for (int style = 0; style < 4; style++) {
             struct jsonfilter_out out = {NULL, 0, 0};
             size_t removed = 0;
@@ -673,11 +679,11 @@ static void test_filter_cases(void **state)
             assert_non_null(text);
             rc = salesforce ? jsonfilter_salesforce(ws, text, strlen(text), &out, &removed, err,
                                                     sizeof(err))
-                            : jsonfilter_hubspot(ws, object, text, strlen(text), &out, &removed,
-                                                 err, sizeof(err));
+                            : jsonfilter_hubspot(ws, object, shape, text, strlen(text), &out,
+                                                 &removed, err, sizeof(err));
             if (deep) {
                 if (rc != -1)
-                    fail_msg("%s: too deep, yet accepted",
+                    fail_msg("%s: refused by the tree filter, yet accepted",
                              json_string_value(json_object_get(c, "name")));
             } else {
                 if (rc != 0)
@@ -735,13 +741,14 @@ static void test_differential(void **state)
 {
     struct gen g = {NULL, 0, 0, 0x9E3779B97F4A7C15ULL};
     char why[8192], *mut = NULL;
-    size_t nvalid = 0, nmut = 0, nrefused = 0, nremoved = 0;
+    size_t nvalid = 0, nmut = 0, nrefused = 0, nremoved = 0, nuninspectable = 0;
 
     (void)state;
     for (int i = 0; i < 4000; i++) {
         int salesforce = i & 1;
         const struct rules_ws *ws = test_ws[(i >> 1) % FUZZ_NRULES];
         const char *object = test_objects[gen_rand(&g, 4)];
+        enum filter_hs_shape shape = (enum filter_hs_shape)((i >> 2) % 3);
         json_error_t jerr;
         json_t *tree;
 
@@ -751,14 +758,20 @@ static void test_differential(void **state)
             fail_msg("generator wrote invalid JSON (%s): %s", jerr.text, g.buf);
         json_decref(tree);
         assert_true(parse_same(g.buf, g.len));
-        if (fuzz_check(ws, salesforce, object, g.buf, g.len, why, sizeof(why)) < 0)
+        if (fuzz_check(ws, salesforce, object, shape, g.buf, g.len, why, sizeof(why)) < 0)
             fail_msg("%s\ninput: %s", why, g.buf);
         {
+            struct jsonfilter_out out = {NULL, 0, 0};
             size_t removed = 0;
-            json_t *got = filter_ok(ws, salesforce, object, g.buf, &removed);
+            char err[256];
+            int rc = salesforce
+                         ? jsonfilter_salesforce(ws, g.buf, g.len, &out, &removed, err, sizeof(err))
+                         : jsonfilter_hubspot(ws, object, shape, g.buf, g.len, &out, &removed, err,
+                                              sizeof(err));
 
-            nremoved += removed > 0;
-            json_decref(got);
+            nremoved += rc == 0 && removed > 0;
+            nuninspectable += rc < 0; /* record data where none may be: both filters refuse */
+            jsonfilter_out_free(&out);
         }
         nvalid++;
         /* Mutations: a byte changed, dropped, duplicated; a cut; a splice. */
@@ -785,7 +798,7 @@ static void test_differential(void **state)
                 len = at;
                 break;
             }
-            if (fuzz_check(ws, salesforce, object, mut, len, why, sizeof(why)) < 0)
+            if (fuzz_check(ws, salesforce, object, shape, mut, len, why, sizeof(why)) < 0)
                 fail_msg("%s\nmutated input: %.*s", why, (int)len, mut);
             (void)parse_same(mut, len);
             {
@@ -797,10 +810,12 @@ static void test_differential(void **state)
             nmut++;
         }
     }
-    printf("differential: %zu generated answers (%zu filtered), %zu mutations (%zu invalid)\n",
-           nvalid, nremoved, nmut, nrefused);
-    /* The generator must exercise both outcomes, or the comparison proves little. */
-    assert_true(nremoved > nvalid / 4 && nremoved < nvalid);
+    printf("differential: %zu generated answers (%zu filtered, %zu uninspectable), %zu mutations "
+           "(%zu invalid)\n",
+           nvalid, nremoved, nuninspectable, nmut, nrefused);
+    /* The generator must exercise every outcome, or the comparison proves little. */
+    assert_true(nremoved > nvalid / 4 && nremoved + nuninspectable < nvalid);
+    assert_true(nuninspectable > 0 && nuninspectable < nvalid / 2);
     assert_true(nrefused > nmut / 4 && nrefused < nmut);
     free(mut);
     free(g.buf);
@@ -870,8 +885,11 @@ static void test_escaped_keys(void **state)
         k[sizeof(k) - 1] = '\0';
         snprintf(in, sizeof(in), "{\"properties\":{\"%s\":1,\"email\":2},\"%s\":{\"phone\":3}}", k,
                  k);
-        snprintf(want, sizeof(want), "{\"properties\":{\"email\":2},\"%s\":{\"phone\":3}}", k);
+        /* (the unknown member is a record's: cut) */
+        snprintf(want, sizeof(want), "{\"properties\":{\"email\":2}}");
         expect(ws, 0, "contacts", in, want);
+        snprintf(in, sizeof(in), "{\"status\":\"error\",\"%s\":{\"phone\":3}}", k);
+        expect(ws, 0, "contacts", in, "{\"status\":\"error\"}");
     }
 }
 
@@ -894,8 +912,11 @@ static void test_duplicate_keys(void **state)
            "{\"attributes\":{\"type\":\"Contact\"},\"Phone\":\"1\",\"attributes\":{\"type\":"
            "\"Account\"},\"Name\":\"n\"}",
            "{\"attributes\":{\"type\":\"Account\"},\"Name\":\"n\"}");
-    expect(ws, 1, NULL, "{\"attributes\":{\"type\":\"Account\",\"type\":5},\"Phone\":\"1\"}",
-           "{\"attributes\":{\"type\":5},\"Phone\":\"1\"}");
+    /* The last type is not a string: a record that cannot be typed, refused (as the tree does). */
+    in = "{\"attributes\":{\"type\":\"Account\",\"type\":5},\"Phone\":\"1\"}";
+    assert_int_equal(jsonfilter_salesforce(ws, in, strlen(in), &out, &removed, err, sizeof(err)),
+                     -1);
+    assert_int_equal(out.len, 0);
     /* Within a record, an earlier duplicate is removed entirely. */
     in = "{\"attributes\":{\"type\":\"Account\"},\"Name\":\"secret\",\"Name\":\"n\"}";
     assert_int_equal(jsonfilter_salesforce(ws, in, strlen(in), &out, &removed, err, sizeof(err)),
@@ -905,8 +926,9 @@ static void test_duplicate_keys(void **state)
     /* HubSpot: every properties object is filtered, whichever occurrence a parser keeps. */
     in = "{\"properties\":{\"phone\":\"secret\"},\"properties\":2,\"associations\":{\"tickets\":1},"
          "\"associations\":{\"tickets\":2}}";
-    assert_int_equal(
-        jsonfilter_hubspot(ws, "contacts", in, strlen(in), &out, &removed, err, sizeof(err)), 0);
+    assert_int_equal(jsonfilter_hubspot(ws, "contacts", FILTER_HS_RECORDS, in, strlen(in), &out,
+                                        &removed, err, sizeof(err)),
+                     0);
     assert_null(memmem(out.buf, out.len, "secret", 6));
     /* The root is no record, yet the replaced associations are filtered: */
     assert_null(memmem(out.buf, out.len, "\"tickets\":1", 11));
@@ -932,12 +954,81 @@ static void test_duplicate_keys(void **state)
     jsonfilter_out_free(&out);
 }
 
+/* A document with a member key (value 1): the text before it, and after it. */
+struct hs_doc {
+    const char *pre, *post;
+};
+
+/*
+ * Whether the HubSpot filter keeps member key, with the value value, in doc: 1 kept, 0 cut,
+ * -1 the answer refused.
+ */
+static int hs_keeps_value(const struct hs_doc *doc, const char *key, const char *value,
+                          enum filter_hs_shape shape)
+{
+    struct jsonfilter_out out = {NULL, 0, 0};
+    char in[256], err[256];
+    size_t removed = 9;
+    int rc;
+
+    snprintf(in, sizeof(in), "%s\"%s\":%s%s", doc->pre, key, value, doc->post);
+    rc = jsonfilter_hubspot(test_ws[0], "contacts", shape, in, strlen(in), &out, &removed, err,
+                            sizeof(err));
+    jsonfilter_out_free(&out);
+    return rc < 0 ? -1 : removed == 0;
+}
+
+static int hs_keeps(const struct hs_doc *doc, const char *key, enum filter_hs_shape shape)
+{
+    return hs_keeps_value(doc, key, "1", shape);
+}
+
+/*
+ * The members a HubSpot record and an answer's root keep are filter.h's lists, and only those
+ * (jsonfilter.c looks them up by length): each name of each list, in each place.
+ */
+static void test_hs_known_members(void **state)
+{
+    static const struct hs_doc rec = {"{\"properties\":{},", "}"};
+    static const struct hs_doc elem = {"{\"results\":[{\"properties\":{},", "}]}"};
+    static const struct hs_doc links = {"{", "}"};
+    char twin[64];
+    size_t n = 0;
+
+    (void)state;
+    for (const struct filter_name *k = filter_hs_record_keys; k->s != NULL; k++, n++) {
+        assert_true(hs_keeps(&rec, k->s, FILTER_HS_RECORDS));
+        assert_true(hs_keeps(&elem, k->s, FILTER_HS_RECORDS));
+        assert_true(hs_keeps(&links, k->s, FILTER_HS_LINKS));
+        snprintf(twin, sizeof(twin), "%sx", k->s);
+        assert_false(hs_keeps(&rec, twin, FILTER_HS_RECORDS));
+        snprintf(twin, sizeof(twin), "%.*s", (int)k->n - 1, k->s);
+        assert_false(hs_keeps(&elem, twin, FILTER_HS_RECORDS));
+        /* an identity member holding an object or an array refuses the answer */
+        if (k->scalar) {
+            assert_int_equal(hs_keeps_value(&elem, k->s, "{\"a\":1}", FILTER_HS_RECORDS), -1);
+            assert_int_equal(hs_keeps_value(&links, k->s, "[2]", FILTER_HS_LINKS), -1);
+            assert_int_equal(hs_keeps_value(&rec, k->s, "null", FILTER_HS_RECORDS), 1);
+        }
+    }
+    for (const struct filter_name *k = filter_hs_root_keys; k->s != NULL; k++, n++) {
+        assert_true(hs_keeps(&rec, k->s, FILTER_HS_RECORDS));
+        assert_true(hs_keeps(&links, k->s, FILTER_HS_LINKS));
+        assert_false(hs_keeps(&elem, k->s, FILTER_HS_RECORDS)); /* not a record's */
+        twin[0] = (char)(k->s[0] ^ 0x20);                       /* names are case-sensitive */
+        snprintf(twin + 1, sizeof(twin) - 1, "%s", k->s + 1);
+        assert_false(hs_keeps(&rec, twin, FILTER_HS_RECORDS));
+        assert_false(hs_keeps(&links, twin, FILTER_HS_LINKS));
+    }
+    assert_int_equal(n, 45);
+}
+
 /* Nothing to remove: the output is the input, byte for byte (whitespace included). */
 static void test_untouched(void **state)
 {
     static const char *const in[] = {
         " {\"id\" : \"1\",\n \"properties\" : { \"email\" : \"a\" } }\r\n",
-        "[1, 2,{\"properties\":{\"phone\":1}}]",
+        "[1, 2,{\"x\":{\"phone\":1}}]",
         "{\"results\":[ ]}",
     };
     struct jsonfilter_out out = {NULL, 0, 0};
@@ -946,16 +1037,16 @@ static void test_untouched(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
-        assert_int_equal(jsonfilter_hubspot(test_ws[0], "contacts", in[i], strlen(in[i]), &out,
-                                            &removed, err, sizeof(err)),
+        assert_int_equal(jsonfilter_hubspot(test_ws[0], "contacts", FILTER_HS_RECORDS, in[i],
+                                            strlen(in[i]), &out, &removed, err, sizeof(err)),
                          0);
         assert_int_equal(removed, 0);
         assert_int_equal(out.len, strlen(in[i]));
         assert_memory_equal(out.buf, in[i], out.len);
     }
     /* An unlisted object keeps no property; the record stays well-formed. */
-    expect(test_ws[0], 0, "tickets", "{ \"properties\" : { \"a\" : 1 , \"b\" : [2] } , \"x\":1}",
-           "{\"properties\":{},\"x\":1}");
+    expect(test_ws[0], 0, "tickets", "{ \"properties\" : { \"a\" : 1 , \"b\" : [2] } , \"id\":1}",
+           "{\"properties\":{},\"id\":1}");
     expect(test_ws[0], 0, "contacts",
            "{\"properties\":{\"a\":1,\"email\":2,\"b\":3,\"c\":4,\"firstname\":5,\"d\":6}}",
            "{\"properties\":{\"email\":2,\"firstname\":5}}");
@@ -970,9 +1061,9 @@ static void expect_refused(const struct rules_ws *ws, int salesforce, const char
     json_t *t = json_loadb(in, len, 0, &jerr);
     size_t removed = 5;
     char err[256] = "";
-    int rc = salesforce
-                 ? jsonfilter_salesforce(ws, in, len, &out, &removed, err, sizeof(err))
-                 : jsonfilter_hubspot(ws, "contacts", in, len, &out, &removed, err, sizeof(err));
+    int rc = salesforce ? jsonfilter_salesforce(ws, in, len, &out, &removed, err, sizeof(err))
+                        : jsonfilter_hubspot(ws, "contacts", FILTER_HS_RECORDS, in, len, &out,
+                                             &removed, err, sizeof(err));
 
     if (jansson_too && t != NULL)
         fail_msg("jansson accepts %.*s: not a refusal test", (int)len, in);
@@ -1076,6 +1167,49 @@ static void test_invalid(void **state)
     printf("invalid: %zu inputs x 2 filters\n", sizeof(bad) / sizeof(bad[0]) + 1);
 }
 
+/*
+ * Every cut of answers in each shape the filters walk is refused, read from a buffer of
+ * exactly its length (under make asan, a read past the end is caught).
+ */
+static void test_truncated(void **state)
+{
+    static const char *const docs[] = {
+        "{\"results\":[{\"id\":\"1\",\"properties\":{\"email\":\"a\"},\"associations\":{"
+        "\"companies\":{\"results\":[{\"id\":\"2\"}]}}},[1,{\"x\":null}]],\"errors\":[{"
+        "\"context\":{\"ids\":[\"9\"]}}],\"paging\":{\"next\":{\"after\":\"1\"}},\"extra\":[]}",
+        "{\"fromObjectTypeId\":\"0-1\",\"labels\":[],\"results\":[{\"properties\":[]}]}",
+        "{\"totalSize\":1,\"records\":[null,{\"attributes\":{\"type\":\"Contact\"},\"Id\":\"1\","
+        "\"MailingAddress\":{\"city\":\"c\",\"latitude\":1.5},\"Tags\":[],\"Account\":{"
+        "\"attributes\":{\"type\":\"Account\"},\"Name\":\"n\"},\"Contacts\":{\"records\":[]}}],"
+        "\"searchRecords\":[]}",
+    };
+    static const enum filter_hs_shape shapes[] = {FILTER_HS_RECORDS, FILTER_HS_LINKS,
+                                                  FILTER_HS_SCHEMA};
+    size_t n = 0;
+
+    (void)state;
+    for (size_t d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {
+        for (size_t len = 0; len < strlen(docs[d]); len++) {
+            struct jsonfilter_out out = {NULL, 0, 0};
+            char *in = malloc(len > 0 ? len : 1), err[256];
+            size_t removed;
+
+            assert_non_null(in);
+            memcpy(in, docs[d], len);
+            assert_int_equal(
+                jsonfilter_salesforce(test_ws[0], in, len, &out, &removed, err, sizeof(err)), -1);
+            for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++)
+                assert_int_equal(jsonfilter_hubspot(test_ws[0], "contacts", shapes[k], in, len,
+                                                    &out, &removed, err, sizeof(err)),
+                                 -1);
+            jsonfilter_out_free(&out);
+            free(in);
+            n++;
+        }
+    }
+    printf("truncated: %zu cuts x 4 filters\n", n);
+}
+
 /* Edge cases jansson accepts: so must the filter. */
 static void test_valid_edges(void **state)
 {
@@ -1108,8 +1242,8 @@ static void test_valid_edges(void **state)
         json_decref(t);
         for (int sf = 0; sf < 2; sf++) {
             json_decref(filter_ok(test_ws[0], sf, "contacts", good[i], &removed));
-            if (fuzz_check(test_ws[0], sf, "contacts", good[i], strlen(good[i]), why, sizeof(why)) <
-                0)
+            if (fuzz_check(test_ws[0], sf, "contacts", FILTER_HS_RECORDS, good[i], strlen(good[i]),
+                           why, sizeof(why)) < 0)
                 fail_msg("%s: %s", good[i], why);
         }
     }
@@ -1141,7 +1275,8 @@ static void test_depth(void **state)
                     json_decref(filter_ok(test_ws[0], sf, "contacts", g.buf, &removed));
                 else
                     expect_refused(test_ws[0], sf, g.buf, g.len, 0);
-                if (fuzz_check(test_ws[0], sf, "contacts", g.buf, g.len, why, sizeof(why)) < 0)
+                if (fuzz_check(test_ws[0], sf, "contacts", FILTER_HS_RECORDS, g.buf, g.len, why,
+                               sizeof(why)) < 0)
                     fail_msg("depth %d: %s", n, why);
             }
         }
@@ -1283,13 +1418,13 @@ static void test_out_reuse(void **state)
     char err[256];
 
     (void)state;
-    assert_int_equal(
-        jsonfilter_hubspot(test_ws[0], "contacts", a, strlen(a), &out, &removed, err, sizeof(err)),
-        0);
+    assert_int_equal(jsonfilter_hubspot(test_ws[0], "contacts", FILTER_HS_RECORDS, a, strlen(a),
+                                        &out, &removed, err, sizeof(err)),
+                     0);
     assert_int_equal(removed, 1);
-    assert_int_equal(
-        jsonfilter_hubspot(test_ws[0], "contacts", b, strlen(b), &out, &removed, err, sizeof(err)),
-        0);
+    assert_int_equal(jsonfilter_hubspot(test_ws[0], "contacts", FILTER_HS_RECORDS, b, strlen(b),
+                                        &out, &removed, err, sizeof(err)),
+                     0);
     assert_int_equal(removed, 0);
     assert_int_equal(out.len, 3);
     assert_memory_equal(out.buf, "[1]", 3);
@@ -1300,12 +1435,20 @@ static void test_out_reuse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_filter_cases),   cmocka_unit_test(test_differential),
-        cmocka_unit_test(test_fuzz_corpus),    cmocka_unit_test(test_escaped_keys),
-        cmocka_unit_test(test_duplicate_keys), cmocka_unit_test(test_untouched),
-        cmocka_unit_test(test_invalid),        cmocka_unit_test(test_valid_edges),
-        cmocka_unit_test(test_depth),          cmocka_unit_test(test_too_large),
-        cmocka_unit_test(test_out_reuse),      cmocka_unit_test(test_member),
+        cmocka_unit_test(test_filter_cases),
+        cmocka_unit_test(test_differential),
+        cmocka_unit_test(test_fuzz_corpus),
+        cmocka_unit_test(test_escaped_keys),
+        cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_untouched),
+        cmocka_unit_test(test_hs_known_members),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_valid_edges),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_out_reuse),
+        cmocka_unit_test(test_member),
         cmocka_unit_test(test_parse),
     };
 

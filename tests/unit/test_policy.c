@@ -183,6 +183,18 @@ static int case_decide(json_t *c, char *why, size_t whylen)
     return rc;
 }
 
+/* A filter case's HubSpot answer shape: "shape": "records" (the default), "links" or "schema". */
+static enum filter_hs_shape filter_case_shape(json_t *c)
+{
+    const char *s = json_string_value(json_object_get(c, "shape"));
+
+    if (s != NULL && strcmp(s, "links") == 0)
+        return FILTER_HS_LINKS;
+    if (s != NULL && strcmp(s, "schema") == 0)
+        return FILTER_HS_SCHEMA;
+    return FILTER_HS_RECORDS;
+}
+
 static int case_filter(json_t *c, char *why, size_t whylen)
 {
     char err[1024] = "";
@@ -197,14 +209,24 @@ static int case_filter(json_t *c, char *why, size_t whylen)
         json_decref(body);
         return -1;
     }
-    if (strcmp(crm, "salesforce") == 0) {
-        int deep = policy_filter_salesforce(ws, body, &removed);
-        if (deep != (json_is_true(json_object_get(c, "too_deep")) ? -1 : 0)) {
-            snprintf(why, whylen, "too_deep: got %d", deep);
+    {
+        int refused =
+            strcmp(crm, "salesforce") == 0
+                ? policy_filter_salesforce(ws, body, &removed)
+                : policy_filter_hubspot(ws, json_string_value(json_object_get(c, "object")),
+                                        filter_case_shape(c), body, &removed);
+        int want = json_is_true(json_object_get(c, "too_deep")) ||
+                           json_is_true(json_object_get(c, "refused"))
+                       ? -1
+                       : 0;
+        if (refused != want) {
+            snprintf(why, whylen, "refused: got %d, want %d", refused, want);
             goto done;
         }
-    } else {
-        removed = policy_filter_hubspot(ws, json_string_value(json_object_get(c, "object")), body);
+        if (refused < 0) {
+            rc = 0; /* a refused answer is not relayed: its remains do not matter */
+            goto done;
+        }
     }
     if (json_object_get(c, "want") != NULL && !json_equal(body, json_object_get(c, "want"))) {
         char *got = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
