@@ -58,6 +58,24 @@ static void verb_rule(char *out, size_t len, const struct rules_object *o, enum 
         snprintf(out, len, "%s/actions/%s", o->ptr, crm_verb_name(verb));
 }
 
+/*
+ * The read-only system field write w sets, or NULL: its own name, or, for a
+ * Salesforce parent set by a lookup ("CreatedBy": {"Id": ...}), the
+ * relationship's id field (CreatedById), written into idf.
+ */
+static const char *read_only_written(const struct crm_op *op, const struct crm_write *w, char *idf,
+                                     size_t idflen)
+{
+    int n;
+
+    if (rules_field_read_only(op->crm, w->name))
+        return w->name;
+    if (op->crm != CRM_SALESFORCE || !json_is_object(w->value))
+        return NULL;
+    n = snprintf(idf, idflen, "%sId", w->name);
+    return n > 0 && (size_t)n < idflen && rules_field_read_only(op->crm, idf) ? idf : NULL;
+}
+
 void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct policy_verdict *v)
 {
     const struct rules_crm *rc;
@@ -162,11 +180,15 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
         return;
     }
     for (size_t i = 0; i < op->nwrites; i++) {
-        if (rules_field_read_only(op->crm, op->writes[i].name)) {
+        char idf[128];
+        const char *ro = read_only_written(op, &op->writes[i], idf, sizeof(idf));
+        if (ro != NULL) {
             snprintf(rule, sizeof(rule), "builtin:read-only-field");
             snprintf(v->fields, sizeof(v->fields), "%s", op->writes[i].name);
-            verdict_set(v, 0, rule, "%s.%s is a read-only system field and can never be written",
-                        op->object, op->writes[i].name);
+            verdict_set(v, 0, rule,
+                        "%s.%s is a read-only system field and can never be written%s%s",
+                        op->object, ro, ro != op->writes[i].name ? ": a lookup through " : "",
+                        ro != op->writes[i].name ? op->writes[i].name : "");
             return;
         }
         if (!rules_can_write(o, op->writes[i].name))

@@ -1845,11 +1845,32 @@ static int sf_refs_check_json(struct sf_ctx *c, json_t *v, size_t i, int depth)
 }
 
 /*
+ * A key or value of Sforce-Duplicate-Rule-Header: letters, digits and '_'
+ * (a value also '.' and '-'). Nothing else: a control byte, a non-ASCII
+ * space or an inner blank is something a reader that trims or splits more
+ * loosely than crmgate (Java's trim() drops every byte up to ' ') could read
+ * as another key, "\vallowSave" as allowSave.
+ */
+static int sf_duplicate_token(const char *s, size_t len, int value)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || (value && (ch == '.' || ch == '-'))))
+            return 0;
+    }
+    return 1;
+}
+
+/*
  * Sforce-Duplicate-Rule-Header ("allowSave=true; includeRecordDetails=true"):
  * *allow_save is 1 when the header asks Salesforce to save past its
  * duplicate rules. Parsed strictly, since the answer decides a policy: every
- * element must be key=value, and an allowSave that is not true or false is
- * rejected rather than guessed at.
+ * element must be key=value, each a plain token (sf_duplicate_token) with
+ * only spaces and tabs around it, and an allowSave that is not true or false
+ * is rejected rather than guessed at.
  */
 static int sf_duplicate_rule(struct sf_ctx *c, const char *v, int *allow_save)
 {
@@ -1872,15 +1893,23 @@ static int sf_duplicate_rule(struct sf_ctx *c, const char *v, int *allow_save)
                              (int)(len > 64 ? 64 : len), tok);
         for (kl = (size_t)(eq - tok); kl > 0 && (tok[kl - 1] == ' ' || tok[kl - 1] == '\t');)
             kl--;
-        for (val = eq + 1; *val == ' ' || *val == '\t'; val++)
+        for (val = eq + 1; val < tok + len && (*val == ' ' || *val == '\t'); val++)
             ;
         vl = len - (size_t)(val - tok);
-        if (kl != 9 || strncasecmp(tok, "allowSave", 9) != 0)
-            continue;
-        if (vl == 4 && strncasecmp(val, "true", 4) == 0)
-            *allow_save = 1;
-        else if (vl != 5 || strncasecmp(val, "false", 5) != 0)
-            return sf_reject(c, "Sforce-Duplicate-Rule-Header allowSave is neither true nor false");
+        if (!sf_duplicate_token(tok, kl, 0))
+            return sf_reject(c, "Sforce-Duplicate-Rule-Header key is not letters, digits and '_'");
+        if (kl == 9 && strncasecmp(tok, "allowSave", 9) == 0) {
+            if (vl == 4 && strncasecmp(val, "true", 4) == 0)
+                *allow_save = 1;
+            else if (vl != 5 || strncasecmp(val, "false", 5) != 0)
+                return sf_reject(
+                    c, "Sforce-Duplicate-Rule-Header allowSave is neither true nor false");
+        } else if (!sf_duplicate_token(val, vl, 1)) {
+            return sf_reject(c,
+                             "Sforce-Duplicate-Rule-Header value of %.*s is not letters, "
+                             "digits, '_', '.' and '-'",
+                             (int)kl, tok);
+        }
     }
     return SF_OK;
 }

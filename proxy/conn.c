@@ -36,6 +36,8 @@
 
 /* Answers up to this size leave as one contiguous chunk: one TLS record (16 KiB at most). */
 #define CONN_COALESCE_BYTES 16384
+/* Segments logged after "oauth" at most: <version>/<resource>/<action> (v3/token/revoke). */
+#define CONN_LOG_OAUTH_SEGS 3
 
 /* CLOSING: out of memory for an answer; freed from a zero timeout, never under a caller. */
 enum conn_state { CONN_IDLE, CONN_HEAD, CONN_BODY, CONN_EXCHANGE, CONN_WRITING, CONN_CLOSING };
@@ -870,18 +872,40 @@ static int conn_segment_is_oauth(const char *s, size_t len)
 }
 
 /*
+ * Whether a segment after "oauth" (still percent-encoded) is one of the
+ * versions and resources the OAuth APIs name, never a token: v1, v3, a
+ * dated version (2026-03), token, revoke, introspect, access-tokens,
+ * refresh-tokens. An encoded spelling is not taken: the log then stops
+ * sooner, which is the safe side.
+ */
+static int conn_segment_oauth_literal(const char *s, size_t len)
+{
+    static const char *const lit[] = {
+        "v1", "v3", "token", "revoke", "introspect", "access-tokens", "refresh-tokens", NULL};
+
+    for (size_t k = 0; lit[k] != NULL; k++) {
+        if (strlen(lit[k]) == len && strncasecmp(s, lit[k], len) == 0)
+            return 1;
+    }
+    return len == 7 && strspn(s, "0123456789") == 4 && s[4] == '-' &&
+           strspn(s + 5, "0123456789") == 2;
+}
+
+/*
  * The length of the target to log: the path without its query or fragment
- * (they may carry secrets), and for OAuth paths only up to the resource,
- * because /oauth/v1/access-tokens/{token} and /refresh-tokens/{token} carry
- * tokens. Segments are counted as the classifier counts them: empty ones
- * skipped, "oauth" in any case or percent-encoding. A target with user info
- * is logged only up to it.
+ * (they may carry secrets), and for OAuth paths only as far as the segments
+ * after "oauth" are versions and resources (conn_segment_oauth_literal, at
+ * most CONN_LOG_OAUTH_SEGS of them): /oauth/v1/access-tokens/{token} and
+ * /refresh-tokens/{token} carry tokens, and so may a path the classifier
+ * refuses (/oauth/refresh-tokens/{token}, /oauth/v1/{token}). Segments are
+ * counted as the classifier counts them: empty ones skipped, "oauth" in any
+ * case or percent-encoding. A target with user info is logged only up to it.
  */
 static int conn_log_path_len(const struct conn *c)
 {
     const char *t = c->req.target;
     size_t n = strcspn(t, "?#"), from;
-    int keep = -1; /* segments still logged after an oauth one; -1: none seen */
+    int after = -1; /* segments logged after an oauth one; -1: none seen */
 
     if (conn_target_userinfo(t, &from))
         return (int)from;
@@ -893,12 +917,15 @@ static int conn_log_path_len(const struct conn *c)
             break;
         for (e = s; e < n && t[e] != '/'; e++)
             ;
-        if (keep > 0 && --keep == 0) {
-            n = e; /* "oauth/<version>/<resource>": what follows may be a token */
-            break;
+        if (after >= 0) {
+            if (after == CONN_LOG_OAUTH_SEGS || !conn_segment_oauth_literal(t + s, e - s)) {
+                n = p; /* what follows may be a token */
+                break;
+            }
+            after++;
+        } else if (conn_segment_is_oauth(t + s, e - s)) {
+            after = 0;
         }
-        if (keep < 0 && conn_segment_is_oauth(t + s, e - s))
-            keep = 2;
         p = e;
     }
     return (int)(n > 512 ? 512 : n);

@@ -30,14 +30,22 @@ const RULES = {
   },
 };
 
+/* every Contact field writable: the system fields still are not, whichever way they are set */
+const STAMPS_TOKEN = '00DHs0000000001!AQauditstampstoken';
+const STAMPS = {
+  workspace: 'stamps',
+  salesforce: { objects: { Contact: { read: '*', write: '*', actions: { create: true, update: true } }, User: { read: '*' } } },
+};
+
 let stack;
 
 before(async () => {
   if (GATE) return;
   stack = await harness.startStack({
     gate: {
-      rules: { 'lookups.json': RULES },
-      callers: [{ token: TOKEN, workspace: 'lookups', user: 'agent@lookups', kind: 'workflow' }],
+      rules: { 'lookups.json': RULES, 'stamps.json': STAMPS },
+      callers: [{ token: TOKEN, workspace: 'lookups', user: 'agent@lookups', kind: 'workflow' },
+        { token: STAMPS_TOKEN, workspace: 'stamps', user: 'agent@stamps', kind: 'workflow' }],
     },
   });
 });
@@ -118,4 +126,26 @@ test('a lookup crmgate cannot read as one external-id field is refused', { skip:
   await assert.rejects(conn.sobject('Contact').update({ Id: CON, Boss__r: { Ext__c: 'B' } }), (e) => { caught = e; return true; });
   assert.match(caught.message, /unknown relationship Boss__r on Contact in the body/);
   assert.deepEqual(await writesReceived(), []);
+});
+
+test('a read-only system field set through its relationship (CreatedBy, LastModifiedBy, MasterRecord) is refused as the field itself is', { skip: GATE }, async () => {
+  const conn = new jsforce.Connection({ instanceUrl: stack.salesforceBase, accessToken: STAMPS_TOKEN, version: VERSION });
+  const user = harness.sfId('005', 'Usr0', 1);
+  for (const [call, field] of [
+    [() => conn.sobject('Contact').create({ LastName: 'Forged', CreatedById: user }), 'CreatedById'],
+    [() => conn.sobject('Contact').create({ LastName: 'Forged', CreatedBy: { Id: user } }), 'CreatedById'],
+    [() => conn.sobject('Contact').update({ Id: CON, LastModifiedBy: { Ext__c: 'u-1' } }), 'LastModifiedById'],
+    [() => conn.sobject('Contact').create({ LastName: 'Forged', MasterRecord: { Id: CON } }), 'MasterRecordId'],
+  ]) {
+    let caught;
+    await assert.rejects(call(), (e) => { caught = e; return true; });
+    assert.equal(caught.data && caught.data.crmgateError, 'policy_denied', caught.message);
+    assert.match(caught.message, new RegExp(`Contact\\.${field} is a read-only system field and can never be written`));
+  }
+  assert.deepEqual(await writesReceived(), [], 'no forged system field reached the CRM');
+  /* the owner, set by external id the same way, is an ordinary field */
+  await conn.sobject('Contact').create({ LastName: 'Owned', Owner: { Id: user } }).catch((e) => {
+    assert.equal(e.data && e.data.crmgateError, undefined, `not crmgate's refusal: ${e.message}`);
+  });
+  assert.equal((await writesReceived()).length, 1);
 });

@@ -178,17 +178,25 @@ test('log: a HubSpot token-info path keeps its token out of the log however "oau
   } });
   try {
     const paths = ['/hubspot/OAuth/v1/refresh-tokens/', '/hubspot/%6Fauth/v1/access-tokens/', '/hubspot/OAUTH/v1/access-tokens/',
-      '/hubspot/%6f%41uth/v1/refresh-tokens/', '/hubspot//oAuth//v1//access-tokens//', '/hubspot/oauth/v1/refresh-tokens/'];
+      '/hubspot/%6f%41uth/v1/refresh-tokens/', '/hubspot//oAuth//v1//access-tokens//', '/hubspot/oauth/v1/refresh-tokens/',
+      /* paths the classifier refuses log no further than their known segments either: a token
+       * to revoke or look up, sent without the version or the resource, stays out of the log */
+      '/hubspot/oauth/refresh-tokens/', '/hubspot/oauth/access-tokens/', '/hubspot/oauth/v1/', '/hubspot/oauth/',
+      '/hubspot/oauth/v3/token/revoke/', '/hubspot/oauth/2026-03/token/'];
     for (const p of paths) {
       for (const tok of [TOKEN, 'pat-na1-sweep-noauth-000000000']) {
-        const r = await raw(stack.gate.port, `GET ${p}${secret} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tok}\r\nConnection: close\r\n\r\n`);
-        assert.match(r, /^HTTP\/1\.1 (200|403|404) /, `${p}: ${r.slice(0, 200)}`);
+        for (const method of ['GET', 'DELETE']) {
+          const r = await raw(stack.gate.port, `${method} ${p}${secret} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tok}\r\nConnection: close\r\n\r\n`);
+          assert.match(r, /^HTTP\/1\.1 (200|204|403|404) /, `${method} ${p}: ${r.slice(0, 200)}`);
+        }
       }
     }
     const log = stack.gate.stderr();
     assert.ok(!log.includes(secret), 'the token is never logged');
     assert.match(log, /"GET \/hubspot\/OAuth\/v1\/refresh-tokens" 200/);
     assert.match(log, /"GET \/hubspot\/%6Fauth\/v1\/access-tokens" 403/);
+    assert.match(log, /"DELETE \/hubspot\/oauth" 403/);
+    assert.match(log, /"DELETE \/hubspot\/oauth\/v3\/token\/revoke" 403/);
   } finally {
     await stack.stop();
   }
