@@ -179,6 +179,6 @@ for k in $kinds; do
         f=$(ls -t "$dir"/cg.out.* | head -1)
         ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
         printf '%-8s %8d instructions per request (%d requests)\n' "$k" $((ir / n)) "$n"
-        [ -n "${CG_OUT:-}" ] && cp "$f" "$CG_OUT/callgrind.$k"
+        if [ -n "${CG_OUT:-}" ]; then cp "$f" "$CG_OUT/callgrind.$k"; fi
     fi
 done
