@@ -414,69 +414,53 @@ static size_t audit_mark_id(struct audit_records *r, const char *id)
     return n;
 }
 
-/*
- * A Salesforce composite ({"compositeResponse": [{"httpStatusCode"}]}) or
- * composite batch ({"results": [{"statusCode"}]}): the records of each
- * subrequest whose entry is not 2xx (refused, halted, rolled back) are
- * marked. Nothing is marked unless every subrequest has its entry.
- */
-static size_t audit_subrequest_outcomes(struct audit_records *r, const json_t *root)
+/* 1 + the index of the answer entry that holds record i's outcome (its graph's, by_graph), or 0. */
+static size_t audit_entry_of(const struct audit_records *r, size_t i, int by_graph)
 {
-    const json_t *answers = json_object_get(root, "compositeResponse");
+    return by_graph ? r->v[i].op->graph : r->v[i].op->subrequest;
+}
+
+/*
+ * Mark the records whose answer entry failed, when every entry is there
+ * (else none). A Salesforce composite ({"compositeResponse":
+ * [{"httpStatusCode"}]}) or composite batch ({"results": [{"statusCode"}]})
+ * has an entry per subrequest, failed unless 2xx (refused, halted, rolled
+ * back); a composite graph ({"graphs": [{"isSuccessful"}]}) one per graph,
+ * all or nothing, failed when isSuccessful is false (rolled back).
+ */
+static size_t audit_entry_outcomes(struct audit_records *r, const json_t *root)
+{
+    const json_t *answers = json_object_get(root, "graphs");
     const char *key = "httpStatusCode";
+    int by_graph = answers != NULL;
     size_t i, n = 0, need = 0;
 
-    if (answers == NULL) {
+    if (!by_graph && (answers = json_object_get(root, "compositeResponse")) == NULL) {
         answers = json_object_get(root, "results");
         key = "statusCode";
     }
     if (!json_is_array(answers))
         return 0;
     for (i = 0; i < r->n; i++) {
-        if (r->v[i].op->subrequest > need)
-            need = r->v[i].op->subrequest;
+        if (audit_entry_of(r, i, by_graph) > need)
+            need = audit_entry_of(r, i, by_graph);
     }
     if (need == 0 || json_array_size(answers) != need)
         return 0;
     for (i = 0; i < r->n; i++) {
-        const json_t *st;
-        json_int_t code;
-        if (r->v[i].op->subrequest == 0)
+        size_t e = audit_entry_of(r, i, by_graph);
+        const json_t *entry = json_array_get(answers, e > 0 ? e - 1 : 0), *st;
+        if (e == 0)
             continue;
-        st = json_object_get(json_array_get(answers, r->v[i].op->subrequest - 1), key);
-        code = json_integer_value(st);
-        if (json_is_integer(st) && code >= 200 && code <= 299)
-            continue;
-        r->v[i].outcome = "upstream_error";
-        n++;
-    }
-    return n;
-}
-
-/*
- * A Salesforce composite graph ({"graphs": [{"isSuccessful"}]}): each graph
- * is all or nothing, so the records of a graph whose isSuccessful is false
- * (rolled back) are marked. Nothing is marked unless every graph has its
- * entry.
- */
-static size_t audit_graph_outcomes(struct audit_records *r, const json_t *root)
-{
-    const json_t *graphs = json_object_get(root, "graphs");
-    size_t i, n = 0, need = 0;
-
-    if (!json_is_array(graphs))
-        return 0;
-    for (i = 0; i < r->n; i++) {
-        if (r->v[i].op->graph > need)
-            need = r->v[i].op->graph;
-    }
-    if (need == 0 || json_array_size(graphs) != need)
-        return 0;
-    for (i = 0; i < r->n; i++) {
-        if (r->v[i].op->graph == 0 ||
-            !json_is_false(
-                json_object_get(json_array_get(graphs, r->v[i].op->graph - 1), "isSuccessful")))
-            continue;
+        if (by_graph) {
+            if (!json_is_false(json_object_get(entry, "isSuccessful")))
+                continue;
+        } else {
+            st = json_object_get(entry, key);
+            if (json_is_integer(st) && json_integer_value(st) >= 200 &&
+                json_integer_value(st) <= 299)
+                continue;
+        }
         r->v[i].outcome = "upstream_error";
         n++;
     }
@@ -515,8 +499,7 @@ size_t audit_batch_outcomes(struct audit_records *r, enum crm crm, const char *b
     if (root == NULL)
         return 0;
     if (crm == CRM_SALESFORCE && json_is_object(root)) {
-        n = json_object_get(root, "graphs") != NULL ? audit_graph_outcomes(r, root)
-                                                    : audit_subrequest_outcomes(r, root);
+        n = audit_entry_outcomes(r, root);
     } else if (crm == CRM_HUBSPOT) {
         errors = json_object_get(root, "errors");
         json_array_foreach(errors, i, e)
