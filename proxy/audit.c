@@ -294,6 +294,8 @@ int audit_record_json(const struct audit_records *r, size_t i, struct jsonout *o
                                 : jsonout_raw(o, AUDIT_KEY(",\"record\":null"))) < 0;
     bad |= audit_put_str(o, AUDIT_KEY(",\"request_id\":"), r->request_id) < 0;
     bad |= audit_put_str(o, AUDIT_KEY(",\"rule\":"), ef->verdict.rule) < 0;
+    if (op->save_duplicates) /* asked to be saved past Salesforce's duplicate rules */
+        bad |= jsonout_raw(o, AUDIT_KEY(",\"save_duplicates\":true")) < 0;
     if (r->synthetic)
         bad |= jsonout_raw(o, AUDIT_KEY(",\"synthetic\":true")) < 0;
     else

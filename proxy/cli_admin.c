@@ -473,7 +473,7 @@ static void cli_admin_diff_table(const json_t *records)
         long long ts = json_integer_value(json_object_get(rec, "ts"));
         time_t secs = (time_t)(ts / 1000);
         struct tm tm;
-        char when[32] = "-", objrec[300], change[200], before[64], after[64];
+        char when[32] = "-", objrec[300], change[200], before[64], after[64], outcome[96];
         const char *unread;
         json_t *fields = json_object_get(rec, "fields"), *f;
         size_t k;
@@ -482,11 +482,15 @@ static void cli_admin_diff_table(const json_t *records)
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
         snprintf(objrec, sizeof(objrec), "%s/%s", cli_admin_str(rec, "object"),
                  cli_admin_str(rec, "record"));
+        /* a write sent to be saved past Salesforce's duplicate rules says so */
+        snprintf(outcome, sizeof(outcome), "%s%s", cli_admin_str(rec, "outcome"),
+                 json_is_true(json_object_get(rec, "save_duplicates")) ? " (past duplicate rules)"
+                                                                       : "");
         if (json_array_size(fields) == 0) {
             snprintf(change, sizeof(change), "[%s]", cli_admin_str(rec, "verb"));
             cli_admin_printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
                              cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"),
-                             objrec, "-", change, cli_admin_str(rec, "outcome"));
+                             objrec, "-", change, outcome);
             continue;
         }
         /* a null before: a new record, a value crmgate did not read (denied, or the CRM
@@ -505,8 +509,7 @@ static void cli_admin_diff_table(const json_t *records)
             snprintf(change, sizeof(change), "%s -> %s", before, after);
             cli_admin_printf("%-19s  %-10s  %-14s  %-30s  %-14s  %-44s  %s\n", when,
                              cli_admin_str(rec, "workspace"), cli_admin_str(rec, "workflow"),
-                             objrec, cli_admin_str(f, "name"), change,
-                             cli_admin_str(rec, "outcome"));
+                             objrec, cli_admin_str(f, "name"), change, outcome);
         }
     }
 }

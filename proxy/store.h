@@ -48,7 +48,9 @@
  *    "fields":[{"name","before","after"}],"decision","rule","outcome",
  *    "upstream_status","latency_us","synthetic":bool,"request_id"}
  * outcome: allowed | denied | dry_run | upstream_error | unknown. Absent
- * strings are JSON null. No secret is ever part of a record.
+ * strings are JSON null. "save_duplicates":true only on a Salesforce write
+ * sent with Sforce-Duplicate-Rule-Header allowSave=true. No secret is ever
+ * part of a record.
  */
 #ifndef CRMGATE_STORE_H
 #define CRMGATE_STORE_H

@@ -85,6 +85,7 @@ async function expectDuplicateDenied(call, object) {
   const rec = await lastAudit({ outcome: 'denied' });
   assert.equal(rec.object, object);
   assert.match(rec.rule, /actions\/save_duplicates$/);
+  assert.equal(rec.save_duplicates, true, 'the record says what the write asked for');
 }
 
 test('jsforce create with allowSave=true: forwarded with the header where save_duplicates is set, denied and audited where not', { skip: GATE }, async () => {
@@ -94,7 +95,13 @@ test('jsforce create with allowSave=true: forwarded with the header where save_d
   const sent = await writesReceived();
   assert.equal(sent.length, 1);
   assert.equal(sent[0].headers['sforce-duplicate-rule-header'], 'allowSave=true', 'the CRM gets the header as sent');
-  assert.equal((await lastAudit({ outcome: 'allowed' })).record, ok.id);
+  const allowed = await lastAudit({ outcome: 'allowed' });
+  assert.equal(allowed.record, ok.id);
+  assert.equal(allowed.save_duplicates, true, 'RevOps sees the write was saved past duplicate rules');
+  /* and so does crmgate diffs (here reading the store directly) */
+  const diffs = spawnSync(harness.crmgateBinary(), ['diffs', '--db', stack.gate.stateDir, '--workspace', 'dupes', '--record', ok.id], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(diffs.status, 0, diffs.stderr);
+  assert.match(diffs.stdout, /Lead\/\S+\s+LastName\s+\(new\) -> Dup\s+allowed \(past duplicate rules\)/);
 
   await stack.fake.clearRequests();
   await expectDuplicateDenied(() => conn.sobject('Contact').create({ LastName: 'Dup' }, { headers: { [DUP]: 'allowSave=true; includeRecordDetails=true' } }), 'Contact');
@@ -109,6 +116,7 @@ test('allowSave=false, or no allowSave, needs no save_duplicates', { skip: GATE 
   for (const value of ['allowSave=false', 'includeRecordDetails=true', 'allowSave=false;runAsCurrentUser=true']) {
     const ok = await conn.sobject('Contact').create({ LastName: `Plain ${value}` }, { headers: { [DUP]: value } });
     assert.equal(ok.success, true, `${value}: ${JSON.stringify(ok)}`);
+    assert.equal((await lastAudit({ outcome: 'allowed' })).save_duplicates, undefined, value);
   }
   assert.equal((await writesReceived()).length, 3);
 });

@@ -65,6 +65,8 @@ static char *oracle(const struct audit_records *r, size_t i, int placeholder)
     json_object_set_new(o, "record", rec->record != NULL ? json_string(rec->record) : json_null());
     json_object_set_new(o, "request_id", str_or_null(r->request_id));
     json_object_set_new(o, "rule", str_or_null(r->ef->verdict.rule));
+    if (op->save_duplicates)
+        json_object_set_new(o, "save_duplicates", json_true());
     json_object_set_new(o, "synthetic", json_boolean(r->synthetic));
     if (op->to_object != NULL || op->to_id != NULL)
         json_object_set_new(o, "to",
@@ -201,7 +203,9 @@ static void test_members(void **state)
     same_as_oracle(r);
     audit_records_free(r);
 
-    /* denied, in dry-run with a key and its user integration, a synthetic create id */
+    /* denied, in dry-run with a key and its user integration, a synthetic create id; one
+     * op sent past Salesforce's duplicate rules */
+    f.ops[1].save_duplicates = 1;
     f.ef.verdict.allow = 0;
     snprintf(f.ef.verdict.reason, sizeof(f.ef.verdict.reason), "field \"amount\" is not writable");
     ids[0] = "9001";
