@@ -47,6 +47,12 @@ static void list_append(char *buf, size_t len, const char *name)
     snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
 }
 
+/* Whether any field of o may be read (its reads, lists and searches are allowed). */
+static int readable(const struct rules_object *o)
+{
+    return o->read_all || o->read.n > 0;
+}
+
 /* Where the rule for verb lives: updates follow "write" unless switched off in "actions". */
 static void verb_rule(char *out, size_t len, const struct rules_object *o, enum crm_verb verb)
 {
@@ -133,7 +139,7 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
     is_read = op->verb == CRM_VERB_READ || op->verb == CRM_VERB_LIST || op->verb == CRM_VERB_SEARCH;
     if (is_read) {
         snprintf(rule, sizeof(rule), "%s/read", o->ptr);
-        if (!o->read_all && o->read.n == 0) {
+        if (!readable(o)) {
             verdict_set(v, 0, rule, "workspace %s does not allow reading %s", ws->name, op->object);
             return;
         }
@@ -160,7 +166,7 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
         if (strncmp(f, "associations.", 13) == 0) {
             /* Ids and labels of linked records: allowed when that type may be read. */
             const struct rules_object *to = rules_object_find(rc, f + 13);
-            if (to != NULL && (to->read_all || to->read.n > 0))
+            if (to != NULL && readable(to))
                 continue;
         } else if (rules_can_read(o, f) ||
                    (op->crm == CRM_SALESFORCE && strcasecmp(f, "Id") == 0)) {
@@ -205,8 +211,8 @@ void policy_decide_op(const struct rules_ws *ws, const struct crm_op *op, struct
     for (size_t i = 0; i < op->nlookups; i++) {
         const struct crm_lookup *lk = &op->lookups[i];
         const struct rules_object *po = rules_object_find(rc, lk->object);
-        if (po != NULL && (strcasecmp(lk->field, "Id") == 0 ? po->read_all || po->read.n > 0
-                                                            : rules_can_read(po, lk->field)))
+        if (po != NULL &&
+            (strcasecmp(lk->field, "Id") == 0 ? readable(po) : rules_can_read(po, lk->field)))
             continue;
         if (po == NULL)
             snprintf(rule, sizeof(rule), "%s#/%s/objects", ws->file, crm_name(op->crm));

@@ -1898,7 +1898,7 @@ static int sf_duplicate_rule(struct sf_ctx *c, const char *v, int *allow_save)
         vl = len - (size_t)(val - tok);
         if (!sf_duplicate_token(tok, kl, 0))
             return sf_reject(c, "Sforce-Duplicate-Rule-Header key is not letters, digits and '_'");
-        if (kl == 9 && strncasecmp(tok, "allowSave", 9) == 0) {
+        if (sf_eq("allowSave", tok, kl)) {
             if (vl == 4 && strncasecmp(val, "true", 4) == 0)
                 *allow_save = 1;
             else if (vl != 5 || strncasecmp(val, "false", 5) != 0)

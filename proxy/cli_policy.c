@@ -394,7 +394,7 @@ static void cli_prompt_object(const struct rules_object *o)
     printf(".\n");
 }
 
-static void cli_prompt_crm(const char *title, const struct rules_crm *rc)
+static void cli_prompt_crm(enum crm crm, const char *title, const struct rules_crm *rc)
 {
     printf("\n%s:\n", title);
     if (!rc->listed) {
@@ -411,7 +411,7 @@ static void cli_prompt_crm(const char *title, const struct rules_crm *rc)
         printf("- no other object may be read or changed.\n");
     printf("- schema and owner lookups: %s. OAuth token calls (token revocations too): %s.\n",
            rc->schema_read ? "allowed" : "refused", rc->auth ? "allowed" : "refused");
-    if (strcmp(title, "Salesforce") == 0)
+    if (crm == CRM_SALESFORCE)
         printf("- a write sent with Sforce-Duplicate-Rule-Header allowSave=true is refused "
                "unless its object above says it may save past duplicate rules.\n");
 }
@@ -443,8 +443,8 @@ static int cli_prompt(int argc, char **argv)
            "not write is refused whole, so send only the fields listed. Filters and sorts count "
            "as reads.\n",
            ws->name);
-    cli_prompt_crm("HubSpot", &ws->hubspot);
-    cli_prompt_crm("Salesforce", &ws->salesforce);
+    cli_prompt_crm(CRM_HUBSPOT, "HubSpot", &ws->hubspot);
+    cli_prompt_crm(CRM_SALESFORCE, "Salesforce", &ws->salesforce);
     rules_unref(r);
     return 0;
 }

@@ -28,9 +28,13 @@ static void enforce_deny(struct enforce *ef, int status, const char *code, const
     ef->verdict.fields[0] = '\0';
 }
 
-/* A header value as a NUL-terminated copy in buf, or NULL when absent. */
+/*
+ * A header value as a NUL-terminated copy in buf, or NULL when absent. One
+ * longer than buf is cut short, unless if_cut is given: then if_cut is
+ * returned instead (a header that decides a policy must not lose its end).
+ */
 static const char *enforce_header(const struct http_fields *hs, const char *name, char *buf,
-                                  size_t buflen)
+                                  size_t buflen, const char *if_cut)
 {
     long i = http_fields_find(hs, name, 0);
     size_t vl;
@@ -39,8 +43,10 @@ static const char *enforce_header(const struct http_fields *hs, const char *name
     if (i < 0)
         return NULL;
     v = http_field_value(hs, (size_t)i, &vl);
+    if (vl >= buflen && if_cut != NULL)
+        return if_cut;
     if (vl >= buflen)
-        vl = buflen - 1; /* only compared against short tokens by the classifiers */
+        vl = buflen - 1; /* compared against short tokens by the classifiers */
     memcpy(buf, v, vl);
     buf[vl] = '\0';
     return buf;
@@ -89,17 +95,16 @@ int enforce_view_init(struct enforce_view *v, const struct http_request *req, co
     v->cr.method = req->method_name;
     v->cr.path = v->path[0] != '\0' ? v->path : "/";
     v->cr.query = q != NULL ? q + 1 : NULL;
-    v->cr.content_type = enforce_header(&req->headers, "content-type", v->ctype, sizeof(v->ctype));
+    v->cr.content_type =
+        enforce_header(&req->headers, "content-type", v->ctype, sizeof(v->ctype), NULL);
     v->cr.content_encoding =
-        enforce_header(&req->headers, "content-encoding", v->cenc, sizeof(v->cenc));
-    v->cr.method_override =
-        enforce_header(&req->headers, "x-http-method-override", v->override, sizeof(v->override));
-    /* decides a policy: one cut short would hide its end, so it is then classified as
-     * an allowSave the classifier cannot read (denied) */
-    v->cr.duplicate_rule = enforce_header(&req->headers, "sforce-duplicate-rule-header", v->duprule,
-                                          sizeof(v->duprule));
-    if (v->cr.duplicate_rule != NULL && strlen(v->duprule) == sizeof(v->duprule) - 1)
-        v->cr.duplicate_rule = "allowSave=(longer than crmgate reads)";
+        enforce_header(&req->headers, "content-encoding", v->cenc, sizeof(v->cenc), NULL);
+    v->cr.method_override = enforce_header(&req->headers, "x-http-method-override", v->override,
+                                           sizeof(v->override), NULL);
+    /* too long to read whole: an allowSave the classifier cannot read (denied) */
+    v->cr.duplicate_rule =
+        enforce_header(&req->headers, "sforce-duplicate-rule-header", v->duprule,
+                       sizeof(v->duprule), "allowSave=(longer than crmgate reads)");
     v->cr.body_len = evbuffer_get_length(req->body);
     v->cr.body = v->cr.body_len > 0 ? (const char *)evbuffer_pullup(req->body, -1) : NULL;
     return 0;
