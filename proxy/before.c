@@ -23,6 +23,9 @@
 #include "server.h"
 #include "upstream.h"
 
+struct before_queue;
+struct before_fold;
+
 struct before_call {
     struct before_fetch *bf;
     struct upstream_xfer *xfer;
@@ -32,19 +35,60 @@ struct before_call {
     char *url;
     char *body;
     struct http_fields headers;
+    struct before_queue *queue; /* waiting there to be folded, at slot */
+    struct before_fold *fold;   /* read by that folded read, as its member slot */
+    size_t slot;
 };
 
 struct before_fetch {
     struct worker *w;
     enum crm crm;
     const struct crm_ops *ops;
+    const struct config *cfg;
+    char *base;
+    char ver[64]; /* Salesforce: "/services/data/vNN.N" */
     struct before_result res;
     struct before_call *calls;
     size_t ncalls, outstanding;
-    struct event *zero; /* nothing to read: answer from the loop, not from the caller */
+    struct event *zero; /* finishes the fetch from the loop: nothing to read, or a folded read
+                           answered (never inside another request's callback) */
     before_done_cb cb;
     void *arg;
     int lastmod; /* Salesforce: read LastModifiedDate too */
+};
+
+/*
+ * Folding. A single-record read waits in its worker's queue for a turn of
+ * the loop (or before_read_window_ms), where the reads of other requests
+ * for the same object type, id property, kind (HubSpot deletes fold only
+ * with deletes), Salesforce API version and the very same credential join
+ * it; the group is then read with one batch read. A group of one is read
+ * as it was built. Each request keeps only what its own read would have
+ * returned (the fields only others asked for are dropped). A folded read
+ * refused 400 or 404 (a bad field, a malformed id: one request's fault) is
+ * redone request by request; any other refusal is every request's, as its
+ * own read would have got it from the same CRM with the same credential.
+ */
+struct before_queue {
+    struct worker *w;
+    struct event *timer;
+    struct before_call **v; /* NULL: cancelled */
+    size_t n, cap, live;
+};
+
+struct before_fold {
+    enum crm crm;
+    struct before_call **member; /* NULL once its fetch is cancelled */
+    size_t n, live;
+    char **id; /* the distinct records asked for, in order (copies: members may go) */
+    size_t nid;
+    size_t *which; /* member k reads id[which[k]] */
+    char *idprop;  /* HubSpot idProperty, or NULL */
+    char **name;   /* every field some member writes */
+    size_t nname;
+    struct upstream_xfer *xfer;
+    char *url, *body;
+    struct http_fields headers; /* the members' own: they carry the credential */
 };
 
 int before_needed(const struct crm_op *op)
@@ -110,10 +154,10 @@ static int before_cat(char **out, size_t *len, size_t *cap, const char *s)
     return 0;
 }
 
-/* The names op writes, comma-separated and encoded, appended after key= (nothing if none). */
+/* The names ops v[0..n) write, comma-separated and encoded, appended after key= (nothing if
+ * none). */
 static int before_field_list(char **out, size_t *len, size_t *cap, const char *key,
-                             const struct crm_ops *ops, const size_t *idx, size_t nidx,
-                             const char *extra)
+                             const struct crm_op *const *v, size_t n, const char *extra)
 {
     int first = 1;
 
@@ -122,12 +166,12 @@ static int before_field_list(char **out, size_t *len, size_t *cap, const char *k
             return -1;
         first = 0;
     }
-    for (size_t k = 0; k < nidx; k++) {
-        const struct crm_op *op = &ops->v[idx[k]];
+    for (size_t k = 0; k < n; k++) {
+        const struct crm_op *op = v[k];
         for (size_t i = 0; i < op->nwrites; i++) {
             int seen = extra != NULL && strcasecmp(extra, op->writes[i].name) == 0;
             for (size_t k2 = 0; k2 <= k && !seen; k2++) {
-                const struct crm_op *o2 = &ops->v[idx[k2]];
+                const struct crm_op *o2 = v[k2];
                 size_t lim = k2 == k ? i : o2->nwrites;
                 for (size_t j = 0; j < lim && !seen; j++)
                     seen = strcasecmp(o2->writes[j].name, op->writes[i].name) == 0;
@@ -162,40 +206,53 @@ static void before_sf_version(const char *api_path, char *out, size_t outlen)
     snprintf(out, outlen, "/services/data/v59.0");
 }
 
-/* Build the URL (and body) of a call reading ops idx[0..nidx). 0 / -1. */
-static int before_build(struct before_fetch *bf, struct before_call *call, const char *base,
-                        const char *ver)
+/*
+ * What one read asks for: the records rec[0..nrec) (one, unless batch) and the fields that the
+ * ops fop[0..nfop) write (the same ops, unless the read is folded: then every request's op).
+ */
+struct before_ask {
+    enum crm crm;
+    int batch;
+    int lastmod;
+    const struct crm_op *const *rec;
+    size_t nrec;
+    const struct crm_op *const *fop;
+    size_t nfop;
+};
+
+/* Build the URL (and body, for HubSpot's batch/read) of a read; 0 / -1. */
+static int before_build(const struct before_ask *a, const char *base, const char *ver, char **url,
+                        char **body)
 {
-    const struct crm_ops *ops = bf->ops;
-    const struct crm_op *op0 = &ops->v[call->idx[0]];
+    const struct crm_op *op0 = a->rec[0];
     char *u = NULL;
     size_t len = 0, cap = 0;
     int del = op0->nwrites == 0;
 
     if (before_cat(&u, &len, &cap, base) < 0)
         goto fail;
-    if (bf->crm == CRM_HUBSPOT && !call->batch) {
+    if (a->crm == CRM_HUBSPOT && !a->batch) {
         if (before_cat(&u, &len, &cap, "/crm/v3/objects/") < 0 ||
             before_enc(&u, &len, &cap, op0->object) < 0 || before_cat(&u, &len, &cap, "/") < 0 ||
             before_enc(&u, &len, &cap, op0->record_id) < 0 ||
             before_cat(&u, &len, &cap, "?archived=false") < 0 ||
-            before_field_list(&u, &len, &cap, "&properties=", ops, call->idx, call->nidx,
-                              op0->id_property) < 0 ||
-            before_field_list(&u, &len, &cap, "&propertiesWithHistory=", ops, call->idx, call->nidx,
-                              NULL) < 0)
+            before_field_list(&u, &len, &cap, "&properties=", a->fop, a->nfop, op0->id_property) <
+                0 ||
+            before_field_list(&u, &len, &cap, "&propertiesWithHistory=", a->fop, a->nfop, NULL) < 0)
             goto fail;
         if (op0->id_property != NULL && (before_cat(&u, &len, &cap, "&idProperty=") < 0 ||
                                          before_enc(&u, &len, &cap, op0->id_property) < 0))
             goto fail;
-    } else if (bf->crm == CRM_HUBSPOT) {
-        json_t *body = json_object(), *props = json_array(), *hist = json_array(),
+    } else if (a->crm == CRM_HUBSPOT) {
+        json_t *b = json_object(), *props = json_array(), *hist = json_array(),
                *inputs = json_array();
-        int bad = body == NULL || props == NULL || hist == NULL || inputs == NULL;
+        int bad = b == NULL || props == NULL || hist == NULL || inputs == NULL;
         if (!bad && op0->id_property != NULL)
             bad = json_array_append_new(props, json_string(op0->id_property)) < 0;
-        for (size_t k = 0; k < call->nidx && !bad; k++) {
-            const struct crm_op *op = &ops->v[call->idx[k]];
-            bad = json_array_append_new(inputs, json_pack("{s:s}", "id", op->record_id)) < 0;
+        for (size_t k = 0; k < a->nrec && !bad; k++)
+            bad = json_array_append_new(inputs, json_pack("{s:s}", "id", a->rec[k]->record_id)) < 0;
+        for (size_t k = 0; k < a->nfop && !bad; k++) {
+            const struct crm_op *op = a->fop[k];
             for (size_t i = 0; i < op->nwrites && !bad; i++) {
                 json_t *name = json_string(op->writes[i].name);
                 bad = json_array_append(props, name) < 0 || json_array_append(hist, name) < 0;
@@ -203,23 +260,23 @@ static int before_build(struct before_fetch *bf, struct before_call *call, const
             }
         }
         if (!bad)
-            bad = json_object_set(body, "inputs", inputs) < 0 ||
-                  (json_array_size(props) > 0 && json_object_set(body, "properties", props) < 0) ||
+            bad = json_object_set(b, "inputs", inputs) < 0 ||
+                  (json_array_size(props) > 0 && json_object_set(b, "properties", props) < 0) ||
                   (json_array_size(hist) > 0 &&
-                   json_object_set(body, "propertiesWithHistory", hist) < 0) ||
+                   json_object_set(b, "propertiesWithHistory", hist) < 0) ||
                   (op0->id_property != NULL &&
-                   json_object_set_new(body, "idProperty", json_string(op0->id_property)) < 0);
+                   json_object_set_new(b, "idProperty", json_string(op0->id_property)) < 0);
         if (!bad)
-            call->body = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
+            *body = json_dumps(b, JSON_COMPACT);
+        json_decref(b);
         json_decref(props);
         json_decref(hist);
         json_decref(inputs);
-        if (bad || call->body == NULL || before_cat(&u, &len, &cap, "/crm/v3/objects/") < 0 ||
+        if (bad || *body == NULL || before_cat(&u, &len, &cap, "/crm/v3/objects/") < 0 ||
             before_enc(&u, &len, &cap, op0->object) < 0 ||
             before_cat(&u, &len, &cap, "/batch/read?archived=false") < 0)
             goto fail;
-    } else if (!call->batch) {
+    } else if (!a->batch) {
         if (before_cat(&u, &len, &cap, ver) < 0 || before_cat(&u, &len, &cap, "/sobjects/") < 0 ||
             before_enc(&u, &len, &cap, op0->object) < 0 || before_cat(&u, &len, &cap, "/") < 0)
             goto fail;
@@ -229,28 +286,29 @@ static int before_build(struct before_fetch *bf, struct before_call *call, const
         if (before_enc(&u, &len, &cap, op0->record_id) < 0)
             goto fail;
         /* A delete reads the whole record: no field list. */
-        if (!del &&
-            (before_field_list(&u, &len, &cap, "?fields=", ops, call->idx, call->nidx, "Id") < 0 ||
-             (bf->lastmod && before_cat(&u, &len, &cap, ",LastModifiedDate") < 0)))
+        if (!del && (before_field_list(&u, &len, &cap, "?fields=", a->fop, a->nfop, "Id") < 0 ||
+                     (a->lastmod && before_cat(&u, &len, &cap, ",LastModifiedDate") < 0)))
             goto fail;
     } else {
         if (before_cat(&u, &len, &cap, ver) < 0 ||
             before_cat(&u, &len, &cap, "/composite/sobjects/") < 0 ||
             before_enc(&u, &len, &cap, op0->object) < 0 || before_cat(&u, &len, &cap, "?ids=") < 0)
             goto fail;
-        for (size_t k = 0; k < call->nidx; k++) {
+        for (size_t k = 0; k < a->nrec; k++) {
             if ((k > 0 && before_cat(&u, &len, &cap, ",") < 0) ||
-                before_enc(&u, &len, &cap, ops->v[call->idx[k]].record_id) < 0)
+                before_enc(&u, &len, &cap, a->rec[k]->record_id) < 0)
                 goto fail;
         }
-        if (before_field_list(&u, &len, &cap, "&fields=", ops, call->idx, call->nidx, "Id") < 0 ||
-            (bf->lastmod && before_cat(&u, &len, &cap, ",LastModifiedDate") < 0))
+        if (before_field_list(&u, &len, &cap, "&fields=", a->fop, a->nfop, "Id") < 0 ||
+            (a->lastmod && before_cat(&u, &len, &cap, ",LastModifiedDate") < 0))
             goto fail;
     }
-    call->url = u;
+    *url = u;
     return 0;
 fail:
     free(u);
+    free(*body);
+    *body = NULL;
     return -1;
 }
 
@@ -271,22 +329,24 @@ static json_t *before_fields(enum crm crm, json_t *rec)
     return out;
 }
 
-/* Which of the call's ops a batch answer's record belongs to, or -1. */
-static long before_match(struct before_fetch *bf, struct before_call *call, json_t *rec, size_t pos)
+/*
+ * Which of the records asked for (ids[0..n), by the id property idprop when not NULL) a batch
+ * answer's record at pos belongs to, or -1.
+ */
+static long before_match(enum crm crm, const char *const *ids, size_t n, const char *idprop,
+                         json_t *rec, size_t pos)
 {
-    const struct crm_op *op0 = &bf->ops->v[call->idx[0]];
     const char *key;
 
-    if (bf->crm == CRM_SALESFORCE)
-        return pos < call->nidx ? (long)pos : -1; /* retrieve answers in the order asked */
-    key = op0->id_property != NULL ? json_string_value(json_object_get(
-                                         json_object_get(rec, "properties"), op0->id_property))
-                                   : json_string_value(json_object_get(rec, "id"));
+    if (crm == CRM_SALESFORCE)
+        return pos < n ? (long)pos : -1; /* retrieve answers in the order asked */
+    key = idprop != NULL
+              ? json_string_value(json_object_get(json_object_get(rec, "properties"), idprop))
+              : json_string_value(json_object_get(rec, "id"));
     if (key == NULL)
         return -1;
-    for (size_t k = 0; k < call->nidx; k++) {
-        const char *want = bf->ops->v[call->idx[k]].record_id;
-        if (op0->id_property != NULL ? strcasecmp(want, key) == 0 : strcmp(want, key) == 0)
+    for (size_t k = 0; k < n; k++) {
+        if (idprop != NULL ? strcasecmp(ids[k], key) == 0 : strcmp(ids[k], key) == 0)
             return (long)k;
     }
     return -1;
@@ -312,6 +372,7 @@ static void before_free(struct before_fetch *bf)
         http_fields_cleanse(&bf->calls[i].headers); /* they carry the credential */
     }
     free(bf->calls);
+    free(bf->base);
     if (bf->zero != NULL)
         event_free(bf->zero);
     free(bf);
@@ -360,15 +421,15 @@ static int before_keep_quota(struct before_fetch *bf, const struct upstream_resp
  * echoes it (in a field's value, an error message) must not put it in an
  * audit record, the dry-run overlay or the agent's answer. 0 / -1.
  */
-static int before_scrub(const struct before_call *call, struct upstream_response *rsp)
+static int before_scrub(const struct http_fields *headers, struct upstream_response *rsp)
 {
-    long i = http_fields_find(&call->headers, "authorization", 0);
+    long i = http_fields_find(headers, "authorization", 0);
     size_t vl;
     const char *v, *tok;
 
     if (i < 0 || rsp->body == NULL)
         return 0;
-    v = http_field_value(&call->headers, (size_t)i, &vl);
+    v = http_field_value(headers, (size_t)i, &vl);
     tok = memchr(v, ' ', vl);
     tok = tok != NULL ? tok + 1 : v;
     while (tok < v + vl && *tok == ' ')
@@ -378,39 +439,64 @@ static int before_scrub(const struct before_call *call, struct upstream_response
     return upstream_redact(&rsp->body, tok, (size_t)(v + vl - tok)) < 0 ? -1 : 0;
 }
 
-static void before_donecb(struct upstream_response *rsp, void *arg)
+/*
+ * The CRM refused a read (not 2xx), or the read failed: record it in bf.
+ * shared: the answer is a folded read's, every request gets its own copy.
+ */
+static void before_refused(struct before_fetch *bf, struct upstream_response *rsp, int shared)
 {
-    struct before_call *call = arg;
-    struct before_fetch *bf = call->bf;
-    json_t *root = NULL;
+    char st[64];
 
-    call->xfer = NULL;
-    if (rsp->result == CURLE_OK &&
-        (before_scrub(call, rsp) < 0 || before_keep_quota(bf, rsp) < 0)) {
-        before_fail(bf, 0, "out of memory");
-    } else if (rsp->result != CURLE_OK) {
+    if (rsp->result != CURLE_OK) {
         if (bf->res.ok && rsp->result == CURLE_OPERATION_TIMEDOUT)
             bf->res.timed_out = 1;
         before_fail(bf, 0, rsp->error);
-    } else if ((rsp->status == 404 || rsp->status == 300) && !call->batch) {
-        /* no such record (an upsert creates it, an update gets the CRM's own 404), or an
-         * external id matching several (the CRM answers the write with its own 300) */
-    } else if (rsp->status == 400) {
-        for (size_t k = 0; k < call->nidx; k++)
-            bf->res.unknown[call->idx[k]] = 1;
-    } else if (rsp->status < 200 || rsp->status > 299) {
-        char st[64];
-        snprintf(st, sizeof(st), "the CRM answered %ld", rsp->status);
-        if (bf->res.ok && rsp->status < 500) {
-            /* kept so the agent gets the CRM's own refusal (a bad field, an expired token, a
-             * rate limit with its Retry-After and X-HubSpot-RateLimit-* headers) */
+        return;
+    }
+    snprintf(st, sizeof(st), "the CRM answered %ld", rsp->status);
+    if (bf->res.ok && rsp->status < 500) {
+        /* kept so the agent gets the CRM's own refusal (a bad field, an expired token, a
+         * rate limit with its Retry-After and X-HubSpot-RateLimit-* headers) */
+        if (!shared) {
             bf->res.body = rsp->body;
             rsp->body = NULL;
             bf->res.headers = rsp->headers;
             memset(&rsp->headers, 0, sizeof(rsp->headers));
+        } else if ((rsp->body != NULL && (bf->res.body = evbuffer_new()) == NULL) ||
+                   (rsp->body != NULL && evbuffer_add(bf->res.body, evbuffer_pullup(rsp->body, -1),
+                                                      evbuffer_get_length(rsp->body)) < 0) ||
+                   http_fields_copy(&bf->res.headers, &rsp->headers) < 0) {
+            before_fail(bf, 0, "out of memory");
+            return;
         }
-        before_fail(bf, rsp->status, st);
-    } else if (bf->crm == CRM_HUBSPOT && !call->batch) {
+    }
+    before_fail(bf, rsp->status, st);
+}
+
+/* A 2xx answer's body as JSON: the fast parser, jansson for what it refuses (deeper nesting). */
+static json_t *before_json(struct upstream_response *rsp)
+{
+    size_t len = evbuffer_get_length(rsp->body);
+    const char *body = (const char *)evbuffer_pullup(rsp->body, -1);
+    json_t *root = jsonfilter_parse(body, len, NULL, 0);
+
+    return root != NULL ? root : json_loadb(body, len, 0, NULL);
+}
+
+/*
+ * The records of a read's 2xx answer: got[k], the fields of record ids[k]
+ * (found by the id property idprop when not NULL), or NULL when the answer
+ * does not have it. 0, or -1 with why: the answer is not what was asked
+ * for (nothing is taken from it).
+ */
+static int before_parse(enum crm crm, int batch, const char *const *ids, size_t n,
+                        const char *idprop, struct upstream_response *rsp, json_t **got,
+                        const char **why)
+{
+    json_t *root, *arr, *rec;
+    size_t i;
+
+    if (crm == CRM_HUBSPOT && !batch) {
         /* Only the record's properties are kept: the whole answer is validated and just those
          * parsed, in one pass (its propertiesWithHistory and the rest are most of the bytes). */
         size_t len = evbuffer_get_length(rsp->body);
@@ -418,59 +504,99 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
         json_t *f = NULL;
         int found = jsonfilter_member_value(body, len, "properties", &f, NULL, 0);
         if (found == -2) {
-            before_fail(bf, 0, "out of memory");
+            *why = "out of memory";
         } else if (found < 0) {
-            before_fail(bf, 0, "the CRM's answer is not JSON");
+            *why = "the CRM's answer is not JSON";
         } else if (found == 0 || !json_is_object(f)) {
             /* a record HubSpot has always comes with its properties: without them its
              * before-state is not known, and recording "none" would make one up */
-            before_fail(bf, 0, "the CRM's answer has no properties object");
+            *why = "the CRM's answer has no properties object";
             json_decref(f);
         } else {
-            json_decref(bf->res.before[call->idx[0]]);
-            bf->res.before[call->idx[0]] = f;
+            got[0] = f;
+            return 0;
         }
-    } else {
-        size_t len = evbuffer_get_length(rsp->body);
-        const char *body = (const char *)evbuffer_pullup(rsp->body, -1);
-        json_t *arr = NULL;
-        /* the fast parser (json_loadb's tree); jansson for what it refuses (deeper nesting) */
-        root = jsonfilter_parse(body, len, NULL, 0);
-        if (root == NULL)
-            root = json_loadb(body, len, 0, NULL);
-        if (root == NULL) {
-            before_fail(bf, 0, "the CRM's answer is not JSON");
-        } else if (!call->batch) {
-            /* a Salesforce row always has its Id (asked for, or the whole record): an answer
-             * without one, or no object at all, is not the record, and not its absence */
-            if (!json_is_object(root) || !json_is_string(json_object_get(root, "Id"))) {
-                before_fail(bf, 0, "the CRM's answer is not a record");
-            } else {
-                json_decref(bf->res.before[call->idx[0]]);
-                bf->res.before[call->idx[0]] = before_fields(bf->crm, root);
-            }
-        } else if (!json_is_array(arr = bf->crm == CRM_HUBSPOT ? json_object_get(root, "results")
-                                                               : root)) {
-            before_fail(bf, 0, "the CRM's answer is not a list of records");
-        } else {
-            size_t i;
-            json_t *rec;
-            json_array_foreach(arr, i, rec)
-            {
-                long k = before_match(bf, call, rec, i);
-                json_t *f;
-                if (k < 0 || json_is_null(rec))
-                    continue;
-                if ((f = before_fields(bf->crm, rec)) == NULL) {
-                    before_fail(bf, 0, "a record in the CRM's answer has no fields");
-                    break;
-                }
-                json_decref(bf->res.before[call->idx[k]]);
-                bf->res.before[call->idx[k]] = f;
-            }
+        return -1;
+    }
+    if ((root = before_json(rsp)) == NULL) {
+        *why = "the CRM's answer is not JSON";
+        return -1;
+    }
+    if (!batch) {
+        /* a Salesforce row always has its Id (asked for, or the whole record): an answer
+         * without one, or no object at all, is not the record, and not its absence */
+        if (!json_is_object(root) || !json_is_string(json_object_get(root, "Id"))) {
+            *why = "the CRM's answer is not a record";
+            goto fail;
         }
+        got[0] = before_fields(crm, root);
+        json_decref(root);
+        return 0;
+    }
+    if (!json_is_array(arr = crm == CRM_HUBSPOT ? json_object_get(root, "results") : root)) {
+        *why = "the CRM's answer is not a list of records";
+        goto fail;
+    }
+    json_array_foreach(arr, i, rec)
+    {
+        long k = before_match(crm, ids, n, idprop, rec, i);
+        json_t *f;
+        if (k < 0 || json_is_null(rec))
+            continue;
+        if ((f = before_fields(crm, rec)) == NULL) {
+            *why = "a record in the CRM's answer has no fields";
+            goto fail;
+        }
+        json_decref(got[k]);
+        got[k] = f;
     }
     json_decref(root);
+    return 0;
+fail:
+    json_decref(root);
+    for (size_t k = 0; k < n; k++) {
+        json_decref(got[k]);
+        got[k] = NULL;
+    }
+    return -1;
+}
+
+static void before_donecb(struct upstream_response *rsp, void *arg)
+{
+    struct before_call *call = arg;
+    struct before_fetch *bf = call->bf;
+    int ok = rsp->result == CURLE_OK;
+
+    call->xfer = NULL;
+    if (ok && (before_scrub(&call->headers, rsp) < 0 || before_keep_quota(bf, rsp) < 0)) {
+        before_fail(bf, 0, "out of memory");
+    } else if (ok && (rsp->status == 404 || rsp->status == 300) && !call->batch) {
+        /* no such record (an upsert creates it, an update gets the CRM's own 404), or an
+         * external id matching several (the CRM answers the write with its own 300) */
+    } else if (ok && rsp->status == 400) {
+        for (size_t k = 0; k < call->nidx; k++)
+            bf->res.unknown[call->idx[k]] = 1;
+    } else if (!ok || rsp->status < 200 || rsp->status > 299) {
+        before_refused(bf, rsp, 0);
+    } else {
+        const char **ids = calloc(call->nidx, sizeof(*ids));
+        json_t **got = calloc(call->nidx, sizeof(*got));
+        const char *why = "out of memory";
+        for (size_t k = 0; ids != NULL && k < call->nidx; k++)
+            ids[k] = bf->ops->v[call->idx[k]].record_id;
+        if (ids == NULL || got == NULL ||
+            before_parse(bf->crm, call->batch, ids, call->nidx,
+                         bf->ops->v[call->idx[0]].id_property, rsp, got, &why) < 0) {
+            before_fail(bf, 0, why);
+        } else {
+            for (size_t k = 0; k < call->nidx; k++) {
+                json_decref(bf->res.before[call->idx[k]]);
+                bf->res.before[call->idx[k]] = got[k];
+            }
+        }
+        free(ids);
+        free(got);
+    }
     if (--bf->outstanding == 0)
         before_finish(bf);
 }
@@ -479,6 +605,401 @@ static void before_zerocb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     before_finish(arg);
+}
+
+/* One of bf's reads is done: when it was the last, finish from the loop. */
+static void before_settle(struct before_fetch *bf)
+{
+    if (--bf->outstanding == 0)
+        event_active(bf->zero, EV_TIMEOUT, 1);
+}
+
+/* Start a read of url (a POST when body is not NULL) for bf. NULL: curl refused it. */
+static struct upstream_xfer *before_send(struct before_fetch *bf, const char *url, const char *body,
+                                         const struct http_fields *headers, upstream_done_cb cb,
+                                         void *arg)
+{
+    struct upstream_request ur = {0};
+
+    ur.method = body != NULL ? "POST" : "GET";
+    ur.url = url;
+    ur.headers = headers;
+    ur.body = body;
+    ur.body_len = body != NULL ? strlen(body) : 0;
+    ur.has_body = body != NULL;
+    ur.connect_timeout_ms = bf->cfg->upstream_connect_timeout_ms;
+    ur.timeout_ms = bf->cfg->upstream_timeout_ms;
+    ur.max_response = bf->cfg->limits.response_bytes;
+    ur.ca_bundle = bf->cfg->ca_bundle;
+    return upstream_start(bf->w->upstream, &ur, cb, arg);
+}
+
+/* Start call's own read; 0 / -1 (curl refused it: no callback). */
+static int before_launch(struct before_call *call)
+{
+    struct before_fetch *bf = call->bf;
+
+    call->xfer = before_send(bf, call->url, call->body, &call->headers, before_donecb, call);
+    if (call->xfer == NULL)
+        return -1;
+    bf->res.calls++;
+    metrics_own_call(bf->crm, METRICS_PURPOSE_BEFORE_STATE);
+    log_debug("before-state read: %s %s", call->body != NULL ? "POST" : "GET", crm_name(bf->crm));
+    return 0;
+}
+
+/* Start a queued call's own read; if curl refuses, its fetch fails (from the loop). */
+static void before_go(struct before_call *call)
+{
+    if (before_launch(call) == 0)
+        return;
+    before_fail(call->bf, 0, "the read could not be started");
+    before_settle(call->bf);
+}
+
+static const struct crm_op *before_call_op(const struct before_call *call)
+{
+    return &call->bf->ops->v[call->idx[0]];
+}
+
+/* Whether call may wait to be folded: a single-record read Salesforce can also batch. */
+static int before_foldable(const struct before_call *call)
+{
+    const struct crm_op *op = before_call_op(call);
+
+    return !call->batch &&
+           !(call->bf->crm == CRM_SALESFORCE && (op->id_property != NULL || op->nwrites == 0));
+}
+
+/* Whether two queued reads can be one: same CRM, object, kind, version and credential. */
+static int before_same_read(const struct before_call *a, const struct before_call *b)
+{
+    const struct before_fetch *fa = a->bf, *fb = b->bf;
+    const struct crm_op *oa = before_call_op(a), *ob = before_call_op(b);
+
+    return fa->crm == fb->crm && fa->cfg == fb->cfg && fa->lastmod == fb->lastmod &&
+           strcmp(fa->base, fb->base) == 0 && strcmp(fa->ver, fb->ver) == 0 &&
+           strcmp(oa->object, ob->object) == 0 && (oa->nwrites == 0) == (ob->nwrites == 0) &&
+           (oa->id_property == NULL) == (ob->id_property == NULL) &&
+           (oa->id_property == NULL || strcmp(oa->id_property, ob->id_property) == 0) &&
+           a->headers.n == b->headers.n && a->headers.len == b->headers.len &&
+           memcmp(a->headers.buf, b->headers.buf, a->headers.len) == 0 &&
+           memcmp(a->headers.f, b->headers.f, a->headers.n * sizeof(*a->headers.f)) == 0;
+}
+
+static void before_fold_free(struct before_fold *f)
+{
+    for (size_t k = 0; f->id != NULL && k < f->nid; k++)
+        free(f->id[k]);
+    for (size_t k = 0; k < f->nname; k++)
+        free(f->name[k]);
+    free(f->id);
+    free(f->name);
+    free(f->which);
+    free(f->idprop);
+    free(f->member);
+    free(f->url);
+    free(f->body);
+    http_fields_cleanse(&f->headers);
+    free(f);
+}
+
+/* Whether op asks for the field name: it writes it, or every read asks for it. */
+static int before_asks(const struct crm_op *op, const char *name)
+{
+    if (strcasecmp(name, "Id") == 0 || strcasecmp(name, "LastModifiedDate") == 0 ||
+        (op->id_property != NULL && strcasecmp(name, op->id_property) == 0))
+        return 1;
+    for (size_t i = 0; i < op->nwrites; i++) {
+        if (strcasecmp(op->writes[i].name, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A copy of a folded read's record for the member op: without what only others asked for. */
+static json_t *before_own_copy(const struct before_fold *f, const struct crm_op *op, json_t *rec)
+{
+    json_t *out = json_deep_copy(rec), *v;
+    const char *key;
+    void *tmp;
+
+    if (out == NULL)
+        return NULL;
+    json_object_foreach_safe(out, tmp, key, v)
+    {
+        int other = 0;
+        for (size_t k = 0; k < f->nname && !other; k++)
+            other = strcasecmp(f->name[k], key) == 0;
+        if (other && !before_asks(op, key))
+            json_object_del(out, key);
+    }
+    return out;
+}
+
+static void before_fold_donecb(struct upstream_response *rsp, void *arg)
+{
+    struct before_fold *f = arg;
+    json_t **got = NULL;
+    const char *why = NULL;
+    int ok = rsp->result == CURLE_OK, redo = 0, answered = 0;
+
+    f->xfer = NULL;
+    if (ok && before_scrub(&f->headers, rsp) < 0) {
+        why = "out of memory";
+    } else if (ok && (rsp->status == 400 || (rsp->status == 404 && f->nid > 1))) {
+        redo = 1; /* maybe one request's fault (a bad field, a malformed id): each reads alone */
+    } else if (ok && rsp->status == 404) {
+        answered = 1; /* the one record asked for does not exist */
+    } else if (ok && rsp->status >= 200 && rsp->status <= 299) {
+        if ((got = calloc(f->nid, sizeof(*got))) == NULL)
+            why = "out of memory";
+        else if (before_parse(f->crm, f->nid > 1, (const char *const *)f->id, f->nid, f->idprop,
+                              rsp, got, &why) == 0)
+            answered = 1;
+    }
+    if (answered)
+        metrics_before_folded(f->crm, (unsigned)(f->n - 1));
+    for (size_t k = 0; k < f->n; k++) {
+        struct before_call *m = f->member[k];
+        struct before_fetch *bf;
+        json_t *rec;
+        if (m == NULL)
+            continue; /* its request left */
+        f->member[k] = NULL;
+        m->fold = NULL;
+        bf = m->bf;
+        if (redo) {
+            before_go(m);
+            continue;
+        }
+        rec = got != NULL ? got[f->which[k]] : NULL;
+        if (ok && why == NULL && before_keep_quota(bf, rsp) < 0) {
+            before_fail(bf, 0, "out of memory");
+        } else if (why != NULL) {
+            before_fail(bf, 0, why);
+        } else if (!answered) {
+            before_refused(bf, rsp, 1);
+        } else if (rec != NULL) {
+            json_t *own = before_own_copy(f, before_call_op(m), rec);
+            if (own == NULL)
+                before_fail(bf, 0, "out of memory");
+            json_decref(bf->res.before[m->idx[0]]);
+            bf->res.before[m->idx[0]] = own;
+        }
+        before_settle(bf);
+    }
+    for (size_t k = 0; got != NULL && k < f->nid; k++)
+        json_decref(got[k]);
+    free(got);
+    before_fold_free(f);
+}
+
+/* Add name to the fold's fields unless there; 0 / -1. */
+static int before_fold_name(struct before_fold *f, const char *name, size_t *cap)
+{
+    for (size_t k = 0; k < f->nname; k++) {
+        if (strcasecmp(f->name[k], name) == 0)
+            return 0;
+    }
+    if (f->nname == *cap) {
+        size_t ncap = *cap * 2 + 8;
+        char **nv = realloc(f->name, ncap * sizeof(*nv));
+        if (nv == NULL)
+            return -1;
+        f->name = nv;
+        *cap = ncap;
+    }
+    if ((f->name[f->nname] = strdup(name)) == NULL)
+        return -1;
+    f->nname++;
+    return 0;
+}
+
+/*
+ * Read the queued calls m[0..n) (n > 1, alike by before_same_read) with one
+ * read: the fold takes m. 0, or -1 (nothing started; m is still the caller's).
+ */
+static int before_fold_start(struct before_call **m, size_t n)
+{
+    struct before_fetch *bf0 = m[0]->bf;
+    const struct crm_op *op0 = before_call_op(m[0]);
+    const struct crm_op **fop = calloc(n, sizeof(*fop)), **rec = calloc(n, sizeof(*rec));
+    struct before_fold *f = calloc(1, sizeof(*f));
+    struct before_ask ask = {0};
+    size_t ncap = 0;
+
+    if (f == NULL || fop == NULL || rec == NULL || (f->id = calloc(n, sizeof(char *))) == NULL ||
+        (f->which = calloc(n, sizeof(size_t))) == NULL ||
+        (op0->id_property != NULL && (f->idprop = strdup(op0->id_property)) == NULL))
+        goto fail;
+    f->crm = bf0->crm;
+    for (size_t k = 0; k < n; k++) {
+        const struct crm_op *op = before_call_op(m[k]);
+        size_t u = 0;
+        while (u < f->nid && (f->idprop != NULL ? strcasecmp(f->id[u], op->record_id)
+                                                : strcmp(f->id[u], op->record_id)) != 0)
+            u++;
+        if (u == f->nid) {
+            if ((f->id[u] = strdup(op->record_id)) == NULL)
+                goto fail;
+            rec[f->nid++] = op;
+        }
+        f->which[k] = u;
+        fop[k] = op;
+        for (size_t i = 0; i < op->nwrites; i++) {
+            if (before_fold_name(f, op->writes[i].name, &ncap) < 0)
+                goto fail;
+        }
+    }
+    /* one record (writes to the same record): its single-record read, with every field */
+    ask = (struct before_ask){bf0->crm, f->nid > 1, bf0->lastmod, rec, f->nid, fop, n};
+    if (before_build(&ask, bf0->base, bf0->ver, &f->url, &f->body) < 0 ||
+        http_fields_copy(&f->headers, &m[0]->headers) < 0 ||
+        (f->body != NULL &&
+         http_fields_add(&f->headers, "Content-Type", 12, "application/json", 16) < 0))
+        goto fail;
+    f->xfer = before_send(bf0, f->url, f->body, &f->headers, before_fold_donecb, f);
+    if (f->xfer == NULL)
+        goto fail;
+    f->member = m;
+    f->n = f->live = n;
+    for (size_t k = 0; k < n; k++) {
+        m[k]->fold = f;
+        m[k]->slot = k;
+        m[k]->bf->res.calls++;
+    }
+    metrics_own_call(f->crm, METRICS_PURPOSE_BEFORE_STATE);
+    log_debug("before-state read folded for %zu requests (%zu records): %s", n, f->nid,
+              crm_name(f->crm));
+    free(fop);
+    free(rec);
+    return 0;
+fail:
+    free(fop);
+    free(rec);
+    if (f != NULL)
+        before_fold_free(f);
+    return -1;
+}
+
+static void before_queue_free(struct before_queue *q)
+{
+    if (q->w->before_q == q)
+        q->w->before_q = NULL;
+    event_free(q->timer);
+    free(q->v);
+    free(q);
+}
+
+/* The window is over: group the queued reads and start them. */
+static void before_flushcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct before_queue *q = arg;
+
+    (void)fd, (void)what;
+    if (q->w->before_q == q)
+        q->w->before_q = NULL; /* reads queued from now on wait for the next window */
+    for (size_t i = 0; i < q->n; i++) {
+        struct before_call *call = q->v[i], **m;
+        size_t n = 1, cap;
+        if (call == NULL)
+            continue;
+        cap = call->bf->crm == CRM_HUBSPOT ? BEFORE_HS_BATCH : BEFORE_SF_RETRIEVE;
+        for (size_t j = i + 1; j < q->n && n < cap; j++)
+            n += q->v[j] != NULL && before_same_read(call, q->v[j]);
+        if (n > 1 && (m = calloc(n, sizeof(*m))) != NULL) {
+            size_t k = 0;
+            for (size_t j = i; j < q->n && k < n; j++) {
+                if (q->v[j] != NULL && (j == i || before_same_read(call, q->v[j])))
+                    m[k++] = q->v[j];
+            }
+            for (k = 0; k < n; k++) {
+                q->v[m[k]->slot] = NULL;
+                m[k]->queue = NULL;
+            }
+            if (before_fold_start(m, n) < 0) {
+                for (k = 0; k < n; k++)
+                    before_go(m[k]);
+                free(m);
+            }
+            continue;
+        }
+        q->v[i] = NULL;
+        call->queue = NULL;
+        before_go(call);
+    }
+    before_queue_free(q);
+}
+
+/* Queue call in its worker to be folded with other requests' reads; 0 / -1 (not queued). */
+static int before_enqueue(struct before_call *call)
+{
+    struct before_fetch *bf = call->bf;
+    struct worker *w = bf->w;
+    struct before_queue *q = w->before_q;
+
+    if (bf->zero == NULL && (bf->zero = evtimer_new(w->base, before_zerocb, bf)) == NULL)
+        return -1;
+    if (q == NULL) {
+        unsigned ms = bf->cfg->before_read_window_ms;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        if ((q = calloc(1, sizeof(*q))) == NULL)
+            return -1;
+        q->w = w;
+        if ((q->timer = evtimer_new(w->base, before_flushcb, q)) == NULL ||
+            evtimer_add(q->timer, &tv) < 0) {
+            if (q->timer != NULL)
+                event_free(q->timer);
+            free(q);
+            return -1;
+        }
+        w->before_q = q;
+    }
+    if (q->n == q->cap) {
+        size_t ncap = q->cap * 2 + 16;
+        struct before_call **nv = realloc(q->v, ncap * sizeof(*nv));
+        if (nv == NULL) {
+            if (q->live == 0)
+                before_queue_free(q);
+            return -1;
+        }
+        q->v = nv;
+        q->cap = ncap;
+    }
+    call->queue = q;
+    call->slot = q->n;
+    q->v[q->n++] = call;
+    q->live++;
+    return 0;
+}
+
+/* Stop every read of bf: started, queued or part of a folded read (which goes on for the
+ * others). */
+static void before_detach(struct before_fetch *bf)
+{
+    for (size_t i = 0; i < bf->ncalls; i++) {
+        struct before_call *call = &bf->calls[i];
+        if (call->xfer != NULL)
+            upstream_cancel(call->xfer);
+        call->xfer = NULL;
+        if (call->queue != NULL) {
+            struct before_queue *q = call->queue;
+            q->v[call->slot] = NULL;
+            call->queue = NULL;
+            if (--q->live == 0)
+                before_queue_free(q);
+        }
+        if (call->fold != NULL) {
+            struct before_fold *f = call->fold;
+            f->member[call->slot] = NULL;
+            call->fold = NULL;
+            if (--f->live == 0) {
+                upstream_cancel(f->xfer);
+                before_fold_free(f);
+            }
+        }
+    }
 }
 
 /* Group the ops that need reading into calls; 0, or -1 (too many calls / out of memory). */
@@ -536,7 +1057,6 @@ struct before_fetch *before_start(struct worker *w, enum crm crm, const char *ba
                                   before_done_cb cb, void *arg)
 {
     struct before_fetch *bf = calloc(1, sizeof(*bf));
-    char ver[64];
 
     if (bf == NULL)
         return NULL;
@@ -544,14 +1064,17 @@ struct before_fetch *before_start(struct worker *w, enum crm crm, const char *ba
     bf->w = w;
     bf->crm = crm;
     bf->ops = ops;
+    bf->cfg = cfg;
     bf->cb = cb;
     bf->arg = arg;
     bf->res.ok = 1;
     bf->res.before = calloc(ops->n + 1, sizeof(json_t *));
     bf->res.unknown = calloc(ops->n + 1, 1);
-    if (bf->res.before == NULL || bf->res.unknown == NULL || before_plan(bf) < 0)
+    bf->base = strdup(base);
+    if (bf->res.before == NULL || bf->res.unknown == NULL || bf->base == NULL ||
+        before_plan(bf) < 0)
         goto fail;
-    before_sf_version(api_path, ver, sizeof(ver));
+    before_sf_version(api_path, bf->ver, sizeof(bf->ver));
     if (bf->ncalls == 0) {
         struct timeval now = {0, 0};
         bf->zero = evtimer_new(w->base, before_zerocb, bf);
@@ -561,54 +1084,33 @@ struct before_fetch *before_start(struct worker *w, enum crm crm, const char *ba
     }
     for (size_t i = 0; i < bf->ncalls; i++) {
         struct before_call *call = &bf->calls[i];
-        struct upstream_request ur = {0};
-        if (before_build(bf, call, base, ver) < 0 ||
-            http_fields_add(&call->headers, "Accept", 6, "application/json", 16) < 0)
+        const struct crm_op **v = calloc(call->nidx, sizeof(*v));
+        struct before_ask ask = {crm, call->batch, bf->lastmod, v, call->nidx, v, call->nidx};
+        int built;
+        for (size_t k = 0; v != NULL && k < call->nidx; k++)
+            v[k] = &ops->v[call->idx[k]];
+        built = v != NULL && before_build(&ask, bf->base, bf->ver, &call->url, &call->body) == 0;
+        free(v);
+        if (!built || http_fields_add(&call->headers, "Accept", 6, "application/json", 16) < 0)
             goto fail;
         if (call->body != NULL &&
             http_fields_add(&call->headers, "Content-Type", 12, "application/json", 16) < 0)
             goto fail;
-        for (size_t k = 0; auth != NULL && k < auth->n; k++) {
-            size_t nl, vl;
-            const char *n = http_field_name(auth, k, &nl);
-            const char *v = http_field_value(auth, k, &vl);
-            if (http_fields_add(&call->headers, n, nl, v, vl) < 0)
-                goto fail;
-        }
-        ur.method = call->body != NULL ? "POST" : "GET";
-        ur.url = call->url;
-        ur.headers = &call->headers;
-        ur.body = call->body;
-        ur.body_len = call->body != NULL ? strlen(call->body) : 0;
-        ur.has_body = call->body != NULL;
-        ur.connect_timeout_ms = cfg->upstream_connect_timeout_ms;
-        ur.timeout_ms = cfg->upstream_timeout_ms;
-        ur.max_response = cfg->limits.response_bytes;
-        ur.ca_bundle = cfg->ca_bundle;
-        call->xfer = upstream_start(w->upstream, &ur, before_donecb, call);
-        if (call->xfer == NULL) {
-            /* the calls already started are abandoned with the fetch */
-            for (size_t j = 0; j < i; j++)
-                upstream_cancel(bf->calls[j].xfer);
+        if (auth != NULL && http_fields_copy(&call->headers, auth) < 0)
             goto fail;
-        }
+        if (!(before_foldable(call) && before_enqueue(call) == 0) && before_launch(call) < 0)
+            goto fail;
         bf->outstanding++;
-        bf->res.calls++;
-        metrics_own_call(crm, METRICS_PURPOSE_BEFORE_STATE);
-        log_debug("before-state read %zu/%zu: %s %s", i + 1, bf->ncalls, ur.method, crm_name(crm));
     }
     return bf;
 fail:
+    before_detach(bf); /* the reads already started or queued are abandoned with the fetch */
     before_free(bf);
     return NULL;
 }
 
 void before_cancel(struct before_fetch *bf)
 {
-    for (size_t i = 0; i < bf->ncalls; i++) {
-        if (bf->calls[i].xfer != NULL)
-            upstream_cancel(bf->calls[i].xfer);
-        bf->calls[i].xfer = NULL;
-    }
+    before_detach(bf);
     before_free(bf);
 }

@@ -913,6 +913,7 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
                                        "upstream_connect_timeout_ms",
                                        "upstream_timeout_ms",
                                        "drain_timeout_ms",
+                                       "before_read_window_ms",
                                        "rules_dir",
                                        "callers",
                                        "tls",
@@ -995,6 +996,11 @@ static int config_apply_file(struct config *cfg, const char *file, char *err, si
     if (config_get_uint(root, "upstream_timeout_ms", 10, 3600000, &v, file, "", err, errlen) < 0)
         goto done;
     cfg->upstream_timeout_ms = (unsigned)v;
+    v = cfg->before_read_window_ms;
+    if (config_get_uint(root, "before_read_window_ms", 0, CONFIG_MAX_BEFORE_WINDOW_MS, &v, file, "",
+                        err, errlen) < 0)
+        goto done;
+    cfg->before_read_window_ms = (unsigned)v;
     v = cfg->drain_timeout_ms;
     if (config_get_uint(root, "drain_timeout_ms", 0, 3600000, &v, file, "", err, errlen) < 0)
         goto done;
@@ -1369,7 +1375,8 @@ void config_print(const struct config *cfg)
            "connections=%zu per worker\n",
            l->header_bytes, l->header_count, l->body_bytes, l->response_bytes, l->connections);
     printf("timeouts: header=%ums body=%ums idle=%ums write=%ums upstream_connect=%ums "
-           "upstream=%ums drain=%ums\n",
+           "upstream=%ums drain=%ums before_read_window=%ums\n",
            l->header_timeout_ms, l->body_timeout_ms, l->idle_timeout_ms, l->write_timeout_ms,
-           cfg->upstream_connect_timeout_ms, cfg->upstream_timeout_ms, cfg->drain_timeout_ms);
+           cfg->upstream_connect_timeout_ms, cfg->upstream_timeout_ms, cfg->drain_timeout_ms,
+           cfg->before_read_window_ms);
 }

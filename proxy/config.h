@@ -20,9 +20,10 @@
 #include "log.h"
 #include "tls.h"
 
-#define CONFIG_MAX_WORKERS     64
-#define CONFIG_ADMIN_TOKEN_MIN 24 /* characters of admin.token */
-#define CONFIG_MAX_SF_DOMAINS  16 /* entries of vault.salesforce_domains, vault.hubspot_domains */
+#define CONFIG_MAX_WORKERS          64
+#define CONFIG_MAX_BEFORE_WINDOW_MS 1000 /* before_read_window_ms: a write waits at most this */
+#define CONFIG_ADMIN_TOKEN_MIN      24   /* characters of admin.token */
+#define CONFIG_MAX_SF_DOMAINS       16 /* entries of vault.salesforce_domains, vault.hubspot_domains */
 
 /* OAuth refresh back-off after a failed refresh (vault.refresh_backoff_*), milliseconds */
 #define CONFIG_BACKOFF_MIN_MS 1000   /* the first wait: 1 s, doubling with each failure */
@@ -85,13 +86,15 @@ struct config {
     enum log_level log_level;
     struct config_limits limits;
     unsigned upstream_connect_timeout_ms;
-    unsigned upstream_timeout_ms; /* whole upstream exchange; 504 beyond */
-    unsigned drain_timeout_ms;    /* SIGTERM: longest wait for in-flight requests */
-    size_t store_map_bytes;       /* LMDB map at start (store.map_bytes) */
-    size_t store_max_map_bytes;   /* the map grows up to this; writes get 503 beyond */
-    int store_record_volatile;    /* store.record_volatile_fields: keep system timestamps */
-    char *admin_socket;           /* admin API unix socket (default <state_dir>/admin.sock) */
-    char *admin_listen;           /* optional TCP "ADDR:PORT" for the admin API, or NULL */
+    unsigned upstream_timeout_ms;   /* whole upstream exchange; 504 beyond */
+    unsigned drain_timeout_ms;      /* SIGTERM: longest wait for in-flight requests */
+    unsigned before_read_window_ms; /* gather concurrent writes' before-reads this long (0: one
+                                       turn of the loop) to fold them into one batch read */
+    size_t store_map_bytes;         /* LMDB map at start (store.map_bytes) */
+    size_t store_max_map_bytes;     /* the map grows up to this; writes get 503 beyond */
+    int store_record_volatile;      /* store.record_volatile_fields: keep system timestamps */
+    char *admin_socket;             /* admin API unix socket (default <state_dir>/admin.sock) */
+    char *admin_listen;             /* optional TCP "ADDR:PORT" for the admin API, or NULL */
     char *admin_host;
     char *admin_port;
     char *admin_token;    /* bearer token the TCP admin listener requires (never logged) */

@@ -17,6 +17,18 @@ void http_fields_free(struct http_fields *fs)
     fs->len = fs->cap = fs->n = fs->fcap = 0;
 }
 
+int http_fields_copy(struct http_fields *dst, const struct http_fields *src)
+{
+    for (size_t k = 0; k < src->n; k++) {
+        size_t nl, vl;
+        const char *n = http_field_name(src, k, &nl);
+        const char *v = http_field_value(src, k, &vl);
+        if (http_fields_add(dst, n, nl, v, vl) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 void http_fields_cleanse(struct http_fields *fs)
 {
     if (fs->buf != NULL) {

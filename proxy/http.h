@@ -24,6 +24,9 @@ struct http_fields {
 /* Release the memory of fs (the struct itself is the caller's). */
 void http_fields_free(struct http_fields *fs);
 
+/* Append every field of src to dst; 0 / -1 (out of memory: dst holds part of them). */
+int http_fields_copy(struct http_fields *dst, const struct http_fields *src);
+
 /* Zero the bytes of fs (it carried a credential), then free them. */
 void http_fields_cleanse(struct http_fields *fs);
 

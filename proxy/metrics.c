@@ -30,6 +30,7 @@ static const char *const metrics_purpose_names[METRICS_PURPOSE_COUNT] = {"before
 
 static uint64_t metrics_requests[METRICS_CRMS][METRICS_VERBS][METRICS_DECISION_COUNT];
 static uint64_t metrics_own[METRICS_CRMS][METRICS_PURPOSE_COUNT];
+static uint64_t metrics_folded[METRICS_CRMS];
 
 struct metrics_hist {
     uint64_t bucket[METRICS_BUCKETS + 1]; /* per bucket, not cumulative; last is +Inf */
@@ -88,6 +89,11 @@ void metrics_own_call(enum crm crm, enum metrics_purpose purpose)
     if ((size_t)purpose >= METRICS_PURPOSE_COUNT)
         return;
     __atomic_add_fetch(&metrics_own[metrics_crm_index(crm)][purpose], 1, __ATOMIC_RELAXED);
+}
+
+void metrics_before_folded(enum crm crm, unsigned n)
+{
+    __atomic_add_fetch(&metrics_folded[metrics_crm_index(crm)], n, __ATOMIC_RELAXED);
 }
 
 /* [a-zA-Z_:][a-zA-Z0-9_:]* */
@@ -287,6 +293,16 @@ static int metrics_render_requests(struct evbuffer *buf)
                              2) < 0)
                 return -1;
         }
+    }
+    if (metrics_head(buf, "crmgate_before_reads_folded_total", "counter",
+                     "Before-state reads saved: concurrent writes' reads answered by one batch "
+                     "read.") < 0)
+        return -1;
+    for (size_t c = 1; c < METRICS_CRMS; c++) {
+        const char *l[] = {"crm", crm_name((enum crm)c)};
+        if (metrics_line(buf, "crmgate_before_reads_folded_total", "",
+                         (double)__atomic_load_n(&metrics_folded[c], __ATOMIC_RELAXED), l, 1) < 0)
+            return -1;
     }
     return 0;
 }

@@ -71,6 +71,9 @@ void metrics_upstream_latency(enum crm crm, long long us);
 /* One upstream call crmgate made on its own behalf (it spends the customer's quota). */
 void metrics_own_call(enum crm crm, enum metrics_purpose purpose);
 
+/* n before-state reads saved: a folded read answered the writes of n + 1 requests (before.c). */
+void metrics_before_folded(enum crm crm, unsigned n);
+
 /*
  * A collector: called on the admin thread at every scrape; emits its
  * samples with metrics_sample and returns 0 (or -1: the family is left out

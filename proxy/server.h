@@ -20,6 +20,7 @@
 #include "config.h"
 
 struct admin;
+struct before_queue;
 struct conn;
 struct exchange;
 struct upstream;
@@ -45,6 +46,7 @@ struct worker {
     struct conn_list conns;
     size_t nconns;
     struct exchange *detached; /* exchanges whose client left before they finished (exchange.c) */
+    struct before_queue *before_q; /* before-state reads waiting to be folded (before.c) */
     size_t ndetached;
     int closing;           /* past the drain: in-flight work is cut, not waited for */
     unsigned long refused; /* connections refused at limits.connections */
