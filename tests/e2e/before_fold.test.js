@@ -253,7 +253,7 @@ async function counters(g = gate) {
  * {value (fn's), s (the log sorted out), recs (the new audit records), folded and calls (the
  * counters' deltas per CRM)}. The own-call counter must always match the reads the fake saw.
  */
-async function step(fn, g = gate) {
+async function step(fn, g = gate, { resends = false } = {}) {
   await fake.clearRequests();
   newRecords();
   const c0 = await counters(g);
@@ -263,8 +263,10 @@ async function step(fn, g = gate) {
   const c1 = await counters(g);
   const folded = { hubspot: c1.hubspot.folded - c0.hubspot.folded, salesforce: c1.salesforce.folded - c0.salesforce.folded };
   const calls = { hubspot: c1.hubspot.calls - c0.hubspot.calls, salesforce: c1.salesforce.calls - c0.salesforce.calls };
-  assert.equal(calls.hubspot, s.hsGets.length + s.hsBatchReads.length, `own HubSpot before-state calls counted: ${JSON.stringify(calls)} vs ${JSON.stringify(s)}`);
-  assert.equal(calls.salesforce, s.sfGets.length + s.sfRetrieves.length, `own Salesforce before-state calls counted: ${JSON.stringify(calls)}`);
+  /* resends: curl resends a read whose reused connection was reset (one call, several requests) */
+  const same = resends ? (a, b, m) => assert.ok(a >= 1 && a <= b, m) : assert.equal;
+  same(calls.hubspot, s.hsGets.length + s.hsBatchReads.length, `own HubSpot before-state calls counted: ${JSON.stringify(calls)} vs ${JSON.stringify(s)}`);
+  if (!resends || calls.salesforce) same(calls.salesforce, s.sfGets.length + s.sfRetrieves.length, `own Salesforce before-state calls counted: ${JSON.stringify(calls)}`);
   return { value, s, recs, folded, calls };
 }
 
@@ -730,10 +732,12 @@ test('Salesforce: a folded retrieve refused 400 (a field that does not exist) is
 
 test('a folded read refused 429 or failing (500, reset): every write of the group is refused as a failing single read is today; nothing forwarded', { skip: GATE }, async () => {
   const ids = ['6701', '6702', '6703'];
+  /* every batch/read fails while the fault is armed: curl resends a read whose reused connection
+   * was reset, and that resend must fail too (as in upstream_faults.test.js) */
   const run = async (fault) => {
-    await fake.fault({ match: { method: 'POST', path: '^/crm/v3/objects/contacts/batch/read$' }, count: 1, ...fault });
+    await fake.fault({ match: { method: 'POST', path: '^/crm/v3/objects/contacts/batch/read$' }, count: -1, ...fault });
     try {
-      return await step(() => settle(ids.map((id, i) => hs().crm.contacts.basicApi.update(id, { properties: { firstname: `F${i}` } }))));
+      return await step(() => settle(ids.map((id, i) => hs().crm.contacts.basicApi.update(id, { properties: { firstname: `F${i}` } }))), gate, { resends: fault.action === 'reset' });
     } finally {
       await fake.clearFaults();
     }
@@ -751,13 +755,14 @@ test('a folded read refused 429 or failing (500, reset): every write of the grou
   }
   expectRecords(r.recs, { 6701: { firstname: [null, 'F0'] }, 6702: { firstname: [null, 'F1'] }, 6703: { firstname: [null, 'F2'] } },
     { outcome: 'upstream_error', upstream_status: 429, error: 'before_state_refused_by_crm' });
-  assert.equal(r.folded.hubspot, 2, 'one read instead of three');
-  FOLDED.hubspot += 2;
+  /* metrics.h: a read is counted saved when a folded read answered the writes; a refused or
+   * failed one answered none */
+  assert.equal(r.folded.hubspot, 0, 'a refused folded read saved no read');
 
   /* a 5xx and a reset: 502 before_state_unavailable, as upstream_faults.test.js expects of one write */
   for (const [fault, upstreamStatus] of [[{ action: 'status', status: 500 }, 500], [{ action: 'reset' }, undefined]]) {
     r = await run(fault);
-    assert.equal(r.s.hsBatchReads.length, 1, JSON.stringify(fault));
+    assert.ok(r.s.hsBatchReads.length >= 1, JSON.stringify(fault));
     assert.deepEqual(r.s.hsGets, []);
     assert.deepEqual(r.s.hsPatches, [], 'nothing forwarded');
     for (const v of r.value) {
@@ -771,8 +776,7 @@ test('a folded read refused 429 or failing (500, reset): every write of the grou
       assert.equal(rec.upstream_status ?? null, upstreamStatus ?? null);
     }
     assert.equal(r.recs.length, 3);
-    assert.equal(r.folded.hubspot, 2);
-    FOLDED.hubspot += 2;
+    assert.equal(r.folded.hubspot, 0);
   }
   for (const id of ids) assert.equal((await hsState(id)).properties.firstname, { 6701: 'Eli', 6702: 'Flo', 6703: 'Gil' }[id], 'unchanged');
 
@@ -792,8 +796,7 @@ test('a folded read refused 429 or failing (500, reset): every write of the grou
   }
   for (const rec of r.recs) assert.equal(rec.error, 'before_state_unavailable');
   assert.equal(r.recs.length, 2);
-  assert.equal(r.folded.salesforce, 1);
-  FOLDED.salesforce += 1;
+  assert.equal(r.folded.salesforce, 0);
 });
 
 /* ---------------- 11. clients that go away ---------------- */
@@ -810,14 +813,17 @@ function rawPatch(id, props) {
   return { sock, ready, reset: () => sock.resetAndDestroy() };
 }
 
-/* Waits until crmgate has logged the reset of the connection from port as seen mid-exchange. */
-async function resetSeen(port) {
-  const re = new RegExp(`:${port}: connection error in state (\\d+)`);
+/*
+ * Waits until crmgate logs a connection error after mark (the length of its log before the
+ * reset: its log names the peer's address, not its port) and returns the connection's state then.
+ */
+async function resetSeen(mark) {
+  const re = /: connection error in state (\d+)/;
   const deadline = Date.now() + 10000;
   for (;;) {
-    const m = re.exec(gate.stderr());
+    const m = re.exec(gate.stderr().slice(mark));
     if (m) return Number(m[1]);
-    if (Date.now() > deadline) throw new Error(`crmgate never logged the reset of port ${port}`);
+    if (Date.now() > deadline) throw new Error('crmgate never logged the reset (it logs it at debug level)');
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -850,9 +856,9 @@ test('a client that resets its connection while its read waits in the window, or
         hs().crm.contacts.basicApi.update('6903', { properties: { firstname: names[1] } }),
       ]);
       await new Promise((res) => setTimeout(res, Math.floor(WINDOW_MS / 4)));
-      const port = raw.sock.localPort;
+      const mark = gate.stderr().length;
       raw.reset();
-      const state = await resetSeen(port);
+      const state = await resetSeen(mark);
       const inWindow = Date.now() < t0 + WINDOW_MS;
       return { results: await within(others, 30000, 'the others of the group'), state, inWindow };
     });
@@ -892,9 +898,9 @@ test('a client that resets its connection while its read waits in the window, or
         if (Date.now() > deadline) throw new Error('the folded read never reached the fake');
         await new Promise((res) => setTimeout(res, 20));
       }
-      const port = raw.sock.localPort;
+      const mark = gate.stderr().length;
       raw.reset();
-      const state = await resetSeen(port);
+      const state = await resetSeen(mark);
       return { results: await within(others, 30000, 'the others of the group'), state };
     });
     const { results, state } = r.value;
