@@ -58,6 +58,9 @@ const CALLERS = [
 
 /* ---------------- seed ---------------- */
 
+/* HubSpot batch/read takes 100 inputs (hubspot-api.md §4.1, before.h BEFORE_HS_BATCH): one more */
+const CAP_WRITES = 101;
+
 /* HubSpot contacts: each test has its own range of ids. */
 const contact = (id, props) => ({ id: String(id), properties: { email: `c${id}@fold.test`, ...props } });
 const HS_CONTACTS = [
@@ -97,6 +100,10 @@ const HS_CONTACTS = [
   contact(6911, { firstname: 'Sam' }), contact(6912, { firstname: 'Tia' }), contact(6913, { firstname: 'Ula' }),
   /* idProperty */
   contact(7001, { firstname: 'Val' }), contact(7002, { firstname: 'Wyn' }), contact(7003, { firstname: 'Xan' }),
+  /* a batch write next to single writes */
+  contact(7101, { firstname: 'Yul' }), contact(7102, { firstname: 'Zia' }), contact(7103, { firstname: 'Ari' }), contact(7104, { firstname: 'Bex' }),
+  /* more writes than one batch/read takes */
+  ...Array.from({ length: CAP_WRITES }, (_, i) => contact(7201 + i, { firstname: `Cap${i}` })),
 ];
 
 const sfid = (prefix, n) => harness.sfId(prefix, 'Fold', n);
@@ -122,6 +129,8 @@ const SF_SEED = {
       { Id: SFC[13], LastName: 'Nash', FirstName: 'Noa' },
       /* 9: faults */
       { Id: SFC[14], LastName: 'Orr' }, { Id: SFC[15], LastName: 'Penn' },
+      /* a malformed id next to good ones */
+      { Id: SFC[16], LastName: 'Quast', FirstName: 'Quin' }, { Id: SFC[17], LastName: 'Roth', FirstName: 'Rolf' },
     ],
   },
 };
@@ -619,6 +628,66 @@ test('HubSpot: deletes fold only with deletes, never with updates of the same ty
   assert.equal((await hsState(6602)).archived, true);
 });
 
+/* ---------------- groups: the same missing record, a batch write, the cap ---------------- */
+
+test('HubSpot: two concurrent updates of the same record that does not exist: one single read (404), both get HubSpot\'s 404', { skip: GATE }, async () => {
+  const missing = '99990002';
+  const { value, s, recs, folded } = await step(() => settle([
+    hs().crm.contacts.basicApi.update(missing, { properties: { firstname: 'A' } }),
+    hs().crm.contacts.basicApi.update(missing, { properties: { lastname: 'B' } }),
+  ]));
+  assert.deepEqual(s.hsBatchReads, [], 'one record: its single-record read');
+  assert.equal(s.hsGets.length, 1);
+  assert.equal(s.hsGets[0].id, missing);
+  assert.equal(s.hsGets[0].status, 404);
+  assert.deepEqual(sorted(s.hsGets[0].properties), ['firstname', 'lastname'], 'with every field the group writes');
+  for (const v of value) {
+    assert.equal(v.ok, false);
+    assert.equal(v.error.code, 404);
+    assert.equal(v.error.body.category, 'OBJECT_NOT_FOUND');
+  }
+  assert.equal(s.hsPatches.length, 2, 'HubSpot answers each write itself');
+  const got = byRecord(recs)[missing];
+  assert.deepEqual(sorted(got.map((r) => JSON.stringify(harness.fieldMap(r)))), sorted([JSON.stringify({ firstname: [null, 'A'] }), JSON.stringify({ lastname: [null, 'B'] })]));
+  assert.equal(folded.hubspot, 1);
+  FOLDED.hubspot += 1;
+});
+
+test('HubSpot: a batch update keeps its own batch/read; single updates beside it fold among themselves', { skip: GATE }, async () => {
+  const { value, s, recs, folded } = await step(() => Promise.all([
+    hs().crm.contacts.batchApi.update({ inputs: [{ id: '7101', properties: { firstname: 'Yule' } }, { id: '7102', properties: { lastname: 'Zorn' } }] }),
+    hs().crm.contacts.basicApi.update('7103', { properties: { firstname: 'Aria' } }),
+    hs().crm.contacts.basicApi.update('7104', { properties: { lastname: 'Baxter' } }),
+  ]));
+  assert.equal(value[0].status, 'COMPLETE');
+  assert.deepEqual(s.hsGets, []);
+  assert.deepEqual(sorted(s.hsBatchReads.map((b) => sorted(b.ids).join())), ['7101,7102', '7103,7104']);
+  expectRecords(recs, {
+    7101: { firstname: ['Yul', 'Yule'] },
+    7102: { lastname: [null, 'Zorn'] },
+    7103: { firstname: ['Ari', 'Aria'] },
+    7104: { lastname: [null, 'Baxter'] },
+  }, { outcome: 'allowed' });
+  assert.equal(folded.hubspot, 1, 'only the two single writes were folded');
+  FOLDED.hubspot += 1;
+});
+
+test(`HubSpot: ${CAP_WRITES} concurrent updates: one batch/read of 100, the one over alone`, { skip: GATE }, async () => {
+  const ids = Array.from({ length: CAP_WRITES }, (_, i) => String(7201 + i));
+  const { value, s, recs, folded } = await step(() => Promise.all(ids.map((id) => hs().crm.contacts.basicApi.update(id, { properties: { lastname: `L${id}` } }))));
+  assert.equal(value.length, CAP_WRITES);
+  assert.equal(s.hsBatchReads.length, 1, `batch sizes ${s.hsBatchReads.map((b) => b.ids.length)}`);
+  assert.equal(s.hsBatchReads[0].ids.length, 100);
+  assert.equal(s.hsBatchReads[0].status, 200);
+  assert.equal(s.hsGets.length, 1);
+  assert.deepEqual(sorted([...s.hsBatchReads[0].ids, s.hsGets[0].id]), sorted(ids));
+  assert.equal(s.hsPatches.length, CAP_WRITES);
+  const got = byRecord(recs);
+  for (const id of ids) assert.deepEqual(harness.fieldMap(got[id][0]), { lastname: [null, `L${id}`] });
+  assert.equal(folded.hubspot, 99);
+  FOLDED.hubspot += 99;
+});
+
 /* ---------------- 8. Salesforce ---------------- */
 
 test('Salesforce (jsforce): three concurrent Contact updates are read with one collections retrieve; an upsert by external id is read on its own', { skip: GATE }, async () => {
@@ -728,6 +797,36 @@ test('Salesforce: a folded retrieve refused 400 (a field that does not exist) is
   assert.equal(folded.salesforce, 0);
 });
 
+test('Salesforce: a write naming an id of another object is refused by crmgate before any read; the good ones beside it still fold', { skip: GATE }, async () => {
+  /*
+   * A Salesforce single GET answers such an id 400 MALFORMED_ID, a collections retrieve null
+   * (salesforce-api.md §7.4): folded, it would read as a missing record. crmgate's classifier
+   * refuses ids whose key prefix is another object's, so none reaches a read.
+   */
+  const BAD = harness.sfId('001', 'Fold', 99); /* an Account id */
+  for (const [token, workspace] of [[SF_TOKEN, 'e2e-open'], [SF_DRY, 'dry']]) {
+    const r = await step(() => settle([
+      sf(token).sobject('Contact').update({ Id: SFC[16], FirstName: `Quinn-${workspace}` }),
+      sf(token).sobject('Contact').update({ Id: BAD, FirstName: 'Folded' }),
+      sf(token).sobject('Contact').update({ Id: SFC[17], FirstName: `Rolfe-${workspace}` }),
+    ]));
+    assert.equal(r.value[0].ok, true, String(r.value[0].error));
+    assert.equal(r.value[2].ok, true, String(r.value[2].error));
+    assert.equal(r.value[1].ok, false);
+    assert.equal(r.value[1].error.errorCode, 'INSUFFICIENT_ACCESS_OR_READONLY');
+    assert.match(r.value[1].error.message, /not a Contact id/);
+    assert.equal(r.s.sfRetrieves.length, 1);
+    assert.deepEqual(sorted(r.s.sfRetrieves[0].ids), sorted([SFC[16], SFC[17]]));
+    assert.deepEqual(r.s.sfGets, []);
+    const got = byRecord(r.recs);
+    assert.deepEqual(r.recs.filter((x) => x.outcome === 'denied').map((x) => x.decision), ['deny'], JSON.stringify(r.recs));
+    assert.deepEqual(harness.fieldMap(got[SFC[16]][0]).FirstName[1], `Quinn-${workspace}`);
+    assert.deepEqual(harness.fieldMap(got[SFC[17]][0]).FirstName[1], `Rolfe-${workspace}`);
+    assert.equal(r.folded.salesforce, 1);
+    FOLDED.salesforce += 1;
+  }
+});
+
 /* ---------------- 9. faults on the folded read ---------------- */
 
 test('a folded read refused 429 or failing (500, reset): every write of the group is refused as a failing single read is today; nothing forwarded', { skip: GATE }, async () => {
@@ -778,6 +877,18 @@ test('a folded read refused 429 or failing (500, reset): every write of the grou
     assert.equal(r.recs.length, 3);
     assert.equal(r.folded.hubspot, 0);
   }
+  /* an answer that is not a list of records: no before value is made up for anyone */
+  r = await run({ action: 'status', status: 200, body: { status: 'COMPLETE' } });
+  assert.deepEqual(r.s.hsGets, []);
+  assert.deepEqual(r.s.hsPatches, [], 'nothing forwarded');
+  for (const v of r.value) {
+    assert.equal(v.ok, false);
+    assert.equal(v.error.code, 502);
+    assert.equal(v.error.headers['x-crmgate-error'], 'before_state_unavailable');
+  }
+  assert.equal(r.recs.length, 3);
+  for (const rec of r.recs) assert.equal(rec.error, 'before_state_unavailable');
+  assert.equal(r.folded.hubspot, 0);
   for (const id of ids) assert.equal((await hsState(id)).properties.firstname, { 6701: 'Eli', 6702: 'Flo', 6703: 'Gil' }[id], 'unchanged');
 
   /* Salesforce: a 503 on the collections retrieve */
