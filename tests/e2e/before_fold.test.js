@@ -153,12 +153,14 @@ before(async () => {
   fake = await harness.startFake();
   await fake.reset();
   await fake.seed({ hubspot: { objects: { contacts: HS_CONTACTS } }, salesforce: SF_SEED });
-  gate = await harness.startCrmgate({
-    upstreams: { hubspot: fake.url, salesforce: fake.url }, workers: 1, rules: RULES, callers: CALLERS,
-    config: { before_read_window_ms: WINDOW_MS },
-  });
+  gate = await startGate({ before_read_window_ms: WINDOW_MS });
   newRecords = harness.auditCursor(gate.stateDir);
 });
+
+/* A crmgate with one worker (a window folds one worker's reads) in front of the fake. */
+function startGate(config) {
+  return harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, workers: 1, rules: RULES, callers: CALLERS, config });
+}
 
 after(async () => {
   if (gate) await gate.stop();
@@ -1066,7 +1068,7 @@ test('a client that resets its connection while its read waits in the window, or
 
 test('a folded read that runs out of upstream_timeout_ms: every write of the group gets 504, nothing forwarded', { skip: GATE }, async () => {
   const timeout = process.env.CRMGATE_SLOW ? 15000 : 1500;
-  const g = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, workers: 1, rules: RULES, callers: CALLERS, config: { before_read_window_ms: WINDOW_MS, upstream_timeout_ms: timeout } });
+  const g = await startGate({ before_read_window_ms: WINDOW_MS, upstream_timeout_ms: timeout });
   try {
     await fake.fault({ match: { method: 'POST', path: '^/crm/v3/objects/contacts/batch/read$' }, action: 'latency', ms: timeout + 1500, count: 1 });
     let r;
@@ -1102,7 +1104,7 @@ test('a folded read that runs out of upstream_timeout_ms: every write of the gro
 });
 
 test('SIGTERM while reads wait in the window: the writes finish or fail cleanly, each as its record says, and crmgate exits 0', { skip: GATE }, async () => {
-  const g = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, workers: 1, rules: RULES, callers: CALLERS, config: { before_read_window_ms: 1000 } });
+  const g = await startGate({ before_read_window_ms: 1000 });
   let stopped = false;
   try {
     await fake.clearRequests();
@@ -1181,7 +1183,7 @@ test('custody: writes of different keys with the same injected integration token
 /* ---------------- 10. window 0 and the counters ---------------- */
 
 test('window 0 (the default): sequential writes are read exactly as before, one single GET each; concurrent ones every read accounted for', { skip: GATE }, async () => {
-  const g0 = await harness.startCrmgate({ upstreams: { hubspot: fake.url, salesforce: fake.url }, workers: 1, rules: RULES, callers: CALLERS });
+  const g0 = await startGate({}); /* no before_read_window_ms: the default, 0 */
   try {
     const { s, folded } = await step(async () => {
       await hs(HS_TOKEN, g0).crm.contacts.basicApi.update('6801', { properties: { firstname: 'Hob2' } });
