@@ -349,6 +349,13 @@ test('HubSpot: five concurrent SDK updates of five contacts are read with one ba
     6004: { jobtitle: ['Buyer', 'Head buyer'], city: ['Lyon', 'Paris'] },
     6005: { company: ['Initech', 'Initrode'] },
   }, { outcome: 'allowed', verb: 'update', crm: 'hubspot', workspace: 'e2e-open', synthetic: false });
+  /* the admin API shows the same records */
+  for (const rec of recs) {
+    const a = await gate.admin('GET', `/v1/audit/${rec.id}`);
+    assert.equal(a.status, 200);
+    assert.deepEqual(a.body.fields, rec.fields);
+    assert.equal(a.body.record, rec.record);
+  }
   assert.equal(folded.hubspot, 4, 'a folded read of five writes saves four');
   assert.equal(folded.salesforce, 0);
   FOLDED.hubspot += 4;
