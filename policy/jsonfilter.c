@@ -69,8 +69,10 @@ struct jf {
     char *err;
     size_t errlen;
     int failed;
-    int oom;    /* the failure was memory running out */
-    int unique; /* jsonfilter_parse_unique: a repeated key fails the parse */
+    int oom;          /* the failure was memory running out */
+    int unique;       /* jsonfilter_parse_unique: a repeated key fails the parse */
+    const char *skip; /* jsonfilter_parse_without: members of this name are not built */
+    size_t skiplen;
     enum filter_hs_shape hs_shape;
     struct jf_str key, aux;
     struct jf_slot *slots; /* small_slots or heap; NULL until first used */
@@ -1642,6 +1644,11 @@ static json_t *jf_build(struct jf *j, int depth)
 
             if (jf_key(j, &m, &j->key) < 0)
                 goto fail;
+            if (j->skip != NULL && jf_is(&j->key, j->skip, j->skiplen)) {
+                if (jf_skip(j, depth + 1) < 0)
+                    goto fail;
+                continue;
+            }
             /* nested members reuse j->key */
             klen = j->key.len;
             if (klen >= sizeof(small) && (key = malloc(klen + 1)) == NULL)
@@ -1718,7 +1725,8 @@ fail:
     return NULL;
 }
 
-static json_t *jf_parse(const char *in, size_t len, int unique, char *err, size_t errlen)
+static json_t *jf_parse(const char *in, size_t len, int unique, const char *skip, char *err,
+                        size_t errlen)
 {
     struct jsonfilter_out none = {0}; /* nothing is written */
     json_t *root = NULL;
@@ -1726,6 +1734,8 @@ static json_t *jf_parse(const char *in, size_t len, int unique, char *err, size_
 
     jf_init(&j, in, len, &none, NULL, err, errlen);
     j.unique = unique;
+    j.skip = skip;
+    j.skiplen = skip != NULL ? strlen(skip) : 0;
     if (len > JSONFILTER_MAX_BYTES) {
         jf_fail(&j, 0, "input larger than 64 MiB");
         goto done;
@@ -1752,12 +1762,18 @@ done:
 
 json_t *jsonfilter_parse(const char *in, size_t len, char *err, size_t errlen)
 {
-    return jf_parse(in, len, 0, err, errlen);
+    return jf_parse(in, len, 0, NULL, err, errlen);
+}
+
+json_t *jsonfilter_parse_without(const char *in, size_t len, const char *skip, char *err,
+                                 size_t errlen)
+{
+    return jf_parse(in, len, 0, skip, err, errlen);
 }
 
 json_t *jsonfilter_parse_unique(const char *in, size_t len, char *err, size_t errlen)
 {
-    return jf_parse(in, len, 1, err, errlen);
+    return jf_parse(in, len, 1, NULL, err, errlen);
 }
 
 void jsonfilter_out_free(struct jsonfilter_out *out)

@@ -105,6 +105,16 @@ int jsonfilter_member_value(const char *in, size_t len, const char *key, json_t 
 json_t *jsonfilter_parse(const char *in, size_t len, char *err, size_t errlen);
 
 /*
+ * jsonfilter_parse, leaving out of the tree every object member named skip
+ * (compared after unescaping), at any depth: such a value is validated as
+ * strictly as the rest, but not built (a HubSpot answer's
+ * propertiesWithHistory, most of its bytes, when only its properties are
+ * wanted).
+ */
+json_t *jsonfilter_parse_without(const char *in, size_t len, const char *skip, char *err,
+                                 size_t errlen);
+
+/*
  * jsonfilter_parse, refusing an object that repeats a key (compared after
  * unescaping), as json_loadb(.., JSON_REJECT_DUPLICATES, ..) does.
  */

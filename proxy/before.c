@@ -473,12 +473,18 @@ static void before_refused(struct before_fetch *bf, struct upstream_response *rs
     before_fail(bf, rsp->status, st);
 }
 
-/* A 2xx answer's body as JSON: the fast parser, jansson for what it refuses (deeper nesting). */
-static json_t *before_json(struct upstream_response *rsp)
+/*
+ * A 2xx answer's body as JSON: the fast parser, jansson for what it refuses
+ * (deeper nesting). HubSpot records' propertiesWithHistory, most of a batch
+ * answer's bytes, are validated but not built: only properties are kept.
+ */
+static json_t *before_json(enum crm crm, struct upstream_response *rsp)
 {
     size_t len = evbuffer_get_length(rsp->body);
     const char *body = (const char *)evbuffer_pullup(rsp->body, -1);
-    json_t *root = jsonfilter_parse(body, len, NULL, 0);
+    json_t *root = crm == CRM_HUBSPOT
+                       ? jsonfilter_parse_without(body, len, "propertiesWithHistory", NULL, 0)
+                       : jsonfilter_parse(body, len, NULL, 0);
 
     return root != NULL ? root : json_loadb(body, len, 0, NULL);
 }
@@ -518,7 +524,7 @@ static int before_parse(enum crm crm, int batch, const char *const *ids, size_t 
         }
         return -1;
     }
-    if ((root = before_json(rsp)) == NULL) {
+    if ((root = before_json(crm, rsp)) == NULL) {
         *why = "the CRM's answer is not JSON";
         return -1;
     }

@@ -11,7 +11,10 @@
 #            intent commit, forward, outcome commit) and crmgate dry-run (before-read,
 #            synthesized answer, commit), on the instance whose reads are measured above;
 #            LMDB syncs counted with perf's syscall tracepoints during the same run, and the
-#            bytes crmgate sent to the disk per write (write_bytes of /proc/PID/io)
+#            bytes crmgate sent to the disk per write (write_bytes of /proc/PID/io); then both
+#            writes spread over BENCH_SPREAD contacts at random, whose concurrent before-reads
+#            fold into batch/reads of several records (the upstream answers all of them: at
+#            least as much to parse as a real answer)
 # tunnel_load (tests/bench/tunnel_load.c; wrk cannot CONNECT) against:
 #   the upstream directly (plain and TLS: the driver's own ceiling), nginx's HTTPS reverse proxy
 #   (the same nginx as the wrk row, TLS 1.3: what a lean C proxy does on this machine), crmgate's HTTPS reverse
@@ -38,7 +41,7 @@
 #
 # Environment: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
 # BENCH_WORKERS (2: crmgate --workers and nginx proxy worker_processes), BENCH_UPSTREAM_WORKERS
-# (1), BENCH_HANDSHAKE_SECONDS (5), BENCH_HANDSHAKE_CONNECTIONS (16), CRMGATE_BIN (./crmgate),
+# (1), BENCH_SPREAD (8), BENCH_HANDSHAKE_SECONDS (5), BENCH_HANDSHAKE_CONNECTIONS (16), CRMGATE_BIN (./crmgate),
 # CRMGATE_PASSTHROUGH_BIN, BENCH_DRIVER (build/tests/bench/tunnel_load), BENCH_MINT_BENCH
 # (build/tests/bench/mint_bench), BENCH_NO_NETNS (set: do not use a namespace).
 set -euo pipefail
@@ -49,6 +52,7 @@ secs=${BENCH_SECONDS:-10}
 warm=${BENCH_WARMUP:-2}
 conns=${BENCH_CONNECTIONS:-64}
 threads=${BENCH_THREADS:-2}
+spread=${BENCH_SPREAD:-8}
 workers=${BENCH_WORKERS:-2}
 up_workers=${BENCH_UPSTREAM_WORKERS:-1}
 bin=${CRMGATE_BIN:-$top/crmgate}
@@ -66,10 +70,11 @@ sf_path="/services/data/v62.0/sobjects/Contact/$sf_id?fields=LastName,Email"
 patch_path=/crm/v3/objects/contacts/2
 patch_body='{"properties":{"firstname":"Ada Bench"}}'
 
-for v in secs warm conns threads workers up_workers hs_secs hs_conns; do
+for v in secs warm conns threads workers up_workers hs_secs hs_conns spread; do
     [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || { echo "bench: $v must be a positive integer" >&2; exit 2; }
 done
 [ "$secs" -le 300 ] || { echo "bench: BENCH_SECONDS is capped at 300" >&2; exit 2; }
+[ "$spread" -le 999 ] || { echo "bench: BENCH_SPREAD is capped at 999 (contacts 1000..1999)" >&2; exit 2; }
 for tool in nginx wrk curl python3; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 2; }
 done
@@ -182,7 +187,7 @@ chmod 0644 "$dir/https.key" # read by nginx workers (nobody); a throw-away key
 
 # The upstream's answers: the canned contact (GET), contact 2 for writes (GET and PATCH, via
 # `return`, which nginx answers for any method), and a Salesforce Contact for handshake runs.
-python3 "$here/upstream_answers.py" "$dir" "$sf_id"
+python3 "$here/upstream_answers.py" "$dir" "$sf_id" "$spread"
 sf_len=$(wc -c <"$dir/sf-contact.json")
 
 fill nginx-upstream.conf.in "$up_workers"
@@ -325,6 +330,16 @@ if [ -n "${gate_pid[crmgate]:-}" ]; then
     tok[dryrun]=$dry_token
     label[audited]="PATCH through crmgate, enforce: audited write"
     label[dryrun]="PATCH through crmgate, dry_run workspace"
+    # the same writes spread over $spread contacts: concurrent writes' before-reads fold into
+    # batch/reads of several records, not one record's read
+    write_targets+=(audited-spread dryrun-spread)
+    url[audited-spread]="http://127.0.0.1:$gate_port/hubspot/crm/v3/objects/contacts/1000"
+    url[dryrun-spread]=${url[audited-spread]}
+    pid_of[audited-spread]=${gate_pid[crmgate]}
+    pid_of[dryrun-spread]=${gate_pid[crmgate]}
+    tok[dryrun-spread]=$dry_token
+    label[audited-spread]="the audited write, over $spread contacts at random"
+    label[dryrun-spread]="the dry-run write, over $spread contacts at random"
 fi
 if [ -n "${gate_pid[crmgate-shm]:-}" ]; then
     write_targets+=(audited-shm dryrun-shm)
@@ -336,10 +351,17 @@ if [ -n "${gate_pid[crmgate-shm]:-}" ]; then
     label[audited-shm]="the same audited write, store on tmpfs (syncs free: CPU only)"
     label[dryrun-shm]="the same dry-run write, store on tmpfs"
 fi
-for t in direct-patch audited dryrun audited-shm dryrun-shm; do
+for t in direct-patch audited dryrun audited-shm dryrun-shm audited-spread dryrun-spread; do
     script[$t]="$dir/patch.lua"
     minb[$t]=1
 done
+{
+    printf 'local body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n' "$patch_body"
+    printf 'request = function()\n    return wrk.format("PATCH", "/hubspot/crm/v3/objects/contacts/" .. math.random(1000, %d), nil, body)\nend\n' $((999 + spread))
+    cat "$here/report.lua"
+} >"$dir/spread.lua"
+script[audited-spread]="$dir/spread.lua"
+script[dryrun-spread]="$dir/spread.lua"
 
 # What one durable sync costs on the disk under the store: 100 synchronous 4 KiB writes.
 disk_sync_ms=$(dd if=/dev/zero of="$dir/sync-probe" bs=4k count=100 oflag=dsync 2>&1 |
@@ -354,10 +376,10 @@ preflight() {
             -X PATCH -H 'Content-Type: application/json' --data "$patch_body" \
             -H "Authorization: Bearer ${tok[$t]:-$token}" "${url[$t]}" || true)
         want=""
-        [ "${t%-shm}" = audited ] && want="X-Crmgate-Decision: allow"
-        [ "${t%-shm}" = dryrun ] && want="X-Crmgate-Decision: dry_run"
+        [ "${t%%-*}" = audited ] && want="X-Crmgate-Decision: allow"
+        [ "${t%%-*}" = dryrun ] && want="X-Crmgate-Decision: dry_run"
         if [ "$code" != 200 ] || { [ -n "$want" ] && ! grep -qi "^$want" "$dir/preflight-h.$t"; } ||
-            { [ "${t%-shm}" = audited ] && ! grep -qi '^X-Crmgate-Audit-Id: [0-9]' "$dir/preflight-h.$t"; }; then
+            { [ "${t%%-*}" = audited ] && ! grep -qi '^X-Crmgate-Audit-Id: [0-9]' "$dir/preflight-h.$t"; }; then
             note[$t]="pre-flight PATCH ${url[$t]} gave $code, want 200${want:+ with $want}: $(head -c 300 "$dir/preflight.$t")"
             return 1
         fi
@@ -623,7 +645,7 @@ report="$here/out/latest.md"
     echo
     echo "| writes | writes/s | p50 | p99 | CPU/write | syncs/s | syncs/write | disk KiB/write | clean |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
-    for t in direct-patch audited dryrun audited-shm dryrun-shm; do
+    for t in direct-patch audited dryrun audited-spread dryrun-spread audited-shm dryrun-shm; do
         if [ -n "${rps[$t]:-}" ]; then
             sps="—"
             spw="—"
@@ -667,6 +689,8 @@ report="$here/out/latest.md"
     echo "| audited writes / crmgate reads (wrk) | $(target x "${rps[audited]:-}" "${rps[crmgate]:-}" 0.4) |"
     echo "| dry-run writes / crmgate reads (wrk) | $(target x "${rps[dryrun]:-}" "${rps[crmgate]:-}" 0.8) |"
     echo "| audited writes / the upstream's own PATCH ceiling | $(ratio "${rps[audited]:-0}" "${rps[direct-patch]:-0}") |"
+    echo "| audited writes over $spread contacts / crmgate reads | $(ratio "${rps[audited-spread]:-0}" "${rps[crmgate]:-0}") |"
+    echo "| dry-run writes over $spread contacts / crmgate reads | $(ratio "${rps[dryrun-spread]:-0}" "${rps[crmgate]:-0}") |"
     echo "| audited writes, store on tmpfs / crmgate reads | $(ratio "${rps[audited-shm]:-0}" "${rps[crmgate]:-0}") |"
     echo "| dry-run writes, store on tmpfs / crmgate reads | $(ratio "${rps[dryrun-shm]:-0}" "${rps[crmgate]:-0}") |"
     echo "| new tunnels/s, cold / warm leaf cache | $(ratio "${drps[hs-cold]:-0}" "${drps[hs-warm]:-0}") |"
@@ -674,7 +698,7 @@ report="$here/out/latest.md"
     echo "| crmgate MITM (driver) / the driver's own TLS ceiling | $(ratio "${drps[d-mitm]:-0}" "${drps[d-direct-tls]:-0}") |"
     echo
     echo "Checks (every run must have 0 non-2xx/3xx responses and 0 socket errors):"
-    for t in direct nginx passthrough crmgate crmgate-https crmgate-shm direct-patch audited dryrun audited-shm dryrun-shm; do
+    for t in direct nginx passthrough crmgate crmgate-https crmgate-shm direct-patch audited dryrun audited-spread dryrun-spread audited-shm dryrun-shm; do
         if [ -n "${gate_note[$t]:-}" ]; then
             echo "- $t: not benchmarked: ${gate_note[$t]}"
         elif [ -n "${note[$t]:-}" ]; then

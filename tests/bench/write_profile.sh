@@ -14,7 +14,9 @@
 #
 # Kinds (KINDS, default "read audited dryrun"): read = GET contact 1 (make bench's read row),
 # audited = PATCH contact 2 in an enforce workspace (before-read, intent commit, forward,
-# outcome commit), dryrun = the same PATCH in a dry_run workspace. The upstream is nginx with
+# outcome commit), dryrun = the same PATCH in a dry_run workspace; audited-spread and
+# dryrun-spread PATCH contacts 1000..(999 + SPREAD, default 64) at random instead of one record (concurrent writes'
+# before-reads then fold into batch/reads of several records, not reads of one). The upstream is nginx with
 # the bench's canned answers (tests/bench/nginx-upstream.conf.in). STATE=DIR puts the store
 # there (e.g. on /dev/shm: syncs cost nothing, CPU only). CRMGATE_BIN (./crmgate). WP_KEEP=1
 # keeps the run's directory (config, logs, the LMDB store for mdb_stat).
@@ -67,7 +69,9 @@ install -m 0644 "$here/contact.json" "$dir/contact.json"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
     -keyout "$dir/https.key" -out "$dir/https.pem" 2>/dev/null
 chmod 0644 "$dir/https.key" # a throw-away key, read by nginx workers
-python3 "$here/upstream_answers.py" "$dir" 003000000000001AAA
+spread=${SPREAD:-64}
+[[ $spread =~ ^[0-9]+$ ]] && [ "$spread" -ge 1 ] && [ "$spread" -le 999 ] || { echo "SPREAD: 1..999" >&2; exit 2; }
+python3 "$here/upstream_answers.py" "$dir" 003000000000001AAA "$spread"
 user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user nobody nogroup;"
 sed -e "s|@DIR@|$dir|g" -e "s|@UPSTREAM_PORT@|$up_port|g" -e "s|@UPSTREAM_TLS_PORT@|$up_tls_port|g" \
@@ -116,6 +120,8 @@ setup_kind() {
     read) tok=$token url=$base/1 want=allow args=() ;;
     audited) tok=$token url=$base/2 want=allow args=(-X PATCH -H 'Content-Type: application/json' --data "$body") ;;
     dryrun) tok=$dry_token url=$base/2 want=dry_run args=(-X PATCH -H 'Content-Type: application/json' --data "$body") ;;
+    audited-spread) tok=$token url=$base/1000 want=allow args=(-X PATCH -H 'Content-Type: application/json' --data "$body") ;;
+    dryrun-spread) tok=$dry_token url=$base/1000 want=dry_run args=(-X PATCH -H 'Content-Type: application/json' --data "$body") ;;
     *) echo "write_profile: unknown kind $1" >&2; exit 2 ;;
     esac
     local h
@@ -131,12 +137,19 @@ commits() {
 printf 'wrk.method = "PATCH"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n' "$body" >"$dir/patch.lua"
 cat "$here/report.lua" >>"$dir/patch.lua"
 cp "$here/report.lua" "$dir/get.lua"
+# the spread kinds: every request a random one of the SPREAD contacts
+{
+    printf 'local body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n' "$body"
+    printf 'request = function()\n    return wrk.format("PATCH", "/hubspot/crm/v3/objects/contacts/" .. math.random(1000, %d), nil, body)\nend\n' $((999 + spread))
+    cat "$here/report.lua"
+} >"$dir/spread.lua"
 hz=$(getconf CLK_TCK)
 for k in $kinds; do
     setup_kind "$k"
     if [ "$mode" = rps ]; then
         script=$dir/get.lua
         [ "$k" = read ] || script=$dir/patch.lua
+        [ "${k%-spread}" = "$k" ] || script=$dir/spread.lua
         wrk -t2 -c64 -d1s -s "$script" -H "Authorization: Bearer $tok" "$url" >/dev/null
         c0=$(commits)
         t0=$(awk '{ print $14 + $15 }' "/proc/$gate_pid/stat")
@@ -158,7 +171,7 @@ for k in $kinds; do
             err = v["connect"] + v["read"] + v["write"] + v["timeout"]
             batch = v["commits"] > 0 ? v["requests"] / v["commits"] : 0
             cpu = v["ticks"] / hz * 1e6 / v["requests"]
-            fmt = "%-8s %8.0f req/s  p99 %6.1f ms  non-2xx %d  socket errors %d"
+            fmt = "%-14s %8.0f req/s  p99 %6.1f ms  non-2xx %d  socket errors %d"
             fmt = fmt "  commits/s %5.0f  req/commit %5.1f  crmgate CPU/req %6.1f us  disk KiB/req %5.1f\n"
             printf fmt, $1, v["requests"] / s, v["p99_us"] / 1000, v["status"], err, v["commits"] / s, batch, cpu, v["wbytes"] / 1024 / v["requests"]
         }'
@@ -178,7 +191,7 @@ for k in $kinds; do
         callgrind_control -d "$k" "$gate_pid" >/dev/null 2>&1
         f=$(ls -t "$dir"/cg.out.* | head -1)
         ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-        printf '%-8s %8d instructions per request (%d requests)\n' "$k" $((ir / n)) "$n"
+        printf '%-14s %8d instructions per request (%d requests)\n' "$k" $((ir / n)) "$n"
         if [ -n "${CG_OUT:-}" ]; then cp "$f" "$CG_OUT/callgrind.$k"; fi
     fi
 done

@@ -1348,6 +1348,51 @@ static void test_member(void **state)
 }
 
 /* jsonfilter_parse: numbers, escapes and structure as jansson makes them. */
+/* jsonfilter_parse_without: the tree without the named members, which are still validated. */
+static void test_parse_without(void **state)
+{
+    static const struct {
+        const char *in, *want; /* want NULL: refused */
+    } rows[] = {
+        {"{\"a\":1,\"h\":{\"x\":[1,{\"y\":2}]}}", "{\"a\":1}"},
+        {"[{\"h\":1,\"b\":{\"h\":[true],\"c\":\"h\"}},{\"h\":null}]", "[{\"b\":{\"c\":\"h\"}},{}]"},
+        {"{\"\\u0068\":[1,2],\"hh\":3,\"H\":4}", "{\"hh\":3,\"H\":4}"},
+        {"{\"h\":1,\"h\":2}", "{}"},
+        {"[\"h\",{\"k\":\"h\"}]", "[\"h\",{\"k\":\"h\"}]"},
+        /* what is left out must still be JSON, within the depth limit */
+        {"{\"a\":1,\"h\":[1,]}", NULL},
+        {"{\"h\":\"\\ud800\"}", NULL},
+        {"{\"h\":[tru]}", NULL},
+        {"{\"h\":1e309}", NULL},
+        {"{\"h\":1} x", NULL},
+    };
+    char err[128], deep[2 * JSONFILTER_MAX_DEPTH + 16];
+    size_t n = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        json_t *got =
+            jsonfilter_parse_without(rows[i].in, strlen(rows[i].in), "h", err, sizeof(err));
+        json_t *want = rows[i].want != NULL ? json_loads(rows[i].want, 0, NULL) : NULL;
+        if (rows[i].want == NULL && got != NULL)
+            fail_msg("row %zu: took %s", i, rows[i].in);
+        if (rows[i].want != NULL && (got == NULL || !json_equal(got, want)))
+            fail_msg("row %zu: %s gave %s (%s)", i, rows[i].in,
+                     got != NULL ? "another tree" : "nothing", err);
+        json_decref(got);
+        json_decref(want);
+    }
+    /* {"h": [[[...]]]} nested past the limit inside the skipped member */
+    n += (size_t)snprintf(deep, sizeof(deep), "{\"h\":");
+    for (int d = 0; d < JSONFILTER_MAX_DEPTH + 1; d++)
+        deep[n++] = '[';
+    for (int d = 0; d < JSONFILTER_MAX_DEPTH + 1; d++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    assert_null(jsonfilter_parse_without(deep, n, "h", err, sizeof(err)));
+    assert_non_null(strstr(err, "deep"));
+}
+
 static void test_parse(void **state)
 {
     static const char *const same[] = {
@@ -1450,6 +1495,7 @@ int main(void)
         cmocka_unit_test(test_out_reuse),
         cmocka_unit_test(test_member),
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_parse_without),
     };
 
     return cmocka_run_group_tests(tests, test_setup, test_teardown);
