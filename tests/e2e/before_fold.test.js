@@ -102,6 +102,8 @@ const HS_CONTACTS = [
   contact(7001, { firstname: 'Val' }), contact(7002, { firstname: 'Wyn' }), contact(7003, { firstname: 'Xan' }),
   /* a batch write next to single writes */
   contact(7101, { firstname: 'Yul' }), contact(7102, { firstname: 'Zia' }), contact(7103, { firstname: 'Ari' }), contact(7104, { firstname: 'Bex' }),
+  /* both CRMs in one window */
+  contact(7801, { firstname: 'Ike' }), contact(7802, { firstname: 'Jem', lastname: 'Jost' }),
   /* a timeout on the folded read; SIGTERM while reads wait */
   contact(7601, { firstname: 'Dov' }), contact(7602, { firstname: 'Ema' }),
   contact(7701, { firstname: 'Fen' }), contact(7702, { firstname: 'Gro' }), contact(7703, { firstname: 'Hap' }),
@@ -132,6 +134,8 @@ const SF_SEED = {
       { Id: SFC[13], LastName: 'Nash', FirstName: 'Noa' },
       /* 9: faults */
       { Id: SFC[14], LastName: 'Orr' }, { Id: SFC[15], LastName: 'Penn' },
+      /* both CRMs in one window */
+      { Id: SFC[19], LastName: 'Uhl', FirstName: 'Udo', Title: 'COO' },
       /* the same record, one write naming a field that does not exist */
       { Id: SFC[18], LastName: 'Stein', FirstName: 'Sia', Title: 'VP' },
       /* a malformed id next to good ones */
@@ -860,6 +864,52 @@ test('Salesforce: a write naming an id of another object is refused by crmgate b
     assert.equal(r.folded.salesforce, 1);
     FOLDED.salesforce += 1;
   }
+});
+
+test('dry-run writes of both CRMs in one window fold per CRM (one Salesforce record twice: asked once); each answer carries the folded read\'s quota headers', { skip: GATE }, async () => {
+  const dry = { authorization: `Bearer ${HS_DRY}` };
+  const sfDry = { authorization: `Bearer ${SF_DRY}` };
+  const hsPatch = (id, properties) => harness.requestJson(`${gate.url}/hubspot/crm/v3/objects/contacts/${id}`, { method: 'PATCH', headers: dry, body: { properties } });
+  const sfPatch = (id, body) => harness.requestJson(`${gate.url}/salesforce${SF}/sobjects/Contact/${id}`, { method: 'PATCH', headers: sfDry, body });
+  const { value, s, recs, folded } = await step(() => Promise.all([
+    hsPatch('7801', { firstname: 'Ikea' }),
+    sfPatch(SFC[19], { FirstName: 'Udon' }),
+    hsPatch('7802', { lastname: 'Jostle' }),
+    sfPatch(SFC[19], { Title: 'CEO' }),
+    sfPatch(SFC[1], { Phone: '555-0302' }),
+  ]));
+  assert.equal(s.hsBatchReads.length, 1);
+  assert.deepEqual(sorted(s.hsBatchReads[0].ids), ['7801', '7802']);
+  assert.equal(s.sfRetrieves.length, 1);
+  assert.deepEqual(sorted(s.sfRetrieves[0].ids), sorted([SFC[19], SFC[1]]), 'the record written twice asked once');
+  assert.deepEqual(s.hsGets, []);
+  assert.deepEqual(s.sfGets, []);
+  assert.deepEqual(s.hsPatches, []);
+  assert.deepEqual(s.sfWrites, []);
+  for (const i of [0, 2]) {
+    assert.equal(value[i].status, 200, JSON.stringify(value[i].body));
+    assert.equal(value[i].headers['x-crmgate-decision'], 'dry_run');
+    assert.equal(value[i].headers['x-hubspot-ratelimit-interval-milliseconds'], '10000', 'HubSpot\'s quota headers, as the write\'s answer would carry');
+    assert.match(value[i].headers['x-hubspot-ratelimit-remaining'], /^\d+$/);
+  }
+  assert.deepEqual(sorted(Object.keys(value[0].body.properties)), ['createdate', 'firstname', 'hs_object_id', 'lastmodifieddate']);
+  assert.deepEqual(sorted(Object.keys(value[2].body.properties)), ['createdate', 'hs_object_id', 'lastmodifieddate', 'lastname']);
+  for (const i of [1, 3, 4]) {
+    assert.equal(value[i].status, 204, JSON.stringify(value[i].body));
+    assert.match(value[i].headers['sforce-limit-info'], /^api-usage=\d+\/\d+$/);
+  }
+  const got = byRecord(recs);
+  assert.deepEqual(sorted(got[SFC[19]].map((r) => JSON.stringify(harness.fieldMap(r)))),
+    sorted([JSON.stringify({ FirstName: ['Udo', 'Udon'] }), JSON.stringify({ Title: ['COO', 'CEO'] })]));
+  assert.deepEqual(harness.fieldMap(got[SFC[1]][0]), { Phone: [null, '555-0302'] });
+  assert.deepEqual(harness.fieldMap(got['7801'][0]), { firstname: ['Ike', 'Ikea'] });
+  assert.deepEqual(harness.fieldMap(got['7802'][0]), { lastname: ['Jost', 'Jostle'] });
+  assert.deepEqual(folded, { hubspot: 1, salesforce: 2 });
+  FOLDED.hubspot += 1;
+  FOLDED.salesforce += 2;
+  /* both dry-run writes of the one record are read back */
+  const r = await sf(SF_DRY).sobject('Contact').retrieve(SFC[19], { fields: ['FirstName', 'Title'] });
+  assert.deepEqual([r.FirstName, r.Title], ['Udon', 'CEO']);
 });
 
 /* ---------------- 9. faults on the folded read ---------------- */
