@@ -1116,6 +1116,47 @@ test('a client that resets its connection while its read waits in the window, or
   }
   assert.equal((await hsState(6911)).properties.firstname, 'Sam', 'the reset write never reached the CRM');
   assert.equal((await hsState(6901)).properties.firstname, 'Oda');
+
+  /* every client of a group resets: while the reads wait (the window's queue empties), and
+   * while the folded read is in flight (crmgate drops it); the next writes are served */
+  for (const inFlight of [false, true]) {
+    if (inFlight) await fake.fault({ match: { method: 'POST', path: '^/crm/v3/objects/contacts/batch/read$' }, action: 'latency', ms: 1500, count: 1 });
+    try {
+      await fake.clearRequests();
+      const raws = [rawPatch('6901', { firstname: 'GoneA' }), rawPatch('6911', { firstname: 'GoneB' })];
+      await Promise.all(raws.map((x) => x.ready));
+      if (inFlight) {
+        const deadline = Date.now() + 10000;
+        while ((await sent()).hsBatchReads.length === 0) {
+          if (Date.now() > deadline) throw new Error('the folded read never reached the fake');
+          await new Promise((res) => setTimeout(res, 20));
+        }
+      } else {
+        await new Promise((res) => setTimeout(res, Math.floor(WINDOW_MS / 4)));
+      }
+      const mark = gate.stderr().length;
+      for (const x of raws) x.reset();
+      for (let seen = 0, deadline = Date.now() + 10000; seen < 2;) {
+        seen = (gate.stderr().slice(mark).match(/: connection error in state \d+/g) || []).length;
+        if (Date.now() > deadline) throw new Error(`crmgate logged ${seen} of the 2 resets`);
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    } finally {
+      await fake.clearFaults();
+    }
+    const next = await step(() => Promise.all([
+      hs().crm.contacts.basicApi.update('6902', { properties: { lastname: `After${inFlight}` } }),
+      hs().crm.contacts.basicApi.update('6912', { properties: { lastname: `After${inFlight}` } }),
+    ]));
+    assert.deepEqual(next.value.map((v) => v.properties.lastname), [`After${inFlight}`, `After${inFlight}`]);
+    assert.equal(next.s.hsBatchReads.length, 1);
+    assert.deepEqual(sorted(next.s.hsBatchReads[0].ids), ['6902', '6912'], 'a new group, the reset ones gone');
+    assert.deepEqual(sorted(next.s.hsPatches.map((p) => p.id)), ['6902', '6912'], 'no reset write forwarded');
+    assert.equal(next.folded.hubspot, 1);
+    FOLDED.hubspot += 1;
+  }
+  assert.equal((await hsState(6901)).properties.firstname, 'Oda');
+  assert.equal((await hsState(6911)).properties.firstname, 'Sam');
   /* crmgate keeps serving */
   const r = await hs().crm.contacts.basicApi.getById('6912', ['firstname']);
   assert.equal(r.properties.firstname, 'Tia2');
