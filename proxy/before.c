@@ -65,11 +65,12 @@ struct before_fetch {
  * with deletes), Salesforce API version and the very same credential join
  * it; the group is then read with one batch read (or, when every request
  * names the same record, with that record's read asking for all their
- * fields). A group of one is read as it was built. Each request keeps only what its own read would have
- * returned (the fields only others asked for are dropped). A folded read
- * refused 400 or 404 (a bad field, a malformed id: one request's fault) is
- * redone request by request; any other refusal is every request's, as its
- * own read would have got it from the same CRM with the same credential.
+ * fields). A group of one is read as it was built. Each request keeps
+ * only what its own read would have returned (the fields only others
+ * asked for are dropped). A folded read refused 400 or 404 (a bad field, a
+ * malformed id: one request's fault) is redone request by request; any
+ * other refusal is every request's, as its own read would have got it
+ * from the same CRM with the same credential.
  */
 struct before_queue {
     struct worker *w;
