@@ -1417,6 +1417,8 @@ static void jf_init(struct jf *j, const char *in, size_t len, struct jsonfilter_
     j->failed = 0;
     j->oom = 0;
     j->unique = 0;
+    j->skip = NULL;
+    j->skiplen = 0;
     j->hs_shape = FILTER_HS_RECORDS;
     j->key.heap = j->aux.heap = NULL;
     j->key.s = j->key.small;

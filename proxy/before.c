@@ -5,7 +5,8 @@
  * is read with the single-record GET, a larger one with HubSpot batch/read
  * or Salesforce's collections retrieve, so a batch of a hundred updates
  * costs one read, not a hundred. Salesforce upserts by external id and
- * deletes (which need the whole record) are read one by one.
+ * deletes (which need the whole record) are read one by one. Single-record
+ * reads of concurrent requests are folded the same way (below).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,12 +63,14 @@ struct before_fetch {
  * the loop (or before_read_window_ms), where the reads of other requests
  * for the same object type, id property, kind (HubSpot deletes fold only
  * with deletes), Salesforce API version and the very same credential join
- * it; the group is then read with one batch read. A group of one is read
- * as it was built. Each request keeps only what its own read would have
- * returned (the fields only others asked for are dropped). A folded read
- * refused 400 or 404 (a bad field, a malformed id: one request's fault) is
- * redone request by request; any other refusal is every request's, as its
- * own read would have got it from the same CRM with the same credential.
+ * it; the group is then read with one batch read (or, when every request
+ * names the same record, with that record's read asking for all their
+ * fields). A group of one is read as it was built. Each request keeps
+ * only what its own read would have returned (the fields only others
+ * asked for are dropped). A folded read refused 400 or 404 (a bad field, a
+ * malformed id: one request's fault) is redone request by request; any
+ * other refusal is every request's, as its own read would have got it
+ * from the same CRM with the same credential.
  */
 struct before_queue {
     struct worker *w;
@@ -755,8 +758,8 @@ static void before_fold_donecb(struct upstream_response *rsp, void *arg)
         why = "out of memory";
     } else if (ok && (rsp->status == 400 || (rsp->status == 404 && f->nid > 1))) {
         redo = 1; /* maybe one request's fault (a bad field, a malformed id): each reads alone */
-    } else if (ok && rsp->status == 404) {
-        answered = 1; /* the one record asked for does not exist */
+    } else if (ok && (rsp->status == 404 || rsp->status == 300)) {
+        answered = 1; /* the one record asked for: none, or several (as its own read says) */
     } else if (ok && rsp->status >= 200 && rsp->status <= 299) {
         if ((got = calloc(f->nid, sizeof(*got))) == NULL)
             why = "out of memory";

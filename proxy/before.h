@@ -17,7 +17,10 @@
  * object; Salesforce: an object with its Id) or, for several records, not a
  * list of them: no before value is made up, and a record is never taken for
  * missing because its answer was malformed. These calls spend the
- * customer's API quota, so they are counted apart in the metrics.
+ * customer's API quota, so they are counted apart in the metrics; and the
+ * single-record reads of concurrent writes with the same credential are
+ * folded into one batch read (before.c), each write keeping exactly what
+ * its own read would have returned.
  */
 #ifndef CRMGATE_BEFORE_H
 #define CRMGATE_BEFORE_H
