@@ -11,14 +11,19 @@
  * write's before-state only its own fields, in the audit record, the SDK answer and the dry-run
  * overlay), the same record twice (asked once), a record the CRM does not have (the CRM's own
  * 404), a property that does not exist (HubSpot ignores it in reads: still one read), a 400 or
- * 404 to the folded read (every write read again on its own), updates by idProperty, different
- * credentials and a delete next to updates (never folded together), Salesforce updates (one
- * collections retrieve; upserts by external id, deletes and another API version read on their
- * own; a field that does not exist: 400, then each on its own), refusals and failures of the
- * folded read (every write refused as a failing single read is today, nothing forwarded), the
- * default window 0 (sequential writes read exactly as before; concurrent ones: every read
- * accounted for), the counters, and clients that reset their connection while their read waits
- * in the window or is in flight.
+ * 404 to the folded read (every write read again on its own), updates by idProperty, a batch
+ * write beside single ones (keeps its own read), 101 writes (a batch/read holds 100), different
+ * credentials and a delete next to updates (never folded together), custody keys sharing an
+ * integration's token (folded), Salesforce updates (one collections retrieve; upserts by
+ * external id, deletes and another API version read on their own; a field that does not exist:
+ * 400, then each on its own), both CRMs in one window, refusals and failures of the folded read
+ * (429, 5xx, reset, timeout, an answer that is not a list: every write refused as a failing
+ * single read is today, nothing forwarded), the default window 0 (sequential writes read exactly
+ * as before; concurrent ones: every read accounted for), the counters, clients that reset their
+ * connection while their read waits in the window or is in flight, and SIGTERM during a window.
+ *
+ * CRMGATE_FOLD_WINDOW_MS overrides the window (500 ms; 1000 under valgrind's CRMGATE_SLOW);
+ * CRMGATE_FOLD_DEBUG=1 prints what the SIGTERM test saw.
  *
  *   CRMGATE_BIN=$PWD/crmgate node --test tests/e2e/before_fold.test.js
  */
@@ -914,7 +919,7 @@ test('dry-run writes of both CRMs in one window fold per CRM (one Salesforce rec
 
 /* ---------------- 9. faults on the folded read ---------------- */
 
-test('a folded read refused 429 or failing (500, reset): every write of the group is refused as a failing single read is today; nothing forwarded', { skip: GATE }, async () => {
+test('a folded read refused 429 or failing (500, reset, an answer that is not a list): every write of the group is refused as a failing single read is today; nothing forwarded', { skip: GATE }, async () => {
   const ids = ['6701', '6702', '6703'];
   /* every batch/read fails while the fault is armed: curl resends a read whose reused connection
    * was reset, and that resend must fail too (as in upstream_faults.test.js) */
@@ -1208,8 +1213,8 @@ test('SIGTERM while reads wait in the window: the writes finish or fail cleanly,
     await fake.clearRequests();
     const ids = ['7701', '7702', '7703'];
     const writes = settle(ids.map((id) => hs(HS_TOKEN, g).crm.contacts.basicApi.update(id, { properties: { lastname: `Term${id}` } })));
-    /* the writes are in: their records' intents need not be committed yet, so wait on the log
-     * of the connections instead: a quarter of the window is ample for three requests */
+    /* a quarter of the window lets the requests arrive and queue their reads (for coverage
+     * only: whenever the SIGTERM lands, what is checked below must hold) */
     await new Promise((res) => setTimeout(res, 250));
     const code = await g.stop(); /* throws unless the exit is 0 after SIGTERM */
     stopped = true;
