@@ -702,16 +702,21 @@ test(`HubSpot: ${CAP_WRITES} concurrent updates: one batch/read of 100, the one 
   const ids = Array.from({ length: CAP_WRITES }, (_, i) => String(7201 + i));
   const { value, s, recs, folded } = await step(() => Promise.all(ids.map((id) => hs().crm.contacts.basicApi.update(id, { properties: { lastname: `L${id}` } }))));
   assert.equal(value.length, CAP_WRITES);
-  assert.equal(s.hsBatchReads.length, 1, `batch sizes ${s.hsBatchReads.map((b) => b.ids.length)}`);
-  assert.equal(s.hsBatchReads[0].ids.length, 100);
-  assert.equal(s.hsBatchReads[0].status, 200);
-  assert.equal(s.hsGets.length, 1);
-  assert.deepEqual(sorted([...s.hsBatchReads[0].ids, s.hsGets[0].id]), sorted(ids));
+  const sizes = s.hsBatchReads.map((b) => b.ids.length);
+  for (const b of s.hsBatchReads) assert.equal(b.status, 200);
+  assert.ok(Math.max(...sizes) <= 100, `batch sizes ${sizes}`);
+  assert.deepEqual(sorted([...s.hsBatchReads.flatMap((b) => b.ids), ...s.hsGets.map((g) => g.id)]), sorted(ids), 'each record read once');
+  if (!process.env.CRMGATE_SLOW) {
+    /* valgrind may take longer than the window to take in 101 requests: the split is then
+     * the window's; otherwise it is the cap's */
+    assert.deepEqual(sizes, [100], `batch sizes ${sizes}`);
+    assert.equal(s.hsGets.length, 1);
+  }
   assert.equal(s.hsPatches.length, CAP_WRITES);
   const got = byRecord(recs);
   for (const id of ids) assert.deepEqual(harness.fieldMap(got[id][0]), { lastname: [null, `L${id}`] });
-  assert.equal(folded.hubspot, 99);
-  FOLDED.hubspot += 99;
+  assert.equal(folded.hubspot, CAP_WRITES - readCount(s));
+  FOLDED.hubspot += folded.hubspot;
 });
 
 /* ---------------- 8. Salesforce ---------------- */
