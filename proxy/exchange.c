@@ -954,8 +954,6 @@ static int exchange_forward(struct exchange *ex)
     return -1;
 }
 
-static int exchange_copy_fields(struct http_fields *to, const struct http_fields *from);
-
 /*
  * Keep before-states (new references) and their flags for the records and
  * the dry-run, and the quota headers of the CRM's answer.
@@ -971,20 +969,7 @@ static int exchange_keep_before(struct exchange *ex, const struct before_result 
     memcpy(ex->unknown, res->unknown, ex->ef.ops.n);
     for (size_t i = 0; i < ex->ef.ops.n; i++)
         ex->before[i] = before[i] != NULL ? json_incref(before[i]) : NULL;
-    return exchange_copy_fields(&ex->quota, &res->quota);
-}
-
-/* Append every field of from to to; 0 / -1 out of memory. */
-static int exchange_copy_fields(struct http_fields *to, const struct http_fields *from)
-{
-    for (size_t k = 0; k < from->n; k++) {
-        size_t nl, vl;
-        const char *n = http_field_name(from, k, &nl);
-        const char *v = http_field_value(from, k, &vl);
-        if (http_fields_add(to, n, nl, v, vl) < 0)
-            return -1;
-    }
-    return 0;
+    return http_fields_copy(&ex->quota, &res->quota);
 }
 
 /*
@@ -1485,7 +1470,7 @@ static void exchange_dry_run(struct exchange *ex)
          http_fields_add(&ex->out, "x-hubspot-correlation-id", 24, conn_request_id(ex->c),
                          strlen(conn_request_id(ex->c))) < 0) ||
         /* the quota as the CRM counted crmgate's read of the record (none for a create) */
-        exchange_copy_fields(&ex->out, &ex->quota) < 0 ||
+        http_fields_copy(&ex->out, &ex->quota) < 0 ||
         exchange_build_records(ex, "dry_run", out.ids) < 0 || exchange_dry_missing(ex, &out) < 0) {
         json_decref(overlay);
         store_seen_free(seen, EXCHANGE_OVERLAY_PER_OP * ex->ef.ops.n + 1);

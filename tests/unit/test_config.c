@@ -45,6 +45,7 @@ static void test_default(void **state)
     assert_null(cfg->upstream_salesforce);
     assert_string_equal(cfg->state_dir, "./var");
     assert_int_equal(cfg->limits.header_bytes, 64 * 1024);
+    assert_int_equal(cfg->before_read_window_ms, 0); /* fold within a turn of the loop */
     /* Salesforce instance URLs: the CA's Salesforce domains, canonical (no leading dot) */
     assert_int_equal(cfg->nsf_domains, 2);
     assert_string_equal(cfg->sf_domains[0], "salesforce.com");
@@ -72,7 +73,8 @@ static void test_file_and_overrides(void **state)
     struct config *cfg;
     const char *path = write_config(
         "{\"listen\":\"0.0.0.0:9000\",\"upstreams\":{\"hubspot\":\"http://127.0.0.1:1/hs/\"},"
-        "\"limits\":{\"body_bytes\":2048,\"header_timeout_ms\":500},\"upstream_timeout_ms\":700}");
+        "\"limits\":{\"body_bytes\":2048,\"header_timeout_ms\":500},\"upstream_timeout_ms\":700,"
+        "\"before_read_window_ms\":1000}");
 
     (void)state;
     cfg = config_load(path, &ov, err, sizeof(err));
@@ -86,6 +88,7 @@ static void test_file_and_overrides(void **state)
     assert_int_equal(cfg->limits.body_bytes, 2048);
     assert_int_equal(cfg->limits.header_timeout_ms, 500);
     assert_int_equal(cfg->upstream_timeout_ms, 700);
+    assert_int_equal(cfg->before_read_window_ms, 1000);
     config_unref(cfg);
     unlink(path);
 
@@ -124,6 +127,8 @@ static void test_errors(void **state)
         {"{\"upstreams\":{\"hubspot\":\"https://user:pw@x\"}}", "credentials"},
         {"{\"upstreams\":{\"pipedrive\":\"https://x\"}}", "/upstreams/pipedrive: unknown key"},
         {"{\"workers\":-1}", "/workers: must be an integer"},
+        {"{\"before_read_window_ms\":1001}", "/before_read_window_ms: must be an integer"},
+        {"{\"before_read_window_ms\":\"10\"}", "/before_read_window_ms: must be an integer"},
         {"{\"log_level\":\"loud\"}", "/log_level"},
         {"{\"vault\":{\"salesforce_domains\":[\"com\"]}}", "/vault/salesforce_domains/0"},
         {"{\"vault\":{\"salesforce_domains\":[\".\"]}}", "is not a domain"},
