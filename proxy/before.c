@@ -17,6 +17,7 @@
 
 #include "../policy/diff.h"
 #include "../policy/jsonfilter.h"
+#include "../policy/salesforce.h"
 #include "before.h"
 #include "config.h"
 #include "log.h"
@@ -223,6 +224,20 @@ struct before_ask {
     size_t nfop;
 };
 
+/* Whether the array of names arr has name (compared as before_field_list does). */
+static int before_listed(const json_t *arr, const char *name)
+{
+    size_t i;
+    const json_t *v;
+
+    json_array_foreach(arr, i, v)
+    {
+        if (strcasecmp(json_string_value(v), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Build the URL (and body, for HubSpot's batch/read) of a read; 0 / -1. */
 static int before_build(const struct before_ask *a, const char *base, const char *ver, char **url,
                         char **body)
@@ -257,7 +272,10 @@ static int before_build(const struct before_ask *a, const char *base, const char
         for (size_t k = 0; k < a->nfop && !bad; k++) {
             const struct crm_op *op = a->fop[k];
             for (size_t i = 0; i < op->nwrites && !bad; i++) {
-                json_t *name = json_string(op->writes[i].name);
+                json_t *name;
+                if (before_listed(hist, op->writes[i].name))
+                    continue; /* each name once, as the single read's list has it */
+                name = json_string(op->writes[i].name);
                 bad = json_array_append(props, name) < 0 || json_array_append(hist, name) < 0;
                 json_decref(name);
             }
@@ -671,13 +689,22 @@ static const struct crm_op *before_call_op(const struct before_call *call)
     return &call->bf->ops->v[call->idx[0]];
 }
 
-/* Whether call may wait to be folded: a single-record read Salesforce can also batch. */
+/* Whether call may wait to be folded: a single-record read the CRM can also batch. */
 static int before_foldable(const struct before_call *call)
 {
     const struct crm_op *op = before_call_op(call);
+    const char *owner;
 
-    return !call->batch &&
-           !(call->bf->crm == CRM_SALESFORCE && (op->id_property != NULL || op->nwrites == 0));
+    if (call->batch)
+        return 0;
+    if (call->bf->crm != CRM_SALESFORCE)
+        return 1;
+    /* Salesforce: only ids whose key prefix is the object's, as far as crmgate knows: the
+     * collections retrieve answers null for an id of no such record, where the record's own
+     * read may refuse it (400), which a write's before-state must tell apart */
+    owner = strlen(op->record_id) >= 3 ? sf_object_for_id(NULL, op->record_id) : NULL;
+    return op->id_property == NULL && op->nwrites > 0 && owner != NULL &&
+           strcasecmp(owner, op->object) == 0;
 }
 
 /* Whether two queued reads can be one: same CRM, object, kind, version and credential. */

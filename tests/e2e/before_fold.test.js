@@ -703,7 +703,12 @@ test(`HubSpot: ${CAP_WRITES} concurrent updates: one batch/read of 100, the one 
   const { value, s, recs, folded } = await step(() => Promise.all(ids.map((id) => hs().crm.contacts.basicApi.update(id, { properties: { lastname: `L${id}` } }))));
   assert.equal(value.length, CAP_WRITES);
   const sizes = s.hsBatchReads.map((b) => b.ids.length);
-  for (const b of s.hsBatchReads) assert.equal(b.status, 200);
+  for (const b of s.hsBatchReads) {
+    assert.equal(b.status, 200);
+    /* every write names lastname: the read asks for it once, as a single read's list does */
+    assert.deepEqual(b.body.properties, ['lastname']);
+    assert.deepEqual(b.body.propertiesWithHistory, ['lastname']);
+  }
   assert.ok(Math.max(...sizes) <= 100, `batch sizes ${sizes}`);
   assert.deepEqual(sorted([...s.hsBatchReads.flatMap((b) => b.ids), ...s.hsGets.map((g) => g.id)]), sorted(ids), 'each record read once');
   if (!process.env.CRMGATE_SLOW) {
