@@ -513,12 +513,14 @@ static json_t *before_json(enum crm crm, struct upstream_response *rsp)
 /*
  * The records of a read's 2xx answer: got[k], the fields of record ids[k]
  * (found by the id property idprop when not NULL), or NULL when the answer
- * does not have it. 0, or -1 with why: the answer is not what was asked
- * for (nothing is taken from it).
+ * does not have it. stray (may be NULL): the answer's records that match no
+ * id asked for, or one already matched (HubSpot answers a merged-away id
+ * with the primary record, under the primary's id). 0, or -1 with why: the
+ * answer is not what was asked for (nothing is taken from it).
  */
 static int before_parse(enum crm crm, int batch, const char *const *ids, size_t n,
                         const char *idprop, struct upstream_response *rsp, json_t **got,
-                        const char **why)
+                        const char **why, size_t *stray)
 {
     json_t *root, *arr, *rec;
     size_t i;
@@ -568,7 +570,11 @@ static int before_parse(enum crm crm, int batch, const char *const *ids, size_t 
     {
         long k = before_match(crm, ids, n, idprop, rec, i);
         json_t *f;
-        if (k < 0 || json_is_null(rec))
+        if (json_is_null(rec))
+            continue;
+        if (stray != NULL && (k < 0 || got[k] != NULL))
+            (*stray)++;
+        if (k < 0)
             continue;
         if ((f = before_fields(crm, rec)) == NULL) {
             *why = "a record in the CRM's answer has no fields";
@@ -613,7 +619,7 @@ static void before_donecb(struct upstream_response *rsp, void *arg)
             ids[k] = bf->ops->v[call->idx[k]].record_id;
         if (ids == NULL || got == NULL ||
             before_parse(bf->crm, call->batch, ids, call->nidx,
-                         bf->ops->v[call->idx[0]].id_property, rsp, got, &why) < 0) {
+                         bf->ops->v[call->idx[0]].id_property, rsp, got, &why, NULL) < 0) {
             before_fail(bf, 0, why);
         } else {
             for (size_t k = 0; k < call->nidx; k++) {
@@ -779,6 +785,7 @@ static void before_fold_donecb(struct upstream_response *rsp, void *arg)
     json_t **got = NULL;
     const char *why = NULL;
     int ok = rsp->result == CURLE_OK, redo = 0, answered = 0;
+    size_t stray = 0, alone = 0;
 
     f->xfer = NULL;
     if (ok && before_scrub(&f->headers, rsp) < 0) {
@@ -791,11 +798,9 @@ static void before_fold_donecb(struct upstream_response *rsp, void *arg)
         if ((got = calloc(f->nid, sizeof(*got))) == NULL)
             why = "out of memory";
         else if (before_parse(f->crm, f->nid > 1, (const char *const *)f->id, f->nid, f->idprop,
-                              rsp, got, &why) == 0)
+                              rsp, got, &why, &stray) == 0)
             answered = 1;
     }
-    if (answered)
-        metrics_before_folded(f->crm, (unsigned)(f->n - 1));
     for (size_t k = 0; k < f->n; k++) {
         struct before_call *m = f->member[k];
         struct before_fetch *bf;
@@ -805,11 +810,14 @@ static void before_fold_donecb(struct upstream_response *rsp, void *arg)
         f->member[k] = NULL;
         m->fold = NULL;
         bf = m->bf;
-        if (redo) {
+        rec = got != NULL ? got[f->which[k]] : NULL;
+        if (redo || (answered && stray > 0 && rec == NULL)) {
+            /* a record the answer could not place may be this one's (a merged-away id): its
+             * own read tells, as it follows the merge */
+            alone++;
             before_go(m);
             continue;
         }
-        rec = got != NULL ? got[f->which[k]] : NULL;
         if (ok && why == NULL && before_keep_quota(bf, rsp) < 0) {
             before_fail(bf, 0, "out of memory");
         } else if (why != NULL) {
@@ -825,6 +833,8 @@ static void before_fold_donecb(struct upstream_response *rsp, void *arg)
         }
         before_settle(bf);
     }
+    if (answered && f->n > alone + 1)
+        metrics_before_folded(f->crm, (unsigned)(f->n - alone - 1));
     for (size_t k = 0; got != NULL && k < f->nid; k++)
         json_decref(got[k]);
     free(got);
