@@ -951,7 +951,9 @@ static void before_flushcb(evutil_socket_t fd, short what, void *arg)
         size_t n = 1, cap;
         if (call == NULL)
             continue;
-        cap = call->bf->crm == CRM_HUBSPOT ? BEFORE_HS_BATCH : BEFORE_SF_RETRIEVE;
+        cap = call->bf->crm == CRM_SALESFORCE     ? BEFORE_SF_RETRIEVE
+              : before_call_op(call)->nwrites > 0 ? BEFORE_HS_HISTORY
+                                                  : BEFORE_HS_BATCH;
         for (size_t j = i + 1; j < q->n && n < cap; j++)
             n += q->v[j] != NULL && before_same_read(call, q->v[j]);
         if (n > 1 && (m = calloc(n, sizeof(*m))) != NULL) {
@@ -1061,7 +1063,8 @@ static int before_plan(struct before_fetch *bf)
         const struct crm_op *op = &ops->v[i];
         struct before_call *call, *nc;
         /* Salesforce reads upserts by external id and deletes (whole records) one by one. */
-        int single = bf->crm == CRM_SALESFORCE && (op->id_property != NULL || op->nwrites == 0);
+        int single = bf->crm == CRM_SALESFORCE && (op->id_property != NULL || op->nwrites == 0),
+            hist;
         if (taken[i] || !before_needed(op))
             continue;
         if (bf->ncalls >= BEFORE_MAX_CALLS)
@@ -1078,13 +1081,18 @@ static int before_plan(struct before_fetch *bf)
             goto fail;
         call->idx[call->nidx++] = i;
         taken[i] = 1;
+        /* HubSpot: a read asking for property histories (an op that writes) takes fewer */
+        hist = bf->crm == CRM_HUBSPOT && op->nwrites > 0;
         for (size_t j = i + 1; j < ops->n && !single && call->nidx < cap; j++) {
             const struct crm_op *o2 = &ops->v[j];
             if (taken[j] || !before_needed(o2) || strcasecmp(o2->object, op->object) != 0 ||
                 (o2->id_property == NULL) != (op->id_property == NULL) ||
                 (op->id_property != NULL && strcasecmp(o2->id_property, op->id_property) != 0) ||
-                (bf->crm == CRM_SALESFORCE && (o2->id_property != NULL || o2->nwrites == 0)))
+                (bf->crm == CRM_SALESFORCE && (o2->id_property != NULL || o2->nwrites == 0)) ||
+                ((hist || (bf->crm == CRM_HUBSPOT && o2->nwrites > 0)) &&
+                 call->nidx >= BEFORE_HS_HISTORY))
                 continue;
+            hist |= bf->crm == CRM_HUBSPOT && o2->nwrites > 0;
             call->idx[call->nidx++] = j;
             taken[j] = 1;
         }

@@ -34,6 +34,7 @@
 
 #define BEFORE_MAX_CALLS   64  /* upstream reads one request may cause */
 #define BEFORE_HS_BATCH    100 /* HubSpot batch/read inputs per call */
+#define BEFORE_HS_HISTORY  50  /* ... asking for propertiesWithHistory (more: HubSpot's 400) */
 #define BEFORE_SF_RETRIEVE 200 /* Salesforce collections retrieve ids per call */
 
 struct worker;

@@ -415,6 +415,15 @@ test('batch read 200 and 207 with OBJECT_NOT_FOUND errors', async () => {
   r = await hs('POST', '/crm/v3/objects/contacts/batch/read', { inputs: [{ id: 'a@example.com' }], idProperty: 'email', properties: ['email'] });
   assert.equal(r.status, 200);
   assert.equal(r.body.results[0].id, a.id);
+  /* property histories: 50 inputs at most (HubSpot's 400, PipedreamHQ/pipedream#8462); 100 without */
+  const many = (n) => Array.from({ length: n }, (_, i) => ({ id: String(900000 + i) }));
+  r = await hs('POST', '/crm/v3/objects/contacts/batch/read', { inputs: many(51), properties: ['email'], propertiesWithHistory: ['email'] });
+  assert.equal(r.status, 400);
+  assert.match(r.body.message, /property histories is 50/);
+  r = await hs('POST', '/crm/v3/objects/contacts/batch/read', { inputs: many(50), properties: ['email'], propertiesWithHistory: ['email'] });
+  assert.equal(r.status, 207);
+  r = await hs('POST', '/crm/v3/objects/contacts/batch/read', { inputs: many(100), properties: ['email'] });
+  assert.equal(r.status, 207);
 });
 
 test('batch create 201; one bad input fails all unless every input has objectWriteTraceId (207)', async () => {

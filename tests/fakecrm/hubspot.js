@@ -133,6 +133,9 @@ const REVERSE_LABEL = { 'Child Company': 'Parent Company' };
 
 const FIRST_ID = 51234567001; /* above 2^31: catches int32 truncation of ids (php#261, nodejs#393) */
 const BATCH_MAX = 100;
+/* a batch/read asking for property histories takes 50 inputs: HubSpot answers more 400 "The maximum
+ * number of inputs supported in a batch request for property histories is 50" (PipedreamHQ/pipedream#8462) */
+const HISTORY_BATCH_MAX = 50;
 const SEARCH_MAX_LIMIT = 200;
 const SEARCH_WINDOW = 10000;
 const LIST_MAX_LIMIT = 100;
@@ -782,6 +785,9 @@ module.exports = function create(fake) {
     if (dup.length) throw invalid(`Duplicate IDs found in batch input: [${[...new Set(dup)].join(', ')}]. IDs must be unique`);
     const want = Array.isArray(b.properties) && b.properties.length ? b.properties : null;
     const history = Array.isArray(b.propertiesWithHistory) ? b.propertiesWithHistory : [];
+    if (history.length && ids.length > HISTORY_BATCH_MAX) {
+      throw invalid(`The maximum number of inputs supported in a batch request for property histories is ${HISTORY_BATCH_MAX}. Please reduce the number of items and try again.`);
+    }
     const results = [];
     const missing = [];
     for (const id of ids) {
