@@ -900,10 +900,12 @@ static int before_fold_start(struct before_call **m, size_t n)
     }
     /* one record (writes to the same record): its single-record read, with every field */
     ask = (struct before_ask){bf0->crm, f->nid > 1, bf0->lastmod, rec, f->nid, fop, n};
+    /* the credential last, as before_start puts it: nothing added after it can move (realloc)
+     * the buffer, leaving a copy of it in freed memory */
     if (before_build(&ask, bf0->base, bf0->ver, &f->url, &f->body) < 0 ||
-        http_fields_copy(&f->headers, &m[0]->headers) < 0 ||
         (f->body != NULL &&
-         http_fields_add(&f->headers, "Content-Type", 12, "application/json", 16) < 0))
+         http_fields_add(&f->headers, "Content-Type", 12, "application/json", 16) < 0) ||
+        http_fields_copy(&f->headers, &m[0]->headers) < 0)
         goto fail;
     f->xfer = before_send(bf0, f->url, f->body, &f->headers, before_fold_donecb, f);
     if (f->xfer == NULL)
