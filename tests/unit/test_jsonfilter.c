@@ -1347,7 +1347,6 @@ static void test_member(void **state)
     member_is("", "properties", -1, NULL);
 }
 
-/* jsonfilter_parse: numbers, escapes and structure as jansson makes them. */
 /* jsonfilter_parse_without: the tree without the named members, which are still validated. */
 static void test_parse_without(void **state)
 {
@@ -1393,6 +1392,7 @@ static void test_parse_without(void **state)
     assert_non_null(strstr(err, "deep"));
 }
 
+/* jsonfilter_parse: numbers, escapes and structure as jansson makes them. */
 static void test_parse(void **state)
 {
     static const char *const same[] = {
