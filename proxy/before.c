@@ -69,9 +69,10 @@ struct before_fetch {
  * fields). A group of one is read as it was built. Each request keeps
  * only what its own read would have returned (the fields only others
  * asked for are dropped). A folded read refused 400 or 404 (a bad field, a
- * malformed id: one request's fault) is redone request by request; any
- * other refusal is every request's, as its own read would have got it
- * from the same CRM with the same credential.
+ * malformed id: one request's fault) or as too large (413, 414, 431: the
+ * fold's own doing) is redone request by request; any other refusal is
+ * every request's, as its own read would have got it from the same CRM
+ * with the same credential.
  */
 struct before_queue {
     struct worker *w;
@@ -792,6 +793,9 @@ static void before_fold_donecb(struct upstream_response *rsp, void *arg)
         why = "out of memory";
     } else if (ok && (rsp->status == 400 || (rsp->status == 404 && f->nid > 1))) {
         redo = 1; /* maybe one request's fault (a bad field, a malformed id): each reads alone */
+    } else if (ok && (rsp->status == 413 || rsp->status == 414 || rsp->status == 431)) {
+        redo = 1; /* the fold's own doing (every request's records and fields in one URL or
+                     body): no request's own read is that large */
     } else if (ok && (rsp->status == 404 || rsp->status == 300)) {
         answered = 1; /* the one record asked for: none, or several (as its own read says) */
     } else if (ok && rsp->status >= 200 && rsp->status <= 299) {
