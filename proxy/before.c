@@ -89,8 +89,7 @@ struct before_fold {
     size_t nid;
     size_t *which; /* member k reads id[which[k]] */
     char *idprop;  /* HubSpot idProperty, or NULL */
-    char **name;   /* every field some member writes */
-    size_t nname;
+    json_t *names; /* every field some member writes, once (an array of strings) */
     struct upstream_xfer *xfer;
     char *url, *body;
     struct http_fields headers; /* the members' own: they carry the credential */
@@ -734,10 +733,8 @@ static void before_fold_free(struct before_fold *f)
 {
     for (size_t k = 0; f->id != NULL && k < f->nid; k++)
         free(f->id[k]);
-    for (size_t k = 0; k < f->nname; k++)
-        free(f->name[k]);
     free(f->id);
-    free(f->name);
+    json_decref(f->names);
     free(f->which);
     free(f->idprop);
     free(f->member);
@@ -771,10 +768,7 @@ static json_t *before_own_copy(const struct before_fold *f, const struct crm_op 
         return NULL;
     json_object_foreach_safe(out, tmp, key, v)
     {
-        int other = 0;
-        for (size_t k = 0; k < f->nname && !other; k++)
-            other = strcasecmp(f->name[k], key) == 0;
-        if (other && !before_asks(op, key))
+        if (before_listed(f->names, key) && !before_asks(op, key))
             json_object_del(out, key);
     }
     return out;
@@ -845,27 +839,6 @@ static void before_fold_donecb(struct upstream_response *rsp, void *arg)
     before_fold_free(f);
 }
 
-/* Add name to the fold's fields unless there; 0 / -1. */
-static int before_fold_name(struct before_fold *f, const char *name, size_t *cap)
-{
-    for (size_t k = 0; k < f->nname; k++) {
-        if (strcasecmp(f->name[k], name) == 0)
-            return 0;
-    }
-    if (f->nname == *cap) {
-        size_t ncap = *cap * 2 + 8;
-        char **nv = realloc(f->name, ncap * sizeof(*nv));
-        if (nv == NULL)
-            return -1;
-        f->name = nv;
-        *cap = ncap;
-    }
-    if ((f->name[f->nname] = strdup(name)) == NULL)
-        return -1;
-    f->nname++;
-    return 0;
-}
-
 /*
  * Read the queued calls m[0..n) (n > 1, alike by before_same_read) with one
  * read: the fold takes m. 0, or -1 (nothing started; m is still the caller's).
@@ -877,9 +850,9 @@ static int before_fold_start(struct before_call **m, size_t n)
     const struct crm_op **fop = calloc(n, sizeof(*fop)), **rec = calloc(n, sizeof(*rec));
     struct before_fold *f = calloc(1, sizeof(*f));
     struct before_ask ask = {0};
-    size_t ncap = 0;
 
-    if (f == NULL || fop == NULL || rec == NULL || (f->id = calloc(n, sizeof(char *))) == NULL ||
+    if (f == NULL || fop == NULL || rec == NULL || (f->names = json_array()) == NULL ||
+        (f->id = calloc(n, sizeof(char *))) == NULL ||
         (f->which = calloc(n, sizeof(size_t))) == NULL ||
         (op0->id_property != NULL && (f->idprop = strdup(op0->id_property)) == NULL))
         goto fail;
@@ -898,7 +871,9 @@ static int before_fold_start(struct before_call **m, size_t n)
         f->which[k] = u;
         fop[k] = op;
         for (size_t i = 0; i < op->nwrites; i++) {
-            if (before_fold_name(f, op->writes[i].name, &ncap) < 0)
+            const char *name = op->writes[i].name;
+            if (!before_listed(f->names, name) &&
+                json_array_append_new(f->names, json_string(name)) < 0)
                 goto fail;
         }
     }
